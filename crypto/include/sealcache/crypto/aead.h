@@ -1,0 +1,71 @@
+// Aead: AES-256-GCM with the Tink shape. Nonces are generated inside from RAND_bytes, so a
+// caller cannot reuse one.
+//
+// Ciphertext layout (format version 1):
+//   offset  size  field
+//   0       1     version byte = 0x01
+//   1       12    nonce (random)
+//   13      n     ciphertext (same length as the plaintext)
+//   13+n    16    GCM tag over aad and ciphertext
+//
+// Random 96-bit nonces keep the collision probability below 2^-32 for up to 2^32 messages
+// per key (NIST SP 800-38D 8.3); keys here wrap a few keys or one file's data key each.
+//
+// Thread-safe: Seal and Open may be called concurrently on one Aead.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "sealcache/crypto/secret_bytes.h"
+#include "sealcache/status.h"
+
+namespace sealcache::crypto {
+
+class Aead {
+ public:
+  static constexpr size_t kKeySize = 32;
+  static constexpr uint8_t kFormatVersion = 1;
+  static constexpr size_t kNonceSize = 12;
+  static constexpr size_t kTagSize = 16;
+  static constexpr size_t kOverhead = 1 + kNonceSize + kTagSize;
+
+  // `key` must be kKeySize bytes; Aead keeps its own copy (and wipes it).
+  static Result<std::unique_ptr<Aead>> New(const SecretBytes& key);
+  ~Aead();
+  Aead(const Aead&) = delete;
+  Aead& operator=(const Aead&) = delete;
+
+  // Returns version | nonce | ciphertext | tag. `aad` is authenticated, not stored.
+  Result<std::vector<uint8_t>> Seal(std::span<const uint8_t> plaintext,
+                                    std::span<const uint8_t> aad) const;
+  // Decrypts a Seal() output under the same `aad`. Any change to the ciphertext, the aad
+  // or the key gives Corruption("authentication failed"), never partial plaintext.
+  Result<std::vector<uint8_t>> Open(std::span<const uint8_t> ciphertext,
+                                    std::span<const uint8_t> aad) const;
+  // Same as Open, for secret plaintexts (wrapped keys): the result wipes itself.
+  Result<SecretBytes> OpenSecret(std::span<const uint8_t> ciphertext,
+                                 std::span<const uint8_t> aad) const;
+
+  // Known-answer interface for tests: seal with a caller-chosen nonce. Never use it outside
+  // tests; nonce reuse under one key destroys GCM's security.
+  Result<std::vector<uint8_t>> SealWithNonceForTesting(std::span<const uint8_t> nonce,
+                                                       std::span<const uint8_t> plaintext,
+                                                       std::span<const uint8_t> aad) const;
+
+ private:
+  struct Impl;
+  explicit Aead(std::unique_ptr<Impl> impl);
+  Status OpenInto(std::span<const uint8_t> ciphertext, std::span<const uint8_t> aad,
+                  uint8_t* out) const;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Convenience for text AAD / plaintext.
+inline std::span<const uint8_t> AsBytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace sealcache::crypto

@@ -1,0 +1,135 @@
+#include "sealcache/crypto/aead.h"
+
+#include <openssl/evp.h>
+
+#include <climits>
+#include <cstring>
+
+#include "evp_context_pool.h"
+#include "sealcache/crypto/random.h"
+
+namespace sealcache::crypto {
+
+using internal::EvpContextPool;
+
+struct Aead::Impl {
+  std::unique_ptr<EvpContextPool> seal_pool;
+  std::unique_ptr<EvpContextPool> open_pool;
+};
+
+namespace {
+
+constexpr size_t kHeaderSize = 1 + Aead::kNonceSize;
+
+Status CheckLength(size_t n) {
+  // EVP update lengths are ints.
+  if (n > static_cast<size_t>(INT_MAX) - Aead::kOverhead) {
+    return Status::InvalidArgument("AEAD input larger than 2 GiB");
+  }
+  return Status::Ok();
+}
+
+// Seals into out[0 .. kOverhead + plaintext.size()).
+Status SealInto(EvpContextPool& pool, std::span<const uint8_t> nonce,
+                std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
+  SC_ASSIGN_OR_RETURN(auto lease, pool.Acquire());
+  EVP_CIPHER_CTX* ctx = lease.get();
+  out[0] = Aead::kFormatVersion;
+  std::memcpy(out + 1, nonce.data(), Aead::kNonceSize);
+  int len = 0;
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce.data()) != 1 ||
+      (!aad.empty() &&
+       EVP_EncryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
+      EVP_EncryptUpdate(ctx, out + kHeaderSize, &len, plaintext.data(),
+                        static_cast<int>(plaintext.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx, out + kHeaderSize + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, Aead::kTagSize,
+                          out + kHeaderSize + plaintext.size()) != 1) {
+    return Status::Internal("AES-256-GCM encryption failed");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Aead::Aead(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Aead::~Aead() = default;
+
+Result<std::unique_ptr<Aead>> Aead::New(const SecretBytes& key) {
+  if (key.size() != kKeySize) {
+    return Status::InvalidArgument("AES-256-GCM needs a 32-byte key");
+  }
+  auto impl = std::make_unique<Impl>();
+  SC_ASSIGN_OR_RETURN(impl->seal_pool, EvpContextPool::New(EVP_aes_256_gcm(), key, true));
+  SC_ASSIGN_OR_RETURN(impl->open_pool, EvpContextPool::New(EVP_aes_256_gcm(), key, false));
+  return std::unique_ptr<Aead>(new Aead(std::move(impl)));
+}
+
+Result<std::vector<uint8_t>> Aead::Seal(std::span<const uint8_t> plaintext,
+                                        std::span<const uint8_t> aad) const {
+  uint8_t nonce[kNonceSize];
+  SC_RETURN_IF_ERROR(RandomFill(nonce));
+  return SealWithNonceForTesting(nonce, plaintext, aad);
+}
+
+Result<std::vector<uint8_t>> Aead::SealWithNonceForTesting(std::span<const uint8_t> nonce,
+                                                           std::span<const uint8_t> plaintext,
+                                                           std::span<const uint8_t> aad) const {
+  if (nonce.size() != kNonceSize) return Status::InvalidArgument("nonce must be 12 bytes");
+  SC_RETURN_IF_ERROR(CheckLength(plaintext.size()));
+  SC_RETURN_IF_ERROR(CheckLength(aad.size()));
+  std::vector<uint8_t> out(kOverhead + plaintext.size());
+  SC_RETURN_IF_ERROR(SealInto(*impl_->seal_pool, nonce, plaintext, aad, out.data()));
+  return out;
+}
+
+Status Aead::OpenInto(std::span<const uint8_t> ciphertext, std::span<const uint8_t> aad,
+                      uint8_t* out) const {
+  if (ciphertext.size() < kOverhead) {
+    return Status::Corruption("AEAD ciphertext is shorter than its fixed overhead (truncated)");
+  }
+  if (ciphertext[0] != kFormatVersion) {
+    return Status::Corruption("AEAD ciphertext has unknown format version " +
+                              std::to_string(ciphertext[0]));
+  }
+  SC_RETURN_IF_ERROR(CheckLength(ciphertext.size()));
+  SC_RETURN_IF_ERROR(CheckLength(aad.size()));
+  const size_t n = ciphertext.size() - kOverhead;
+  const uint8_t* nonce = ciphertext.data() + 1;
+  const uint8_t* body = ciphertext.data() + kHeaderSize;
+  uint8_t tag[kTagSize];
+  std::memcpy(tag, body + n, kTagSize);
+
+  SC_ASSIGN_OR_RETURN(auto lease, impl_->open_pool->Acquire());
+  EVP_CIPHER_CTX* ctx = lease.get();
+  int len = 0;  // stays 0 for an empty plaintext
+  if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
+      (!aad.empty() &&
+       EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
+      (n > 0 && EVP_DecryptUpdate(ctx, out, &len, body, static_cast<int>(n)) != 1) ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagSize, tag) != 1) {
+    return Status::Internal("AES-256-GCM decryption failed");
+  }
+  if (EVP_DecryptFinal_ex(ctx, out + len, &len) != 1) {
+    OPENSSL_cleanse(out, n);
+    return Status::Corruption(
+        "authentication failed: wrong key, wrong associated data, or tampered ciphertext");
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<uint8_t>> Aead::Open(std::span<const uint8_t> ciphertext,
+                                        std::span<const uint8_t> aad) const {
+  std::vector<uint8_t> out(ciphertext.size() > kOverhead ? ciphertext.size() - kOverhead : 0);
+  SC_RETURN_IF_ERROR(OpenInto(ciphertext, aad, out.data()));
+  return out;
+}
+
+Result<SecretBytes> Aead::OpenSecret(std::span<const uint8_t> ciphertext,
+                                     std::span<const uint8_t> aad) const {
+  SecretBytes out(ciphertext.size() > kOverhead ? ciphertext.size() - kOverhead : 0);
+  SC_RETURN_IF_ERROR(OpenInto(ciphertext, aad, out.data()));
+  return out;
+}
+
+}  // namespace sealcache::crypto

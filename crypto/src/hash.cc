@@ -1,0 +1,55 @@
+#include "sealcache/crypto/hash.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/sha.h>
+
+namespace sealcache::crypto {
+
+Sha256Digest Sha256(std::span<const uint8_t> data) {
+  Sha256Digest d;
+  SHA256(data.data(), data.size(), d.data());
+  return d;
+}
+
+Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data) {
+  Sha256Digest d;
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), data.data(), data.size(),
+           d.data(), &len) == nullptr ||
+      len != d.size()) {
+    return Status::Internal("HMAC-SHA256 failed");
+  }
+  return d;
+}
+
+Result<SecretBytes> HkdfSha256(const SecretBytes& ikm, std::string_view info, size_t size) {
+  EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
+  if (kdf == nullptr) return Status::Internal("HKDF is not available in this OpenSSL");
+  EVP_KDF_CTX* ctx = EVP_KDF_CTX_new(kdf);
+  EVP_KDF_free(kdf);
+  if (ctx == nullptr) return Status::ResourceExhausted("EVP_KDF_CTX_new failed");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_octet_string(
+                             OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.data()), ikm.size()),
+                         OSSL_PARAM_construct_octet_string(
+                             OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size()),
+                         OSSL_PARAM_construct_end()};
+  SecretBytes out(size);
+  int rc = EVP_KDF_derive(ctx, out.data(), out.size(), params);
+  EVP_KDF_CTX_free(ctx);
+  if (rc != 1) return Status::Internal("HKDF-SHA256 derivation failed");
+  return out;
+}
+
+bool ConstantTimeEquals(std::span<const uint8_t> a, std::span<const uint8_t> b) {
+  if (a.size() != b.size()) return false;
+  return a.empty() || CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace sealcache::crypto

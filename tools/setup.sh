@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, tests and benches need (only what is missing;
+# `apt-get update` only when something is), then configures and builds into build/.
+#
+#   tools/setup.sh            # install what is missing, configure, build
+#   BUILD_DIR=out tools/setup.sh
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+
+PACKAGES=(
+  cmake g++ make pkg-config ccache
+  libssl-dev
+  librocksdb-dev rocksdb-tools libzstd-dev liblz4-dev libsnappy-dev libbz2-dev
+  libfaiss-dev libopenblas-dev
+  libflatbuffers-dev flatbuffers-compiler
+  libboost-dev libboost-program-options-dev
+  libgtest-dev libbenchmark-dev
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing missing packages: ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: not root; run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
+fi
+
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+cmake --build "$BUILD_DIR" -j "$JOBS"
