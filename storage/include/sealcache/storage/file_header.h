@@ -1,0 +1,55 @@
+// The 4096-byte header of every encrypted file (format v1), documented in storage/FORMAT.md.
+//
+// The header is plaintext except for the wrapped data key, and is authenticated as the AAD
+// of that wrapped key: changing any header field makes the data key unwrappable, so a file
+// cannot be re-labelled to another org, key version, IV or kind.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "sealcache/crypto/key_ring.h"
+#include "sealcache/status.h"
+
+namespace sealcache::storage {
+
+inline constexpr size_t kFileHeaderSize = 4096;
+inline constexpr uint16_t kFileFormatV1 = 1;
+
+enum class FileKind : uint8_t {
+  kSst = 1,
+  kWal = 2,
+  kManifest = 3,
+  kIndexSnapshot = 4,
+  kOther = 5,
+};
+std::string_view FileKindName(FileKind kind);  // "sst", "wal", ...
+
+struct FileHeader {
+  uint16_t format_version = kFileFormatV1;
+  FileKind kind = FileKind::kOther;
+  crypto::RingId ring;  // node, or the org whose key protects the file
+  uint32_t key_version = 0;
+  std::array<uint8_t, 16> file_id{};  // random; names the file in audits
+  std::array<uint8_t, 16> iv{};       // random CTR IV of the body
+  std::vector<uint8_t> wrapped_data_key;
+};
+
+// Serialises `header` to exactly kFileHeaderSize bytes. `wrapped_data_key` must already be
+// sealed over HeaderAad() of the same fields.
+std::vector<uint8_t> EncodeFileHeader(const FileHeader& header);
+// The associated data the data key is wrapped under: the encoded header up to (excluding)
+// the wrapped key length field.
+std::vector<uint8_t> HeaderAad(const FileHeader& header);
+// Parses and checks the layout (magic, version, lengths, org id, zero padding). Needs no key
+// and proves nothing about authenticity; unwrapping the data key does.
+Result<FileHeader> ParseFileHeader(std::span<const uint8_t> bytes);
+// True if `bytes` start with the header magic (a quick "is this ours" test for tools).
+bool HasFileHeaderMagic(std::span<const uint8_t> bytes);
+// Reads and parses the header of the file at `path`.
+Result<FileHeader> ReadFileHeader(const std::string& path);
+
+}  // namespace sealcache::storage

@@ -1,0 +1,196 @@
+// Store: the encrypted storage engine. One RocksDB instance under <data>/db with a plaintext
+// column family "meta" and one column family per org whose files are encrypted under that
+// org's key ring (layout in data_layout.h, formats in storage/FORMAT.md).
+//
+// Every Put is one atomic WriteBatch (meta record + payload + vector) and is acknowledged
+// after the write returns; a process crash loses no acknowledged write (with
+// StoreOptions::sync_writes, neither does a machine crash).
+//
+// Thread-safe. Errors are values: InvalidArgument (bad input, nothing changed), NotFound
+// (unknown org, missing or expired entry), Corruption (a damaged or tampered file),
+// FailedPrecondition (e.g. a destroyed key), IOError / ResourceExhausted (disk).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sealcache/clock.h"
+#include "sealcache/crypto/key_ring.h"
+#include "sealcache/crypto/secret_bytes.h"
+#include "sealcache/status.h"
+
+namespace sealcache::storage {
+
+inline constexpr size_t kDigestSize = 32;
+inline constexpr size_t kMaxNamespaceBytes = 128;
+inline constexpr uint32_t kMaxDimension = 4096;
+using Digest = std::array<uint8_t, kDigestSize>;
+
+struct StoreOptions {
+  // Root of all data (keys/, db/, index/, audit.log). Created if missing. Required.
+  std::string data_dir;
+  // Source of "now" for expiry and key events. Not owned. Default: the system clock.
+  const Clock* clock = nullptr;
+  // fsync the WAL before acknowledging each write. Default false: a process crash loses
+  // nothing either way; a power failure can lose the last writes without it.
+  bool sync_writes = false;
+  // Create a new store when data_dir holds none. Default true.
+  bool create_if_missing = true;
+  // Largest payload accepted by Put, in bytes. Default 4 MiB.
+  size_t max_payload_bytes = 4u << 20;
+  // Longest TTL accepted by Put, in ms. Default 365 days. Bounds how long a retired key
+  // can be kept alive by data written before its rotation.
+  int64_t max_ttl_ms = int64_t{365} * 24 * 3600 * 1000;
+  // How often the background key reaper runs, in ms; 0 disables the thread (tests call
+  // RunKeyReaper()). Default 60 s.
+  int64_t reaper_period_ms = 60'000;
+  // Shared block cache for all column families, in bytes. Default 256 MiB.
+  size_t block_cache_bytes = 256u << 20;
+};
+
+struct OrgConfig {
+  uint32_t dimension = 0;           // 1..4096
+  std::string metric = "cosine";    // the only metric so far
+  std::string index_kind = "hnsw";  // "hnsw" or "flat" (exact)
+  int64_t created_ms = 0;           // set by CreateOrg
+};
+
+struct PutRequest {
+  Digest digest{};
+  std::span<const uint8_t> payload;
+  std::span<const float> vector;
+  int64_t ttl_ms = 0;           // > 0 and <= max_ttl_ms
+  std::string_view name_space;  // <= 128 bytes of UTF-8; may be empty
+};
+
+struct PutResult {
+  uint64_t slot = 0;                      // vector slot of the new entry
+  std::optional<uint64_t> replaced_slot;  // slot of the entry this one replaced
+  int64_t expires_ms = 0;
+};
+
+// The plaintext metadata of an entry (what lives in "meta").
+struct EntryMeta {
+  Digest digest{};
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;
+  int64_t ttl_ms = 0;
+  std::string name_space;
+  uint32_t payload_size = 0;
+  uint64_t vector_slot = 0;
+  uint64_t hits = 0;
+  int64_t last_hit_ms = 0;
+};
+
+struct Entry {
+  EntryMeta meta;
+  std::vector<uint8_t> payload;  // empty unless asked for
+};
+
+struct InvalidateFilter {
+  std::optional<std::string> name_space;  // entries in this namespace
+  std::optional<int64_t> older_than_ms;   // entries created before this time
+};
+
+struct RemovedEntries {
+  uint64_t count = 0;
+  std::vector<uint64_t> slots;  // vector slots that left the store
+};
+
+struct HitUpdate {
+  Digest digest{};
+  uint64_t hits = 0;        // added to the stored count
+  int64_t last_hit_ms = 0;  // kept if newer than the stored one
+};
+
+struct KeyVersionStatus {
+  uint32_t version = 0;
+  crypto::KeyState state = crypto::KeyState::kActive;
+  int64_t created_ms = 0;
+  int64_t rotated_ms = 0;
+  int64_t destroyed_ms = 0;
+  uint64_t live_files = 0;
+  uint64_t live_bytes = 0;
+  int64_t max_expiry_ms = 0;  // latest expiry of any entry in those files (0 if none)
+};
+
+struct OrgStats {
+  uint64_t estimated_entries = 0;
+  uint64_t live_sst_bytes = 0;
+  uint64_t puts = 0, gets = 0, hits = 0, misses = 0, deletes = 0;
+  uint64_t decrypt_failures = 0;
+  uint32_t active_key_version = 0;
+  int64_t active_key_age_ms = 0;
+};
+
+struct ReaperReport {
+  std::vector<std::pair<std::string, uint32_t>> destroyed;  // (org, version)
+  uint64_t files_compacted = 0;
+};
+
+class Store {
+ public:
+  // Opens (or creates) the store. Loads the keystore with `master_key` first: a wrong key
+  // fails here with PermissionDenied and no file is modified.
+  static Result<std::unique_ptr<Store>> Open(StoreOptions options,
+                                             const crypto::SecretBytes& master_key);
+  virtual ~Store() = default;
+
+  // Orgs.
+  virtual Status CreateOrg(std::string_view org, OrgConfig config) = 0;
+  // Drops the org's column family and meta records and destroys every key version.
+  virtual Status DropOrg(std::string_view org) = 0;
+  virtual Result<OrgConfig> GetOrg(std::string_view org) const = 0;
+  virtual std::vector<std::string> ListOrgs() const = 0;
+
+  // Entries.
+  virtual Result<PutResult> Put(std::string_view org, const PutRequest& request) = 0;
+  // NotFound if absent or expired.
+  virtual Result<Entry> Get(std::string_view org, const Digest& digest,
+                            bool with_payload = true) = 0;
+  virtual std::vector<Result<Entry>> MultiGet(std::string_view org, std::span<const Digest> digests,
+                                              bool with_payload = true) = 0;
+  // Meta and payload of the entry whose vector is at `slot`, if it is still live.
+  virtual Result<Entry> GetBySlot(std::string_view org, uint64_t slot,
+                                  bool with_payload = true) = 0;
+  virtual Result<RemovedEntries> Delete(std::string_view org, const Digest& digest) = 0;
+  virtual Result<RemovedEntries> Invalidate(std::string_view org,
+                                            const InvalidateFilter& filter) = 0;
+  virtual Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) = 0;
+  // Plaintext metadata of every live entry, in digest order (no payloads, no keys needed).
+  virtual Status ScanMeta(std::string_view org,
+                          const std::function<bool(const EntryMeta&)>& fn) = 0;
+  // Every live vector with slot >= from_slot, in slot order; `fn` returns false to stop.
+  virtual Status ScanVectors(
+      std::string_view org, uint64_t from_slot,
+      const std::function<bool(uint64_t slot, const Digest& digest, int64_t expires_ms,
+                               std::span<const float> vector)>& fn) = 0;
+
+  // Keys.
+  virtual Result<uint32_t> RotateKey(std::string_view org) = 0;
+  virtual Result<std::vector<KeyVersionStatus>> KeyStatus(std::string_view org) = 0;
+  // One pass of the key reaper (also run periodically in the background).
+  virtual Result<ReaperReport> RunKeyReaper() = 0;
+
+  // Encrypted side files of an org (index snapshots), written atomically under the org's
+  // active key through the same file format as its SSTs.
+  virtual Status WriteOrgFile(std::string_view org, std::string_view name,
+                              std::span<const uint8_t> bytes) = 0;
+  virtual Result<std::vector<uint8_t>> ReadOrgFile(std::string_view org, std::string_view name) = 0;
+
+  virtual Result<OrgStats> Stats(std::string_view org) = 0;
+  // Flushes memtables of every column family to SSTs.
+  virtual Status Flush() = 0;
+  // Compacts one org's data (and meta) fully; used by tests and the reaper.
+  virtual Status CompactOrg(std::string_view org) = 0;
+  virtual const std::string& data_dir() const = 0;
+};
+
+}  // namespace sealcache::storage

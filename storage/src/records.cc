@@ -1,0 +1,199 @@
+#include "records.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "records_generated.h"
+#include "sealcache/encoding.h"
+
+namespace sealcache::storage::internal {
+namespace {
+
+void AppendFixed64(std::string& s, uint64_t v) {
+  char buf[8];
+  EncodeFixed64(reinterpret_cast<uint8_t*>(buf), v);
+  s.append(buf, 8);
+}
+
+void AppendBigEndian64(std::string& s, uint64_t v) {
+  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+std::string WithExpiry(int64_t expires_ms, size_t reserve) {
+  std::string s;
+  s.reserve(kExpirySize + reserve);
+  AppendFixed64(s, static_cast<uint64_t>(expires_ms));
+  return s;
+}
+
+}  // namespace
+
+std::string EntryKeyPrefix(std::string_view org) {
+  std::string k(1, kEntryPrefix);
+  k.append(org);
+  k.push_back('\0');
+  return k;
+}
+
+std::string EntryKey(std::string_view org, const Digest& digest) {
+  std::string k = EntryKeyPrefix(org);
+  k.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  return k;
+}
+
+std::string OrgInfoKey(std::string_view org) {
+  return std::string(1, kOrgInfoPrefix) + std::string(org);
+}
+std::string SlotKey(std::string_view org) { return std::string(1, kSlotPrefix) + std::string(org); }
+
+std::string PayloadKey(const Digest& digest) {
+  std::string k(1, kPayloadPrefix);
+  k.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  return k;
+}
+
+std::string VectorKey(uint64_t slot) {
+  std::string k(1, kVectorPrefix);
+  AppendBigEndian64(k, slot);
+  return k;
+}
+
+Result<uint64_t> DecodeVectorKey(std::string_view key) {
+  if (key.size() != 9 || key[0] != kVectorPrefix) return Status::Corruption("bad vector key");
+  uint64_t slot = 0;
+  for (size_t i = 1; i < 9; ++i) slot = (slot << 8) | static_cast<uint8_t>(key[i]);
+  return slot;
+}
+
+bool HasExpiryPrefix(std::string_view key) {
+  return !key.empty() &&
+         (key[0] == kEntryPrefix || key[0] == kPayloadPrefix || key[0] == kVectorPrefix);
+}
+
+std::optional<int64_t> ValueExpiry(std::string_view value) {
+  if (value.size() < kExpirySize) return std::nullopt;
+  return static_cast<int64_t>(DecodeFixed64(reinterpret_cast<const uint8_t*>(value.data())));
+}
+
+std::string EncodeEntryMeta(const EntryMeta& m) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  auto ns = fbb.CreateString(m.name_space);
+  fb::EntryMetaRecordBuilder b(fbb);
+  b.add_format_version(1);
+  b.add_created_ms(m.created_ms);
+  b.add_expires_ms(m.expires_ms);
+  b.add_ttl_ms(m.ttl_ms);
+  b.add_name_space(ns);
+  b.add_payload_size(m.payload_size);
+  b.add_vector_slot(m.vector_slot);
+  b.add_hits(m.hits);
+  b.add_last_hit_ms(m.last_hit_ms);
+  fbb.Finish(b.Finish());
+  std::string s = WithExpiry(m.expires_ms, fbb.GetSize());
+  s.append(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+  return s;
+}
+
+Result<EntryMeta> DecodeEntryMeta(std::string_view value, const Digest& digest) {
+  if (value.size() < kExpirySize) return Status::Corruption("entry meta record is truncated");
+  auto* data = reinterpret_cast<const uint8_t*>(value.data()) + kExpirySize;
+  size_t size = value.size() - kExpirySize;
+  flatbuffers::Verifier verifier(data, size);
+  if (!verifier.VerifyBuffer<fb::EntryMetaRecord>(nullptr)) {
+    return Status::Corruption("entry meta record fails verification");
+  }
+  auto* r = flatbuffers::GetRoot<fb::EntryMetaRecord>(data);
+  if (r->format_version() != 1) {
+    return Status::Corruption("entry meta record has unknown version " +
+                              std::to_string(r->format_version()));
+  }
+  EntryMeta m;
+  m.digest = digest;
+  m.created_ms = r->created_ms();
+  m.expires_ms = r->expires_ms();
+  m.ttl_ms = r->ttl_ms();
+  if (r->name_space() != nullptr) m.name_space = r->name_space()->str();
+  m.payload_size = r->payload_size();
+  m.vector_slot = r->vector_slot();
+  m.hits = r->hits();
+  m.last_hit_ms = r->last_hit_ms();
+  return m;
+}
+
+std::string EncodeOrgInfo(const OrgConfig& c) {
+  flatbuffers::FlatBufferBuilder fbb(128);
+  auto metric = fbb.CreateString(c.metric);
+  auto kind = fbb.CreateString(c.index_kind);
+  fb::OrgInfoRecordBuilder b(fbb);
+  b.add_format_version(1);
+  b.add_dimension(c.dimension);
+  b.add_metric(metric);
+  b.add_index_kind(kind);
+  b.add_created_ms(c.created_ms);
+  fbb.Finish(b.Finish());
+  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+}
+
+Result<OrgConfig> DecodeOrgInfo(std::string_view value) {
+  auto* data = reinterpret_cast<const uint8_t*>(value.data());
+  flatbuffers::Verifier verifier(data, value.size());
+  if (!verifier.VerifyBuffer<fb::OrgInfoRecord>(nullptr)) {
+    return Status::Corruption("org info record fails verification");
+  }
+  auto* r = flatbuffers::GetRoot<fb::OrgInfoRecord>(data);
+  if (r->format_version() != 1) return Status::Corruption("org info record has unknown version");
+  OrgConfig c;
+  c.dimension = r->dimension();
+  if (r->metric() != nullptr) c.metric = r->metric()->str();
+  if (r->index_kind() != nullptr) c.index_kind = r->index_kind()->str();
+  c.created_ms = r->created_ms();
+  if (c.dimension == 0 || c.dimension > kMaxDimension) {
+    return Status::Corruption("org info record has an invalid dimension");
+  }
+  return c;
+}
+
+std::string EncodePayloadValue(int64_t expires_ms, std::span<const uint8_t> payload) {
+  std::string s = WithExpiry(expires_ms, payload.size());
+  s.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+  return s;
+}
+
+std::string EncodeVectorValue(int64_t expires_ms, const Digest& digest,
+                              std::span<const float> vector) {
+  const size_t bytes = vector.size() * sizeof(float);
+  std::string s = WithExpiry(expires_ms, kDigestSize + bytes);
+  s.append(reinterpret_cast<const char*>(digest.data()), digest.size());
+  s.append(reinterpret_cast<const char*>(vector.data()), bytes);  // little-endian float32
+  return s;
+}
+
+Result<VectorValue> DecodeVectorValue(std::string_view value, uint32_t dimension,
+                                      std::vector<float>* buffer) {
+  const size_t expected = kExpirySize + kDigestSize + size_t{dimension} * sizeof(float);
+  if (value.size() != expected) {
+    return Status::Corruption("vector record has " + std::to_string(value.size()) +
+                              " bytes, expected " + std::to_string(expected));
+  }
+  VectorValue v;
+  v.expires_ms = *ValueExpiry(value);
+  std::memcpy(v.digest.data(), value.data() + kExpirySize, kDigestSize);
+  buffer->resize(dimension);
+  std::memcpy(buffer->data(), value.data() + kExpirySize + kDigestSize,
+              size_t{dimension} * sizeof(float));
+  v.vector = *buffer;
+  return v;
+}
+
+std::string EncodeSlot(uint64_t next_slot) {
+  std::string s;
+  AppendFixed64(s, next_slot);
+  return s;
+}
+
+std::optional<uint64_t> DecodeSlot(std::string_view value) {
+  if (value.size() != 8) return std::nullopt;
+  return DecodeFixed64(reinterpret_cast<const uint8_t*>(value.data()));
+}
+
+}  // namespace sealcache::storage::internal

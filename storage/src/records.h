@@ -1,0 +1,60 @@
+// Keys and values of both column families (storage/FORMAT.md). Private to storage/.
+//
+// meta:       'e' org 0x00 digest(32)  -> expiry(8) | EntryMetaRecord (flatbuffers)
+//             'o' org                  -> OrgInfoRecord (flatbuffers)
+//             's' org                  -> next free vector slot (u64, merged with max)
+// org.<org>:  'P' digest(32)           -> expiry(8) | payload
+//             'V' slot(8, big-endian)  -> expiry(8) | digest(32) | float32 x dimension
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sealcache/storage/store.h"
+
+namespace sealcache::storage::internal {
+
+inline constexpr char kEntryPrefix = 'e';
+inline constexpr char kOrgInfoPrefix = 'o';
+inline constexpr char kSlotPrefix = 's';
+inline constexpr char kPayloadPrefix = 'P';
+inline constexpr char kVectorPrefix = 'V';
+inline constexpr size_t kExpirySize = 8;
+
+std::string EntryKey(std::string_view org, const Digest& digest);
+std::string EntryKeyPrefix(std::string_view org);  // every entry key of the org
+std::string OrgInfoKey(std::string_view org);
+std::string SlotKey(std::string_view org);
+std::string PayloadKey(const Digest& digest);
+std::string VectorKey(uint64_t slot);
+
+// True for keys whose value starts with an 8-byte expiry (the TTL filter's domain).
+bool HasExpiryPrefix(std::string_view key);
+// The expiry of a value of such a key; nullopt if the value is too short.
+std::optional<int64_t> ValueExpiry(std::string_view value);
+
+std::string EncodeEntryMeta(const EntryMeta& meta);
+// `digest` is taken from the key. Corruption on a malformed value.
+Result<EntryMeta> DecodeEntryMeta(std::string_view value, const Digest& digest);
+
+std::string EncodeOrgInfo(const OrgConfig& config);
+Result<OrgConfig> DecodeOrgInfo(std::string_view value);
+
+std::string EncodePayloadValue(int64_t expires_ms, std::span<const uint8_t> payload);
+std::string EncodeVectorValue(int64_t expires_ms, const Digest& digest,
+                              std::span<const float> vector);
+struct VectorValue {
+  int64_t expires_ms = 0;
+  Digest digest{};
+  std::span<const float> vector;  // points into a copy held by the caller's buffer
+};
+// `buffer` receives an aligned copy of the floats.
+Result<VectorValue> DecodeVectorValue(std::string_view value, uint32_t dimension,
+                                      std::vector<float>* buffer);
+Result<uint64_t> DecodeVectorKey(std::string_view key);
+
+std::string EncodeSlot(uint64_t next_slot);
+std::optional<uint64_t> DecodeSlot(std::string_view value);
+
+}  // namespace sealcache::storage::internal

@@ -1,0 +1,737 @@
+#include "store_impl.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/options_util.h>
+#include <sys/stat.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "records.h"
+#include "rocksdb_status.h"
+#include "sealcache/crypto/master_key.h"
+
+namespace sealcache::storage {
+
+Result<std::unique_ptr<Store>> Store::Open(StoreOptions options,
+                                           const crypto::SecretBytes& master_key) {
+  return internal::StoreImpl::Open(std::move(options), master_key);
+}
+
+namespace internal {
+namespace {
+
+// Memtable budget for all column families together.
+constexpr size_t kWriteBufferBudget = 256u << 20;
+constexpr size_t kFamilyWriteBuffer = 32u << 20;
+constexpr uint64_t kMaxTotalWalSize = 256u << 20;
+constexpr size_t kBlockSize = 8u << 10;
+constexpr int kBloomBitsPerKey = 10;
+
+std::string FamilyName(std::string_view org) { return kOrgFamilyPrefix + std::string(org); }
+
+Status MakeDir(const std::string& path, mode_t mode) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return Status::IOError("cannot create directory " + path + ": " + ec.message());
+  chmod(path.c_str(), mode);
+  return Status::Ok();
+}
+
+std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
+
+rocksdb::CompressionType PickCompression() {
+  for (auto c : rocksdb::GetSupportedCompressions()) {
+    if (c == rocksdb::kLZ4Compression) return c;
+  }
+  return rocksdb::kNoCompression;
+}
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
+}
+
+}  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are invalid.
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+StoreImpl::StoreImpl(StoreOptions options, DataLayout layout)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock : &system_clock_),
+      layout_(std::move(layout)) {}
+
+Result<std::unique_ptr<Store>> StoreImpl::Open(StoreOptions options,
+                                               const crypto::SecretBytes& master_key) {
+  if (options.data_dir.empty()) return Status::InvalidArgument("StoreOptions.data_dir is empty");
+  std::error_code ec;
+  std::string dir = std::filesystem::absolute(options.data_dir, ec).lexically_normal().string();
+  if (ec) return Status::InvalidArgument("bad data_dir " + options.data_dir + ": " + ec.message());
+  if (!options.create_if_missing && !std::filesystem::exists(dir + "/keys/keystore")) {
+    return Status::NotFound("no sealcache store in " + dir);
+  }
+  if (options.max_ttl_ms <= 0) return Status::InvalidArgument("max_ttl_ms must be positive");
+  std::unique_ptr<StoreImpl> store(new StoreImpl(std::move(options), DataLayout(dir)));
+  SC_RETURN_IF_ERROR(store->OpenKeystoreAndAudit(master_key));
+  SC_RETURN_IF_ERROR(store->OpenDatabase());
+  if (store->options_.reaper_period_ms > 0) {
+    store->reaper_thread_ = std::thread([s = store.get()] { s->ReaperLoop(); });
+  }
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+Status StoreImpl::OpenKeystoreAndAudit(const crypto::SecretBytes& master_key) {
+  const std::string& dir = layout_.data_dir();
+  SC_RETURN_IF_ERROR(MakeDir(dir, 0700));
+  SC_RETURN_IF_ERROR(MakeDir(layout_.keys_dir(), 0700));
+  crypto::KeystoreOptions ks_options;
+  ks_options.clock = clock_;
+  ks_options.create_if_missing = options_.create_if_missing;
+  SC_ASSIGN_OR_RETURN(keystore_,
+                      crypto::Keystore::Open(layout_.keystore_path(), master_key, ks_options));
+  const crypto::RingId node{crypto::KeyScope::kNode, ""};
+  if (!keystore_->IsLive(node)) SC_RETURN_IF_ERROR(keystore_->CreateRing(node).status());
+  SC_ASSIGN_OR_RETURN(audit_, AuditLog::Open(layout_.audit_log_path(), clock_));
+  for (const auto& d :
+       {layout_.db_dir(), layout_.meta_dir(), layout_.orgs_dir(), layout_.index_dir()}) {
+    SC_RETURN_IF_ERROR(MakeDir(d, 0700));
+  }
+  return RecordAudit("store_opened",
+                     {{"master_key_fingerprint", keystore_->master_key_fingerprint()}});
+}
+
+rocksdb::ColumnFamilyOptions StoreImpl::BaseFamilyOptions() const {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = block_cache_;
+  table.block_size = kBlockSize;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(kBloomBitsPerKey));
+  table.checksum = rocksdb::kXXH3;
+  table.format_version = 5;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.compaction_filter = expiry_filter_.get();
+  cf.table_properties_collector_factories.push_back(expiry_collector_);
+  cf.compression = PickCompression();
+  cf.write_buffer_size = kFamilyWriteBuffer;
+  cf.level_compaction_dynamic_level_bytes = true;
+  return cf;
+}
+
+rocksdb::ColumnFamilyOptions StoreImpl::MetaFamilyOptions() const {
+  rocksdb::ColumnFamilyOptions cf = BaseFamilyOptions();
+  cf.merge_operator = slot_merge_;
+  cf.cf_paths = {{layout_.meta_dir(), std::numeric_limits<uint64_t>::max()}};
+  return cf;
+}
+
+rocksdb::ColumnFamilyOptions StoreImpl::OrgFamilyOptions(const std::string& org) const {
+  rocksdb::ColumnFamilyOptions cf = BaseFamilyOptions();
+  cf.cf_paths = {{layout_.org_dir(org), std::numeric_limits<uint64_t>::max()}};
+  return cf;
+}
+
+Status StoreImpl::OpenDatabase() {
+  EncryptionEvents events;
+  events.on_decrypt_failure = [this](const std::string& path, const Status& s) {
+    OnDecryptFailure(path, s);
+  };
+  fs_ = NewRoutingFileSystem(layout_, keystore_.get(), rocksdb::FileSystem::Default(),
+                             std::move(events));
+  if (fs_ == nullptr) return Status::Internal("cannot create the encrypted file system");
+  env_ = rocksdb::NewCompositeEnv(fs_);
+  block_cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  expiry_filter_ = std::make_unique<ExpiryCompactionFilter>(clock_);
+  expiry_collector_ = NewExpiryPropertiesCollectorFactory();
+  slot_merge_ = NewMaxSlotMergeOperator();
+
+  rocksdb::DBOptions db_options;
+  db_options.env = env_.get();
+  db_options.create_if_missing = options_.create_if_missing;
+  db_options.create_missing_column_families = true;
+  db_options.recycle_log_file_num = 0;  // recycling crashes with 2+ families in 7.8.3
+  db_options.allow_mmap_reads = false;  // incompatible with the encrypted file system
+  db_options.allow_mmap_writes = false;
+  db_options.db_write_buffer_size = kWriteBufferBudget;
+  db_options.max_total_wal_size = kMaxTotalWalSize;
+  db_options.keep_log_file_num = 5;
+  db_options.max_background_jobs = 2;
+  db_options.paranoid_checks = true;
+
+  std::vector<std::string> families;
+  rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_options, layout_.db_dir(), &families);
+  if (!ls.ok()) families = {rocksdb::kDefaultColumnFamilyName};
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, BaseFamilyOptions());
+  descriptors.emplace_back(kMetaFamily, MetaFamilyOptions());
+  for (const std::string& name : families) {
+    if (!StartsWith(name, kOrgFamilyPrefix)) continue;
+    std::string org = name.substr(std::strlen(kOrgFamilyPrefix));
+    SC_RETURN_IF_ERROR(crypto::ValidateOrgId(org).WithContext("column family " + name));
+    descriptors.emplace_back(name, OrgFamilyOptions(org));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, layout_.db_dir(), descriptors, &handles, &db_);
+  if (!s.ok()) return FromRocks(s, "cannot open the database in " + layout_.db_dir());
+  default_cf_ = handles[0];
+  meta_cf_ = handles[1];
+  write_options_.sync = options_.sync_writes;
+  admin_write_options_.sync = true;
+  return LoadOrgs({handles.begin() + 2, handles.end()});
+}
+
+Status StoreImpl::LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+  for (rocksdb::ColumnFamilyHandle* cf : handles) {
+    std::string org = cf->GetName().substr(std::strlen(kOrgFamilyPrefix));
+    std::string value;
+    rocksdb::Status s = db_->Get({}, meta_cf_, OrgInfoKey(org), &value);
+    if (s.IsNotFound()) {
+      // Created or dropped half-way before a crash: OrgInfo is the commit record.
+      SC_RETURN_IF_ERROR(FinishDropOrg(org, cf));
+      continue;
+    }
+    if (!s.ok()) return FromRocks(s, "cannot read org info of " + org);
+    auto state = std::make_unique<OrgState>();
+    state->id = org;
+    state->cf = cf;
+    SC_ASSIGN_OR_RETURN(state->config, DecodeOrgInfo(value));
+    SC_ASSIGN_OR_RETURN(uint64_t next, RecoverNextSlot(*state));
+    state->next_slot = next;
+    orgs_.emplace(org, std::move(state));
+  }
+  // Key rings of orgs that no longer exist (a drop interrupted before its last step).
+  for (const crypto::KeyInfo& info : keystore_->List()) {
+    if (info.ring.scope != crypto::KeyScope::kOrg || orgs_.count(info.ring.org)) continue;
+    if (keystore_->IsLive(info.ring)) {
+      SC_RETURN_IF_ERROR(keystore_->DestroyRing(info.ring));
+      SC_RETURN_IF_ERROR(RecordAudit("org_drop_completed", {{"org", info.ring.org}}));
+    }
+  }
+  return Status::Ok();
+}
+
+Status StoreImpl::FinishDropOrg(const std::string& org, rocksdb::ColumnFamilyHandle* cf) {
+  rocksdb::Status s = db_->DropColumnFamily(cf);
+  db_->DestroyColumnFamilyHandle(cf);
+  if (!s.ok()) return FromRocks(s, "cannot drop column family of " + org);
+  crypto::RingId ring{crypto::KeyScope::kOrg, org};
+  if (keystore_->IsLive(ring)) SC_RETURN_IF_ERROR(keystore_->DestroyRing(ring));
+  std::error_code ec;
+  std::filesystem::remove_all(layout_.org_index_dir(org), ec);
+  return RecordAudit("org_drop_completed", {{"org", org}});
+}
+
+Result<uint64_t> StoreImpl::RecoverNextSlot(const OrgState& org) {
+  uint64_t next = 0;
+  std::string value;
+  rocksdb::Status s = db_->Get({}, meta_cf_, SlotKey(org.id), &value);
+  if (s.ok()) {
+    next = DecodeSlot(value).value_or(0);
+  } else if (!s.IsNotFound()) {
+    return FromRocks(s, "cannot read the slot counter of " + org.id);
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, org.cf));
+  it->SeekForPrev(VectorKey(std::numeric_limits<uint64_t>::max()));
+  if (it->Valid() && !it->key().empty() && it->key()[0] == kVectorPrefix) {
+    SC_ASSIGN_OR_RETURN(uint64_t last, DecodeVectorKey(View(it->key())));
+    next = std::max(next, last + 1);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "cannot scan vectors of " + org.id);
+  return next;
+}
+
+StoreImpl::~StoreImpl() {
+  {
+    std::lock_guard<std::mutex> lock(reaper_mu_);
+    stopping_ = true;
+  }
+  reaper_cv_.notify_all();
+  if (reaper_thread_.joinable()) reaper_thread_.join();
+  if (db_ != nullptr) {
+    for (auto& [id, org] : orgs_) db_->DestroyColumnFamilyHandle(org->cf);
+    db_->DestroyColumnFamilyHandle(meta_cf_);
+    db_->DestroyColumnFamilyHandle(default_cf_);
+    db_->Close();
+    delete db_;
+  }
+}
+
+Status StoreImpl::RecordAudit(std::string_view event, const AuditLog::Fields& fields,
+                              bool durable) {
+  return audit_->Record(event, fields, durable);
+}
+
+void StoreImpl::OnDecryptFailure(const std::string& path, const Status& status) {
+  FileClass cls = layout_.Classify(path);
+  {
+    std::lock_guard<std::mutex> lock(decrypt_failures_mu_);
+    decrypt_failures_[cls.ring.org]++;
+  }
+  // Best effort: a failing audit write must not turn a read error into another error.
+  (void)RecordAudit("decrypt_failure",
+                    {{"org", cls.ring.org}, {"file", path}, {"error", status.message()}},
+                    /*durable=*/false);
+}
+
+// ---- Orgs ---------------------------------------------------------------------------------
+
+Result<OrgState*> StoreImpl::FindOrg(std::string_view org) const {
+  auto it = orgs_.find(org);
+  if (it == orgs_.end()) {
+    Status valid = crypto::ValidateOrgId(org);
+    if (!valid.ok()) return valid;
+    return Status::NotFound("unknown org " + std::string(org));
+  }
+  return it->second.get();
+}
+
+Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
+  SC_RETURN_IF_ERROR(crypto::ValidateOrgId(org_view));
+  if (config.dimension == 0 || config.dimension > kMaxDimension) {
+    return Status::InvalidArgument("dimension must be between 1 and 4096");
+  }
+  if (config.metric != "cosine") {
+    return Status::InvalidArgument("unsupported metric '" + config.metric + "' (use cosine)");
+  }
+  if (config.index_kind != "hnsw" && config.index_kind != "flat") {
+    return Status::InvalidArgument("unsupported index kind '" + config.index_kind +
+                                   "' (use hnsw or flat)");
+  }
+  const std::string org(org_view);
+  std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+  if (orgs_.count(org)) return Status::AlreadyExists("org " + org + " already exists");
+  const crypto::RingId ring{crypto::KeyScope::kOrg, org};
+  // The key version is durable before any file of the org can use it.
+  if (!keystore_->IsLive(ring)) SC_RETURN_IF_ERROR(keystore_->CreateRing(ring).status());
+  SC_RETURN_IF_ERROR(MakeDir(layout_.org_dir(org), 0700));
+  rocksdb::ColumnFamilyHandle* cf = nullptr;
+  rocksdb::Status s = db_->CreateColumnFamily(OrgFamilyOptions(org), FamilyName(org), &cf);
+  if (!s.ok()) return FromRocks(s, "cannot create column family for " + org);
+  config.created_ms = clock_->NowMillis();
+  s = db_->Put(admin_write_options_, meta_cf_, OrgInfoKey(org), EncodeOrgInfo(config));
+  if (!s.ok()) {
+    (void)db_->DropColumnFamily(cf);
+    db_->DestroyColumnFamilyHandle(cf);
+    return FromRocks(s, "cannot record org " + org);
+  }
+  auto state = std::make_unique<OrgState>();
+  state->id = org;
+  state->config = config;
+  state->cf = cf;
+  orgs_.emplace(org, std::move(state));
+  auto version = keystore_->Active(ring);
+  return RecordAudit("org_created",
+                     {{"org", org},
+                      {"dimension", int64_t{config.dimension}},
+                      {"key_version", int64_t{version.ok() ? version->version : 0}}});
+}
+
+Status StoreImpl::DropOrg(std::string_view org_view) {
+  std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_view));
+  const std::string id = org->id;
+  // Meta first: removing OrgInfo is the commit point (a crash after it finishes the drop on
+  // the next open).
+  rocksdb::WriteBatch batch;
+  std::string begin = EntryKeyPrefix(id), end = begin;
+  end.back() = '\x01';
+  batch.DeleteRange(meta_cf_, begin, end);
+  batch.Delete(meta_cf_, OrgInfoKey(id));
+  batch.Delete(meta_cf_, SlotKey(id));
+  rocksdb::Status s = db_->Write(admin_write_options_, &batch);
+  if (!s.ok()) return FromRocks(s, "cannot drop org " + id);
+  rocksdb::ColumnFamilyHandle* cf = org->cf;
+  orgs_.erase(id);
+  SC_RETURN_IF_ERROR(FinishDropOrg(id, cf));
+  // Flush so the WAL files that still hold the org's writes (under the node key) become
+  // obsolete and are deleted.
+  std::vector<rocksdb::ColumnFamilyHandle*> all{meta_cf_};
+  for (auto& [other, state] : orgs_) all.push_back(state->cf);
+  (void)db_->Flush(rocksdb::FlushOptions(), all);
+  return RecordAudit("org_dropped", {{"org", id}});
+}
+
+Result<OrgConfig> StoreImpl::GetOrg(std::string_view org) const {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * state, FindOrg(org));
+  return state->config;
+}
+
+std::vector<std::string> StoreImpl::ListOrgs() const {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  std::vector<std::string> out;
+  for (const auto& [id, state] : orgs_) out.push_back(id);
+  return out;
+}
+
+// ---- Entries ------------------------------------------------------------------------------
+
+Status StoreImpl::ValidatePut(const OrgState& org, const PutRequest& r) const {
+  if (r.payload.size() > options_.max_payload_bytes) {
+    return Status::InvalidArgument("payload of " + std::to_string(r.payload.size()) +
+                                   " bytes exceeds the limit of " +
+                                   std::to_string(options_.max_payload_bytes));
+  }
+  if (r.vector.size() != org.config.dimension) {
+    return Status::InvalidArgument("vector has dimension " + std::to_string(r.vector.size()) +
+                                   ", org " + org.id + " expects " +
+                                   std::to_string(org.config.dimension));
+  }
+  bool nonzero = false;
+  for (float v : r.vector) {
+    if (!std::isfinite(v)) return Status::InvalidArgument("vector contains NaN or infinity");
+    nonzero |= v != 0.0f;
+  }
+  if (!nonzero) return Status::InvalidArgument("vector is all zeros (no direction)");
+  if (r.ttl_ms <= 0 || r.ttl_ms > options_.max_ttl_ms) {
+    return Status::InvalidArgument("ttl must be between 1 ms and " +
+                                   std::to_string(options_.max_ttl_ms) + " ms");
+  }
+  if (r.name_space.size() > kMaxNamespaceBytes) {
+    return Status::InvalidArgument("namespace is longer than 128 bytes");
+  }
+  if (!IsValidUtf8(r.name_space)) return Status::InvalidArgument("namespace is not valid UTF-8");
+  return Status::Ok();
+}
+
+Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest) {
+  std::string value;
+  rocksdb::Status s = db_->Get({}, meta_cf_, EntryKey(org.id, digest), &value);
+  if (s.IsNotFound()) return Status::NotFound("no entry with this digest");
+  if (!s.ok()) return FromRocks(s, "cannot read entry metadata");
+  return DecodeEntryMeta(value, digest);
+}
+
+Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest) {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get({}, org.cf, PayloadKey(digest), &value);
+  if (s.IsNotFound()) return Status::Corruption("entry metadata exists but its payload is missing");
+  if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
+  if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
+  return std::vector<uint8_t>(value.data() + kExpirySize, value.data() + value.size());
+}
+
+Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_RETURN_IF_ERROR(ValidatePut(*org, r));
+  std::lock_guard<std::mutex> digest_lock(org->LockFor(r.digest));
+  const int64_t now = clock_->NowMillis();
+  PutResult result;
+  result.expires_ms = now + r.ttl_ms;
+  auto old = ReadMeta(*org, r.digest);
+  if (!old.ok() && !old.status().IsNotFound()) return old.status();
+
+  EntryMeta meta;
+  meta.digest = r.digest;
+  meta.created_ms = now;
+  meta.expires_ms = result.expires_ms;
+  meta.ttl_ms = r.ttl_ms;
+  meta.name_space = std::string(r.name_space);
+  meta.payload_size = static_cast<uint32_t>(r.payload.size());
+  meta.vector_slot = result.slot = org->next_slot.fetch_add(1);
+
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_cf_, EntryKey(org->id, r.digest), EncodeEntryMeta(meta));
+  batch.Merge(meta_cf_, SlotKey(org->id), EncodeSlot(meta.vector_slot + 1));
+  batch.Put(org->cf, PayloadKey(r.digest), EncodePayloadValue(meta.expires_ms, r.payload));
+  batch.Put(org->cf, VectorKey(meta.vector_slot),
+            EncodeVectorValue(meta.expires_ms, r.digest, r.vector));
+  if (old.ok()) {
+    batch.Delete(org->cf, VectorKey(old->vector_slot));
+    result.replaced_slot = old->vector_slot;
+  }
+  rocksdb::Status s = db_->Write(write_options_, &batch);
+  if (!s.ok()) return FromRocks(s, "put failed");
+  org->counters.puts++;
+  return result;
+}
+
+Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool with_payload) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  org->counters.gets++;
+  auto meta = ReadMeta(*org, digest);
+  if (!meta.ok() || meta->expires_ms <= clock_->NowMillis()) {
+    org->counters.misses++;
+    if (meta.ok()) return Status::NotFound("entry expired");
+    return meta.status();
+  }
+  Entry entry;
+  entry.meta = std::move(meta).value();
+  if (with_payload) {
+    SC_ASSIGN_OR_RETURN(entry.payload, ReadPayload(*org, digest));
+  }
+  org->counters.hits++;
+  return entry;
+}
+
+std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
+                                               std::span<const Digest> digests, bool with_payload) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  auto org_or = FindOrg(org_id);
+  if (!org_or.ok()) return std::vector<Result<Entry>>(digests.size(), org_or.status());
+  OrgState* org = *org_or;
+  const size_t n = digests.size();
+  std::vector<std::string> meta_keys(n), payload_keys(n);
+  std::vector<rocksdb::Slice> meta_slices(n), payload_slices;
+  for (size_t i = 0; i < n; ++i) {
+    meta_keys[i] = EntryKey(org->id, digests[i]);
+    meta_slices[i] = meta_keys[i];
+  }
+  std::vector<rocksdb::PinnableSlice> meta_values(n);
+  std::vector<rocksdb::Status> statuses(n);
+  db_->MultiGet({}, meta_cf_, n, meta_slices.data(), meta_values.data(), statuses.data());
+  const int64_t now = clock_->NowMillis();
+  std::vector<Result<Entry>> out;
+  out.reserve(n);
+  std::vector<size_t> want_payload;
+  for (size_t i = 0; i < n; ++i) {
+    org->counters.gets++;
+    if (!statuses[i].ok()) {
+      org->counters.misses++;
+      out.emplace_back(statuses[i].IsNotFound() ? Status::NotFound("no entry with this digest")
+                                                : FromRocks(statuses[i], "multiget failed"));
+      continue;
+    }
+    auto meta = DecodeEntryMeta(View(meta_values[i]), digests[i]);
+    if (!meta.ok()) {
+      out.emplace_back(meta.status());
+      continue;
+    }
+    if (meta->expires_ms <= now) {
+      org->counters.misses++;
+      out.emplace_back(Status::NotFound("entry expired"));
+      continue;
+    }
+    org->counters.hits++;
+    out.emplace_back(Entry{std::move(meta).value(), {}});
+    if (with_payload) want_payload.push_back(i);
+  }
+  if (want_payload.empty()) return out;
+  const size_t m = want_payload.size();
+  payload_keys.resize(m);
+  payload_slices.resize(m);
+  for (size_t j = 0; j < m; ++j) {
+    payload_keys[j] = PayloadKey(digests[want_payload[j]]);
+    payload_slices[j] = payload_keys[j];
+  }
+  std::vector<rocksdb::PinnableSlice> payloads(m);
+  std::vector<rocksdb::Status> payload_statuses(m);
+  db_->MultiGet({}, org->cf, m, payload_slices.data(), payloads.data(), payload_statuses.data());
+  for (size_t j = 0; j < m; ++j) {
+    Result<Entry>& slot = out[want_payload[j]];
+    const rocksdb::Status& s = payload_statuses[j];
+    if (!s.ok() || payloads[j].size() < kExpirySize) {
+      slot = s.IsNotFound() || s.ok() ? Status::Corruption("payload of an entry is missing")
+                                      : FromRocks(s, "cannot read payload");
+      continue;
+    }
+    slot->payload.assign(payloads[j].data() + kExpirySize, payloads[j].data() + payloads[j].size());
+  }
+  return out;
+}
+
+Result<Entry> StoreImpl::GetBySlot(std::string_view org_id, uint64_t slot, bool with_payload) {
+  Digest digest{};
+  {
+    std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+    SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s = db_->Get({}, org->cf, VectorKey(slot), &value);
+    if (s.IsNotFound()) return Status::NotFound("no vector at this slot");
+    if (!s.ok()) return FromRocks(s, "cannot read vector slot");
+    if (value.size() < kExpirySize + kDigestSize) return Status::Corruption("vector record short");
+    std::memcpy(digest.data(), value.data() + kExpirySize, kDigestSize);
+  }
+  SC_ASSIGN_OR_RETURN(Entry entry, Get(org_id, digest, with_payload));
+  if (entry.meta.vector_slot != slot) return Status::NotFound("slot was replaced");
+  return entry;
+}
+
+Status StoreImpl::DeleteEntryLocked(OrgState& org, const EntryMeta& meta,
+                                    rocksdb::WriteBatch* batch) {
+  batch->Delete(meta_cf_, EntryKey(org.id, meta.digest));
+  batch->Delete(org.cf, PayloadKey(meta.digest));
+  batch->Delete(org.cf, VectorKey(meta.vector_slot));
+  return Status::Ok();
+}
+
+Result<RemovedEntries> StoreImpl::Delete(std::string_view org_id, const Digest& digest) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  std::lock_guard<std::mutex> digest_lock(org->LockFor(digest));
+  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest));
+  rocksdb::WriteBatch batch;
+  SC_RETURN_IF_ERROR(DeleteEntryLocked(*org, meta, &batch));
+  rocksdb::Status s = db_->Write(write_options_, &batch);
+  if (!s.ok()) return FromRocks(s, "delete failed");
+  org->counters.deletes++;
+  return RemovedEntries{1, {meta.vector_slot}};
+}
+
+Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
+                                             const InvalidateFilter& filter) {
+  if (!filter.name_space && !filter.older_than_ms) {
+    return Status::InvalidArgument("invalidate needs a namespace or an older_than time");
+  }
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  auto matches = [&](const EntryMeta& m) {
+    return (filter.name_space && m.name_space == *filter.name_space) ||
+           (filter.older_than_ms && m.created_ms < *filter.older_than_ms);
+  };
+  std::vector<Digest> candidates;
+  {
+    const std::string prefix = EntryKeyPrefix(org->id);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, meta_cf_));
+    for (it->Seek(prefix); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
+      Digest d{};
+      if (it->key().size() != prefix.size() + kDigestSize) continue;
+      std::memcpy(d.data(), it->key().data() + prefix.size(), kDigestSize);
+      SC_ASSIGN_OR_RETURN(EntryMeta m, DecodeEntryMeta(View(it->value()), d));
+      if (matches(m)) candidates.push_back(d);
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "invalidate scan failed");
+  }
+  RemovedEntries removed;
+  for (const Digest& d : candidates) {
+    std::lock_guard<std::mutex> digest_lock(org->LockFor(d));
+    auto meta = ReadMeta(*org, d);  // re-check: it may have been replaced since the scan
+    if (meta.status().IsNotFound() || (meta.ok() && !matches(*meta))) continue;
+    if (!meta.ok()) return meta.status();
+    rocksdb::WriteBatch batch;
+    SC_RETURN_IF_ERROR(DeleteEntryLocked(*org, *meta, &batch));
+    rocksdb::Status s = db_->Write(write_options_, &batch);
+    if (!s.ok()) return FromRocks(s, "invalidate failed");
+    removed.count++;
+    removed.slots.push_back(meta->vector_slot);
+  }
+  org->counters.deletes += removed.count;
+  return removed;
+}
+
+Status StoreImpl::RecordHits(std::string_view org_id, std::span<const HitUpdate> hits) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  for (const HitUpdate& h : hits) {
+    std::lock_guard<std::mutex> digest_lock(org->LockFor(h.digest));
+    auto meta = ReadMeta(*org, h.digest);
+    if (meta.status().IsNotFound()) continue;  // deleted since the hit: nothing to count
+    if (!meta.ok()) return meta.status();
+    meta->hits += h.hits;
+    meta->last_hit_ms = std::max(meta->last_hit_ms, h.last_hit_ms);
+    rocksdb::Status s =
+        db_->Put(write_options_, meta_cf_, EntryKey(org->id, h.digest), EncodeEntryMeta(*meta));
+    if (!s.ok()) return FromRocks(s, "cannot record hits");
+  }
+  return Status::Ok();
+}
+
+Status StoreImpl::ScanMeta(std::string_view org_id,
+                           const std::function<bool(const EntryMeta&)>& fn) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  const std::string prefix = EntryKeyPrefix(org->id);
+  const int64_t now = clock_->NowMillis();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, meta_cf_));
+  for (it->Seek(prefix); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + kDigestSize) continue;
+    Digest d{};
+    std::memcpy(d.data(), it->key().data() + prefix.size(), kDigestSize);
+    SC_ASSIGN_OR_RETURN(EntryMeta m, DecodeEntryMeta(View(it->value()), d));
+    if (m.expires_ms <= now) continue;
+    if (!fn(m)) break;
+  }
+  return FromRocks(it->status());
+}
+
+Status StoreImpl::ScanVectors(
+    std::string_view org_id, uint64_t from_slot,
+    const std::function<bool(uint64_t, const Digest&, int64_t, std::span<const float>)>& fn) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  const int64_t now = clock_->NowMillis();
+  std::vector<float> buffer;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, org->cf));
+  for (it->Seek(VectorKey(from_slot)); it->Valid() && it->key()[0] == kVectorPrefix; it->Next()) {
+    SC_ASSIGN_OR_RETURN(uint64_t slot, DecodeVectorKey(View(it->key())));
+    SC_ASSIGN_OR_RETURN(VectorValue v,
+                        DecodeVectorValue(View(it->value()), org->config.dimension, &buffer));
+    if (v.expires_ms <= now) continue;
+    if (!fn(slot, v.digest, v.expires_ms, v.vector)) break;
+  }
+  return FromRocks(it->status(), "cannot scan vectors of " + org->id);
+}
+
+Result<OrgStats> StoreImpl::Stats(std::string_view org_id) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  OrgStats st;
+  uint64_t keys = 0;
+  db_->GetIntProperty(org->cf, "rocksdb.estimate-num-keys", &keys);
+  st.estimated_entries = keys / 2;  // one payload and one vector record per entry
+  db_->GetIntProperty(org->cf, "rocksdb.total-sst-files-size", &st.live_sst_bytes);
+  st.puts = org->counters.puts;
+  st.gets = org->counters.gets;
+  st.hits = org->counters.hits;
+  st.misses = org->counters.misses;
+  st.deletes = org->counters.deletes;
+  {
+    std::lock_guard<std::mutex> l(decrypt_failures_mu_);
+    auto it = decrypt_failures_.find(org->id);
+    st.decrypt_failures = it == decrypt_failures_.end() ? 0 : it->second;
+  }
+  SC_ASSIGN_OR_RETURN(auto active, keystore_->Active(org->ring()));
+  st.active_key_version = active.version;
+  SC_ASSIGN_OR_RETURN(auto info, keystore_->Versions(org->ring()));
+  for (const auto& v : info) {
+    if (v.version == active.version) st.active_key_age_ms = clock_->NowMillis() - v.created_ms;
+  }
+  return st;
+}
+
+Status StoreImpl::Flush() {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  std::vector<rocksdb::ColumnFamilyHandle*> all{meta_cf_};
+  for (auto& [id, org] : orgs_) all.push_back(org->cf);
+  return FromRocks(db_->Flush(rocksdb::FlushOptions(), all), "flush failed");
+}
+
+Status StoreImpl::CompactOrg(std::string_view org_id) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  rocksdb::CompactRangeOptions cro;
+  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  SC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(cro, org->cf, nullptr, nullptr), "compaction"));
+  const std::string begin = EntryKeyPrefix(org->id);
+  std::string end = begin;
+  end.back() = '\x01';
+  rocksdb::Slice b(begin), e(end);
+  return FromRocks(db_->CompactRange(cro, meta_cf_, &b, &e), "meta compaction");
+}
+
+}  // namespace internal
+}  // namespace sealcache::storage

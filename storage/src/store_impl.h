@@ -1,0 +1,160 @@
+// The Store implementation. Private to storage/.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "encrypted_file_system.h"
+#include "expiry.h"
+#include "sealcache/crypto/keystore.h"
+#include "sealcache/storage/audit_log.h"
+#include "sealcache/storage/data_layout.h"
+#include "sealcache/storage/store.h"
+
+namespace sealcache::storage::internal {
+
+inline constexpr char kMetaFamily[] = "meta";
+inline constexpr char kOrgFamilyPrefix[] = "org.";
+inline constexpr size_t kDigestLockStripes = 64;
+
+struct OrgCounters {
+  std::atomic<uint64_t> puts{0}, gets{0}, hits{0}, misses{0}, deletes{0};
+};
+
+struct OrgState {
+  std::string id;
+  OrgConfig config;
+  rocksdb::ColumnFamilyHandle* cf = nullptr;  // owned by StoreImpl
+  std::atomic<uint64_t> next_slot{0};
+  OrgCounters counters;
+  // Serialises read-modify-write of one digest (replacing puts, deletes, hit updates).
+  std::array<std::mutex, kDigestLockStripes> digest_locks;
+
+  std::mutex& LockFor(const Digest& d) {
+    // Digests are hashes, so their first bytes are uniform.
+    return digest_locks[(d[0] | d[1] << 8) % kDigestLockStripes];
+  }
+  crypto::RingId ring() const { return {crypto::KeyScope::kOrg, id}; }
+};
+
+// One live SST of an org with the key version from its header.
+struct OrgFile {
+  std::string path;
+  uint32_t key_version = 0;
+  uint64_t size = 0;
+  int64_t max_expiry_ms = 0;
+  int level = 0;
+  std::string smallest_key, largest_key;
+};
+
+class StoreImpl final : public Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(StoreOptions options,
+                                             const crypto::SecretBytes& master_key);
+  ~StoreImpl() override;
+
+  Status CreateOrg(std::string_view org, OrgConfig config) override;
+  Status DropOrg(std::string_view org) override;
+  Result<OrgConfig> GetOrg(std::string_view org) const override;
+  std::vector<std::string> ListOrgs() const override;
+
+  Result<PutResult> Put(std::string_view org, const PutRequest& request) override;
+  Result<Entry> Get(std::string_view org, const Digest& digest, bool with_payload) override;
+  std::vector<Result<Entry>> MultiGet(std::string_view org, std::span<const Digest> digests,
+                                      bool with_payload) override;
+  Result<Entry> GetBySlot(std::string_view org, uint64_t slot, bool with_payload) override;
+  Result<RemovedEntries> Delete(std::string_view org, const Digest& digest) override;
+  Result<RemovedEntries> Invalidate(std::string_view org, const InvalidateFilter& filter) override;
+  Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) override;
+  Status ScanMeta(std::string_view org, const std::function<bool(const EntryMeta&)>& fn) override;
+  Status ScanVectors(std::string_view org, uint64_t from_slot,
+                     const std::function<bool(uint64_t, const Digest&, int64_t,
+                                              std::span<const float>)>& fn) override;
+
+  Result<uint32_t> RotateKey(std::string_view org) override;
+  Result<std::vector<KeyVersionStatus>> KeyStatus(std::string_view org) override;
+  Result<ReaperReport> RunKeyReaper() override;
+
+  Status WriteOrgFile(std::string_view org, std::string_view name,
+                      std::span<const uint8_t> bytes) override;
+  Result<std::vector<uint8_t>> ReadOrgFile(std::string_view org, std::string_view name) override;
+
+  Result<OrgStats> Stats(std::string_view org) override;
+  Status Flush() override;
+  Status CompactOrg(std::string_view org) override;
+  const std::string& data_dir() const override { return layout_.data_dir(); }
+
+ private:
+  StoreImpl(StoreOptions options, DataLayout layout);
+
+  Status OpenKeystoreAndAudit(const crypto::SecretBytes& master_key);
+  Status OpenDatabase();
+  Status LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& handles);
+  Status FinishDropOrg(const std::string& org, rocksdb::ColumnFamilyHandle* cf);
+  rocksdb::ColumnFamilyOptions BaseFamilyOptions() const;
+  rocksdb::ColumnFamilyOptions MetaFamilyOptions() const;
+  rocksdb::ColumnFamilyOptions OrgFamilyOptions(const std::string& org) const;
+  Result<uint64_t> RecoverNextSlot(const OrgState& org);
+
+  // REQUIRES: orgs_mu_ held (shared or exclusive).
+  Result<OrgState*> FindOrg(std::string_view org) const;
+  Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest);
+  Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest);
+  Status ValidatePut(const OrgState& org, const PutRequest& request) const;
+  Status DeleteEntryLocked(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
+  // Live SSTs of an org with their key versions. REQUIRES: orgs_mu_ held.
+  Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);
+  Result<uint32_t> FileKeyVersion(const std::string& path);
+  Result<ReaperReport> ReapOrg(OrgState& org);
+  void ReaperLoop();
+  void OnDecryptFailure(const std::string& path, const Status& status);
+  Status RecordAudit(std::string_view event, const AuditLog::Fields& fields, bool durable = true);
+  Result<std::string> OrgFilePath(std::string_view org, std::string_view name) const;
+
+  StoreOptions options_;
+  SystemClock system_clock_;
+  const Clock* clock_;
+  DataLayout layout_;
+  std::unique_ptr<crypto::Keystore> keystore_;
+  std::unique_ptr<AuditLog> audit_;
+  std::shared_ptr<rocksdb::FileSystem> fs_;
+  std::unique_ptr<rocksdb::Env> env_;
+  std::shared_ptr<rocksdb::Cache> block_cache_;
+  std::unique_ptr<ExpiryCompactionFilter> expiry_filter_;
+  std::shared_ptr<rocksdb::TablePropertiesCollectorFactory> expiry_collector_;
+  std::shared_ptr<rocksdb::MergeOperator> slot_merge_;
+  rocksdb::DB* db_ = nullptr;
+  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  rocksdb::WriteOptions write_options_;
+  rocksdb::WriteOptions admin_write_options_;  // always synced
+
+  // Guards the org map; every operation on an org holds it shared for its duration, so a
+  // column family handle is never destroyed under a running operation.
+  mutable std::shared_mutex orgs_mu_;
+  std::map<std::string, std::unique_ptr<OrgState>, std::less<>> orgs_;
+
+  std::mutex file_versions_mu_;
+  std::unordered_map<std::string, uint32_t> file_versions_;  // SST path -> key version
+
+  std::mutex decrypt_failures_mu_;
+  std::map<std::string, uint64_t, std::less<>> decrypt_failures_;  // by org ("" = node)
+
+  std::mutex reaper_mu_;  // serialises reaper passes; guards the stop flag
+  std::condition_variable reaper_cv_;
+  bool stopping_ = false;
+  std::thread reaper_thread_;
+};
+
+bool IsValidUtf8(std::string_view s);
+
+}  // namespace sealcache::storage::internal

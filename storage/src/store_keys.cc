@@ -1,0 +1,222 @@
+// Key rotation, key status, the key reaper and encrypted side files of StoreImpl.
+#include <rocksdb/file_system.h>
+
+#include <filesystem>
+
+#include "records.h"
+#include "rocksdb_status.h"
+#include "sealcache/crypto/atomic_file.h"
+#include "store_impl.h"
+
+namespace sealcache::storage::internal {
+namespace {
+
+constexpr size_t kMaxOrgFileName = 128;
+
+Status ValidateOrgFileName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxOrgFileName || name[0] == '.') {
+    return Status::InvalidArgument("invalid org file name");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return Status::InvalidArgument("invalid org file name");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<uint32_t> StoreImpl::RotateKey(std::string_view org_id) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(uint32_t version, keystore_->Rotate(org->ring()));
+  SC_RETURN_IF_ERROR(
+      RecordAudit("key_rotated", {{"org", org->id}, {"key_version", int64_t{version}}}));
+  return version;
+}
+
+Result<uint32_t> StoreImpl::FileKeyVersion(const std::string& path) {
+  {
+    std::lock_guard<std::mutex> l(file_versions_mu_);
+    auto it = file_versions_.find(path);
+    if (it != file_versions_.end()) return it->second;
+  }
+  SC_ASSIGN_OR_RETURN(FileHeader header, ReadFileHeader(path));
+  std::lock_guard<std::mutex> l(file_versions_mu_);
+  file_versions_[path] = header.key_version;
+  return header.key_version;
+}
+
+Result<std::vector<OrgFile>> StoreImpl::OrgFiles(const OrgState& org) {
+  std::vector<rocksdb::LiveFileMetaData> live;
+  db_->GetLiveFilesMetaData(&live);
+  rocksdb::TablePropertiesCollection props;
+  rocksdb::Status s = db_->GetPropertiesOfAllTables(org.cf, &props);
+  if (!s.ok()) return FromRocks(s, "cannot read table properties of " + org.id);
+  const std::string family = org.cf->GetName();
+  std::vector<OrgFile> files;
+  for (const auto& f : live) {
+    if (f.column_family_name != family) continue;
+    OrgFile file;
+    file.path = f.db_path + f.name;
+    file.size = f.size;
+    file.level = f.level;
+    file.smallest_key = f.smallestkey;
+    file.largest_key = f.largestkey;
+    SC_ASSIGN_OR_RETURN(file.key_version, FileKeyVersion(file.path));
+    auto p = props.find(file.path);
+    if (p != props.end() && p->second) file.max_expiry_ms = MaxExpiryOf(*p->second);
+    files.push_back(std::move(file));
+  }
+  return files;
+}
+
+Result<std::vector<KeyVersionStatus>> StoreImpl::KeyStatus(std::string_view org_id) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(auto versions, keystore_->Versions(org->ring()));
+  SC_ASSIGN_OR_RETURN(auto files, OrgFiles(*org));
+  std::vector<KeyVersionStatus> out;
+  for (const crypto::KeyInfo& info : versions) {
+    KeyVersionStatus st;
+    st.version = info.version;
+    st.state = info.state;
+    st.created_ms = info.created_ms;
+    st.rotated_ms = info.rotated_ms;
+    st.destroyed_ms = info.destroyed_ms;
+    for (const OrgFile& f : files) {
+      if (f.key_version != info.version) continue;
+      st.live_files++;
+      st.live_bytes += f.size;
+      st.max_expiry_ms = std::max(st.max_expiry_ms, f.max_expiry_ms);
+    }
+    out.push_back(st);
+  }
+  return out;
+}
+
+// For each RETIRING version of the org: destroy it if no live file uses it; otherwise
+// compact away the files under it whose every record has expired, then check again.
+Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
+  ReaperReport report;
+  SC_ASSIGN_OR_RETURN(auto versions, keystore_->Versions(org.ring()));
+  const int64_t now = clock_->NowMillis();
+  for (const crypto::KeyInfo& info : versions) {
+    if (info.state != crypto::KeyState::kRetiring) continue;
+    SC_ASSIGN_OR_RETURN(auto files, OrgFiles(org));
+    bool in_use = false;
+    for (const OrgFile& f : files) {
+      if (f.key_version != info.version) continue;
+      in_use = true;
+      if (f.max_expiry_ms > now) continue;
+      rocksdb::CompactRangeOptions cro;
+      cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      rocksdb::Slice begin(f.smallest_key), end(f.largest_key);
+      SC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(cro, org.cf, &begin, &end),
+                                   "reaper compaction of " + f.path));
+      report.files_compacted++;
+    }
+    if (in_use) {
+      SC_ASSIGN_OR_RETURN(files, OrgFiles(org));
+      in_use = std::any_of(files.begin(), files.end(),
+                           [&](const OrgFile& f) { return f.key_version == info.version; });
+    }
+    if (in_use) continue;
+    SC_RETURN_IF_ERROR(keystore_->Destroy(org.ring(), info.version));
+    SC_RETURN_IF_ERROR(
+        RecordAudit("key_destroyed", {{"org", org.id}, {"key_version", int64_t{info.version}}}));
+    report.destroyed.emplace_back(org.id, info.version);
+  }
+  return report;
+}
+
+Result<ReaperReport> StoreImpl::RunKeyReaper() {
+  std::lock_guard<std::mutex> pass(reaper_mu_);
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  ReaperReport total;
+  for (auto& [id, org] : orgs_) {
+    SC_ASSIGN_OR_RETURN(ReaperReport r, ReapOrg(*org));
+    total.files_compacted += r.files_compacted;
+    total.destroyed.insert(total.destroyed.end(), r.destroyed.begin(), r.destroyed.end());
+  }
+  {
+    // Forget headers of files that are gone.
+    std::vector<rocksdb::LiveFileMetaData> live;
+    db_->GetLiveFilesMetaData(&live);
+    std::unordered_map<std::string, uint32_t> kept;
+    std::lock_guard<std::mutex> l(file_versions_mu_);
+    for (const auto& f : live) {
+      auto it = file_versions_.find(f.db_path + f.name);
+      if (it != file_versions_.end()) kept.insert(*it);
+    }
+    file_versions_.swap(kept);
+  }
+  return total;
+}
+
+void StoreImpl::ReaperLoop() {
+  std::unique_lock<std::mutex> lock(reaper_mu_);
+  while (!stopping_) {
+    reaper_cv_.wait_for(lock, std::chrono::milliseconds(options_.reaper_period_ms),
+                        [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    auto report = RunKeyReaper();
+    if (!report.ok()) {
+      (void)RecordAudit("reaper_error", {{"error", report.status().message()}}, false);
+    }
+    lock.lock();
+  }
+}
+
+// ---- Encrypted side files ------------------------------------------------------------------
+
+Result<std::string> StoreImpl::OrgFilePath(std::string_view org_id, std::string_view name) const {
+  SC_RETURN_IF_ERROR(ValidateOrgFileName(name));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  return layout_.org_index_dir(org->id) + "/" + std::string(name);
+}
+
+Status StoreImpl::WriteOrgFile(std::string_view org_id, std::string_view name,
+                               std::span<const uint8_t> bytes) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(std::string path, OrgFilePath(org_id, name));
+  const std::string dir = path.substr(0, path.rfind('/'));
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
+  const std::string tmp = path + ".tmp";
+  rocksdb::FileOptions fo;
+  std::unique_ptr<rocksdb::FSWritableFile> file;
+  SC_RETURN_IF_ERROR(FromRocks(fs_->NewWritableFile(tmp, fo, &file, nullptr), "create " + tmp));
+  rocksdb::Slice data(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  rocksdb::IOStatus s = file->Append(data, {}, nullptr);
+  if (s.ok()) s = file->Sync({}, nullptr);
+  if (s.ok()) s = file->Close({}, nullptr);
+  if (!s.ok()) return FromRocks(s, "write " + tmp);
+  SC_RETURN_IF_ERROR(FromRocks(fs_->RenameFile(tmp, path, {}, nullptr), "rename " + tmp));
+  return crypto::SyncDirectory(dir);
+}
+
+Result<std::vector<uint8_t>> StoreImpl::ReadOrgFile(std::string_view org_id,
+                                                    std::string_view name) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(std::string path, OrgFilePath(org_id, name));
+  if (!std::filesystem::exists(path)) return Status::NotFound(path + " does not exist");
+  uint64_t size = 0;
+  SC_RETURN_IF_ERROR(FromRocks(fs_->GetFileSize(path, {}, &size, nullptr), "size of " + path));
+  std::unique_ptr<rocksdb::FSRandomAccessFile> file;
+  SC_RETURN_IF_ERROR(FromRocks(fs_->NewRandomAccessFile(path, {}, &file, nullptr), "open " + path));
+  std::vector<uint8_t> out(size);
+  rocksdb::Slice result;
+  SC_RETURN_IF_ERROR(
+      FromRocks(file->Read(0, size, {}, &result, reinterpret_cast<char*>(out.data()), nullptr),
+                "read " + path));
+  if (result.size() != size) return Status::Corruption(path + " is shorter than its size");
+  if (result.data() != reinterpret_cast<const char*>(out.data())) {
+    std::memcpy(out.data(), result.data(), size);
+  }
+  return out;
+}
+
+}  // namespace sealcache::storage::internal

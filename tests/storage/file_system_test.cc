@@ -1,0 +1,184 @@
+// The routing, encrypting file system on its own, below RocksDB.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "encrypted_file_system.h"
+#include "rocksdb_status.h"
+#include "sealcache/storage/data_layout.h"
+#include "store_fixture.h"
+
+namespace sealcache::storage {
+namespace {
+
+using testing::ReadFile;
+
+class FileSystemTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("sealcache-fs");
+    layout_ = std::make_unique<DataLayout>(dir_);
+    for (auto d : {layout_->keys_dir(), layout_->org_dir("acme"), layout_->org_dir("globex"),
+                   layout_->meta_dir()}) {
+      std::filesystem::create_directories(d);
+    }
+    crypto::KeystoreOptions o;
+    o.clock = &clock_;
+    keystore_ = std::move(crypto::Keystore::Open(layout_->keystore_path(),
+                                                 std::move(crypto::RandomSecret(32)).value(), o))
+                    .value();
+    ASSERT_TRUE(keystore_->CreateRing(kAcme).ok());
+    ASSERT_TRUE(keystore_->CreateRing(kGlobex).ok());
+    ASSERT_TRUE(keystore_->CreateRing({crypto::KeyScope::kNode, ""}).ok());
+    internal::EncryptionEvents events;
+    events.on_decrypt_failure = [this](const std::string&, const Status&) { ++failures_; };
+    fs_ = internal::NewRoutingFileSystem(*layout_, keystore_.get(), rocksdb::FileSystem::Default(),
+                                         events);
+    ASSERT_NE(fs_, nullptr);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  void Write(const std::string& path, std::string_view data, bool reopen = false) {
+    std::unique_ptr<rocksdb::FSWritableFile> f;
+    auto s = reopen ? fs_->ReopenWritableFile(path, {}, &f, nullptr)
+                    : fs_->NewWritableFile(path, {}, &f, nullptr);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_TRUE(f->Append(data, {}, nullptr).ok());
+    ASSERT_TRUE(f->Close({}, nullptr).ok());
+  }
+  Result<std::string> Read(const std::string& path) {
+    std::unique_ptr<rocksdb::FSSequentialFile> f;
+    auto s = fs_->NewSequentialFile(path, {}, &f, nullptr);
+    if (!s.ok()) return internal::FromRocks(s);
+    std::string out, buf(1 << 16, '\0');
+    for (;;) {
+      rocksdb::Slice chunk;
+      s = f->Read(buf.size(), {}, &chunk, buf.data(), nullptr);
+      if (!s.ok()) return internal::FromRocks(s);
+      if (chunk.empty()) break;
+      out.append(chunk.data(), chunk.size());
+    }
+    return out;
+  }
+
+  const crypto::RingId kAcme{crypto::KeyScope::kOrg, "acme"};
+  const crypto::RingId kGlobex{crypto::KeyScope::kOrg, "globex"};
+  FakeClock clock_;
+  std::string dir_;
+  std::unique_ptr<DataLayout> layout_;
+  std::unique_ptr<crypto::Keystore> keystore_;
+  std::shared_ptr<rocksdb::FileSystem> fs_;
+  int failures_ = 0;
+};
+
+TEST_F(FileSystemTest, ReopenForAppendContinuesTheSameCipherStream) {
+  const std::string path = layout_->org_dir("acme") + "/000007.sst";
+  Write(path, "hello ");
+  Write(path, "world", /*reopen=*/true);
+  auto back = Read(path);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, "hello world");
+  EXPECT_EQ(std::filesystem::file_size(path), kFileHeaderSize + 11);
+  uint64_t logical = 0;
+  ASSERT_TRUE(fs_->GetFileSize(path, {}, &logical, nullptr).ok());
+  EXPECT_EQ(logical, 11u);
+}
+
+TEST_F(FileSystemTest, NewFilesGetTheActiveVersionOfTheRingTheirPathBelongsTo) {
+  Write(layout_->org_dir("acme") + "/000001.sst", "a");
+  ASSERT_TRUE(keystore_->Rotate(kAcme).ok());
+  Write(layout_->org_dir("acme") + "/000002.sst", "b");
+  Write(layout_->db_dir() + "/000003.log", "wal");
+  Write(layout_->db_dir() + "/MANIFEST-000004", "manifest");
+  Write(layout_->meta_dir() + "/000005.sst", "plain meta");
+  auto h1 = ReadFileHeader(layout_->org_dir("acme") + "/000001.sst");
+  auto h2 = ReadFileHeader(layout_->org_dir("acme") + "/000002.sst");
+  auto wal = ReadFileHeader(layout_->db_dir() + "/000003.log");
+  auto manifest = ReadFileHeader(layout_->db_dir() + "/MANIFEST-000004");
+  ASSERT_TRUE(h1.ok() && h2.ok() && wal.ok() && manifest.ok());
+  EXPECT_EQ(h1->key_version, 1u);
+  EXPECT_EQ(h2->key_version, 2u);
+  EXPECT_EQ(h1->kind, FileKind::kSst);
+  EXPECT_EQ(wal->ring.scope, crypto::KeyScope::kNode);
+  EXPECT_EQ(wal->kind, FileKind::kWal);
+  EXPECT_EQ(manifest->kind, FileKind::kManifest);
+  EXPECT_NE(h1->file_id, h2->file_id);
+  EXPECT_NE(h1->iv, h2->iv);
+  auto meta = ReadFile(layout_->meta_dir() + "/000005.sst");
+  EXPECT_EQ(std::string(meta.begin(), meta.end()), "plain meta");
+  // Both versions still decrypt: the key comes from each file's header.
+  EXPECT_EQ(*Read(layout_->org_dir("acme") + "/000001.sst"), "a");
+  EXPECT_EQ(*Read(layout_->org_dir("acme") + "/000002.sst"), "b");
+}
+
+TEST_F(FileSystemTest, FileUnderADestroyedVersionCannotBeOpenedAndSaysWhy) {
+  const std::string path = layout_->org_dir("acme") + "/000001.sst";
+  Write(path, "shredded");
+  ASSERT_TRUE(keystore_->Rotate(kAcme).ok());
+  ASSERT_TRUE(keystore_->Destroy(kAcme, 1).ok());
+  auto r = Read(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("destroyed"), std::string::npos) << r.status().message();
+  EXPECT_EQ(failures_, 1);
+}
+
+TEST_F(FileSystemTest, AnOrgsFileMovedUnderAnotherOrgIsRefused) {
+  const std::string a = layout_->org_dir("acme") + "/000001.sst";
+  const std::string b = layout_->org_dir("globex") + "/000001.sst";
+  Write(a, "acme secret");
+  std::filesystem::copy_file(a, b);
+  auto r = Read(b);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsCorruption());
+  EXPECT_NE(r.status().message().find("org acme"), std::string::npos);
+}
+
+TEST_F(FileSystemTest, LinksAndRenamesAcrossEncryptionDomainsAreRefused) {
+  const std::string plain = layout_->meta_dir() + "/000009.sst";
+  const std::string acme = layout_->org_dir("acme") + "/000009.sst";
+  const std::string globex = layout_->org_dir("globex") + "/000010.sst";
+  Write(plain, "plaintext");
+  EXPECT_TRUE(fs_->LinkFile(plain, acme, {}, nullptr).IsNotSupported());
+  EXPECT_TRUE(fs_->RenameFile(plain, acme, {}, nullptr).IsNotSupported());
+  Write(acme, "acme");
+  EXPECT_TRUE(fs_->LinkFile(acme, globex, {}, nullptr).IsNotSupported());
+  EXPECT_TRUE(fs_->RenameFile(acme, plain, {}, nullptr).IsNotSupported());
+  EXPECT_FALSE(std::filesystem::exists(globex));
+  // Within one domain both work and keep the header.
+  const std::string acme2 = layout_->org_dir("acme") + "/000011.sst";
+  EXPECT_TRUE(fs_->LinkFile(acme, acme2, {}, nullptr).ok());
+  EXPECT_EQ(*Read(acme2), "acme");
+}
+
+TEST_F(FileSystemTest, TruncatedOrTamperedHeadersFailClosed) {
+  const std::string path = layout_->org_dir("acme") + "/000001.sst";
+  Write(path, "data");
+  auto good = ReadFile(path);
+  for (size_t offset :
+       {size_t{0}, size_t{9}, size_t{20}, size_t{80}, size_t{100}, size_t{130}, size_t{4000}}) {
+    auto bad = good;
+    bad[offset] ^= 0x01;
+    std::ofstream(path, std::ios::binary | std::ios::trunc)
+        .write(reinterpret_cast<const char*>(bad.data()), bad.size());
+    EXPECT_FALSE(Read(path).ok()) << "flip at header offset " << offset;
+  }
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(good.data()), 100);
+  EXPECT_FALSE(Read(path).ok());
+}
+
+TEST_F(FileSystemTest, DirectoryListingsReportLogicalSizesOnlyForEncryptedFiles) {
+  Write(layout_->org_dir("acme") + "/000001.sst", "12345");
+  Write(layout_->meta_dir() + "/000002.sst", "123");
+  std::vector<rocksdb::FileAttributes> attrs;
+  ASSERT_TRUE(fs_->GetChildrenFileAttributes(layout_->org_dir("acme"), {}, &attrs, nullptr).ok());
+  ASSERT_EQ(attrs.size(), 1u);
+  EXPECT_EQ(attrs[0].size_bytes, 5u);
+  attrs.clear();
+  ASSERT_TRUE(fs_->GetChildrenFileAttributes(layout_->meta_dir(), {}, &attrs, nullptr).ok());
+  ASSERT_EQ(attrs.size(), 1u);
+  EXPECT_EQ(attrs[0].size_bytes, 3u);
+}
+
+}  // namespace
+}  // namespace sealcache::storage

@@ -1,0 +1,246 @@
+#include "sealcache/storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "store_fixture.h"
+
+namespace sealcache::storage {
+namespace {
+
+using testing::MakeDigest;
+using testing::MakeVector;
+using testing::StoreTest;
+
+TEST_F(StoreTest, PutThenGetReturnsPayloadAndMetadata) {
+  Open();
+  CreateOrg("acme");
+  clock_.Set(1'000'000);
+  auto put = Put("acme", 1, "the answer is 42", 60'000, "docs");
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  auto e = store_->Get("acme", MakeDigest(1));
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ(std::string(e->payload.begin(), e->payload.end()), "the answer is 42");
+  EXPECT_EQ(e->meta.created_ms, 1'000'000);
+  EXPECT_EQ(e->meta.expires_ms, 1'060'000);
+  EXPECT_EQ(e->meta.ttl_ms, 60'000);
+  EXPECT_EQ(e->meta.name_space, "docs");
+  EXPECT_EQ(e->meta.payload_size, 16u);
+  EXPECT_EQ(e->meta.vector_slot, put->slot);
+}
+
+TEST_F(StoreTest, ExpiredEntryIsAMissAtOnce) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "x", 1000).ok());
+  clock_.Advance(999);
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(1)).ok());
+  clock_.Advance(1);
+  auto e = store_->Get("acme", MakeDigest(1));
+  EXPECT_TRUE(e.status().IsNotFound());
+  EXPECT_EQ(CountVectors("acme"), 0u);
+}
+
+TEST_F(StoreTest, CompactionDropsExpiredRecordsFromBothFamilies) {
+  Open();
+  CreateOrg("acme");
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(Put("acme", i, std::string(500, 'p'), 1000).ok());
+  ASSERT_TRUE(store_->Flush().ok());
+  EXPECT_GT(store_->Stats("acme")->live_sst_bytes, 0u);
+  clock_.Advance(1001);
+  ASSERT_TRUE(store_->CompactOrg("acme").ok());
+  EXPECT_EQ(store_->Stats("acme")->live_sst_bytes, 0u);
+  size_t metas = 0;
+  ASSERT_TRUE(store_->ScanMeta("acme", [&](const EntryMeta&) { return ++metas, true; }).ok());
+  EXPECT_EQ(metas, 0u);
+}
+
+TEST_F(StoreTest, PutOfSameDigestReplacesEntryAndItsVector) {
+  Open();
+  CreateOrg("acme");
+  auto first = Put("acme", 7, "old");
+  auto second = Put("acme", 7, "new");
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_NE(first->slot, second->slot);
+  ASSERT_TRUE(second->replaced_slot.has_value());
+  EXPECT_EQ(*second->replaced_slot, first->slot);
+  EXPECT_EQ(PayloadOf("acme", 7), "new");
+  std::vector<uint64_t> slots;
+  ASSERT_TRUE(store_
+                  ->ScanVectors("acme", 0,
+                                [&](uint64_t s, const Digest&, int64_t, std::span<const float>) {
+                                  slots.push_back(s);
+                                  return true;
+                                })
+                  .ok());
+  EXPECT_EQ(slots, std::vector<uint64_t>{second->slot});
+}
+
+TEST_F(StoreTest, BadInputGetsAClearErrorAndStoresNothing) {
+  Open();
+  CreateOrg("acme");
+  auto expect_invalid = [&](Result<PutResult> r, std::string_view words) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Status::Code::kInvalidArgument) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(words), std::string::npos) << r.status().message();
+  };
+  expect_invalid(Put("acme", 1, "x", 1000, "", MakeVector(kDim + 1, 1)), "dimension");
+  auto nan = MakeVector(kDim, 1);
+  nan[3] = std::nanf("");
+  expect_invalid(Put("acme", 1, "x", 1000, "", nan), "NaN");
+  auto inf = MakeVector(kDim, 1);
+  inf[0] = INFINITY;
+  expect_invalid(Put("acme", 1, "x", 1000, "", inf), "infinity");
+  expect_invalid(Put("acme", 1, "x", 1000, "", std::vector<float>(kDim, 0.0f)), "zeros");
+  expect_invalid(Put("acme", 1, "x", 0), "ttl");
+  expect_invalid(Put("acme", 1, "x", -5), "ttl");
+  expect_invalid(Put("acme", 1, "x", 1000, std::string(129, 'n')), "namespace");
+  expect_invalid(Put("acme", 1, "x", 1000, "\xff\xfe"), "UTF-8");
+  expect_invalid(Put("acme", 1, std::string(5u << 20, 'x')), "payload");
+  EXPECT_TRUE(Put("nobody", 1, "x").status().IsNotFound());
+  EXPECT_EQ(Put("../etc", 1, "x").status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(CountVectors("acme"), 0u);
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(1)).status().IsNotFound());
+}
+
+TEST_F(StoreTest, CreateOrgValidatesItsArguments) {
+  Open();
+  OrgConfig c;
+  c.dimension = 0;
+  EXPECT_EQ(store_->CreateOrg("acme", c).code(), Status::Code::kInvalidArgument);
+  c.dimension = 4097;
+  EXPECT_EQ(store_->CreateOrg("acme", c).code(), Status::Code::kInvalidArgument);
+  c.dimension = 8;
+  c.metric = "l2";
+  EXPECT_EQ(store_->CreateOrg("acme", c).code(), Status::Code::kInvalidArgument);
+  c.metric = "cosine";
+  EXPECT_EQ(store_->CreateOrg("Acme", c).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(store_->CreateOrg("a/b", c).code(), Status::Code::kInvalidArgument);
+  ASSERT_TRUE(store_->CreateOrg("acme", c).ok());
+  EXPECT_EQ(store_->CreateOrg("acme", c).code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(store_->ListOrgs(), std::vector<std::string>{"acme"});
+}
+
+TEST_F(StoreTest, EntriesOrgsAndSlotsSurviveReopenWithoutSlotReuse) {
+  Open();
+  CreateOrg("acme");
+  CreateOrg("globex", 8);
+  uint64_t last_slot = 0;
+  for (int i = 0; i < 20; ++i) last_slot = Put("acme", i, "payload " + std::to_string(i))->slot;
+  // Delete the newest entry: its slot must still never be handed out again.
+  ASSERT_TRUE(store_->Delete("acme", MakeDigest(19)).ok());
+  Open();
+  EXPECT_EQ(store_->GetOrg("globex")->dimension, 8u);
+  for (int i = 0; i < 19; ++i) EXPECT_EQ(PayloadOf("acme", i), "payload " + std::to_string(i));
+  auto next = Put("acme", 100, "after reopen");
+  ASSERT_TRUE(next.ok());
+  EXPECT_GT(next->slot, last_slot);
+}
+
+TEST_F(StoreTest, MultiGetMixesHitsMissesAndExpired) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "one").ok());
+  ASSERT_TRUE(Put("acme", 2, "two", 10).ok());
+  clock_.Advance(20);
+  std::vector<Digest> digests{MakeDigest(1), MakeDigest(2), MakeDigest(3)};
+  auto results = store_->MultiGet("acme", digests, true);
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0].ok());
+  EXPECT_EQ(std::string(results[0]->payload.begin(), results[0]->payload.end()), "one");
+  EXPECT_TRUE(results[1].status().IsNotFound());
+  EXPECT_TRUE(results[2].status().IsNotFound());
+}
+
+TEST_F(StoreTest, GetBySlotFollowsTheLiveEntry) {
+  Open();
+  CreateOrg("acme");
+  auto a = Put("acme", 1, "first");
+  auto b = Put("acme", 1, "second");
+  EXPECT_TRUE(store_->GetBySlot("acme", a->slot, true).status().IsNotFound());
+  auto e = store_->GetBySlot("acme", b->slot, true);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(std::string(e->payload.begin(), e->payload.end()), "second");
+}
+
+TEST_F(StoreTest, DeleteRemovesEntryAndReportsItsSlot) {
+  Open();
+  CreateOrg("acme");
+  auto put = Put("acme", 5, "bye");
+  auto del = store_->Delete("acme", MakeDigest(5));
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(del->slots, std::vector<uint64_t>{put->slot});
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(5)).status().IsNotFound());
+  EXPECT_TRUE(store_->Delete("acme", MakeDigest(5)).status().IsNotFound());
+  EXPECT_EQ(CountVectors("acme"), 0u);
+}
+
+TEST_F(StoreTest, InvalidateByNamespaceOrAge) {
+  Open();
+  CreateOrg("acme");
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(Put("acme", i, "x", 3'600'000, i % 2 ? "odd" : "even").ok());
+  clock_.Advance(1000);
+  const int64_t cutoff = clock_.NowMillis();
+  for (int i = 10; i < 15; ++i) ASSERT_TRUE(Put("acme", i, "x", 3'600'000, "odd").ok());
+  auto by_ns =
+      store_->Invalidate("acme", InvalidateFilter{.name_space = "even", .older_than_ms = {}});
+  ASSERT_TRUE(by_ns.ok());
+  EXPECT_EQ(by_ns->count, 5u);
+  EXPECT_EQ(by_ns->slots.size(), 5u);
+  auto by_age =
+      store_->Invalidate("acme", InvalidateFilter{.name_space = {}, .older_than_ms = cutoff});
+  ASSERT_TRUE(by_age.ok());
+  EXPECT_EQ(by_age->count, 5u);  // the odd ones written before the cutoff
+  EXPECT_EQ(CountVectors("acme"), 5u);
+  EXPECT_EQ(store_->Invalidate("acme", {}).status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(StoreTest, RecordHitsAccumulatesCountsAndLastHit) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "x").ok());
+  HitUpdate h{MakeDigest(1), 3, 5000};
+  ASSERT_TRUE(store_->RecordHits("acme", {&h, 1}).ok());
+  h.hits = 2;
+  h.last_hit_ms = 4000;
+  ASSERT_TRUE(store_->RecordHits("acme", {&h, 1}).ok());
+  auto e = store_->Get("acme", MakeDigest(1), false);
+  EXPECT_EQ(e->meta.hits, 5u);
+  EXPECT_EQ(e->meta.last_hit_ms, 5000);
+  Open();
+  EXPECT_EQ(store_->Get("acme", MakeDigest(1), false)->meta.hits, 5u);
+}
+
+TEST_F(StoreTest, OrgFilesRoundTripAndRejectBadNames) {
+  Open();
+  CreateOrg("acme");
+  std::vector<uint8_t> bytes(10000);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 7);
+  ASSERT_TRUE(store_->WriteOrgFile("acme", "snapshot-1", bytes).ok());
+  auto back = store_->ReadOrgFile("acme", "snapshot-1");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, bytes);
+  EXPECT_TRUE(store_->ReadOrgFile("acme", "missing").status().IsNotFound());
+  EXPECT_EQ(store_->WriteOrgFile("acme", "../x", bytes).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(store_->WriteOrgFile("acme", ".hidden", bytes).code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(StoreTest, StatsCountOperations) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "x").ok());
+  (void)store_->Get("acme", MakeDigest(1));
+  (void)store_->Get("acme", MakeDigest(2));
+  auto st = store_->Stats("acme");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->puts, 1u);
+  EXPECT_EQ(st->gets, 2u);
+  EXPECT_EQ(st->hits, 1u);
+  EXPECT_EQ(st->misses, 1u);
+  EXPECT_EQ(st->active_key_version, 1u);
+}
+
+}  // namespace
+}  // namespace sealcache::storage
