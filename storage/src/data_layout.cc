@@ -43,11 +43,10 @@ FileClass DataLayout::Classify(const std::string& path) const {
   const std::string db_prefix = db_dir() + "/";
   if (StartsWith(path, db_prefix) && path.find('/', db_prefix.size()) == std::string::npos) {
     const std::string name = path.substr(db_prefix.size());
-    if (EndsWith(name, ".log") && name != "LOG") {
-      c = {true, FileKind::kWal, {crypto::KeyScope::kNode, ""}};
-    } else if (StartsWith(name, "MANIFEST-")) {
-      c = {true, FileKind::kManifest, {crypto::KeyScope::kNode, ""}};
-    }
+    // The WAL holds payloads and vectors: node key. The MANIFEST holds only family
+    // names, file numbers and key ranges (digests and slots), all plaintext-class data,
+    // and stays readable so tools can open the meta family without keys.
+    if (EndsWith(name, ".log")) c = {true, FileKind::kWal, {crypto::KeyScope::kNode, ""}};
   }
   return c;
 }

@@ -11,6 +11,7 @@
 
 #include "records.h"
 #include "rocksdb_status.h"
+#include "sealcache/crypto/atomic_file.h"
 #include "sealcache/crypto/master_key.h"
 
 namespace sealcache::storage {
@@ -153,13 +154,41 @@ rocksdb::ColumnFamilyOptions StoreImpl::OrgFamilyOptions(const std::string& org)
   return cf;
 }
 
+Status StoreImpl::CheckEncryptionMode() {
+  const std::string marker = layout_.db_dir() + "/" + kPlaintextMarker;
+  const bool has_marker = std::filesystem::exists(marker);
+  const bool has_db = std::filesystem::exists(layout_.db_dir() + "/CURRENT");
+  if (!options_.insecure_plaintext_for_benchmarks) {
+    if (has_marker) {
+      return Status::FailedPrecondition(layout_.data_dir() +
+                                        " holds a plaintext benchmark store; refusing to use it");
+    }
+    return Status::Ok();
+  }
+  if (has_db && !has_marker) {
+    return Status::FailedPrecondition(layout_.data_dir() +
+                                      " holds an encrypted store; refusing to open it in "
+                                      "plaintext benchmark mode");
+  }
+  if (!has_marker) {
+    std::string text = "This store keeps payloads and vectors in plaintext (benchmarks only).\n";
+    SC_RETURN_IF_ERROR(crypto::WriteFileAtomically(
+        marker, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
+  }
+  return RecordAudit("store_opened_without_encryption",
+                     {{"warning", "benchmark mode: payloads and vectors are stored in plaintext"}});
+}
+
 Status StoreImpl::OpenDatabase() {
+  SC_RETURN_IF_ERROR(CheckEncryptionMode());
   EncryptionEvents events;
   events.on_decrypt_failure = [this](const std::string& path, const Status& s) {
     OnDecryptFailure(path, s);
   };
-  fs_ = NewRoutingFileSystem(layout_, keystore_.get(), rocksdb::FileSystem::Default(),
-                             std::move(events));
+  fs_ = options_.insecure_plaintext_for_benchmarks
+            ? rocksdb::FileSystem::Default()
+            : NewRoutingFileSystem(layout_, keystore_.get(), rocksdb::FileSystem::Default(),
+                                   std::move(events));
   if (fs_ == nullptr) return Status::Internal("cannot create the encrypted file system");
   env_ = rocksdb::NewCompositeEnv(fs_);
   block_cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);

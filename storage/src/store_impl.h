@@ -25,6 +25,7 @@ namespace sealcache::storage::internal {
 inline constexpr char kMetaFamily[] = "meta";
 inline constexpr char kOrgFamilyPrefix[] = "org.";
 inline constexpr size_t kDigestLockStripes = 64;
+inline constexpr char kPlaintextMarker[] = "PLAINTEXT-BENCHMARK-ONLY";
 
 struct OrgCounters {
   std::atomic<uint64_t> puts{0}, gets{0}, hits{0}, misses{0}, deletes{0};
@@ -97,6 +98,7 @@ class StoreImpl final : public Store {
   StoreImpl(StoreOptions options, DataLayout layout);
 
   Status OpenKeystoreAndAudit(const crypto::SecretBytes& master_key);
+  Status CheckEncryptionMode();
   Status OpenDatabase();
   Status LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& handles);
   Status FinishDropOrg(const std::string& org, rocksdb::ColumnFamilyHandle* cf);

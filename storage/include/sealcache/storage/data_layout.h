@@ -2,8 +2,9 @@
 // which key ring. The routing file system and the dump tool share these rules.
 //
 //   <data>/keys/keystore          key records (crypto/FORMAT.md)
-//   <data>/db/                    RocksDB: *.log (WAL) and MANIFEST-*  -> node key
-//                                 CURRENT, IDENTITY, OPTIONS-*, LOCK, LOG -> plaintext
+//   <data>/db/                    RocksDB: *.log (WAL)                 -> node key
+//                                 MANIFEST-*, CURRENT, IDENTITY, OPTIONS-*, LOCK, LOG
+//                                   -> plaintext (no payloads, no vectors)
 //   <data>/db/meta/               SSTs of column family "meta"         -> plaintext
 //   <data>/db/orgs/<org>/         SSTs of column family "org.<org>"    -> org key
 //   <data>/index/<org>/           index snapshots                      -> org key

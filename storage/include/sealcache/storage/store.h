@@ -53,6 +53,11 @@ struct StoreOptions {
   int64_t reaper_period_ms = 60'000;
   // Shared block cache for all column families, in bytes. Default 256 MiB.
   size_t block_cache_bytes = 256u << 20;
+  // BENCHMARKS ONLY: keep every file in plaintext, to measure what encryption costs.
+  // Recorded in the audit log at every open. A data directory created this way carries the
+  // marker db/PLAINTEXT-BENCHMARK-ONLY and refuses to open with encryption, and an
+  // encrypted one refuses to open without it. Default false.
+  bool insecure_plaintext_for_benchmarks = false;
 };
 
 struct OrgConfig {
