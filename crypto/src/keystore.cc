@@ -318,11 +318,12 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(const std::string& path,
   impl->path = path;
   impl->options = std::move(options);
   SC_ASSIGN_OR_RETURN(impl->keys, Derive(master_key));
-  SC_RETURN_IF_ERROR(LockFile(path, &impl->lock_fd));
+  if (!impl->options.read_only) SC_RETURN_IF_ERROR(LockFile(path, &impl->lock_fd));
 
   auto bytes = ReadWholeFile(path);
   if (!bytes.ok()) {
-    if (!bytes.status().IsNotFound() || !impl->options.create_if_missing) {
+    if (!bytes.status().IsNotFound() || !impl->options.create_if_missing ||
+        impl->options.read_only) {
       return bytes.status();
     }
     // A new, empty keystore is written at once so the master key is bound to this
@@ -363,6 +364,9 @@ Result<std::string> Keystore::Fingerprint(const SecretBytes& master_key) {
 
 template <typename Fn>
 Status Keystore::Mutate(Fn&& mutate) {
+  if (impl_->options.read_only) {
+    return Status::FailedPrecondition("keystore " + impl_->path + " is open read-only");
+  }
   std::lock_guard<std::mutex> write_lock(impl_->write_mu);
   KeystoreState next;
   {
@@ -449,6 +453,9 @@ Status Keystore::DestroyRing(const RingId& ring) {
 }
 
 Status Keystore::RotateMasterKey(const SecretBytes& new_master_key) {
+  if (impl_->options.read_only) {
+    return Status::FailedPrecondition("keystore " + impl_->path + " is open read-only");
+  }
   SC_ASSIGN_OR_RETURN(DerivedKeys new_keys, Derive(new_master_key));
   std::lock_guard<std::mutex> write_lock(impl_->write_mu);
   KeystoreState next;

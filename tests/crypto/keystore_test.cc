@@ -272,6 +272,24 @@ TEST_F(KeystoreTest, SecondOpenWhileHeldIsRefused) {
   EXPECT_NE(second.status().message().find("in use"), std::string::npos);
 }
 
+TEST_F(KeystoreTest, ReadOnlyOpenWorksBesideTheWriterAndRefusesChanges) {
+  auto ks = OpenOk(master_);
+  ASSERT_TRUE(ks->CreateRing(kAcme).ok());
+  const auto before = FileBytes();
+  KeystoreOptions opts;
+  opts.clock = &clock_;
+  opts.read_only = true;
+  auto reader = Keystore::Open(path_, master_, opts);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_TRUE((*(*reader)->Key(kAcme, 1))->Equals(**ks->Key(kAcme, 1)));
+  EXPECT_EQ((*reader)->Rotate(kAcme).status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ((*reader)->RotateMasterKey(testing::FilledKey(1)).code(),
+            Status::Code::kFailedPrecondition);
+  EXPECT_EQ(FileBytes(), before);
+  std::filesystem::remove_all(dir_ + "/none");
+  EXPECT_TRUE(Keystore::Open(dir_ + "/missing", master_, opts).status().IsNotFound());
+}
+
 TEST_F(KeystoreTest, FileIsPrivate) {
   auto ks = OpenOk(master_);
   struct stat st {};

@@ -10,7 +10,8 @@
 // - Every change is written durably (temp file, fsync, rename, fsync dir) before the call
 //   returns, so a key version is on disk before any file can use it. If the write fails the
 //   in-memory state is unchanged.
-// - One process at a time: Open takes an exclusive advisory lock on `<path>.lock`.
+// - One writer at a time: Open takes an exclusive advisory lock on `<path>.lock`, except in
+//   read-only mode, which never writes and refuses every change.
 //
 // Thread-safe.
 #pragma once
@@ -35,6 +36,9 @@ struct KeystoreOptions {
   const Clock* clock = nullptr;
   // Create an empty keystore if the file does not exist.
   bool create_if_missing = true;
+  // Open without the lock and refuse every change (tools reading a live store). Implies
+  // !create_if_missing.
+  bool read_only = false;
   // Tests only: injected failures in the atomic write.
   AtomicWriteFaultHook fault_hook;
 };
