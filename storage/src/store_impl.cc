@@ -28,7 +28,7 @@ namespace {
 constexpr size_t kWriteBufferBudget = 256u << 20;
 constexpr size_t kFamilyWriteBuffer = 32u << 20;
 constexpr uint64_t kMaxTotalWalSize = 256u << 20;
-constexpr size_t kBlockSize = 8u << 10;
+constexpr size_t kBlockSize = 4u << 10;
 constexpr int kBloomBitsPerKey = 10;
 
 std::string FamilyName(std::string_view org) { return kOrgFamilyPrefix + std::string(org); }

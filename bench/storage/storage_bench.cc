@@ -1,0 +1,165 @@
+// Purpose: what encryption costs the storage engine: fill, full compaction and random reads
+// on the same Store code path, encrypted vs insecure_plaintext_for_benchmarks, in one run.
+//
+// Times are process CPU seconds (all threads, so RocksDB's flush and compaction threads
+// count), reported through manual timing: compare the encrypted/plain pairs of one run.
+//   build/bench/storage/storage_bench [--benchmark_repetitions=3]
+//   SEALCACHE_BENCH_ENTRIES=200000 for the 200k-entry figures (default 20000).
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "sealcache/crypto/random.h"
+#include "sealcache/storage/store.h"
+
+namespace sealcache::storage {
+namespace {
+
+constexpr uint32_t kDim = 384;
+constexpr size_t kPayloadBytes = 2048;
+constexpr int kGetsPerIteration = 2000;
+constexpr size_t kReadCacheBytes = 8u << 20;  // small: most reads go through the file system
+
+size_t EntryCount() {
+  const char* n = std::getenv("SEALCACHE_BENCH_ENTRIES");
+  return n != nullptr ? std::strtoull(n, nullptr, 10) : 20000;
+}
+
+double ProcessCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
+// Text-like payloads: slices of the licence and copyright texts every Debian system has.
+const std::string& Corpus() {
+  static const std::string corpus = [] {
+    std::string text;
+    for (const char* dir : {"/usr/share/common-licenses", "/usr/share/doc"}) {
+      std::error_code ec;
+      for (auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+        if (text.size() > (8u << 20)) break;
+        auto name = e.path().filename().string();
+        if (!e.is_regular_file() || (name != "copyright" && e.path().parent_path() != dir)) {
+          continue;
+        }
+        std::ifstream in(e.path());
+        text.append(std::istreambuf_iterator<char>(in), {});
+      }
+    }
+    while (text.size() < 4 * kPayloadBytes) text += "lorem ipsum dolor sit amet ";
+    return text;
+  }();
+  return corpus;
+}
+
+Digest DigestOf(uint64_t i) {
+  Digest d{};
+  std::mt19937_64 rng(i + 1);
+  for (auto& b : d) b = static_cast<uint8_t>(rng());
+  return d;
+}
+
+struct BenchStore {
+  std::string dir;
+  std::unique_ptr<Store> store;
+  ~BenchStore() {
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+};
+
+std::unique_ptr<BenchStore> OpenFresh(bool encrypted, size_t block_cache) {
+  auto b = std::make_unique<BenchStore>();
+  b->dir = (std::filesystem::temp_directory_path() / "sealcache-bench-XXXXXX").string();
+  if (mkdtemp(b->dir.data()) == nullptr) std::abort();
+  StoreOptions o;
+  o.data_dir = b->dir;
+  o.reaper_period_ms = 0;
+  o.block_cache_bytes = block_cache;
+  o.insecure_plaintext_for_benchmarks = !encrypted;
+  static const crypto::SecretBytes master = std::move(crypto::RandomSecret(32)).value();
+  b->store = std::move(Store::Open(o, master)).value();
+  OrgConfig c;
+  c.dimension = kDim;
+  if (!b->store->CreateOrg("bench", c).ok()) std::abort();
+  return b;
+}
+
+void Fill(Store& store, size_t n) {
+  const std::string& text = Corpus();
+  std::mt19937 rng(42);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> vec(kDim);
+  for (size_t i = 0; i < n; ++i) {
+    for (auto& x : vec) x = normal(rng);
+    size_t off = (i * 7919) % (text.size() - kPayloadBytes);
+    PutRequest r;
+    r.digest = DigestOf(i);
+    r.payload = {reinterpret_cast<const uint8_t*>(text.data() + off), kPayloadBytes};
+    r.vector = vec;
+    r.ttl_ms = 86'400'000;
+    if (!store.Put("bench", r).ok()) std::abort();
+  }
+  if (!store.Flush().ok()) std::abort();
+}
+
+void BM_Fill(benchmark::State& state) {
+  const bool encrypted = state.range(0) != 0;
+  const size_t n = EntryCount();
+  for (auto _ : state) {
+    auto b = OpenFresh(encrypted, 256u << 20);
+    double start = ProcessCpuSeconds();
+    Fill(*b->store, n);
+    state.SetIterationTime(ProcessCpuSeconds() - start);
+  }
+  state.SetLabel(encrypted ? "encrypted" : "plain");
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+void BM_Compaction(benchmark::State& state) {
+  const bool encrypted = state.range(0) != 0;
+  for (auto _ : state) {
+    auto b = OpenFresh(encrypted, 256u << 20);
+    Fill(*b->store, EntryCount());
+    double start = ProcessCpuSeconds();
+    if (!b->store->CompactOrg("bench").ok()) std::abort();
+    state.SetIterationTime(ProcessCpuSeconds() - start);
+  }
+  state.SetLabel(encrypted ? "encrypted" : "plain");
+}
+
+void BM_RandomGet(benchmark::State& state) {
+  const bool encrypted = state.range(0) != 0;
+  auto b = OpenFresh(encrypted, kReadCacheBytes);
+  const size_t n = EntryCount();
+  Fill(*b->store, n);
+  if (!b->store->CompactOrg("bench").ok()) std::abort();
+  std::mt19937_64 rng(7);
+  for (auto _ : state) {
+    double start = ProcessCpuSeconds();
+    for (int i = 0; i < kGetsPerIteration; ++i) {
+      auto e = b->store->Get("bench", DigestOf(rng() % n));
+      if (!e.ok()) std::abort();
+      benchmark::DoNotOptimize(e);
+    }
+    state.SetIterationTime(ProcessCpuSeconds() - start);
+  }
+  state.SetLabel(encrypted ? "encrypted" : "plain");
+  state.SetItemsProcessed(state.iterations() * kGetsPerIteration);
+}
+
+// Arg 0 = plain, 1 = encrypted; each pair runs back to back in one process.
+BENCHMARK(BM_Fill)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_Compaction)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_RandomGet)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(2.0);
+
+}  // namespace
+}  // namespace sealcache::storage
+
+BENCHMARK_MAIN();
