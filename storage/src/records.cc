@@ -185,6 +185,40 @@ Result<VectorValue> DecodeVectorValue(std::string_view value, uint32_t dimension
   return v;
 }
 
+std::string TokenKey(std::span<const uint8_t> token_hash) {
+  std::string k(1, kTokenPrefix);
+  k.append(reinterpret_cast<const char*>(token_hash.data()), token_hash.size());
+  return k;
+}
+
+std::string EncodeToken(const TokenRecord& t) {
+  flatbuffers::FlatBufferBuilder fbb(96);
+  auto org = fbb.CreateString(t.org);
+  auto id = fbb.CreateString(t.token_id);
+  fb::TokenRecordBuilder b(fbb);
+  b.add_format_version(1);
+  b.add_org(org);
+  b.add_token_id(id);
+  b.add_created_ms(t.created_ms);
+  fbb.Finish(b.Finish());
+  return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+}
+
+Result<TokenRecord> DecodeToken(std::string_view value) {
+  auto* data = reinterpret_cast<const uint8_t*>(value.data());
+  flatbuffers::Verifier verifier(data, value.size());
+  if (!verifier.VerifyBuffer<fb::TokenRecord>(nullptr)) {
+    return Status::Corruption("token record fails verification");
+  }
+  auto* r = flatbuffers::GetRoot<fb::TokenRecord>(data);
+  if (r->format_version() != 1) return Status::Corruption("token record has unknown version");
+  TokenRecord t;
+  if (r->org() != nullptr) t.org = r->org()->str();
+  if (r->token_id() != nullptr) t.token_id = r->token_id()->str();
+  t.created_ms = r->created_ms();
+  return t;
+}
+
 std::string EncodeSlot(uint64_t next_slot) {
   std::string s;
   AppendFixed64(s, next_slot);

@@ -3,6 +3,7 @@
 // meta:       'e' org 0x00 digest(32)  -> expiry(8) | EntryMetaRecord (flatbuffers)
 //             'o' org                  -> OrgInfoRecord (flatbuffers)
 //             's' org                  -> next free vector slot (u64, merged with max)
+//             't' sha256(token)        -> TokenRecord (flatbuffers)
 // org.<org>:  'P' digest(32)           -> expiry(8) | payload
 //             'V' slot(8, big-endian)  -> expiry(8) | digest(32) | float32 x dimension
 #pragma once
@@ -20,6 +21,7 @@ inline constexpr char kOrgInfoPrefix = 'o';
 inline constexpr char kSlotPrefix = 's';
 inline constexpr char kPayloadPrefix = 'P';
 inline constexpr char kVectorPrefix = 'V';
+inline constexpr char kTokenPrefix = 't';
 inline constexpr size_t kExpirySize = 8;
 
 std::string EntryKey(std::string_view org, const Digest& digest);
@@ -53,6 +55,10 @@ struct VectorValue {
 Result<VectorValue> DecodeVectorValue(std::string_view value, uint32_t dimension,
                                       std::vector<float>* buffer);
 Result<uint64_t> DecodeVectorKey(std::string_view key);
+
+std::string TokenKey(std::span<const uint8_t> token_hash);
+std::string EncodeToken(const TokenRecord& record);
+Result<TokenRecord> DecodeToken(std::string_view value);
 
 std::string EncodeSlot(uint64_t next_slot);
 std::optional<uint64_t> DecodeSlot(std::string_view value);

@@ -389,6 +389,7 @@ Status StoreImpl::DropOrg(std::string_view org_view) {
   batch.DeleteRange(meta_cf_, begin, end);
   batch.Delete(meta_cf_, OrgInfoKey(id));
   batch.Delete(meta_cf_, SlotKey(id));
+  SC_RETURN_IF_ERROR(CollectTokens(id, "", &batch).status());
   rocksdb::Status s = db_->Write(admin_write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "cannot drop org " + id);
   rocksdb::ColumnFamilyHandle* cf = org->cf;
@@ -413,6 +414,57 @@ std::vector<std::string> StoreImpl::ListOrgs() const {
   std::vector<std::string> out;
   for (const auto& [id, state] : orgs_) out.push_back(id);
   return out;
+}
+
+// ---- Tokens -------------------------------------------------------------------------------
+
+constexpr size_t kTokenHashSize = 32;
+
+Status StoreImpl::AddToken(std::span<const uint8_t> hash, const TokenRecord& record) {
+  if (hash.size() != kTokenHashSize) return Status::InvalidArgument("token hash must be 32 bytes");
+  if (!record.org.empty()) {
+    std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+    SC_RETURN_IF_ERROR(FindOrg(record.org).status());
+  }
+  rocksdb::Status s = db_->Put(admin_write_options_, meta_cf_, TokenKey(hash), EncodeToken(record));
+  if (!s.ok()) return FromRocks(s, "cannot store token");
+  return RecordAudit("token_issued", {{"org", record.org}, {"token_id", record.token_id}});
+}
+
+Result<TokenRecord> StoreImpl::FindToken(std::span<const uint8_t> hash) {
+  if (hash.size() != kTokenHashSize) return Status::InvalidArgument("token hash must be 32 bytes");
+  std::string value;
+  rocksdb::Status s = db_->Get({}, meta_cf_, TokenKey(hash), &value);
+  if (s.IsNotFound()) return Status::NotFound("unknown token");
+  if (!s.ok()) return FromRocks(s, "cannot read token");
+  return DecodeToken(value);
+}
+
+Result<uint64_t> StoreImpl::CollectTokens(std::string_view org, std::string_view token_id,
+                                          rocksdb::WriteBatch* batch) {
+  uint64_t n = 0;
+  const std::string prefix(1, kTokenPrefix);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, meta_cf_));
+  for (it->Seek(prefix); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
+    SC_ASSIGN_OR_RETURN(TokenRecord t, DecodeToken(View(it->value())));
+    if (t.org != org || (!token_id.empty() && t.token_id != token_id)) continue;
+    batch->Delete(meta_cf_, it->key());
+    ++n;
+  }
+  SC_RETURN_IF_ERROR(FromRocks(it->status(), "token scan failed"));
+  return n;
+}
+
+Result<uint64_t> StoreImpl::RevokeTokens(std::string_view org, std::string_view token_id) {
+  rocksdb::WriteBatch batch;
+  SC_ASSIGN_OR_RETURN(uint64_t n, CollectTokens(org, token_id, &batch));
+  if (n == 0) return n;
+  rocksdb::Status s = db_->Write(admin_write_options_, &batch);
+  if (!s.ok()) return FromRocks(s, "cannot revoke tokens");
+  SC_RETURN_IF_ERROR(RecordAudit("tokens_revoked", {{"org", std::string(org)},
+                                                    {"token_id", std::string(token_id)},
+                                                    {"count", static_cast<int64_t>(n)}}));
+  return n;
 }
 
 // ---- Entries ------------------------------------------------------------------------------

@@ -81,6 +81,10 @@ class StoreImpl final : public Store {
                      const std::function<bool(uint64_t, const Digest&, int64_t,
                                               std::span<const float>)>& fn) override;
 
+  Status AddToken(std::span<const uint8_t> token_hash, const TokenRecord& record) override;
+  Result<TokenRecord> FindToken(std::span<const uint8_t> token_hash) override;
+  Result<uint64_t> RevokeTokens(std::string_view org, std::string_view token_id) override;
+
   Result<uint32_t> RotateKey(std::string_view org) override;
   Result<std::vector<KeyVersionStatus>> KeyStatus(std::string_view org) override;
   Result<ReaperReport> RunKeyReaper() override;
@@ -112,6 +116,9 @@ class StoreImpl final : public Store {
   Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest);
   Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest);
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
+  // Adds deletes of the matching token records to `batch`; returns how many.
+  Result<uint64_t> CollectTokens(std::string_view org, std::string_view token_id,
+                                 rocksdb::WriteBatch* batch);
   Status DeleteEntryLocked(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
   // Live SSTs of an org with their key versions. REQUIRES: orgs_mu_ held.
   Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);

@@ -244,3 +244,29 @@ TEST_F(StoreTest, StatsCountOperations) {
 
 }  // namespace
 }  // namespace sealcache::storage
+
+namespace sealcache::storage {
+namespace {
+
+TEST_F(StoreTest, TokensAreFoundByHashRevokedAndDroppedWithTheirOrg) {
+  Open();
+  CreateOrg("acme");
+  Digest h1 = MakeDigest(1), h2 = MakeDigest(2), admin = MakeDigest(3);
+  ASSERT_TRUE(store_->AddToken(h1, {"acme", "id1", 10}).ok());
+  ASSERT_TRUE(store_->AddToken(h2, {"acme", "id2", 11}).ok());
+  ASSERT_TRUE(store_->AddToken(admin, {"", "adm", 12}).ok());
+  EXPECT_TRUE(store_->AddToken(h1, {"nobody", "x", 1}).IsNotFound());
+  auto t = store_->FindToken(h1);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->org, "acme");
+  EXPECT_EQ(t->token_id, "id1");
+  EXPECT_EQ(*store_->RevokeTokens("acme", "id1"), 1u);
+  EXPECT_TRUE(store_->FindToken(h1).status().IsNotFound());
+  EXPECT_TRUE(store_->FindToken(h2).ok());
+  ASSERT_TRUE(store_->DropOrg("acme").ok());
+  EXPECT_TRUE(store_->FindToken(h2).status().IsNotFound());
+  EXPECT_EQ(store_->FindToken(admin)->org, "");
+}
+
+}  // namespace
+}  // namespace sealcache::storage

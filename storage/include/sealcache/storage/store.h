@@ -135,6 +135,13 @@ struct OrgStats {
   int64_t active_key_age_ms = 0;
 };
 
+// An access token's record, stored under the SHA-256 hash of the token.
+struct TokenRecord {
+  std::string org;       // empty: an admin token
+  std::string token_id;  // public handle, safe to print
+  int64_t created_ms = 0;
+};
+
 struct ReaperReport {
   std::vector<std::pair<std::string, uint32_t>> destroyed;  // (org, version)
   uint64_t files_compacted = 0;
@@ -177,6 +184,14 @@ class Store {
       std::string_view org, uint64_t from_slot,
       const std::function<bool(uint64_t slot, const Digest& digest, int64_t expires_ms,
                                std::span<const float> vector)>& fn) = 0;
+
+  // Tokens (by SHA-256 hash; the store never sees a token itself).
+  virtual Status AddToken(std::span<const uint8_t> token_hash, const TokenRecord& record) = 0;
+  // NotFound for an unknown or revoked token.
+  virtual Result<TokenRecord> FindToken(std::span<const uint8_t> token_hash) = 0;
+  // Revokes the tokens of `org` ("" = admin tokens) with `token_id`, or all of them when
+  // token_id is empty. Returns how many were revoked.
+  virtual Result<uint64_t> RevokeTokens(std::string_view org, std::string_view token_id) = 0;
 
   // Keys.
   virtual Result<uint32_t> RotateKey(std::string_view org) = 0;
