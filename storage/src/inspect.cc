@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <thread>
 
@@ -28,6 +29,7 @@ namespace {
 // state.
 constexpr int kOpenAttempts = 4;
 constexpr auto kOpenRetryDelay = std::chrono::milliseconds(50);
+constexpr uint64_t kUnlimitedPathSize = std::numeric_limits<uint64_t>::max();
 
 std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
@@ -148,12 +150,17 @@ Status StoreView::Impl::OpenDatabase(bool strict_wal) {
     rocksdb::ColumnFamilyOptions meta_options;
     // Reading the slot counter needs the operator its merge operands were written with.
     meta_options.merge_operator = internal::NewMaxSlotMergeOperator();
+    // A family's SSTs are found only through its cf_paths (the MANIFEST keeps path ids).
+    meta_options.cf_paths = {{layout.meta_dir(), kUnlimitedPathSize}};
     descriptors.emplace_back(internal::kMetaFamily, meta_options);
     for (const std::string& name : families) {
       if (!StartsWith(name, internal::kOrgFamilyPrefix)) continue;
       org_families.push_back(name.substr(std::strlen(internal::kOrgFamilyPrefix)));
       // A subset of the families is allowed read-only: keyless views skip the encrypted ones.
-      if (full) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+      if (!full) continue;
+      rocksdb::ColumnFamilyOptions org_options;
+      org_options.cf_paths = {{layout.org_dir(org_families.back()), kUnlimitedPathSize}};
+      descriptors.emplace_back(name, org_options);
     }
     s = rocksdb::DB::OpenForReadOnly(db_options, layout.db_dir(), descriptors, &handles, &db);
     if (s.ok()) break;

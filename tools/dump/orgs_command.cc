@@ -1,0 +1,193 @@
+// `orgs` and `stats`: per-org summaries from the meta family, the org SSTs' headers and the
+// keystore metadata. Need no key (a key adds unflushed writes and exact live-file sets).
+#include <map>
+
+#include "commands.h"
+#include "sealcache/crypto/keystore.h"
+#include "text_format.h"
+
+namespace sealcache::dump {
+namespace {
+
+constexpr int64_t kMsPerDay = int64_t{24} * 3600 * 1000;
+
+struct VersionUsage {
+  uint64_t sst_files = 0, sst_bytes = 0;
+};
+
+struct OrgSummary {
+  storage::OrgRecord record;
+  uint64_t live_entries = 0, expired_entries = 0;
+  uint64_t payload_bytes = 0;  // of live entries, from their metadata
+  uint64_t sst_files = 0, sst_bytes = 0;
+  std::map<uint32_t, VersionUsage> by_version;  // SSTs per key version from their headers
+  std::vector<crypto::KeyInfo> keys;            // the org's ring in the keystore
+};
+
+Result<OrgSummary> Summarize(storage::StoreView& view, storage::OrgRecord record,
+                             const crypto::KeystoreMetadata& keystore, int64_t now_ms) {
+  OrgSummary s;
+  s.record = std::move(record);
+  const std::string& org = s.record.org;
+  SC_RETURN_IF_ERROR(view.ScanEntries(org, [&](const storage::EntryMeta& m) {
+    if (m.expires_ms <= now_ms) {
+      s.expired_entries++;
+    } else {
+      s.live_entries++;
+      s.payload_bytes += m.payload_size;
+    }
+    return true;
+  }));
+  SC_ASSIGN_OR_RETURN(auto files, view.OrgSstFiles(org));
+  for (const auto& f : files) {
+    s.sst_files++;
+    s.sst_bytes += f.physical_bytes;
+    VersionUsage& u = s.by_version[f.key_version];
+    u.sst_files++;
+    u.sst_bytes += f.physical_bytes;
+  }
+  for (const crypto::KeyInfo& k : keystore.keys) {
+    if (k.ring.scope == crypto::KeyScope::kOrg && k.ring.org == org) s.keys.push_back(k);
+  }
+  return s;
+}
+
+Result<std::vector<OrgSummary>> SummarizeAll(storage::StoreView& view, const CommandContext& ctx) {
+  SC_ASSIGN_OR_RETURN(auto keystore, crypto::Keystore::ReadMetadata(ctx.layout.keystore_path()));
+  SC_ASSIGN_OR_RETURN(auto orgs, view.Orgs());
+  std::vector<OrgSummary> out;
+  for (auto& record : orgs) {
+    SC_ASSIGN_OR_RETURN(OrgSummary s, Summarize(view, std::move(record), keystore, ctx.now_ms));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string VersionsText(const std::vector<crypto::KeyInfo>& keys) {
+  std::string out;
+  for (const auto& k : keys) {
+    if (!out.empty()) out += ",";
+    out += std::to_string(k.version) + ":" + std::string(crypto::KeyStateName(k.state));
+  }
+  return out.empty() ? "-" : out;
+}
+
+Json KeysJson(const std::vector<crypto::KeyInfo>& keys) {
+  Json a = Json::MakeArray();
+  for (const auto& k : keys) {
+    a.Push(
+        Json::MakeObject().Set("version", k.version).Set("state", crypto::KeyStateName(k.state)));
+  }
+  return a;
+}
+
+const crypto::KeyInfo* ActiveKey(const std::vector<crypto::KeyInfo>& keys) {
+  for (const auto& k : keys) {
+    if (k.state == crypto::KeyState::kActive) return &k;
+  }
+  return nullptr;
+}
+
+void SetViewInfo(const storage::StoreView& view, const CommandContext& ctx, CommandOutput* out) {
+  out->json.Set("view", ViewMode(view)).Set("view_note", ViewNote(view));
+  out->json.Set("now_ms", ctx.now_ms);
+  out->text = ViewNote(view) + "\n";
+}
+
+}  // namespace
+
+Result<CommandOutput> RunOrgs(const CommandContext& ctx) {
+  SC_ASSIGN_OR_RETURN(auto view, OpenView(ctx));
+  SC_ASSIGN_OR_RETURN(auto orgs, SummarizeAll(*view, ctx));
+  CommandOutput out;
+  SetViewInfo(*view, ctx, &out);
+  TextTable table({"ORG", "ENTRIES", "EXPIRED", "PAYLOAD-BYTES", "SST-FILES", "SST-BYTES", "DIM",
+                   "METRIC", "INDEX", "CREATED", "KEY-VERSIONS"});
+  Json list = Json::MakeArray();
+  for (const OrgSummary& s : orgs) {
+    const storage::OrgConfig& c = s.record.config;
+    Json j = Json::MakeObject();
+    j.Set("org", s.record.org).Set("entries", s.live_entries);
+    j.Set("expired_entries", s.expired_entries).Set("payload_bytes", s.payload_bytes);
+    j.Set("sst_files", s.sst_files).Set("sst_bytes", s.sst_bytes);
+    j.Set("dimension", c.dimension).Set("metric", c.metric).Set("index_kind", c.index_kind);
+    j.Set("created_ms", c.created_ms).Set("key_versions", KeysJson(s.keys));
+    list.Push(std::move(j));
+    table.Add({s.record.org, std::to_string(s.live_entries), std::to_string(s.expired_entries),
+               std::to_string(s.payload_bytes), std::to_string(s.sst_files),
+               std::to_string(s.sst_bytes), std::to_string(c.dimension), c.metric, c.index_kind,
+               FormatTime(c.created_ms), VersionsText(s.keys)});
+  }
+  out.json.Set("orgs", std::move(list));
+  out.text += table.Render();
+  if (!view->full()) out.text += "SST-FILES/BYTES: *.sst files in the org's directory\n";
+  return out;
+}
+
+Result<CommandOutput> RunStats(const CommandContext& ctx) {
+  SC_ASSIGN_OR_RETURN(auto view, OpenView(ctx));
+  SC_ASSIGN_OR_RETURN(auto orgs, SummarizeAll(*view, ctx));
+  const int64_t interval_ms = ctx.options.rotation_interval_days * kMsPerDay;
+  CommandOutput out;
+  SetViewInfo(*view, ctx, &out);
+  out.json.Set("rotation_interval_days", ctx.options.rotation_interval_days);
+  TextTable per_org({"ORG", "ENTRIES", "EXPIRED", "PAYLOAD-BYTES", "SST-FILES", "SST-BYTES",
+                     "ACTIVE-KEY", "KEY-AGE", "ROTATION-DUE"});
+  TextTable per_version({"ORG", "VERSION", "STATE", "SST-FILES", "SST-BYTES"});
+  Json org_list = Json::MakeArray(), version_list = Json::MakeArray();
+  OrgSummary total;
+  for (const OrgSummary& s : orgs) {
+    const crypto::KeyInfo* active = ActiveKey(s.keys);
+    const int64_t age = active ? ctx.now_ms - active->created_ms : 0;
+    const bool overdue = active && age > interval_ms;
+    Json j = Json::MakeObject();
+    j.Set("org", s.record.org).Set("entries", s.live_entries);
+    j.Set("expired_entries", s.expired_entries).Set("payload_bytes", s.payload_bytes);
+    j.Set("sst_files", s.sst_files).Set("sst_bytes", s.sst_bytes);
+    j.Set("active_key_version", active ? Json(active->version) : Json());
+    j.Set("active_key_age_ms", active ? Json(age) : Json());
+    j.Set("rotation_overdue", overdue);
+    org_list.Push(std::move(j));
+    per_org.Add({s.record.org, std::to_string(s.live_entries), std::to_string(s.expired_entries),
+                 std::to_string(s.payload_bytes), std::to_string(s.sst_files),
+                 std::to_string(s.sst_bytes), active ? std::to_string(active->version) : "-",
+                 active ? FormatDuration(age) : "-",
+                 !active   ? "-"
+                 : overdue ? "OVERDUE"
+                           : "in " + FormatDuration(interval_ms - age)});
+    for (const crypto::KeyInfo& k : s.keys) {
+      auto it = s.by_version.find(k.version);
+      const VersionUsage u = it == s.by_version.end() ? VersionUsage{} : it->second;
+      version_list.Push(Json::MakeObject()
+                            .Set("org", s.record.org)
+                            .Set("version", k.version)
+                            .Set("state", crypto::KeyStateName(k.state))
+                            .Set("sst_files", u.sst_files)
+                            .Set("sst_bytes", u.sst_bytes));
+      per_version.Add({s.record.org, std::to_string(k.version),
+                       std::string(crypto::KeyStateName(k.state)), std::to_string(u.sst_files),
+                       std::to_string(u.sst_bytes)});
+    }
+    total.live_entries += s.live_entries;
+    total.expired_entries += s.expired_entries;
+    total.payload_bytes += s.payload_bytes;
+    total.sst_files += s.sst_files;
+    total.sst_bytes += s.sst_bytes;
+  }
+  out.json.Set("orgs", std::move(org_list)).Set("key_versions", std::move(version_list));
+  out.json.Set("totals", Json::MakeObject()
+                             .Set("orgs", orgs.size())
+                             .Set("entries", total.live_entries)
+                             .Set("expired_entries", total.expired_entries)
+                             .Set("payload_bytes", total.payload_bytes)
+                             .Set("sst_files", total.sst_files)
+                             .Set("sst_bytes", total.sst_bytes));
+  per_org.Add({"TOTAL", std::to_string(total.live_entries), std::to_string(total.expired_entries),
+               std::to_string(total.payload_bytes), std::to_string(total.sst_files),
+               std::to_string(total.sst_bytes), "", "", ""});
+  out.text += "per org (rotation interval " + std::to_string(ctx.options.rotation_interval_days) +
+              " days):\n" + per_org.Render() + "\nper key version:\n" + per_version.Render();
+  return out;
+}
+
+}  // namespace sealcache::dump
