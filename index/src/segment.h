@@ -1,0 +1,70 @@
+// Segment: a searchable, append-only or immutable run of vectors with local ids 0..size-1,
+// each mapped to a slot. FlatSegment (exact scan) and HnswSegment (FAISS HNSW graph).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "sealcache/index/inner_product.h"
+#include "sealcache/index/vector_index.h"
+#include "tombstones.h"
+
+namespace sealcache::index {
+
+// Keeps the best k hits (score >= min_score) offered by any number of segments.
+class TopK {
+ public:
+  TopK(size_t k, float min_score) : k_(k), min_score_(min_score) {
+    heap_.reserve(std::min<size_t>(k, 1024));
+  }
+
+  void Offer(uint64_t slot, float score);
+  size_t capacity() const { return k_; }
+  // The hits, best first, ties by smaller slot.
+  std::vector<Hit> Take() &&;
+
+ private:
+  size_t k_;
+  float min_score_;
+  std::vector<Hit> heap_;  // min-heap on (score, -slot): heap_.front() is the worst kept
+};
+
+class Segment {
+ public:
+  enum class Kind { kFlat, kHnsw };
+
+  Segment(uint64_t id, size_t dimension, std::shared_ptr<Tombstones> tombstones)
+      : id_(id), dimension_(dimension), tombstones_(std::move(tombstones)) {}
+  virtual ~Segment() = default;
+
+  uint64_t id() const { return id_; }
+  size_t dimension() const { return dimension_; }
+  const std::shared_ptr<Tombstones>& tombstones() const { return tombstones_; }
+
+  virtual Kind kind() const = 0;
+  // Entries visible to readers, removed ones included.
+  virtual size_t size() const = 0;
+  // REQUIRES: local < size()
+  virtual uint64_t slot(size_t local) const = 0;
+  virtual const float* vector(size_t local) const = 0;
+
+  // Offers this segment's best live, admitted entries for `query` (unit length) to `top`.
+  virtual void Search(const float* query, const Filter* filter, TopK& top) const = 0;
+
+  // Exact scan over entries [0, n): skips tombstoned and non-admitted entries.
+  void ExactScan(const float* query, size_t n, const Filter* filter, TopK& top) const;
+
+  bool Admits(size_t local, const Filter* filter) const {
+    return !tombstones_->Test(local) && (filter == nullptr || filter->Admits(slot(local)));
+  }
+
+ private:
+  uint64_t id_;
+  size_t dimension_;
+  std::shared_ptr<Tombstones> tombstones_;
+};
+
+}  // namespace sealcache::index

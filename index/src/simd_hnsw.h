@@ -1,0 +1,69 @@
+// FAISS HNSW over our SIMD inner products.
+//
+// Debian's libfaiss.a computes distances with a scalar loop. faiss::IndexHNSW gets every
+// distance (build and search) from `storage->get_distance_computer()`; SimdFlatStorage is an
+// IndexFlatIP whose computer calls InnerProductFunction(). It serialises as a plain
+// IndexFlatIP (write_index dispatches on dynamic type), and AdoptSimdStorage swaps it back in
+// after read_index.
+#pragma once
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/impl/IDSelector.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "sealcache/status.h"
+
+namespace sealcache::index {
+
+class SimdFlatStorage final : public faiss::IndexFlatIP {
+ public:
+  explicit SimdFlatStorage(idx_t d) : faiss::IndexFlatIP(d) {}
+  faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override;
+};
+
+struct HnswBuildOptions {
+  int m = 32;
+  int ef_construction = 128;
+  // false: keep FAISS's own (scalar, in Debian's build) distance code. For benchmarks.
+  bool simd = true;
+  // Vectors added per IndexHNSW::add call; `cancel` is checked between batches.
+  size_t batch = 2048;
+};
+
+// Builds an inner-product IndexHNSWFlat over the n x d row-major `x`. Uses the calling
+// thread's OpenMP thread count. FailedPrecondition if `cancel` became true.
+Result<std::unique_ptr<faiss::IndexHNSWFlat>> BuildHnsw(const float* x, size_t n, size_t d,
+                                                        const HnswBuildOptions& options,
+                                                        const std::atomic<bool>* cancel);
+
+// A copy of `base` (graph and vectors, on SimdFlatStorage) with the n x d row-major `x`
+// added as local ids base.ntotal.. onwards. `base` is not modified, so readers may keep
+// searching it. Same cancellation and threading as BuildHnsw.
+Result<std::unique_ptr<faiss::IndexHNSWFlat>> ExtendHnsw(const faiss::IndexHNSWFlat& base,
+                                                         const float* x, size_t n,
+                                                         const HnswBuildOptions& options,
+                                                         const std::atomic<bool>* cancel);
+
+// Checks everything a search reads in a deserialized index: metric, dimension, storage type
+// and size, and that the graph's levels, offsets and neighbour ids stay in range. Corruption
+// otherwise.
+Status ValidateHnsw(const faiss::IndexHNSWFlat& index, size_t n, size_t d);
+
+// Replaces a deserialized index's IndexFlatIP storage by a SimdFlatStorage holding the same
+// vectors. REQUIRES: ValidateHnsw passed.
+void AdoptSimdStorage(faiss::IndexHNSWFlat& index);
+
+// One query on the calling thread, without OpenMP: the k best (by inner product) members of
+// `sel` (all if null) into scores/labels, best first; missing results get label -1.
+// The candidate list size is max(index.hnsw.efSearch, k): FAISS 1.7.3's HNSW::search sizes
+// it from the HNSW member and ignores SearchParametersHNSW::efSearch (measured: recall and
+// latency do not move with it), so efSearch is fixed per index, before it is shared.
+// FAISS exceptions become Internal.
+Status SearchHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
+                  const faiss::IDSelector* sel, float* scores, int64_t* labels);
+
+}  // namespace sealcache::index

@@ -1,0 +1,195 @@
+#include "snapshot_format.h"
+
+#include <faiss/impl/io.h>
+#include <faiss/index_io.h>
+
+#include <bit>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "hnsw_segment.h"
+#include "sealcache/crypto/hash.h"
+#include "sealcache/encoding.h"
+#include "simd_hnsw.h"
+
+namespace sealcache::index {
+namespace {
+
+static_assert(std::endian::native == std::endian::little,
+              "snapshots store floats as little-endian IEEE 754 by memcpy");
+
+constexpr uint8_t kKindFlat = 1;
+constexpr uint8_t kKindHnsw = 2;
+
+void PutFloats(std::vector<uint8_t>& out, const float* v, size_t n) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(v);
+  out.insert(out.end(), bytes, bytes + n * sizeof(float));
+}
+
+Status PutHnswBlob(const faiss::IndexHNSWFlat& index, std::vector<uint8_t>& out) {
+  try {
+    faiss::VectorIOWriter writer;
+    faiss::write_index(&index, &writer);
+    PutFixed64(out, writer.data.size());
+    PutBytes(out, writer.data);
+    return Status::Ok();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("faiss write_index: ") + e.what());
+  }
+}
+
+Status EncodeSegment(const SegmentCapture& capture, size_t dimension, std::vector<uint8_t>& out) {
+  const Segment& segment = *capture.segment;
+  bool hnsw = segment.kind() == Segment::Kind::kHnsw;
+  PutFixed8(out, hnsw ? kKindHnsw : kKindFlat);
+  PutFixed64(out, capture.size);
+  for (size_t local = 0; local < capture.size; ++local) PutFixed64(out, segment.slot(local));
+  for (uint64_t word : capture.tombstone_words) PutFixed64(out, word);
+  if (hnsw) return PutHnswBlob(static_cast<const HnswSegment&>(segment).faiss_index(), out);
+  for (size_t local = 0; local < capture.size; ++local) {
+    PutFloats(out, segment.vector(local), dimension);
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<faiss::IndexHNSWFlat>> ReadHnswBlob(std::span<const uint8_t> blob, size_t n,
+                                                           size_t dimension) {
+  std::unique_ptr<faiss::Index> read;
+  try {
+    faiss::VectorIOReader reader;
+    reader.data.assign(blob.begin(), blob.end());
+    read.reset(faiss::read_index(&reader));
+    if (reader.rp != reader.data.size()) {
+      return Status::Corruption("snapshot: trailing bytes after the hnsw index");
+    }
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("snapshot: faiss read_index: ") + e.what());
+  }
+  auto* hnsw = dynamic_cast<faiss::IndexHNSWFlat*>(read.get());
+  if (hnsw == nullptr) return Status::Corruption("snapshot: faiss blob is not an IndexHNSWFlat");
+  read.release();
+  std::unique_ptr<faiss::IndexHNSWFlat> index(hnsw);
+  SC_RETURN_IF_ERROR(ValidateHnsw(*index, n, dimension).WithContext("snapshot"));
+  AdoptSimdStorage(*index);
+  return index;
+}
+
+Status DecodeSegment(ByteReader& in, size_t dimension, DecodedSegment& out) {
+  uint8_t kind = 0;
+  uint64_t n = 0;
+  if (!in.ReadFixed8(&kind) || !in.ReadFixed64(&n)) {
+    return Status::Corruption("snapshot: truncated segment header");
+  }
+  if (kind != kKindFlat && kind != kKindHnsw) {
+    return Status::Corruption("snapshot: unknown segment kind " + std::to_string(kind));
+  }
+  // Each entry takes at least 8 bytes (its slot): bounds n before anything is allocated.
+  if (n > in.remaining() / 8 || n > (uint64_t{1} << 31)) {
+    return Status::Corruption("snapshot: segment size exceeds the buffer");
+  }
+  out.kind = kind == kKindFlat ? Segment::Kind::kFlat : Segment::Kind::kHnsw;
+  out.slots.resize(n);
+  for (uint64_t& slot : out.slots) in.ReadFixed64(&slot);
+  out.tombstone_words.resize((n + 63) / 64);
+  for (uint64_t& word : out.tombstone_words) in.ReadFixed64(&word);
+  if (in.failed()) return Status::Corruption("snapshot: truncated slots or tombstones");
+  if (n % 64 != 0 && (out.tombstone_words.back() >> (n % 64)) != 0) {
+    return Status::Corruption("snapshot: tombstone bits past the segment end");
+  }
+  if (out.kind == Segment::Kind::kFlat) {
+    std::span<const uint8_t> bytes;
+    if (n > in.remaining() / (dimension * sizeof(float)) ||
+        !in.ReadBytes(n * dimension * sizeof(float), &bytes)) {
+      return Status::Corruption("snapshot: truncated flat vectors");
+    }
+    out.vectors.resize(n * dimension);
+    std::memcpy(out.vectors.data(), bytes.data(), bytes.size());
+    return Status::Ok();
+  }
+  uint64_t blob_size = 0;
+  std::span<const uint8_t> blob;
+  if (!in.ReadFixed64(&blob_size) || blob_size > in.remaining() ||
+      !in.ReadBytes(blob_size, &blob)) {
+    return Status::Corruption("snapshot: truncated hnsw index");
+  }
+  SC_ASSIGN_OR_RETURN(out.hnsw, ReadHnswBlob(blob, n, dimension));
+  return Status::Ok();
+}
+
+}  // namespace
+
+const float* DecodedSegment::vector(size_t local, size_t dimension) const {
+  if (kind == Segment::Kind::kFlat) return vectors.data() + local * dimension;
+  return static_cast<const faiss::IndexFlat*>(hnsw->storage)->get_xb() + local * dimension;
+}
+
+Result<std::vector<uint8_t>> EncodeSnapshot(size_t dimension, std::optional<uint64_t> highest_slot,
+                                            const std::vector<SegmentCapture>& segments) {
+  std::vector<uint8_t> body;
+  PutFixed32(body, static_cast<uint32_t>(dimension));
+  PutFixed8(body, highest_slot.has_value() ? 1 : 0);
+  PutFixed64(body, highest_slot.value_or(0));
+  PutFixed32(body, static_cast<uint32_t>(segments.size()));
+  for (const SegmentCapture& capture : segments) {
+    SC_RETURN_IF_ERROR(EncodeSegment(capture, dimension, body));
+  }
+  std::vector<uint8_t> out;
+  out.reserve(kSnapshotHeaderSize + body.size());
+  PutBytes(out, kSnapshotMagic);
+  PutFixed32(out, kSnapshotFormatVersion);
+  PutFixed64(out, body.size());
+  PutBytes(out, crypto::Sha256(body));
+  PutBytes(out, body);
+  return out;
+}
+
+Result<DecodedSnapshot> DecodeSnapshot(std::span<const uint8_t> bytes) {
+  ByteReader header(bytes);
+  std::span<const uint8_t> magic, digest, body;
+  uint32_t version = 0;
+  uint64_t body_size = 0;
+  if (!header.ReadBytes(4, &magic) || !header.ReadFixed32(&version) ||
+      !header.ReadFixed64(&body_size) || !header.ReadBytes(32, &digest)) {
+    return Status::Corruption("snapshot: shorter than its header");
+  }
+  if (std::memcmp(magic.data(), kSnapshotMagic, 4) != 0) {
+    return Status::Corruption("snapshot: bad magic (not a vector index snapshot)");
+  }
+  if (version != kSnapshotFormatVersion) {
+    return Status::Corruption("snapshot: unsupported format version " + std::to_string(version));
+  }
+  if (body_size != header.remaining() || !header.ReadBytes(body_size, &body)) {
+    return Status::Corruption("snapshot: length " + std::to_string(bytes.size()) +
+                              " does not match the header");
+  }
+  crypto::Sha256Digest actual = crypto::Sha256(body);
+  if (std::memcmp(actual.data(), digest.data(), actual.size()) != 0) {
+    return Status::Corruption("snapshot: checksum mismatch");
+  }
+
+  ByteReader in(body);
+  DecodedSnapshot snapshot;
+  uint32_t dimension = 0, segment_count = 0;
+  uint8_t has_highest = 0;
+  uint64_t highest = 0;
+  if (!in.ReadFixed32(&dimension) || !in.ReadFixed8(&has_highest) || !in.ReadFixed64(&highest) ||
+      !in.ReadFixed32(&segment_count)) {
+    return Status::Corruption("snapshot: truncated body header");
+  }
+  if (dimension == 0 || dimension > kMaxSnapshotDimension || has_highest > 1 ||
+      segment_count > in.remaining()) {
+    return Status::Corruption("snapshot: bad dimension, highest-slot flag or segment count");
+  }
+  snapshot.dimension = dimension;
+  if (has_highest) snapshot.highest_slot = highest;
+  snapshot.segments.resize(segment_count);
+  for (uint32_t i = 0; i < segment_count; ++i) {
+    SC_RETURN_IF_ERROR(DecodeSegment(in, dimension, snapshot.segments[i])
+                           .WithContext("segment " + std::to_string(i)));
+  }
+  if (in.remaining() != 0) return Status::Corruption("snapshot: trailing bytes after segments");
+  return snapshot;
+}
+
+}  // namespace sealcache::index
