@@ -12,12 +12,9 @@ export BUILD_DIR
 case "${1:-}" in
   run)
     tools/setup.sh
-    echo "quickstart: built. The server (sealcached) is not part of this build yet;"
-    echo "quickstart: once it is, this command will run:"
-    echo "  $BUILD_DIR/server/sealcached --data ./data --master-key file:./data/master.key \\"
-    echo "      --listen 127.0.0.1:7420"
-    echo "quickstart: what exists now: the crypto library and its benchmark:"
-    echo "  $BUILD_DIR/bench/crypto_bench"
+    # Embedded default: data in ./data, a generated development master key (0600) beside
+    # it, 127.0.0.1:7420. The admin token is written to ./data/admin.token on first start.
+    exec "$BUILD_DIR/server/sealcached" --dev "${@:2}"
     ;;
   test)
     tools/setup.sh

@@ -185,6 +185,9 @@ Status StoreImpl::OpenDatabase() {
   events.on_decrypt_failure = [this](const std::string& path, const Status& s) {
     OnDecryptFailure(path, s);
   };
+  events.on_file_key_unwrapped = [this] {
+    decrypt_operations_.fetch_add(1, std::memory_order_relaxed);
+  };
   fs_ = options_.insecure_plaintext_for_benchmarks
             ? rocksdb::FileSystem::Default()
             : NewRoutingFileSystem(layout_, keystore_.get(), rocksdb::FileSystem::Default(),

@@ -94,6 +94,7 @@ class StoreImpl final : public Store {
   Result<std::vector<uint8_t>> ReadOrgFile(std::string_view org, std::string_view name) override;
 
   Result<OrgStats> Stats(std::string_view org) override;
+  uint64_t DecryptOperations() const override { return decrypt_operations_.load(); }
   Status Flush() override;
   Status CompactOrg(std::string_view org) override;
   const std::string& data_dir() const override { return layout_.data_dir(); }
@@ -155,6 +156,7 @@ class StoreImpl final : public Store {
   std::mutex file_versions_mu_;
   std::unordered_map<std::string, uint32_t> file_versions_;  // SST path -> key version
 
+  std::atomic<uint64_t> decrypt_operations_{0};
   std::mutex decrypt_failures_mu_;
   std::map<std::string, uint64_t, std::less<>> decrypt_failures_;  // by org ("" = node)
 

@@ -206,6 +206,8 @@ class Store {
   virtual Result<std::vector<uint8_t>> ReadOrgFile(std::string_view org, std::string_view name) = 0;
 
   virtual Result<OrgStats> Stats(std::string_view org) = 0;
+  // Encrypted file opens (data keys unwrapped) since Open, all orgs and the WAL.
+  virtual uint64_t DecryptOperations() const = 0;
   // Flushes memtables of every column family to SSTs.
   virtual Status Flush() = 0;
   // Compacts one org's data (and meta) fully; used by tests and the reaper.

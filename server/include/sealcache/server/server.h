@@ -1,0 +1,57 @@
+// Server: sealcached's network side. Boost.Asio with one io_context run by N threads, plain
+// TCP or TLS, the length-prefixed protocol of server/PROTOCOL.md, pipelining (requests of
+// one connection run concurrently and are answered as they finish, matched by id), and a
+// Prometheus text endpoint.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sealcache/server/service.h"
+
+namespace sealcache::server {
+
+struct ServerOptions {
+  ServiceOptions service;
+  // Address to listen on. Default 127.0.0.1 (loopback only).
+  std::string listen_address = "127.0.0.1";
+  // TCP port; 0 picks a free one (see Server::port()). Default 7420.
+  uint16_t port = 7420;
+  // I/O and request threads. 0 = one per core. Each runs OpenMP with 1 thread.
+  int threads = 0;
+  // PEM certificate chain and private key; both set enables TLS (TLS 1.2+ only).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Largest request frame, in bytes; a larger length closes the connection after an error
+  // response. Default 16 MiB.
+  size_t max_frame_bytes = 16u << 20;
+  // Requests of one connection being processed at once; reading pauses at the cap.
+  // Default 64.
+  uint32_t max_inflight_per_connection = 64;
+  // A connection with nothing in flight and no request for this long is closed, in ms.
+  // Default 300000 (5 minutes).
+  int64_t idle_timeout_ms = 300'000;
+  // Open connections at most; more are answered with an error and closed. Default 1024.
+  uint32_t max_connections = 1024;
+  // Prometheus text endpoint (GET /metrics) on this port; 0 = off. Default 0.
+  uint16_t metrics_port = 0;
+  // How long Shutdown waits for in-flight requests, in ms. Default 10000.
+  int64_t drain_timeout_ms = 10'000;
+};
+
+class Server {
+ public:
+  // Opens the service (store, keys, indexes), binds and starts serving.
+  static Result<std::unique_ptr<Server>> Start(ServerOptions options,
+                                               const crypto::SecretBytes& master_key);
+  virtual ~Server() = default;
+  virtual uint16_t port() const = 0;
+  virtual uint16_t metrics_port() const = 0;
+  virtual CacheService& service() = 0;
+  // Stops accepting, lets in-flight requests finish and their responses go out, flushes
+  // hits, snapshots and memtables, stops the threads. Idempotent.
+  virtual Status Shutdown() = 0;
+};
+
+}  // namespace sealcache::server

@@ -1,0 +1,157 @@
+// sealcached: the sealcache server. `sealcached --help` lists every option with its default
+// and unit; options can also come from a config file (--config, one "name = value" a line).
+#include <signal.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "sealcache/crypto/master_key.h"
+#include "sealcache/server/server.h"
+
+namespace po = boost::program_options;
+using sealcache::Status;
+
+namespace {
+
+constexpr char kPlaintextEnv[] = "SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK";
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "sealcached: %s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sealcache::server::ServerOptions o;
+  std::string data_dir, master_spec, config_file;
+  bool dev = false, plaintext = false;
+  po::options_description desc("sealcached options");
+  desc.add_options()("help", "show this help")("config", po::value(&config_file),
+                                               "config file of name = value lines")(
+      "data", po::value(&data_dir), "data directory (created if missing)")(
+      "master-key", po::value(&master_spec),
+      "master key: file:PATH (mode 0600, 32 raw bytes or 64 hex) or env:VAR (development)")(
+      "dev", po::bool_switch(&dev),
+      "development default: --data ./data and a generated ./data/master.key (0600) if none")(
+      "listen", po::value(&o.listen_address)->default_value(o.listen_address), "listen address")(
+      "port", po::value(&o.port)->default_value(o.port), "TCP port")(
+      "threads", po::value(&o.threads)->default_value(0), "I/O and request threads; 0 = cores")(
+      "tls-cert", po::value(&o.tls_cert_file), "PEM certificate chain; enables TLS with --tls-key")(
+      "tls-key", po::value(&o.tls_key_file), "PEM private key")(
+      "metrics-port", po::value(&o.metrics_port)->default_value(0),
+      "Prometheus endpoint port (GET /metrics); 0 = off")(
+      "max-frame-bytes", po::value(&o.max_frame_bytes)->default_value(o.max_frame_bytes),
+      "largest request frame, bytes")("max-inflight",
+                                      po::value(&o.max_inflight_per_connection)->default_value(64),
+                                      "requests processed at once per connection")(
+      "idle-timeout-ms", po::value(&o.idle_timeout_ms)->default_value(o.idle_timeout_ms),
+      "close idle connections after this many ms")(
+      "max-connections", po::value(&o.max_connections)->default_value(o.max_connections),
+      "open connections at most")(
+      "max-k", po::value(&o.service.max_k)->default_value(o.service.max_k), "largest Lookup k")(
+      "max-payload-bytes",
+      po::value(&o.service.store.max_payload_bytes)
+          ->default_value(o.service.store.max_payload_bytes),
+      "largest payload, bytes")("sync", po::bool_switch(&o.service.store.sync_writes),
+                                "fsync the WAL before acknowledging each write")(
+      "reaper-period-ms",
+      po::value(&o.service.store.reaper_period_ms)->default_value(o.service.store.reaper_period_ms),
+      "key reaper period, ms")("hit-flush-ms",
+                               po::value(&o.service.hit_flush_period_ms)->default_value(1000),
+                               "how often hit counts are written, ms")(
+      "insecure-plaintext-for-benchmarks", po::bool_switch(&plaintext),
+      "BENCHMARKS ONLY: store payloads and vectors unencrypted (also needs the environment "
+      "variable SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK=1)");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("config")) {
+      po::store(po::parse_config_file(vm["config"].as<std::string>().c_str(), desc), vm);
+    }
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return Fail(std::string(e.what()) + " (see --help)");
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (dev) {
+    if (data_dir.empty()) data_dir = "./data";
+    if (master_spec.empty()) {
+      std::filesystem::create_directories(data_dir);
+      const std::string key = data_dir + "/master.key";
+      if (!std::filesystem::exists(key)) {
+        Status s = sealcache::crypto::CreateMasterKeyFile(key);
+        if (!s.ok()) return Fail(s.ToString());
+        std::fprintf(stderr,
+                     "sealcached: WARNING: generated a development master key at %s (mode 0600). "
+                     "It sits next to the data it protects: use a key kept elsewhere in "
+                     "production.\n",
+                     key.c_str());
+      }
+      master_spec = "file:" + key;
+    }
+  }
+  if (data_dir.empty() || master_spec.empty()) {
+    return Fail("--data and --master-key are required (or --dev for a local default)");
+  }
+  if (plaintext) {
+    const char* allow = std::getenv(kPlaintextEnv);
+    if (allow == nullptr || std::string(allow) != "1") {
+      return Fail("--insecure-plaintext-for-benchmarks is refused unless " +
+                  std::string(kPlaintextEnv) + "=1 is set");
+    }
+    std::fprintf(stderr,
+                 "sealcached: WARNING: BENCHMARK MODE: payloads and vectors are stored "
+                 "UNENCRYPTED in %s\n",
+                 data_dir.c_str());
+    o.service.store.insecure_plaintext_for_benchmarks = true;
+  }
+  o.service.store.data_dir = data_dir;
+
+  auto provider = sealcache::crypto::MasterKeyProviderFromSpec(master_spec);
+  if (!provider.ok()) return Fail(provider.status().ToString());
+  auto master = (*provider)->Load();
+  if (!master.ok()) return Fail(master.status().ToString());
+  for (const auto& w : master->warnings)
+    std::fprintf(stderr, "sealcached: WARNING: %s\n", w.c_str());
+
+  // Signals are waited for by this thread; every other thread inherits the blocked mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = sealcache::server::Server::Start(o, master->key);
+  if (!server.ok()) return Fail(server.status().ToString());
+  const std::string& token_path = (*server)->service().admin_token_path();
+  if (!token_path.empty()) {
+    std::fprintf(stderr, "sealcached: first start: admin token written to %s (mode 0600)\n",
+                 token_path.c_str());
+  }
+  std::fprintf(stderr, "sealcached: serving %s on %s:%u%s\n", data_dir.c_str(),
+               o.listen_address.c_str(), (*server)->port(),
+               o.tls_cert_file.empty() ? "" : " (TLS)");
+  if ((*server)->metrics_port() != 0) {
+    std::fprintf(stderr, "sealcached: metrics on http://%s:%u/metrics\n", o.listen_address.c_str(),
+                 (*server)->metrics_port());
+  }
+  std::fflush(stderr);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::fprintf(stderr, "sealcached: %s received: draining and flushing\n",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  Status s = (*server)->Shutdown();
+  server->reset();
+  if (!s.ok()) return Fail("shutdown: " + s.ToString());
+  std::fprintf(stderr, "sealcached: stopped cleanly\n");
+  return 0;
+}

@@ -1,0 +1,229 @@
+#include "org_runtime.h"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+
+namespace sealcache::server::internal {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Admits live, unexpired slots of the wanted namespace. Reads the slot table without
+// locking: the caller holds its lock (shared) for the whole search.
+class SlotFilter final : public index::Filter {
+ public:
+  SlotFilter(const std::unordered_map<uint64_t, SlotInfo>& slots, int64_t now_ms,
+             std::optional<uint32_t> ns_id)
+      : slots_(slots), now_ms_(now_ms), ns_id_(ns_id) {}
+  bool Admits(uint64_t slot) const override {
+    auto it = slots_.find(slot);
+    if (it == slots_.end() || it->second.expires_ms <= now_ms_) return false;
+    return !ns_id_ || it->second.ns_id == *ns_id_;
+  }
+
+ private:
+  const std::unordered_map<uint64_t, SlotInfo>& slots_;
+  int64_t now_ms_;
+  std::optional<uint32_t> ns_id_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, const std::string& org,
+                                                     const index::IndexParams& base_params,
+                                                     std::string* log) {
+  std::unique_ptr<OrgRuntime> rt(new OrgRuntime());
+  rt->id_ = org;
+  SC_ASSIGN_OR_RETURN(rt->config_, store.GetOrg(org));
+  rt->namespaces_.emplace("", 0);
+  index::IndexParams params = base_params;
+  params.dimension = rt->config_.dimension;
+  params.exact = rt->config_.index_kind == "flat";
+
+  // 1. The live entries, from plaintext metadata.
+  SC_RETURN_IF_ERROR(store.ScanMeta(org, [&](const storage::EntryMeta& m) {
+    rt->slots_[m.vector_slot] = SlotInfo{m.digest, m.expires_ms, rt->NamespaceId(m.name_space)};
+    return true;
+  }));
+
+  // 2. The latest snapshot, if there is a usable one.
+  std::string how;
+  auto bytes = store.ReadOrgFile(org, kSnapshotFile);
+  if (bytes.ok()) {
+    auto loaded = index::VectorIndex::Deserialize(*bytes, params);
+    if (loaded.ok()) {
+      rt->index_ = std::move(loaded).value();
+      how = "loaded snapshot";
+    } else {
+      how = "snapshot unusable (" + loaded.status().ToString() + "), rebuilt from the store";
+    }
+  } else if (bytes.status().IsNotFound()) {
+    how = "no snapshot, rebuilt from the store";
+  } else {
+    how = "snapshot unreadable (" + bytes.status().ToString() + "), rebuilt from the store";
+  }
+  if (rt->index_ == nullptr) {
+    SC_ASSIGN_OR_RETURN(rt->index_, index::VectorIndex::Create(params));
+  }
+
+  // 3. Add live vectors the snapshot lacks (normally only slots newer than it).
+  std::unordered_set<uint64_t> missing;
+  uint64_t from = UINT64_MAX;
+  for (const auto& [slot, info] : rt->slots_) {
+    if (!rt->index_->Contains(slot)) {
+      missing.insert(slot);
+      from = std::min(from, slot);
+    }
+  }
+  size_t replayed = 0;
+  if (!missing.empty()) {
+    Status add_status;
+    SC_RETURN_IF_ERROR(store.ScanVectors(
+        org, from, [&](uint64_t slot, const storage::Digest&, int64_t, std::span<const float> v) {
+          if (!missing.count(slot)) return true;
+          add_status = rt->index_->Add(slot, v);
+          ++replayed;
+          return add_status.ok();
+        }));
+    SC_RETURN_IF_ERROR(add_status);
+  }
+  // 4. Drop slots the store no longer has (deleted or expired since the snapshot).
+  size_t dropped = 0;
+  if (auto highest = rt->index_->HighestSlot()) {
+    for (uint64_t s = 0; s <= *highest; ++s) {
+      if (rt->index_->Contains(s) && !rt->slots_.count(s)) {
+        (void)rt->index_->Remove(s);
+        ++dropped;
+      }
+    }
+  }
+  rt->last_snapshot_ms_ = NowMs();
+  if (log != nullptr) {
+    *log = "org " + org + ": " + how + "; replayed " + std::to_string(replayed) +
+           " vectors, dropped " + std::to_string(dropped) + ", " +
+           std::to_string(rt->slots_.size()) + " live entries";
+  }
+  return rt;
+}
+
+uint32_t OrgRuntime::NamespaceId(std::string_view ns) {
+  auto it = namespaces_.find(ns);
+  if (it != namespaces_.end()) return it->second;
+  uint32_t id = static_cast<uint32_t>(namespaces_.size());
+  namespaces_.emplace(std::string(ns), id);
+  return id;
+}
+
+void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& put,
+                       std::span<const float> vector, std::string_view name_space) {
+  (void)index_->Add(put.slot, vector);  // validated by the store already
+  if (put.replaced_slot) (void)index_->Remove(*put.replaced_slot);
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    if (put.replaced_slot) slots_.erase(*put.replaced_slot);
+    slots_[put.slot] = SlotInfo{digest, put.expires_ms, NamespaceId(name_space)};
+  }
+  inserts_since_snapshot_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void OrgRuntime::OnRemoved(std::span<const uint64_t> slots) {
+  for (uint64_t s : slots) (void)index_->Remove(s);
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  for (uint64_t s : slots) slots_.erase(s);
+}
+
+Result<std::vector<OrgRuntime::Candidate>> OrgRuntime::Search(std::span<const float> query,
+                                                              size_t k, float min_score,
+                                                              const std::string* name_space,
+                                                              int64_t now_ms) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::optional<uint32_t> ns_id;
+  if (name_space != nullptr) {
+    auto it = namespaces_.find(*name_space);
+    if (it == namespaces_.end()) return std::vector<Candidate>{};  // nothing stored there
+    ns_id = it->second;
+  }
+  SlotFilter filter(slots_, now_ms, ns_id);
+  SC_ASSIGN_OR_RETURN(auto hits, index_->Search(query, k, min_score, &filter));
+  std::vector<Candidate> out;
+  out.reserve(hits.size());
+  for (const auto& h : hits) {
+    auto it = slots_.find(h.slot);
+    if (it != slots_.end()) out.push_back({h.slot, h.score, it->second.digest});
+  }
+  return out;
+}
+
+void OrgRuntime::CountHit(const storage::Digest& digest, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(hits_mu_);
+  auto& h = pending_hits_[digest];
+  h.digest = digest;
+  h.hits++;
+  h.last_hit_ms = std::max(h.last_hit_ms, now_ms);
+}
+
+uint64_t OrgRuntime::PendingHits(const storage::Digest& digest) {
+  std::lock_guard<std::mutex> lock(hits_mu_);
+  auto it = pending_hits_.find(digest);
+  return it == pending_hits_.end() ? 0 : it->second.hits;
+}
+
+Status OrgRuntime::FlushHits(storage::Store& store) {
+  std::vector<storage::HitUpdate> batch;
+  {
+    std::lock_guard<std::mutex> lock(hits_mu_);
+    batch.reserve(pending_hits_.size());
+    for (auto& [d, h] : pending_hits_) batch.push_back(h);
+    pending_hits_.clear();
+  }
+  if (batch.empty()) return Status::Ok();
+  return store.RecordHits(id_, batch);
+}
+
+Status OrgRuntime::MaybeSnapshot(storage::Store& store, uint64_t every_inserts, int64_t period_ms,
+                                 int64_t now_ms, bool force) {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  const uint64_t changed = inserts_since_snapshot_.load();
+  if (changed == 0) return Status::Ok();
+  if (!force && changed < every_inserts && now_ms - last_snapshot_ms_ < period_ms) {
+    return Status::Ok();
+  }
+  inserts_since_snapshot_.fetch_sub(changed);
+  return WriteSnapshotLocked(store, now_ms);
+}
+
+Status OrgRuntime::WriteSnapshot(storage::Store& store, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  return WriteSnapshotLocked(store, now_ms);
+}
+
+Status OrgRuntime::WriteSnapshotLocked(storage::Store& store, int64_t now_ms) {
+  SC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, index_->Serialize());
+  SC_RETURN_IF_ERROR(store.WriteOrgFile(id_, kSnapshotFile, bytes));
+  last_snapshot_ms_ = now_ms;
+  return Status::Ok();
+}
+
+size_t OrgRuntime::SweepExpired(int64_t now_ms) {
+  std::vector<uint64_t> expired;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    for (const auto& [slot, info] : slots_) {
+      if (info.expires_ms <= now_ms) expired.push_back(slot);
+    }
+  }
+  OnRemoved(expired);
+  return expired.size();
+}
+
+size_t OrgRuntime::live_slots() {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return slots_.size();
+}
+
+}  // namespace sealcache::server::internal

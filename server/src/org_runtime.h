@@ -1,0 +1,106 @@
+// The in-memory side of one org: its vector index, the slot table that maps index labels
+// to digests (with namespace and expiry, so filters run inside the search), pending hit
+// counts, and snapshot bookkeeping. Private to server/.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "metrics.h"
+#include "sealcache/index/vector_index.h"
+#include "sealcache/storage/store.h"
+
+namespace sealcache::server::internal {
+
+struct DigestHash {
+  size_t operator()(const storage::Digest& d) const {
+    size_t h;
+    std::memcpy(&h, d.data(), sizeof(h));  // digests are hashes already
+    return h;
+  }
+};
+
+struct SlotInfo {
+  storage::Digest digest{};
+  int64_t expires_ms = 0;
+  uint32_t ns_id = 0;
+};
+
+class OrgRuntime {
+ public:
+  static constexpr char kSnapshotFile[] = "index.snapshot";
+
+  // Loads the org's latest snapshot (if any and intact), then replays vectors with newer
+  // slots from the store and drops slots the store no longer has. Without a usable
+  // snapshot, rebuilds from the store. `log` receives one line about what happened.
+  static Result<std::unique_ptr<OrgRuntime>> Load(storage::Store& store, const std::string& org,
+                                                  const index::IndexParams& params,
+                                                  std::string* log);
+
+  const std::string& id() const { return id_; }
+  const storage::OrgConfig& config() const { return config_; }
+  index::VectorIndex& index() { return *index_; }
+  OrgMetrics& metrics() { return metrics_; }
+
+  // Keeps index and slot table in step with the store (REQUIRES: the caller holds the
+  // digest's stripe lock, so store change and index change are not interleaved).
+  void OnPut(const storage::Digest& digest, const storage::PutResult& put,
+             std::span<const float> vector, std::string_view name_space);
+  void OnRemoved(std::span<const uint64_t> slots);
+  std::mutex& StripeFor(const storage::Digest& d) { return stripes_[d[2] % stripes_.size()]; }
+
+  // Searches inside the filter "live, not expired, in namespace (if given)".
+  struct Candidate {
+    uint64_t slot;
+    float score;
+    storage::Digest digest;
+  };
+  Result<std::vector<Candidate>> Search(std::span<const float> query, size_t k, float min_score,
+                                        const std::string* name_space, int64_t now_ms);
+
+  void CountHit(const storage::Digest& digest, int64_t now_ms);
+  uint64_t PendingHits(const storage::Digest& digest);
+  // Moves pending hits to the store.
+  Status FlushHits(storage::Store& store);
+  // Writes a snapshot of the index now.
+  Status WriteSnapshot(storage::Store& store, int64_t now_ms);
+  // Writes a snapshot if enough changed (or `force` and anything changed).
+  Status MaybeSnapshot(storage::Store& store, uint64_t every_inserts, int64_t period_ms,
+                       int64_t now_ms, bool force);
+  size_t live_slots();
+  // Removes expired entries from the index and the slot table; returns how many.
+  size_t SweepExpired(int64_t now_ms);
+
+ private:
+  OrgRuntime() = default;
+  uint32_t NamespaceId(std::string_view ns);  // REQUIRES: mu_ held exclusively
+  Status WriteSnapshotLocked(storage::Store& store, int64_t now_ms);  // REQUIRES: snapshot_mu_
+
+  std::string id_;
+  storage::OrgConfig config_;
+  std::unique_ptr<index::VectorIndex> index_;
+  OrgMetrics metrics_;
+  std::array<std::mutex, 64> stripes_;
+
+  std::shared_mutex mu_;  // guards slots_, namespaces_
+  std::unordered_map<uint64_t, SlotInfo> slots_;
+  std::map<std::string, uint32_t, std::less<>> namespaces_;  // "" is id 0
+
+  std::mutex hits_mu_;
+  std::unordered_map<storage::Digest, storage::HitUpdate, DigestHash> pending_hits_;
+
+  std::mutex snapshot_mu_;
+  std::atomic<uint64_t> inserts_since_snapshot_{0};
+  int64_t last_snapshot_ms_ = 0;
+};
+
+}  // namespace sealcache::server::internal

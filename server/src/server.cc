@@ -1,0 +1,404 @@
+#include "sealcache/server/server.h"
+
+#include <omp.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>  // before asio in C++20
+
+#include "sealcache/server/frame.h"
+
+namespace sealcache::server {
+namespace {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxHttpRequestBytes = 8192;
+constexpr auto kWatchdogPeriod = std::chrono::milliseconds(200);
+
+class ServerImpl;
+
+// State shared by every connection.
+struct ConnectionContext {
+  CacheService* service;
+  const ServerOptions* options;
+  asio::any_io_executor pool;  // where requests run
+};
+
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  virtual void StopReading() = 0;
+};
+
+template <typename Stream>
+class Connection final : public ConnectionBase,
+                         public std::enable_shared_from_this<Connection<Stream>> {
+ public:
+  Connection(Stream stream, ConnectionContext ctx, std::function<void(ConnectionBase*)> on_close)
+      : stream_(std::move(stream)),
+        strand_(asio::make_strand(ctx.pool)),
+        ctx_(ctx),
+        watchdog_(strand_),
+        on_close_(std::move(on_close)) {}
+
+  void Start() {
+    auto self = this->shared_from_this();
+    asio::co_spawn(
+        strand_, [self]() { return self->Run(); }, asio::detached);
+  }
+
+  void StopReading() override {
+    auto self = this->shared_from_this();
+    asio::post(strand_, [self] {
+      self->draining_ = true;
+      boost::system::error_code ec;
+      self->Lowest().cancel(ec);  // aborts the pending read; in-flight work continues
+    });
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
+
+  tcp::socket& Lowest() {
+    if constexpr (kTls) {
+      return stream_.next_layer();
+    } else {
+      return stream_;
+    }
+  }
+
+  awaitable<void> Run() {
+    last_activity_ = Clock::now();
+    auto self = this->shared_from_this();  // keeps the connection alive while any coroutine runs
+    asio::co_spawn(
+        strand_, [self]() { return self->Watchdog(); }, asio::detached);
+    boost::system::error_code ec;
+    if constexpr (kTls) {
+      co_await stream_.async_handshake(asio::ssl::stream_base::server,
+                                       asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        ctx_.service->CountConnectionError();
+        co_return Finish();
+      }
+    }
+    co_await ReadLoop();
+    reading_done_ = true;
+    MaybeClose();
+  }
+
+  awaitable<void> ReadLoop() {
+    boost::system::error_code ec;
+    for (;;) {
+      while (inflight_ >= ctx_.options->max_inflight_per_connection && !draining_) {
+        asio::steady_timer wait(strand_, std::chrono::milliseconds(1));
+        co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
+      if (draining_) co_return;
+      uint8_t header[kFrameHeaderSize];
+      co_await asio::async_read(stream_, asio::buffer(header),
+                                asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return;  // peer closed, idle timeout or shutdown
+      const uint32_t n = DecodeFrameLength(header);
+      if (n > ctx_.options->max_frame_bytes) {
+        ctx_.service->CountConnectionError();
+        Enqueue(CacheService::ErrorResponse(
+            0, Status::ResourceExhausted(
+                   "frame of " + std::to_string(n) + " bytes exceeds max_frame_bytes (" +
+                   std::to_string(ctx_.options->max_frame_bytes) + "); closing the connection")));
+        co_return;
+      }
+      auto body = std::make_shared<std::vector<uint8_t>>(n);
+      co_await asio::async_read(stream_, asio::buffer(*body),
+                                asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return;
+      last_activity_ = Clock::now();
+      Dispatch(std::move(body));
+    }
+  }
+
+  // Hello changes the session, so it runs here, in order; everything else runs on the pool
+  // with a copy of the session and is answered whenever it finishes.
+  void Dispatch(std::shared_ptr<std::vector<uint8_t>> body) {
+    auto request = VerifyRequest(*body);
+    if (!request.ok() || (*request)->body_type() == protocol::RequestBody::HelloRequest) {
+      Enqueue(ctx_.service->Handle(session_, *body));
+      return;
+    }
+    ++inflight_;
+    auto self = this->shared_from_this();
+    asio::post(ctx_.pool, [self, body, session = session_]() mutable {
+      auto response = self->ctx_.service->Handle(session, *body);
+      asio::post(self->strand_, [self, response = std::move(response)]() mutable {
+        --self->inflight_;
+        self->last_activity_ = Clock::now();
+        self->Enqueue(std::move(response));
+      });
+    });
+  }
+
+  void Enqueue(std::vector<uint8_t> response) {
+    out_.push_back(EncodeFrame(response));
+    if (writing_) return;
+    writing_ = true;
+    auto self = this->shared_from_this();
+    asio::co_spawn(
+        strand_, [self]() { return self->WriteLoop(); }, asio::detached);
+  }
+
+  awaitable<void> WriteLoop() {
+    boost::system::error_code ec;
+    while (!out_.empty()) {
+      std::vector<uint8_t> frame = std::move(out_.front());
+      out_.pop_front();
+      co_await asio::async_write(stream_, asio::buffer(frame),
+                                 asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        out_.clear();
+        reading_done_ = true;
+        draining_ = true;
+        break;
+      }
+    }
+    writing_ = false;
+    MaybeClose();
+  }
+
+  awaitable<void> Watchdog() {
+    boost::system::error_code ec;
+    const auto idle = std::chrono::milliseconds(ctx_.options->idle_timeout_ms);
+    while (!closed_) {
+      watchdog_.expires_after(kWatchdogPeriod);
+      co_await watchdog_.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (closed_) break;
+      if (inflight_ == 0 && !writing_ && Clock::now() - last_activity_ > idle) {
+        draining_ = true;
+        Lowest().cancel(ec);
+      }
+    }
+  }
+
+  void MaybeClose() {
+    if (!reading_done_ || inflight_ > 0 || writing_ || closed_) return;
+    Finish();
+  }
+
+  void Finish() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ec;
+    watchdog_.cancel();
+    Lowest().shutdown(tcp::socket::shutdown_both, ec);
+    Lowest().close(ec);
+    on_close_(this);
+  }
+
+  Stream stream_;
+  asio::strand<asio::any_io_executor> strand_;
+  ConnectionContext ctx_;
+  asio::steady_timer watchdog_;
+  std::function<void(ConnectionBase*)> on_close_;
+  Session session_;
+  std::deque<std::vector<uint8_t>> out_;
+  uint32_t inflight_ = 0;
+  bool writing_ = false, reading_done_ = false, draining_ = false, closed_ = false;
+  Clock::time_point last_activity_;
+};
+
+class ServerImpl final : public Server {
+ public:
+  ServerImpl(ServerOptions options, std::unique_ptr<CacheService> service)
+      : options_(std::move(options)),
+        service_(std::move(service)),
+        acceptor_(io_),
+        metrics_acceptor_(io_) {}
+
+  ~ServerImpl() override { (void)Shutdown(); }
+
+  Status Init() {
+    if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
+      SC_RETURN_IF_ERROR(InitTls());
+    }
+    SC_RETURN_IF_ERROR(Listen(acceptor_, options_.port, "service"));
+    if (options_.metrics_port != 0 || metrics_requested_ephemeral_) {
+      SC_RETURN_IF_ERROR(Listen(metrics_acceptor_, options_.metrics_port, "metrics"));
+      asio::co_spawn(io_, MetricsLoop(), asio::detached);
+    }
+    asio::co_spawn(io_, AcceptLoop(), asio::detached);
+    int n = options_.threads > 0
+                ? options_.threads
+                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    for (int i = 0; i < n; ++i) {
+      threads_.emplace_back([this] {
+        omp_set_num_threads(1);  // one query, one core: FAISS's OpenMP would oversubscribe
+        io_.run();
+      });
+    }
+    return Status::Ok();
+  }
+
+  uint16_t port() const override { return bound_port_; }
+  uint16_t metrics_port() const override { return bound_metrics_port_; }
+  CacheService& service() override { return *service_; }
+
+  Status Shutdown() override {
+    std::lock_guard<std::mutex> once(shutdown_mu_);
+    if (shut_down_) return Status::Ok();
+    shut_down_ = true;
+    asio::post(io_, [this] {
+      boost::system::error_code ec;
+      acceptor_.close(ec);
+      metrics_acceptor_.close(ec);
+    });
+    {
+      std::lock_guard<std::mutex> lock(conn_mu_);
+      for (auto& [ptr, conn] : connections_) conn->StopReading();
+    }
+    const auto deadline = Clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(conn_mu_);
+        if (connections_.empty() || Clock::now() > deadline) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    Status flushed = service_->Flush();
+    io_.stop();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    return flushed;
+  }
+
+ private:
+  Status InitTls() {
+    if (options_.tls_cert_file.empty() || options_.tls_key_file.empty()) {
+      return Status::InvalidArgument("TLS needs both --tls-cert and --tls-key");
+    }
+    ssl_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                      asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+    boost::system::error_code ec;
+    ssl_->use_certificate_chain_file(options_.tls_cert_file, ec);
+    if (ec) return Status::InvalidArgument("cannot load TLS certificate: " + ec.message());
+    ssl_->use_private_key_file(options_.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) return Status::InvalidArgument("cannot load TLS private key: " + ec.message());
+    return Status::Ok();
+  }
+
+  Status Listen(tcp::acceptor& acceptor, uint16_t port, std::string_view what) {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(options_.listen_address, ec);
+    if (ec) return Status::InvalidArgument("bad listen address " + options_.listen_address);
+    tcp::endpoint endpoint(address, port);
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Status::IOError("cannot listen for " + std::string(what) + " on " +
+                             options_.listen_address + ":" + std::to_string(port) + ": " +
+                             ec.message());
+    }
+    (&acceptor == &acceptor_ ? bound_port_ : bound_metrics_port_) =
+        acceptor.local_endpoint().port();
+    return Status::Ok();
+  }
+
+  awaitable<void> AcceptLoop() {
+    ConnectionContext ctx{service_.get(), &options_, io_.get_executor()};
+    for (;;) {
+      boost::system::error_code ec;
+      tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (!acceptor_.is_open()) co_return;
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto on_close = [this](ConnectionBase* c) {
+        std::lock_guard<std::mutex> lock(conn_mu_);
+        connections_.erase(c);
+      };
+      std::lock_guard<std::mutex> lock(conn_mu_);
+      if (connections_.size() >= options_.max_connections) {
+        auto frame = EncodeFrame(CacheService::ErrorResponse(
+            0, Status::ResourceExhausted("too many connections (max_connections " +
+                                         std::to_string(options_.max_connections) + ")")));
+        asio::write(socket, asio::buffer(frame), ec);
+        socket.close(ec);
+        continue;
+      }
+      if (ssl_) {
+        auto c = std::make_shared<Connection<asio::ssl::stream<tcp::socket>>>(
+            asio::ssl::stream<tcp::socket>(std::move(socket), *ssl_), ctx, on_close);
+        connections_.emplace(c.get(), c);
+        c->Start();
+      } else {
+        auto c = std::make_shared<Connection<tcp::socket>>(std::move(socket), ctx, on_close);
+        connections_.emplace(c.get(), c);
+        c->Start();
+      }
+    }
+  }
+
+  awaitable<void> MetricsLoop() {
+    for (;;) {
+      boost::system::error_code ec;
+      tcp::socket socket =
+          co_await metrics_acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (!metrics_acceptor_.is_open()) co_return;
+        continue;
+      }
+      std::string request;
+      co_await asio::async_read_until(socket, asio::dynamic_buffer(request, kMaxHttpRequestBytes),
+                                      "\r\n\r\n", asio::redirect_error(use_awaitable, ec));
+      std::string response;
+      if (!ec && request.rfind("GET /metrics", 0) == 0) {
+        std::string body = service_->MetricsText();
+        response =
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body;
+      } else {
+        response = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+      }
+      co_await asio::async_write(socket, asio::buffer(response),
+                                 asio::redirect_error(use_awaitable, ec));
+      socket.close(ec);
+    }
+  }
+
+  ServerOptions options_;
+  std::unique_ptr<CacheService> service_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_, metrics_acceptor_;
+  std::unique_ptr<asio::ssl::context> ssl_;
+  uint16_t bound_port_ = 0, bound_metrics_port_ = 0;
+  bool metrics_requested_ephemeral_ = false;
+  std::vector<std::thread> threads_;
+  std::mutex conn_mu_;
+  std::map<ConnectionBase*, std::shared_ptr<ConnectionBase>> connections_;
+  std::mutex shutdown_mu_;
+  bool shut_down_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(ServerOptions options,
+                                              const crypto::SecretBytes& master_key) {
+  SC_ASSIGN_OR_RETURN(auto service, CacheService::Open(options.service, master_key));
+  auto server = std::make_unique<ServerImpl>(std::move(options), std::move(service));
+  SC_RETURN_IF_ERROR(server->Init());
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace sealcache::server

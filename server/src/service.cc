@@ -1,0 +1,683 @@
+#include "sealcache/server/service.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <filesystem>
+#include <map>
+#include <shared_mutex>
+#include <thread>
+
+#include "org_runtime.h"
+#include "sealcache/crypto/atomic_file.h"
+#include "sealcache/crypto/hash.h"
+#include "sealcache/crypto/master_key.h"
+#include "sealcache/crypto/random.h"
+#include "sealcache/server/frame.h"
+
+namespace sealcache::server {
+namespace {
+
+using FBB = flatbuffers::FlatBufferBuilder;
+using internal::OrgRuntime;
+namespace P = protocol;
+
+constexpr size_t kTokenBytes = 32;
+constexpr size_t kTokenIdBytes = 8;
+constexpr char kTokenPrefix[] = "sc_";
+constexpr char kAdminTokenFile[] = "admin.token";
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// A new random token "sc_<64 hex>" and its public id.
+Result<std::pair<std::string, std::string>> NewToken() {
+  SC_ASSIGN_OR_RETURN(auto secret, crypto::RandomBytes(kTokenBytes));
+  SC_ASSIGN_OR_RETURN(auto id, crypto::RandomBytes(kTokenIdBytes));
+  return std::make_pair(kTokenPrefix + crypto::ToHex(secret), crypto::ToHex(id));
+}
+
+crypto::Sha256Digest TokenHash(std::string_view token) {
+  return crypto::Sha256({reinterpret_cast<const uint8_t*>(token.data()), token.size()});
+}
+
+Result<storage::Digest> DigestFrom(const flatbuffers::Vector<uint8_t>* v) {
+  if (v == nullptr || v->size() != storage::kDigestSize) {
+    return Status::InvalidArgument("digest must be exactly 32 bytes");
+  }
+  storage::Digest d;
+  std::copy(v->begin(), v->end(), d.begin());
+  return d;
+}
+
+std::span<const float> FloatsOf(const flatbuffers::Vector<float>* v) {
+  if (v == nullptr) return {};
+  return {v->data(), v->size()};
+}
+
+std::string_view StrOf(const flatbuffers::String* s) {
+  return s == nullptr ? std::string_view() : s->string_view();
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The entry as the caller sees it, counting this hit and those not yet written to disk.
+flatbuffers::Offset<P::EntryMeta> BuildMeta(FBB& fbb, const storage::EntryMeta& m,
+                                            uint64_t pending_hits, int64_t hit_ms) {
+  auto d = fbb.CreateVector(m.digest.data(), m.digest.size());
+  auto ns = fbb.CreateString(m.name_space);
+  return P::CreateEntryMeta(fbb, d, m.created_ms, m.expires_ms, m.ttl_ms, ns, m.payload_size,
+                            m.hits + pending_hits, std::max(m.last_hit_ms, hit_ms));
+}
+
+// What a handler produced: a status, and on success the body.
+struct Reply {
+  Reply(Status s) : status(std::move(s)) {}  // NOLINT(google-explicit-constructor): errors
+  Reply(P::ResponseBody t, flatbuffers::Offset<void> b) : type(t), body(b) {}
+  Status status;
+  P::ResponseBody type = P::ResponseBody::NONE;
+  flatbuffers::Offset<void> body;
+};
+
+template <typename T>
+Reply Ok(P::ResponseBody type, flatbuffers::Offset<T> body) {
+  return Reply(type, body.Union());
+}
+
+class CacheServiceImpl final : public CacheService {
+ public:
+  explicit CacheServiceImpl(ServiceOptions options) : options_(std::move(options)) {}
+  ~CacheServiceImpl() override { StopBackground(); }
+
+  Status Init(const crypto::SecretBytes& master_key) {
+    SC_ASSIGN_OR_RETURN(store_, storage::Store::Open(options_.store, master_key));
+    if (options_.hnsw_m) index_params_.hnsw_m = static_cast<int>(options_.hnsw_m);
+    if (options_.ef_search) index_params_.ef_search = static_cast<int>(options_.ef_search);
+    for (const std::string& org : store_->ListOrgs()) {
+      std::string log;
+      SC_ASSIGN_OR_RETURN(auto rt, OrgRuntime::Load(*store_, org, index_params_, &log));
+      std::fprintf(stderr, "sealcached: %s\n", log.c_str());
+      orgs_.emplace(org, std::move(rt));
+    }
+    if (options_.bootstrap_admin_token) SC_RETURN_IF_ERROR(BootstrapAdminToken());
+    background_ = std::thread([this] { BackgroundLoop(); });
+    return Status::Ok();
+  }
+
+  std::vector<uint8_t> Handle(Session& session, std::span<const uint8_t> bytes) override {
+    auto request = VerifyRequest(bytes);
+    if (!request.ok()) return ErrorResponse(0, request.status());
+    const P::Request* req = *request;
+    FBB fbb(1024);
+    Reply reply = Dispatch(session, *req, fbb);
+    if (!reply.status.ok()) {
+      if (reply.status.code() == Status::Code::kUnauthenticated ||
+          reply.status.code() == Status::Code::kPermissionDenied) {
+        auth_failures_.fetch_add(1, std::memory_order_relaxed);
+      }
+      return ErrorResponse(req->id(), reply.status);
+    }
+    P::ResponseBuilder rb(fbb);
+    rb.add_id(req->id());
+    rb.add_status(P::StatusCode::OK);
+    rb.add_body_type(reply.type);
+    rb.add_body(reply.body);
+    fbb.Finish(rb.Finish(), kFileIdentifier);
+    return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+  }
+
+  std::string MetricsText() override;
+  Status Flush() override;
+  const std::string& admin_token_path() const override { return admin_token_path_; }
+  storage::Store& store() override { return *store_; }
+  void CountConnectionError() override { connection_errors_.fetch_add(1); }
+
+ private:
+  Reply Dispatch(Session& s, const P::Request& req, FBB& fbb);
+  Reply Hello(Session& s, const P::HelloRequest* r, FBB& fbb);
+  Reply Put(const Session& s, const P::PutRequest* r, FBB& fbb);
+  Reply PutBatch(const Session& s, const P::PutBatchRequest* r, FBB& fbb);
+  Reply Get(const Session& s, const P::GetEntryRequest* r, FBB& fbb);
+  Reply Lookup(const Session& s, const P::LookupRequest* r, FBB& fbb);
+  Reply Delete(const Session& s, const P::DeleteRequest* r, FBB& fbb);
+  Reply Invalidate(const Session& s, const P::InvalidateRequest* r, FBB& fbb);
+  Reply Stats(const Session& s, FBB& fbb);
+  Reply CreateOrg(const P::CreateOrgRequest* r, FBB& fbb);
+  Reply DropOrg(const P::DropOrgRequest* r, FBB& fbb);
+  Reply RotateKey(const P::RotateKeyRequest* r, FBB& fbb);
+  Reply KeyStatus(const P::KeyStatusRequest* r, FBB& fbb);
+  Reply ListOrgs(FBB& fbb);
+  Reply IssueToken(const P::IssueTokenRequest* r, FBB& fbb);
+  Reply RevokeToken(const P::RevokeTokenRequest* r, FBB& fbb);
+
+  Result<std::shared_ptr<OrgRuntime>> OrgOf(const Session& s);
+  Result<std::shared_ptr<OrgRuntime>> FindOrg(std::string_view org);
+  Result<storage::PutResult> DoPut(OrgRuntime& org, const P::PutRequest* r);
+  Status BootstrapAdminToken();
+  void BackgroundLoop();
+  void StopBackground();
+  std::vector<std::shared_ptr<OrgRuntime>> AllOrgs();
+
+  ServiceOptions options_;
+  index::IndexParams index_params_;
+  std::unique_ptr<storage::Store> store_;
+  std::shared_mutex orgs_mu_;
+  std::map<std::string, std::shared_ptr<OrgRuntime>, std::less<>> orgs_;
+  std::mutex admin_mu_;  // serialises CreateOrg / DropOrg
+  std::string admin_token_path_;
+  std::atomic<uint64_t> auth_failures_{0}, connection_errors_{0};
+
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool stopping_ = false;
+  std::thread background_;
+};
+
+Result<std::unique_ptr<CacheService>> Open(ServiceOptions options,
+                                           const crypto::SecretBytes& master_key) {
+  auto service = std::make_unique<CacheServiceImpl>(std::move(options));
+  SC_RETURN_IF_ERROR(service->Init(master_key));
+  return std::unique_ptr<CacheService>(std::move(service));
+}
+
+Status CacheServiceImpl::BootstrapAdminToken() {
+  const std::string path = store_->data_dir() + "/" + kAdminTokenFile;
+  if (std::filesystem::exists(path)) return Status::Ok();
+  SC_ASSIGN_OR_RETURN(auto token, NewToken());
+  SC_RETURN_IF_ERROR(store_->AddToken(TokenHash(token.first), {"", token.second, 0}));
+  std::string text = token.first + "\n";
+  SC_RETURN_IF_ERROR(crypto::WriteFileAtomically(
+      path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
+  admin_token_path_ = path;
+  return Status::Ok();
+}
+
+std::vector<std::shared_ptr<OrgRuntime>> CacheServiceImpl::AllOrgs() {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  std::vector<std::shared_ptr<OrgRuntime>> out;
+  for (auto& [id, rt] : orgs_) out.push_back(rt);
+  return out;
+}
+
+void CacheServiceImpl::BackgroundLoop() {
+  omp_set_num_threads(1);
+  std::unique_lock<std::mutex> lock(bg_mu_);
+  while (!stopping_) {
+    bg_cv_.wait_for(lock, std::chrono::milliseconds(options_.hit_flush_period_ms),
+                    [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    const int64_t now = NowMs();
+    for (auto& org : AllOrgs()) {
+      Status s = org->FlushHits(*store_);
+      if (s.ok()) org->SweepExpired(now);
+      if (s.ok()) {
+        s = org->MaybeSnapshot(*store_, options_.snapshot_every_inserts,
+                               options_.snapshot_period_ms, now, false);
+      }
+      if (!s.ok() && !s.IsNotFound()) {
+        std::fprintf(stderr, "sealcached: background work for org %s: %s\n", org->id().c_str(),
+                     s.ToString().c_str());
+      }
+    }
+    lock.lock();
+  }
+}
+
+void CacheServiceImpl::StopBackground() {
+  {
+    std::lock_guard<std::mutex> lock(bg_mu_);
+    stopping_ = true;
+  }
+  bg_cv_.notify_all();
+  if (background_.joinable()) background_.join();
+}
+
+Status CacheServiceImpl::Flush() {
+  Status first;
+  const int64_t now = NowMs();
+  for (auto& org : AllOrgs()) {
+    Status s = org->FlushHits(*store_);
+    if (s.ok()) s = org->MaybeSnapshot(*store_, 0, 0, now, /*force=*/true);
+    if (!s.ok() && first.ok()) first = s;
+  }
+  Status s = store_->Flush();
+  return first.ok() ? s : first;
+}
+
+// ---- dispatch -----------------------------------------------------------------------------
+
+Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
+  using B = P::RequestBody;
+  const B type = req.body_type();
+  if (type == B::HelloRequest) return Hello(s, req.body_as_HelloRequest(), fbb);
+  if (type == B::NONE) return {Status::InvalidArgument("request has no body")};
+  if (!s.authenticated) return {Status::Unauthenticated("send Hello with a token first")};
+  switch (type) {
+    case B::PingRequest: {
+      auto now = NowMs();
+      return Ok(P::ResponseBody::PingResponse, P::CreatePingResponse(fbb, now));
+    }
+    case B::PutRequest:
+      return Put(s, req.body_as_PutRequest(), fbb);
+    case B::PutBatchRequest:
+      return PutBatch(s, req.body_as_PutBatchRequest(), fbb);
+    case B::GetEntryRequest:
+      return Get(s, req.body_as_GetEntryRequest(), fbb);
+    case B::LookupRequest:
+      return Lookup(s, req.body_as_LookupRequest(), fbb);
+    case B::DeleteRequest:
+      return Delete(s, req.body_as_DeleteRequest(), fbb);
+    case B::InvalidateRequest:
+      return Invalidate(s, req.body_as_InvalidateRequest(), fbb);
+    case B::StatsRequest:
+      return Stats(s, fbb);
+    default:
+      break;
+  }
+  if (!s.admin) return {Status::PermissionDenied("this operation needs an admin token")};
+  switch (type) {
+    case B::CreateOrgRequest:
+      return CreateOrg(req.body_as_CreateOrgRequest(), fbb);
+    case B::DropOrgRequest:
+      return DropOrg(req.body_as_DropOrgRequest(), fbb);
+    case B::RotateKeyRequest:
+      return RotateKey(req.body_as_RotateKeyRequest(), fbb);
+    case B::KeyStatusRequest:
+      return KeyStatus(req.body_as_KeyStatusRequest(), fbb);
+    case B::ListOrgsRequest:
+      return ListOrgs(fbb);
+    case B::IssueTokenRequest:
+      return IssueToken(req.body_as_IssueTokenRequest(), fbb);
+    case B::RevokeTokenRequest:
+      return RevokeToken(req.body_as_RevokeTokenRequest(), fbb);
+    default:
+      return {Status::InvalidArgument("unknown request type")};
+  }
+}
+
+Reply CacheServiceImpl::Hello(Session& s, const P::HelloRequest* r, FBB& fbb) {
+  std::string_view token = StrOf(r->token());
+  if (token.empty()) return {Status::Unauthenticated("Hello needs a token")};
+  auto record = store_->FindToken(TokenHash(token));
+  if (!record.ok()) {
+    s = Session{};
+    return {Status::Unauthenticated("invalid or revoked token")};
+  }
+  s.authenticated = true;
+  s.admin = record->org.empty();
+  s.org = record->org;
+  auto org = fbb.CreateString(s.org);
+  return Ok(P::ResponseBody::HelloResponse, P::CreateHelloResponse(fbb, org, s.admin));
+}
+
+Result<std::shared_ptr<OrgRuntime>> CacheServiceImpl::FindOrg(std::string_view org) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  auto it = orgs_.find(org);
+  if (it == orgs_.end()) return Status::NotFound("unknown org " + std::string(org));
+  return it->second;
+}
+
+Result<std::shared_ptr<OrgRuntime>> CacheServiceImpl::OrgOf(const Session& s) {
+  if (s.admin) {
+    return Status::PermissionDenied("data operations need an org token, not the admin token");
+  }
+  auto org = FindOrg(s.org);
+  // The org was dropped while this session was open: its token is gone too.
+  if (!org.ok()) return Status::Unauthenticated("the org of this session no longer exists");
+  return org;
+}
+
+// ---- data operations ----------------------------------------------------------------------
+
+Result<storage::PutResult> CacheServiceImpl::DoPut(OrgRuntime& org, const P::PutRequest* r) {
+  if (r == nullptr) return Status::InvalidArgument("empty put");
+  SC_ASSIGN_OR_RETURN(storage::Digest digest, DigestFrom(r->digest()));
+  storage::PutRequest put;
+  put.digest = digest;
+  put.vector = FloatsOf(r->vector());
+  if (r->payload() != nullptr) put.payload = {r->payload()->data(), r->payload()->size()};
+  put.ttl_ms = r->ttl_ms();
+  put.name_space = StrOf(r->name_space());
+  std::lock_guard<std::mutex> stripe(org.StripeFor(digest));
+  SC_ASSIGN_OR_RETURN(storage::PutResult result, store_->Put(org.id(), put));
+  org.OnPut(digest, result, put.vector, put.name_space);
+  org.metrics().puts.fetch_add(1, std::memory_order_relaxed);
+  return result;
+}
+
+Reply CacheServiceImpl::Put(const Session& s, const P::PutRequest* r, FBB& fbb) {
+  const auto start = std::chrono::steady_clock::now();
+  auto org = OrgOf(s);
+  if (!org.ok()) return {org.status()};
+  auto result = DoPut(**org, r);
+  (*org)->metrics().put_latency.Observe(SecondsSince(start));
+  if (!result.ok()) return {result.status()};
+  return Ok(P::ResponseBody::PutResponse,
+            P::CreatePutResponse(fbb, result->slot, result->replaced_slot.has_value(),
+                                 result->expires_ms));
+}
+
+Reply CacheServiceImpl::PutBatch(const Session& s, const P::PutBatchRequest* r, FBB& fbb) {
+  auto org = OrgOf(s);
+  if (!org.ok()) return {org.status()};
+  if (r->items() == nullptr || r->items()->size() == 0) {
+    return {Status::InvalidArgument("PutBatch has no items")};
+  }
+  if (r->items()->size() > options_.max_batch_items) {
+    return {Status::InvalidArgument("PutBatch has more than " +
+                                    std::to_string(options_.max_batch_items) + " items")};
+  }
+  std::vector<flatbuffers::Offset<P::ItemResult>> results;
+  for (const P::PutRequest* item : *r->items()) {
+    auto put = DoPut(**org, item);
+    auto msg = fbb.CreateString(put.ok() ? "" : put.status().message());
+    results.push_back(
+        P::CreateItemResult(fbb, ToWireCode(put.status().code()), msg, put.ok() ? put->slot : 0));
+  }
+  auto v = fbb.CreateVector(results);
+  return Ok(P::ResponseBody::PutBatchResponse, P::CreatePutBatchResponse(fbb, v));
+}
+
+Reply CacheServiceImpl::Get(const Session& s, const P::GetEntryRequest* r, FBB& fbb) {
+  const auto start = std::chrono::steady_clock::now();
+  auto org = OrgOf(s);
+  if (!org.ok()) return {org.status()};
+  auto digest = DigestFrom(r->digest());
+  if (!digest.ok()) return {digest.status()};
+  OrgRuntime& rt = **org;
+  rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
+  auto entry = store_->Get(rt.id(), *digest, r->with_payload());
+  rt.metrics().get_latency.Observe(SecondsSince(start));
+  if (!entry.ok()) {
+    if (entry.status().IsNotFound()) rt.metrics().get_misses.fetch_add(1);
+    return {entry.status().IsNotFound() ? Status::NotFound("miss") : entry.status()};
+  }
+  rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
+  const int64_t now = NowMs();
+  const uint64_t pending = rt.PendingHits(*digest);
+  rt.CountHit(*digest, now);
+  auto meta = BuildMeta(fbb, entry->meta, pending + 1, now);
+  auto payload = r->with_payload() ? fbb.CreateVector(entry->payload) : 0;
+  P::GetEntryResponseBuilder b(fbb);
+  b.add_meta(meta);
+  if (r->with_payload()) b.add_payload(payload);
+  return Ok(P::ResponseBody::GetEntryResponse, b.Finish());
+}
+
+Reply CacheServiceImpl::Lookup(const Session& s, const P::LookupRequest* r, FBB& fbb) {
+  const auto start = std::chrono::steady_clock::now();
+  auto org = OrgOf(s);
+  if (!org.ok()) return {org.status()};
+  OrgRuntime& rt = **org;
+  if (r->k() == 0 || r->k() > options_.max_k) {
+    return {Status::InvalidArgument("k must be between 1 and " + std::to_string(options_.max_k))};
+  }
+  if (!std::isfinite(r->min_score()) || r->min_score() < -1.0f || r->min_score() > 1.0f) {
+    return {Status::InvalidArgument("min_score must be a number in [-1, 1]")};
+  }
+  std::span<const float> query = FloatsOf(r->vector());
+  if (query.size() != rt.config().dimension) {
+    return {Status::InvalidArgument("query vector has dimension " + std::to_string(query.size()) +
+                                    ", org expects " + std::to_string(rt.config().dimension))};
+  }
+  std::string ns;
+  if (r->name_space() != nullptr) ns = r->name_space()->str();
+  const int64_t now = NowMs();
+  rt.metrics().lookups.fetch_add(1, std::memory_order_relaxed);
+  auto candidates = rt.Search(query, r->k(), r->min_score(), r->name_space() ? &ns : nullptr, now);
+  if (!candidates.ok()) return {candidates.status()};
+  std::vector<storage::Digest> digests;
+  for (const auto& c : *candidates) digests.push_back(c.digest);
+  auto entries = store_->MultiGet(rt.id(), digests, r->with_payload());
+  std::vector<flatbuffers::Offset<P::Hit>> hits;
+  for (size_t i = 0; i < candidates->size(); ++i) {
+    const auto& c = (*candidates)[i];
+    // The store is the authority: an entry replaced or removed since the search is skipped.
+    if (!entries[i].ok() || entries[i]->meta.vector_slot != c.slot) continue;
+    const uint64_t pending = rt.PendingHits(c.digest);
+    rt.CountHit(c.digest, now);
+    auto meta = BuildMeta(fbb, entries[i]->meta, pending + 1, now);
+    auto payload = r->with_payload() ? fbb.CreateVector(entries[i]->payload) : 0;
+    P::HitBuilder hb(fbb);
+    hb.add_score(c.score);
+    hb.add_meta(meta);
+    if (r->with_payload()) hb.add_payload(payload);
+    hits.push_back(hb.Finish());
+  }
+  (hits.empty() ? rt.metrics().lookup_misses : rt.metrics().lookup_hits).fetch_add(1);
+  rt.metrics().lookup_latency.Observe(SecondsSince(start));
+  auto v = fbb.CreateVector(hits);
+  return Ok(P::ResponseBody::LookupResponse, P::CreateLookupResponse(fbb, v));
+}
+
+Reply CacheServiceImpl::Delete(const Session& s, const P::DeleteRequest* r, FBB& fbb) {
+  auto org = OrgOf(s);
+  if (!org.ok()) return {org.status()};
+  auto digest = DigestFrom(r->digest());
+  if (!digest.ok()) return {digest.status()};
+  OrgRuntime& rt = **org;
+  std::lock_guard<std::mutex> stripe(rt.StripeFor(*digest));
+  auto removed = store_->Delete(rt.id(), *digest);
+  if (!removed.ok()) return {removed.status()};
+  rt.OnRemoved(removed->slots);
+  rt.metrics().deletes.fetch_add(removed->count);
+  return Ok(P::ResponseBody::DeleteResponse, P::CreateDeleteResponse(fbb, removed->count));
+}
+
+Reply CacheServiceImpl::Invalidate(const Session& s, const P::InvalidateRequest* r, FBB& fbb) {
+  auto org = OrgOf(s);
+  if (!org.ok()) return {org.status()};
+  storage::InvalidateFilter filter;
+  if (r->name_space() != nullptr) filter.name_space = r->name_space()->str();
+  if (r->older_than_ms() != 0) filter.older_than_ms = r->older_than_ms();
+  auto removed = store_->Invalidate((*org)->id(), filter);
+  if (!removed.ok()) return {removed.status()};
+  (*org)->OnRemoved(removed->slots);
+  (*org)->metrics().deletes.fetch_add(removed->count);
+  return Ok(P::ResponseBody::InvalidateResponse, P::CreateInvalidateResponse(fbb, removed->count));
+}
+
+Reply CacheServiceImpl::Stats(const Session& s, FBB& fbb) {
+  auto org = OrgOf(s);
+  if (!org.ok()) return {org.status()};
+  OrgRuntime& rt = **org;
+  auto st = store_->Stats(rt.id());
+  if (!st.ok()) return {st.status()};
+  auto& m = rt.metrics();
+  auto name = fbb.CreateString(rt.id());
+  P::StatsResponseBuilder b(fbb);
+  b.add_org(name);
+  b.add_entries(rt.live_slots());
+  b.add_vectors(rt.index().Size());
+  b.add_puts(m.puts);
+  b.add_gets(m.gets);
+  b.add_lookups(m.lookups);
+  b.add_hits(m.get_hits + m.lookup_hits);
+  b.add_misses(m.get_misses + m.lookup_misses);
+  b.add_deletes(m.deletes);
+  b.add_decrypt_failures(st->decrypt_failures);
+  b.add_active_key_version(st->active_key_version);
+  b.add_active_key_age_ms(st->active_key_age_ms);
+  b.add_sst_bytes(st->live_sst_bytes);
+  return Ok(P::ResponseBody::StatsResponse, b.Finish());
+}
+
+// ---- admin operations ---------------------------------------------------------------------
+
+Reply CacheServiceImpl::CreateOrg(const P::CreateOrgRequest* r, FBB& fbb) {
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  std::string org(StrOf(r->org()));
+  storage::OrgConfig config;
+  config.dimension = r->dimension();
+  if (r->metric() != nullptr) config.metric = r->metric()->str();
+  if (r->index_kind() != nullptr && r->index_kind()->size() > 0) {
+    config.index_kind = r->index_kind()->str();
+  }
+  Status st = store_->CreateOrg(org, config);
+  if (!st.ok()) return {st};
+  std::string log;
+  auto rt = OrgRuntime::Load(*store_, org, index_params_, &log);
+  if (!rt.ok()) return {rt.status()};
+  auto token = NewToken();
+  if (!token.ok()) return {token.status()};
+  st = store_->AddToken(TokenHash(token->first), {org, token->second, 0});
+  if (!st.ok()) return {st};
+  {
+    std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+    orgs_[org] = std::move(rt).value();
+  }
+  auto o = fbb.CreateString(org);
+  auto t = fbb.CreateString(token->first);
+  auto id = fbb.CreateString(token->second);
+  return Ok(P::ResponseBody::CreateOrgResponse, P::CreateCreateOrgResponse(fbb, o, t, id));
+}
+
+Reply CacheServiceImpl::DropOrg(const P::DropOrgRequest* r, FBB& fbb) {
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  std::string org(StrOf(r->org()));
+  Status st = store_->DropOrg(org);
+  if (!st.ok()) return {st};
+  std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+  orgs_.erase(org);
+  return Ok(P::ResponseBody::DropOrgResponse, P::CreateDropOrgResponse(fbb));
+}
+
+Reply CacheServiceImpl::RotateKey(const P::RotateKeyRequest* r, FBB& fbb) {
+  auto v = store_->RotateKey(StrOf(r->org()));
+  if (!v.ok()) return {v.status()};
+  return Ok(P::ResponseBody::RotateKeyResponse, P::CreateRotateKeyResponse(fbb, *v));
+}
+
+Reply CacheServiceImpl::KeyStatus(const P::KeyStatusRequest* r, FBB& fbb) {
+  auto status = store_->KeyStatus(StrOf(r->org()));
+  if (!status.ok()) return {status.status()};
+  std::vector<flatbuffers::Offset<P::KeyVersion>> versions;
+  for (const auto& v : *status) {
+    auto state = fbb.CreateString(crypto::KeyStateName(v.state));
+    versions.push_back(P::CreateKeyVersion(fbb, v.version, state, v.created_ms, v.rotated_ms,
+                                           v.destroyed_ms, v.live_files, v.live_bytes,
+                                           v.max_expiry_ms));
+  }
+  auto org = fbb.CreateString(StrOf(r->org()));
+  auto vv = fbb.CreateVector(versions);
+  return Ok(P::ResponseBody::KeyStatusResponse, P::CreateKeyStatusResponse(fbb, org, vv));
+}
+
+Reply CacheServiceImpl::ListOrgs(FBB& fbb) {
+  std::vector<flatbuffers::Offset<P::OrgSummary>> orgs;
+  for (const std::string& id : store_->ListOrgs()) {
+    auto c = store_->GetOrg(id);
+    if (!c.ok()) continue;
+    auto o = fbb.CreateString(id);
+    auto m = fbb.CreateString(c->metric);
+    auto k = fbb.CreateString(c->index_kind);
+    orgs.push_back(P::CreateOrgSummary(fbb, o, c->dimension, m, k, c->created_ms));
+  }
+  auto v = fbb.CreateVector(orgs);
+  return Ok(P::ResponseBody::ListOrgsResponse, P::CreateListOrgsResponse(fbb, v));
+}
+
+Reply CacheServiceImpl::IssueToken(const P::IssueTokenRequest* r, FBB& fbb) {
+  std::string org(StrOf(r->org()));
+  if (!org.empty() && !FindOrg(org).ok()) return {Status::NotFound("unknown org " + org)};
+  auto token = NewToken();
+  if (!token.ok()) return {token.status()};
+  Status st = store_->AddToken(TokenHash(token->first), {org, token->second, 0});
+  if (!st.ok()) return {st};
+  auto t = fbb.CreateString(token->first);
+  auto id = fbb.CreateString(token->second);
+  return Ok(P::ResponseBody::IssueTokenResponse, P::CreateIssueTokenResponse(fbb, t, id));
+}
+
+Reply CacheServiceImpl::RevokeToken(const P::RevokeTokenRequest* r, FBB& fbb) {
+  auto n = store_->RevokeTokens(StrOf(r->org()), StrOf(r->token_id()));
+  if (!n.ok()) return {n.status()};
+  return Ok(P::ResponseBody::RevokeTokenResponse, P::CreateRevokeTokenResponse(fbb, *n));
+}
+
+// ---- metrics ------------------------------------------------------------------------------
+
+std::string CacheServiceImpl::MetricsText() {
+  std::string out;
+  auto counter = [&](const std::string& name, const std::string& help) {
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " counter\n";
+  };
+  auto orgs = AllOrgs();
+  auto each = [&](const std::string& name, const std::string& help, auto field) {
+    counter(name, help);
+    for (auto& o : orgs) {
+      out += name + "{org=\"" + o->id() + "\"} " + std::to_string(field(o->metrics())) + "\n";
+    }
+  };
+  each("sealcache_puts_total", "Entries stored.", [](auto& m) { return m.puts.load(); });
+  each("sealcache_gets_total", "Exact lookups.", [](auto& m) { return m.gets.load(); });
+  each("sealcache_lookups_total", "Semantic lookups.", [](auto& m) { return m.lookups.load(); });
+  each("sealcache_hits_total", "Gets and lookups that returned an entry.",
+       [](auto& m) { return m.get_hits.load() + m.lookup_hits.load(); });
+  each("sealcache_misses_total", "Gets and lookups that returned nothing.",
+       [](auto& m) { return m.get_misses.load() + m.lookup_misses.load(); });
+  each("sealcache_deletes_total", "Entries deleted or invalidated.",
+       [](auto& m) { return m.deletes.load(); });
+  counter("sealcache_decrypt_failures_total", "Files whose key could not be unwrapped.");
+  out +=
+      "# HELP sealcache_key_rotation_age_seconds Age of the active key of each org.\n"
+      "# TYPE sealcache_key_rotation_age_seconds gauge\n";
+  std::string decrypt, age;
+  for (auto& o : orgs) {
+    auto st = store_->Stats(o->id());
+    if (!st.ok()) continue;
+    decrypt += "sealcache_decrypt_failures_total{org=\"" + o->id() + "\"} " +
+               std::to_string(st->decrypt_failures) + "\n";
+    age += "sealcache_key_rotation_age_seconds{org=\"" + o->id() + "\"} " +
+           std::to_string(st->active_key_age_ms / 1000) + "\n";
+  }
+  // Keep each family's lines together as the format requires.
+  auto split = out.rfind("# HELP sealcache_key_rotation_age_seconds");
+  out.insert(split, decrypt);
+  out += age;
+  counter("sealcache_decrypt_operations_total", "File decryption streams opened (file opens).");
+  out += "sealcache_decrypt_operations_total " + std::to_string(store_->DecryptOperations()) + "\n";
+  counter("sealcache_auth_failures_total", "Requests refused for a missing or wrong token.");
+  out += "sealcache_auth_failures_total " + std::to_string(auth_failures_.load()) + "\n";
+  counter("sealcache_connection_errors_total", "Connections closed for bad framing.");
+  out += "sealcache_connection_errors_total " + std::to_string(connection_errors_.load()) + "\n";
+  for (auto [name, pick] : {std::pair<const char*, int>{"sealcache_put_duration_seconds", 0},
+                            {"sealcache_get_duration_seconds", 1},
+                            {"sealcache_lookup_duration_seconds", 2}}) {
+    out += std::string("# HELP ") + name + " Request latency.\n# TYPE " + name + " histogram\n";
+    for (auto& o : orgs) {
+      auto& m = o->metrics();
+      auto& h = pick == 0 ? m.put_latency : pick == 1 ? m.get_latency : m.lookup_latency;
+      h.Render(out, name, "org=\"" + o->id() + "\"");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CacheService>> CacheService::Open(ServiceOptions options,
+                                                         const crypto::SecretBytes& master_key) {
+  return server::Open(std::move(options), master_key);
+}
+
+std::vector<uint8_t> CacheService::ErrorResponse(uint64_t id, const Status& status) {
+  FBB fbb(128);
+  auto msg = fbb.CreateString(status.message());
+  P::ResponseBuilder rb(fbb);
+  rb.add_id(id);
+  rb.add_status(ToWireCode(status.code()));
+  rb.add_message(msg);
+  fbb.Finish(rb.Finish(), kFileIdentifier);
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
+}  // namespace sealcache::server
