@@ -1,0 +1,222 @@
+// Admin commands: create-org, drop-org, list-orgs, rotate-key, key-status, issue-token,
+// revoke-token. They need the admin token (<data>/admin.token on the server's first start).
+#include "command.h"
+#include "render.h"
+
+namespace sealcache::cli {
+namespace {
+
+const char kTokenNotice[] =
+    "The token is shown once: the server keeps only its hash. Store it now (e.g. in a file of "
+    "mode 0600 for --token-file).";
+
+void AddOrgPositional(po::options_description& d) {
+  d.add_options()("org", po::value<std::string>(), "ORG: the org's name");
+}
+
+Result<std::string> OrgArgument(const po::variables_map& vm) {
+  if (!vm.count("org")) return Status::InvalidArgument("this command needs ORG");
+  return OptionText(vm, "org");
+}
+
+std::string Str(const flatbuffers::String* s) { return s != nullptr ? s->str() : ""; }
+
+// ---- create-org ----
+
+void AddCreateOrgOptions(po::options_description& d) {
+  AddOrgPositional(d);
+  d.add_options()("dim", po::value<uint32_t>(), "vector dimension, 1..4096 (required)")(
+      "index", po::value<std::string>()->default_value("hnsw"), "index kind: hnsw or flat");
+}
+
+Result<Action> ParseCreateOrg(const po::variables_map& vm) {
+  SC_ASSIGN_OR_RETURN(std::string org, OrgArgument(vm));
+  if (!vm.count("dim")) return Status::InvalidArgument("create-org needs --dim N");
+  const uint32_t dim = vm["dim"].as<uint32_t>();
+  const std::string index = OptionText(vm, "index");
+  if (index != "hnsw" && index != "flat") {
+    return Status::InvalidArgument("--index must be hnsw or flat, not '" + index + "'");
+  }
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(client::OrgCreated created, s.client.CreateOrg(org, dim, index));
+    Report r;
+    r.json.Set("org", created.org)
+        .Set("dimension", dim)
+        .Set("index", index)
+        .Set("token_id", created.token_id)
+        .Set("token", created.token);
+    r.text = KeyValueText(
+        {{"org", created.org}, {"token_id", created.token_id}, {"token", created.token}});
+    r.note = kTokenNotice;
+    return r;
+  });
+}
+
+// ---- drop-org, rotate-key ----
+
+Result<Action> ParseDropOrg(const po::variables_map& vm) {
+  SC_ASSIGN_OR_RETURN(std::string org, OrgArgument(vm));
+  return Action([=](Session& s) -> Result<Report> {
+    SC_RETURN_IF_ERROR(s.client.DropOrg(org));
+    Report r;
+    r.json.Set("org", org).Set("dropped", true);
+    r.text = "dropped org " + org + ": its data, tokens and keys are destroyed\n";
+    return r;
+  });
+}
+
+Result<Action> ParseRotateKey(const po::variables_map& vm) {
+  SC_ASSIGN_OR_RETURN(std::string org, OrgArgument(vm));
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(uint32_t version, s.client.RotateKey(org));
+    Report r;
+    r.json.Set("org", org).Set("active_version", version);
+    r.text = "org " + org + ": key version " + std::to_string(version) + " is now active\n";
+    return r;
+  });
+}
+
+// ---- key-status ----
+
+Report KeyStatusReport(const protocol::KeyStatusResponse& ks) {
+  Report r;
+  Json versions = Json::MakeArray();
+  r.text = "org: " + Str(ks.org()) + "\n";
+  if (ks.versions() != nullptr) {
+    for (const protocol::KeyVersion* v : *ks.versions()) {
+      versions.Push(Json::MakeObject()
+                        .Set("version", v->version())
+                        .Set("state", Str(v->state()))
+                        .Set("created_ms", v->created_ms())
+                        .Set("rotated_ms", v->rotated_ms())
+                        .Set("destroyed_ms", v->destroyed_ms())
+                        .Set("live_files", v->live_files())
+                        .Set("live_bytes", v->live_bytes())
+                        .Set("max_expiry_ms", v->max_expiry_ms()));
+      r.text += "\nversion " + std::to_string(v->version()) + "\n" +
+                KeyValueText({{"  state", Str(v->state())},
+                              {"  created", FormatTime(v->created_ms())},
+                              {"  rotated", FormatTime(v->rotated_ms())},
+                              {"  destroyed", FormatTime(v->destroyed_ms())},
+                              {"  live_files", std::to_string(v->live_files())},
+                              {"  live_bytes", std::to_string(v->live_bytes())},
+                              {"  max_expiry", FormatTime(v->max_expiry_ms())}});
+    }
+  }
+  r.json.Set("org", Str(ks.org())).Set("versions", std::move(versions));
+  return r;
+}
+
+Result<Action> ParseKeyStatus(const po::variables_map& vm) {
+  SC_ASSIGN_OR_RETURN(std::string org, OrgArgument(vm));
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(auto frame, s.client.KeyStatus(org));
+    return KeyStatusReport(*frame->body_as<protocol::KeyStatusResponse>());
+  });
+}
+
+// ---- list-orgs ----
+
+Report ListOrgsReport(const protocol::ListOrgsResponse& lo) {
+  Report r;
+  Json orgs = Json::MakeArray();
+  char line[256];
+  std::snprintf(line, sizeof(line), "%-24s %6s %-8s %-6s %s\n", "ORG", "DIM", "METRIC", "INDEX",
+                "CREATED");
+  r.text = line;
+  if (lo.orgs() != nullptr) {
+    for (const protocol::OrgSummary* o : *lo.orgs()) {
+      orgs.Push(Json::MakeObject()
+                    .Set("org", Str(o->org()))
+                    .Set("dimension", o->dimension())
+                    .Set("metric", Str(o->metric()))
+                    .Set("index", Str(o->index_kind()))
+                    .Set("created_ms", o->created_ms()));
+      std::snprintf(line, sizeof(line), "%-24s %6u %-8s %-6s %s\n", Str(o->org()).c_str(),
+                    o->dimension(), Str(o->metric()).c_str(), Str(o->index_kind()).c_str(),
+                    FormatTime(o->created_ms()).c_str());
+      r.text += line;
+    }
+  }
+  r.json.Set("orgs", std::move(orgs));
+  return r;
+}
+
+Result<Action> ParseListOrgs(const po::variables_map&) {
+  return Action([](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(auto frame, s.client.ListOrgs());
+    return ListOrgsReport(*frame->body_as<protocol::ListOrgsResponse>());
+  });
+}
+
+// ---- issue-token, revoke-token ----
+
+void AddIssueTokenOptions(po::options_description& d) {
+  AddOrgPositional(d);
+  d.add_options()("admin", po::bool_switch(), "issue a new admin token instead (no ORG)");
+}
+
+Result<Action> ParseIssueToken(const po::variables_map& vm) {
+  const bool admin = vm["admin"].as<bool>();
+  if (admin == (vm.count("org") > 0)) {
+    return Status::InvalidArgument("issue-token needs ORG, or --admin for an admin token");
+  }
+  const std::string org = OptionText(vm, "org");  // empty asks for an admin token
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(auto issued, s.client.IssueToken(org));
+    const auto& [token, token_id] = issued;
+    Report r;
+    r.json.Set("org", org).Set("admin", admin).Set("token_id", token_id).Set("token", token);
+    r.text = KeyValueText(
+        {{admin ? "admin" : "org", admin ? "yes" : org}, {"token_id", token_id}, {"token", token}});
+    r.note = kTokenNotice;
+    return r;
+  });
+}
+
+void AddRevokeTokenOptions(po::options_description& d) {
+  AddOrgPositional(d);
+  d.add_options()("id", po::value<std::string>(),
+                  "TOKEN_ID: the token to revoke (default: every token of ORG)");
+}
+
+Result<Action> ParseRevokeToken(const po::variables_map& vm) {
+  SC_ASSIGN_OR_RETURN(std::string org, OrgArgument(vm));
+  const std::string id = OptionText(vm, "id");
+  if (vm.count("id") && id.empty()) return Status::InvalidArgument("--id needs a token id");
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(uint64_t revoked, s.client.RevokeToken(org, id));
+    Report r;
+    r.json.Set("org", org).Set("revoked", revoked);
+    if (!id.empty()) r.json.Set("token_id", id);
+    r.text = "revoked " + std::to_string(revoked) + " token(s) of org " + org + "\n";
+    return r;
+  });
+}
+
+}  // namespace
+
+const std::vector<CommandSpec>& AdminCommands() {
+  static const std::vector<CommandSpec> kCommands = {
+      {"create-org", "ORG --dim N [--index hnsw|flat]",
+       "create an org and print its first token (shown once)",
+       "ORG matches [a-z0-9][a-z0-9_-]{0,63}. Vectors are compared by cosine similarity.", "org",
+       AddCreateOrgOptions, ParseCreateOrg},
+      {"drop-org", "ORG", "destroy an org: its data, tokens and every key version", "", "org",
+       AddOrgPositional, ParseDropOrg},
+      {"list-orgs", "", "list the orgs", "", "", AddNoOptions, ParseListOrgs},
+      {"rotate-key", "ORG", "make a new key version active for the org's new data",
+       "Older versions retire and are destroyed once no live file uses them.", "org",
+       AddOrgPositional, ParseRotateKey},
+      {"key-status", "ORG", "show the org's key versions and what still uses them", "", "org",
+       AddOrgPositional, ParseKeyStatus},
+      {"issue-token", "ORG | --admin", "issue another token for an org (or an admin token)",
+       "The token is printed once; only its hash is kept by the server.", "org",
+       AddIssueTokenOptions, ParseIssueToken},
+      {"revoke-token", "ORG [--id TOKEN_ID]", "revoke one token of an org, or all of them", "",
+       "org", AddRevokeTokenOptions, ParseRevokeToken},
+  };
+  return kCommands;
+}
+
+}  // namespace sealcache::cli
