@@ -1,0 +1,597 @@
+// sealcache-bench: load generator over the real protocol. Loads O orgs x N entries, then
+// runs lookups (and optional gets/puts) from C connections for a bounded time, and reports
+// throughput, latency percentiles, hit rate, false hits, recall@1 against exact search,
+// server RSS and bytes on disk per entry. --compare-plain runs the same workload against a
+// plaintext benchmark server in the same invocation, alternating rounds, and prints the
+// encrypted/plain ratios. See bench/README.md.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "sealcache/client/client.h"
+#include "sealcache/crypto/master_key.h"
+#include "workload.h"
+
+namespace po = boost::program_options;
+namespace sealcache::bench {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct Options {
+  WorkloadOptions workload;
+  std::string host = "127.0.0.1";
+  uint16_t port = 7420;
+  std::string admin_token_file;
+  bool spawn = false;
+  std::string sealcached = "build/server/sealcached";
+  bool compare_plain = false;
+  uint32_t connections = 16;
+  double duration_s = 20;
+  uint64_t max_requests = 0;
+  uint32_t rounds = 2;
+  double get_pct = 0, put_pct = 0, fresh_pct = 10;
+  uint32_t k_max = 5;
+  float min_score = 0.9f;
+  double target_qps = 0;  // 0 = as fast as possible (closed loop)
+  uint32_t recall_sample = 200;
+  uint32_t batch = 256;
+  bool skip_load = false;
+  bool json = false;
+  int server_threads = 0;
+};
+
+// ---- a spawned server -----------------------------------------------------------------------
+
+struct SpawnedServer {
+  pid_t pid = -1;
+  std::string dir;
+  uint16_t port = 0;
+  ~SpawnedServer() {
+    if (pid > 0) {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+  }
+  uint64_t RssBytes() const {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    }
+    return 0;
+  }
+  uint64_t DiskBytes() const {
+    uint64_t total = 0;
+    std::error_code ec;
+    for (auto& e : std::filesystem::recursive_directory_iterator(dir + "/data", ec)) {
+      if (e.is_regular_file(ec)) total += e.file_size(ec);
+    }
+    return total;
+  }
+};
+
+uint16_t FreePort() {
+  // Bind to port 0 through a throwaway client-less socket via the OS.
+  for (uint16_t p = 20000 + static_cast<uint16_t>(getpid() % 20000);; ++p) {
+    client::ClientOptions o;
+    o.port = p;
+    if (!client::Client::Connect(o).ok()) return p;
+  }
+}
+
+std::unique_ptr<SpawnedServer> Spawn(const Options& o, bool plaintext) {
+  auto s = std::make_unique<SpawnedServer>();
+  s->dir = (std::filesystem::temp_directory_path() / "sealcache-bench-XXXXXX").string();
+  if (mkdtemp(s->dir.data()) == nullptr) return nullptr;
+  if (!crypto::CreateMasterKeyFile(s->dir + "/master.key").ok()) return nullptr;
+  s->port = FreePort();
+  s->pid = fork();
+  if (s->pid == 0) {
+    if (plaintext) setenv("SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK", "1", 1);
+    std::string data = s->dir + "/data", key = "file:" + s->dir + "/master.key";
+    std::string port = std::to_string(s->port), threads = std::to_string(o.server_threads);
+    std::string log = s->dir + "/sealcached.log";
+    freopen(log.c_str(), "w", stderr);
+    if (plaintext) {
+      execl(o.sealcached.c_str(), o.sealcached.c_str(), "--data", data.c_str(), "--master-key",
+            key.c_str(), "--port", port.c_str(), "--threads", threads.c_str(),
+            "--insecure-plaintext-for-benchmarks", static_cast<char*>(nullptr));
+    } else {
+      execl(o.sealcached.c_str(), o.sealcached.c_str(), "--data", data.c_str(), "--master-key",
+            key.c_str(), "--port", port.c_str(), "--threads", threads.c_str(),
+            static_cast<char*>(nullptr));
+    }
+    _exit(127);
+  }
+  for (int i = 0; i < 1000; ++i) {
+    client::ClientOptions co;
+    co.port = s->port;
+    if (client::Client::Connect(co).ok()) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return nullptr;
+}
+
+// ---- results ------------------------------------------------------------------------------
+
+struct OpStats {
+  std::vector<uint32_t> latencies_us;
+  uint64_t errors = 0;
+  void Merge(const OpStats& o) {
+    latencies_us.insert(latencies_us.end(), o.latencies_us.begin(), o.latencies_us.end());
+    errors += o.errors;
+  }
+  double Percentile(double p) {
+    if (latencies_us.empty()) return 0;
+    size_t i =
+        std::min(latencies_us.size() - 1, static_cast<size_t>(p / 100.0 * latencies_us.size()));
+    std::nth_element(latencies_us.begin(), latencies_us.begin() + i, latencies_us.end());
+    return latencies_us[i] / 1000.0;
+  }
+};
+
+struct RoundResult {
+  double seconds = 0;
+  OpStats lookup, get, put;
+  uint64_t expected_hits = 0, hits_on_expected = 0, false_hits = 0, fresh = 0;
+};
+
+// ---- the target ---------------------------------------------------------------------------
+
+class Target {
+ public:
+  Target(std::string name, std::string host, uint16_t port, std::string admin_token)
+      : name_(std::move(name)),
+        host_(std::move(host)),
+        port_(port),
+        admin_(std::move(admin_token)) {}
+
+  std::unique_ptr<client::Client> Connect(const std::string& token) const {
+    client::ClientOptions o;
+    o.host = host_;
+    o.port = port_;
+    auto c = client::Client::Connect(o);
+    if (!c.ok()) {
+      std::fprintf(stderr, "bench: %s\n", c.status().ToString().c_str());
+      return nullptr;
+    }
+    auto h = (*c)->Hello(token);
+    if (!h.ok()) {
+      std::fprintf(stderr, "bench: hello: %s\n", h.status().ToString().c_str());
+      return nullptr;
+    }
+    return std::move(c).value();
+  }
+
+  bool PrepareOrgs(const Workload& w) {
+    auto admin = Connect(admin_);
+    if (!admin) return false;
+    for (uint32_t o = 0; o < w.options().orgs; ++o) {
+      auto created = admin->CreateOrg(w.OrgName(o), w.options().dim);
+      if (created.ok()) {
+        tokens_.push_back(created->token);
+      } else if (created.status().code() == Status::Code::kAlreadyExists) {
+        auto issued = admin->IssueToken(w.OrgName(o));
+        if (!issued.ok()) return false;
+        tokens_.push_back(issued->first);
+      } else {
+        std::fprintf(stderr, "bench: create org: %s\n", created.status().ToString().c_str());
+        return false;
+      }
+    }
+    return true;
+  }
+
+  const std::string& token(uint32_t org) const { return tokens_[org]; }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_, host_;
+  uint16_t port_;
+  std::string admin_;
+  std::vector<std::string> tokens_;
+};
+
+void Progress(const char* phase, uint64_t done, double seconds, double p99_ms) {
+  std::fprintf(stderr, "\r%-8s %10llu requests  %9.0f/s  p99 %7.2f ms   ", phase,
+               static_cast<unsigned long long>(done), seconds > 0 ? done / seconds : 0.0, p99_ms);
+  std::fflush(stderr);
+}
+
+// Loads every entry with PutBatch from `connections` threads. Returns entries per second.
+double Load(const Target& t, const Workload& w, const Options& o) {
+  const uint32_t orgs = w.options().orgs, n = w.options().entries;
+  // Work items are (org, first entry) chunks of `batch` entries; a chunk never spans orgs.
+  const uint64_t chunks_per_org = (n + o.batch - 1) / o.batch;
+  const uint64_t chunks = orgs * chunks_per_org;
+  std::atomic<uint64_t> next{0}, done{0}, errors{0};
+  auto start = SteadyClock::now();
+  std::vector<std::thread> threads;
+  for (uint32_t c = 0; c < o.connections; ++c) {
+    threads.emplace_back([&, c] {
+      std::vector<std::unique_ptr<client::Client>> conns(orgs);
+      for (uint32_t org = 0; org < orgs; ++org) conns[org] = t.Connect(t.token(org));
+      for (uint64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
+        const uint32_t org = static_cast<uint32_t>(chunk / chunks_per_org);
+        const uint32_t first = static_cast<uint32_t>((chunk % chunks_per_org) * o.batch);
+        const uint32_t last = std::min<uint32_t>(n, first + o.batch);
+        std::vector<std::vector<float>> vecs;
+        std::vector<client::PutArgs> items;
+        for (uint32_t i = first; i < last; ++i) vecs.push_back(w.EntryVector(org, i));
+        for (uint32_t i = first; i < last; ++i) {
+          auto p = w.Payload(org, i);
+          items.push_back({w.DigestOf(org, i),
+                           vecs[i - first],
+                           {reinterpret_cast<const uint8_t*>(p.data()), p.size()},
+                           int64_t{7} * 24 * 3600 * 1000,
+                           ""});
+        }
+        auto r = conns[org] ? conns[org]->PutBatch(items)
+                            : Result<std::vector<Status>>(Status::IOError("no connection"));
+        if (!r.ok() || std::any_of(r->begin(), r->end(), [](const Status& s) { return !s.ok(); })) {
+          errors++;
+        }
+        done += last - first;
+        if (c == 0) {
+          Progress("load", done, std::chrono::duration<double>(SteadyClock::now() - start).count(),
+                   0);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::fprintf(stderr, "\n");
+  double secs = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  if (errors)
+    std::fprintf(stderr, "bench: %llu load batches failed\n", (unsigned long long)errors.load());
+  return done / secs;
+}
+
+RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint64_t round_seed) {
+  RoundResult total;
+  std::mutex mu;
+  std::atomic<uint64_t> requests{0};
+  std::atomic<bool> stop{false};
+  const auto start = SteadyClock::now();
+  const auto deadline = start + std::chrono::duration<double>(o.duration_s);
+  std::vector<std::thread> threads;
+  for (uint32_t c = 0; c < o.connections; ++c) {
+    threads.emplace_back([&, c] {
+      const uint32_t org = c % w.options().orgs;
+      auto conn = t.Connect(t.token(org));
+      if (!conn) return;
+      std::mt19937_64 rng(round_seed * 7919 + c);
+      std::uniform_real_distribution<double> pct(0, 100);
+      RoundResult mine;
+      uint64_t put_next = uint64_t{w.options().entries} + round_seed * 1'000'000 + c * 100'000;
+      const double interval = o.target_qps > 0 ? o.connections / o.target_qps : 0;
+      auto next_send = SteadyClock::now();
+      while (!stop) {
+        if (interval > 0) {
+          next_send += std::chrono::duration_cast<SteadyClock::duration>(
+              std::chrono::duration<double>(interval));
+          std::this_thread::sleep_until(next_send);
+        }
+        const double roll = pct(rng);
+        const uint32_t entry = static_cast<uint32_t>(rng() % w.options().entries);
+        auto t0 = SteadyClock::now();
+        if (roll < o.get_pct) {
+          auto e = conn->Get(w.DigestOf(org, entry));
+          auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0);
+          mine.get.latencies_us.push_back(static_cast<uint32_t>(us.count()));
+          if (!e.ok()) mine.get.errors++;
+        } else if (roll < o.get_pct + o.put_pct) {
+          uint64_t id = put_next++;
+          auto v = w.EntryVector(org, static_cast<uint32_t>(id));
+          auto p = w.Payload(org, static_cast<uint32_t>(id));
+          auto r = conn->Put({w.DigestOf(org, static_cast<uint32_t>(id)),
+                              v,
+                              {reinterpret_cast<const uint8_t*>(p.data()), p.size()},
+                              3'600'000,
+                              ""});
+          auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0);
+          mine.put.latencies_us.push_back(static_cast<uint32_t>(us.count()));
+          if (!r.ok()) mine.put.errors++;
+        } else {
+          const bool fresh = pct(rng) < o.fresh_pct;
+          auto q = fresh ? w.Fresh(org, rng()) : w.NearDuplicate(org, entry, rng());
+          const uint32_t k = 1 + static_cast<uint32_t>(rng() % o.k_max);
+          t0 = SteadyClock::now();
+          auto hits = conn->Lookup({.vector = q, .k = k, .min_score = o.min_score});
+          auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0);
+          mine.lookup.latencies_us.push_back(static_cast<uint32_t>(us.count()));
+          if (!hits.ok()) {
+            mine.lookup.errors++;
+          } else if (fresh) {
+            mine.fresh++;
+            if (!hits->empty()) mine.false_hits++;
+          } else {
+            mine.expected_hits++;
+            if (!hits->empty()) {
+              if (hits->front().entry.digest == w.DigestOf(org, entry)) {
+                mine.hits_on_expected++;
+              } else {
+                mine.false_hits++;
+              }
+            }
+          }
+        }
+        uint64_t n = ++requests;
+        if (SteadyClock::now() >= deadline || (o.max_requests && n >= o.max_requests)) stop = true;
+        if (c == 0 && n % 512 == 0) {
+          Progress("query", n, std::chrono::duration<double>(SteadyClock::now() - start).count(),
+                   OpStats(mine.lookup).Percentile(99));
+        }
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      total.lookup.Merge(mine.lookup);
+      total.get.Merge(mine.get);
+      total.put.Merge(mine.put);
+      total.expected_hits += mine.expected_hits;
+      total.hits_on_expected += mine.hits_on_expected;
+      total.false_hits += mine.false_hits;
+      total.fresh += mine.fresh;
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::fprintf(stderr, "\n");
+  total.seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  return total;
+}
+
+// Recall@1 of the server's top-1 against exact search over each org's stored vectors.
+double Recall(const Target& t, const Workload& w, const Options& o) {
+  if (o.recall_sample == 0) return -1;
+  uint64_t agree = 0, total = 0;
+  const uint32_t n = w.options().entries;
+  for (uint32_t org = 0; org < w.options().orgs; ++org) {
+    auto conn = t.Connect(t.token(org));
+    if (!conn) return -1;
+    std::vector<std::vector<float>> stored(n);
+    for (uint32_t i = 0; i < n; ++i) stored[i] = w.EntryVector(org, i);
+    std::mt19937_64 rng(o.workload.seed + org);
+    for (uint32_t s = 0; s < o.recall_sample; ++s) {
+      uint32_t src = static_cast<uint32_t>(rng() % n);
+      auto q = w.NearDuplicate(org, src, rng());
+      uint32_t best = 0;
+      float best_score = -2;
+      for (uint32_t i = 0; i < n; ++i) {
+        float d = Dot(q, stored[i]);
+        if (d > best_score) best_score = d, best = i;
+      }
+      auto hits = conn->Lookup({.vector = q, .k = 1, .min_score = -1.0f, .with_payload = false});
+      total++;
+      if (hits.ok() && !hits->empty() && hits->front().entry.digest == w.DigestOf(org, best))
+        agree++;
+    }
+  }
+  return total ? static_cast<double>(agree) / total : -1;
+}
+
+struct Report {
+  std::string target;
+  double load_rate = 0, recall = -1;
+  double lookup_qps = 0, get_qps = 0, put_qps = 0;
+  double p50 = 0, p90 = 0, p99 = 0, max = 0;
+  double get_p99 = 0, put_p99 = 0;
+  double hit_rate = 0, false_hit_rate = 0;
+  uint64_t errors = 0, rss = 0, disk_bytes = 0, entries = 0;
+};
+
+Report Summarise(const std::string& name, RoundResult& r) {
+  Report rep;
+  rep.target = name;
+  rep.lookup_qps = r.lookup.latencies_us.size() / r.seconds;
+  rep.get_qps = r.get.latencies_us.size() / r.seconds;
+  rep.put_qps = r.put.latencies_us.size() / r.seconds;
+  rep.p50 = r.lookup.Percentile(50);
+  rep.p90 = r.lookup.Percentile(90);
+  rep.p99 = r.lookup.Percentile(99);
+  rep.max = r.lookup.Percentile(100);
+  rep.get_p99 = r.get.Percentile(99);
+  rep.put_p99 = r.put.Percentile(99);
+  rep.hit_rate = r.expected_hits ? static_cast<double>(r.hits_on_expected) / r.expected_hits : 0;
+  uint64_t answered = r.expected_hits + r.fresh;
+  rep.false_hit_rate = answered ? static_cast<double>(r.false_hits) / answered : 0;
+  rep.errors = r.lookup.errors + r.get.errors + r.put.errors;
+  return rep;
+}
+
+void PrintText(const Report& r) {
+  std::printf("[%s]\n", r.target.c_str());
+  if (r.load_rate > 0) std::printf("  load            %10.0f entries/s\n", r.load_rate);
+  std::printf("  lookup          %10.0f /s   p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms\n",
+              r.lookup_qps, r.p50, r.p90, r.p99, r.max);
+  if (r.get_qps > 0)
+    std::printf("  get             %10.0f /s   p99 %.3f ms\n", r.get_qps, r.get_p99);
+  if (r.put_qps > 0)
+    std::printf("  put             %10.0f /s   p99 %.3f ms\n", r.put_qps, r.put_p99);
+  std::printf("  hit rate        %10.4f  (near-duplicates answered with their source)\n",
+              r.hit_rate);
+  std::printf("  false hits      %10.4f  (of all lookups)\n", r.false_hit_rate);
+  if (r.recall >= 0) std::printf("  recall@1        %10.4f  (vs exact search)\n", r.recall);
+  if (r.rss) std::printf("  server RSS      %10.1f MiB\n", r.rss / 1048576.0);
+  if (r.disk_bytes && r.entries) {
+    std::printf("  disk per entry  %10.0f bytes\n", static_cast<double>(r.disk_bytes) / r.entries);
+  }
+  if (r.errors)
+    std::printf("  errors          %10llu\n", static_cast<unsigned long long>(r.errors));
+}
+
+std::string Json(const Report& r) {
+  char buf[1024];
+  std::snprintf(
+      buf, sizeof(buf),
+      "{\"target\":\"%s\",\"load_entries_per_s\":%.1f,\"lookup_qps\":%.1f,"
+      "\"get_qps\":%.1f,\"put_qps\":%.1f,\"lookup_p50_ms\":%.4f,\"lookup_p90_ms\":%.4f,"
+      "\"lookup_p99_ms\":%.4f,\"lookup_max_ms\":%.4f,\"get_p99_ms\":%.4f,"
+      "\"put_p99_ms\":%.4f,\"hit_rate\":%.5f,\"false_hit_rate\":%.5f,\"recall_at_1\":%.5f,"
+      "\"server_rss_bytes\":%llu,\"disk_bytes_per_entry\":%.1f,\"errors\":%llu}",
+      r.target.c_str(), r.load_rate, r.lookup_qps, r.get_qps, r.put_qps, r.p50, r.p90, r.p99, r.max,
+      r.get_p99, r.put_p99, r.hit_rate, r.false_hit_rate, r.recall,
+      static_cast<unsigned long long>(r.rss),
+      r.entries ? static_cast<double>(r.disk_bytes) / r.entries : 0.0,
+      static_cast<unsigned long long>(r.errors));
+  return buf;
+}
+
+int Run(const Options& o) {
+  Workload w(o.workload);
+  std::vector<std::unique_ptr<SpawnedServer>> spawned;
+  std::vector<Target> targets;
+  const int kinds = o.compare_plain ? 2 : 1;
+  for (int i = 0; i < kinds; ++i) {
+    const bool plain = i == 1;
+    if (o.spawn || o.compare_plain) {
+      auto s = Spawn(o, plain);
+      if (!s) {
+        std::fprintf(stderr, "bench: could not start %s\n", o.sealcached.c_str());
+        return 3;
+      }
+      std::ifstream in(s->dir + "/data/admin.token");
+      std::string token;
+      in >> token;
+      targets.emplace_back(plain ? "plain" : "encrypted", "127.0.0.1", s->port, token);
+      spawned.push_back(std::move(s));
+    } else {
+      std::ifstream in(o.admin_token_file);
+      std::string token;
+      in >> token;
+      if (token.empty()) {
+        std::fprintf(stderr, "bench: no admin token (--admin-token-file)\n");
+        return 2;
+      }
+      targets.emplace_back("server", o.host, o.port, token);
+    }
+  }
+  std::vector<Report> reports(targets.size());
+  std::vector<std::vector<RoundResult>> rounds(targets.size());
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (!targets[i].PrepareOrgs(w)) return 3;
+    std::fprintf(stderr, "bench: loading %s\n", targets[i].name().c_str());
+    if (!o.skip_load) reports[i].load_rate = Load(targets[i], w, o);
+  }
+  // Alternate A/B rounds so drift on a shared machine hits both alike.
+  for (uint32_t r = 0; r < o.rounds; ++r) {
+    for (size_t i = 0; i < targets.size(); ++i) {
+      std::fprintf(stderr, "bench: round %u on %s\n", r + 1, targets[i].name().c_str());
+      rounds[i].push_back(RunRound(targets[i], w, o, r + 1));
+    }
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    RoundResult merged;
+    for (auto& rr : rounds[i]) {
+      merged.lookup.Merge(rr.lookup);
+      merged.get.Merge(rr.get);
+      merged.put.Merge(rr.put);
+      merged.seconds += rr.seconds;
+      merged.expected_hits += rr.expected_hits;
+      merged.hits_on_expected += rr.hits_on_expected;
+      merged.false_hits += rr.false_hits;
+      merged.fresh += rr.fresh;
+    }
+    double load = reports[i].load_rate;
+    reports[i] = Summarise(targets[i].name(), merged);
+    reports[i].load_rate = load;
+    reports[i].recall = Recall(targets[i], w, o);
+    if (i < spawned.size()) {
+      reports[i].rss = spawned[i]->RssBytes();
+      reports[i].disk_bytes = spawned[i]->DiskBytes();
+      reports[i].entries = uint64_t{o.workload.orgs} * o.workload.entries;
+    }
+  }
+  if (o.json) {
+    std::printf("{\"results\":[");
+    for (size_t i = 0; i < reports.size(); ++i)
+      std::printf("%s%s", i ? "," : "", Json(reports[i]).c_str());
+    std::printf("]");
+    if (reports.size() == 2) {
+      std::printf(",\"ratios\":{\"lookup_qps\":%.4f,\"lookup_p99\":%.4f,\"load\":%.4f}",
+                  reports[0].lookup_qps / reports[1].lookup_qps, reports[0].p99 / reports[1].p99,
+                  reports[0].load_rate / reports[1].load_rate);
+    }
+    std::printf("}\n");
+  } else {
+    for (auto& r : reports) PrintText(r);
+    if (reports.size() == 2) {
+      std::printf("encrypted/plain: lookup throughput %.3f, lookup p99 %.3f, load %.3f",
+                  reports[0].lookup_qps / reports[1].lookup_qps, reports[0].p99 / reports[1].p99,
+                  reports[0].load_rate / reports[1].load_rate);
+      if (reports[0].get_qps > 0)
+        std::printf(", get throughput %.3f", reports[0].get_qps / reports[1].get_qps);
+      std::printf("\n");
+    }
+  }
+  uint64_t errors = 0;
+  for (auto& r : reports) errors += r.errors;
+  return errors ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace sealcache::bench
+
+int main(int argc, char** argv) {
+  sealcache::bench::Options o;
+  auto& w = o.workload;
+  po::options_description desc("sealcache-bench options");
+  desc.add_options()("help", "show this help")("host", po::value(&o.host)->default_value(o.host),
+                                               "server address (without --spawn)")(
+      "port", po::value(&o.port)->default_value(o.port), "server port (without --spawn)")(
+      "admin-token-file", po::value(&o.admin_token_file), "admin token (without --spawn)")(
+      "spawn", po::bool_switch(&o.spawn), "start a sealcached of our own in a temp dir")(
+      "sealcached", po::value(&o.sealcached)->default_value(o.sealcached), "server binary")(
+      "server-threads", po::value(&o.server_threads)->default_value(0),
+      "--threads of spawned servers")(
+      "compare-plain", po::bool_switch(&o.compare_plain),
+      "also run a plaintext benchmark server; alternate rounds; print encrypted/plain ratios")(
+      "orgs", po::value(&w.orgs)->default_value(w.orgs), "organisations")(
+      "entries", po::value(&w.entries)->default_value(w.entries), "entries per org")(
+      "dim", po::value(&w.dim)->default_value(w.dim), "embedding dimension")(
+      "centres", po::value(&w.centres)->default_value(w.centres), "cluster centres per org")(
+      "payload-bytes", po::value(&w.payload_bytes)->default_value(w.payload_bytes), "payload size")(
+      "seed", po::value(&w.seed)->default_value(w.seed), "workload seed")(
+      "connections", po::value(&o.connections)->default_value(o.connections), "client connections")(
+      "duration", po::value(&o.duration_s)->default_value(o.duration_s), "seconds per round")(
+      "max-requests", po::value(&o.max_requests)->default_value(0),
+      "stop a round after N (0 = no cap)")("rounds", po::value(&o.rounds)->default_value(o.rounds),
+                                           "rounds per target")(
+      "get-pct", po::value(&o.get_pct)->default_value(0), "percent of exact Gets")(
+      "put-pct", po::value(&o.put_pct)->default_value(0), "percent of Puts of new entries")(
+      "fresh-pct", po::value(&o.fresh_pct)->default_value(10),
+      "percent of lookups that should miss")("k-max", po::value(&o.k_max)->default_value(5),
+                                             "lookups ask for k uniform in 1..k-max")(
+      "min-score", po::value(&o.min_score)->default_value(0.9f), "lookup min_score")(
+      "target-qps", po::value(&o.target_qps)->default_value(0), "pace requests (0 = closed loop)")(
+      "recall-sample", po::value(&o.recall_sample)->default_value(200), "recall queries per org")(
+      "batch", po::value(&o.batch)->default_value(256), "entries per PutBatch while loading")(
+      "skip-load", po::bool_switch(&o.skip_load), "the orgs are loaded already")(
+      "json", po::bool_switch(&o.json), "one JSON document on stdout");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sealcache-bench: %s\n", e.what());
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  return sealcache::bench::Run(o);
+}
