@@ -1,11 +1,11 @@
-#include "json.h"
+#include "sealcache/tools/json.h"
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
-namespace sealcache::cli {
+namespace sealcache::tools {
 namespace {
 
 template <typename T>
@@ -321,4 +321,4 @@ std::string JsonQuote(std::string_view s) {
   return out;
 }
 
-}  // namespace sealcache::cli
+}  // namespace sealcache::tools
