@@ -206,9 +206,13 @@ class Target {
   std::vector<std::string> tokens_;
 };
 
+// The live progress line: "load" counts entries, "query" counts requests.
 void Progress(const char* phase, uint64_t done, double seconds, double p99_ms) {
-  std::fprintf(stderr, "\r%-8s %10llu requests  %9.0f/s  p99 %7.2f ms   ", phase,
-               static_cast<unsigned long long>(done), seconds > 0 ? done / seconds : 0.0, p99_ms);
+  const bool load = std::string_view(phase) == "load";
+  std::fprintf(stderr, "\r%-6s %10llu %-8s %9.0f/s", phase, static_cast<unsigned long long>(done),
+               load ? "entries" : "requests", seconds > 0 ? done / seconds : 0.0);
+  if (!load) std::fprintf(stderr, "  p99 so far %7.2f ms", p99_ms);
+  std::fprintf(stderr, "   ");
   std::fflush(stderr);
 }
 
