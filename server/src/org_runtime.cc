@@ -103,6 +103,13 @@ Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, cons
     }
   }
   rt->last_snapshot_ms_ = NowMs();
+  if (how == "loaded snapshot" && replayed == 0 && dropped == 0) {
+    const auto segments = rt->index_->Stats();
+    rt->snapshot_hnsw_segments_ = segments.hnsw_segments;
+    rt->snapshot_flat_segments_ = segments.flat_segments;
+  } else {
+    rt->inserts_since_snapshot_ = replayed + dropped + 1;  // the file on disk is behind
+  }
   if (log != nullptr) {
     *log = "org " + org + ": " + how + "; replayed " + std::to_string(replayed) +
            " vectors, dropped " + std::to_string(dropped) + ", " +
@@ -189,12 +196,18 @@ Status OrgRuntime::MaybeSnapshot(storage::Store& store, uint64_t every_inserts, 
                                  int64_t now_ms, bool force) {
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   const uint64_t changed = inserts_since_snapshot_.load();
-  if (changed == 0) return Status::Ok();
+  if (!SnapshotStale(changed)) return Status::Ok();
   if (!force && changed < every_inserts && now_ms - last_snapshot_ms_ < period_ms) {
     return Status::Ok();
   }
-  inserts_since_snapshot_.fetch_sub(changed);
   return WriteSnapshotLocked(store, now_ms);
+}
+
+bool OrgRuntime::SnapshotStale(uint64_t changed) const {
+  if (changed > 0) return true;
+  const auto segments = index_->Stats();
+  return segments.hnsw_segments != snapshot_hnsw_segments_ ||
+         segments.flat_segments != snapshot_flat_segments_;
 }
 
 Status OrgRuntime::WriteSnapshot(storage::Store& store, int64_t now_ms) {
@@ -203,9 +216,15 @@ Status OrgRuntime::WriteSnapshot(storage::Store& store, int64_t now_ms) {
 }
 
 Status OrgRuntime::WriteSnapshotLocked(storage::Store& store, int64_t now_ms) {
+  // Read before serialising: inserts or seals that happen meanwhile leave it stale.
+  const uint64_t changed = inserts_since_snapshot_.load();
+  const auto segments = index_->Stats();
   SC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, index_->Serialize());
   SC_RETURN_IF_ERROR(store.WriteOrgFile(id_, kSnapshotFile, bytes));
   last_snapshot_ms_ = now_ms;
+  snapshot_hnsw_segments_ = segments.hnsw_segments;
+  snapshot_flat_segments_ = segments.flat_segments;
+  inserts_since_snapshot_.fetch_sub(changed);
   return Status::Ok();
 }
 

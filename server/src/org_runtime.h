@@ -98,9 +98,16 @@ class OrgRuntime {
   std::mutex hits_mu_;
   std::unordered_map<storage::Digest, storage::HitUpdate, DigestHash> pending_hits_;
 
+  // True if the index changed since the last snapshot: inserts, or background seals that
+  // turned flat segments into graphs (a snapshot taken before them would make a restart
+  // build those graphs again).
+  bool SnapshotStale(uint64_t changed) const;
+
   std::mutex snapshot_mu_;
   std::atomic<uint64_t> inserts_since_snapshot_{0};
-  int64_t last_snapshot_ms_ = 0;
+  int64_t last_snapshot_ms_ = 0;       // GUARDED_BY(snapshot_mu_)
+  size_t snapshot_hnsw_segments_ = 0;  // GUARDED_BY(snapshot_mu_)
+  size_t snapshot_flat_segments_ = 0;  // GUARDED_BY(snapshot_mu_)
 };
 
 }  // namespace sealcache::server::internal

@@ -507,6 +507,10 @@ Reply CacheServiceImpl::Stats(const Session& s, FBB& fbb) {
   b.add_active_key_version(st->active_key_version);
   b.add_active_key_age_ms(st->active_key_age_ms);
   b.add_sst_bytes(st->live_sst_bytes);
+  const auto segments = rt.index().Stats();
+  b.add_flat_segments(static_cast<uint32_t>(segments.flat_segments));
+  b.add_hnsw_segments(static_cast<uint32_t>(segments.hnsw_segments));
+  b.add_index_build_failures(static_cast<uint32_t>(segments.background_failures));
   return Ok(P::ResponseBody::StatsResponse, b.Finish());
 }
 

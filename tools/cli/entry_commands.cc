@@ -311,7 +311,10 @@ Report StatsReport(const protocol::StatsResponse& st) {
       {"misses", st.misses()},
       {"deletes", st.deletes()},
       {"decrypt_failures", st.decrypt_failures()},
-      {"sst_bytes", st.sst_bytes()}};
+      {"sst_bytes", st.sst_bytes()},
+      {"flat_segments", st.flat_segments()},
+      {"hnsw_segments", st.hnsw_segments()},
+      {"index_build_failures", st.index_build_failures()}};
   Report r;
   const std::string org = st.org() ? st.org()->str() : "";
   r.json.Set("org", org);
