@@ -315,7 +315,8 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
           auto q = fresh ? w.Fresh(org, rng()) : w.NearDuplicate(org, entry, rng());
           const uint32_t k = 1 + static_cast<uint32_t>(rng() % o.k_max);
           t0 = SteadyClock::now();
-          auto hits = conn->Lookup({.vector = q, .k = k, .min_score = o.min_score});
+          auto hits =
+              conn->Lookup({.vector = q, .k = k, .min_score = o.min_score, .name_space = {}});
           auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0);
           mine.lookup.latencies_us.push_back(static_cast<uint32_t>(us.count()));
           if (!hits.ok()) {
@@ -377,7 +378,8 @@ double Recall(const Target& t, const Workload& w, const Options& o) {
         float d = Dot(q, stored[i]);
         if (d > best_score) best_score = d, best = i;
       }
-      auto hits = conn->Lookup({.vector = q, .k = 1, .min_score = -1.0f, .with_payload = false});
+      auto hits = conn->Lookup(
+          {.vector = q, .k = 1, .min_score = -1.0f, .name_space = {}, .with_payload = false});
       total++;
       if (hits.ok() && !hits->empty() && hits->front().entry.digest == w.DigestOf(org, best))
         agree++;
