@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "sealcache/json_string.h"
+
 namespace sealcache::storage {
 
 Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const Clock* clock) {
@@ -22,33 +24,7 @@ AuditLog::~AuditLog() { close(fd_); }
 std::string AuditLog::Escape(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
+  AppendJsonEscaped(&out, s);
   return out;
 }
 
