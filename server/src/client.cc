@@ -329,12 +329,21 @@ Result<int64_t> Client::Ping() {
 
 Result<OrgCreated> Client::CreateOrg(std::string_view org, uint32_t dimension,
                                      std::string_view index_kind) {
+  OrgIndexOptions options;
+  options.index_kind = std::string(index_kind);
+  return CreateOrg(org, dimension, options);
+}
+
+Result<OrgCreated> Client::CreateOrg(std::string_view org, uint32_t dimension,
+                                     const OrgIndexOptions& x) {
   SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
                         auto o = fbb.CreateString(org);
                         auto m = fbb.CreateString("cosine");
-                        auto k = fbb.CreateString(index_kind);
+                        auto k = fbb.CreateString(x.index_kind);
                         return As(protocol::RequestBody::CreateOrgRequest,
-                                  protocol::CreateCreateOrgRequest(fbb, o, dimension, m, k));
+                                  protocol::CreateCreateOrgRequest(fbb, o, dimension, m, k,
+                                                                   x.hnsw_m, x.ef_construction,
+                                                                   x.ef_search, x.seal_threshold));
                       }));
   SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::CreateOrgResponse>(f));
   return OrgCreated{body->org() ? body->org()->str() : "",

@@ -34,6 +34,25 @@ class SlotFilter final : public index::Filter {
 
 }  // namespace
 
+index::IndexParams OrgIndexParams(const storage::OrgConfig& c, const index::IndexParams& base) {
+  index::IndexParams p = base;
+  p.dimension = c.dimension;
+  p.exact = c.index_kind == "flat";
+  if (c.hnsw_m) p.hnsw_m = static_cast<int>(c.hnsw_m);
+  if (c.ef_construction) p.ef_construction = static_cast<int>(c.ef_construction);
+  if (c.ef_search) p.ef_search = static_cast<int>(c.ef_search);
+  if (c.seal_threshold) {
+    p.seal_threshold = c.seal_threshold;
+    p.max_segment_size = std::max(p.max_segment_size, p.seal_threshold);
+  }
+  return p;
+}
+
+Status ValidateOrgIndexParams(const storage::OrgConfig& c, const index::IndexParams& base) {
+  if (c.dimension == 0) return Status::InvalidArgument("dimension must be between 1 and 4096");
+  return index::ValidateIndexParams(OrgIndexParams(c, base));
+}
+
 Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, const std::string& org,
                                                      const index::IndexParams& base_params,
                                                      std::string* log) {
@@ -41,9 +60,7 @@ Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, cons
   rt->id_ = org;
   SC_ASSIGN_OR_RETURN(rt->config_, store.GetOrg(org));
   rt->namespaces_.emplace("", 0);
-  index::IndexParams params = base_params;
-  params.dimension = rt->config_.dimension;
-  params.exact = rt->config_.index_kind == "flat";
+  const index::IndexParams params = OrgIndexParams(rt->config_, base_params);
 
   // 1. The live entries, from plaintext metadata.
   SC_RETURN_IF_ERROR(store.ScanMeta(org, [&](const storage::EntryMeta& m) {

@@ -35,6 +35,11 @@ struct SlotInfo {
   uint32_t ns_id = 0;
 };
 
+// The index parameters of an org: the server's `base`, overridden by the org's own
+// (non-zero) values.
+index::IndexParams OrgIndexParams(const storage::OrgConfig& config, const index::IndexParams& base);
+Status ValidateOrgIndexParams(const storage::OrgConfig& config, const index::IndexParams& base);
+
 class OrgRuntime {
  public:
   static constexpr char kSnapshotFile[] = "index.snapshot";

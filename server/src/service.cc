@@ -525,7 +525,12 @@ Reply CacheServiceImpl::CreateOrg(const P::CreateOrgRequest* r, FBB& fbb) {
   if (r->index_kind() != nullptr && r->index_kind()->size() > 0) {
     config.index_kind = r->index_kind()->str();
   }
-  Status st = store_->CreateOrg(org, config);
+  config.hnsw_m = r->hnsw_m();
+  config.ef_construction = r->ef_construction();
+  config.ef_search = r->ef_search();
+  config.seal_threshold = r->seal_threshold();
+  Status st = internal::ValidateOrgIndexParams(config, index_params_);
+  if (st.ok()) st = store_->CreateOrg(org, config);
   if (!st.ok()) return {st};
   std::string log;
   auto rt = OrgRuntime::Load(*store_, org, index_params_, &log);
@@ -583,7 +588,8 @@ Reply CacheServiceImpl::ListOrgs(FBB& fbb) {
     auto o = fbb.CreateString(id);
     auto m = fbb.CreateString(c->metric);
     auto k = fbb.CreateString(c->index_kind);
-    orgs.push_back(P::CreateOrgSummary(fbb, o, c->dimension, m, k, c->created_ms));
+    orgs.push_back(P::CreateOrgSummary(fbb, o, c->dimension, m, k, c->created_ms, c->hnsw_m,
+                                       c->ef_construction, c->ef_search, c->seal_threshold));
   }
   auto v = fbb.CreateVector(orgs);
   return Ok(P::ResponseBody::ListOrgsResponse, P::CreateListOrgsResponse(fbb, v));

@@ -130,6 +130,10 @@ std::string EncodeOrgInfo(const OrgConfig& c) {
   b.add_metric(metric);
   b.add_index_kind(kind);
   b.add_created_ms(c.created_ms);
+  b.add_hnsw_m(c.hnsw_m);
+  b.add_ef_construction(c.ef_construction);
+  b.add_ef_search(c.ef_search);
+  b.add_seal_threshold(c.seal_threshold);
   fbb.Finish(b.Finish());
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -147,6 +151,10 @@ Result<OrgConfig> DecodeOrgInfo(std::string_view value) {
   if (r->metric() != nullptr) c.metric = r->metric()->str();
   if (r->index_kind() != nullptr) c.index_kind = r->index_kind()->str();
   c.created_ms = r->created_ms();
+  c.hnsw_m = r->hnsw_m();
+  c.ef_construction = r->ef_construction();
+  c.ef_search = r->ef_search();
+  c.seal_threshold = r->seal_threshold();
   if (c.dimension == 0 || c.dimension > kMaxDimension) {
     return Status::Corruption("org info record has an invalid dimension");
   }

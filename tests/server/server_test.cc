@@ -46,7 +46,7 @@ TEST_F(ServerTest, EveryDataOperationEndToEnd) {
   EXPECT_TRUE(c->Get(MakeDigest(99)).status().IsNotFound());
 
   auto q = MakeVector(kDim, 2);
-  auto hits = c->Lookup({.vector = q, .k = 2, .min_score = 0.99f});
+  auto hits = c->Lookup({.vector = q, .k = 2, .min_score = 0.99f, .name_space = {}});
   ASSERT_TRUE(hits.ok()) << hits.status().ToString();
   ASSERT_EQ(hits->size(), 1u);
   EXPECT_NEAR((*hits)[0].score, 1.0f, 1e-4);
@@ -152,7 +152,7 @@ TEST_F(ServerTest, RestartKeepsEntriesHitCountsAndLookupResults) {
   std::vector<std::vector<std::string>> before;
   for (int i = 0; i < 50; i += 5) {
     auto q = MakeVector(kDim, i);
-    auto hits = c->Lookup({.vector = q, .k = 3, .min_score = 0.0f});
+    auto hits = c->Lookup({.vector = q, .k = 3, .min_score = 0.0f, .name_space = {}});
     ASSERT_TRUE(hits.ok());
     std::vector<std::string> payloads;
     for (auto& h : *hits) payloads.push_back(Text(h.entry.payload));
@@ -170,7 +170,7 @@ TEST_F(ServerTest, RestartKeepsEntriesHitCountsAndLookupResults) {
   size_t n = 0;
   for (int i = 0; i < 50; i += 5) {
     auto q = MakeVector(kDim, i);
-    auto hits = c->Lookup({.vector = q, .k = 3, .min_score = 0.0f});
+    auto hits = c->Lookup({.vector = q, .k = 3, .min_score = 0.0f, .name_space = {}});
     ASSERT_TRUE(hits.ok());
     std::vector<std::string> payloads;
     for (auto& h : *hits) payloads.push_back(Text(h.entry.payload));
@@ -265,6 +265,47 @@ TEST_F(ServerTest, MetricsEndpointServesPrometheusText) {
         "sealcache_key_rotation_age_seconds{org=\"acme\"}", "sealcache_decrypt_operations_total"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }
+}
+
+}  // namespace
+}  // namespace sealcache::server
+
+namespace sealcache::server {
+namespace {
+
+using testing::ServerTest;
+
+TEST_F(ServerTest, IndexParametersArePerOrgCheckedAndKeptAcrossRestarts) {
+  StartServer();
+  auto admin = ConnectAs(AdminToken());
+  client::OrgIndexOptions tuned;
+  tuned.hnsw_m = 16;
+  tuned.ef_construction = 64;
+  tuned.ef_search = 200;
+  tuned.seal_threshold = 512;
+  ASSERT_TRUE(admin->CreateOrg("tuned", kDim, tuned).ok());
+  ASSERT_TRUE(admin->CreateOrg("plain", kDim).ok());
+  client::OrgIndexOptions bad;
+  bad.hnsw_m = 1;
+  auto refused = admin->CreateOrg("bad", kDim, bad);
+  EXPECT_EQ(refused.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("hnsw_m"), std::string::npos);
+  auto check = [&](client::Client& c) {
+    auto orgs = c.ListOrgs();
+    ASSERT_TRUE(orgs.ok());
+    std::map<std::string, const protocol::OrgSummary*> by_name;
+    for (const auto* o : *(*orgs)->body_as_ListOrgsResponse()->orgs()) by_name[o->org()->str()] = o;
+    ASSERT_EQ(by_name.size(), 2u);  // "bad" was never created
+    EXPECT_EQ(by_name["tuned"]->hnsw_m(), 16u);
+    EXPECT_EQ(by_name["tuned"]->ef_construction(), 64u);
+    EXPECT_EQ(by_name["tuned"]->ef_search(), 200u);
+    EXPECT_EQ(by_name["tuned"]->seal_threshold(), 512u);
+    EXPECT_EQ(by_name["plain"]->hnsw_m(), 0u);  // server default
+  };
+  check(*admin);
+  admin.reset();
+  Restart(Options());
+  check(*ConnectAs(AdminToken()));
 }
 
 }  // namespace

@@ -26,7 +26,14 @@ std::string Str(const flatbuffers::String* s) { return s != nullptr ? s->str() :
 void AddCreateOrgOptions(po::options_description& d) {
   AddOrgPositional(d);
   d.add_options()("dim", po::value<uint32_t>(), "vector dimension, 1..4096 (required)")(
-      "index", po::value<std::string>()->default_value("hnsw"), "index kind: hnsw or flat");
+      "index", po::value<std::string>()->default_value("hnsw"), "index kind: hnsw or flat")(
+      "m", po::value<uint32_t>()->default_value(0), "HNSW graph degree (0 = server default)")(
+      "ef-construction", po::value<uint32_t>()->default_value(0),
+      "HNSW build beam width (0 = server default)")(
+      "ef-search", po::value<uint32_t>()->default_value(0),
+      "HNSW search beam width: recall vs latency (0 = server default)")(
+      "seal-threshold", po::value<uint32_t>()->default_value(0),
+      "vectors searched exactly before a graph is built (0 = server default)");
 }
 
 Result<Action> ParseCreateOrg(const po::variables_map& vm) {
@@ -37,8 +44,14 @@ Result<Action> ParseCreateOrg(const po::variables_map& vm) {
   if (index != "hnsw" && index != "flat") {
     return Status::InvalidArgument("--index must be hnsw or flat, not '" + index + "'");
   }
+  client::OrgIndexOptions options;
+  options.index_kind = index;
+  options.hnsw_m = vm["m"].as<uint32_t>();
+  options.ef_construction = vm["ef-construction"].as<uint32_t>();
+  options.ef_search = vm["ef-search"].as<uint32_t>();
+  options.seal_threshold = vm["seal-threshold"].as<uint32_t>();
   return Action([=](Session& s) -> Result<Report> {
-    SC_ASSIGN_OR_RETURN(client::OrgCreated created, s.client.CreateOrg(org, dim, index));
+    SC_ASSIGN_OR_RETURN(client::OrgCreated created, s.client.CreateOrg(org, dim, options));
     Report r;
     r.json.Set("org", created.org)
         .Set("dimension", dim)
@@ -131,7 +144,11 @@ Report ListOrgsReport(const protocol::ListOrgsResponse& lo) {
                     .Set("dimension", o->dimension())
                     .Set("metric", Str(o->metric()))
                     .Set("index", Str(o->index_kind()))
-                    .Set("created_ms", o->created_ms()));
+                    .Set("created_ms", o->created_ms())
+                    .Set("hnsw_m", o->hnsw_m())
+                    .Set("ef_construction", o->ef_construction())
+                    .Set("ef_search", o->ef_search())
+                    .Set("seal_threshold", o->seal_threshold()));
       std::snprintf(line, sizeof(line), "%-24s %6u %-8s %-6s %s\n", Str(o->org()).c_str(),
                     o->dimension(), Str(o->metric()).c_str(), Str(o->index_kind()).c_str(),
                     FormatTime(o->created_ms()).c_str());
@@ -198,7 +215,9 @@ Result<Action> ParseRevokeToken(const po::variables_map& vm) {
 
 const std::vector<CommandSpec>& AdminCommands() {
   static const std::vector<CommandSpec> kCommands = {
-      {"create-org", "ORG --dim N [--index hnsw|flat]",
+      {"create-org",
+       "ORG --dim N [--index hnsw|flat] [--m M] [--ef-construction E] [--ef-search E] "
+       "[--seal-threshold N]",
        "create an org and print its first token (shown once)",
        "ORG matches [a-z0-9][a-z0-9_-]{0,63}. Vectors are compared by cosine similarity.", "org",
        AddCreateOrgOptions, ParseCreateOrg},

@@ -59,7 +59,7 @@ struct LookupArgs {
   std::span<const float> vector;
   uint32_t k = 1;
   float min_score = 0.0f;
-  std::optional<std::string> name_space;
+  std::optional<std::string> name_space = std::nullopt;
   bool with_payload = true;
 };
 
@@ -72,6 +72,15 @@ struct PutInfo {
   uint64_t slot = 0;
   bool replaced = false;
   int64_t expires_ms = 0;
+};
+
+// Per-org index parameters for CreateOrg; 0 = the server's default.
+struct OrgIndexOptions {
+  std::string index_kind = "hnsw";  // or "flat" (exact)
+  uint32_t hnsw_m = 0;
+  uint32_t ef_construction = 0;
+  uint32_t ef_search = 0;
+  uint32_t seal_threshold = 0;
 };
 
 struct OrgCreated {
@@ -123,6 +132,8 @@ class Client {
   // Admin.
   Result<OrgCreated> CreateOrg(std::string_view org, uint32_t dimension,
                                std::string_view index_kind = "hnsw");
+  Result<OrgCreated> CreateOrg(std::string_view org, uint32_t dimension,
+                               const OrgIndexOptions& index);
   Status DropOrg(std::string_view org);
   Result<uint32_t> RotateKey(std::string_view org);
   Result<ResponseFrame> KeyStatus(std::string_view org);

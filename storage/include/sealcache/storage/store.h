@@ -65,6 +65,11 @@ struct OrgConfig {
   std::string metric = "cosine";    // the only metric so far
   std::string index_kind = "hnsw";  // "hnsw" or "flat" (exact)
   int64_t created_ms = 0;           // set by CreateOrg
+  // Index parameters of this org; 0 = the server's default. Checked by the server.
+  uint32_t hnsw_m = 0;
+  uint32_t ef_construction = 0;
+  uint32_t ef_search = 0;
+  uint32_t seal_threshold = 0;
 };
 
 struct PutRequest {
