@@ -9,6 +9,7 @@
 
 #include "sealcache/crypto/master_key.h"
 #include "sealcache/crypto/secret_bytes.h"
+#include "test_support.h"
 
 namespace sealcache::crypto::testing {
 
@@ -26,13 +27,6 @@ inline SecretBytes FilledKey(uint8_t byte) {
   return k;
 }
 
-// A fresh directory under $TMPDIR (or /tmp) that the caller owns.
-inline std::string MakeTempDir(std::string_view prefix) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/" + std::string(prefix) + ".XXXXXX";
-  char* dir = mkdtemp(tmpl.data());
-  EXPECT_NE(dir, nullptr);
-  return tmpl;
-}
+using ::sealcache::test::MakeTempDir;
 
 }  // namespace sealcache::crypto::testing

@@ -10,29 +10,18 @@
 #include "sealcache/client/client.h"
 #include "sealcache/crypto/random.h"
 #include "sealcache/server/server.h"
+#include "test_support.h"
 
 namespace sealcache::server::testing {
 
-inline std::string MakeTempDir(std::string_view prefix) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/" + std::string(prefix) + ".XXXXXX";
-  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
+using ::sealcache::test::MakeTempDir;
+using ::sealcache::test::MakeVector;
 
 inline client::Digest MakeDigest(uint64_t i, uint8_t salt = 0) {
   client::Digest d{};
   std::mt19937_64 rng(i * 2654435761u + salt);
   for (auto& b : d) b = static_cast<uint8_t>(rng());
   return d;
-}
-
-inline std::vector<float> MakeVector(uint32_t dim, uint64_t seed) {
-  std::mt19937 rng(static_cast<uint32_t>(seed));
-  std::normal_distribution<float> n(0, 1);
-  std::vector<float> v(dim);
-  for (auto& x : v) x = n(rng);
-  return v;
 }
 
 inline std::span<const uint8_t> Bytes(const std::string& s) {

@@ -16,6 +16,7 @@
 #include "sealcache/crypto/hash.h"
 #include "sealcache/crypto/master_key.h"
 #include "sealcache/storage/store.h"
+#include "test_support.h"
 
 namespace sealcache::dump::testing {
 namespace {
@@ -78,12 +79,7 @@ DumpRun RunDump(const std::vector<std::string>& args) {
   return run;
 }
 
-std::string MakeTempDir(const std::string& prefix) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/" + prefix + ".XXXXXX";
-  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
-  return tmpl;
-}
+using ::sealcache::test::MakeTempDir;
 
 Digest MakeDigest(uint8_t i) {
   Digest d{};

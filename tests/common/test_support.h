@@ -1,0 +1,33 @@
+// Helpers every test binary shares: scratch directories and deterministic vectors.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sealcache::test {
+
+// A fresh directory under $TMPDIR (or /tmp) that the caller owns.
+inline std::string MakeTempDir(std::string_view prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base ? base : "/tmp") + "/" + std::string(prefix) + ".XXXXXX";
+  EXPECT_NE(mkdtemp(tmpl.data()), nullptr);
+  return tmpl;
+}
+
+// `dim` standard-normal floats, the same for the same seed.
+inline std::vector<float> MakeVector(uint32_t dim, uint64_t seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::normal_distribution<float> n(0, 1);
+  std::vector<float> v(dim);
+  for (auto& x : v) x = n(rng);
+  return v;
+}
+
+}  // namespace sealcache::test
