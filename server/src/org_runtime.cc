@@ -183,18 +183,13 @@ Result<std::vector<OrgRuntime::Candidate>> OrgRuntime::Search(std::span<const fl
   return out;
 }
 
-void OrgRuntime::CountHit(const storage::Digest& digest, int64_t now_ms) {
+uint64_t OrgRuntime::CountHit(const storage::Digest& digest, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(hits_mu_);
   auto& h = pending_hits_[digest];
   h.digest = digest;
   h.hits++;
   h.last_hit_ms = std::max(h.last_hit_ms, now_ms);
-}
-
-uint64_t OrgRuntime::PendingHits(const storage::Digest& digest) {
-  std::lock_guard<std::mutex> lock(hits_mu_);
-  auto it = pending_hits_.find(digest);
-  return it == pending_hits_.end() ? 0 : it->second.hits;
+  return h.hits;
 }
 
 Status OrgRuntime::FlushHits(storage::Store& store) {

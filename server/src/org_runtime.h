@@ -72,8 +72,8 @@ class OrgRuntime {
   Result<std::vector<Candidate>> Search(std::span<const float> query, size_t k, float min_score,
                                         const std::string* name_space, int64_t now_ms);
 
-  void CountHit(const storage::Digest& digest, int64_t now_ms);
-  uint64_t PendingHits(const storage::Digest& digest);
+  // Counts a hit; returns the hits of `digest` not yet written to the store, this one included.
+  uint64_t CountHit(const storage::Digest& digest, int64_t now_ms);
   // Moves pending hits to the store.
   Status FlushHits(storage::Store& store);
   // Writes a snapshot of the index now.

@@ -402,9 +402,8 @@ Reply CacheServiceImpl::Get(const Session& s, const P::GetEntryRequest* r, FBB& 
   }
   rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
   const int64_t now = NowMs();
-  const uint64_t pending = rt.PendingHits(*digest);
-  rt.CountHit(*digest, now);
-  auto meta = BuildMeta(fbb, entry->meta, pending + 1, now);
+  const uint64_t pending = rt.CountHit(*digest, now);
+  auto meta = BuildMeta(fbb, entry->meta, pending, now);
   auto payload = r->with_payload() ? fbb.CreateVector(entry->payload) : 0;
   P::GetEntryResponseBuilder b(fbb);
   b.add_meta(meta);
@@ -442,9 +441,8 @@ Reply CacheServiceImpl::Lookup(const Session& s, const P::LookupRequest* r, FBB&
     const auto& c = (*candidates)[i];
     // The store is the authority: an entry replaced or removed since the search is skipped.
     if (!entries[i].ok() || entries[i]->meta.vector_slot != c.slot) continue;
-    const uint64_t pending = rt.PendingHits(c.digest);
-    rt.CountHit(c.digest, now);
-    auto meta = BuildMeta(fbb, entries[i]->meta, pending + 1, now);
+    const uint64_t pending = rt.CountHit(c.digest, now);
+    auto meta = BuildMeta(fbb, entries[i]->meta, pending, now);
     auto payload = r->with_payload() ? fbb.CreateVector(entries[i]->payload) : 0;
     P::HitBuilder hb(fbb);
     hb.add_score(c.score);
