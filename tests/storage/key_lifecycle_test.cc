@@ -65,19 +65,22 @@ TEST_F(StoreTest, RetiredKeyIsDestroyedOnceEverythingWrittenUnderItExpired) {
     ASSERT_TRUE(Put("acme", i, "new " + std::to_string(i), 600 * kMinute).ok());
   ASSERT_TRUE(store_->Flush().ok());
 
-  // Before the longest pre-rotation TTL has run out the old key is still needed.
+  // Before the longest pre-rotation TTL has run out, a pass may destroy the old key only if
+  // no file needs it any more (a background compaction may already have rewritten every
+  // file under the new key): every unexpired entry must still read.
   clock_.Set(rotated_at + 29 * kMinute);
   auto early = store_->RunKeyReaper();
   ASSERT_TRUE(early.ok()) << early.status().ToString();
-  EXPECT_TRUE(early->destroyed.empty());
-  EXPECT_EQ(Version(*store_->KeyStatus("acme"), 1)->state, crypto::KeyState::kRetiring);
+  for (int i = 2; i < 30; i += 3) EXPECT_EQ(PayloadOf("acme", i), "old " + std::to_string(i));
+  for (int i = 100; i < 110; ++i) EXPECT_EQ(PayloadOf("acme", i), "new " + std::to_string(i));
 
-  // The longest TTL plus one reaper pass later it is gone.
+  // The longest TTL plus one reaper pass later it is gone, whichever pass destroyed it.
   clock_.Set(rotated_at + 30 * kMinute + 1);
   auto report = store_->RunKeyReaper();
   ASSERT_TRUE(report.ok()) << report.status().ToString();
-  ASSERT_EQ(report->destroyed.size(), 1u);
-  EXPECT_EQ(report->destroyed[0], std::make_pair(std::string("acme"), 1u));
+  EXPECT_EQ(early->destroyed.size() + report->destroyed.size(), 1u);
+  for (const auto& d : early->destroyed) EXPECT_EQ(d, std::make_pair(std::string("acme"), 1u));
+  for (const auto& d : report->destroyed) EXPECT_EQ(d, std::make_pair(std::string("acme"), 1u));
   auto status = *store_->KeyStatus("acme");
   EXPECT_EQ(Version(status, 1)->state, crypto::KeyState::kDestroyed);
   EXPECT_EQ(Version(status, 1)->live_files, 0u);
