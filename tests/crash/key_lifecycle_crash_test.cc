@@ -161,9 +161,22 @@ class KeyLifecycleScenario {
   }
 
   // The short-lived entries expire, the reaper compacts their file away and destroys v1.
+  // Until then the retiring version must still decrypt what was written under it.
   bool WaitForRetirement() {
+    auto acme = s_.ConnectAs(h_.acme_token);
+    if (acme == nullptr) return Died("Hello as acme");
     const auto deadline = std::chrono::steady_clock::now() + kRetirementWait;
     while (std::chrono::steady_clock::now() < deadline) {
+      const uint64_t id = h_.short_acked.front();
+      auto e = acme->Get(DigestOf(kAcmeSalt, id));
+      if (!e.ok() && e.status().code() == Status::Code::kIOError) return Died("Get");
+      if (e.ok()) {
+        EXPECT_EQ(Text(e->payload), PayloadOf(kAcmeSalt, id));
+      } else {
+        EXPECT_TRUE(e.status().IsNotFound())
+            << "an entry written under the retiring version is unreadable before it expired: "
+            << e.status().ToString();
+      }
       auto versions = KeyVersions(*admin_, kAcme);
       if (!versions.ok()) return Died("KeyStatus: " + versions.status().ToString());
       if (!versions->empty() && (*versions)[0].state == "DESTROYED") {
