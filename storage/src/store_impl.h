@@ -128,6 +128,8 @@ class StoreImpl final : public Store {
   void ReaperLoop();
   void OnDecryptFailure(const std::string& path, const Status& status);
   Status RecordAudit(std::string_view event, const AuditLog::Fields& fields, bool durable = true);
+  // One of the points in fault_points.h (a no-op without StoreOptions::fault_hook).
+  Status ReachFaultPoint(std::string_view point) const;
   Result<std::string> OrgFilePath(std::string_view org, std::string_view name) const;
 
   StoreOptions options_;

@@ -6,6 +6,7 @@
 #include "records.h"
 #include "rocksdb_status.h"
 #include "sealcache/crypto/atomic_file.h"
+#include "sealcache/storage/fault_points.h"
 #include "store_impl.h"
 
 namespace sealcache::storage::internal {
@@ -30,6 +31,7 @@ Result<uint32_t> StoreImpl::RotateKey(std::string_view org_id) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
   SC_ASSIGN_OR_RETURN(uint32_t version, keystore_->Rotate(org->ring()));
+  SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultRotateAfterKeystore));
   SC_RETURN_IF_ERROR(
       RecordAudit("key_rotated", {{"org", org->id}, {"key_version", int64_t{version}}}));
   return version;
@@ -112,8 +114,10 @@ Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
       rocksdb::CompactRangeOptions cro;
       cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
       rocksdb::Slice begin(f.smallest_key), end(f.largest_key);
+      SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperBeforeCompaction));
       SC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(cro, org.cf, &begin, &end),
                                    "reaper compaction of " + f.path));
+      SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperAfterCompaction));
       report.files_compacted++;
     }
     if (in_use) {
@@ -122,7 +126,9 @@ Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
                            [&](const OrgFile& f) { return f.key_version == info.version; });
     }
     if (in_use) continue;
+    SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperBeforeDestroy));
     SC_RETURN_IF_ERROR(keystore_->Destroy(org.ring(), info.version));
+    SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperAfterDestroy));
     SC_RETURN_IF_ERROR(
         RecordAudit("key_destroyed", {{"org", org.id}, {"key_version", int64_t{info.version}}}));
     report.destroyed.emplace_back(org.id, info.version);
