@@ -124,6 +124,7 @@ class StoreImpl final : public Store {
   // Live SSTs of an org with their key versions. REQUIRES: orgs_mu_ held.
   Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);
   Result<uint32_t> FileKeyVersion(const std::string& path);
+  bool TableOnDiskUses(const OrgState& org, uint32_t version);
   Result<ReaperReport> ReapOrg(OrgState& org);
   void ReaperLoop();
   void OnDecryptFailure(const std::string& path, const Status& status);
