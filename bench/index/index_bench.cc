@@ -165,7 +165,8 @@ void BM_HnswSearch(benchmark::State& state) {
 
 // The same graph as BM_HnswSearch/1 walked by our SearchHnsw (per-thread visited marks,
 // prefetching, hnswlib stopping rule) instead of FAISS's HNSW::search. Arg 0: fresh
-// queries; arg 1: near-duplicates. Second arg: ef_search.
+// queries; arg 1: near-duplicates. Second arg: ef_search. Third: 1 = walk int8 codes (what
+// HnswSegment does), 0 = float vectors.
 void BM_OurGraphWalk(benchmark::State& state) {
   faiss::IndexHNSWFlat& index = Hnsw(/*simd=*/true);
   index.hnsw.efSearch = static_cast<int>(state.range(1));
@@ -173,11 +174,14 @@ void BM_OurGraphWalk(benchmark::State& state) {
   const bool near = state.range(0) == 1;
   const std::vector<float>& queries = near ? d.near_queries : d.queries;
   const std::vector<int64_t>& exact = near ? d.near_exact_top1 : d.exact_top1;
+  static const WalkCodes codes = WalkCodes::Of(
+      static_cast<const faiss::IndexFlat*>(index.storage)->get_xb(), BenchN(), kDim);
+  const WalkCodes* walk_codes = state.range(2) == 1 ? &codes : nullptr;
   float score[10];
   int64_t label[10];
   size_t q = 0, correct = 0, total = 0;
   for (auto _ : state) {
-    (void)SearchHnsw(index, &queries[q * kDim], 10, nullptr, score, label);
+    (void)SearchHnsw(index, &queries[q * kDim], 10, nullptr, score, label, walk_codes);
     correct += label[0] == exact[q];
     ++total;
     q = (q + 1) % kQueries;
@@ -265,7 +269,7 @@ BENCHMARK(BM_InnerProduct384)->Arg(0)->Arg(1);
 BENCHMARK(BM_HnswBuild)->Arg(0)->Arg(1)->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
 BENCHMARK(BM_HnswSearch)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_OurGraphWalk)
-    ->ArgsProduct({{0, 1}, {16, 32, 64}})
+    ->ArgsProduct({{0, 1}, {16, 32, 48, 64}, {0, 1}})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_FlatScan)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_VectorIndexSearch)

@@ -7,6 +7,16 @@
 namespace sealcache::index {
 namespace {
 
+// Admits local ids that are not tombstoned.
+class Live final : public faiss::IDSelector {
+ public:
+  explicit Live(const Tombstones& tombstones) : tombstones_(tombstones) {}
+  bool is_member(idx_t id) const override { return !tombstones_.Test(static_cast<size_t>(id)); }
+
+ private:
+  const Tombstones& tombstones_;
+};
+
 // Admits local ids that are neither tombstoned nor rejected by the caller's filter.
 class LiveAndAdmitted final : public faiss::IDSelector {
  public:
@@ -30,6 +40,7 @@ HnswSegment::HnswSegment(uint64_t id, std::shared_ptr<Tombstones> tombstones,
       index_(std::move(index)),
       slots_(std::move(slots)),
       xb_(static_cast<const faiss::IndexFlat*>(index_->storage)->get_xb()),
+      codes_(WalkCodes::Of(xb_, slots_.size(), dimension())),
       ef_search_(ef_search) {
   // Fixed before the index is shared with readers: see SearchHnsw.
   index_->hnsw.efSearch = ef_search;
@@ -41,18 +52,30 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   size_t k = top.capacity();
   if (k >= n) return ExactScan(query, n, filter, top);
 
-  LiveAndAdmitted selector(*this, filter);
-  bool everything_admitted = filter == nullptr && tombstones()->count() == 0;
-  std::vector<float> scores(k);
-  std::vector<int64_t> labels(k);
-  Status s = SearchHnsw(*index_, query, k, everything_admitted ? nullptr : &selector, scores.data(),
-                        labels.data());
-  size_t found = 0;
-  for (size_t i = 0; s.ok() && i < k && labels[i] >= 0; ++i) ++found;
-  if (!s.ok() || found < k) return ExactScan(query, n, filter, top);
-  for (size_t i = 0; i < found; ++i) {
-    top.Offer(slots_[static_cast<size_t>(labels[i])], scores[i]);
+  std::vector<GraphHit> hits;
+  Live live(*tombstones());
+  const faiss::IDSelector* live_only = tombstones()->count() == 0 ? nullptr : &live;
+  if (WalkHnsw(*index_, query, k, live_only, &codes_, hits).ok()) {
+    std::vector<const GraphHit*> admitted;
+    for (const GraphHit& h : hits) {
+      if (admitted.size() == k) break;
+      if (filter == nullptr || filter->Admits(slots_[static_cast<size_t>(h.label)])) {
+        admitted.push_back(&h);
+      }
+    }
+    if (admitted.size() == k) {
+      for (const GraphHit* h : admitted) top.Offer(slots_[static_cast<size_t>(h->label)], h->score);
+      return;
+    }
   }
+  if (filter != nullptr) {  // the filter rejected too many of the walk's nodes
+    LiveAndAdmitted selector(*this, filter);
+    if (WalkHnsw(*index_, query, k, &selector, &codes_, hits).ok() && hits.size() >= k) {
+      for (size_t i = 0; i < k; ++i) top.Offer(slots_[static_cast<size_t>(hits[i].label)], hits[i].score);
+      return;
+    }
+  }
+  ExactScan(query, n, filter, top);
 }
 
 }  // namespace sealcache::index

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "segment.h"
+#include "simd_hnsw.h"
 
 namespace sealcache::index {
 
@@ -23,9 +24,12 @@ class HnswSegment final : public Segment {
   uint64_t slot(size_t local) const override { return slots_[local]; }
   const float* vector(size_t local) const override { return xb_ + local * dimension(); }
 
-  // HNSW with tombstones and filter inside the graph walk. If the walk finds fewer than k
-  // admitted entries, or gives up because the filter admits almost nothing (SearchHnsw), the
-  // segment is scanned exactly instead, so k admitted results come back whenever k exist.
+  // A graph walk over int8 codes that skips tombstoned entries, its nodes re-scored with the
+  // float vectors; the filter is then asked about them best first, so a lookup asks it
+  // about a handful of entries instead of every node the walk keeps. If fewer than k of the
+  // walk's nodes pass (a selective filter), the walk is repeated with the filter inside it;
+  // if that finds fewer than k too, or gives up (SearchHnsw), the segment is scanned exactly,
+  // so k admitted results come back whenever k exist.
   void Search(const float* query, const Filter* filter, TopK& top) const override;
 
   const faiss::IndexHNSWFlat& faiss_index() const { return *index_; }
@@ -35,6 +39,7 @@ class HnswSegment final : public Segment {
   std::unique_ptr<faiss::IndexHNSWFlat> index_;
   std::vector<uint64_t> slots_;
   const float* xb_;
+  WalkCodes codes_;  // int8 copies of the vectors for the walk: +25% memory, 4x fewer bytes read
   int ef_search_;
 };
 

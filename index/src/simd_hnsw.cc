@@ -219,14 +219,35 @@ struct BetterFirst {  // heap comparator: the most similar on top
   bool operator()(const Scored& a, const Scored& b) const { return a.similarity < b.similarity; }
 };
 
-// Asks for the vector's cache lines before its distance is computed: the walk jumps across a
-// graph far larger than the caches, so each neighbour is otherwise a chain of misses.
-inline void PrefetchVector(const float* v, size_t d) {
-  const char* p = reinterpret_cast<const char*>(v);
-  for (size_t offset = 0; offset < d * sizeof(float); offset += 64) {
-    __builtin_prefetch(p + offset, 0, 3);
-  }
+// Asks for `bytes` at `p` before they are read: the walk jumps across a graph far larger
+// than the caches, so each neighbour is otherwise a chain of misses.
+inline void Prefetch(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(c + offset, 0, 3);
 }
+
+// Similarity from the float vectors.
+struct FloatVectors {
+  const float* xb;
+  size_t d;
+  InnerProductFn ip;
+  const float* query;
+  float operator()(int32_t id) const { return ip(query, At(id), d); }
+  const float* At(int32_t id) const { return xb + static_cast<size_t>(id) * d; }
+  void Prefetch(int32_t id) const { index::Prefetch(At(id), d * sizeof(float)); }
+};
+
+// Approximate similarity from int8 codes: a quarter of the memory traffic.
+struct Int8Vectors {
+  const int8_t* codes;
+  const float* scales;
+  size_t d;
+  Int8InnerProductFn ip;
+  const float* query;
+  float operator()(int32_t id) const { return scales[id] * ip(query, At(id), d); }
+  const int8_t* At(int32_t id) const { return codes + static_cast<size_t>(id) * d; }
+  void Prefetch(int32_t id) const { index::Prefetch(At(id), d); }
+};
 
 // The walk of hnswlib (Malkov & Yashunin, algorithm 2) over FAISS's graph layout: greedy on
 // the upper levels, then a best-first search on level 0 that keeps the `ef` most similar
@@ -234,10 +255,9 @@ inline void PrefetchVector(const float* v, size_t d) {
 // Rejected nodes (tombstoned, filtered) are walked through but never kept. Returns false if
 // the walk gave up because it had reached more than `max_visits` nodes (a filter that admits
 // almost nothing), so the caller can scan instead.
-bool WalkGraph(const faiss::HNSW& g, const float* xb, size_t n, size_t d, const float* query,
-               size_t ef, const faiss::IDSelector* sel, std::vector<Scored>& kept) {
-  InnerProductFn ip = InnerProductFunction();
-  auto similarity = [&](int32_t id) { return ip(query, xb + static_cast<size_t>(id) * d, d); };
+template <typename Similarity>
+bool WalkGraph(const faiss::HNSW& g, size_t n, const Similarity& similarity, size_t ef,
+               const faiss::IDSelector* sel, std::vector<Scored>& kept) {
   auto admitted = [&](int32_t id) { return sel == nullptr || sel->is_member(id); };
   const auto& cum = g.cum_nneighbor_per_level;
 
@@ -276,6 +296,9 @@ bool WalkGraph(const faiss::HNSW& g, const float* xb, size_t n, size_t d, const 
     if (kept.size() >= ef && best.similarity < kept.front().similarity) break;
     std::pop_heap(candidates.begin(), candidates.end(), BetterFirst{});
     candidates.pop_back();
+    if (!candidates.empty()) {  // the next expansion's neighbour list
+      Prefetch(&g.neighbors[g.offsets[candidates.front().id]], degree * sizeof(int32_t));
+    }
 
     size_t begin = g.offsets[best.id], end = begin + std::min<size_t>(degree, std::size(fresh));
     size_t count = 0;
@@ -286,9 +309,9 @@ bool WalkGraph(const faiss::HNSW& g, const float* xb, size_t n, size_t d, const 
     }
     visits += count;
     if (visits > max_visits) return false;
-    if (count > 0) PrefetchVector(xb + static_cast<size_t>(fresh[0]) * d, d);
+    if (count > 0) similarity.Prefetch(fresh[0]);
     for (size_t j = 0; j < count; ++j) {
-      if (j + 1 < count) PrefetchVector(xb + static_cast<size_t>(fresh[j + 1]) * d, d);
+      if (j + 1 < count) similarity.Prefetch(fresh[j + 1]);
       int32_t v = fresh[j];
       float s = similarity(v);
       if (kept.size() >= ef && s <= kept.front().similarity) continue;
@@ -308,26 +331,56 @@ bool WalkGraph(const faiss::HNSW& g, const float* xb, size_t n, size_t d, const 
 
 }  // namespace
 
-Status SearchHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
-                  const faiss::IDSelector* sel, float* scores, int64_t* labels) {
-  std::fill_n(scores, k, -std::numeric_limits<float>::infinity());
-  std::fill_n(labels, k, int64_t{-1});
+WalkCodes WalkCodes::Of(const float* xb, size_t n, size_t d) {
+  WalkCodes out;
+  out.codes.resize(n * d);
+  out.scales.resize(n);
+  for (size_t i = 0; i < n; ++i) out.scales[i] = QuantizeInt8(xb + i * d, d, &out.codes[i * d]);
+  return out;
+}
+
+Status WalkHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
+                const faiss::IDSelector* sel, const WalkCodes* codes, std::vector<GraphHit>& out) {
+  out.clear();
   const size_t n = static_cast<size_t>(index.ntotal);
   if (n == 0 || k == 0) return Status::Ok();
-  const auto* storage = static_cast<const faiss::IndexFlat*>(index.storage);
+  const size_t d = static_cast<size_t>(index.d);
+  const float* xb = static_cast<const faiss::IndexFlat*>(index.storage)->get_xb();
   const size_t ef = std::max(static_cast<size_t>(std::max(index.hnsw.efSearch, 1)), k);
   std::vector<Scored> kept;
   kept.reserve(ef + 1);
-  if (!WalkGraph(index.hnsw, storage->get_xb(), n, static_cast<size_t>(index.d), query, ef, sel,
-                 kept)) {
+  const FloatVectors exact{xb, d, InnerProductFunction(), query};
+  bool finished;
+  if (codes != nullptr) {
+    finished = WalkGraph(index.hnsw, n,
+                         Int8Vectors{codes->codes.data(), codes->scales.data(), d,
+                                     Int8InnerProductFunction(), query},
+                         ef, sel, kept);
+    for (Scored& s : kept) s.similarity = exact(s.id);  // re-score with the float vectors
+  } else {
+    finished = WalkGraph(index.hnsw, n, exact, ef, sel, kept);
+  }
+  if (!finished) {
     return Status::ResourceExhausted("hnsw walk reached half the graph without enough matches");
   }
   std::sort(kept.begin(), kept.end(), [](const Scored& a, const Scored& b) {
     return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
   });
-  for (size_t i = 0; i < std::min(k, kept.size()); ++i) {
-    scores[i] = kept[i].similarity;
-    labels[i] = kept[i].id;
+  out.reserve(kept.size());
+  for (const Scored& s : kept) out.push_back({s.similarity, s.id});
+  return Status::Ok();
+}
+
+Status SearchHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
+                  const faiss::IDSelector* sel, float* scores, int64_t* labels,
+                  const WalkCodes* codes) {
+  std::fill_n(scores, k, -std::numeric_limits<float>::infinity());
+  std::fill_n(labels, k, int64_t{-1});
+  std::vector<GraphHit> hits;
+  SC_RETURN_IF_ERROR(WalkHnsw(index, query, k, sel, codes, hits));
+  for (size_t i = 0; i < std::min(k, hits.size()); ++i) {
+    scores[i] = hits[i].score;
+    labels[i] = hits[i].label;
   }
   return Status::Ok();
 }

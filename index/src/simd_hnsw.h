@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "sealcache/status.h"
 
@@ -57,14 +58,33 @@ Status ValidateHnsw(const faiss::IndexHNSWFlat& index, size_t n, size_t d);
 // vectors. REQUIRES: ValidateHnsw passed.
 void AdoptSimdStorage(faiss::IndexHNSWFlat& index);
 
-// One query on the calling thread: the k best (by inner product) members of `sel` (all if
-// null) into scores/labels, best first (ties by smaller label); missing results get label -1.
+// Int8 codes of an index's n x d vectors (QuantizeInt8 in inner_product.h) for walks that
+// read a quarter of the bytes of the float vectors.
+struct WalkCodes {
+  std::vector<int8_t> codes;  // n x d
+  std::vector<float> scales;  // n
+  static WalkCodes Of(const float* xb, size_t n, size_t d);
+};
+
+struct GraphHit {
+  float score;    // inner product with the float vector
+  int64_t label;  // local id
+};
+
+// One query on the calling thread: up to max(index.hnsw.efSearch, k) members of `sel` (all
+// if null) into `out`, best first (ties by smaller label), scored exactly.
 // Our own walk over FAISS's graph (not HNSW::search): no allocation per query (per-thread
-// visited marks), prefetched neighbour vectors, SIMD distances, and the hnswlib stopping rule
-// that keeps `max(index.hnsw.efSearch, k)` admitted nodes, so tombstones and filters do not
-// shrink the result list. ResourceExhausted if the walk reaches half the graph without
+// visited marks), prefetched neighbour lists and vectors, SIMD distances, and the hnswlib
+// stopping rule that keeps ef admitted nodes, so tombstones and filters do not shrink the
+// result list. With `codes` the walk compares int8 codes and re-scores the nodes it keeps
+// with the float vectors. ResourceExhausted if the walk reaches half the graph without
 // finishing (a filter that admits almost nothing): the caller scans instead.
+Status WalkHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
+                const faiss::IDSelector* sel, const WalkCodes* codes, std::vector<GraphHit>& out);
+
+// WalkHnsw's best k into scores/labels; missing results get label -1.
 Status SearchHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
-                  const faiss::IDSelector* sel, float* scores, int64_t* labels);
+                  const faiss::IDSelector* sel, float* scores, int64_t* labels,
+                  const WalkCodes* codes = nullptr);
 
 }  // namespace sealcache::index
