@@ -266,7 +266,37 @@ double Load(const Target& t, const Workload& w, const Options& o) {
   return done / secs;
 }
 
+// Lookups a round sends, drawn before its clock starts: drawing a 384-d near-duplicate
+// costs the client ~35 us of Gaussian sampling, which on a small machine would take CPU from
+// the server being measured.
+struct Query {
+  uint32_t entry;
+  bool fresh;
+  uint32_t k;
+  std::vector<float> vector;
+};
+constexpr size_t kQueriesPerOrg = 2048;
+
+std::vector<std::vector<Query>> DrawQueries(const Workload& w, const Options& o,
+                                            uint64_t round_seed) {
+  std::vector<std::vector<Query>> pools(w.options().orgs);
+  std::mt19937_64 rng(round_seed * 104729 + 17);
+  std::uniform_real_distribution<double> pct(0, 100);
+  for (uint32_t org = 0; org < w.options().orgs; ++org) {
+    for (size_t i = 0; i < kQueriesPerOrg; ++i) {
+      Query q;
+      q.entry = static_cast<uint32_t>(rng() % w.options().entries);
+      q.fresh = pct(rng) < o.fresh_pct;
+      q.vector = q.fresh ? w.Fresh(org, rng()) : w.NearDuplicate(org, q.entry, rng());
+      q.k = 1 + static_cast<uint32_t>(rng() % o.k_max);
+      pools[org].push_back(std::move(q));
+    }
+  }
+  return pools;
+}
+
 RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint64_t round_seed) {
+  const std::vector<std::vector<Query>> queries = DrawQueries(w, o, round_seed);
   RoundResult total;
   std::mutex mu;
   std::atomic<uint64_t> requests{0};
@@ -283,6 +313,7 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
       std::uniform_real_distribution<double> pct(0, 100);
       RoundResult mine;
       uint64_t put_next = uint64_t{w.options().entries} + round_seed * 1'000'000 + c * 100'000;
+      size_t next_query = rng() % kQueriesPerOrg;
       const double interval = o.target_qps > 0 ? o.connections / o.target_qps : 0;
       auto next_send = SteadyClock::now();
       while (!stop) {
@@ -312,12 +343,10 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
           mine.put.latencies_us.push_back(static_cast<uint32_t>(us.count()));
           if (!r.ok()) mine.put.errors++;
         } else {
-          const bool fresh = pct(rng) < o.fresh_pct;
-          auto q = fresh ? w.Fresh(org, rng()) : w.NearDuplicate(org, entry, rng());
-          const uint32_t k = 1 + static_cast<uint32_t>(rng() % o.k_max);
-          t0 = SteadyClock::now();
-          auto hits =
-              conn->Lookup({.vector = q, .k = k, .min_score = o.min_score, .name_space = {}});
+          const Query& q = queries[org][next_query++ % kQueriesPerOrg];
+          const bool fresh = q.fresh;
+          auto hits = conn->Lookup(
+              {.vector = q.vector, .k = q.k, .min_score = o.min_score, .name_space = {}});
           auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0);
           mine.lookup.latencies_us.push_back(static_cast<uint32_t>(us.count()));
           if (!hits.ok()) {
@@ -328,7 +357,7 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
           } else {
             mine.expected_hits++;
             if (!hits->empty()) {
-              if (hits->front().entry.digest == w.DigestOf(org, entry)) {
+              if (hits->front().entry.digest == w.DigestOf(org, q.entry)) {
                 mine.hits_on_expected++;
               } else {
                 mine.false_hits++;
@@ -339,8 +368,9 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
         uint64_t n = ++requests;
         if (SteadyClock::now() >= deadline || (o.max_requests && n >= o.max_requests)) stop = true;
         if (c == 0 && n % 512 == 0) {
+          const OpStats& shown = mine.lookup.latencies_us.empty() ? mine.get : mine.lookup;
           Progress("query", n, std::chrono::duration<double>(SteadyClock::now() - start).count(),
-                   OpStats(mine.lookup).Percentile(99));
+                   OpStats(shown).Percentile(99));
         }
       }
       std::lock_guard<std::mutex> lock(mu);
@@ -527,7 +557,7 @@ int Run(const Options& o) {
       reports[i].load_rate = Load(targets[i], w, o);
       if (!o.no_wait_index) {
         reports[i].index_settle_s = WaitForIndex(targets[i], w);
-        const double entries = double{o.workload.orgs} * o.workload.entries;
+        const double entries = static_cast<double>(o.workload.orgs) * o.workload.entries;
         reports[i].indexed_rate =
             entries / (entries / reports[i].load_rate + reports[i].index_settle_s);
       }

@@ -1,6 +1,8 @@
 #include "sealcache/index/vector_index.h"
 
 #include <omp.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,6 +24,8 @@ namespace sealcache::index {
 namespace {
 
 using SegmentPtr = std::shared_ptr<const Segment>;
+
+constexpr int kBuildThreadNice = 10;
 
 // The unit vector of `v`, or InvalidArgument naming what is wrong with it.
 Result<std::vector<float>> Normalized(std::span<const float> v, size_t dimension,
@@ -322,6 +326,10 @@ class VectorIndex::Impl {
   }
 
   void WorkerLoop() {
+    // Builds take whatever CPU requests leave: at nice 10 the scheduler gives this thread
+    // about a tenth of a contended core (a server has one per org), so lookups and gets keep
+    // their latency during a large load and the graphs catch up when requests pause.
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kBuildThreadNice);
     omp_set_num_threads(params_.build_threads);
     std::unique_lock lock(bg_mu_);
     while (true) {
