@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
       "close idle connections after this many ms")(
       "max-connections", po::value(&o.max_connections)->default_value(o.max_connections),
       "open connections at most")(
+      "max-inflight-bytes",
+      po::value(&o.max_inflight_request_bytes)->default_value(o.max_inflight_request_bytes),
+      "request bytes being processed, all connections together; reading pauses above it")(
       "max-k", po::value(&o.service.max_k)->default_value(o.service.max_k), "largest Lookup k")(
       "max-payload-bytes",
       po::value(&o.service.store.max_payload_bytes)
