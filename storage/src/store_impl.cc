@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "records.h"
 #include "rocksdb_status.h"
@@ -76,30 +77,77 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 constexpr auto kResumeRetryInterval = std::chrono::seconds(1);
 constexpr uint64_t kResumeMinFreeBytes = 4u << 20;
 
-// Tells the operator (StoreOptions::on_event) when RocksDB stops writes on a background
-// error and when it recovers.
+// How often a compaction that keeps failing on the same damaged data is reported.
+constexpr auto kCompactionCorruptionReportInterval = std::chrono::seconds(60);
+
+// Decides what a RocksDB background error does to the store, and tells the operator
+// (StoreOptions::on_event) when writes stop and resume.
+//
+// A compaction that reads a damaged block fails with Corruption; RocksDB would then stop
+// every write of the instance, and all orgs share it: one org's damaged SST would make
+// every org's puts fail (with that org's file name in the message). That error is
+// cleared instead: the compaction's inputs stay as they were, reads of the damaged block
+// keep failing with Corruption for that org's clients, and RocksDB retries the
+// compaction about once a second (it fails the same way until the org's data is repaired
+// or dropped; that org's L0 files accumulate meanwhile). Flush and WAL errors still stop
+// writes: there, acknowledged data is at stake.
 class StorageEventListener final : public rocksdb::EventListener {
  public:
   explicit StorageEventListener(std::function<void(const std::string&)> sink)
       : sink_(std::move(sink)) {}
-  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
     if (error == nullptr || error->ok()) return;
-    sink_(
+    if (reason == rocksdb::BackgroundErrorReason::kCompaction && error->IsCorruption()) {
+      ReportCompactionCorruption(*error);
+      *error = rocksdb::Status::OK();
+      return;
+    }
+    Report(
         "storage error, writes are refused until it clears: " + error->ToString() +
         (error->IsNoSpace() ? " (the disk is full: free space; writes resume by themselves)" : ""));
   }
+
   void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
     if (info.new_bg_error.ok()) {
-      sink_("storage recovered from '" + info.old_bg_error.ToString() +
-            "': writes are accepted again");
+      Report("storage recovered from '" + info.old_bg_error.ToString() +
+             "': writes are accepted again");
     } else {
-      sink_("storage recovery from '" + info.old_bg_error.ToString() +
-            "' failed: " + info.new_bg_error.ToString());
+      Report("storage recovery from '" + info.old_bg_error.ToString() +
+             "' failed: " + info.new_bg_error.ToString());
     }
   }
 
  private:
+  void Report(const std::string& line) {
+    if (sink_) sink_(line);
+  }
+
+  void ReportCompactionCorruption(const rocksdb::Status& error) {
+    uint64_t repeats = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const auto now = std::chrono::steady_clock::now();
+      if (reported_once_ && now - last_report_ < kCompactionCorruptionReportInterval) {
+        ++unreported_;
+        return;
+      }
+      reported_once_ = true;
+      last_report_ = now;
+      repeats = std::exchange(unreported_, 0);
+    }
+    Report(
+        "compaction stopped at corrupt data; writes continue, reads of the damaged "
+        "entries fail until the org is repaired or dropped: " +
+        error.ToString() +
+        (repeats > 0 ? " (" + std::to_string(repeats) + " more since the last report)" : ""));
+  }
+
   std::function<void(const std::string&)> sink_;
+  std::mutex mu_;
+  bool reported_once_ = false;
+  std::chrono::steady_clock::time_point last_report_{};
+  uint64_t unreported_ = 0;
 };
 
 }  // namespace
@@ -273,10 +321,8 @@ Status StoreImpl::OpenDatabase() {
   // RocksDB recovers from a full disk through its SstFileManager (it polls for free space);
   // ours logs to the same info LOG. Write() adds DB::Resume for writes that hit the error.
   db_options.sst_file_manager.reset(rocksdb::NewSstFileManager(env_.get(), fs_, info_log_));
-  if (options_.on_event) {
-    event_listener_ = std::make_shared<StorageEventListener>(options_.on_event);
-    db_options.listeners.push_back(event_listener_);
-  }
+  event_listener_ = std::make_shared<StorageEventListener>(options_.on_event);
+  db_options.listeners.push_back(event_listener_);
 
   std::vector<std::string> families;
   rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_options, layout_.db_dir(), &families);

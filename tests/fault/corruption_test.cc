@@ -2,6 +2,9 @@
 // keystore and an index snapshot. Each is detected, reported, and never served as data.
 #include <signal.h>
 
+#include <chrono>
+#include <thread>
+
 #include "fault_fixture.h"
 
 namespace sealcache::fault {
@@ -256,6 +259,60 @@ TEST_F(Corruption, DamagedIndexSnapshotIsRebuiltFromTheStore) {
   const size_t log_at = proc_->Log().size();
   ASSERT_TRUE(StartServer());
   EXPECT_FALSE(LinesWith(LogSince(log_at), "loaded snapshot").empty()) << LogSince(log_at);
+}
+
+// A compaction that reads the damaged SST must not stop the other org's writes (one RocksDB
+// instance serves every org: its default reaction to a compaction Corruption is to refuse all
+// writes).
+TEST_F(Corruption, CompactionOverDamagedSstLeavesEveryOrgWritable) {
+  ASSERT_TRUE(StartServer());
+  const std::string acme = CreateOrg("acme", kDim), globex = CreateOrg("globex", kDim);
+  {
+    auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+    ASSERT_TRUE(a && g);
+    PutRange(*a, 1, 0, kEntries);
+    PutRange(*g, 2, 0, kEntries);
+  }
+  ASSERT_EQ(proc_->Kill(SIGTERM), 0);
+  const auto ssts = FilesIn(OrgSstDir("acme"), ".sst");
+  ASSERT_EQ(ssts.size(), 1u);
+  FlipBytes(ssts.front(), kEncryptedHeaderBytes + 3 * 4096 + 100, 64);
+  // Each clean stop flushes acme's new entries into one more L0 file; at 4 (RocksDB's
+  // level0_file_num_compaction_trigger) a compaction over all of them, the damaged one
+  // included, starts.
+  constexpr int kMoreL0Files = 3, kPerFile = 50;
+  for (int round = 1; round <= kMoreL0Files; ++round) {
+    ASSERT_TRUE(StartServer()) << proc_->Log();
+    auto a = proc_->ConnectAs(acme);
+    ASSERT_TRUE(a);
+    PutRange(*a, 1, kEntries * round, kEntries * round + kPerFile);
+    a.reset();
+    ASSERT_EQ(proc_->Kill(SIGTERM), 0) << proc_->Log();
+  }
+  const size_t log_at = proc_->Log().size();
+  ASSERT_TRUE(StartServer()) << proc_->Log();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (LinesWith(LogSince(log_at), "compaction stopped at corrupt data").empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const auto reports = LinesWith(LogSince(log_at), "compaction stopped at corrupt data");
+  ASSERT_EQ(reports.size(), 1u) << LogSince(log_at);
+  std::printf("[ compaction ] %s\n", reports[0].c_str());
+
+  auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+  ASSERT_TRUE(a && g);
+  PutRange(*g, 2, kEntries, kEntries + 50);
+  PutRange(*a, 1, 5000, 5050);
+  int intact = 0, corrupt = 0;
+  std::string message;
+  ReadBack(*g, 2, kEntries + 50, &intact, &corrupt, &message);
+  EXPECT_EQ(intact, kEntries + 50);
+  ReadBack(*a, 1, kEntries, &intact, &corrupt, &message);
+  EXPECT_GT(corrupt, 0);
+  EXPECT_GT(intact, kEntries / 2);
+  EXPECT_TRUE(LinesWith(LogSince(log_at), "writes are refused").empty()) << LogSince(log_at);
+  EXPECT_EQ(proc_->Kill(SIGTERM), 0) << proc_->Log();
 }
 
 }  // namespace
