@@ -5,8 +5,6 @@
 // README.md next to this file and in MemoryLimit() below.
 #include <signal.h>
 
-#include <utility>  // before asio in C++20
-
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
@@ -16,6 +14,7 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+#include <utility>  // before asio in C++20
 
 #include "fault_fixture.h"
 
