@@ -21,10 +21,6 @@ std::string DirName(const std::string& path) {
   return path.substr(0, slash);
 }
 
-Status RunHook(const AtomicWriteFaultHook& hook, std::string_view step) {
-  return hook ? hook(step) : Status::Ok();
-}
-
 Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& path) {
   size_t done = 0;
   while (done < bytes.size()) {
@@ -58,10 +54,10 @@ Status WriteFileAtomically(const std::string& path, std::span<const uint8_t> byt
   if (s.ok() && fsync(fd) != 0) s = ErrnoStatus("cannot fsync", tmp);
   close(fd);
   SC_RETURN_IF_ERROR(s);
-  SC_RETURN_IF_ERROR(RunHook(fault_hook, "after_temp_write"));
-  SC_RETURN_IF_ERROR(RunHook(fault_hook, "before_rename"));
+  SC_RETURN_IF_ERROR(ReachFaultPoint(fault_hook, kAfterTempWrite));
+  SC_RETURN_IF_ERROR(ReachFaultPoint(fault_hook, kBeforeRename));
   if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus("cannot rename onto", path);
-  SC_RETURN_IF_ERROR(RunHook(fault_hook, "after_rename"));
+  SC_RETURN_IF_ERROR(ReachFaultPoint(fault_hook, kAfterRename));
   return SyncDirectory(DirName(path));
 }
 

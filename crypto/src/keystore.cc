@@ -329,7 +329,7 @@ Result<std::unique_ptr<Keystore>> Keystore::Open(const std::string& path,
     // A new, empty keystore is written at once so the master key is bound to this
     // directory from the first start.
     std::unique_ptr<Keystore> ks(new Keystore(std::move(impl)));
-    SC_RETURN_IF_ERROR(ks->Mutate([](KeystoreState&) { return Status::Ok(); }));
+    SC_RETURN_IF_ERROR(ks->Mutate(kKeystoreInit, [](KeystoreState&) { return Status::Ok(); }));
     return ks;
   }
   SC_ASSIGN_OR_RETURN(ParsedFile parsed, Parse(*bytes));
@@ -362,8 +362,22 @@ Result<std::string> Keystore::Fingerprint(const SecretBytes& master_key) {
   return ToHex(keys.fingerprint);
 }
 
+std::string KeystoreFaultPoint(std::string_view operation, std::string_view step) {
+  return "keystore." + std::string(operation) + "." + std::string(step);
+}
+
+Status Keystore::WriteFile(std::string_view operation, std::span<const uint8_t> bytes) {
+  FaultHook hook;
+  if (impl_->options.fault_hook) {
+    hook = [&](std::string_view step) {
+      return impl_->options.fault_hook(KeystoreFaultPoint(operation, step));
+    };
+  }
+  return WriteFileAtomically(impl_->path, bytes, hook);
+}
+
 template <typename Fn>
-Status Keystore::Mutate(Fn&& mutate) {
+Status Keystore::Mutate(std::string_view operation, Fn&& mutate) {
   if (impl_->options.read_only) {
     return Status::FailedPrecondition("keystore " + impl_->path + " is open read-only");
   }
@@ -390,7 +404,7 @@ Status Keystore::Mutate(Fn&& mutate) {
   }
   next.generation++;
   SC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, Serialize(next, impl_->keys));
-  SC_RETURN_IF_ERROR(WriteFileAtomically(impl_->path, bytes, impl_->options.fault_hook));
+  SC_RETURN_IF_ERROR(WriteFile(operation, bytes));
   std::unique_lock<std::shared_mutex> lock(impl_->mu);
   impl_->state = std::move(next);
   return Status::Ok();
@@ -402,7 +416,7 @@ Result<uint32_t> Keystore::CreateRing(const RingId& ring) {
     return Status::InvalidArgument("the node key ring has no org");
   }
   uint32_t version = 0;
-  SC_RETURN_IF_ERROR(Mutate([&](KeystoreState& s) -> Status {
+  SC_RETURN_IF_ERROR(Mutate(kKeystoreCreateRing, [&](KeystoreState& s) -> Status {
     auto [it, inserted] = s.rings.try_emplace(ring, KeyRing(ring));
     if (it->second.has_active()) {
       return Status::AlreadyExists(ring.ToString() + " already has an active key");
@@ -425,7 +439,7 @@ Result<KeyRing*> FindRing(std::map<RingId, KeyRing>& rings, const RingId& ring) 
 
 Result<uint32_t> Keystore::Rotate(const RingId& ring) {
   uint32_t version = 0;
-  SC_RETURN_IF_ERROR(Mutate([&](KeystoreState& s) -> Status {
+  SC_RETURN_IF_ERROR(Mutate(kKeystoreRotate, [&](KeystoreState& s) -> Status {
     SC_ASSIGN_OR_RETURN(KeyRing * r, FindRing(s.rings, ring));
     if (!r->has_active()) {
       return Status::FailedPrecondition(ring.ToString() + " was dropped; create it again");
@@ -438,14 +452,14 @@ Result<uint32_t> Keystore::Rotate(const RingId& ring) {
 }
 
 Status Keystore::Destroy(const RingId& ring, uint32_t version) {
-  return Mutate([&](KeystoreState& s) -> Status {
+  return Mutate(kKeystoreDestroy, [&](KeystoreState& s) -> Status {
     SC_ASSIGN_OR_RETURN(KeyRing * r, FindRing(s.rings, ring));
     return r->Destroy(version, impl_->options.clock->NowMillis());
   });
 }
 
 Status Keystore::DestroyRing(const RingId& ring) {
-  return Mutate([&](KeystoreState& s) -> Status {
+  return Mutate(kKeystoreDestroyRing, [&](KeystoreState& s) -> Status {
     SC_ASSIGN_OR_RETURN(KeyRing * r, FindRing(s.rings, ring));
     r->DestroyAll(impl_->options.clock->NowMillis());
     return Status::Ok();
@@ -474,7 +488,7 @@ Status Keystore::RotateMasterKey(const SecretBytes& new_master_key) {
   }
   next.generation++;
   SC_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, Serialize(next, new_keys));
-  SC_RETURN_IF_ERROR(WriteFileAtomically(impl_->path, bytes, impl_->options.fault_hook));
+  SC_RETURN_IF_ERROR(WriteFile(kKeystoreRotateMasterKey, bytes));
   std::unique_lock<std::shared_mutex> lock(impl_->mu);
   impl_->state = std::move(next);
   impl_->keys = std::move(new_keys);

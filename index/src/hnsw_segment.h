@@ -23,11 +23,9 @@ class HnswSegment final : public Segment {
   uint64_t slot(size_t local) const override { return slots_[local]; }
   const float* vector(size_t local) const override { return xb_ + local * dimension(); }
 
-  // HNSW with tombstones and filter inside the graph walk (IDSelector). If the walk finds
-  // fewer than k admitted entries (a very selective filter, or many tombstones), the segment
-  // is scanned exactly instead, so k admitted results come back whenever k exist. The scan
-  // tests the filter before computing a distance, so a filter that admits few entries is
-  // cheap. A FAISS exception (only std::bad_alloc in practice) also falls back to the scan.
+  // HNSW with tombstones and filter inside the graph walk. If the walk finds fewer than k
+  // admitted entries, or gives up because the filter admits almost nothing (SearchHnsw), the
+  // segment is scanned exactly instead, so k admitted results come back whenever k exist.
   void Search(const float* query, const Filter* filter, TopK& top) const override;
 
   const faiss::IndexHNSWFlat& faiss_index() const { return *index_; }

@@ -35,8 +35,12 @@ std::vector<Hit> TopK::Take() && {
 void Segment::ExactScan(const float* query, size_t n, const Filter* filter, TopK& top) const {
   InnerProductFn ip = InnerProductFunction();
   for (size_t local = 0; local < n; ++local) {
-    if (!Admits(local, filter)) continue;
-    top.Offer(slot(local), ip(query, vector(local), dimension()));
+    if (tombstones_->Test(local)) continue;
+    float score = ip(query, vector(local), dimension());
+    if (!top.MayKeep(score)) continue;
+    uint64_t s = slot(local);
+    if (filter != nullptr && !filter->Admits(s)) continue;
+    top.Offer(s, score);
   }
 }
 

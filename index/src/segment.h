@@ -22,6 +22,11 @@ class TopK {
   }
 
   void Offer(uint64_t slot, float score);
+  // False when Offer(any slot, score) would certainly keep nothing: lets a scan skip the
+  // filter for the (many) entries that lose on score alone.
+  bool MayKeep(float score) const {
+    return k_ != 0 && score >= min_score_ && (heap_.size() < k_ || score >= heap_.front().score);
+  }
   size_t capacity() const { return k_; }
   // The hits, best first, ties by smaller slot.
   std::vector<Hit> Take() &&;
@@ -54,7 +59,8 @@ class Segment {
   // Offers this segment's best live, admitted entries for `query` (unit length) to `top`.
   virtual void Search(const float* query, const Filter* filter, TopK& top) const = 0;
 
-  // Exact scan over entries [0, n): skips tombstoned and non-admitted entries.
+  // Exact scan over entries [0, n): skips tombstoned and non-admitted entries. The filter is
+  // asked only about entries whose score would make the top k.
   void ExactScan(const float* query, size_t n, const Filter* filter, TopK& top) const;
 
   bool Admits(size_t local, const Filter* filter) const {

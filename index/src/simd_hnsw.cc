@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -179,24 +181,154 @@ void AdoptSimdStorage(faiss::IndexHNSWFlat& index) {
   index.own_fields = true;
 }
 
+namespace {
+
+// Per-thread scratch for graph walks: which nodes this query has reached, by generation, so
+// a query costs no allocation and no clearing. Grows to the largest graph the thread walks.
+class VisitedMarks {
+ public:
+  void StartQuery(size_t n) {
+    if (marks_.size() < n) marks_.resize(n, 0);
+    if (++generation_ == 0) {  // wrapped: old marks could alias the new generation
+      std::fill(marks_.begin(), marks_.end(), 0);
+      generation_ = 1;
+    }
+  }
+  // True if `i` was already reached in this query; marks it reached.
+  bool TestAndSet(size_t i) {
+    if (marks_[i] == generation_) return true;
+    marks_[i] = generation_;
+    return false;
+  }
+
+ private:
+  std::vector<uint16_t> marks_;
+  uint16_t generation_ = 0;
+};
+
+constexpr size_t kMaxVisitsPerEfDegree = 8;
+
+struct Scored {
+  float similarity;
+  int32_t id;
+};
+struct WorseFirst {  // heap comparator: the least similar on top
+  bool operator()(const Scored& a, const Scored& b) const { return a.similarity > b.similarity; }
+};
+struct BetterFirst {  // heap comparator: the most similar on top
+  bool operator()(const Scored& a, const Scored& b) const { return a.similarity < b.similarity; }
+};
+
+// Asks for the vector's cache lines before its distance is computed: the walk jumps across a
+// graph far larger than the caches, so each neighbour is otherwise a chain of misses.
+inline void PrefetchVector(const float* v, size_t d) {
+  const char* p = reinterpret_cast<const char*>(v);
+  for (size_t offset = 0; offset < d * sizeof(float); offset += 64) {
+    __builtin_prefetch(p + offset, 0, 3);
+  }
+}
+
+// The walk of hnswlib (Malkov & Yashunin, algorithm 2) over FAISS's graph layout: greedy on
+// the upper levels, then a best-first search on level 0 that keeps the `ef` most similar
+// admitted nodes and stops when the best unexpanded candidate is worse than all of them.
+// Rejected nodes (tombstoned, filtered) are walked through but never kept. Returns false if
+// the walk gave up because it had reached more than `max_visits` nodes (a filter that admits
+// almost nothing), so the caller can scan instead.
+bool WalkGraph(const faiss::HNSW& g, const float* xb, size_t n, size_t d, const float* query,
+               size_t ef, const faiss::IDSelector* sel, std::vector<Scored>& kept) {
+  InnerProductFn ip = InnerProductFunction();
+  auto similarity = [&](int32_t id) { return ip(query, xb + static_cast<size_t>(id) * d, d); };
+  auto admitted = [&](int32_t id) { return sel == nullptr || sel->is_member(id); };
+  const auto& cum = g.cum_nneighbor_per_level;
+
+  int32_t current = g.entry_point;
+  float current_similarity = similarity(current);
+  for (int level = g.max_level; level >= 1; --level) {
+    for (bool moved = true; moved;) {
+      moved = false;
+      size_t begin = g.offsets[current] + cum[level], end = g.offsets[current] + cum[level + 1];
+      for (size_t j = begin; j < end; ++j) {
+        int32_t v = g.neighbors[j];
+        if (v < 0) break;
+        float s = similarity(v);
+        if (s > current_similarity) current = v, current_similarity = s, moved = true;
+      }
+    }
+  }
+
+  thread_local VisitedMarks visited;
+  visited.StartQuery(n);
+  const size_t degree = static_cast<size_t>(cum[1] - cum[0]);
+  // An unfiltered walk reaches a few ef x degree nodes; far more means the filter admits
+  // little, where a scan that tests the filter first is cheaper than walking on.
+  const size_t max_visits = std::max(n / 2, kMaxVisitsPerEfDegree * ef * degree);
+  size_t visits = 1;
+  std::vector<Scored> candidates;  // BetterFirst heap: next to expand on top
+  candidates.reserve(4 * ef);
+  kept.clear();  // WorseFirst heap of at most ef admitted nodes
+  visited.TestAndSet(current);
+  candidates.push_back({current_similarity, current});
+  if (admitted(current)) kept.push_back({current_similarity, current});
+
+  int32_t fresh[512];  // level-0 degree is 2 * M <= 512
+  while (!candidates.empty()) {
+    Scored best = candidates.front();
+    if (kept.size() >= ef && best.similarity < kept.front().similarity) break;
+    std::pop_heap(candidates.begin(), candidates.end(), BetterFirst{});
+    candidates.pop_back();
+
+    size_t begin = g.offsets[best.id], end = begin + std::min<size_t>(degree, std::size(fresh));
+    size_t count = 0;
+    for (size_t j = begin; j < end; ++j) {
+      int32_t v = g.neighbors[j];
+      if (v < 0) break;
+      if (!visited.TestAndSet(static_cast<size_t>(v))) fresh[count++] = v;
+    }
+    visits += count;
+    if (visits > max_visits) return false;
+    if (count > 0) PrefetchVector(xb + static_cast<size_t>(fresh[0]) * d, d);
+    for (size_t j = 0; j < count; ++j) {
+      if (j + 1 < count) PrefetchVector(xb + static_cast<size_t>(fresh[j + 1]) * d, d);
+      int32_t v = fresh[j];
+      float s = similarity(v);
+      if (kept.size() >= ef && s <= kept.front().similarity) continue;
+      candidates.push_back({s, v});
+      std::push_heap(candidates.begin(), candidates.end(), BetterFirst{});
+      if (!admitted(v)) continue;
+      kept.push_back({s, v});
+      std::push_heap(kept.begin(), kept.end(), WorseFirst{});
+      if (kept.size() > ef) {
+        std::pop_heap(kept.begin(), kept.end(), WorseFirst{});
+        kept.pop_back();
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 Status SearchHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
                   const faiss::IDSelector* sel, float* scores, int64_t* labels) {
+  std::fill_n(scores, k, -std::numeric_limits<float>::infinity());
+  std::fill_n(labels, k, int64_t{-1});
+  const size_t n = static_cast<size_t>(index.ntotal);
+  if (n == 0 || k == 0) return Status::Ok();
   const auto* storage = static_cast<const faiss::IndexFlat*>(index.storage);
-  NegatedInnerProductComputer distance(storage->get_xb(), static_cast<size_t>(index.d));
-  distance.set_query(query);
-  faiss::SearchParametersHNSW params;
-  params.efSearch = std::max(index.hnsw.efSearch, static_cast<int>(k));  // stopping rule
-  // SearchParameters holds a non-const pointer but only calls the const is_member().
-  params.sel = const_cast<faiss::IDSelector*>(sel);
-  try {
-    faiss::VisitedTable visited(static_cast<int>(index.ntotal));
-    faiss::maxheap_heapify(k, scores, labels);
-    index.hnsw.search(distance, static_cast<int>(k), labels, scores, visited, &params);
-    faiss::maxheap_reorder(k, scores, labels);
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("faiss hnsw search: ") + e.what());
+  const size_t ef = std::max(static_cast<size_t>(std::max(index.hnsw.efSearch, 1)), k);
+  std::vector<Scored> kept;
+  kept.reserve(ef + 1);
+  if (!WalkGraph(index.hnsw, storage->get_xb(), n, static_cast<size_t>(index.d), query, ef, sel,
+                 kept)) {
+    return Status::ResourceExhausted("hnsw walk reached half the graph without enough matches");
   }
-  for (size_t i = 0; i < k; ++i) scores[i] = -scores[i];
+  std::sort(kept.begin(), kept.end(), [](const Scored& a, const Scored& b) {
+    return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
+  });
+  for (size_t i = 0; i < std::min(k, kept.size()); ++i) {
+    scores[i] = kept[i].similarity;
+    labels[i] = kept[i].id;
+  }
   return Status::Ok();
 }
 

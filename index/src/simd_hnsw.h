@@ -57,12 +57,13 @@ Status ValidateHnsw(const faiss::IndexHNSWFlat& index, size_t n, size_t d);
 // vectors. REQUIRES: ValidateHnsw passed.
 void AdoptSimdStorage(faiss::IndexHNSWFlat& index);
 
-// One query on the calling thread, without OpenMP: the k best (by inner product) members of
-// `sel` (all if null) into scores/labels, best first; missing results get label -1.
-// The candidate list size is max(index.hnsw.efSearch, k): FAISS 1.7.3's HNSW::search sizes
-// it from the HNSW member and ignores SearchParametersHNSW::efSearch (measured: recall and
-// latency do not move with it), so efSearch is fixed per index, before it is shared.
-// FAISS exceptions become Internal.
+// One query on the calling thread: the k best (by inner product) members of `sel` (all if
+// null) into scores/labels, best first (ties by smaller label); missing results get label -1.
+// Our own walk over FAISS's graph (not HNSW::search): no allocation per query (per-thread
+// visited marks), prefetched neighbour vectors, SIMD distances, and the hnswlib stopping rule
+// that keeps `max(index.hnsw.efSearch, k)` admitted nodes, so tombstones and filters do not
+// shrink the result list. ResourceExhausted if the walk reaches half the graph without
+// finishing (a filter that admits almost nothing): the caller scans instead.
 Status SearchHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
                   const faiss::IDSelector* sel, float* scores, int64_t* labels);
 

@@ -12,6 +12,12 @@
 #include "sealcache/crypto/master_key.h"
 #include "sealcache/server/server.h"
 
+// Only the test-only sealcached_faults defines this: the shipped binary has no crash points
+// and never reads SEALCACHE_CRASH_AT.
+#ifdef SEALCACHE_FAULT_POINTS
+#include "crash_point_env.h"
+#endif
+
 namespace po = boost::program_options;
 using sealcache::Status;
 
@@ -125,6 +131,12 @@ int main(int argc, char** argv) {
     o.service.store.insecure_plaintext_for_benchmarks = true;
   }
   o.service.store.data_dir = data_dir;
+#ifdef SEALCACHE_FAULT_POINTS
+  if (Status s = sealcache::server::InstallCrashPointFromEnvironment(&o.service.store); !s.ok()) {
+    return Fail(s.ToString());
+  }
+  std::fprintf(stderr, "sealcached: TEST BUILD with fault points\n");
+#endif
 
   auto provider = sealcache::crypto::MasterKeyProviderFromSpec(master_spec);
   if (!provider.ok()) return Fail(provider.status().ToString());

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -106,14 +107,41 @@ class CacheServiceImpl final : public CacheService {
     ReportWalRecovery(store_->RecoveryReport());
     if (options_.hnsw_m) index_params_.hnsw_m = static_cast<int>(options_.hnsw_m);
     if (options_.ef_search) index_params_.ef_search = static_cast<int>(options_.ef_search);
-    for (const std::string& org : store_->ListOrgs()) {
-      std::string log;
-      SC_ASSIGN_OR_RETURN(auto rt, OrgRuntime::Load(*store_, org, index_params_, &log));
-      std::fprintf(stderr, "sealcached: %s\n", log.c_str());
-      orgs_.emplace(org, std::move(rt));
-    }
+    SC_RETURN_IF_ERROR(LoadOrgs());
     if (options_.bootstrap_admin_token) SC_RETURN_IF_ERROR(BootstrapAdminToken());
     background_ = std::thread([this] { BackgroundLoop(); });
+    return Status::Ok();
+  }
+
+  // Loads every org's runtime (index snapshot or rebuild), one org per core at a time: each
+  // load is single-threaded (decrypt, checksum, decode), so orgs load side by side.
+  Status LoadOrgs() {
+    const std::vector<std::string> ids = store_->ListOrgs();
+    std::vector<std::unique_ptr<OrgRuntime>> loaded(ids.size());
+    std::vector<Status> statuses(ids.size());
+    std::vector<std::string> logs(ids.size());
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t i = next++; i < ids.size(); i = next++) {
+        auto rt = OrgRuntime::Load(*store_, ids[i], index_params_, &logs[i]);
+        if (rt.ok()) {
+          loaded[i] = std::move(rt).value();
+        } else {
+          statuses[i] = rt.status();
+        }
+      }
+    };
+    const size_t threads =
+        std::min<size_t>(ids.size(), std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::thread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (!statuses[i].ok()) return statuses[i].WithContext("org " + ids[i]);
+      std::fprintf(stderr, "sealcached: %s\n", logs[i].c_str());
+      orgs_.emplace(ids[i], std::move(loaded[i]));
+    }
     return Status::Ok();
   }
 

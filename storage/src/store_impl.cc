@@ -20,6 +20,7 @@
 #include "rocksdb_status.h"
 #include "sealcache/crypto/atomic_file.h"
 #include "sealcache/crypto/master_key.h"
+#include "sealcache/storage/fault_points.h"
 
 namespace sealcache::storage {
 
@@ -206,6 +207,7 @@ Status StoreImpl::OpenKeystoreAndAudit(const crypto::SecretBytes& master_key) {
   crypto::KeystoreOptions ks_options;
   ks_options.clock = clock_;
   ks_options.create_if_missing = options_.create_if_missing;
+  ks_options.fault_hook = options_.fault_hook;
   auto keystore = crypto::Keystore::Open(layout_.keystore_path(), master_key, ks_options);
   if (!keystore.ok()) {
     // Every keystore failure names the file, whichever check found it.
@@ -407,8 +409,10 @@ Status StoreImpl::FinishDropOrg(const std::string& org, rocksdb::ColumnFamilyHan
   rocksdb::Status s = db_->DropColumnFamily(cf);
   db_->DestroyColumnFamilyHandle(cf);
   if (!s.ok()) return FromRocks(s, "cannot drop column family of " + org);
+  SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultDropOrgAfterFamily));
   crypto::RingId ring{crypto::KeyScope::kOrg, org};
   if (keystore_->IsLive(ring)) SC_RETURN_IF_ERROR(keystore_->DestroyRing(ring));
+  SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultDropOrgAfterKeys));
   std::error_code ec;
   std::filesystem::remove_all(layout_.org_index_dir(org), ec);
   return RecordAudit("org_drop_completed", {{"org", org}});
@@ -454,6 +458,10 @@ Status StoreImpl::RecordAudit(std::string_view event, const AuditLog::Fields& fi
   return audit_->Record(event, fields, durable);
 }
 
+Status StoreImpl::ReachFaultPoint(std::string_view point) const {
+  return crypto::ReachFaultPoint(options_.fault_hook, point);
+}
+
 void StoreImpl::OnDecryptFailure(const std::string& path, const Status& status) {
   FileClass cls = layout_.Classify(path);
   {
@@ -496,10 +504,15 @@ Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
   const crypto::RingId ring{crypto::KeyScope::kOrg, org};
   // The key version is durable before any file of the org can use it.
   if (!keystore_->IsLive(ring)) SC_RETURN_IF_ERROR(keystore_->CreateRing(ring).status());
+  SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultCreateOrgAfterKey));
   SC_RETURN_IF_ERROR(MakeDir(layout_.org_dir(org), 0700));
   rocksdb::ColumnFamilyHandle* cf = nullptr;
   rocksdb::Status s = db_->CreateColumnFamily(OrgFamilyOptions(org), FamilyName(org), &cf);
   if (!s.ok()) return FromRocks(s, "cannot create column family for " + org);
+  if (Status fault = ReachFaultPoint(kFaultCreateOrgAfterFamily); !fault.ok()) {
+    db_->DestroyColumnFamilyHandle(cf);
+    return fault;
+  }
   config.created_ms = clock_->NowMillis();
   s = db_->Put(admin_write_options_, meta_cf_, OrgInfoKey(org), EncodeOrgInfo(config));
   if (!s.ok()) {
@@ -536,6 +549,10 @@ Status StoreImpl::DropOrg(std::string_view org_view) {
   if (!s.ok()) return FromRocks(s, "cannot drop org " + id);
   rocksdb::ColumnFamilyHandle* cf = org->cf;
   orgs_.erase(id);
+  if (Status fault = ReachFaultPoint(kFaultDropOrgAfterCommit); !fault.ok()) {
+    db_->DestroyColumnFamilyHandle(cf);
+    return fault;
+  }
   SC_RETURN_IF_ERROR(FinishDropOrg(id, cf));
   // Flush so the WAL files that still hold the org's writes (under the node key) become
   // obsolete and are deleted.

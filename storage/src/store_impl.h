@@ -131,10 +131,13 @@ class StoreImpl final : public Store {
   // Live SSTs of an org with their key versions. REQUIRES: orgs_mu_ held.
   Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);
   Result<uint32_t> FileKeyVersion(const std::string& path);
+  bool TableOnDiskUses(const OrgState& org, uint32_t version);
   Result<ReaperReport> ReapOrg(OrgState& org);
   void ReaperLoop();
   void OnDecryptFailure(const std::string& path, const Status& status);
   Status RecordAudit(std::string_view event, const AuditLog::Fields& fields, bool durable = true);
+  // One of the points in fault_points.h (a no-op without StoreOptions::fault_hook).
+  Status ReachFaultPoint(std::string_view point) const;
   Result<std::string> OrgFilePath(std::string_view org, std::string_view name) const;
 
   StoreOptions options_;

@@ -6,6 +6,7 @@
 #include "records.h"
 #include "rocksdb_status.h"
 #include "sealcache/crypto/atomic_file.h"
+#include "sealcache/storage/fault_points.h"
 #include "store_impl.h"
 
 namespace sealcache::storage::internal {
@@ -30,6 +31,7 @@ Result<uint32_t> StoreImpl::RotateKey(std::string_view org_id) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
   SC_ASSIGN_OR_RETURN(uint32_t version, keystore_->Rotate(org->ring()));
+  SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultRotateAfterKeystore));
   SC_RETURN_IF_ERROR(
       RecordAudit("key_rotated", {{"org", org->id}, {"key_version", int64_t{version}}}));
   return version;
@@ -95,6 +97,27 @@ Result<std::vector<KeyVersionStatus>> StoreImpl::KeyStatus(std::string_view org_
   return out;
 }
 
+// True if an SST file in the org's directory that is not (yet, or any more) live is
+// encrypted under `version`, or has no readable header yet. Such a file is the output of a
+// flush or compaction that opened it before the rotation and has not been installed: its
+// records are not in any live file, so destroying the key now would make them unreadable
+// once it is. Obsolete files still on disk keep the key until RocksDB deletes them.
+bool StoreImpl::TableOnDiskUses(const OrgState& org, uint32_t version) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(layout_.org_dir(org.id), ec)) {
+    if (entry.path().extension() != ".sst") continue;
+    auto file_version = FileKeyVersion(entry.path().string());
+    if (!file_version.ok()) {
+      // Vanished since the listing (deleted as obsolete): no longer a reason to wait. Any
+      // other failure (a header not yet written): wait for the next pass.
+      if (!std::filesystem::exists(entry.path())) continue;
+      return true;
+    }
+    if (*file_version == version) return true;
+  }
+  return ec ? true : false;
+}
+
 // For each RETIRING version of the org: destroy it if no live file uses it; otherwise
 // compact away the files under it whose every record has expired, then check again.
 Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
@@ -112,8 +135,10 @@ Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
       rocksdb::CompactRangeOptions cro;
       cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
       rocksdb::Slice begin(f.smallest_key), end(f.largest_key);
+      SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperBeforeCompaction));
       SC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(cro, org.cf, &begin, &end),
                                    "reaper compaction of " + f.path));
+      SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperAfterCompaction));
       report.files_compacted++;
     }
     if (in_use) {
@@ -121,8 +146,10 @@ Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
       in_use = std::any_of(files.begin(), files.end(),
                            [&](const OrgFile& f) { return f.key_version == info.version; });
     }
-    if (in_use) continue;
+    if (in_use || TableOnDiskUses(org, info.version)) continue;
+    SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperBeforeDestroy));
     SC_RETURN_IF_ERROR(keystore_->Destroy(org.ring(), info.version));
+    SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperAfterDestroy));
     SC_RETURN_IF_ERROR(
         RecordAudit("key_destroyed", {{"org", org.id}, {"key_version", int64_t{info.version}}}));
     report.destroyed.emplace_back(org.id, info.version);

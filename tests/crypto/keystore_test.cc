@@ -159,7 +159,9 @@ TEST_F(KeystoreTest, CrashBeforeRenameLeavesTheOldKeystoreIntact) {
   {
     bool crash = true;
     auto ks = OpenOk(master_, [&](std::string_view step) {
-      return crash && step == "before_rename" ? Status::IOError("injected crash") : Status::Ok();
+      return crash && step == KeystoreFaultPoint(kKeystoreRotate, kBeforeRename)
+                 ? Status::IOError("injected crash")
+                 : Status::Ok();
     });
     EXPECT_FALSE(ks->Rotate(kAcme).ok());
     // The failed write changed nothing in memory either.

@@ -74,7 +74,10 @@ TEST(VectorIndexRecall, ClusteredDataMeetsTargetsWithDefaultParams) {
 TEST(VectorIndexRecall, IsotropicDataMeetsTargetsWithHardDataParams) {
   IndexParams params;
   params.dimension = kDimension;
+  params.hnsw_m = 32;
+  params.ef_construction = 128;
   params.ef_search = kHardDataEfSearch;
+  params.seal_threshold = 16384;
   params.max_segment_size = params.seal_threshold;
   VectorSet base = testing::IsotropicVectors(kVectors, kDimension, 102);
   VectorSet queries = testing::IsotropicVectors(kQueries, kDimension, 103);

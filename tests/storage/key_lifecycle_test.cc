@@ -113,6 +113,35 @@ TEST_F(StoreTest, RetiringVersionWithNoFilesIsDestroyedAtOnce) {
   EXPECT_EQ(PayloadOf("acme", 1), "only in the memtable");
 }
 
+// A flush or compaction that opened its output before a rotation writes it under the old
+// version, and that file is not live until RocksDB installs it. Stand-in: a copy of an SST
+// under version 1 that is on disk but not live. While it is there the version must stay.
+TEST_F(StoreTest, RetiringVersionStaysWhileAFileNotYetLiveUsesIt) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "old", kMinute).ok());
+  ASSERT_TRUE(store_->Flush().ok());
+  std::string under_v1;
+  for (const auto& f : FilesUnder(DataLayout(dir_).org_dir("acme"))) {
+    if (f.ends_with(".sst")) under_v1 = f;
+  }
+  ASSERT_FALSE(under_v1.empty());
+  const std::string in_flight = DataLayout(dir_).org_dir("acme") + "/999999.sst";
+  std::filesystem::copy_file(under_v1, in_flight);
+  ASSERT_TRUE(store_->RotateKey("acme").ok());
+  clock_.Advance(kMinute + 1);  // everything in the live file under version 1 has expired
+
+  auto first = store_->RunKeyReaper();
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(first->destroyed.empty());
+  EXPECT_EQ(Version(*store_->KeyStatus("acme"), 1)->state, crypto::KeyState::kRetiring);
+
+  std::filesystem::remove(in_flight);  // installed and compacted away, or deleted
+  auto second = store_->RunKeyReaper();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(second->destroyed.size(), 1u);
+}
+
 TEST_F(StoreTest, BackgroundReaperDestroysRetiredKeysOnItsOwn) {
   auto options = Options();
   options.reaper_period_ms = 20;

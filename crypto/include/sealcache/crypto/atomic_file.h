@@ -12,13 +12,19 @@
 #include <string_view>
 #include <vector>
 
+#include "sealcache/crypto/fault_hook.h"
 #include "sealcache/status.h"
 
 namespace sealcache::crypto {
 
-// Test-only fault injection: called before each step ("after_temp_write", "before_rename",
-// "after_rename"); a non-OK status aborts the write there, as a crash would.
-using AtomicWriteFaultHook = std::function<Status(std::string_view step)>;
+// Test-only fault injection: called at each step below; a non-OK status aborts the write
+// there, as a crash would.
+using AtomicWriteFaultHook = FaultHook;
+inline constexpr std::string_view kAfterTempWrite = "after_temp_write";  // temp file synced
+inline constexpr std::string_view kBeforeRename = "before_rename";
+inline constexpr std::string_view kAfterRename = "after_rename";  // directory not yet synced
+inline constexpr std::string_view kAtomicWriteSteps[] = {kAfterTempWrite, kBeforeRename,
+                                                         kAfterRename};
 
 Status WriteFileAtomically(const std::string& path, std::span<const uint8_t> bytes,
                            const AtomicWriteFaultHook& fault_hook = nullptr);

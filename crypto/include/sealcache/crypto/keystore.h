@@ -39,9 +39,22 @@ struct KeystoreOptions {
   // Open without the lock and refuse every change (tools reading a live store). Implies
   // !create_if_missing.
   bool read_only = false;
-  // Tests only: injected failures in the atomic write.
-  AtomicWriteFaultHook fault_hook;
+  // Tests only: called at every step of every keystore write with the point's name,
+  // KeystoreFaultPoint(operation, step); a non-OK status aborts the write there. Null (the
+  // default) in production.
+  FaultHook fault_hook;
 };
+
+// The keystore writes, as named in fault points.
+inline constexpr std::string_view kKeystoreInit = "init";  // the empty file at first open
+inline constexpr std::string_view kKeystoreCreateRing = "create_ring";
+inline constexpr std::string_view kKeystoreRotate = "rotate";
+inline constexpr std::string_view kKeystoreDestroy = "destroy";
+inline constexpr std::string_view kKeystoreDestroyRing = "destroy_ring";
+inline constexpr std::string_view kKeystoreRotateMasterKey = "rotate_master_key";
+
+// "keystore.<operation>.<step>", `step` one of kAtomicWriteSteps.
+std::string KeystoreFaultPoint(std::string_view operation, std::string_view step);
 
 // Wraps key versions under a subkey of the master key (HKDF-SHA256, info "sealcache keystore
 // wrap v1") with AES-256-GCM; AAD = "sealcache/keywrap/v1" | scope | org length | org |
@@ -116,8 +129,10 @@ class Keystore {
   struct Impl;
   explicit Keystore(std::unique_ptr<Impl> impl);
   // Applies `mutate` to a copy of the state, persists it, and only then publishes it.
+  // `operation` names the write in fault points.
   template <typename Fn>
-  Status Mutate(Fn&& mutate);
+  Status Mutate(std::string_view operation, Fn&& mutate);
+  Status WriteFile(std::string_view operation, std::span<const uint8_t> bytes);
   std::unique_ptr<Impl> impl_;
 };
 

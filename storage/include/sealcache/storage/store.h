@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "sealcache/clock.h"
+#include "sealcache/crypto/fault_hook.h"
 #include "sealcache/crypto/key_ring.h"
 #include "sealcache/crypto/secret_bytes.h"
 #include "sealcache/status.h"
@@ -66,6 +67,10 @@ struct StoreOptions {
   // marker db/PLAINTEXT-BENCHMARK-ONLY and refuses to open with encryption, and an
   // encrypted one refuses to open without it. Default false.
   bool insecure_plaintext_for_benchmarks = false;
+  // TESTS ONLY: called at every crash point of key rotation, retirement, CreateOrg and
+  // DropOrg, keystore writes included (the names are in fault_points.h); a non-OK status
+  // aborts the operation there. Default null: every point is a no-op.
+  crypto::FaultHook fault_hook;
 };
 
 struct OrgConfig {
