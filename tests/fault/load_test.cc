@@ -5,6 +5,10 @@
 // README.md next to this file and in MemoryLimit() below.
 #include <signal.h>
 
+// clang-format off
+#include <utility>  // before asio in C++20 (Boost 1.74 uses std::exchange unincluded)
+// clang-format on
+
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
@@ -14,7 +18,6 @@
 #include <optional>
 #include <sstream>
 #include <thread>
-#include <utility>  // before asio in C++20
 
 #include "fault_fixture.h"
 
@@ -56,7 +59,7 @@ constexpr auto kAdminPeriod = std::chrono::milliseconds(250);
 //    response a Lookup of k=5 with 2 KiB payloads (< 16 KiB), so 64 x 16 KiB = 1 MiB;
 //  - per org index: the mutable flat segment (seal_threshold vectors), sealed segments
 //    (live keys / (1 - 0.25 tombstone ratio)) and a rebuild's copy (live keys): about
-//    2048 + 2667 + 2000 = 6.7k vectors, at <= 1 KiB each (64 floats, the HNSW links of
+//    2048 + 2667 + 2000 = 6.7k vectors, at <= 1 KiB each (64 floats, HNSW links of up to
 //    M=32, FAISS's build copy, slot maps), x 8 orgs = 54 MiB;
 //  - RocksDB working memory (table readers with their index and filter blocks, flush and
 //    compaction buffers, WAL buffer): 32 MiB;
