@@ -59,12 +59,23 @@ int main(int argc, char** argv) {
       "close idle connections after this many ms")(
       "max-connections", po::value(&o.max_connections)->default_value(o.max_connections),
       "open connections at most")(
+      "max-inflight-bytes",
+      po::value(&o.max_inflight_request_bytes)->default_value(o.max_inflight_request_bytes),
+      "request bytes being processed, all connections together; reading pauses above it")(
       "max-k", po::value(&o.service.max_k)->default_value(o.service.max_k), "largest Lookup k")(
       "max-payload-bytes",
       po::value(&o.service.store.max_payload_bytes)
           ->default_value(o.service.store.max_payload_bytes),
-      "largest payload, bytes")("sync", po::bool_switch(&o.service.store.sync_writes),
-                                "fsync the WAL before acknowledging each write")(
+      "largest payload, bytes")("block-cache-bytes",
+                                po::value(&o.service.store.block_cache_bytes)
+                                    ->default_value(o.service.store.block_cache_bytes),
+                                "RocksDB block cache shared by all orgs, bytes")(
+      "memtable-budget-bytes",
+      po::value(&o.service.store.memtable_budget_bytes)
+          ->default_value(o.service.store.memtable_budget_bytes),
+      "RocksDB memtables of all orgs together, bytes")(
+      "sync", po::bool_switch(&o.service.store.sync_writes),
+      "fsync the WAL before acknowledging each write")(
       "reaper-period-ms",
       po::value(&o.service.store.reaper_period_ms)->default_value(o.service.store.reaper_period_ms),
       "key reaper period, ms")("hit-flush-ms",

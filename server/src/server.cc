@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include <array>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <deque>
@@ -23,6 +25,39 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxHttpRequestBytes = 8192;
 constexpr auto kWatchdogPeriod = std::chrono::milliseconds(200);
+// How often a paused connection checks again for room (in-flight cap or byte budget).
+constexpr auto kBackPressurePoll = std::chrono::milliseconds(1);
+// A refused connection: how long the server waits for the client to close after the
+// error frame. Closing a socket with unread input sends a reset, which can destroy the
+// error frame before the client reads it; draining until the client closes avoids that.
+constexpr auto kRejectLinger = std::chrono::seconds(2);
+
+// Bytes of request frames being processed, server-wide. Frames are charged from the moment
+// their length is known until their response is queued.
+class RequestBudget {
+ public:
+  explicit RequestBudget(size_t capacity) : capacity_(capacity) {}
+  // Charges `n` bytes if they fit. REQUIRES: n <= capacity.
+  bool TryAcquire(size_t n) {
+    size_t used = used_.load(std::memory_order_relaxed);
+    do {
+      if (used + n > capacity_) return false;
+    } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_acq_rel));
+    size_t peak = peak_.load(std::memory_order_relaxed);
+    while (used + n > peak && !peak_.compare_exchange_weak(peak, used + n)) {
+    }
+    return true;
+  }
+  void Release(size_t n) { used_.fetch_sub(n, std::memory_order_acq_rel); }
+  size_t used() const { return used_.load(); }
+  size_t peak() const { return peak_.load(); }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  const size_t capacity_;
+  std::atomic<size_t> used_{0};
+  std::atomic<size_t> peak_{0};
+};
 
 class ServerImpl;
 
@@ -31,6 +66,7 @@ struct ConnectionContext {
   CacheService* service;
   const ServerOptions* options;
   asio::any_io_executor pool;  // where requests run
+  RequestBudget* budget;
 };
 
 class ConnectionBase {
@@ -99,7 +135,7 @@ class Connection final : public ConnectionBase,
     boost::system::error_code ec;
     for (;;) {
       while (inflight_ >= ctx_.options->max_inflight_per_connection && !draining_) {
-        asio::steady_timer wait(strand_, std::chrono::milliseconds(1));
+        asio::steady_timer wait(strand_, kBackPressurePoll);
         co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
       }
       if (draining_) co_return;
@@ -116,10 +152,21 @@ class Connection final : public ConnectionBase,
                    std::to_string(ctx_.options->max_frame_bytes) + "); closing the connection")));
         co_return;
       }
+      // Back-pressure: the frame's bytes are charged before they are read. Waiting here is
+      // not idleness (the client has a frame on the way), so the idle clock is held.
+      while (!ctx_.budget->TryAcquire(n)) {
+        if (draining_) co_return;
+        last_activity_ = Clock::now();
+        asio::steady_timer wait(strand_, kBackPressurePoll);
+        co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
       auto body = std::make_shared<std::vector<uint8_t>>(n);
       co_await asio::async_read(stream_, asio::buffer(*body),
                                 asio::redirect_error(use_awaitable, ec));
-      if (ec) co_return;
+      if (ec) {
+        ctx_.budget->Release(n);
+        co_return;
+      }
       last_activity_ = Clock::now();
       Dispatch(std::move(body));
     }
@@ -127,16 +174,23 @@ class Connection final : public ConnectionBase,
 
   // Hello changes the session, so it runs here, in order; everything else runs on the pool
   // with a copy of the session and is answered whenever it finishes.
+  // Releases the frame's budget charge once its response is built.
   void Dispatch(std::shared_ptr<std::vector<uint8_t>> body) {
+    const size_t charged = body->size();
     auto request = VerifyRequest(*body);
     if (!request.ok() || (*request)->body_type() == protocol::RequestBody::HelloRequest) {
-      Enqueue(ctx_.service->Handle(session_, *body));
+      auto response = ctx_.service->Handle(session_, *body);
+      body.reset();
+      ctx_.budget->Release(charged);
+      Enqueue(std::move(response));
       return;
     }
     ++inflight_;
     auto self = this->shared_from_this();
-    asio::post(ctx_.pool, [self, body, session = session_]() mutable {
+    asio::post(ctx_.pool, [self, body = std::move(body), charged, session = session_]() mutable {
       auto response = self->ctx_.service->Handle(session, *body);
+      body.reset();
+      self->ctx_.budget->Release(charged);
       asio::post(self->strand_, [self, response = std::move(response)]() mutable {
         --self->inflight_;
         self->last_activity_ = Clock::now();
@@ -219,11 +273,18 @@ class ServerImpl final : public Server {
       : options_(std::move(options)),
         service_(std::move(service)),
         acceptor_(io_),
-        metrics_acceptor_(io_) {}
+        metrics_acceptor_(io_),
+        budget_(options_.max_inflight_request_bytes) {}
 
   ~ServerImpl() override { (void)Shutdown(); }
 
   Status Init() {
+    if (options_.max_frame_bytes > options_.max_inflight_request_bytes) {
+      return Status::InvalidArgument(
+          "max_inflight_request_bytes (" + std::to_string(options_.max_inflight_request_bytes) +
+          ") must be at least max_frame_bytes (" + std::to_string(options_.max_frame_bytes) +
+          "): a largest frame could never be read");
+    }
     if (!options_.tls_cert_file.empty() || !options_.tls_key_file.empty()) {
       SC_RETURN_IF_ERROR(InitTls());
     }
@@ -315,7 +376,7 @@ class ServerImpl final : public Server {
   }
 
   awaitable<void> AcceptLoop() {
-    ConnectionContext ctx{service_.get(), &options_, io_.get_executor()};
+    ConnectionContext ctx{service_.get(), &options_, io_.get_executor(), &budget_};
     for (;;) {
       boost::system::error_code ec;
       tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
@@ -330,11 +391,13 @@ class ServerImpl final : public Server {
       };
       std::lock_guard<std::mutex> lock(conn_mu_);
       if (connections_.size() >= options_.max_connections) {
-        auto frame = EncodeFrame(CacheService::ErrorResponse(
-            0, Status::ResourceExhausted("too many connections (max_connections " +
-                                         std::to_string(options_.max_connections) + ")")));
-        asio::write(socket, asio::buffer(frame), ec);
-        socket.close(ec);
+        rejected_connections_.fetch_add(1, std::memory_order_relaxed);
+        // On a strand of its own: the linger timer and the read touch the same socket.
+        auto strand = asio::make_strand(io_);
+        const auto protocol = socket.local_endpoint(ec).protocol();
+        const auto handle = socket.release(ec);
+        if (ec) continue;  // the socket is closed either way
+        asio::co_spawn(strand, Reject(tcp::socket(strand, protocol, handle)), asio::detached);
         continue;
       }
       if (ssl_) {
@@ -348,6 +411,57 @@ class ServerImpl final : public Server {
         c->Start();
       }
     }
+  }
+
+  // Answers a connection over max_connections with an error frame, then waits (bounded) for
+  // the client to close before closing: see kRejectLinger.
+  // REQUIRES: runs on the socket's strand.
+  awaitable<void> Reject(tcp::socket accepted) {
+    auto socket_ptr = std::make_shared<tcp::socket>(std::move(accepted));
+    tcp::socket& socket = *socket_ptr;
+    boost::system::error_code ec;
+    const auto frame = EncodeFrame(CacheService::ErrorResponse(
+        0, Status::ResourceExhausted("server busy: too many connections (max_connections " +
+                                     std::to_string(options_.max_connections) +
+                                     "); try again later")));
+    co_await asio::async_write(socket, asio::buffer(frame),
+                               asio::redirect_error(use_awaitable, ec));
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    asio::steady_timer linger(socket.get_executor(), kRejectLinger);
+    linger.async_wait([socket_ptr](const boost::system::error_code&) {
+      boost::system::error_code ignored;
+      socket_ptr->cancel(ignored);
+    });
+    std::array<uint8_t, 512> sink;
+    while (!ec) {
+      co_await socket.async_read_some(asio::buffer(sink), asio::redirect_error(use_awaitable, ec));
+    }
+    linger.cancel();
+    socket.close(ec);
+  }
+
+  // The transport's own gauges, appended to the service's metrics.
+  std::string ServerMetricsText() {
+    size_t open = 0;
+    {
+      std::lock_guard<std::mutex> lock(conn_mu_);
+      open = connections_.size();
+    }
+    std::string out;
+    auto line = [&out](const char* name, const char* type, const char* help, uint64_t value) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+             name + " " + std::to_string(value) + "\n";
+    };
+    line("sealcache_connections_open", "gauge", "Open client connections.", open);
+    line("sealcache_connections_rejected_total", "counter",
+         "Connections refused because max_connections were open.", rejected_connections_.load());
+    line("sealcache_inflight_request_bytes", "gauge",
+         "Bytes of request frames read and not yet answered.", budget_.used());
+    line("sealcache_inflight_request_bytes_peak", "gauge",
+         "Highest sealcache_inflight_request_bytes since start.", budget_.peak());
+    line("sealcache_inflight_request_bytes_limit", "gauge",
+         "max_inflight_request_bytes: reading pauses above it.", budget_.capacity());
+    return out;
   }
 
   awaitable<void> MetricsLoop() {
@@ -364,7 +478,7 @@ class ServerImpl final : public Server {
                                       "\r\n\r\n", asio::redirect_error(use_awaitable, ec));
       std::string response;
       if (!ec && request.rfind("GET /metrics", 0) == 0) {
-        std::string body = service_->MetricsText();
+        std::string body = service_->MetricsText() + ServerMetricsText();
         response =
             "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
             std::to_string(body.size()) + "\r\n\r\n" + body;
@@ -389,6 +503,8 @@ class ServerImpl final : public Server {
   std::map<ConnectionBase*, std::shared_ptr<ConnectionBase>> connections_;
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
+  RequestBudget budget_;
+  std::atomic<uint64_t> rejected_connections_{0};
 };
 
 }  // namespace

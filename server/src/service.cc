@@ -98,7 +98,13 @@ class CacheServiceImpl final : public CacheService {
   ~CacheServiceImpl() override { StopBackground(); }
 
   Status Init(const crypto::SecretBytes& master_key) {
+    if (!options_.store.on_event) {
+      options_.store.on_event = [](const std::string& line) {
+        std::fprintf(stderr, "sealcached: %s\n", line.c_str());
+      };
+    }
     SC_ASSIGN_OR_RETURN(store_, storage::Store::Open(options_.store, master_key));
+    ReportWalRecovery(store_->RecoveryReport());
     if (options_.hnsw_m) index_params_.hnsw_m = static_cast<int>(options_.hnsw_m);
     if (options_.ef_search) index_params_.ef_search = static_cast<int>(options_.ef_search);
     SC_RETURN_IF_ERROR(LoadOrgs());
@@ -146,6 +152,7 @@ class CacheServiceImpl final : public CacheService {
     FBB fbb(1024);
     Reply reply = Dispatch(session, *req, fbb);
     if (!reply.status.ok()) {
+      if (reply.status.IsCorruption()) ReportCorruption(session, *req, reply.status);
       if (reply.status.code() == Status::Code::kUnauthenticated ||
           reply.status.code() == Status::Code::kPermissionDenied) {
         auth_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -186,6 +193,8 @@ class CacheServiceImpl final : public CacheService {
   Reply RevokeToken(const P::RevokeTokenRequest* r, FBB& fbb);
 
   Result<std::shared_ptr<OrgRuntime>> OrgOf(const Session& s);
+  void ReportCorruption(const Session& s, const P::Request& req, const Status& status);
+  static void ReportWalRecovery(const std::vector<std::string>& report);
   Result<std::shared_ptr<OrgRuntime>> FindOrg(std::string_view org);
   Result<storage::PutResult> DoPut(OrgRuntime& org, const P::PutRequest* r);
   Status BootstrapAdminToken();
@@ -200,7 +209,7 @@ class CacheServiceImpl final : public CacheService {
   std::map<std::string, std::shared_ptr<OrgRuntime>, std::less<>> orgs_;
   std::mutex admin_mu_;  // serialises CreateOrg / DropOrg
   std::string admin_token_path_;
-  std::atomic<uint64_t> auth_failures_{0}, connection_errors_{0};
+  std::atomic<uint64_t> auth_failures_{0}, connection_errors_{0}, corruptions_{0};
 
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
@@ -278,6 +287,31 @@ Status CacheServiceImpl::Flush() {
   }
   Status s = store_->Flush();
   return first.ok() ? s : first;
+}
+
+// Stored data failed a check (a damaged block, a file that does not decrypt): the client
+// gets the error, the operator gets a log line naming the org and the operation. Messages
+// name files and offsets, never key material or payload bytes.
+void CacheServiceImpl::ReportCorruption(const Session& s, const P::Request& req,
+                                        const Status& status) {
+  corruptions_.fetch_add(1, std::memory_order_relaxed);
+  std::fprintf(stderr, "sealcached: org %s: %s failed on corrupt stored data: %s\n",
+               s.org.empty() ? "(admin)" : s.org.c_str(), P::EnumNameRequestBody(req.body_type()),
+               status.ToString().c_str());
+}
+
+// RocksDB's own words, without its "[source.cc:line] " prefix: which WAL, how many bytes were
+// dropped and why, and the sequence number recovery stopped at.
+void CacheServiceImpl::ReportWalRecovery(const std::vector<std::string>& report) {
+  for (std::string line : report) {
+    if (!line.empty() && line[0] == '[') {
+      const size_t end = line.find("] ");
+      if (end != std::string::npos) line.erase(0, end + 2);
+    }
+    const bool dropped = line.find("dropping") != std::string::npos;
+    std::fprintf(stderr, "sealcached: WAL recovery: %s%s\n", line.c_str(),
+                 dropped ? " (the writes in those bytes are lost)" : "");
+  }
 }
 
 // ---- dispatch -----------------------------------------------------------------------------
@@ -468,6 +502,9 @@ Reply CacheServiceImpl::Lookup(const Session& s, const P::LookupRequest* r, FBB&
   for (size_t i = 0; i < candidates->size(); ++i) {
     const auto& c = (*candidates)[i];
     // The store is the authority: an entry replaced or removed since the search is skipped.
+    // Any other failure (a damaged block) fails the lookup, as it fails a Get: a hit silently
+    // left out would look like a miss.
+    if (!entries[i].ok() && !entries[i].status().IsNotFound()) return {entries[i].status()};
     if (!entries[i].ok() || entries[i]->meta.vector_slot != c.slot) continue;
     const uint64_t pending = rt.CountHit(c.digest, now);
     auto meta = BuildMeta(fbb, entries[i]->meta, pending, now);
@@ -685,6 +722,8 @@ std::string CacheServiceImpl::MetricsText() {
   out += "sealcache_auth_failures_total " + std::to_string(auth_failures_.load()) + "\n";
   counter("sealcache_connection_errors_total", "Connections closed for bad framing.");
   out += "sealcache_connection_errors_total " + std::to_string(connection_errors_.load()) + "\n";
+  counter("sealcache_corruption_errors_total", "Requests that failed on corrupt stored data.");
+  out += "sealcache_corruption_errors_total " + std::to_string(corruptions_.load()) + "\n";
   for (auto [name, pick] : {std::pair<const char*, int>{"sealcache_put_duration_seconds", 0},
                             {"sealcache_get_duration_seconds", 1},
                             {"sealcache_lookup_duration_seconds", 2}}) {

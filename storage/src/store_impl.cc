@@ -1,13 +1,20 @@
 #include "store_impl.h"
 
+#include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
+#include <rocksdb/sst_file_manager.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/options_util.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "records.h"
 #include "rocksdb_status.h"
@@ -25,14 +32,25 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options,
 namespace internal {
 namespace {
 
-// Memtable budget for all column families together.
-constexpr size_t kWriteBufferBudget = 256u << 20;
 constexpr size_t kFamilyWriteBuffer = 32u << 20;
 constexpr uint64_t kMaxTotalWalSize = 256u << 20;
 constexpr size_t kBlockSize = 4u << 10;
 constexpr int kBloomBitsPerKey = 10;
 
 std::string FamilyName(std::string_view org) { return kOrgFamilyPrefix + std::string(org); }
+
+// A directory on a read-only mount (or otherwise unwritable, even for root) fails here with
+// one message naming it, instead of at whichever file the store happens to write first.
+Status CheckWritable(const std::string& dir) {
+  const std::string probe = dir + "/.sealcache-write-probe";
+  int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Status::IOError("data directory " + dir + " is not writable: " + std::strerror(errno));
+  }
+  close(fd);
+  unlink(probe.c_str());
+  return Status::Ok();
+}
 
 Status MakeDir(const std::string& path, mode_t mode) {
   std::error_code ec;
@@ -54,6 +72,84 @@ rocksdb::CompressionType PickCompression() {
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
 }
+
+// After a write failed for lack of space: how often a write may try DB::Resume, and the free
+// space the disk must have again before it does (Resume flushes every memtable).
+constexpr auto kResumeRetryInterval = std::chrono::seconds(1);
+constexpr uint64_t kResumeMinFreeBytes = 4u << 20;
+
+// How often a compaction that keeps failing on the same damaged data is reported.
+constexpr auto kCompactionCorruptionReportInterval = std::chrono::seconds(60);
+
+// Decides what a RocksDB background error does to the store, and tells the operator
+// (StoreOptions::on_event) when writes stop and resume.
+//
+// A compaction that reads a damaged block fails with Corruption; RocksDB would then stop
+// every write of the instance, and all orgs share it: one org's damaged SST would make
+// every org's puts fail (with that org's file name in the message). That error is
+// cleared instead: the compaction's inputs stay as they were, reads of the damaged block
+// keep failing with Corruption for that org's clients, and RocksDB retries the
+// compaction about once a second (it fails the same way until the org's data is repaired
+// or dropped; that org's L0 files accumulate meanwhile). Flush and WAL errors still stop
+// writes: there, acknowledged data is at stake.
+class StorageEventListener final : public rocksdb::EventListener {
+ public:
+  explicit StorageEventListener(std::function<void(const std::string&)> sink)
+      : sink_(std::move(sink)) {}
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
+    if (error == nullptr || error->ok()) return;
+    if (reason == rocksdb::BackgroundErrorReason::kCompaction && error->IsCorruption()) {
+      ReportCompactionCorruption(*error);
+      *error = rocksdb::Status::OK();
+      return;
+    }
+    Report(
+        "storage error, writes are refused until it clears: " + error->ToString() +
+        (error->IsNoSpace() ? " (the disk is full: free space; writes resume by themselves)" : ""));
+  }
+
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    if (info.new_bg_error.ok()) {
+      Report("storage recovered from '" + info.old_bg_error.ToString() +
+             "': writes are accepted again");
+    } else {
+      Report("storage recovery from '" + info.old_bg_error.ToString() +
+             "' failed: " + info.new_bg_error.ToString());
+    }
+  }
+
+ private:
+  void Report(const std::string& line) {
+    if (sink_) sink_(line);
+  }
+
+  void ReportCompactionCorruption(const rocksdb::Status& error) {
+    uint64_t repeats = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const auto now = std::chrono::steady_clock::now();
+      if (reported_once_ && now - last_report_ < kCompactionCorruptionReportInterval) {
+        ++unreported_;
+        return;
+      }
+      reported_once_ = true;
+      last_report_ = now;
+      repeats = std::exchange(unreported_, 0);
+    }
+    Report(
+        "compaction stopped at corrupt data; writes continue, reads of the damaged "
+        "entries fail until the org is repaired or dropped: " +
+        error.ToString() +
+        (repeats > 0 ? " (" + std::to_string(repeats) + " more since the last report)" : ""));
+  }
+
+  std::function<void(const std::string&)> sink_;
+  std::mutex mu_;
+  bool reported_once_ = false;
+  std::chrono::steady_clock::time_point last_report_{};
+  uint64_t unreported_ = 0;
+};
 
 }  // namespace
 
@@ -106,13 +202,20 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(StoreOptions options,
 Status StoreImpl::OpenKeystoreAndAudit(const crypto::SecretBytes& master_key) {
   const std::string& dir = layout_.data_dir();
   SC_RETURN_IF_ERROR(MakeDir(dir, 0700));
+  SC_RETURN_IF_ERROR(CheckWritable(dir));
   SC_RETURN_IF_ERROR(MakeDir(layout_.keys_dir(), 0700));
   crypto::KeystoreOptions ks_options;
   ks_options.clock = clock_;
   ks_options.create_if_missing = options_.create_if_missing;
   ks_options.fault_hook = options_.fault_hook;
-  SC_ASSIGN_OR_RETURN(keystore_,
-                      crypto::Keystore::Open(layout_.keystore_path(), master_key, ks_options));
+  auto keystore = crypto::Keystore::Open(layout_.keystore_path(), master_key, ks_options);
+  if (!keystore.ok()) {
+    // Every keystore failure names the file, whichever check found it.
+    const Status& s = keystore.status();
+    if (s.message().find(layout_.keystore_path()) != std::string::npos) return s;
+    return s.WithContext("keystore " + layout_.keystore_path());
+  }
+  keystore_ = std::move(keystore).value();
   const crypto::RingId node{crypto::KeyScope::kNode, ""};
   if (!keystore_->IsLive(node)) SC_RETURN_IF_ERROR(keystore_->CreateRing(node).status());
   SC_ASSIGN_OR_RETURN(audit_, AuditLog::Open(layout_.audit_log_path(), clock_));
@@ -210,11 +313,18 @@ Status StoreImpl::OpenDatabase() {
   db_options.recycle_log_file_num = 0;  // recycling crashes with 2+ families in 7.8.3
   db_options.allow_mmap_reads = false;  // incompatible with the encrypted file system
   db_options.allow_mmap_writes = false;
-  db_options.db_write_buffer_size = kWriteBufferBudget;
+  db_options.db_write_buffer_size = options_.memtable_budget_bytes;
   db_options.max_total_wal_size = kMaxTotalWalSize;
   db_options.keep_log_file_num = 5;
   db_options.max_background_jobs = 2;
   db_options.paranoid_checks = true;
+  SC_ASSIGN_OR_RETURN(info_log_, InfoLog::Open(layout_.db_dir()));
+  db_options.info_log = info_log_;
+  // RocksDB recovers from a full disk through its SstFileManager (it polls for free space);
+  // ours logs to the same info LOG. Write() adds DB::Resume for writes that hit the error.
+  db_options.sst_file_manager.reset(rocksdb::NewSstFileManager(env_.get(), fs_, info_log_));
+  event_listener_ = std::make_shared<StorageEventListener>(options_.on_event);
+  db_options.listeners.push_back(event_listener_);
 
   std::vector<std::string> families;
   rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_options, layout_.db_dir(), &families);
@@ -229,13 +339,40 @@ Status StoreImpl::OpenDatabase() {
     descriptors.emplace_back(name, OrgFamilyOptions(org));
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  info_log_->BeginRecovery();
   rocksdb::Status s = rocksdb::DB::Open(db_options, layout_.db_dir(), descriptors, &handles, &db_);
+  info_log_->EndRecovery();
   if (!s.ok()) return FromRocks(s, "cannot open the database in " + layout_.db_dir());
   default_cf_ = handles[0];
   meta_cf_ = handles[1];
   write_options_.sync = options_.sync_writes;
   admin_write_options_.sync = true;
   return LoadOrgs({handles.begin() + 2, handles.end()});
+}
+
+rocksdb::Status StoreImpl::Write(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch) {
+  rocksdb::Status s = db_->Write(options, batch);
+  if (!s.IsNoSpace() || !ResumeAfterNoSpace()) return s;
+  return db_->Write(options, batch);
+}
+
+bool StoreImpl::ResumeAfterNoSpace() {
+  std::unique_lock<std::mutex> lock(resume_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return false;  // another write is resuming right now
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_resume_attempt_ < kResumeRetryInterval) return false;
+  last_resume_attempt_ = now;
+  struct statvfs fs_stats;
+  if (statvfs(layout_.db_dir().c_str(), &fs_stats) != 0) return false;
+  const uint64_t free_bytes = uint64_t{fs_stats.f_bavail} * fs_stats.f_frsize;
+  if (free_bytes < kResumeMinFreeBytes) return false;
+  rocksdb::Status s = db_->Resume();
+  if (options_.on_event) {
+    options_.on_event(s.ok() ? "storage resumed after the disk had room again (" +
+                                   std::to_string(free_bytes >> 20) + " MiB free)"
+                             : "storage could not resume yet: " + s.ToString());
+  }
+  return s.ok();
 }
 
 Status StoreImpl::LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
@@ -408,7 +545,7 @@ Status StoreImpl::DropOrg(std::string_view org_view) {
   batch.Delete(meta_cf_, OrgInfoKey(id));
   batch.Delete(meta_cf_, SlotKey(id));
   SC_RETURN_IF_ERROR(CollectTokens(id, "", &batch).status());
-  rocksdb::Status s = db_->Write(admin_write_options_, &batch);
+  rocksdb::Status s = Write(admin_write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "cannot drop org " + id);
   rocksdb::ColumnFamilyHandle* cf = org->cf;
   orgs_.erase(id);
@@ -481,7 +618,7 @@ Result<uint64_t> StoreImpl::RevokeTokens(std::string_view org, std::string_view 
   rocksdb::WriteBatch batch;
   SC_ASSIGN_OR_RETURN(uint64_t n, CollectTokens(org, token_id, &batch));
   if (n == 0) return n;
-  rocksdb::Status s = db_->Write(admin_write_options_, &batch);
+  rocksdb::Status s = Write(admin_write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "cannot revoke tokens");
   SC_RETURN_IF_ERROR(RecordAudit("tokens_revoked", {{"org", std::string(org)},
                                                     {"token_id", std::string(token_id)},
@@ -566,7 +703,7 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
     batch.Delete(org->cf, VectorKey(old->vector_slot));
     result.replaced_slot = old->vector_slot;
   }
-  rocksdb::Status s = db_->Write(write_options_, &batch);
+  rocksdb::Status s = Write(write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "put failed");
   org->counters.puts++;
   return result;
@@ -689,7 +826,7 @@ Result<RemovedEntries> StoreImpl::Delete(std::string_view org_id, const Digest& 
   SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest));
   rocksdb::WriteBatch batch;
   SC_RETURN_IF_ERROR(DeleteEntryLocked(*org, meta, &batch));
-  rocksdb::Status s = db_->Write(write_options_, &batch);
+  rocksdb::Status s = Write(write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "delete failed");
   org->counters.deletes++;
   return RemovedEntries{1, {meta.vector_slot}};
@@ -727,7 +864,7 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
     if (!meta.ok()) return meta.status();
     rocksdb::WriteBatch batch;
     SC_RETURN_IF_ERROR(DeleteEntryLocked(*org, *meta, &batch));
-    rocksdb::Status s = db_->Write(write_options_, &batch);
+    rocksdb::Status s = Write(write_options_, &batch);
     if (!s.ok()) return FromRocks(s, "invalidate failed");
     removed.count++;
     removed.slots.push_back(meta->vector_slot);

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include "encrypted_file_system.h"
 #include "expiry.h"
+#include "info_log.h"
 #include "sealcache/crypto/keystore.h"
 #include "sealcache/storage/audit_log.h"
 #include "sealcache/storage/data_layout.h"
@@ -98,6 +100,7 @@ class StoreImpl final : public Store {
   Status Flush() override;
   Status CompactOrg(std::string_view org) override;
   const std::string& data_dir() const override { return layout_.data_dir(); }
+  std::vector<std::string> RecoveryReport() const override { return info_log_->RecoveryReport(); }
 
  private:
   StoreImpl(StoreOptions options, DataLayout layout);
@@ -111,6 +114,10 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyOptions MetaFamilyOptions() const;
   rocksdb::ColumnFamilyOptions OrgFamilyOptions(const std::string& org) const;
   Result<uint64_t> RecoverNextSlot(const OrgState& org);
+  // db_->Write, and after a NoSpace failure, once space is back, DB::Resume and one retry.
+  rocksdb::Status Write(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch);
+  // Clears a NoSpace background error if the disk has room again; true if it did.
+  bool ResumeAfterNoSpace();
 
   // REQUIRES: orgs_mu_ held (shared or exclusive).
   Result<OrgState*> FindOrg(std::string_view org) const;
@@ -141,6 +148,10 @@ class StoreImpl final : public Store {
   std::unique_ptr<AuditLog> audit_;
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
+  std::shared_ptr<InfoLog> info_log_;
+  std::shared_ptr<rocksdb::EventListener> event_listener_;
+  std::mutex resume_mu_;
+  std::chrono::steady_clock::time_point last_resume_attempt_{};
   std::shared_ptr<rocksdb::Cache> block_cache_;
   std::unique_ptr<ExpiryCompactionFilter> expiry_filter_;
   std::shared_ptr<rocksdb::TablePropertiesCollectorFactory> expiry_collector_;

@@ -34,6 +34,11 @@ struct ServerOptions {
   int64_t idle_timeout_ms = 300'000;
   // Open connections at most; more are answered with an error and closed. Default 1024.
   uint32_t max_connections = 1024;
+  // Bytes of request frames read and not yet answered, all connections together. A
+  // connection whose next frame does not fit stops reading until it does (back-pressure),
+  // so request memory stays bounded however many connections pipeline large frames. Must
+  // be at least max_frame_bytes. Default 256 MiB.
+  size_t max_inflight_request_bytes = 256u << 20;
   // Prometheus text endpoint (GET /metrics) on this port; 0 = off. Default 0.
   uint16_t metrics_port = 0;
   // How long Shutdown waits for in-flight requests, in ms. Default 10000.

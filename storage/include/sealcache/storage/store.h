@@ -54,6 +54,14 @@ struct StoreOptions {
   int64_t reaper_period_ms = 60'000;
   // Shared block cache for all column families, in bytes. Default 256 MiB.
   size_t block_cache_bytes = 256u << 20;
+  // Memtables of all column families together, in bytes (RocksDB db_write_buffer_size):
+  // a full budget flushes the largest memtable. Each family's memtable is at most
+  // min(32 MiB, this). Default 256 MiB.
+  size_t memtable_budget_bytes = 256u << 20;
+  // Receives one line for each storage event an operator must see: a background error
+  // that stops writes (a full disk) and the recovery from it. Called from RocksDB's
+  // threads; must be thread-safe. Default: none.
+  std::function<void(const std::string&)> on_event;
   // BENCHMARKS ONLY: keep every file in plaintext, to measure what encryption costs.
   // Recorded in the audit log at every open. A data directory created this way carries the
   // marker db/PLAINTEXT-BENCHMARK-ONLY and refuses to open with encryption, and an
@@ -223,6 +231,10 @@ class Store {
   // Compacts one org's data (and meta) fully; used by tests and the reaper.
   virtual Status CompactOrg(std::string_view org) = 0;
   virtual const std::string& data_dir() const = 0;
+  // What WAL recovery reported when the store opened: one line per stretch of a WAL that
+  // was dropped (a damaged or torn tail: the writes in it are lost) and where recovery
+  // stopped. Empty when every WAL replayed cleanly.
+  virtual std::vector<std::string> RecoveryReport() const = 0;
 };
 
 }  // namespace sealcache::storage

@@ -1,0 +1,319 @@
+// Damaged files under the real sealcached: an org's SST, the WAL tail, the MANIFEST, the
+// keystore and an index snapshot. Each is detected, reported, and never served as data.
+#include <signal.h>
+
+#include <chrono>
+#include <thread>
+
+#include "fault_fixture.h"
+
+namespace sealcache::fault {
+namespace {
+
+constexpr uint32_t kDim = 16;
+constexpr size_t kPayloadBytes = 2048;
+constexpr uint64_t kEncryptedHeaderBytes = 4096;
+constexpr int kEntries = 300;
+
+class Corruption : public FaultTest {
+ protected:
+  // Puts entries [from, to) of org salt `salt` and asserts every put is acknowledged.
+  void PutRange(client::Client& c, uint8_t salt, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      auto put = c.Put(PutArgsFor(MakeEntry(i, salt, kDim, kPayloadBytes)));
+      ASSERT_TRUE(put.ok()) << i << ": " << put.status().ToString();
+    }
+  }
+  // Reads entries [0, n): counts intact and corrupt ones; fails on anything else (a wrong
+  // payload, a miss, another error).
+  void ReadBack(client::Client& c, uint8_t salt, int n, int* intact, int* corrupt,
+                std::string* corrupt_message) {
+    *intact = *corrupt = 0;
+    for (int i = 0; i < n; ++i) {
+      const TestEntry e = MakeEntry(i, salt, kDim, kPayloadBytes);
+      auto got = c.Get(e.digest);
+      if (got.ok()) {
+        ASSERT_EQ(PayloadOf(*got), e.payload) << "entry " << i << " served wrong data";
+        ++*intact;
+        continue;
+      }
+      ASSERT_EQ(got.status().code(), Status::Code::kCorruption)
+          << "entry " << i << ": " << got.status().ToString();
+      ++*corrupt;
+      if (corrupt_message->empty()) *corrupt_message = got.status().message();
+    }
+  }
+  // Every entry's own vector finds that entry first (flat index: exact).
+  void ExpectLookupsFindEachEntry(client::Client& c, uint8_t salt, int n) {
+    for (int i = 0; i < n; ++i) {
+      const TestEntry e = MakeEntry(i, salt, kDim, kPayloadBytes);
+      auto hits = c.Lookup({.vector = e.vector, .k = 1, .min_score = 0.99f, .with_payload = false});
+      ASSERT_TRUE(hits.ok()) << hits.status().ToString();
+      ASSERT_EQ(hits->size(), 1u) << "entry " << i;
+      ASSERT_EQ((*hits)[0].entry.digest, e.digest) << "entry " << i;
+    }
+  }
+  std::string OrgSstDir(const std::string& org) { return proc_->data_dir() + "/db/orgs/" + org; }
+  std::string DbDir() { return proc_->data_dir() + "/db"; }
+  std::string LogSince(size_t offset) { return proc_->Log().substr(offset); }
+};
+
+TEST_F(Corruption, DamagedOrgSstFailsOnlyThatOrgsDamagedReads) {
+  ASSERT_TRUE(StartServer());
+  const std::string acme = CreateOrg("acme", kDim), globex = CreateOrg("globex", kDim);
+  {
+    auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+    ASSERT_TRUE(a && g);
+    PutRange(*a, 1, 0, kEntries);
+    PutRange(*g, 2, 0, kEntries);
+  }
+  ASSERT_EQ(proc_->Kill(SIGTERM), 0) << proc_->Log();  // flushes memtables into SSTs
+  const auto ssts = FilesIn(OrgSstDir("acme"), ".sst");
+  ASSERT_FALSE(ssts.empty());
+  // A run of bytes early in the body: payload data blocks ('P' keys sort first), away from
+  // the footer, index and properties at the end of the file.
+  FlipBytes(ssts.front(), kEncryptedHeaderBytes + 3 * 4096 + 100, 64);
+
+  const size_t log_at = proc_->Log().size();
+  ASSERT_TRUE(StartServer()) << proc_->Log();
+  auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+  ASSERT_TRUE(a && g);
+  int intact = 0, corrupt = 0;
+  std::string message;
+  ReadBack(*a, 1, kEntries, &intact, &corrupt, &message);
+  EXPECT_GT(corrupt, 0) << "the damaged block was never read";
+  EXPECT_GT(intact, kEntries / 2);
+  EXPECT_NE(message.find("checksum mismatch"), std::string::npos) << message;
+  std::printf("[ sst ] acme: %d intact, %d corrupt; client saw: %s\n", intact, corrupt,
+              message.c_str());
+  // Reported in the server log, naming the org.
+  const auto reports = LinesWith(LogSince(log_at), "corrupt");
+  ASSERT_FALSE(reports.empty()) << LogSince(log_at);
+  EXPECT_NE(reports[0].find("acme"), std::string::npos) << reports[0];
+  std::printf("[ sst ] log: %s\n", reports[0].c_str());
+
+  // The other org is untouched and keeps working, reads and writes.
+  int g_intact = 0, g_corrupt = 0;
+  std::string g_message;
+  ReadBack(*g, 2, kEntries, &g_intact, &g_corrupt, &g_message);
+  EXPECT_EQ(g_intact, kEntries);
+  EXPECT_EQ(g_corrupt, 0) << g_message;
+  ExpectLookupsFindEachEntry(*g, 2, 20);
+  PutRange(*g, 2, kEntries, kEntries + 20);
+  ASSERT_TRUE(g->Ping().ok());
+  // The damaged org still serves its intact entries and takes writes.
+  PutRange(*a, 1, kEntries, kEntries + 20);
+}
+
+TEST_F(Corruption, GarbageWalTailKeepsSyncedWritesAndReportsTheDrop) {
+  ASSERT_TRUE(StartServer({"--sync"}));
+  const std::string acme = CreateOrg("acme", kDim), globex = CreateOrg("globex", kDim);
+  {
+    auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+    ASSERT_TRUE(a && g);
+    PutRange(*a, 1, 0, 50);
+    PutRange(*g, 2, 0, 50);
+  }
+  ASSERT_EQ(proc_->Kill(SIGKILL), 128 + SIGKILL);
+  const auto wals = FilesIn(DbDir(), ".log");
+  ASSERT_FALSE(wals.empty());
+  std::string garbage(777, '\0');
+  std::mt19937 rng(7);
+  for (auto& ch : garbage) ch = static_cast<char>(rng());
+  AppendBytes(wals.back(), garbage);
+
+  const size_t log_at = proc_->Log().size();
+  ASSERT_TRUE(StartServer({"--sync"})) << proc_->Log();
+  auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+  ASSERT_TRUE(a && g);
+  int intact = 0, corrupt = 0;
+  std::string message;
+  ReadBack(*a, 1, 50, &intact, &corrupt, &message);
+  EXPECT_EQ(intact, 50);
+  ReadBack(*g, 2, 50, &intact, &corrupt, &message);
+  EXPECT_EQ(intact, 50);
+  ExpectLookupsFindEachEntry(*a, 1, 50);
+  const auto reports = LinesWith(LogSince(log_at), "WAL recovery");
+  ASSERT_FALSE(reports.empty()) << LogSince(log_at);
+  EXPECT_FALSE(LinesWith(LogSince(log_at), "are lost").empty()) << LogSince(log_at);
+  for (const auto& r : reports) std::printf("[ wal garbage ] log: %s\n", r.c_str());
+  PutRange(*a, 1, 50, 60);
+}
+
+TEST_F(Corruption, TornWalTailLosesOnlyTheTornWriteAndReportsIt) {
+  ASSERT_TRUE(StartServer({"--sync"}));
+  const std::string acme = CreateOrg("acme", kDim);
+  {
+    auto a = proc_->ConnectAs(acme);
+    ASSERT_TRUE(a);
+    PutRange(*a, 1, 0, 40);
+  }
+  ASSERT_EQ(proc_->Kill(SIGKILL), 128 + SIGKILL);
+  const auto wals = FilesIn(DbDir(), ".log");
+  ASSERT_FALSE(wals.empty());
+  // Cut into the last record (one put: a few KB), as if the crash tore its write.
+  const auto size = fs::file_size(wals.back());
+  ASSERT_GT(size, kEncryptedHeaderBytes + 1000);
+  fs::resize_file(wals.back(), size - 500);
+
+  const size_t log_at = proc_->Log().size();
+  ASSERT_TRUE(StartServer({"--sync"})) << proc_->Log();
+  auto a = proc_->ConnectAs(acme);
+  ASSERT_TRUE(a);
+  for (int i = 0; i < 39; ++i) {
+    const TestEntry e = MakeEntry(i, 1, kDim, kPayloadBytes);
+    auto got = a->Get(e.digest);
+    ASSERT_TRUE(got.ok()) << i << ": " << got.status().ToString();
+    ASSERT_EQ(PayloadOf(*got), e.payload);
+  }
+  auto torn = a->Get(MakeEntry(39, 1, kDim, kPayloadBytes).digest);
+  EXPECT_EQ(torn.status().code(), Status::Code::kNotFound) << torn.status().ToString();
+  const auto reports = LinesWith(LogSince(log_at), "WAL recovery");
+  ASSERT_FALSE(reports.empty()) << LogSince(log_at);
+  EXPECT_FALSE(LinesWith(LogSince(log_at), "are lost").empty()) << LogSince(log_at);
+  for (const auto& r : reports) std::printf("[ wal torn ] log: %s\n", r.c_str());
+}
+
+TEST_F(Corruption, DamagedManifestRefusesToStartWithAClearMessage) {
+  ASSERT_TRUE(StartServer());
+  const std::string acme = CreateOrg("acme", kDim);
+  {
+    auto a = proc_->ConnectAs(acme);
+    ASSERT_TRUE(a);
+    PutRange(*a, 1, 0, 20);
+  }
+  ASSERT_EQ(proc_->Kill(SIGTERM), 0);
+  const auto manifests = FilesIn(DbDir(), "MANIFEST-", /*prefix=*/true);
+  ASSERT_EQ(manifests.size(), 1u);
+  FlipBytes(manifests[0], fs::file_size(manifests[0]) / 2, 16);
+
+  const size_t log_at = proc_->Log().size();
+  EXPECT_FALSE(StartServer());
+  EXPECT_NE(proc_->exit_status(), 0);
+  const auto lines = LinesWith(LogSince(log_at), "sealcached:");
+  ASSERT_EQ(lines.size(), 1u) << LogSince(log_at);
+  EXPECT_NE(lines[0].find("Corruption"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("MANIFEST"), std::string::npos) << lines[0];
+  std::printf("[ manifest ] %s\n", lines[0].c_str());
+}
+
+TEST_F(Corruption, DamagedKeystoreRefusesToStartWithAClearMessage) {
+  ASSERT_TRUE(StartServer());
+  CreateOrg("acme", kDim);
+  CreateOrg("globex", kDim);
+  ASSERT_EQ(proc_->Kill(SIGTERM), 0);
+  const std::string keystore = proc_->data_dir() + "/keys/keystore";
+  const auto size = fs::file_size(keystore);
+
+  // A flipped byte anywhere, then a keystore cut short (as if a record were missing).
+  for (int variant = 0; variant < 2; ++variant) {
+    SCOPED_TRACE(variant == 0 ? "flipped byte" : "truncated");
+    const std::string saved = keystore + ".saved";
+    fs::copy_file(keystore, saved, fs::copy_options::overwrite_existing);
+    if (variant == 0) {
+      FlipBytes(keystore, size / 2, 1);
+    } else {
+      fs::resize_file(keystore, size - 100);
+    }
+    const size_t log_at = proc_->Log().size();
+    EXPECT_FALSE(StartServer());
+    EXPECT_NE(proc_->exit_status(), 0);
+    const auto lines = LinesWith(LogSince(log_at), "sealcached:");
+    ASSERT_EQ(lines.size(), 1u) << LogSince(log_at);
+    EXPECT_NE(lines[0].find(keystore), std::string::npos) << lines[0];
+    std::printf("[ keystore ] %s\n", lines[0].c_str());
+    fs::rename(saved, keystore);
+  }
+  // The intact keystore still opens: the refusals changed nothing.
+  ASSERT_TRUE(StartServer()) << proc_->Log();
+}
+
+TEST_F(Corruption, DamagedIndexSnapshotIsRebuiltFromTheStore) {
+  ASSERT_TRUE(StartServer());
+  const std::string acme = CreateOrg("acme", kDim);
+  {
+    auto a = proc_->ConnectAs(acme);
+    ASSERT_TRUE(a);
+    PutRange(*a, 1, 0, kEntries);
+  }
+  ASSERT_EQ(proc_->Kill(SIGTERM), 0);  // writes the snapshot
+  const std::string snapshot = proc_->data_dir() + "/index/acme/index.snapshot";
+  ASSERT_TRUE(fs::exists(snapshot));
+  // Body damage (the index bytes) and header damage (the wrapped file key).
+  for (uint64_t offset : {kEncryptedHeaderBytes + 200, uint64_t{120}}) {
+    SCOPED_TRACE(offset);
+    FlipBytes(snapshot, offset, 8);
+    const size_t log_at = proc_->Log().size();
+    ASSERT_TRUE(StartServer()) << proc_->Log();
+    const auto lines = LinesWith(LogSince(log_at), "rebuilt from the store");
+    ASSERT_EQ(lines.size(), 1u) << LogSince(log_at);
+    EXPECT_NE(lines[0].find("acme"), std::string::npos);
+    EXPECT_NE(lines[0].find("Corruption"), std::string::npos) << lines[0];
+    std::printf("[ snapshot ] %s\n", lines[0].c_str());
+    auto a = proc_->ConnectAs(acme);
+    ASSERT_TRUE(a);
+    ExpectLookupsFindEachEntry(*a, 1, kEntries);
+    a.reset();
+    ASSERT_EQ(proc_->Kill(SIGTERM), 0);  // writes a fresh, intact snapshot
+  }
+  const size_t log_at = proc_->Log().size();
+  ASSERT_TRUE(StartServer());
+  EXPECT_FALSE(LinesWith(LogSince(log_at), "loaded snapshot").empty()) << LogSince(log_at);
+}
+
+// A compaction that reads the damaged SST must not stop the other org's writes (one RocksDB
+// instance serves every org: its default reaction to a compaction Corruption is to refuse all
+// writes).
+TEST_F(Corruption, CompactionOverDamagedSstLeavesEveryOrgWritable) {
+  ASSERT_TRUE(StartServer());
+  const std::string acme = CreateOrg("acme", kDim), globex = CreateOrg("globex", kDim);
+  {
+    auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+    ASSERT_TRUE(a && g);
+    PutRange(*a, 1, 0, kEntries);
+    PutRange(*g, 2, 0, kEntries);
+  }
+  ASSERT_EQ(proc_->Kill(SIGTERM), 0);
+  const auto ssts = FilesIn(OrgSstDir("acme"), ".sst");
+  ASSERT_EQ(ssts.size(), 1u);
+  FlipBytes(ssts.front(), kEncryptedHeaderBytes + 3 * 4096 + 100, 64);
+  // Each clean stop flushes acme's new entries into one more L0 file; at 4 (RocksDB's
+  // level0_file_num_compaction_trigger) a compaction over all of them, the damaged one
+  // included, starts.
+  constexpr int kMoreL0Files = 3, kPerFile = 50;
+  for (int round = 1; round <= kMoreL0Files; ++round) {
+    ASSERT_TRUE(StartServer()) << proc_->Log();
+    auto a = proc_->ConnectAs(acme);
+    ASSERT_TRUE(a);
+    PutRange(*a, 1, kEntries * round, kEntries * round + kPerFile);
+    a.reset();
+    ASSERT_EQ(proc_->Kill(SIGTERM), 0) << proc_->Log();
+  }
+  const size_t log_at = proc_->Log().size();
+  ASSERT_TRUE(StartServer()) << proc_->Log();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (LinesWith(LogSince(log_at), "compaction stopped at corrupt data").empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const auto reports = LinesWith(LogSince(log_at), "compaction stopped at corrupt data");
+  ASSERT_EQ(reports.size(), 1u) << LogSince(log_at);
+  std::printf("[ compaction ] %s\n", reports[0].c_str());
+
+  auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+  ASSERT_TRUE(a && g);
+  PutRange(*g, 2, kEntries, kEntries + 50);
+  PutRange(*a, 1, 5000, 5050);
+  int intact = 0, corrupt = 0;
+  std::string message;
+  ReadBack(*g, 2, kEntries + 50, &intact, &corrupt, &message);
+  EXPECT_EQ(intact, kEntries + 50);
+  ReadBack(*a, 1, kEntries, &intact, &corrupt, &message);
+  EXPECT_GT(corrupt, 0);
+  EXPECT_GT(intact, kEntries / 2);
+  EXPECT_TRUE(LinesWith(LogSince(log_at), "writes are refused").empty()) << LogSince(log_at);
+  EXPECT_EQ(proc_->Kill(SIGTERM), 0) << proc_->Log();
+}
+
+}  // namespace
+}  // namespace sealcache::fault
