@@ -74,7 +74,11 @@ class SealcachedProcess {
     while (std::chrono::steady_clock::now() < deadline) {
       client::ClientOptions o;
       o.port = port_;
-      if (client::Client::Connect(o).ok()) return true;
+      // A Ping, not just a connect: connecting to a port nobody listens on yet can succeed
+      // as a TCP self-connect (the kernel picks the same port as the source), and then the
+      // "server" echoes our own request back.
+      auto c = client::Client::Connect(o);
+      if (c.ok() && (*c)->Ping().ok()) return true;
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
