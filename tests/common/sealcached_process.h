@@ -74,11 +74,15 @@ class SealcachedProcess {
     while (std::chrono::steady_clock::now() < deadline) {
       client::ClientOptions o;
       o.port = port_;
-      // A Ping, not just a connect: connecting to a port nobody listens on yet can succeed
-      // as a TCP self-connect (the kernel picks the same port as the source), and then the
-      // "server" echoes our own request back.
+      // A response, not just a connect: connecting to a port nobody listens on yet can
+      // succeed as a TCP self-connect (the kernel picks the same port as the source), and
+      // then the "server" echoes our own request back. The server answers a Ping before
+      // Hello with Unauthenticated.
       auto c = client::Client::Connect(o);
-      if (c.ok() && (*c)->Ping().ok()) return true;
+      if (c.ok()) {
+        auto pong = (*c)->Ping();
+        if (pong.ok() || pong.status().code() == Status::Code::kUnauthenticated) return true;
+      }
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
