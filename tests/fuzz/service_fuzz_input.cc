@@ -79,6 +79,7 @@ P::ResponseBody ResponseTypeFor(P::RequestBody request) {
   return R::NONE;
 }
 
+// The admin operations are the last members of the RequestBody union (protocol.fbs).
 bool IsAdminOperation(P::RequestBody type) {
   using Q = P::RequestBody;
   return type >= Q::CreateOrgRequest && type <= Q::RevokeTokenRequest;
