@@ -1,5 +1,6 @@
 #include "seed_corpus.h"
 
+#include "sealcache/server/frame.h"
 #include "service_fuzz_input.h"
 
 namespace sealcache::fuzz {
@@ -70,10 +71,22 @@ std::vector<SeedInput> AdminSeeds() {
   };
 }
 
+// A Request whose union names `type` but holds no table: the verifier accepts it.
+Body TypeWithoutTable(uint64_t id, protocol::RequestBody type) {
+  flatbuffers::FlatBufferBuilder fbb;
+  fbb.Finish(protocol::CreateRequest(fbb, id, type, 0), server::kFileIdentifier);
+  return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+}
+
 std::vector<SeedInput> RefusalSeeds() {
   using S = SessionState;
+  using T = protocol::RequestBody;
   const Body not_a_request = {8, 0, 0, 0, 'S', 'C', 'P', '1', 0, 0, 0, 0};
   return {
+      // Once crashed sealcached before any authentication (null table dereference).
+      Seed("refusal-hello-without-its-table", S::kUnauthenticated,
+           {TypeWithoutTable(1, T::HelloRequest)}),
+      Seed("refusal-put-without-its-table", S::kOrgA, {TypeWithoutTable(1, T::PutRequest)}),
       Seed("refusal-unauthenticated", S::kUnauthenticated, {StatsBody(1), PingBody(2)}),
       Seed("refusal-bad-token", S::kUnauthenticated, {HelloBody(1, "sc_00"), PingBody(2)}),
       Seed("refusal-admin-operation-from-org", S::kOrgA, {ListOrgsBody(1)}),
