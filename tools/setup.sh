@@ -3,6 +3,7 @@
 # `apt-get update` only when something is), then configures and builds into build/.
 #
 #   tools/setup.sh            # install what is missing, configure, build
+#   SEALCACHE_SANITIZERS=0 tools/setup.sh   # without the sanitizer suites' clang packages
 #   BUILD_DIR=out tools/setup.sh
 set -euo pipefail
 
@@ -19,6 +20,11 @@ PACKAGES=(
   libboost-dev libboost-program-options-dev
   libgtest-dev libbenchmark-dev
 )
+# The sanitizer suites of `quickstart.sh test` (not needed with SEALCACHE_SANITIZERS=0):
+# clang with its sanitizer and libFuzzer runtimes, its OpenMP headers, llvm-symbolizer.
+if [[ "${SEALCACHE_SANITIZERS:-1}" != 0 ]]; then
+  PACKAGES+=(clang-14 libclang-rt-14-dev libomp-14-dev llvm-14)
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

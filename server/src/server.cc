@@ -291,9 +291,9 @@ class ServerImpl final : public Server {
     SC_RETURN_IF_ERROR(Listen(acceptor_, options_.port, "service"));
     if (options_.metrics_port != 0 || metrics_requested_ephemeral_) {
       SC_RETURN_IF_ERROR(Listen(metrics_acceptor_, options_.metrics_port, "metrics"));
-      asio::co_spawn(io_, MetricsLoop(), asio::detached);
+      asio::co_spawn(accept_strand_, MetricsLoop(), asio::detached);
     }
-    asio::co_spawn(io_, AcceptLoop(), asio::detached);
+    asio::co_spawn(accept_strand_, AcceptLoop(), asio::detached);
     int n = options_.threads > 0
                 ? options_.threads
                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -314,7 +314,7 @@ class ServerImpl final : public Server {
     std::lock_guard<std::mutex> once(shutdown_mu_);
     if (shut_down_) return Status::Ok();
     shut_down_ = true;
-    asio::post(io_, [this] {
+    asio::post(accept_strand_, [this] {
       boost::system::error_code ec;
       acceptor_.close(ec);
       metrics_acceptor_.close(ec);
@@ -494,6 +494,9 @@ class ServerImpl final : public Server {
   ServerOptions options_;
   std::unique_ptr<CacheService> service_;
   asio::io_context io_;
+  // The accept loops and the close at shutdown: an acceptor is not safe to close on one
+  // io thread while its loop runs on another (a data race TSan reported).
+  asio::strand<asio::io_context::executor_type> accept_strand_ = asio::make_strand(io_);
   tcp::acceptor acceptor_, metrics_acceptor_;
   std::unique_ptr<asio::ssl::context> ssl_;
   uint16_t bound_port_ = 0, bound_metrics_port_ = 0;

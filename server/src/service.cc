@@ -319,8 +319,13 @@ void CacheServiceImpl::ReportWalRecovery(const std::vector<std::string>& report)
 Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
   using B = P::RequestBody;
   const B type = req.body_type();
-  if (type == B::HelloRequest) return Hello(s, req.body_as_HelloRequest(), fbb);
   if (type == B::NONE) return {Status::InvalidArgument("request has no body")};
+  // The verifier accepts a union type without its table; every handler below reads it.
+  if (req.body() == nullptr) {
+    return {Status::InvalidArgument(std::string("request names ") + P::EnumNameRequestBody(type) +
+                                    " but carries no body")};
+  }
+  if (type == B::HelloRequest) return Hello(s, req.body_as_HelloRequest(), fbb);
   if (!s.authenticated) return {Status::Unauthenticated("send Hello with a token first")};
   switch (type) {
     case B::PingRequest: {

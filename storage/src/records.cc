@@ -1,7 +1,9 @@
 #include "records.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "records_generated.h"
 #include "sealcache/encoding.h"
@@ -25,6 +27,27 @@ std::string WithExpiry(int64_t expires_ms, size_t reserve) {
   AppendFixed64(s, static_cast<uint64_t>(expires_ms));
   return s;
 }
+
+// A flatbuffer record as flatbuffers must read it: its scalars and offsets are loaded as
+// aligned words, but a RocksDB value may start at any address (a slice inside a block, or
+// after the 8-byte expiry prefix), so an unaligned record is read from an aligned copy.
+class AlignedRecord {
+ public:
+  AlignedRecord(const char* data, size_t size)
+      : data_(reinterpret_cast<const uint8_t*>(data)), size_(size) {
+    if (reinterpret_cast<uintptr_t>(data_) % alignof(uint64_t) == 0) return;
+    copy_.resize((size + sizeof(uint64_t) - 1) / sizeof(uint64_t));
+    if (size > 0) std::memcpy(copy_.data(), data, size);
+    data_ = reinterpret_cast<const uint8_t*>(copy_.data());
+  }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  std::vector<uint64_t> copy_;
+  const uint8_t* data_;
+  size_t size_;
+};
 
 }  // namespace
 
@@ -96,13 +119,12 @@ std::string EncodeEntryMeta(const EntryMeta& m) {
 
 Result<EntryMeta> DecodeEntryMeta(std::string_view value, const Digest& digest) {
   if (value.size() < kExpirySize) return Status::Corruption("entry meta record is truncated");
-  auto* data = reinterpret_cast<const uint8_t*>(value.data()) + kExpirySize;
-  size_t size = value.size() - kExpirySize;
-  flatbuffers::Verifier verifier(data, size);
+  const AlignedRecord record(value.data() + kExpirySize, value.size() - kExpirySize);
+  flatbuffers::Verifier verifier(record.data(), record.size());
   if (!verifier.VerifyBuffer<fb::EntryMetaRecord>(nullptr)) {
     return Status::Corruption("entry meta record fails verification");
   }
-  auto* r = flatbuffers::GetRoot<fb::EntryMetaRecord>(data);
+  auto* r = flatbuffers::GetRoot<fb::EntryMetaRecord>(record.data());
   if (r->format_version() != 1) {
     return Status::Corruption("entry meta record has unknown version " +
                               std::to_string(r->format_version()));
@@ -139,12 +161,12 @@ std::string EncodeOrgInfo(const OrgConfig& c) {
 }
 
 Result<OrgConfig> DecodeOrgInfo(std::string_view value) {
-  auto* data = reinterpret_cast<const uint8_t*>(value.data());
-  flatbuffers::Verifier verifier(data, value.size());
+  const AlignedRecord record(value.data(), value.size());
+  flatbuffers::Verifier verifier(record.data(), record.size());
   if (!verifier.VerifyBuffer<fb::OrgInfoRecord>(nullptr)) {
     return Status::Corruption("org info record fails verification");
   }
-  auto* r = flatbuffers::GetRoot<fb::OrgInfoRecord>(data);
+  auto* r = flatbuffers::GetRoot<fb::OrgInfoRecord>(record.data());
   if (r->format_version() != 1) return Status::Corruption("org info record has unknown version");
   OrgConfig c;
   c.dimension = r->dimension();
@@ -213,12 +235,12 @@ std::string EncodeToken(const TokenRecord& t) {
 }
 
 Result<TokenRecord> DecodeToken(std::string_view value) {
-  auto* data = reinterpret_cast<const uint8_t*>(value.data());
-  flatbuffers::Verifier verifier(data, value.size());
+  const AlignedRecord record(value.data(), value.size());
+  flatbuffers::Verifier verifier(record.data(), record.size());
   if (!verifier.VerifyBuffer<fb::TokenRecord>(nullptr)) {
     return Status::Corruption("token record fails verification");
   }
-  auto* r = flatbuffers::GetRoot<fb::TokenRecord>(data);
+  auto* r = flatbuffers::GetRoot<fb::TokenRecord>(record.data());
   if (r->format_version() != 1) return Status::Corruption("token record has unknown version");
   TokenRecord t;
   if (r->org() != nullptr) t.org = r->org()->str();

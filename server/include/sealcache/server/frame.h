@@ -21,6 +21,8 @@ uint32_t DecodeFrameLength(const uint8_t header[kFrameHeaderSize]);
 
 // Verifies an untrusted body as a Request / Response (flatbuffers::Verifier with the file
 // identifier); returns the root or InvalidArgument. The buffer must outlive the result.
+// REQUIRES: body.data() is 8-byte aligned (a vector's own buffer is): flatbuffers loads
+// aligned words.
 Result<const protocol::Request*> VerifyRequest(std::span<const uint8_t> body);
 Result<const protocol::Response*> VerifyResponse(std::span<const uint8_t> body);
 
