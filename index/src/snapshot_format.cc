@@ -3,6 +3,7 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <exception>
@@ -53,14 +54,32 @@ Status EncodeSegment(const SegmentCapture& capture, size_t dimension, std::vecto
   return Status::Ok();
 }
 
+// faiss::read_index over the snapshot's bytes where they are: VectorIOReader would first
+// copy the whole blob (the vectors, ~1.5 KB each) into a vector of its own.
+class SpanReader final : public faiss::IOReader {
+ public:
+  explicit SpanReader(std::span<const uint8_t> data) : data_(data) {}
+  size_t operator()(void* ptr, size_t size, size_t nitems) override {
+    if (size == 0) return 0;
+    size_t n = std::min(nitems, (data_.size() - position_) / size);
+    std::memcpy(ptr, data_.data() + position_, n * size);
+    position_ += n * size;
+    return n;
+  }
+  size_t remaining() const { return data_.size() - position_; }
+
+ private:
+  std::span<const uint8_t> data_;
+  size_t position_ = 0;
+};
+
 Result<std::unique_ptr<faiss::IndexHNSWFlat>> ReadHnswBlob(std::span<const uint8_t> blob, size_t n,
                                                            size_t dimension) {
   std::unique_ptr<faiss::Index> read;
   try {
-    faiss::VectorIOReader reader;
-    reader.data.assign(blob.begin(), blob.end());
+    SpanReader reader(blob);
     read.reset(faiss::read_index(&reader));
-    if (reader.rp != reader.data.size()) {
+    if (reader.remaining() != 0) {
       return Status::Corruption("snapshot: trailing bytes after the hnsw index");
     }
   } catch (const std::exception& e) {
