@@ -315,7 +315,11 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
       uint64_t put_next = uint64_t{w.options().entries} + round_seed * 1'000'000 + c * 100'000;
       size_t next_query = rng() % kQueriesPerOrg;
       const double interval = o.target_qps > 0 ? o.connections / o.target_qps : 0;
-      auto next_send = SteadyClock::now();
+      // Paced connections start out of phase, so the server sees an even stream rather
+      // than all of them at once every interval.
+      auto next_send = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                std::chrono::duration<double>(
+                                                    interval * c / o.connections));
       while (!stop) {
         if (interval > 0) {
           next_send += std::chrono::duration_cast<SteadyClock::duration>(
