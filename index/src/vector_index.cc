@@ -60,8 +60,10 @@ Status ValidateIndexParams(const IndexParams& p) {
     return Status::InvalidArgument("dimension must be in [1, 65536]");
   }
   if (p.hnsw_m < 2 || p.hnsw_m > 256) return Status::InvalidArgument("hnsw_m must be in [2, 256]");
-  if (p.ef_construction < 1 || p.ef_search < 1) {
-    return Status::InvalidArgument("ef_construction and ef_search must be positive");
+  if (p.ef_construction < 1 || p.ef_search < 1 || p.ef_construction > kMaxEf ||
+      p.ef_search > kMaxEf) {
+    return Status::InvalidArgument("ef_construction and ef_search must be in [1, " +
+                                   std::to_string(kMaxEf) + "]");
   }
   if (p.seal_threshold == 0 || p.seal_threshold > (size_t{1} << 30)) {
     return Status::InvalidArgument("seal_threshold must be in [1, 2^30]");

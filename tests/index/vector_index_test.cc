@@ -46,6 +46,15 @@ TEST(VectorIndex, RejectsInvalidParams) {
   p = IndexParams{};
   p.hnsw_m = 1;
   EXPECT_EQ(VectorIndex::Create(p).status().code(), Status::Code::kInvalidArgument);
+  p = IndexParams{};
+  p.ef_search = kMaxEf + 1;
+  EXPECT_EQ(VectorIndex::Create(p).status().code(), Status::Code::kInvalidArgument);
+  p = IndexParams{};
+  p.ef_construction = kMaxEf + 1;
+  EXPECT_EQ(VectorIndex::Create(p).status().code(), Status::Code::kInvalidArgument);
+  p = IndexParams{};
+  p.ef_search = kMaxEf;
+  EXPECT_TRUE(VectorIndex::Create(p).ok());
 }
 
 TEST(VectorIndex, RejectsNanInfZeroAndWrongDimensionWithAClearMessage) {

@@ -31,6 +31,11 @@ namespace sealcache::index {
 // less (the default ef_search gives 1.000 there).
 inline constexpr int kHardDataEfSearch = 768;
 
+// Largest ef_construction and ef_search accepted. Both are per-org settings a client may
+// choose; build and search time and the walk's memory grow with them, and past a few
+// thousand recall no longer improves (kHardDataEfSearch is enough for isotropic data).
+inline constexpr int kMaxEf = 4096;
+
 struct IndexParams {
   // Vector dimension; every added vector and every query must have exactly this many floats.
   size_t dimension = 384;
