@@ -174,8 +174,8 @@ void BM_OurGraphWalk(benchmark::State& state) {
   const bool near = state.range(0) == 1;
   const std::vector<float>& queries = near ? d.near_queries : d.queries;
   const std::vector<int64_t>& exact = near ? d.near_exact_top1 : d.exact_top1;
-  static const WalkCodes codes = WalkCodes::Of(
-      static_cast<const faiss::IndexFlat*>(index.storage)->get_xb(), BenchN(), kDim);
+  static const WalkCodes codes =
+      WalkCodes::Of(static_cast<const faiss::IndexFlat*>(index.storage)->get_xb(), BenchN(), kDim);
   const WalkCodes* walk_codes = state.range(2) == 1 ? &codes : nullptr;
   float score[10];
   int64_t label[10];
@@ -209,8 +209,7 @@ void BM_VectorIndexSearch(benchmark::State& state) {
       (void)index->Add(i, std::span<const float>(&d.base[i * kDim], kDim));
     }
     index->WaitForBackgroundWork();
-    build_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   const bool near = state.range(0) == 1;
   const std::vector<float>& queries = near ? d.near_queries : d.queries;
@@ -236,7 +235,8 @@ void BM_VectorIndexSearch(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(latencies.size()), benchmark::Counter::kIsRate);
   state.counters["build_s"] = benchmark::Counter(build_seconds, benchmark::Counter::kAvgThreads);
   auto stats = index->Stats();
-  state.SetLabel(std::string(near ? "near-dup, " : "fresh, ") + std::to_string(stats.hnsw_segments) + " hnsw + " +
+  state.SetLabel(std::string(near ? "near-dup, " : "fresh, ") +
+                 std::to_string(stats.hnsw_segments) + " hnsw + " +
                  std::to_string(stats.flat_segments) + " flat segments");
 }
 

@@ -317,9 +317,9 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
       const double interval = o.target_qps > 0 ? o.connections / o.target_qps : 0;
       // Paced connections start out of phase, so the server sees an even stream rather
       // than all of them at once every interval.
-      auto next_send = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                                std::chrono::duration<double>(
-                                                    interval * c / o.connections));
+      auto next_send =
+          SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                   std::chrono::duration<double>(interval * c / o.connections));
       while (!stop) {
         if (interval > 0) {
           next_send += std::chrono::duration_cast<SteadyClock::duration>(

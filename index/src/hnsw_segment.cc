@@ -71,7 +71,8 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   if (filter != nullptr) {  // the filter rejected too many of the walk's nodes
     LiveAndAdmitted selector(*this, filter);
     if (WalkHnsw(*index_, query, k, &selector, &codes_, hits).ok() && hits.size() >= k) {
-      for (size_t i = 0; i < k; ++i) top.Offer(slots_[static_cast<size_t>(hits[i].label)], hits[i].score);
+      for (size_t i = 0; i < k; ++i)
+        top.Offer(slots_[static_cast<size_t>(hits[i].label)], hits[i].score);
       return;
     }
   }

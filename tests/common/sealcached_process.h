@@ -52,9 +52,15 @@ class SealcachedProcess {
   bool Start(const std::vector<std::string>& extra = {}, const std::vector<std::string>& env = {},
              std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
     EXPECT_FALSE(running());
-    std::vector<std::string> args = {binary_,  "--data", data_dir(), "--master-key",
-                                     "file:" + master_key_path(), "--port", std::to_string(port_),
-                                     "--threads", "2"};
+    std::vector<std::string> args = {binary_,
+                                     "--data",
+                                     data_dir(),
+                                     "--master-key",
+                                     "file:" + master_key_path(),
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--threads",
+                                     "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {

@@ -54,7 +54,6 @@ TEST(InnerProduct, SimdEqualsScalarOnTheIndexDimensionForManyPairs) {
   }
 }
 
-
 // Int8 codes (graph walks): code * scale reproduces each element within half a step, and the
 // approximate inner product of unit vectors is within 1e-2 of the float one.
 TEST(Int8InnerProduct, CodesReproduceTheVectorWithinHalfAStep) {

@@ -120,21 +120,19 @@ TEST(SimdHnsw, ValidationRejectsGraphsASearchCouldFollowOutOfBounds) {
   EXPECT_TRUE(ValidateHnsw(*index, 400, 16).IsCorruption());
 }
 
-
 // The int8 walk re-scores with the float vectors: the same nearest neighbours, exact scores.
 TEST(SimdHnsw, Int8WalkFindsTheSameNeighboursWithExactScores) {
   VectorSet set = IsotropicVectors(3000, 64, 21);
   auto index = Build(set, /*simd=*/true);
   index->hnsw.efSearch = 64;
-  WalkCodes codes = WalkCodes::Of(
-      static_cast<const faiss::IndexFlat*>(index->storage)->get_xb(), set.size(), set.d);
+  WalkCodes codes = WalkCodes::Of(static_cast<const faiss::IndexFlat*>(index->storage)->get_xb(),
+                                  set.size(), set.d);
   size_t same = 0;
   for (size_t i = 0; i < 300; ++i) {
     float f_score, c_score;
     int64_t f_label, c_label;
     ASSERT_TRUE(SearchHnsw(*index, set.row(i).data(), 1, nullptr, &f_score, &f_label).ok());
-    ASSERT_TRUE(
-        SearchHnsw(*index, set.row(i).data(), 1, nullptr, &c_score, &c_label, &codes).ok());
+    ASSERT_TRUE(SearchHnsw(*index, set.row(i).data(), 1, nullptr, &c_score, &c_label, &codes).ok());
     same += f_label == c_label;
     if (c_label == static_cast<int64_t>(i)) {
       EXPECT_NEAR(c_score, 1.0f, 1e-5);  // the float score, not the code's
