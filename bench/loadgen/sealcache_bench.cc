@@ -149,6 +149,17 @@ struct RoundResult {
   double seconds = 0;
   OpStats lookup, get, put;
   uint64_t expected_hits = 0, hits_on_expected = 0, false_hits = 0, fresh = 0;
+
+  // Adds another connection's or round's requests (not its seconds).
+  void Merge(const RoundResult& o) {
+    lookup.Merge(o.lookup);
+    get.Merge(o.get);
+    put.Merge(o.put);
+    expected_hits += o.expected_hits;
+    hits_on_expected += o.hits_on_expected;
+    false_hits += o.false_hits;
+    fresh += o.fresh;
+  }
 };
 
 // ---- the target ---------------------------------------------------------------------------
@@ -378,13 +389,7 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
         }
       }
       std::lock_guard<std::mutex> lock(mu);
-      total.lookup.Merge(mine.lookup);
-      total.get.Merge(mine.get);
-      total.put.Merge(mine.put);
-      total.expected_hits += mine.expected_hits;
-      total.hits_on_expected += mine.hits_on_expected;
-      total.false_hits += mine.false_hits;
-      total.fresh += mine.fresh;
+      total.Merge(mine);
     });
   }
   for (auto& th : threads) th.join();
@@ -577,14 +582,8 @@ int Run(const Options& o) {
   for (size_t i = 0; i < targets.size(); ++i) {
     RoundResult merged;
     for (auto& rr : rounds[i]) {
-      merged.lookup.Merge(rr.lookup);
-      merged.get.Merge(rr.get);
-      merged.put.Merge(rr.put);
+      merged.Merge(rr);
       merged.seconds += rr.seconds;
-      merged.expected_hits += rr.expected_hits;
-      merged.hits_on_expected += rr.hits_on_expected;
-      merged.false_hits += rr.false_hits;
-      merged.fresh += rr.fresh;
     }
     const Report loaded = reports[i];
     reports[i] = Summarise(targets[i].name(), merged);
