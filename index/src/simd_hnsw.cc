@@ -1,9 +1,7 @@
 #include "simd_hnsw.h"
 
-#include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/HNSW.h>
-#include <faiss/utils/Heap.h>
 
 #include <algorithm>
 #include <exception>
@@ -30,23 +28,6 @@ class SimdInnerProductComputer final : public faiss::FlatCodesDistanceComputer {
     return ip_(query_, reinterpret_cast<const float*>(code), d_);
   }
   float symmetric_dis(idx_t i, idx_t j) override { return ip_(xb_ + i * d_, xb_ + j * d_, d_); }
-
- private:
-  const float* xb_;
-  size_t d_;
-  InnerProductFn ip_;
-  const float* query_ = nullptr;
-};
-
-// HNSW minimises; for the inner product metric it walks on negated similarities (as FAISS's
-// own IndexHNSW::search does).
-class NegatedInnerProductComputer final : public faiss::DistanceComputer {
- public:
-  NegatedInnerProductComputer(const float* xb, size_t d)
-      : xb_(xb), d_(d), ip_(InnerProductFunction()) {}
-  void set_query(const float* x) override { query_ = x; }
-  float operator()(idx_t i) override { return -ip_(query_, xb_ + i * d_, d_); }
-  float symmetric_dis(idx_t i, idx_t j) override { return -ip_(xb_ + i * d_, xb_ + j * d_, d_); }
 
  private:
   const float* xb_;
