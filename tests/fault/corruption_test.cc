@@ -53,6 +53,15 @@ class Corruption : public FaultTest {
       ASSERT_EQ((*hits)[0].entry.digest, e.digest) << "entry " << i;
     }
   }
+  // Creates orgs acme and globex (tokens out) and puts entries 0..n-1 into each (salts 1, 2).
+  void LoadTwoOrgs(int n, std::string* acme, std::string* globex) {
+    *acme = CreateOrg("acme", kDim);
+    *globex = CreateOrg("globex", kDim);
+    auto a = proc_->ConnectAs(*acme), g = proc_->ConnectAs(*globex);
+    ASSERT_TRUE(a && g);
+    PutRange(*a, 1, 0, n);
+    PutRange(*g, 2, 0, n);
+  }
   std::string OrgSstDir(const std::string& org) { return proc_->data_dir() + "/db/orgs/" + org; }
   std::string DbDir() { return proc_->data_dir() + "/db"; }
   std::string LogSince(size_t offset) { return proc_->Log().substr(offset); }
@@ -60,13 +69,8 @@ class Corruption : public FaultTest {
 
 TEST_F(Corruption, DamagedOrgSstFailsOnlyThatOrgsDamagedReads) {
   ASSERT_TRUE(StartServer());
-  const std::string acme = CreateOrg("acme", kDim), globex = CreateOrg("globex", kDim);
-  {
-    auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
-    ASSERT_TRUE(a && g);
-    PutRange(*a, 1, 0, kEntries);
-    PutRange(*g, 2, 0, kEntries);
-  }
+  std::string acme, globex;
+  ASSERT_NO_FATAL_FAILURE(LoadTwoOrgs(kEntries, &acme, &globex));
   ASSERT_EQ(proc_->Kill(SIGTERM), 0) << proc_->Log();  // flushes memtables into SSTs
   const auto ssts = FilesIn(OrgSstDir("acme"), ".sst");
   ASSERT_FALSE(ssts.empty());
@@ -107,13 +111,8 @@ TEST_F(Corruption, DamagedOrgSstFailsOnlyThatOrgsDamagedReads) {
 
 TEST_F(Corruption, GarbageWalTailKeepsSyncedWritesAndReportsTheDrop) {
   ASSERT_TRUE(StartServer({"--sync"}));
-  const std::string acme = CreateOrg("acme", kDim), globex = CreateOrg("globex", kDim);
-  {
-    auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
-    ASSERT_TRUE(a && g);
-    PutRange(*a, 1, 0, 50);
-    PutRange(*g, 2, 0, 50);
-  }
+  std::string acme, globex;
+  ASSERT_NO_FATAL_FAILURE(LoadTwoOrgs(50, &acme, &globex));
   ASSERT_EQ(proc_->Kill(SIGKILL), 128 + SIGKILL);
   const auto wals = FilesIn(DbDir(), ".log");
   ASSERT_FALSE(wals.empty());
@@ -266,13 +265,8 @@ TEST_F(Corruption, DamagedIndexSnapshotIsRebuiltFromTheStore) {
 // writes).
 TEST_F(Corruption, CompactionOverDamagedSstLeavesEveryOrgWritable) {
   ASSERT_TRUE(StartServer());
-  const std::string acme = CreateOrg("acme", kDim), globex = CreateOrg("globex", kDim);
-  {
-    auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
-    ASSERT_TRUE(a && g);
-    PutRange(*a, 1, 0, kEntries);
-    PutRange(*g, 2, 0, kEntries);
-  }
+  std::string acme, globex;
+  ASSERT_NO_FATAL_FAILURE(LoadTwoOrgs(kEntries, &acme, &globex));
   ASSERT_EQ(proc_->Kill(SIGTERM), 0);
   const auto ssts = FilesIn(OrgSstDir("acme"), ".sst");
   ASSERT_EQ(ssts.size(), 1u);
