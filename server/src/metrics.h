@@ -52,6 +52,9 @@ class LatencyHistogram {
 struct OrgMetrics {
   std::atomic<uint64_t> puts{0}, gets{0}, get_hits{0}, get_misses{0}, lookups{0}, lookup_hits{0},
       lookup_misses{0}, deletes{0}, errors{0};
+  // Requests of the org answered CORRUPTION (damaged or undecryptable stored data); part of
+  // the org's decrypt_failures with the store's failed file opens.
+  std::atomic<uint64_t> corrupt_answers{0};
   LatencyHistogram put_latency, get_latency, lookup_latency;
 };
 

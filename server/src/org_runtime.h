@@ -85,7 +85,13 @@ class OrgRuntime {
   // Removes expired entries from the index and the slot table; returns how many.
   size_t SweepExpired(int64_t now_ms);
 
+  // Requests under way on this runtime (each holds an OrgLease). DropOrg revokes every
+  // session of the org first and then waits for this to reach 0, so no request that passed
+  // its session check before the drop can act on a later org of the same name.
+  uint64_t requests_in_flight() const { return requests_in_flight_.load(); }
+
  private:
+  friend class OrgLease;
   OrgRuntime() = default;
   uint32_t NamespaceId(std::string_view ns);  // REQUIRES: mu_ held exclusively
   Status WriteSnapshotLocked(storage::Store& store, int64_t now_ms);  // REQUIRES: snapshot_mu_
@@ -108,11 +114,34 @@ class OrgRuntime {
   // build those graphs again).
   bool SnapshotStale(uint64_t changed) const;
 
+  std::atomic<uint64_t> requests_in_flight_{0};
+
   std::mutex snapshot_mu_;
   std::atomic<uint64_t> inserts_since_snapshot_{0};
   int64_t last_snapshot_ms_ = 0;       // GUARDED_BY(snapshot_mu_)
   size_t snapshot_hnsw_segments_ = 0;  // GUARDED_BY(snapshot_mu_)
   size_t snapshot_flat_segments_ = 0;  // GUARDED_BY(snapshot_mu_)
+};
+
+// One request's hold on an org runtime: counted in requests_in_flight() for its lifetime.
+// Seq-cst on both sides (the count here, the session's revoked flag in DropOrg), so that
+// either the request sees the revocation or the drop sees the request.
+class OrgLease {
+ public:
+  explicit OrgLease(std::shared_ptr<OrgRuntime> rt) : rt_(std::move(rt)) {
+    rt_->requests_in_flight_.fetch_add(1);
+  }
+  OrgLease(OrgLease&& other) noexcept = default;
+  OrgLease& operator=(OrgLease&&) = delete;
+  OrgLease(const OrgLease&) = delete;
+  ~OrgLease() {
+    if (rt_) rt_->requests_in_flight_.fetch_sub(1);
+  }
+  OrgRuntime& operator*() const { return *rt_; }
+  OrgRuntime* operator->() const { return rt_.get(); }
+
+ private:
+  std::shared_ptr<OrgRuntime> rt_;
 };
 
 }  // namespace sealcache::server::internal

@@ -19,9 +19,23 @@
 #include "sealcache/server/frame.h"
 
 namespace sealcache::server {
+
+// See Session. `revoked` is set (seq-cst) when the token is revoked or the org dropped;
+// `runtime` is the org's incarnation at Hello: a dropped org's runtime is gone, and a new
+// org of the same name has a new one, so an old session can never reach it.
+struct SessionBinding {
+  std::string org;  // "" for an admin token
+  std::string token_id;
+  std::weak_ptr<internal::OrgRuntime> runtime;
+  // The org could not be loaded at start (a damaged file): requests get `unavailable`.
+  Status unavailable;
+  std::atomic<bool> revoked{false};
+};
+
 namespace {
 
 using FBB = flatbuffers::FlatBufferBuilder;
+using internal::OrgLease;
 using internal::OrgRuntime;
 namespace P = protocol;
 
@@ -32,6 +46,13 @@ constexpr char kAdminTokenFile[] = "admin.token";
 
 double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// What every request of an org that could not be loaded at start gets: the cause's code
+// (Corruption for damaged data) and message, naming the org.
+Status UnavailableStatus(const std::string& org, const Status& cause) {
+  return cause.WithContext("org " + org +
+                           " is unavailable until its files are restored or it is dropped");
 }
 
 // A new random token "sc_<64 hex>" and its public id.
@@ -138,7 +159,14 @@ class CacheServiceImpl final : public CacheService {
     worker();
     for (auto& t : pool) t.join();
     for (size_t i = 0; i < ids.size(); ++i) {
-      if (!statuses[i].ok()) return statuses[i].WithContext("org " + ids[i]);
+      if (!statuses[i].ok()) {
+        // One org's damage stays that org's: the others serve, this one answers why not.
+        Status why = UnavailableStatus(ids[i], statuses[i]);
+        std::fprintf(stderr, "sealcached: %s\n", why.message().c_str());
+        corruptions_.fetch_add(1, std::memory_order_relaxed);
+        unavailable_orgs_.emplace(ids[i], std::move(why));
+        continue;
+      }
       std::fprintf(stderr, "sealcached: %s\n", logs[i].c_str());
       orgs_.emplace(ids[i], std::move(loaded[i]));
     }
@@ -192,10 +220,11 @@ class CacheServiceImpl final : public CacheService {
   Reply IssueToken(const P::IssueTokenRequest* r, FBB& fbb);
   Reply RevokeToken(const P::RevokeTokenRequest* r, FBB& fbb);
 
-  Result<std::shared_ptr<OrgRuntime>> OrgOf(const Session& s);
+  Result<OrgLease> OrgOf(const Session& s);
+  // Marks revoked every live session binding `match` selects. REQUIRES: bindings_mu_ held.
+  void RevokeBindings(const std::function<bool(const SessionBinding&)>& match);
   void ReportCorruption(const Session& s, const P::Request& req, const Status& status);
   static void ReportWalRecovery(const std::vector<std::string>& report);
-  Result<std::shared_ptr<OrgRuntime>> FindOrg(std::string_view org);
   Result<storage::PutResult> DoPut(OrgRuntime& org, const P::PutRequest* r);
   Status BootstrapAdminToken();
   void BackgroundLoop();
@@ -207,7 +236,15 @@ class CacheServiceImpl final : public CacheService {
   std::unique_ptr<storage::Store> store_;
   std::shared_mutex orgs_mu_;
   std::map<std::string, std::shared_ptr<OrgRuntime>, std::less<>> orgs_;
+  // Orgs whose files could not be loaded at start, with the answer their requests get.
+  std::map<std::string, Status, std::less<>> unavailable_orgs_;
   std::mutex admin_mu_;  // serialises CreateOrg / DropOrg
+  // Every session binding handed out by Hello (expired ones are pruned as it grows). Hello's
+  // token check and registration, and every revocation, hold bindings_mu_, so a Hello cannot
+  // slip a binding in between a revocation's store write and its marking.
+  std::mutex bindings_mu_;
+  std::vector<std::weak_ptr<SessionBinding>> bindings_;
+  size_t bindings_pruned_at_ = 0;
   std::string admin_token_path_;
   std::atomic<uint64_t> auth_failures_{0}, connection_errors_{0}, corruptions_{0};
 
@@ -295,6 +332,9 @@ Status CacheServiceImpl::Flush() {
 void CacheServiceImpl::ReportCorruption(const Session& s, const P::Request& req,
                                         const Status& status) {
   corruptions_.fetch_add(1, std::memory_order_relaxed);
+  if (s.binding) {
+    if (auto rt = s.binding->runtime.lock()) rt->metrics().corrupt_answers.fetch_add(1);
+  }
   std::fprintf(stderr, "sealcached: org %s: %s failed on corrupt stored data: %s\n",
                s.org.empty() ? "(admin)" : s.org.c_str(), P::EnumNameRequestBody(req.body_type()),
                status.ToString().c_str());
@@ -327,6 +367,11 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
   }
   if (type == B::HelloRequest) return Hello(s, req.body_as_HelloRequest(), fbb);
   if (!s.authenticated) return {Status::Unauthenticated("send Hello with a token first")};
+  if (s.binding->revoked.load()) {
+    s = Session{};
+    return {Status::Unauthenticated(
+        "the token of this session was revoked or its org dropped; send Hello again")};
+  }
   switch (type) {
     case B::PingRequest: {
       auto now = NowMs();
@@ -371,35 +416,65 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
 }
 
 Reply CacheServiceImpl::Hello(Session& s, const P::HelloRequest* r, FBB& fbb) {
+  s = Session{};
   std::string_view token = StrOf(r->token());
   if (token.empty()) return {Status::Unauthenticated("Hello needs a token")};
-  auto record = store_->FindToken(TokenHash(token));
-  if (!record.ok()) {
-    s = Session{};
-    return {Status::Unauthenticated("invalid or revoked token")};
+  auto binding = std::make_shared<SessionBinding>();
+  {
+    std::lock_guard<std::mutex> lock(bindings_mu_);
+    auto record = store_->FindToken(TokenHash(token));
+    if (!record.ok()) return {Status::Unauthenticated("invalid or revoked token")};
+    binding->org = record->org;
+    binding->token_id = record->token_id;
+    if (!record->org.empty()) {
+      std::shared_lock<std::shared_mutex> orgs(orgs_mu_);
+      auto rt = orgs_.find(record->org);
+      auto down = unavailable_orgs_.find(record->org);
+      if (rt != orgs_.end()) {
+        binding->runtime = rt->second;
+      } else if (down != unavailable_orgs_.end()) {
+        binding->unavailable = down->second;
+      } else {
+        return {Status::Unauthenticated("invalid or revoked token")};
+      }
+    }
+    if (bindings_.size() >= 2 * bindings_pruned_at_ + 64) {
+      std::erase_if(bindings_, [](const auto& b) { return b.expired(); });
+      bindings_pruned_at_ = bindings_.size();
+    }
+    bindings_.push_back(binding);
   }
   s.authenticated = true;
-  s.admin = record->org.empty();
-  s.org = record->org;
+  s.admin = binding->org.empty();
+  s.org = binding->org;
+  s.binding = std::move(binding);
   auto org = fbb.CreateString(s.org);
   return Ok(P::ResponseBody::HelloResponse, P::CreateHelloResponse(fbb, org, s.admin));
 }
 
-Result<std::shared_ptr<OrgRuntime>> CacheServiceImpl::FindOrg(std::string_view org) {
-  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  auto it = orgs_.find(org);
-  if (it == orgs_.end()) return Status::NotFound("unknown org " + std::string(org));
-  return it->second;
+void CacheServiceImpl::RevokeBindings(const std::function<bool(const SessionBinding&)>& match) {
+  for (const auto& weak : bindings_) {
+    auto binding = weak.lock();
+    if (binding && match(*binding)) binding->revoked.store(true);
+  }
 }
 
-Result<std::shared_ptr<OrgRuntime>> CacheServiceImpl::OrgOf(const Session& s) {
+Result<OrgLease> CacheServiceImpl::OrgOf(const Session& s) {
   if (s.admin) {
     return Status::PermissionDenied("data operations need an org token, not the admin token");
   }
-  auto org = FindOrg(s.org);
+  const SessionBinding& binding = *s.binding;
+  if (!binding.unavailable.ok()) return binding.unavailable;
+  auto rt = binding.runtime.lock();
   // The org was dropped while this session was open: its token is gone too.
-  if (!org.ok()) return Status::Unauthenticated("the org of this session no longer exists");
-  return org;
+  if (!rt) return Status::Unauthenticated("the org of this session no longer exists");
+  OrgLease lease(std::move(rt));
+  // Checked again now that the lease is counted: see OrgLease.
+  if (binding.revoked.load()) {
+    return Status::Unauthenticated(
+        "the token of this session was revoked or its org dropped; send Hello again");
+  }
+  return lease;
 }
 
 // ---- data operations ----------------------------------------------------------------------
@@ -571,7 +646,7 @@ Reply CacheServiceImpl::Stats(const Session& s, FBB& fbb) {
   b.add_hits(m.get_hits + m.lookup_hits);
   b.add_misses(m.get_misses + m.lookup_misses);
   b.add_deletes(m.deletes);
-  b.add_decrypt_failures(st->decrypt_failures);
+  b.add_decrypt_failures(st->decrypt_failures + m.corrupt_answers.load());
   b.add_active_key_version(st->active_key_version);
   b.add_active_key_age_ms(st->active_key_age_ms);
   b.add_sst_bytes(st->live_sst_bytes);
@@ -622,8 +697,24 @@ Reply CacheServiceImpl::DropOrg(const P::DropOrgRequest* r, FBB& fbb) {
   std::string org(StrOf(r->org()));
   Status st = store_->DropOrg(org);
   if (!st.ok()) return {st};
-  std::unique_lock<std::shared_mutex> lock(orgs_mu_);
-  orgs_.erase(org);
+  std::shared_ptr<OrgRuntime> dropped;
+  {
+    std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+    if (auto it = orgs_.find(org); it != orgs_.end()) {
+      dropped = std::move(it->second);
+      orgs_.erase(it);
+    }
+    unavailable_orgs_.erase(org);
+  }
+  {
+    std::lock_guard<std::mutex> lock(bindings_mu_);
+    RevokeBindings([&](const SessionBinding& b) { return b.org == org; });
+  }
+  // Requests that passed their session check before the revocation finish before the drop
+  // is acknowledged (and so before an org of the same name can be created).
+  while (dropped && dropped->requests_in_flight() > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return Ok(P::ResponseBody::DropOrgResponse, P::CreateDropOrgResponse(fbb));
 }
 
@@ -665,7 +756,10 @@ Reply CacheServiceImpl::ListOrgs(FBB& fbb) {
 
 Reply CacheServiceImpl::IssueToken(const P::IssueTokenRequest* r, FBB& fbb) {
   std::string org(StrOf(r->org()));
-  if (!org.empty() && !FindOrg(org).ok()) return {Status::NotFound("unknown org " + org)};
+  if (!org.empty()) {
+    if (Status valid = crypto::ValidateOrgId(org); !valid.ok()) return {valid};
+    if (!store_->GetOrg(org).ok()) return {Status::NotFound("unknown org " + org)};
+  }
   auto token = NewToken();
   if (!token.ok()) return {token.status()};
   Status st = store_->AddToken(TokenHash(token->first), {org, token->second, 0});
@@ -676,8 +770,17 @@ Reply CacheServiceImpl::IssueToken(const P::IssueTokenRequest* r, FBB& fbb) {
 }
 
 Reply CacheServiceImpl::RevokeToken(const P::RevokeTokenRequest* r, FBB& fbb) {
-  auto n = store_->RevokeTokens(StrOf(r->org()), StrOf(r->token_id()));
+  const std::string org(StrOf(r->org())), token_id(StrOf(r->token_id()));
+  if (!org.empty()) {
+    if (Status valid = crypto::ValidateOrgId(org); !valid.ok()) return {valid};
+    if (!store_->GetOrg(org).ok()) return {Status::NotFound("unknown org " + org)};
+  }
+  std::lock_guard<std::mutex> lock(bindings_mu_);
+  auto n = store_->RevokeTokens(org, token_id);
   if (!n.ok()) return {n.status()};
+  RevokeBindings([&](const SessionBinding& b) {
+    return b.org == org && (token_id.empty() || b.token_id == token_id);
+  });
   return Ok(P::ResponseBody::RevokeTokenResponse, P::CreateRevokeTokenResponse(fbb, *n));
 }
 
@@ -704,7 +807,8 @@ std::string CacheServiceImpl::MetricsText() {
        [](auto& m) { return m.get_misses.load() + m.lookup_misses.load(); });
   each("sealcache_deletes_total", "Entries deleted or invalidated.",
        [](auto& m) { return m.deletes.load(); });
-  counter("sealcache_decrypt_failures_total", "Files whose key could not be unwrapped.");
+  counter("sealcache_decrypt_failures_total",
+          "File opens whose key or header failed, and requests answered CORRUPTION.");
   out +=
       "# HELP sealcache_key_rotation_age_seconds Age of the active key of each org.\n"
       "# TYPE sealcache_key_rotation_age_seconds gauge\n";
@@ -713,7 +817,7 @@ std::string CacheServiceImpl::MetricsText() {
     auto st = store_->Stats(o->id());
     if (!st.ok()) continue;
     decrypt += "sealcache_decrypt_failures_total{org=\"" + o->id() + "\"} " +
-               std::to_string(st->decrypt_failures) + "\n";
+               std::to_string(st->decrypt_failures + o->metrics().corrupt_answers.load()) + "\n";
     age += "sealcache_key_rotation_age_seconds{org=\"" + o->id() + "\"} " +
            std::to_string(st->active_key_age_ms / 1000) + "\n";
   }

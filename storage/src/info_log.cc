@@ -1,5 +1,6 @@
 #include "info_log.h"
 
+#include <fcntl.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -40,9 +41,13 @@ Result<std::shared_ptr<InfoLog>> InfoLog::Open(const std::string& dir) {
     std::filesystem::rename(path, path + ".old." + std::to_string(NowMicros()), ec);
     // A LOG that cannot be moved aside is appended to: losing history is not worth a refusal.
   }
-  std::FILE* f = std::fopen(path.c_str(), "ae");
+  // 0600 like every file of the store: the LOG names files, orgs and key versions.
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  std::FILE* f = fd < 0 ? nullptr : fdopen(fd, "a");
   if (f == nullptr) {
-    return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    return Status::IOError("cannot open " + path + ": " + std::strerror(err));
   }
   return std::shared_ptr<InfoLog>(new InfoLog(f));
 }

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <utility>
 
+#include "private_file_system.h"
 #include "records.h"
 #include "rocksdb_status.h"
 #include "sealcache/crypto/atomic_file.h"
@@ -60,14 +61,6 @@ Status CheckWritable(const std::string& dir) {
   }
   close(fd);
   unlink(probe.c_str());
-  return Status::Ok();
-}
-
-Status MakeDir(const std::string& path, mode_t mode) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) return Status::IOError("cannot create directory " + path + ": " + ec.message());
-  chmod(path.c_str(), mode);
   return Status::Ok();
 }
 
@@ -212,9 +205,9 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(StoreOptions options,
 
 Status StoreImpl::OpenKeystoreAndAudit(const crypto::SecretBytes& master_key) {
   const std::string& dir = layout_.data_dir();
-  SC_RETURN_IF_ERROR(MakeDir(dir, 0700));
+  SC_RETURN_IF_ERROR(MakePrivateDir(dir));
   SC_RETURN_IF_ERROR(CheckWritable(dir));
-  SC_RETURN_IF_ERROR(MakeDir(layout_.keys_dir(), 0700));
+  SC_RETURN_IF_ERROR(MakePrivateDir(layout_.keys_dir()));
   crypto::KeystoreOptions ks_options;
   ks_options.clock = clock_;
   ks_options.create_if_missing = options_.create_if_missing;
@@ -232,7 +225,7 @@ Status StoreImpl::OpenKeystoreAndAudit(const crypto::SecretBytes& master_key) {
   SC_ASSIGN_OR_RETURN(audit_, AuditLog::Open(layout_.audit_log_path(), clock_));
   for (const auto& d :
        {layout_.db_dir(), layout_.meta_dir(), layout_.orgs_dir(), layout_.index_dir()}) {
-    SC_RETURN_IF_ERROR(MakeDir(d, 0700));
+    SC_RETURN_IF_ERROR(MakePrivateDir(d));
   }
   return RecordAudit("store_opened",
                      {{"master_key_fingerprint", keystore_->master_key_fingerprint()}});
@@ -311,6 +304,7 @@ Status StoreImpl::OpenDatabase() {
             : NewRoutingFileSystem(layout_, keystore_.get(), rocksdb::FileSystem::Default(),
                                    std::move(events));
   if (fs_ == nullptr) return Status::Internal("cannot create the encrypted file system");
+  fs_ = NewPrivateFileSystem(std::move(fs_));
   env_ = rocksdb::NewCompositeEnv(fs_);
   block_cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
   expiry_filter_ = std::make_unique<ExpiryCompactionFilter>(clock_);
@@ -362,6 +356,7 @@ Status StoreImpl::OpenDatabase() {
   if (!s.ok()) return FromRocks(s, "cannot open the database in " + layout_.db_dir());
   default_cf_ = handles[0];
   meta_cf_ = handles[1];
+  open_handles_ = handles;  // until LoadOrgs has handed each to its owner
   write_options_.sync = options_.sync_writes;
   admin_write_options_.sync = true;
   return LoadOrgs({handles.begin() + 2, handles.end()});
@@ -399,6 +394,7 @@ Status StoreImpl::LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& hand
     rocksdb::Status s = db_->Get({}, meta_cf_, OrgInfoKey(org), &value);
     if (s.IsNotFound()) {
       // Created or dropped half-way before a crash: OrgInfo is the commit record.
+      std::erase(open_handles_, cf);
       SC_RETURN_IF_ERROR(FinishDropOrg(org, cf));
       continue;
     }
@@ -410,6 +406,7 @@ Status StoreImpl::LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& hand
     SC_ASSIGN_OR_RETURN(uint64_t next, RecoverNextSlot(*state));
     state->next_slot = next;
     orgs_.emplace(org, std::move(state));
+    std::erase(open_handles_, cf);  // owned by the OrgState now
   }
   // Key rings of orgs that no longer exist (a drop interrupted before its last step).
   for (const crypto::KeyInfo& info : keystore_->List()) {
@@ -444,13 +441,27 @@ Result<uint64_t> StoreImpl::RecoverNextSlot(const OrgState& org) {
   } else if (!s.IsNotFound()) {
     return FromRocks(s, "cannot read the slot counter of " + org.id);
   }
+  // The meta counter is written in the same batch as every vector, so it is enough; the
+  // last vector key only confirms it. That read touches the org's own (encrypted) last data
+  // block: when it is damaged, the org opens on the counter alone and the damage is
+  // reported, instead of the whole store refusing to open.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, org.cf));
   it->SeekForPrev(VectorKey(std::numeric_limits<uint64_t>::max()));
   if (it->Valid() && !it->key().empty() && it->key()[0] == kVectorPrefix) {
-    SC_ASSIGN_OR_RETURN(uint64_t last, DecodeVectorKey(View(it->key())));
-    next = std::max(next, last + 1);
+    auto last = DecodeVectorKey(View(it->key()));
+    if (last.ok()) next = std::max(next, *last + 1);
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "cannot scan vectors of " + org.id);
+  if (!it->status().ok()) {
+    {
+      std::lock_guard<std::mutex> lock(decrypt_failures_mu_);
+      decrypt_failures_[org.id]++;
+    }
+    if (options_.on_event) {
+      options_.on_event("org " + org.id + ": its last vector block cannot be read (" +
+                        it->status().ToString() +
+                        "); opened on its slot counter, reads of damaged entries fail");
+    }
+  }
   return next;
 }
 
@@ -462,9 +473,10 @@ StoreImpl::~StoreImpl() {
   reaper_cv_.notify_all();
   if (reaper_thread_.joinable()) reaper_thread_.join();
   if (db_ != nullptr) {
+    // Every handle DB::Open returned, also those of orgs an interrupted open never reached:
+    // RocksDB asserts (aborts) at Close if any is left.
+    for (rocksdb::ColumnFamilyHandle* cf : open_handles_) db_->DestroyColumnFamilyHandle(cf);
     for (auto& [id, org] : orgs_) db_->DestroyColumnFamilyHandle(org->cf);
-    db_->DestroyColumnFamilyHandle(meta_cf_);
-    db_->DestroyColumnFamilyHandle(default_cf_);
     db_->Close();
     delete db_;
   }
@@ -522,7 +534,7 @@ Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
   // The key version is durable before any file of the org can use it.
   if (!keystore_->IsLive(ring)) SC_RETURN_IF_ERROR(keystore_->CreateRing(ring).status());
   SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultCreateOrgAfterKey));
-  SC_RETURN_IF_ERROR(MakeDir(layout_.org_dir(org), 0700));
+  SC_RETURN_IF_ERROR(MakePrivateDir(layout_.org_dir(org)));
   rocksdb::ColumnFamilyHandle* cf = nullptr;
   rocksdb::Status s = db_->CreateColumnFamily(OrgFamilyOptions(org), FamilyName(org), &cf);
   if (!s.ok()) return FromRocks(s, "cannot create column family for " + org);
@@ -646,6 +658,9 @@ Result<uint64_t> StoreImpl::RevokeTokens(std::string_view org, std::string_view 
 // ---- Entries ------------------------------------------------------------------------------
 
 Status StoreImpl::ValidatePut(const OrgState& org, const PutRequest& r) const {
+  // An empty payload would be a "hit" that answers nothing: a gateway would serve an empty
+  // LLM answer from cache. Refused, so a client bug cannot poison its own cache.
+  if (r.payload.empty()) return Status::InvalidArgument("payload is empty");
   if (r.payload.size() > options_.max_payload_bytes) {
     return Status::InvalidArgument("payload of " + std::to_string(r.payload.size()) +
                                    " bytes exceeds the limit of " +

@@ -41,12 +41,22 @@ struct OrgState {
   OrgCounters counters;
   // Serialises read-modify-write of one digest (replacing puts, deletes, hit updates).
   std::array<std::mutex, kDigestLockStripes> digest_locks;
+  // Serialises writes of the org's encrypted side files (index snapshots): the service's
+  // snapshot writes and the reaper's re-encryption under the active key.
+  std::mutex side_files_mu;
 
   std::mutex& LockFor(const Digest& d) {
     // Digests are hashes, so their first bytes are uniform.
     return digest_locks[(d[0] | d[1] << 8) % kDigestLockStripes];
   }
   crypto::RingId ring() const { return {crypto::KeyScope::kOrg, id}; }
+};
+
+// One encrypted side file of an org (an index snapshot) with the key version of its header.
+struct SideFile {
+  std::string path;
+  uint32_t key_version = 0;
+  uint64_t size = 0;
 };
 
 // One live SST of an org with the key version from its header.
@@ -133,6 +143,15 @@ class StoreImpl final : public Store {
   Result<uint32_t> FileKeyVersion(const std::string& path);
   bool TableOnDiskUses(const OrgState& org, uint32_t version);
   Result<ReaperReport> ReapOrg(OrgState& org);
+  // The org's side files with their key versions (unreadable headers are Corruption).
+  Result<std::vector<SideFile>> SideFiles(const OrgState& org);
+  // Rewrites every side file under `version` under the org's active version, so that no
+  // file but SSTs (whose records expire) keeps a retiring version alive; removes leftover
+  // temporary files of interrupted writes. REQUIRES: orgs_mu_ held.
+  Status ReencryptSideFiles(OrgState& org, uint32_t version);
+  // REQUIRES: orgs_mu_ held; for the write, org.side_files_mu held too.
+  Status WriteOrgFileLocked(const std::string& path, std::span<const uint8_t> bytes);
+  Result<std::vector<uint8_t>> ReadOrgFileLocked(const std::string& path);
   void ReaperLoop();
   void OnDecryptFailure(const std::string& path, const Status& status);
   Status RecordAudit(std::string_view event, const AuditLog::Fields& fields, bool durable = true);
@@ -159,6 +178,8 @@ class StoreImpl final : public Store {
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  // Handles from DB::Open not owned by an OrgState (default, meta, orgs not yet loaded).
+  std::vector<rocksdb::ColumnFamilyHandle*> open_handles_;
   rocksdb::WriteOptions write_options_;
   rocksdb::WriteOptions admin_write_options_;  // always synced
 

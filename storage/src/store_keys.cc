@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "private_file_system.h"
 #include "records.h"
 #include "rocksdb_status.h"
 #include "sealcache/crypto/atomic_file.h"
@@ -78,6 +79,7 @@ Result<std::vector<KeyVersionStatus>> StoreImpl::KeyStatus(std::string_view org_
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
   SC_ASSIGN_OR_RETURN(auto versions, keystore_->Versions(org->ring()));
   SC_ASSIGN_OR_RETURN(auto files, OrgFiles(*org));
+  SC_ASSIGN_OR_RETURN(auto side_files, SideFiles(*org));
   std::vector<KeyVersionStatus> out;
   for (const crypto::KeyInfo& info : versions) {
     KeyVersionStatus st;
@@ -91,6 +93,11 @@ Result<std::vector<KeyVersionStatus>> StoreImpl::KeyStatus(std::string_view org_
       st.live_files++;
       st.live_bytes += f.size;
       st.max_expiry_ms = std::max(st.max_expiry_ms, f.max_expiry_ms);
+    }
+    for (const SideFile& f : side_files) {
+      if (f.key_version != info.version) continue;
+      st.live_files++;
+      st.live_bytes += f.size;
     }
     out.push_back(st);
   }
@@ -147,6 +154,7 @@ Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
                            [&](const OrgFile& f) { return f.key_version == info.version; });
     }
     if (in_use || TableOnDiskUses(org, info.version)) continue;
+    SC_RETURN_IF_ERROR(ReencryptSideFiles(org, info.version));
     SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperBeforeDestroy));
     SC_RETURN_IF_ERROR(keystore_->Destroy(org.ring(), info.version));
     SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperAfterDestroy));
@@ -198,6 +206,45 @@ void StoreImpl::ReaperLoop() {
 
 // ---- Encrypted side files ------------------------------------------------------------------
 
+constexpr char kTempSuffix[] = ".tmp";
+
+Result<std::vector<SideFile>> StoreImpl::SideFiles(const OrgState& org) {
+  std::vector<SideFile> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(layout_.org_index_dir(org.id), ec)) {
+    if (!entry.is_regular_file() || entry.path().extension() == kTempSuffix) continue;
+    const std::string path = entry.path().string();
+    // Not FileKeyVersion: side files are replaced under the same name.
+    auto header = ReadFileHeader(path);
+    if (!header.ok()) {
+      if (!std::filesystem::exists(path)) continue;  // replaced since the listing
+      return header.status();
+    }
+    out.push_back({path, header->key_version, entry.file_size(ec)});
+  }
+  return out;
+}
+
+Status StoreImpl::ReencryptSideFiles(OrgState& org, uint32_t version) {
+  std::lock_guard<std::mutex> writes(org.side_files_mu);
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(layout_.org_index_dir(org.id), ec)) {
+    if (entry.path().extension() == kTempSuffix) {
+      std::filesystem::remove(entry.path(), ec);  // no write is under way: we hold the lock
+    }
+  }
+  SC_ASSIGN_OR_RETURN(auto files, SideFiles(org));
+  for (const SideFile& f : files) {
+    if (f.key_version != version) continue;
+    SC_ASSIGN_OR_RETURN(auto bytes, ReadOrgFileLocked(f.path));
+    SC_RETURN_IF_ERROR(WriteOrgFileLocked(f.path, bytes));
+    SC_RETURN_IF_ERROR(
+        RecordAudit("side_file_reencrypted",
+                    {{"org", org.id}, {"file", f.path}, {"from_key_version", int64_t{version}}}));
+  }
+  return Status::Ok();
+}
+
 Result<std::string> StoreImpl::OrgFilePath(std::string_view org_id, std::string_view name) const {
   SC_RETURN_IF_ERROR(ValidateOrgFileName(name));
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
@@ -208,11 +255,15 @@ Status StoreImpl::WriteOrgFile(std::string_view org_id, std::string_view name,
                                std::span<const uint8_t> bytes) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(std::string path, OrgFilePath(org_id, name));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  std::lock_guard<std::mutex> writes(org->side_files_mu);
+  return WriteOrgFileLocked(path, bytes);
+}
+
+Status StoreImpl::WriteOrgFileLocked(const std::string& path, std::span<const uint8_t> bytes) {
   const std::string dir = path.substr(0, path.rfind('/'));
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
-  const std::string tmp = path + ".tmp";
+  SC_RETURN_IF_ERROR(MakePrivateDir(dir));
+  const std::string tmp = path + kTempSuffix;
   rocksdb::FileOptions fo;
   std::unique_ptr<rocksdb::FSWritableFile> file;
   SC_RETURN_IF_ERROR(FromRocks(fs_->NewWritableFile(tmp, fo, &file, nullptr), "create " + tmp));
@@ -229,6 +280,10 @@ Result<std::vector<uint8_t>> StoreImpl::ReadOrgFile(std::string_view org_id,
                                                     std::string_view name) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(std::string path, OrgFilePath(org_id, name));
+  return ReadOrgFileLocked(path);
+}
+
+Result<std::vector<uint8_t>> StoreImpl::ReadOrgFileLocked(const std::string& path) {
   if (!std::filesystem::exists(path)) return Status::NotFound(path + " does not exist");
   uint64_t size = 0;
   SC_RETURN_IF_ERROR(FromRocks(fs_->GetFileSize(path, {}, &size, nullptr), "size of " + path));

@@ -85,18 +85,19 @@ bool IsAdminOperation(P::RequestBody type) {
   return type >= Q::CreateOrgRequest && type <= Q::RevokeTokenRequest;
 }
 
-Session SessionFor(SessionState state) {
+// The token a session of `state` says Hello with ("" for none).
+std::string_view TokenFor(SessionState state) {
   switch (state) {
     case SessionState::kUnauthenticated:
-      return Session{};
+      return "";
     case SessionState::kOrgA:
-      return Session{.authenticated = true, .admin = false, .org = std::string(kOrgA)};
+      return kOrgAToken;
     case SessionState::kOrgB:
-      return Session{.authenticated = true, .admin = false, .org = std::string(kOrgB)};
+      return kOrgBToken;
     case SessionState::kAdmin:
-      return Session{.authenticated = true, .admin = true, .org = ""};
+      return kAdminToken;
   }
-  return Session{};
+  return "";
 }
 
 // The promises of server/PROTOCOL.md that every answer to `request` (null: the body was not
@@ -202,17 +203,29 @@ class ServiceFixture {
     options.snapshot_period_ms = kBackgroundPeriodMs;
     options.bootstrap_admin_token = false;
     SC_ASSIGN_OR_RETURN(service_, CacheService::Open(std::move(options), master));
-    SC_RETURN_IF_ERROR(CreateOrg(kOrgA, "hnsw", SessionState::kOrgA));
-    SC_RETURN_IF_ERROR(CreateOrg(kOrgB, "flat", SessionState::kOrgB));
-    SC_RETURN_IF_ERROR(AddToken(kOrgAToken, std::string(kOrgA)));
-    return AddToken(kAdminToken, "");
+    SC_RETURN_IF_ERROR(AddToken(kAdminToken, ""));
+    SC_RETURN_IF_ERROR(CreateOrg(kOrgA, "hnsw", kOrgAToken, SessionState::kOrgA));
+    return CreateOrg(kOrgB, "flat", kOrgBToken, SessionState::kOrgB);
   }
 
-  Status CreateOrg(std::string_view org, std::string_view kind, SessionState state) {
-    Session admin = SessionFor(SessionState::kAdmin);
+ public:
+  // A session as a connection has it after a Hello with the state's token; an error once an
+  // input revoked that token (the fixture is then made anew).
+  Result<Session> SessionFor(SessionState state) {
+    Session session;
+    const std::string_view token = TokenFor(state);
+    if (!token.empty()) SC_RETURN_IF_ERROR(ExpectOk(session, HelloBody(0, token)));
+    return session;
+  }
+
+ private:
+  Status CreateOrg(std::string_view org, std::string_view kind, std::string_view token,
+                   SessionState state) {
+    SC_ASSIGN_OR_RETURN(Session admin, SessionFor(SessionState::kAdmin));
     SC_RETURN_IF_ERROR(ExpectOk(
         admin, CreateOrgBody(1, {.org = org, .dimension = kDimension, .index_kind = kind})));
-    Session session = SessionFor(state);
+    SC_RETURN_IF_ERROR(AddToken(token, std::string(org)));
+    SC_ASSIGN_OR_RETURN(Session session, SessionFor(state));
     for (uint32_t i = 0; i < kSeededEntries; ++i) {
       const std::string payload = "seeded payload " + std::to_string(i);
       PutFields put{.digest = SeededDigest(i),
@@ -292,7 +305,14 @@ Result<FuzzInputSummary> RunServiceFuzzInput(std::span<const uint8_t> input) {
   }
   FuzzInputSummary summary;
   if (input.empty()) return summary;
-  Session session = SessionFor(static_cast<SessionState>(input[0] % kSessionStates));
+  const auto state = static_cast<SessionState>(input[0] % kSessionStates);
+  auto hello = fixture->SessionFor(state);
+  if (!hello.ok()) {  // an earlier input revoked the token
+    fixture.reset();
+    SC_ASSIGN_OR_RETURN(fixture, ServiceFixture::Create());
+    SC_ASSIGN_OR_RETURN(hello, fixture->SessionFor(state));
+  }
+  Session session = std::move(hello).value();
   std::span<const uint8_t> frames = input.subspan(1);
   while (frames.size() >= server::kFrameHeaderSize) {
     const uint32_t n = server::DecodeFrameLength(frames.data());

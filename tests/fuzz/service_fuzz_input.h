@@ -38,8 +38,9 @@ inline constexpr uint8_t kSessionStates = 4;
 
 // What the process-wide service holds before each input: two orgs of kDimension with
 // kSeededEntries entries each, digests SeededDigest(0..kSeededEntries-1), the first half in
-// namespace kSeededNamespace; and two tokens of fixed value, so that a Hello in an input can
-// succeed (kOrgAToken binds to kOrgA, kAdminToken to admin).
+// namespace kSeededNamespace; and tokens of fixed value, so that a Hello in an input can
+// succeed (kOrgAToken binds to kOrgA, kOrgBToken to kOrgB, kAdminToken to admin). Each
+// input's session starts as a real Hello with its state's token would leave it.
 inline constexpr std::string_view kOrgA = "fuzz-a";
 inline constexpr std::string_view kOrgB = "fuzz-b";
 inline constexpr uint32_t kDimension = 4;
@@ -47,6 +48,8 @@ inline constexpr uint32_t kSeededEntries = 4;
 inline constexpr std::string_view kSeededNamespace = "seeded";
 inline constexpr std::string_view kOrgAToken =
     "sc_a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+inline constexpr std::string_view kOrgBToken =
+    "sc_b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
 inline constexpr std::string_view kAdminToken =
     "sc_adadadadadadadadadadadadadadadadadadadadadadadadadadadadadadadad";
 

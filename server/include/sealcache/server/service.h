@@ -38,10 +38,19 @@ struct ServiceOptions {
   bool bootstrap_admin_token = true;
 };
 
+// What Hello bound a session to: its token and, for an org token, the one incarnation of
+// the org that existed at Hello. Defined by the service; transports only copy the pointer.
+struct SessionBinding;
+
+// A connection's session. Checked on every request, not only at Hello: once a revoke-token,
+// drop-org (or an admin token's revocation) is acknowledged, every session opened with that
+// token or bound to that org gets UNAUTHENTICATED from its next request on, and a new org of
+// the same name is a different tenant to every old session.
 struct Session {
   bool authenticated = false;
   bool admin = false;
   std::string org;  // set when bound to an org
+  std::shared_ptr<SessionBinding> binding;
 };
 
 class CacheService {
