@@ -1,6 +1,7 @@
 // sealcached: the sealcache server. `sealcached --help` lists every option with its default
 // and unit; options can also come from a config file (--config, one "name = value" a line).
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -33,6 +34,9 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Everything this process creates (data files, directories, logs) is private to its user.
+  // The store also sets 0600/0700 on what it creates; this covers every other file.
+  umask(0077);
   sealcache::server::ServerOptions o;
   std::string data_dir, master_spec, config_file;
   bool dev = false, plaintext = false;
@@ -59,6 +63,15 @@ int main(int argc, char** argv) {
       "close idle connections after this many ms")(
       "max-connections", po::value(&o.max_connections)->default_value(o.max_connections),
       "open connections at most")(
+      "max-unauthenticated-connections",
+      po::value(&o.max_unauthenticated_connections)->default_value(0),
+      "open connections without a completed Hello at most; 0 = max-connections / 4")(
+      "hello-timeout-ms", po::value(&o.hello_timeout_ms)->default_value(o.hello_timeout_ms),
+      "close a connection with no completed Hello after this many ms")(
+      "max-unauthenticated-frame-bytes",
+      po::value(&o.max_unauthenticated_frame_bytes)
+          ->default_value(o.max_unauthenticated_frame_bytes),
+      "largest frame before a completed Hello, bytes")(
       "max-inflight-bytes",
       po::value(&o.max_inflight_request_bytes)->default_value(o.max_inflight_request_bytes),
       "request bytes being processed, all connections together; reading pauses above it")(

@@ -67,24 +67,32 @@ struct ConnectionContext {
   const ServerOptions* options;
   asio::any_io_executor pool;  // where requests run
   RequestBudget* budget;
+  // Open connections that have not yet completed a Hello (each counts itself once).
+  std::atomic<uint32_t>* unauthenticated;
 };
 
 class ConnectionBase {
  public:
   virtual ~ConnectionBase() = default;
   virtual void StopReading() = 0;
+  // True until the connection completes a Hello (or closes). Any thread.
+  virtual bool Unauthenticated() const = 0;
+  // Closes the connection with an error if it still has not completed a Hello. Any thread.
+  virtual void EvictUnauthenticated() = 0;
 };
 
 template <typename Stream>
 class Connection final : public ConnectionBase,
                          public std::enable_shared_from_this<Connection<Stream>> {
  public:
+  // REQUIRES: the caller counted this connection in *ctx.unauthenticated.
   Connection(Stream stream, ConnectionContext ctx, std::function<void(ConnectionBase*)> on_close)
       : stream_(std::move(stream)),
         strand_(asio::make_strand(ctx.pool)),
         ctx_(ctx),
         watchdog_(strand_),
-        on_close_(std::move(on_close)) {}
+        on_close_(std::move(on_close)),
+        accepted_(Clock::now()) {}
 
   void Start() {
     auto self = this->shared_from_this();
@@ -98,6 +106,19 @@ class Connection final : public ConnectionBase,
       self->draining_ = true;
       boost::system::error_code ec;
       self->Lowest().cancel(ec);  // aborts the pending read; in-flight work continues
+    });
+  }
+
+  bool Unauthenticated() const override { return counted_unauthenticated_.load(); }
+
+  void EvictUnauthenticated() override {
+    auto self = this->shared_from_this();
+    asio::post(strand_, [self] {
+      if (!self->counted_unauthenticated_ || self->draining_ || self->closed_) return;
+      self->CloseUnauthenticated(Status::ResourceExhausted(
+          "closed: too many connections without a Hello (max_unauthenticated_connections " +
+          std::to_string(self->ctx_.options->max_unauthenticated_connections) +
+          "), and this was the oldest"));
     });
   }
 
@@ -144,12 +165,16 @@ class Connection final : public ConnectionBase,
                                 asio::redirect_error(use_awaitable, ec));
       if (ec) co_return;  // peer closed, idle timeout or shutdown
       const uint32_t n = DecodeFrameLength(header);
-      if (n > ctx_.options->max_frame_bytes) {
+      const bool authenticated = session_.authenticated;
+      const size_t limit = authenticated ? ctx_.options->max_frame_bytes
+                                         : ctx_.options->max_unauthenticated_frame_bytes;
+      if (n > limit) {
         ctx_.service->CountConnectionError();
         Enqueue(CacheService::ErrorResponse(
             0, Status::ResourceExhausted(
-                   "frame of " + std::to_string(n) + " bytes exceeds max_frame_bytes (" +
-                   std::to_string(ctx_.options->max_frame_bytes) + "); closing the connection")));
+                   "frame of " + std::to_string(n) + " bytes exceeds " +
+                   (authenticated ? "max_frame_bytes (" : "the limit before Hello (") +
+                   std::to_string(limit) + "); closing the connection")));
         co_return;
       }
       // Back-pressure: the frame's bytes are charged before they are read. Waiting here is
@@ -182,6 +207,7 @@ class Connection final : public ConnectionBase,
       auto response = ctx_.service->Handle(session_, *body);
       body.reset();
       ctx_.budget->Release(charged);
+      if (session_.authenticated) Uncount();
       Enqueue(std::move(response));
       return;
     }
@@ -229,15 +255,38 @@ class Connection final : public ConnectionBase,
   awaitable<void> Watchdog() {
     boost::system::error_code ec;
     const auto idle = std::chrono::milliseconds(ctx_.options->idle_timeout_ms);
+    const auto hello_deadline =
+        accepted_ + std::chrono::milliseconds(ctx_.options->hello_timeout_ms);
     while (!closed_) {
       watchdog_.expires_after(kWatchdogPeriod);
       co_await watchdog_.async_wait(asio::redirect_error(use_awaitable, ec));
-      if (closed_) break;
+      if (closed_ || draining_) break;
+      if (counted_unauthenticated_ && Clock::now() > hello_deadline) {
+        CloseUnauthenticated(Status::Unauthenticated(
+            "no Hello within " + std::to_string(ctx_.options->hello_timeout_ms) +
+            " ms of connecting; closing the connection"));
+        break;
+      }
       if (inflight_ == 0 && !writing_ && Clock::now() - last_activity_ > idle) {
         draining_ = true;
         Lowest().cancel(ec);
       }
     }
+  }
+
+  // Answers `why` (id 0) and closes once it is written. REQUIRES: on the strand.
+  void CloseUnauthenticated(const Status& why) {
+    boost::system::error_code ec;
+    // Cancel the read first: a cancel also aborts writes already started.
+    draining_ = true;
+    Lowest().cancel(ec);
+    ctx_.service->CountConnectionError();
+    Enqueue(CacheService::ErrorResponse(0, why));
+  }
+
+  // The connection has completed a Hello (or closes): it no longer counts as unauthenticated.
+  void Uncount() {
+    if (counted_unauthenticated_.exchange(false)) ctx_.unauthenticated->fetch_sub(1);
   }
 
   void MaybeClose() {
@@ -248,6 +297,7 @@ class Connection final : public ConnectionBase,
   void Finish() {
     if (closed_) return;
     closed_ = true;
+    Uncount();
     boost::system::error_code ec;
     watchdog_.cancel();
     Lowest().shutdown(tcp::socket::shutdown_both, ec);
@@ -264,6 +314,8 @@ class Connection final : public ConnectionBase,
   std::deque<std::vector<uint8_t>> out_;
   uint32_t inflight_ = 0;
   bool writing_ = false, reading_done_ = false, draining_ = false, closed_ = false;
+  std::atomic<bool> counted_unauthenticated_{true};  // until the first successful Hello
+  const Clock::time_point accepted_;
   Clock::time_point last_activity_;
 };
 
@@ -279,6 +331,24 @@ class ServerImpl final : public Server {
   ~ServerImpl() override { (void)Shutdown(); }
 
   Status Init() {
+    if (options_.max_unauthenticated_connections == 0) {
+      options_.max_unauthenticated_connections = std::max(1u, options_.max_connections / 4);
+    }
+    if (options_.max_unauthenticated_connections >= options_.max_connections) {
+      return Status::InvalidArgument("max_unauthenticated_connections (" +
+                                     std::to_string(options_.max_unauthenticated_connections) +
+                                     ") must be below max_connections (" +
+                                     std::to_string(options_.max_connections) +
+                                     "): authenticated clients need room");
+    }
+    if (options_.hello_timeout_ms <= 0) {
+      return Status::InvalidArgument("hello_timeout_ms must be positive");
+    }
+    if (options_.max_unauthenticated_frame_bytes > options_.max_frame_bytes) {
+      return Status::InvalidArgument(
+          "max_unauthenticated_frame_bytes must not exceed "
+          "max_frame_bytes");
+    }
     if (options_.max_frame_bytes > options_.max_inflight_request_bytes) {
       return Status::InvalidArgument(
           "max_inflight_request_bytes (" + std::to_string(options_.max_inflight_request_bytes) +
@@ -376,7 +446,8 @@ class ServerImpl final : public Server {
   }
 
   awaitable<void> AcceptLoop() {
-    ConnectionContext ctx{service_.get(), &options_, io_.get_executor(), &budget_};
+    ConnectionContext ctx{service_.get(), &options_, io_.get_executor(), &budget_,
+                          &unauthenticated_};
     for (;;) {
       boost::system::error_code ec;
       tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
@@ -391,24 +462,59 @@ class ServerImpl final : public Server {
       };
       std::lock_guard<std::mutex> lock(conn_mu_);
       if (connections_.size() >= options_.max_connections) {
+        std::string refusal = "server busy: too many connections (max_connections " +
+                              std::to_string(options_.max_connections) + "); try again later";
         rejected_connections_.fetch_add(1, std::memory_order_relaxed);
         // On a strand of its own: the linger timer and the read touch the same socket.
         auto strand = asio::make_strand(io_);
         const auto protocol = socket.local_endpoint(ec).protocol();
         const auto handle = socket.release(ec);
         if (ec) continue;  // the socket is closed either way
-        asio::co_spawn(strand, Reject(tcp::socket(strand, protocol, handle)), asio::detached);
+        asio::co_spawn(strand, Reject(tcp::socket(strand, protocol, handle), std::move(refusal)),
+                       asio::detached);
         continue;
+      }
+      // Past the cap, the oldest connection without a Hello makes room: clients that never
+      // authenticate cannot hold more than the cap, and cannot keep new clients out.
+      DropAuthenticatedFromOrder();
+      if (unauthenticated_.fetch_add(1) >= options_.max_unauthenticated_connections) {
+        EvictOldestUnauthenticated();
       }
       if (ssl_) {
         auto c = std::make_shared<Connection<asio::ssl::stream<tcp::socket>>>(
             asio::ssl::stream<tcp::socket>(std::move(socket), *ssl_), ctx, on_close);
         connections_.emplace(c.get(), c);
+        unauthenticated_order_.push_back(c);
         c->Start();
       } else {
         auto c = std::make_shared<Connection<tcp::socket>>(std::move(socket), ctx, on_close);
         connections_.emplace(c.get(), c);
+        unauthenticated_order_.push_back(c);
         c->Start();
+      }
+    }
+  }
+
+  // Forgets the oldest entries of unauthenticated_order_ that completed a Hello or closed.
+  // The front entry is then one without a Hello, which its deadline closes within
+  // hello_timeout_ms, so the order holds at most the connections of that long.
+  // REQUIRES: conn_mu_ held.
+  void DropAuthenticatedFromOrder() {
+    while (!unauthenticated_order_.empty()) {
+      auto front = unauthenticated_order_.front().lock();
+      if (front && front->Unauthenticated()) return;
+      unauthenticated_order_.pop_front();
+    }
+  }
+
+  // REQUIRES: conn_mu_ held.
+  void EvictOldestUnauthenticated() {
+    while (!unauthenticated_order_.empty()) {
+      auto oldest = unauthenticated_order_.front().lock();
+      unauthenticated_order_.pop_front();
+      if (oldest && oldest->Unauthenticated()) {
+        oldest->EvictUnauthenticated();
+        return;
       }
     }
   }
@@ -416,14 +522,12 @@ class ServerImpl final : public Server {
   // Answers a connection over max_connections with an error frame, then waits (bounded) for
   // the client to close before closing: see kRejectLinger.
   // REQUIRES: runs on the socket's strand.
-  awaitable<void> Reject(tcp::socket accepted) {
+  awaitable<void> Reject(tcp::socket accepted, std::string refusal) {
     auto socket_ptr = std::make_shared<tcp::socket>(std::move(accepted));
     tcp::socket& socket = *socket_ptr;
     boost::system::error_code ec;
-    const auto frame = EncodeFrame(CacheService::ErrorResponse(
-        0, Status::ResourceExhausted("server busy: too many connections (max_connections " +
-                                     std::to_string(options_.max_connections) +
-                                     "); try again later")));
+    const auto frame =
+        EncodeFrame(CacheService::ErrorResponse(0, Status::ResourceExhausted(refusal)));
     co_await asio::async_write(socket, asio::buffer(frame),
                                asio::redirect_error(use_awaitable, ec));
     socket.shutdown(tcp::socket::shutdown_send, ec);
@@ -454,7 +558,11 @@ class ServerImpl final : public Server {
     };
     line("sealcache_connections_open", "gauge", "Open client connections.", open);
     line("sealcache_connections_rejected_total", "counter",
-         "Connections refused because max_connections were open.", rejected_connections_.load());
+         "Connections refused because max_connections (or max_unauthenticated_connections) "
+         "were open.",
+         rejected_connections_.load());
+    line("sealcache_connections_unauthenticated", "gauge",
+         "Open connections that have not completed a Hello.", unauthenticated_.load());
     line("sealcache_inflight_request_bytes", "gauge",
          "Bytes of request frames read and not yet answered.", budget_.used());
     line("sealcache_inflight_request_bytes_peak", "gauge",
@@ -504,10 +612,14 @@ class ServerImpl final : public Server {
   std::vector<std::thread> threads_;
   std::mutex conn_mu_;
   std::map<ConnectionBase*, std::shared_ptr<ConnectionBase>> connections_;
+  // Connections in accept order, for evicting the oldest without a Hello; entries that
+  // authenticated or closed are skipped (and dropped) when met. GUARDED_BY(conn_mu_).
+  std::deque<std::weak_ptr<ConnectionBase>> unauthenticated_order_;
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
   RequestBudget budget_;
   std::atomic<uint64_t> rejected_connections_{0};
+  std::atomic<uint32_t> unauthenticated_{0};
 };
 
 }  // namespace

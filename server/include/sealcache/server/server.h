@@ -34,6 +34,16 @@ struct ServerOptions {
   int64_t idle_timeout_ms = 300'000;
   // Open connections at most; more are answered with an error and closed. Default 1024.
   uint32_t max_connections = 1024;
+  // Connections that have not yet completed a Hello, at most; more are answered with an
+  // error and closed, so clients that never authenticate cannot take the slots of those
+  // that do. 0 = max_connections / 4 (at least 1). Must be below max_connections.
+  uint32_t max_unauthenticated_connections = 0;
+  // A connection that has not completed a Hello this long after it was accepted gets an
+  // UNAUTHENTICATED error and is closed, in ms. Default 5000.
+  int64_t hello_timeout_ms = 5'000;
+  // Largest frame a connection may send before it has completed a Hello, in bytes; a larger
+  // length closes the connection after an error response. Default 4096 (a Hello is ~100).
+  size_t max_unauthenticated_frame_bytes = 4096;
   // Bytes of request frames read and not yet answered, all connections together. A
   // connection whose next frame does not fit stops reading until it does (back-pressure),
   // so request memory stays bounded however many connections pipeline large frames. Must
