@@ -15,7 +15,8 @@ namespace sealcache::storage::internal {
 inline constexpr mode_t kPrivateFileMode = 0600;
 inline constexpr mode_t kPrivateDirMode = 0700;
 
-// Creates `path` and any missing parents, each mode 0700 (an existing one is made 0700).
+// Creates `path` and any missing parents, each mode 0700 (an existing `path` is made 0700
+// where the file system allows it).
 Status MakePrivateDir(const std::string& path);
 
 std::shared_ptr<rocksdb::FileSystem> NewPrivateFileSystem(

@@ -408,6 +408,15 @@ Status StoreImpl::LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& hand
     orgs_.emplace(org, std::move(state));
     std::erase(open_handles_, cf);  // owned by the OrgState now
   }
+  // Directories of orgs that no longer exist (a drop interrupted before its scrub).
+  for (const std::string& parent : {layout_.orgs_dir(), layout_.index_dir()}) {
+    std::error_code ec;
+    for (const auto& dir : std::filesystem::directory_iterator(parent, ec)) {
+      if (dir.is_directory() && !orgs_.count(dir.path().filename().string())) {
+        std::filesystem::remove_all(dir.path(), ec);
+      }
+    }
+  }
   // Key rings of orgs that no longer exist (a drop interrupted before its last step).
   for (const crypto::KeyInfo& info : keystore_->List()) {
     if (info.ring.scope != crypto::KeyScope::kOrg || orgs_.count(info.ring.org)) continue;
@@ -583,12 +592,56 @@ Status StoreImpl::DropOrg(std::string_view org_view) {
     return fault;
   }
   SC_RETURN_IF_ERROR(FinishDropOrg(id, cf));
-  // Flush so the WAL files that still hold the org's writes (under the node key) become
-  // obsolete and are deleted.
+  SC_RETURN_IF_ERROR(ScrubDroppedOrg(id));
+  return RecordAudit("org_dropped", {{"org", id}});
+}
+
+// What a drop leaves readable is removed before it is acknowledged: a flush makes the WAL
+// files that hold the org's writes (under the node key) obsolete, so RocksDB deletes them;
+// a forced compaction of every meta range the org used (entries, org record, slot counter)
+// and of the token range rewrites the plaintext meta SSTs without its digests, namespaces
+// and token hashes; its SST and index directories go. The MANIFEST keeps the family name
+// and old SST boundaries until the next start writes a new one (storage/FORMAT.md).
+// REQUIRES: orgs_mu_ held exclusively, the org already gone from orgs_.
+Status StoreImpl::ScrubDroppedOrg(const std::string& id) {
   std::vector<rocksdb::ColumnFamilyHandle*> all{meta_cf_};
   for (auto& [other, state] : orgs_) all.push_back(state->cf);
-  (void)db_->Flush(rocksdb::FlushOptions(), all);
-  return RecordAudit("org_dropped", {{"org", id}});
+  SC_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions(), all), "flush after drop"));
+  rocksdb::CompactRangeOptions cro;
+  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  const std::string entries = EntryKeyPrefix(id);
+  for (std::string begin : {entries, OrgInfoKey(id), SlotKey(id), std::string(1, kTokenPrefix)}) {
+    // The range of keys that start with `begin`: entries end at the org's NUL separator,
+    // the others are the org's one record or, for tokens, the whole prefix.
+    std::string end = begin;
+    end.back() = static_cast<char>(end.back() + 1);
+    if (begin != entries && begin.size() > 1) end = begin + '\0';
+    rocksdb::Slice b(begin), e(end);
+    SC_RETURN_IF_ERROR(
+        FromRocks(db_->CompactRange(cro, meta_cf_, &b, &e), "meta compaction after drop"));
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(layout_.org_dir(id), ec);
+  std::filesystem::remove_all(layout_.org_index_dir(id), ec);
+  RemoveStaleOptionsFiles();
+  return Status::Ok();
+}
+
+// RocksDB keeps the OPTIONS file before the newest, which names every family of that time
+// (a dropped org among them). Only the newest is needed (by tools that load options).
+void StoreImpl::RemoveStaleOptionsFiles() {
+  constexpr std::string_view kOptionsPrefix = "OPTIONS-";
+  std::vector<std::pair<uint64_t, std::filesystem::path>> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(layout_.db_dir(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(kOptionsPrefix, 0) != 0) continue;
+    const uint64_t number = std::strtoull(name.c_str() + kOptionsPrefix.size(), nullptr, 10);
+    files.emplace_back(number, e.path());
+  }
+  std::sort(files.begin(), files.end());
+  if (!files.empty()) files.pop_back();  // the newest stays
+  for (const auto& [number, path] : files) std::filesystem::remove(path, ec);
 }
 
 Result<OrgConfig> StoreImpl::GetOrg(std::string_view org) const {

@@ -120,6 +120,8 @@ class StoreImpl final : public Store {
   Status OpenDatabase();
   Status LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& handles);
   Status FinishDropOrg(const std::string& org, rocksdb::ColumnFamilyHandle* cf);
+  Status ScrubDroppedOrg(const std::string& org);
+  void RemoveStaleOptionsFiles();
   rocksdb::ColumnFamilyOptions BaseFamilyOptions() const;
   rocksdb::ColumnFamilyOptions MetaFamilyOptions() const;
   rocksdb::ColumnFamilyOptions OrgFamilyOptions(const std::string& org) const;

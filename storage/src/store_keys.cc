@@ -31,6 +31,12 @@ Status ValidateOrgFileName(std::string_view name) {
 Result<uint32_t> StoreImpl::RotateKey(std::string_view org_id) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  // Everything written so far goes to SSTs under the version being retired, so the reaper
+  // accounts it to that version, and the WAL files holding it (node key) become obsolete
+  // and are deleted, instead of a later flush carrying it under the new version.
+  std::vector<rocksdb::ColumnFamilyHandle*> all{meta_cf_};
+  for (auto& [id, state] : orgs_) all.push_back(state->cf);
+  SC_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions(), all), "flush before rotation"));
   SC_ASSIGN_OR_RETURN(uint32_t version, keystore_->Rotate(org->ring()));
   SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultRotateAfterKeystore));
   SC_RETURN_IF_ERROR(

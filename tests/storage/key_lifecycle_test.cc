@@ -101,16 +101,23 @@ TEST_F(StoreTest, RetiredKeyIsDestroyedOnceEverythingWrittenUnderItExpired) {
   }
 }
 
+// A rotation first flushes what was written before it, so those writes are accounted to the
+// retiring version (not carried under the next one by a later flush); a version nothing
+// was written under is destroyed at the first pass.
 TEST_F(StoreTest, RetiringVersionWithNoFilesIsDestroyedAtOnce) {
   Open();
   CreateOrg("acme");
-  ASSERT_TRUE(Put("acme", 1, "only in the memtable").ok());
-  ASSERT_TRUE(store_->RotateKey("acme").ok());
-  ASSERT_TRUE(store_->Flush().ok());  // flushed under version 2
+  ASSERT_TRUE(Put("acme", 1, "written under version 1").ok());
+  ASSERT_EQ(store_->RotateKey("acme").value(), 2u);  // the put is flushed under version 1
+  ASSERT_EQ(store_->RotateKey("acme").value(), 3u);  // nothing was written under version 2
+  auto status = store_->KeyStatus("acme");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ((*status)[0].live_files, 1u);
   auto report = store_->RunKeyReaper();
   ASSERT_TRUE(report.ok());
-  EXPECT_EQ(report->destroyed.size(), 1u);
-  EXPECT_EQ(PayloadOf("acme", 1), "only in the memtable");
+  ASSERT_EQ(report->destroyed.size(), 1u);
+  EXPECT_EQ(report->destroyed[0].second, 2u);
+  EXPECT_EQ(PayloadOf("acme", 1), "written under version 1");
 }
 
 // A flush or compaction that opened its output before a rotation writes it under the old
