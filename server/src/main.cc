@@ -53,8 +53,12 @@ int main(int argc, char** argv) {
       "threads", po::value(&o.threads)->default_value(0), "I/O and request threads; 0 = cores")(
       "tls-cert", po::value(&o.tls_cert_file), "PEM certificate chain; enables TLS with --tls-key")(
       "tls-key", po::value(&o.tls_key_file), "PEM private key")(
-      "metrics-port", po::value(&o.metrics_port)->default_value(0),
-      "Prometheus endpoint port (GET /metrics); 0 = off")(
+      "resp", po::bool_switch(&o.resp_enabled),
+      "serve the Redis protocol (server/RESP.md) on --resp-port; on with --dev")(
+      "resp-port", po::value(&o.resp_port)->default_value(o.resp_port),
+      "TCP port of the Redis protocol")("metrics-port",
+                                        po::value(&o.metrics_port)->default_value(0),
+                                        "Prometheus endpoint port (GET /metrics); 0 = off")(
       "max-frame-bytes", po::value(&o.max_frame_bytes)->default_value(o.max_frame_bytes),
       "largest request frame, bytes")("max-inflight",
                                       po::value(&o.max_inflight_per_connection)->default_value(64),
@@ -112,6 +116,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (dev) {
+    o.resp_enabled = true;
     if (data_dir.empty()) data_dir = "./data";
     if (master_spec.empty()) {
       std::filesystem::create_directories(data_dir);
@@ -176,6 +181,10 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "sealcached: serving %s on %s:%u%s\n", data_dir.c_str(),
                o.listen_address.c_str(), (*server)->port(),
                o.tls_cert_file.empty() ? "" : " (TLS)");
+  if ((*server)->resp_port() != 0) {
+    std::fprintf(stderr, "sealcached: Redis protocol on %s:%u%s\n", o.listen_address.c_str(),
+                 (*server)->resp_port(), o.tls_cert_file.empty() ? "" : " (TLS)");
+  }
   if ((*server)->metrics_port() != 0) {
     std::fprintf(stderr, "sealcached: metrics on http://%s:%u/metrics\n", o.listen_address.c_str(),
                  (*server)->metrics_port());

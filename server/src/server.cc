@@ -12,6 +12,8 @@
 #include <thread>
 #include <utility>  // before asio in C++20
 
+#include "connection.h"
+#include "resp_connection.h"
 #include "sealcache/server/frame.h"
 
 namespace sealcache::server {
@@ -24,153 +26,45 @@ using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxHttpRequestBytes = 8192;
-constexpr auto kWatchdogPeriod = std::chrono::milliseconds(200);
-// How often a paused connection checks again for room (in-flight cap or byte budget).
-constexpr auto kBackPressurePoll = std::chrono::milliseconds(1);
 // A refused connection: how long the server waits for the client to close after the
 // error frame. Closing a socket with unread input sends a reset, which can destroy the
 // error frame before the client reads it; draining until the client closes avoids that.
 constexpr auto kRejectLinger = std::chrono::seconds(2);
 
-// Bytes of request frames being processed, server-wide. Frames are charged from the moment
-// their length is known until their response is queued.
-class RequestBudget {
- public:
-  explicit RequestBudget(size_t capacity) : capacity_(capacity) {}
-  // Charges `n` bytes if they fit. REQUIRES: n <= capacity.
-  bool TryAcquire(size_t n) {
-    size_t used = used_.load(std::memory_order_relaxed);
-    do {
-      if (used + n > capacity_) return false;
-    } while (!used_.compare_exchange_weak(used, used + n, std::memory_order_acq_rel));
-    size_t peak = peak_.load(std::memory_order_relaxed);
-    while (used + n > peak && !peak_.compare_exchange_weak(peak, used + n)) {
-    }
-    return true;
-  }
-  void Release(size_t n) { used_.fetch_sub(n, std::memory_order_acq_rel); }
-  size_t used() const { return used_.load(); }
-  size_t peak() const { return peak_.load(); }
-  size_t capacity() const { return capacity_; }
+using internal::ConnectionBase;
+using internal::ConnectionContext;
+using internal::RequestBudget;
 
- private:
-  const size_t capacity_;
-  std::atomic<size_t> used_{0};
-  std::atomic<size_t> peak_{0};
-};
-
-class ServerImpl;
-
-// State shared by every connection.
-struct ConnectionContext {
-  CacheService* service;
-  const ServerOptions* options;
-  asio::any_io_executor pool;  // where requests run
-  RequestBudget* budget;
-  // Open connections that have not yet completed a Hello (each counts itself once).
-  std::atomic<uint32_t>* unauthenticated;
-};
-
-class ConnectionBase {
- public:
-  virtual ~ConnectionBase() = default;
-  virtual void StopReading() = 0;
-  // True until the connection completes a Hello (or closes). Any thread.
-  virtual bool Unauthenticated() const = 0;
-  // Closes the connection with an error if it still has not completed a Hello. Any thread.
-  virtual void EvictUnauthenticated() = 0;
-};
-
+// A connection of the native protocol (server/PROTOCOL.md): length-prefixed flatbuffer
+// frames, answered as they finish (matched by id).
 template <typename Stream>
-class Connection final : public ConnectionBase,
-                         public std::enable_shared_from_this<Connection<Stream>> {
+class NativeConnection final : public internal::ConnectionCore<Stream> {
+  using Core = internal::ConnectionCore<Stream>;
+
  public:
-  // REQUIRES: the caller counted this connection in *ctx.unauthenticated.
-  Connection(Stream stream, ConnectionContext ctx, std::function<void(ConnectionBase*)> on_close)
-      : stream_(std::move(stream)),
-        strand_(asio::make_strand(ctx.pool)),
-        ctx_(ctx),
-        watchdog_(strand_),
-        on_close_(std::move(on_close)),
-        accepted_(Clock::now()) {}
-
-  void Start() {
-    auto self = this->shared_from_this();
-    asio::co_spawn(
-        strand_, [self]() { return self->Run(); }, asio::detached);
-  }
-
-  void StopReading() override {
-    auto self = this->shared_from_this();
-    asio::post(strand_, [self] {
-      self->draining_ = true;
-      boost::system::error_code ec;
-      self->Lowest().cancel(ec);  // aborts the pending read; in-flight work continues
-    });
-  }
-
-  bool Unauthenticated() const override { return counted_unauthenticated_.load(); }
-
-  void EvictUnauthenticated() override {
-    auto self = this->shared_from_this();
-    asio::post(strand_, [self] {
-      if (!self->counted_unauthenticated_ || self->draining_ || self->closed_) return;
-      self->CloseUnauthenticated(Status::ResourceExhausted(
-          "closed: too many connections without a Hello (max_unauthenticated_connections " +
-          std::to_string(self->ctx_.options->max_unauthenticated_connections) +
-          "), and this was the oldest"));
-    });
-  }
+  using Core::Core;
 
  private:
-  static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
-
-  tcp::socket& Lowest() {
-    if constexpr (kTls) {
-      return stream_.next_layer();
-    } else {
-      return stream_;
-    }
-  }
-
-  awaitable<void> Run() {
-    last_activity_ = Clock::now();
-    auto self = this->shared_from_this();  // keeps the connection alive while any coroutine runs
-    asio::co_spawn(
-        strand_, [self]() { return self->Watchdog(); }, asio::detached);
-    boost::system::error_code ec;
-    if constexpr (kTls) {
-      co_await stream_.async_handshake(asio::ssl::stream_base::server,
-                                       asio::redirect_error(use_awaitable, ec));
-      if (ec) {
-        ctx_.service->CountConnectionError();
-        co_return Finish();
-      }
-    }
-    co_await ReadLoop();
-    reading_done_ = true;
-    MaybeClose();
-  }
-
-  awaitable<void> ReadLoop() {
+  awaitable<void> ReadLoop() override {
     boost::system::error_code ec;
     for (;;) {
-      while (inflight_ >= ctx_.options->max_inflight_per_connection && !draining_) {
-        asio::steady_timer wait(strand_, kBackPressurePoll);
+      while (this->inflight_ >= this->ctx_.options->max_inflight_per_connection &&
+             !this->draining_) {
+        asio::steady_timer wait(this->strand_, internal::kBackPressurePoll);
         co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
       }
-      if (draining_) co_return;
+      if (this->draining_) co_return;
       uint8_t header[kFrameHeaderSize];
-      co_await asio::async_read(stream_, asio::buffer(header),
+      co_await asio::async_read(this->stream_, asio::buffer(header),
                                 asio::redirect_error(use_awaitable, ec));
       if (ec) co_return;  // peer closed, idle timeout or shutdown
       const uint32_t n = DecodeFrameLength(header);
       const bool authenticated = session_.authenticated;
-      const size_t limit = authenticated ? ctx_.options->max_frame_bytes
-                                         : ctx_.options->max_unauthenticated_frame_bytes;
+      const size_t limit = authenticated ? this->ctx_.options->max_frame_bytes
+                                         : this->ctx_.options->max_unauthenticated_frame_bytes;
       if (n > limit) {
-        ctx_.service->CountConnectionError();
-        Enqueue(CacheService::ErrorResponse(
+        this->ctx_.service->CountConnectionError();
+        Answer(CacheService::ErrorResponse(
             0, Status::ResourceExhausted(
                    "frame of " + std::to_string(n) + " bytes exceeds " +
                    (authenticated ? "max_frame_bytes (" : "the limit before Hello (") +
@@ -179,23 +73,29 @@ class Connection final : public ConnectionBase,
       }
       // Back-pressure: the frame's bytes are charged before they are read. Waiting here is
       // not idleness (the client has a frame on the way), so the idle clock is held.
-      while (!ctx_.budget->TryAcquire(n)) {
-        if (draining_) co_return;
-        last_activity_ = Clock::now();
-        asio::steady_timer wait(strand_, kBackPressurePoll);
+      while (!this->ctx_.budget->TryAcquire(n)) {
+        if (this->draining_) co_return;
+        this->last_activity_ = Clock::now();
+        asio::steady_timer wait(this->strand_, internal::kBackPressurePoll);
         co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
       }
       auto body = std::make_shared<std::vector<uint8_t>>(n);
-      co_await asio::async_read(stream_, asio::buffer(*body),
+      co_await asio::async_read(this->stream_, asio::buffer(*body),
                                 asio::redirect_error(use_awaitable, ec));
       if (ec) {
-        ctx_.budget->Release(n);
+        this->ctx_.budget->Release(n);
         co_return;
       }
-      last_activity_ = Clock::now();
+      this->last_activity_ = Clock::now();
       Dispatch(std::move(body));
     }
   }
+
+  std::vector<uint8_t> ClosingError(const Status& why) override {
+    return EncodeFrame(CacheService::ErrorResponse(0, why));
+  }
+
+  void Answer(const std::vector<uint8_t>& response) { this->Enqueue(EncodeFrame(response)); }
 
   // Hello changes the session, so it runs here, in order; everything else runs on the pool
   // with a copy of the session and is answered whenever it finishes.
@@ -204,119 +104,29 @@ class Connection final : public ConnectionBase,
     const size_t charged = body->size();
     auto request = VerifyRequest(*body);
     if (!request.ok() || (*request)->body_type() == protocol::RequestBody::HelloRequest) {
-      auto response = ctx_.service->Handle(session_, *body);
+      auto response = this->ctx_.service->Handle(session_, *body);
       body.reset();
-      ctx_.budget->Release(charged);
-      if (session_.authenticated) Uncount();
-      Enqueue(std::move(response));
+      this->ctx_.budget->Release(charged);
+      if (session_.authenticated) this->Uncount();
+      Answer(response);
       return;
     }
-    ++inflight_;
-    auto self = this->shared_from_this();
-    asio::post(ctx_.pool, [self, body = std::move(body), charged, session = session_]() mutable {
-      auto response = self->ctx_.service->Handle(session, *body);
-      body.reset();
-      self->ctx_.budget->Release(charged);
-      asio::post(self->strand_, [self, response = std::move(response)]() mutable {
-        --self->inflight_;
-        self->last_activity_ = Clock::now();
-        self->Enqueue(std::move(response));
-      });
-    });
+    ++this->inflight_;
+    auto self = std::static_pointer_cast<NativeConnection>(this->shared_from_this());
+    asio::post(this->ctx_.pool,
+               [self, body = std::move(body), charged, session = session_]() mutable {
+                 auto response = self->ctx_.service->Handle(session, *body);
+                 body.reset();
+                 self->ctx_.budget->Release(charged);
+                 asio::post(self->strand_, [self, response = std::move(response)]() mutable {
+                   --self->inflight_;
+                   self->last_activity_ = Clock::now();
+                   self->Answer(response);
+                 });
+               });
   }
 
-  void Enqueue(std::vector<uint8_t> response) {
-    out_.push_back(EncodeFrame(response));
-    if (writing_) return;
-    writing_ = true;
-    auto self = this->shared_from_this();
-    asio::co_spawn(
-        strand_, [self]() { return self->WriteLoop(); }, asio::detached);
-  }
-
-  awaitable<void> WriteLoop() {
-    boost::system::error_code ec;
-    while (!out_.empty()) {
-      std::vector<uint8_t> frame = std::move(out_.front());
-      out_.pop_front();
-      co_await asio::async_write(stream_, asio::buffer(frame),
-                                 asio::redirect_error(use_awaitable, ec));
-      if (ec) {
-        out_.clear();
-        reading_done_ = true;
-        draining_ = true;
-        break;
-      }
-    }
-    writing_ = false;
-    MaybeClose();
-  }
-
-  awaitable<void> Watchdog() {
-    boost::system::error_code ec;
-    const auto idle = std::chrono::milliseconds(ctx_.options->idle_timeout_ms);
-    const auto hello_deadline =
-        accepted_ + std::chrono::milliseconds(ctx_.options->hello_timeout_ms);
-    while (!closed_) {
-      watchdog_.expires_after(kWatchdogPeriod);
-      co_await watchdog_.async_wait(asio::redirect_error(use_awaitable, ec));
-      if (closed_ || draining_) break;
-      if (counted_unauthenticated_ && Clock::now() > hello_deadline) {
-        CloseUnauthenticated(Status::Unauthenticated(
-            "no Hello within " + std::to_string(ctx_.options->hello_timeout_ms) +
-            " ms of connecting; closing the connection"));
-        break;
-      }
-      if (inflight_ == 0 && !writing_ && Clock::now() - last_activity_ > idle) {
-        draining_ = true;
-        Lowest().cancel(ec);
-      }
-    }
-  }
-
-  // Answers `why` (id 0) and closes once it is written. REQUIRES: on the strand.
-  void CloseUnauthenticated(const Status& why) {
-    boost::system::error_code ec;
-    // Cancel the read first: a cancel also aborts writes already started.
-    draining_ = true;
-    Lowest().cancel(ec);
-    ctx_.service->CountConnectionError();
-    Enqueue(CacheService::ErrorResponse(0, why));
-  }
-
-  // The connection has completed a Hello (or closes): it no longer counts as unauthenticated.
-  void Uncount() {
-    if (counted_unauthenticated_.exchange(false)) ctx_.unauthenticated->fetch_sub(1);
-  }
-
-  void MaybeClose() {
-    if (!reading_done_ || inflight_ > 0 || writing_ || closed_) return;
-    Finish();
-  }
-
-  void Finish() {
-    if (closed_) return;
-    closed_ = true;
-    Uncount();
-    boost::system::error_code ec;
-    watchdog_.cancel();
-    Lowest().shutdown(tcp::socket::shutdown_both, ec);
-    Lowest().close(ec);
-    on_close_(this);
-  }
-
-  Stream stream_;
-  asio::strand<asio::any_io_executor> strand_;
-  ConnectionContext ctx_;
-  asio::steady_timer watchdog_;
-  std::function<void(ConnectionBase*)> on_close_;
   Session session_;
-  std::deque<std::vector<uint8_t>> out_;
-  uint32_t inflight_ = 0;
-  bool writing_ = false, reading_done_ = false, draining_ = false, closed_ = false;
-  std::atomic<bool> counted_unauthenticated_{true};  // until the first successful Hello
-  const Clock::time_point accepted_;
-  Clock::time_point last_activity_;
 };
 
 class ServerImpl final : public Server {
@@ -326,6 +136,7 @@ class ServerImpl final : public Server {
         service_(std::move(service)),
         acceptor_(io_),
         metrics_acceptor_(io_),
+        resp_acceptor_(io_),
         budget_(options_.max_inflight_request_bytes) {}
 
   ~ServerImpl() override { (void)Shutdown(); }
@@ -363,7 +174,11 @@ class ServerImpl final : public Server {
       SC_RETURN_IF_ERROR(Listen(metrics_acceptor_, options_.metrics_port, "metrics"));
       asio::co_spawn(accept_strand_, MetricsLoop(), asio::detached);
     }
-    asio::co_spawn(accept_strand_, AcceptLoop(), asio::detached);
+    asio::co_spawn(accept_strand_, AcceptLoop(acceptor_, Front::kNative), asio::detached);
+    if (options_.resp_enabled) {
+      SC_RETURN_IF_ERROR(Listen(resp_acceptor_, options_.resp_port, "RESP"));
+      asio::co_spawn(accept_strand_, AcceptLoop(resp_acceptor_, Front::kResp), asio::detached);
+    }
     int n = options_.threads > 0
                 ? options_.threads
                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -378,6 +193,7 @@ class ServerImpl final : public Server {
 
   uint16_t port() const override { return bound_port_; }
   uint16_t metrics_port() const override { return bound_metrics_port_; }
+  uint16_t resp_port() const override { return bound_resp_port_; }
   CacheService& service() override { return *service_; }
 
   Status Shutdown() override {
@@ -388,6 +204,7 @@ class ServerImpl final : public Server {
       boost::system::error_code ec;
       acceptor_.close(ec);
       metrics_acceptor_.close(ec);
+      resp_acceptor_.close(ec);
     });
     {
       std::lock_guard<std::mutex> lock(conn_mu_);
@@ -440,19 +257,45 @@ class ServerImpl final : public Server {
                              options_.listen_address + ":" + std::to_string(port) + ": " +
                              ec.message());
     }
-    (&acceptor == &acceptor_ ? bound_port_ : bound_metrics_port_) =
-        acceptor.local_endpoint().port();
+    const uint16_t bound = acceptor.local_endpoint().port();
+    if (&acceptor == &acceptor_) {
+      bound_port_ = bound;
+    } else if (&acceptor == &resp_acceptor_) {
+      bound_resp_port_ = bound;
+    } else {
+      bound_metrics_port_ = bound;
+    }
     return Status::Ok();
   }
 
-  awaitable<void> AcceptLoop() {
+  // Which protocol a listener speaks.
+  enum class Front { kNative, kResp };
+
+  // A new connection of `front` over `stream`, started.
+  template <typename Stream>
+  std::shared_ptr<ConnectionBase> StartConnection(Front front, Stream stream,
+                                                  const ConnectionContext& ctx,
+                                                  std::function<void(ConnectionBase*)> on_close) {
+    if (front == Front::kResp) {
+      auto c = std::make_shared<internal::RespConnection<Stream>>(
+          std::move(stream), ctx, std::move(on_close), next_client_id_++);
+      c->Start();
+      return c;
+    }
+    auto c =
+        std::make_shared<NativeConnection<Stream>>(std::move(stream), ctx, std::move(on_close));
+    c->Start();
+    return c;
+  }
+
+  awaitable<void> AcceptLoop(tcp::acceptor& acceptor, Front front) {
     ConnectionContext ctx{service_.get(), &options_, io_.get_executor(), &budget_,
                           &unauthenticated_};
     for (;;) {
       boost::system::error_code ec;
-      tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(use_awaitable, ec));
+      tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
       if (ec) {
-        if (!acceptor_.is_open()) co_return;
+        if (!acceptor.is_open()) co_return;
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
@@ -462,8 +305,15 @@ class ServerImpl final : public Server {
       };
       std::lock_guard<std::mutex> lock(conn_mu_);
       if (connections_.size() >= options_.max_connections) {
-        std::string refusal = "server busy: too many connections (max_connections " +
-                              std::to_string(options_.max_connections) + "); try again later";
+        // Redis's own words to a RESP client; an error frame to a native one.
+        static constexpr std::string_view kRespRefusal = "-ERR max number of clients reached\r\n";
+        std::vector<uint8_t> refusal =
+            front == Front::kResp
+                ? std::vector<uint8_t>(kRespRefusal.begin(), kRespRefusal.end())
+                : EncodeFrame(CacheService::ErrorResponse(
+                      0, Status::ResourceExhausted(
+                             "server busy: too many connections (max_connections " +
+                             std::to_string(options_.max_connections) + "); try again later")));
         rejected_connections_.fetch_add(1, std::memory_order_relaxed);
         // On a strand of its own: the linger timer and the read touch the same socket.
         auto strand = asio::make_strand(io_);
@@ -480,18 +330,12 @@ class ServerImpl final : public Server {
       if (unauthenticated_.fetch_add(1) >= options_.max_unauthenticated_connections) {
         EvictOldestUnauthenticated();
       }
-      if (ssl_) {
-        auto c = std::make_shared<Connection<asio::ssl::stream<tcp::socket>>>(
-            asio::ssl::stream<tcp::socket>(std::move(socket), *ssl_), ctx, on_close);
-        connections_.emplace(c.get(), c);
-        unauthenticated_order_.push_back(c);
-        c->Start();
-      } else {
-        auto c = std::make_shared<Connection<tcp::socket>>(std::move(socket), ctx, on_close);
-        connections_.emplace(c.get(), c);
-        unauthenticated_order_.push_back(c);
-        c->Start();
-      }
+      std::shared_ptr<ConnectionBase> c =
+          ssl_ ? StartConnection(front, asio::ssl::stream<tcp::socket>(std::move(socket), *ssl_),
+                                 ctx, on_close)
+               : StartConnection(front, std::move(socket), ctx, on_close);
+      connections_.emplace(c.get(), c);
+      unauthenticated_order_.push_back(c);
     }
   }
 
@@ -522,12 +366,10 @@ class ServerImpl final : public Server {
   // Answers a connection over max_connections with an error frame, then waits (bounded) for
   // the client to close before closing: see kRejectLinger.
   // REQUIRES: runs on the socket's strand.
-  awaitable<void> Reject(tcp::socket accepted, std::string refusal) {
+  awaitable<void> Reject(tcp::socket accepted, std::vector<uint8_t> frame) {
     auto socket_ptr = std::make_shared<tcp::socket>(std::move(accepted));
     tcp::socket& socket = *socket_ptr;
     boost::system::error_code ec;
-    const auto frame =
-        EncodeFrame(CacheService::ErrorResponse(0, Status::ResourceExhausted(refusal)));
     co_await asio::async_write(socket, asio::buffer(frame),
                                asio::redirect_error(use_awaitable, ec));
     socket.shutdown(tcp::socket::shutdown_send, ec);
@@ -605,9 +447,10 @@ class ServerImpl final : public Server {
   // The accept loops and the close at shutdown: an acceptor is not safe to close on one
   // io thread while its loop runs on another (a data race TSan reported).
   asio::strand<asio::io_context::executor_type> accept_strand_ = asio::make_strand(io_);
-  tcp::acceptor acceptor_, metrics_acceptor_;
+  tcp::acceptor acceptor_, metrics_acceptor_, resp_acceptor_;
   std::unique_ptr<asio::ssl::context> ssl_;
-  uint16_t bound_port_ = 0, bound_metrics_port_ = 0;
+  uint16_t bound_port_ = 0, bound_metrics_port_ = 0, bound_resp_port_ = 0;
+  uint64_t next_client_id_ = 1;  // CLIENT ID of RESP connections; on the accept strand
   bool metrics_requested_ephemeral_ = false;
   std::vector<std::thread> threads_;
   std::mutex conn_mu_;

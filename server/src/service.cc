@@ -196,6 +196,14 @@ class CacheServiceImpl final : public CacheService {
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
   }
 
+  Status CheckSession(const Session& s) const override {
+    if (!s.authenticated) return Status::Unauthenticated("send Hello with a token first");
+    if (s.binding->revoked.load()) {
+      return Status::Unauthenticated(
+          "the token of this session was revoked or its org dropped; send Hello again");
+    }
+    return Status::Ok();
+  }
   std::string MetricsText() override;
   Status Flush() override;
   const std::string& admin_token_path() const override { return admin_token_path_; }
@@ -366,11 +374,9 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
                                     " but carries no body")};
   }
   if (type == B::HelloRequest) return Hello(s, req.body_as_HelloRequest(), fbb);
-  if (!s.authenticated) return {Status::Unauthenticated("send Hello with a token first")};
-  if (s.binding->revoked.load()) {
+  if (Status valid = CheckSession(s); !valid.ok()) {
     s = Session{};
-    return {Status::Unauthenticated(
-        "the token of this session was revoked or its org dropped; send Hello again")};
+    return {valid};
   }
   switch (type) {
     case B::PingRequest: {

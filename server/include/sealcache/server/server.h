@@ -49,6 +49,10 @@ struct ServerOptions {
   // so request memory stays bounded however many connections pipeline large frames. Must
   // be at least max_frame_bytes. Default 256 MiB.
   size_t max_inflight_request_bytes = 256u << 20;
+  // The Redis-protocol front (server/RESP.md) on its own port, with every limit above and
+  // the same TLS options. Default off; resp_port 0 picks a free one (see resp_port()).
+  bool resp_enabled = false;
+  uint16_t resp_port = 7421;
   // Prometheus text endpoint (GET /metrics) on this port; 0 = off. Default 0.
   uint16_t metrics_port = 0;
   // How long Shutdown waits for in-flight requests, in ms. Default 10000.
@@ -63,6 +67,8 @@ class Server {
   virtual ~Server() = default;
   virtual uint16_t port() const = 0;
   virtual uint16_t metrics_port() const = 0;
+  // The bound port of the Redis-protocol front; 0 when it is off.
+  virtual uint16_t resp_port() const = 0;
   virtual CacheService& service() = 0;
   // Stops accepting, lets in-flight requests finish and their responses go out, flushes
   // hits, snapshots and memtables, stops the threads. Idempotent.

@@ -62,6 +62,9 @@ class CacheService {
   // One request frame body in, one response frame body out (a malformed frame gets an
   // error response with id 0).
   virtual std::vector<uint8_t> Handle(Session& session, std::span<const uint8_t> body) = 0;
+  // OK if `session` is authenticated and its binding still holds (not revoked, its org not
+  // dropped); else Unauthenticated. For transports whose commands do not all reach Handle.
+  virtual Status CheckSession(const Session& session) const = 0;
   // An error response for a frame that never reached Handle (e.g. too large).
   static std::vector<uint8_t> ErrorResponse(uint64_t id, const Status& status);
 

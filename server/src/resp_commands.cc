@@ -1,0 +1,406 @@
+#include "resp_commands.h"
+
+#include <algorithm>
+#include <charconv>
+#include <functional>
+#include <optional>
+#include <unordered_map>
+
+#include "protocol_generated.h"
+#include "sealcache/server/frame.h"
+
+namespace sealcache::server::internal {
+namespace {
+
+namespace P = protocol;
+using FBB = flatbuffers::FlatBufferBuilder;
+
+// What HELLO reports. The front follows Redis 7.2's replies (server/RESP.md).
+constexpr char kRedisVersion[] = "7.2.0";
+constexpr char kNoAuth[] = "NOAUTH Authentication required.";
+constexpr char kWrongPass[] = "WRONGPASS invalid username-password pair or user is disabled.";
+// The user name an admin token is given with (an org token's user name is its org).
+constexpr char kAdminUser[] = "admin";
+// Longest argument quoted back in "unknown command" (Redis: 128).
+constexpr size_t kQuotedArgumentsBytes = 128;
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) { return Lower(a) == Lower(b); }
+
+std::optional<int64_t> ParseInteger(std::string_view s) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+// A native request through CacheService::Handle, as a native connection would send it.
+class NativeCall {
+ public:
+  NativeCall(CacheService* service, Session& session) : service_(service), session_(session) {}
+
+  template <typename Build>
+  Result<const P::Response*> Run(P::RequestBody type, Build build) {
+    FBB fbb(256);
+    flatbuffers::Offset<void> body = build(fbb);
+    P::RequestBuilder rb(fbb);
+    rb.add_id(1);
+    rb.add_body_type(type);
+    rb.add_body(body);
+    fbb.Finish(rb.Finish(), kFileIdentifier);
+    response_ = service_->Handle(session_, {fbb.GetBufferPointer(), fbb.GetSize()});
+    SC_ASSIGN_OR_RETURN(const P::Response* r, VerifyResponse(response_));
+    Status status = FromWire(r->status(), r->message() ? r->message()->string_view() : "");
+    if (!status.ok()) return status;
+    return r;
+  }
+
+ private:
+  CacheService* service_;
+  Session& session_;
+  std::vector<uint8_t> response_;  // what Run's result points into
+};
+
+// A service error as Redis would word it for `command`.
+void ReplyError(RespWriter& out, const Status& status, std::string_view command) {
+  switch (status.code()) {
+    case Status::Code::kUnauthenticated:
+      return out.Error(kNoAuth);
+    case Status::Code::kPermissionDenied:
+      return out.Error("NOPERM this user has no permissions to run the '" + Lower(command) +
+                       "' command");
+    default:
+      return out.Error("ERR " + status.message());
+  }
+}
+
+struct Context {
+  CacheService* service;
+  RespSession& s;
+  const RespCommand& args;
+  RespWriter& out;
+};
+
+// Binds the session to `token` (user name checked against the token's org); writes the
+// error and returns false if it does not authenticate.
+bool Authenticate(Context& c, std::optional<std::string_view> user, std::string_view token) {
+  Session attempt;
+  NativeCall call(c.service, attempt);
+  auto r = call.Run(P::RequestBody::HelloRequest, [&](FBB& fbb) {
+    return P::CreateHelloRequest(fbb, fbb.CreateString(token)).Union();
+  });
+  bool ok = r.ok();
+  if (ok && user) {
+    const auto* hello = (*r)->body_as_HelloResponse();
+    const std::string org = hello->org() ? hello->org()->str() : "";
+    ok = hello->admin() ? *user == kAdminUser : *user == org;
+  }
+  if (!ok) {
+    c.out.Error(kWrongPass);
+    return false;
+  }
+  c.s.session = std::move(attempt);
+  return true;
+}
+
+void Ping(Context& c) {
+  if (c.args.size() > 2) return c.out.Error("ERR wrong number of arguments for 'ping' command");
+  if (c.args.size() == 2) return c.out.Bulk(c.args[1]);
+  c.out.SimpleString("PONG");
+}
+
+void Echo(Context& c) { c.out.Bulk(c.args[1]); }
+
+void Auth(Context& c) {
+  if (c.args.size() > 3) return c.out.Error("ERR syntax error");
+  if (c.args.size() == 3) {
+    if (Authenticate(c, c.args[1], c.args[2])) c.out.SimpleString("OK");
+  } else if (Authenticate(c, std::nullopt, c.args[1])) {
+    c.out.SimpleString("OK");
+  }
+}
+
+void Hello(Context& c) {
+  int protocol = c.out.protocol();
+  size_t i = 1;
+  if (c.args.size() > 1) {
+    auto v = ParseInteger(c.args[1]);
+    if (!v) return c.out.Error("ERR Protocol version is not an integer or out of range");
+    if (*v != 2 && *v != 3)
+      return c.out.Error("NOPROTO sorry, this protocol version is not supported.");
+    protocol = static_cast<int>(*v);
+    i = 2;
+  }
+  std::optional<std::string> name;
+  for (; i < c.args.size(); ++i) {
+    const size_t left = c.args.size() - i - 1;
+    if (EqualsIgnoreCase(c.args[i], "AUTH") && left >= 2) {
+      if (!Authenticate(c, c.args[i + 1], c.args[i + 2])) return;
+      i += 2;
+    } else if (EqualsIgnoreCase(c.args[i], "SETNAME") && left >= 1) {
+      name = c.args[++i];
+    } else {
+      return c.out.Error("ERR Syntax error in HELLO option '" + c.args[i] + "'");
+    }
+  }
+  if (!c.service->CheckSession(c.s.session).ok()) {
+    c.s.session = Session{};
+    return c.out.Error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+        "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
+        "select the RESP protocol version at the same time");
+  }
+  if (name) c.s.client_name = *name;
+  c.out.set_protocol(protocol);
+  c.out.MapHeader(7);
+  c.out.Bulk("server");
+  c.out.Bulk("redis");
+  c.out.Bulk("version");
+  c.out.Bulk(kRedisVersion);
+  c.out.Bulk("proto");
+  c.out.Integer(protocol);
+  c.out.Bulk("id");
+  c.out.Integer(static_cast<int64_t>(c.s.client_id));
+  c.out.Bulk("mode");
+  c.out.Bulk("standalone");
+  c.out.Bulk("role");
+  c.out.Bulk("master");
+  c.out.Bulk("modules");
+  c.out.ArrayHeader(0);
+}
+
+void Select(Context& c) {
+  auto db = ParseInteger(c.args[1]);
+  if (!db) return c.out.Error("ERR value is not an integer or out of range");
+  if (*db != 0) return c.out.Error("ERR DB index is out of range");
+  c.out.SimpleString("OK");
+}
+
+void Client(Context& c) {
+  const std::string sub = Lower(c.args[1]);
+  if (sub == "setname" && c.args.size() == 3) {
+    for (unsigned char ch : c.args[2]) {
+      if (ch < '!' || ch > '~') {
+        return c.out.Error(
+            "ERR Client names cannot contain spaces, newlines or special characters.");
+      }
+    }
+    c.s.client_name = c.args[2];
+    return c.out.SimpleString("OK");
+  }
+  if (sub == "getname" && c.args.size() == 2) {
+    return c.s.client_name.empty() ? c.out.NullBulk() : c.out.Bulk(c.s.client_name);
+  }
+  if (sub == "id" && c.args.size() == 2) return c.out.Integer(static_cast<int64_t>(c.s.client_id));
+  if (sub == "setinfo" && c.args.size() == 4) return c.out.SimpleString("OK");
+  if (sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo") {
+    return c.out.Error("ERR wrong number of arguments for 'client|" + sub + "' command");
+  }
+  c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try CLIENT HELP.");
+}
+
+void Quit(Context& c) {
+  c.s.close_after_reply = true;
+  c.out.SimpleString("OK");
+}
+
+void Reset(Context& c) {
+  c.s.session = Session{};
+  c.s.client_name.clear();
+  c.out.set_protocol(2);
+  c.out.SimpleString("RESET");
+}
+
+// ---- SEALCACHE.* admin commands -------------------------------------------------------------
+
+void CreateOrg(Context& c) {
+  auto dim = ParseInteger(c.args[2]);
+  if (!dim || *dim <= 0 || *dim > UINT32_MAX) {
+    return c.out.Error("ERR dimension is not an integer or out of range");
+  }
+  const std::string kind = c.args.size() > 3 ? Lower(c.args[3]) : "hnsw";
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::CreateOrgRequest, [&](FBB& fbb) {
+    auto org = fbb.CreateString(c.args[1]);
+    auto metric = fbb.CreateString("cosine");
+    auto index_kind = fbb.CreateString(kind);
+    return P::CreateCreateOrgRequest(fbb, org, static_cast<uint32_t>(*dim), metric, index_kind)
+        .Union();
+  });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  const auto* created = (*r)->body_as_CreateOrgResponse();
+  c.out.MapHeader(3);
+  c.out.Bulk("org");
+  c.out.Bulk(created->org()->string_view());
+  c.out.Bulk("token");
+  c.out.Bulk(created->token()->string_view());
+  c.out.Bulk("token_id");
+  c.out.Bulk(created->token_id()->string_view());
+}
+
+void DropOrg(Context& c) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::DropOrgRequest, [&](FBB& fbb) {
+    return P::CreateDropOrgRequest(fbb, fbb.CreateString(c.args[1])).Union();
+  });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  c.out.SimpleString("OK");
+}
+
+void RotateKey(Context& c) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::RotateKeyRequest, [&](FBB& fbb) {
+    return P::CreateRotateKeyRequest(fbb, fbb.CreateString(c.args[1])).Union();
+  });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  c.out.Integer((*r)->body_as_RotateKeyResponse()->version());
+}
+
+void KeyStatus(Context& c) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::KeyStatusRequest, [&](FBB& fbb) {
+    return P::CreateKeyStatusRequest(fbb, fbb.CreateString(c.args[1])).Union();
+  });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  const auto* versions = (*r)->body_as_KeyStatusResponse()->versions();
+  c.out.ArrayHeader(versions ? versions->size() : 0);
+  if (!versions) return;
+  for (const P::KeyVersion* v : *versions) {
+    c.out.MapHeader(8);
+    c.out.Bulk("version");
+    c.out.Integer(v->version());
+    c.out.Bulk("state");
+    c.out.Bulk(v->state() ? v->state()->string_view() : "");
+    c.out.Bulk("created_ms");
+    c.out.Integer(v->created_ms());
+    c.out.Bulk("rotated_ms");
+    c.out.Integer(v->rotated_ms());
+    c.out.Bulk("destroyed_ms");
+    c.out.Integer(v->destroyed_ms());
+    c.out.Bulk("live_files");
+    c.out.Integer(static_cast<int64_t>(v->live_files()));
+    c.out.Bulk("live_bytes");
+    c.out.Integer(static_cast<int64_t>(v->live_bytes()));
+    c.out.Bulk("max_expiry_ms");
+    c.out.Integer(v->max_expiry_ms());
+  }
+}
+
+void ListOrgs(Context& c) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::ListOrgsRequest,
+                    [&](FBB& fbb) { return P::CreateListOrgsRequest(fbb).Union(); });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  const auto* orgs = (*r)->body_as_ListOrgsResponse()->orgs();
+  c.out.ArrayHeader(orgs ? orgs->size() : 0);
+  if (!orgs) return;
+  for (const P::OrgSummary* o : *orgs) {
+    c.out.MapHeader(5);
+    c.out.Bulk("org");
+    c.out.Bulk(o->org() ? o->org()->string_view() : "");
+    c.out.Bulk("dimension");
+    c.out.Integer(o->dimension());
+    c.out.Bulk("metric");
+    c.out.Bulk(o->metric() ? o->metric()->string_view() : "");
+    c.out.Bulk("index_kind");
+    c.out.Bulk(o->index_kind() ? o->index_kind()->string_view() : "");
+    c.out.Bulk("created_ms");
+    c.out.Integer(o->created_ms());
+  }
+}
+
+void IssueToken(Context& c) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::IssueTokenRequest, [&](FBB& fbb) {
+    return P::CreateIssueTokenRequest(fbb, fbb.CreateString(c.args[1])).Union();
+  });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  const auto* issued = (*r)->body_as_IssueTokenResponse();
+  c.out.MapHeader(2);
+  c.out.Bulk("token");
+  c.out.Bulk(issued->token()->string_view());
+  c.out.Bulk("token_id");
+  c.out.Bulk(issued->token_id()->string_view());
+}
+
+void RevokeToken(Context& c) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::RevokeTokenRequest, [&](FBB& fbb) {
+    auto org = fbb.CreateString(c.args[1]);
+    auto id = c.args.size() > 2 ? fbb.CreateString(c.args[2]) : 0;
+    return P::CreateRevokeTokenRequest(fbb, org, id).Union();
+  });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  c.out.Integer(static_cast<int64_t>((*r)->body_as_RevokeTokenResponse()->revoked()));
+}
+
+// ---- the table ------------------------------------------------------------------------------
+
+struct CommandSpec {
+  // Redis's arity: N means exactly N words with the name, -N at least N.
+  int arity;
+  bool needs_auth;
+  bool admin_only;  // SEALCACHE.* admin commands (the service checks too)
+  void (*handler)(Context&);
+};
+
+const std::unordered_map<std::string, CommandSpec>& Table() {
+  static const auto* table = new std::unordered_map<std::string, CommandSpec>{
+      {"ping", {-1, true, false, Ping}},
+      {"echo", {2, true, false, Echo}},
+      {"auth", {-2, false, false, Auth}},
+      {"hello", {-1, false, false, Hello}},
+      {"select", {2, true, false, Select}},
+      {"client", {-2, true, false, Client}},
+      {"quit", {-1, false, false, Quit}},
+      {"reset", {1, false, false, Reset}},
+      {"sealcache.createorg", {-3, true, true, CreateOrg}},
+      {"sealcache.droporg", {2, true, true, DropOrg}},
+      {"sealcache.rotatekey", {2, true, true, RotateKey}},
+      {"sealcache.keystatus", {2, true, true, KeyStatus}},
+      {"sealcache.listorgs", {1, true, true, ListOrgs}},
+      {"sealcache.issuetoken", {2, true, true, IssueToken}},
+      {"sealcache.revoketoken", {-2, true, true, RevokeToken}},
+  };
+  return *table;
+}
+
+std::string UnknownCommand(const RespCommand& args) {
+  std::string quoted;
+  for (size_t i = 1; i < args.size() && quoted.size() < kQuotedArgumentsBytes; ++i) {
+    quoted += "'" + args[i].substr(0, kQuotedArgumentsBytes - quoted.size()) + "' ";
+  }
+  return "ERR unknown command '" + args[0].substr(0, kQuotedArgumentsBytes) +
+         "', with args beginning with: " + quoted;
+}
+
+}  // namespace
+
+void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& out) {
+  const std::string name = Lower(args[0]);
+  const auto& table = Table();
+  auto it = table.find(name);
+  if (it == table.end()) return out.Error(UnknownCommand(args));
+  const CommandSpec& spec = it->second;
+  const int n = static_cast<int>(args.size());
+  if ((spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity)) {
+    return out.Error("ERR wrong number of arguments for '" + name + "' command");
+  }
+  if (spec.needs_auth && !service_->CheckSession(s.session).ok()) {
+    s.session = Session{};  // revoked or dropped since: authenticate again
+    return out.Error(kNoAuth);
+  }
+  if (spec.admin_only && !s.session.admin) {
+    return out.Error("NOPERM this user has no permissions to run the '" + name + "' command");
+  }
+  Context c{service_, s, args, out};
+  spec.handler(c);
+}
+
+}  // namespace sealcache::server::internal

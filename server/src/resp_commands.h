@@ -1,0 +1,39 @@
+// The commands of the Redis-protocol front (server/RESP.md): one table of name, arity, flags
+// and handler, as Redis's commands.def; unknown commands, wrong arity, missing
+// authentication and missing permissions are answered in one place with Redis's wording.
+// Handlers reach the store only through CacheService, with the session AUTH or HELLO bound,
+// so a RESP session is checked on every command exactly like a native one. Private to
+// server/.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "resp_parser.h"
+#include "resp_writer.h"
+#include "sealcache/server/service.h"
+
+namespace sealcache::server::internal {
+
+// The state of one RESP connection.
+struct RespSession {
+  Session session;  // bound by AUTH or HELLO ... AUTH
+  uint64_t client_id = 0;
+  std::string client_name;
+  bool close_after_reply = false;  // QUIT
+};
+
+class RespCommands {
+ public:
+  explicit RespCommands(CacheService* service) : service_(service) {}
+
+  // Runs one request and writes its reply (exactly one) to `out`, whose protocol version it
+  // may change (HELLO, RESET). REQUIRES: !args.empty().
+  void Execute(RespSession& s, const RespCommand& args, RespWriter& out);
+
+ private:
+  CacheService* service_;
+};
+
+}  // namespace sealcache::server::internal

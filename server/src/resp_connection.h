@@ -1,0 +1,130 @@
+// A connection of the Redis-protocol front (server/RESP.md): bytes in, requests parsed as
+// Redis parses them, each executed in order and answered in order (Redis clients match
+// replies by position), pipelined requests answered in one write. A protocol error is
+// answered "-ERR Protocol error: ..." and closes the connection, as Redis does. The
+// limits of the native port apply: connections without AUTH are held to the Hello deadline,
+// the small request bound and the cap; bytes read and not yet answered count in the
+// server's in-flight budget. Private to server/.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "connection.h"
+#include "resp_commands.h"
+#include "resp_parser.h"
+#include "resp_writer.h"
+
+namespace sealcache::server::internal {
+
+// Bytes asked of the socket at once.
+inline constexpr size_t kRespReadChunk = 16u << 10;
+
+template <typename Stream>
+class RespConnection final : public ConnectionCore<Stream> {
+  using Core = ConnectionCore<Stream>;
+
+ public:
+  RespConnection(Stream stream, ConnectionContext ctx,
+                 std::function<void(ConnectionBase*)> on_close, uint64_t client_id)
+      : Core(std::move(stream), ctx, std::move(on_close)),
+        commands_(ctx.service),
+        parser_(Limits(*ctx.options)),
+        writer_(2) {
+    session_.client_id = client_id;
+  }
+  ~RespConnection() override { this->ctx_.budget->Release(charged_); }
+
+ private:
+  static RespLimits Limits(const ServerOptions& o) {
+    RespLimits limits;
+    limits.max_bulk_bytes = o.max_frame_bytes;
+    return limits;
+  }
+
+  // How many bytes a request may have buffered: the frame bound of the native port, the
+  // small one before AUTH.
+  size_t BufferLimit() const {
+    return session_.session.authenticated ? this->ctx_.options->max_frame_bytes + kRespReadChunk
+                                          : this->ctx_.options->max_unauthenticated_frame_bytes;
+  }
+
+  awaitable<void> ReadLoop() override {
+    boost::system::error_code ec;
+    std::vector<char> chunk(kRespReadChunk);
+    for (;;) {
+      if (this->draining_) co_return;
+      // Back-pressure: the bytes about to be read are charged first, and stay charged while
+      // they sit in the buffer (waiting here is not idleness).
+      while (!this->ctx_.budget->TryAcquire(kRespReadChunk)) {
+        if (this->draining_) co_return;
+        this->last_activity_ = Clock::now();
+        asio::steady_timer wait(this->strand_, kBackPressurePoll);
+        co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
+      charged_ += kRespReadChunk;
+      const size_t n = co_await this->stream_.async_read_some(
+          asio::buffer(chunk), asio::redirect_error(use_awaitable, ec));
+      if (ec) co_return;  // peer closed, idle timeout or shutdown
+      this->last_activity_ = Clock::now();
+      buffer_.append(chunk.data(), n);
+      if (!ExecuteBuffered()) co_return;
+      // Keep charged what the buffer holds (a partial request), release the rest.
+      const size_t keep = std::min(charged_, buffer_.size());
+      this->ctx_.budget->Release(charged_ - keep);
+      charged_ = keep;
+      if (session_.close_after_reply) co_return;
+    }
+  }
+
+  // Executes every whole request in the buffer; false once the connection must close.
+  bool ExecuteBuffered() {
+    RespCommand args;
+    bool open = true;
+    for (;;) {
+      const auto outcome = parser_.Parse(buffer_, &args);
+      if (outcome == RespParser::Outcome::kNeedMore) {
+        if (buffer_.size() > BufferLimit()) {
+          this->ctx_.service->CountConnectionError();
+          writer_.Error(session_.session.authenticated
+                            ? "ERR Protocol error: request exceeds max_frame_bytes"
+                            : "ERR Protocol error: request too large before AUTH");
+          open = false;
+        }
+        break;
+      }
+      if (outcome == RespParser::Outcome::kProtocolError) {
+        this->ctx_.service->CountConnectionError();
+        writer_.Error("ERR " + parser_.error());
+        open = false;
+        break;
+      }
+      commands_.Execute(session_, args, writer_);
+      if (session_.session.authenticated) this->Uncount();
+      if (session_.close_after_reply) break;
+    }
+    Flush();
+    return open;
+  }
+
+  void Flush() {
+    std::string& bytes = writer_.buffer();
+    if (bytes.empty()) return;
+    this->Enqueue(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    bytes.clear();
+  }
+
+  std::vector<uint8_t> ClosingError(const Status& why) override {
+    const std::string line = "-ERR " + why.message() + "\r\n";
+    return {line.begin(), line.end()};
+  }
+
+  RespCommands commands_;
+  RespParser parser_;
+  RespWriter writer_;
+  RespSession session_;
+  std::string buffer_;
+  size_t charged_ = 0;  // bytes charged to the in-flight budget
+};
+
+}  // namespace sealcache::server::internal

@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""The Redis-protocol front of a real sealcached, spoken to by real clients: redis-py 4.3.4
+(Debian's python3-redis, RESP2) and redis-cli 7.0 (RESP2 and, with -3, RESP3), plus raw
+sockets where a byte-exact reply or a protocol error is the point.
+
+Run by ctest (label `resp`): resp_front_test.py --sealcached PATH. Each test class starts
+its own server in a temporary directory and stops it at the end.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import redis
+
+SEALCACHED = None
+
+
+class Server:
+    """sealcached --dev in a temporary directory, both ports picked by the kernel."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sealcache-resp.")
+        self.log_path = os.path.join(self.dir, "log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [SEALCACHED, "--dev", "--data", os.path.join(self.dir, "data"), "--port", "0",
+             "--resp-port", "0", "--hello-timeout-ms", "3000"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            text = open(self.log_path).read()
+            m = re.search(r"Redis protocol on [0-9.]+:(\d+)", text)
+            if m:
+                self.port = int(m.group(1))
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("sealcached exited: " + text)
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("sealcached did not start: " + open(self.log_path).read())
+        with open(os.path.join(self.dir, "data", "admin.token")) as f:
+            self.admin_token = f.read().strip()
+
+    def admin(self):
+        return redis.Redis(port=self.port, username="admin", password=self.admin_token)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pairs(reply):
+    """A RESP2 map (flat array of key, value, ...) as a dict of str keys."""
+    it = iter(reply)
+    return {k.decode(): v for k, v in zip(it, it)}
+
+
+def raw(port, data, until=None):
+    """Sends bytes on a fresh connection; returns what comes back until it ends with `until`
+    (or, without it, until the server closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(data)
+        out = b""
+        while until is None or not out.endswith(until):
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+class RespFront(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        created = pairs(cls.server.admin().execute_command("SEALCACHE.CREATEORG", "acme", 4))
+        cls.acme_token = created["token"].decode()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def org(self, token=None, user="acme"):
+        return redis.Redis(port=self.server.port, username=user, password=token or self.acme_token)
+
+    def test_data_commands_before_auth_answer_noauth_as_redis_does(self):
+        r = redis.Redis(port=self.server.port)
+        with self.assertRaises(redis.exceptions.AuthenticationError) as e:
+            r.ping()
+        self.assertEqual(str(e.exception), "Authentication required.")
+        self.assertEqual(raw(self.server.port, b"PING\r\n", until=b"\r\n"),
+                         b"-NOAUTH Authentication required.\r\n")
+
+    def test_auth_binds_to_the_tokens_org_and_refuses_another_user_name(self):
+        self.assertTrue(self.org().ping())
+        self.assertTrue(redis.Redis(port=self.server.port, password=self.acme_token).ping())
+        url = "redis://acme:%s@127.0.0.1:%d/0" % (self.acme_token, self.server.port)
+        self.assertTrue(redis.Redis.from_url(url).ping())
+        # redis-py 4.3.4 raises WRONGPASS, Redis's answer to a bad pair, as a ResponseError.
+        wrongpass = "WRONGPASS invalid username-password pair or user is disabled."
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            self.org(user="globex").ping()
+        self.assertEqual(str(e.exception), wrongpass)
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            self.org(token="sc_" + "0" * 64).ping()
+        self.assertEqual(str(e.exception), wrongpass)
+
+    def test_admin_commands_need_the_admin_token(self):
+        with self.assertRaises(redis.exceptions.NoPermissionError) as e:
+            self.org().execute_command("SEALCACHE.LISTORGS")
+        self.assertEqual(str(e.exception),
+                         "this user has no permissions to run the 'sealcache.listorgs' command")
+        orgs = [pairs(o) for o in self.server.admin().execute_command("SEALCACHE.LISTORGS")]
+        self.assertIn(b"acme", [o["org"] for o in orgs])
+
+    def test_every_admin_operation_of_the_native_protocol(self):
+        admin = self.server.admin()
+        created = pairs(admin.execute_command("SEALCACHE.CREATEORG", "scratch", 8, "flat"))
+        self.assertEqual(created["org"], b"scratch")
+        self.assertEqual(admin.execute_command("SEALCACHE.ROTATEKEY", "scratch"), 2)
+        versions = [pairs(v) for v in admin.execute_command("SEALCACHE.KEYSTATUS", "scratch")]
+        self.assertEqual([(v["version"], v["state"]) for v in versions],
+                         [(1, b"RETIRING"), (2, b"ACTIVE")])
+        issued = pairs(admin.execute_command("SEALCACHE.ISSUETOKEN", "scratch"))
+        self.assertTrue(issued["token"].startswith(b"sc_"))
+        self.assertEqual(
+            admin.execute_command("SEALCACHE.REVOKETOKEN", "scratch", issued["token_id"]), 1)
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            admin.execute_command("SEALCACHE.ROTATEKEY", "../scratch")
+        self.assertIn("org", str(e.exception))
+        self.assertEqual(admin.execute_command("SEALCACHE.DROPORG", "scratch"), b"OK")
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            admin.execute_command("SEALCACHE.DROPORG", "scratch")
+        self.assertIn("unknown org scratch", str(e.exception))
+
+    def test_a_revocation_reaches_an_open_connection_at_its_next_command(self):
+        admin = self.server.admin()
+        issued = pairs(admin.execute_command("SEALCACHE.ISSUETOKEN", "acme"))
+        r = self.org(token=issued["token"].decode())
+        self.assertTrue(r.ping())
+        admin.execute_command("SEALCACHE.REVOKETOKEN", "acme", issued["token_id"])
+        with self.assertRaises(redis.exceptions.AuthenticationError):
+            r.ping()
+
+    def test_a_dropped_orgs_sessions_end_and_never_reach_its_successor(self):
+        admin = self.server.admin()
+        token = pairs(admin.execute_command("SEALCACHE.CREATEORG", "delta", 4))["token"].decode()
+        old = redis.Redis(port=self.server.port, username="delta", password=token,
+                          single_connection_client=True)
+        self.assertTrue(old.ping())
+        admin.execute_command("SEALCACHE.DROPORG", "delta")
+        admin.execute_command("SEALCACHE.CREATEORG", "delta", 4)
+        with self.assertRaises(redis.exceptions.AuthenticationError):
+            old.ping()
+        # The client reconnects and says AUTH with the old token: refused.
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            old.ping()
+        self.assertIn("WRONGPASS", str(e.exception))
+
+    def test_unknown_commands_and_wrong_arity_use_redis_wording(self):
+        r = self.org()
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            r.execute_command("NOSUCH", "a", "b")
+        self.assertEqual(str(e.exception),
+                         "unknown command 'NOSUCH', with args beginning with: 'a' 'b' ")
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            r.execute_command("ECHO")
+        self.assertEqual(str(e.exception), "wrong number of arguments for 'echo' command")
+
+    def test_connection_commands(self):
+        r = redis.Redis(port=self.server.port, username="acme", password=self.acme_token,
+                        single_connection_client=True)
+        self.assertEqual(r.echo("hi there"), b"hi there")
+        auth = b"AUTH acme " + self.acme_token.encode() + b"\r\n"
+        self.assertEqual(raw(self.server.port, auth + b"PING x\r\n", until=b"x\r\n"),
+                         b"+OK\r\n$1\r\nx\r\n")
+        self.assertTrue(r.execute_command("SELECT", 0))
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            r.execute_command("SELECT", 1)
+        self.assertEqual(str(e.exception), "DB index is out of range")
+        self.assertTrue(r.client_setname("gateway-1"))
+        self.assertEqual(r.client_getname(), "gateway-1")
+        self.assertIsInstance(r.client_id(), int)
+
+    def test_pipelined_commands_are_answered_in_order(self):
+        p = self.org().pipeline(transaction=False)
+        for i in range(2000):
+            p.echo("message %d" % i)
+        self.assertEqual(p.execute(), [b"message %d" % i for i in range(2000)])
+
+    def test_hello_3_answers_a_resp3_map_and_hello_2_a_flat_array(self):
+        auth = b"AUTH acme " + self.acme_token.encode()
+        three = raw(self.server.port, b"HELLO 3 " + auth + b"\r\n", until=b"*0\r\n")
+        self.assertTrue(three.startswith(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"), three)
+        self.assertIn(b"$5\r\nproto\r\n:3\r\n", three)
+        two = raw(self.server.port, b"HELLO 2 " + auth + b"\r\n", until=b"*0\r\n")
+        self.assertTrue(two.startswith(b"*14\r\n"), two)
+        self.assertEqual(raw(self.server.port, b"HELLO 4\r\n", until=b"\r\n"),
+                         b"-NOPROTO sorry, this protocol version is not supported.\r\n")
+
+    def test_a_protocol_error_is_answered_and_closes_the_connection(self):
+        reply = raw(self.server.port, b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\nPING\r\n")
+        self.assertEqual(reply, b"-ERR Protocol error: expected '$', got 'f'\r\n")
+        # Past the 4 KiB bound before AUTH, within one read of the server (a close with
+        # unread input would reset the connection and could destroy the reply).
+        big = raw(self.server.port, b"*1\r\n$6000\r\n" + b"x" * 6000)
+        self.assertEqual(big, b"-ERR Protocol error: request too large before AUTH\r\n")
+
+    def test_redis_cli_in_resp2_and_resp3(self):
+        base = ["redis-cli", "-p", str(self.server.port), "--user", "acme", "--pass",
+                self.acme_token, "--no-auth-warning"]
+        out = subprocess.run(base + ["PING"], capture_output=True, text=True, check=True)
+        self.assertEqual(out.stdout.strip(), "PONG")
+        out = subprocess.run(base + ["-3", "HELLO", "3"], capture_output=True, text=True,
+                             check=True)
+        self.assertIn("proto", out.stdout)
+        self.assertIn("3", out.stdout)
+        out = subprocess.run(base + ["SEALCACHE.LISTORGS"], capture_output=True, text=True)
+        self.assertIn("no permissions", out.stdout + out.stderr)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sealcached", required=True)
+    args, rest = parser.parse_known_args()
+    SEALCACHED = args.sealcached
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
