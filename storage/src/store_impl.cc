@@ -537,6 +537,7 @@ Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
                                    "' (use hnsw or flat)");
   }
   const std::string org(org_view);
+  std::lock_guard<std::mutex> admin(org_admin_mu_);
   std::unique_lock<std::shared_mutex> lock(orgs_mu_);
   if (orgs_.count(org)) return Status::AlreadyExists("org " + org + " already exists");
   const crypto::RingId ring{crypto::KeyScope::kOrg, org};
@@ -571,6 +572,7 @@ Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
 }
 
 Status StoreImpl::DropOrg(std::string_view org_view) {
+  std::lock_guard<std::mutex> admin(org_admin_mu_);
   std::unique_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_view));
   const std::string id = org->id;
@@ -592,6 +594,10 @@ Status StoreImpl::DropOrg(std::string_view org_view) {
     return fault;
   }
   SC_RETURN_IF_ERROR(FinishDropOrg(id, cf));
+  // The scrub's flush and compactions take a while: every other org's requests go on
+  // meanwhile (org_admin_mu_ keeps a create of the same name out until it is done).
+  lock.unlock();
+  std::shared_lock<std::shared_mutex> shared(orgs_mu_);
   SC_RETURN_IF_ERROR(ScrubDroppedOrg(id));
   return RecordAudit("org_dropped", {{"org", id}});
 }
@@ -602,7 +608,7 @@ Status StoreImpl::DropOrg(std::string_view org_view) {
 // and of the token range rewrites the plaintext meta SSTs without its digests, namespaces
 // and token hashes; its SST and index directories go. The MANIFEST keeps the family name
 // and old SST boundaries until the next start writes a new one (storage/FORMAT.md).
-// REQUIRES: orgs_mu_ held exclusively, the org already gone from orgs_.
+// REQUIRES: org_admin_mu_ held, orgs_mu_ held shared, the org already gone from orgs_.
 Status StoreImpl::ScrubDroppedOrg(const std::string& id) {
   std::vector<rocksdb::ColumnFamilyHandle*> all{meta_cf_};
   for (auto& [other, state] : orgs_) all.push_back(state->cf);

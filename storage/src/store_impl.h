@@ -185,6 +185,9 @@ class StoreImpl final : public Store {
   rocksdb::WriteOptions write_options_;
   rocksdb::WriteOptions admin_write_options_;  // always synced
 
+  // Serialises CreateOrg and DropOrg (whose scrub runs with orgs_mu_ only shared).
+  // Taken before orgs_mu_.
+  std::mutex org_admin_mu_;
   // Guards the org map; every operation on an org holds it shared for its duration, so a
   // column family handle is never destroyed under a running operation.
   mutable std::shared_mutex orgs_mu_;
