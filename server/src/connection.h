@@ -56,6 +56,8 @@ class RequestBudget {
   std::atomic<size_t> peak_{0};
 };
 
+struct RespServerFacts;  // resp_commands.h
+
 // State shared by every connection.
 struct ConnectionContext {
   CacheService* service;
@@ -64,6 +66,8 @@ struct ConnectionContext {
   RequestBudget* budget;
   // Open connections that have not yet completed a Hello (each counts itself once).
   std::atomic<uint32_t>* unauthenticated;
+  // The Redis front's server facts; null on the native port.
+  RespServerFacts* resp_facts = nullptr;
 };
 
 class ConnectionBase {

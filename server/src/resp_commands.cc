@@ -1,5 +1,7 @@
 #include "resp_commands.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <functional>
@@ -82,6 +84,7 @@ void ReplyError(RespWriter& out, const Status& status, std::string_view command)
 
 struct Context {
   CacheService* service;
+  RespServerFacts* facts;
   RespSession& s;
   const RespCommand& args;
   RespWriter& out;
@@ -217,6 +220,119 @@ void Reset(Context& c) {
   c.out.SimpleString("RESET");
 }
 
+// ---- server introspection ---------------------------------------------------------------------
+
+// Entries of the session's org (every entry has an expiry), through the native Stats.
+Result<uint64_t> OrgEntries(Context& c) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::StatsRequest,
+                    [](FBB& fbb) { return P::CreateStatsRequest(fbb).Union(); });
+  if (!r.ok()) return r.status();
+  return (*r)->body_as_StatsResponse()->entries();
+}
+
+void DbSize(Context& c) {
+  auto entries = OrgEntries(c);
+  if (!entries.ok()) return ReplyError(c.out, entries.status(), c.args[0]);
+  c.out.Integer(static_cast<int64_t>(*entries));
+}
+
+// Redis's stringmatchlen for the patterns CONFIG GET is given: '*', '?' and literals.
+bool GlobMatch(std::string_view pattern, std::string_view s) {
+  if (pattern.empty()) return s.empty();
+  if (pattern[0] == '*') {
+    for (size_t i = 0; i <= s.size(); ++i) {
+      if (GlobMatch(pattern.substr(1), s.substr(i))) return true;
+    }
+    return false;
+  }
+  if (s.empty()) return false;
+  if (pattern[0] != '?' && std::tolower(pattern[0]) != std::tolower(s[0])) return false;
+  return GlobMatch(pattern.substr(1), s.substr(1));
+}
+
+void Config(Context& c) {
+  const std::string sub = Lower(c.args[1]);
+  if (sub != "get") {
+    return c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try CONFIG HELP.");
+  }
+  if (c.args.size() < 3)
+    return c.out.Error("ERR wrong number of arguments for 'config|get' command");
+  // The parameters clients ask a cache about: it keeps nothing in RDB or AOF files.
+  static constexpr std::pair<std::string_view, std::string_view> kParameters[] = {
+      {"save", ""}, {"appendonly", "no"}};
+  std::vector<std::pair<std::string_view, std::string_view>> found;
+  for (const auto& [name, value] : kParameters) {
+    for (size_t i = 2; i < c.args.size(); ++i) {
+      if (GlobMatch(c.args[i], name)) {
+        found.emplace_back(name, value);
+        break;
+      }
+    }
+  }
+  c.out.MapHeader(found.size());
+  for (const auto& [name, value] : found) {
+    c.out.Bulk(name);
+    c.out.Bulk(value);
+  }
+}
+
+void ModuleList(Context& c) {
+  if (Lower(c.args[1]) != "list") {
+    return c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try MODULE HELP.");
+  }
+  // The search module is reported once its commands are served (server/RESP.md).
+  c.out.ArrayHeader(0);
+}
+
+std::string InfoText(Context& c, const std::string& section) {
+  const bool all =
+      section.empty() || section == "default" || section == "all" || section == "everything";
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now() - c.facts->started)
+                          .count();
+  std::string text;
+  auto add = [&](const char* name, std::initializer_list<std::string> lines) {
+    if (!all && section != name) return;
+    if (!text.empty()) text += "\r\n";
+    std::string title = name;
+    title[0] = static_cast<char>(std::toupper(title[0]));
+    text += "# " + title + "\r\n";
+    for (const auto& line : lines) text += line + "\r\n";
+  };
+  add("server",
+      {std::string("redis_version:") + kRedisVersion, "redis_mode:standalone",
+       "sealcache_version:" SEALCACHE_VERSION, "os:Linux", "arch_bits:64",
+       "process_id:" + std::to_string(getpid()), "tcp_port:" + std::to_string(c.facts->port),
+       "uptime_in_seconds:" + std::to_string(uptime)});
+  add("clients", {"connected_clients:" + std::to_string(c.facts->connected_clients())});
+  add("persistence", {"loading:0"});
+  add("stats",
+      {"total_connections_received:" + std::to_string(c.facts->connections_received.load()),
+       "total_commands_processed:" + std::to_string(c.facts->commands_processed.load())});
+  add("replication", {"role:master", "connected_slaves:0"});
+  add("cluster", {"cluster_enabled:0"});
+  if (all || section == "keyspace") {
+    // Only the session's org: other orgs do not exist for it. Every entry expires.
+    auto entries = OrgEntries(c);
+    const uint64_t n = entries.ok() ? *entries : 0;
+    std::vector<std::string> lines;
+    if (n > 0) {
+      lines.push_back("db0:keys=" + std::to_string(n) + ",expires=" + std::to_string(n) +
+                      ",avg_ttl=0");
+    }
+    if (!text.empty()) text += "\r\n";
+    text += "# Keyspace\r\n";
+    for (const auto& line : lines) text += line + "\r\n";
+  }
+  return text;
+}
+
+void Info(Context& c) {
+  const std::string section = c.args.size() > 1 ? Lower(c.args[1]) : "";
+  c.out.Verbatim("txt", InfoText(c, section));
+}
+
 // ---- SEALCACHE.* admin commands -------------------------------------------------------------
 
 void CreateOrg(Context& c) {
@@ -348,27 +464,78 @@ struct CommandSpec {
   bool needs_auth;
   bool admin_only;  // SEALCACHE.* admin commands (the service checks too)
   void (*handler)(Context&);
+  // What COMMAND reports as the command's flags.
+  std::vector<std::string_view> flags;
 };
+
+void Command(Context& c);
 
 const std::unordered_map<std::string, CommandSpec>& Table() {
   static const auto* table = new std::unordered_map<std::string, CommandSpec>{
-      {"ping", {-1, true, false, Ping}},
-      {"echo", {2, true, false, Echo}},
-      {"auth", {-2, false, false, Auth}},
-      {"hello", {-1, false, false, Hello}},
-      {"select", {2, true, false, Select}},
-      {"client", {-2, true, false, Client}},
-      {"quit", {-1, false, false, Quit}},
-      {"reset", {1, false, false, Reset}},
-      {"sealcache.createorg", {-3, true, true, CreateOrg}},
-      {"sealcache.droporg", {2, true, true, DropOrg}},
-      {"sealcache.rotatekey", {2, true, true, RotateKey}},
-      {"sealcache.keystatus", {2, true, true, KeyStatus}},
-      {"sealcache.listorgs", {1, true, true, ListOrgs}},
-      {"sealcache.issuetoken", {2, true, true, IssueToken}},
-      {"sealcache.revoketoken", {-2, true, true, RevokeToken}},
+      {"ping", {-1, true, false, Ping, {"fast"}}},
+      {"echo", {2, true, false, Echo, {"fast"}}},
+      {"auth", {-2, false, false, Auth, {"noscript", "loading", "stale", "fast", "no_auth"}}},
+      {"hello", {-1, false, false, Hello, {"noscript", "loading", "stale", "fast", "no_auth"}}},
+      {"select", {2, true, false, Select, {"loading", "stale", "fast"}}},
+      {"client", {-2, true, false, Client, {"loading", "stale"}}},
+      {"quit", {-1, false, false, Quit, {"noscript", "loading", "stale", "fast", "no_auth"}}},
+      {"reset", {1, false, false, Reset, {"noscript", "loading", "stale", "fast", "no_auth"}}},
+      {"command", {-1, true, false, Command, {"loading", "stale"}}},
+      {"config", {-2, true, false, Config, {"admin", "noscript", "loading", "stale"}}},
+      {"dbsize", {1, true, false, DbSize, {"readonly", "fast"}}},
+      {"info", {-1, true, false, Info, {"loading", "stale"}}},
+      {"module", {-2, true, false, ModuleList, {"admin", "noscript"}}},
+      {"sealcache.createorg", {-3, true, true, CreateOrg, {"admin"}}},
+      {"sealcache.droporg", {2, true, true, DropOrg, {"admin"}}},
+      {"sealcache.rotatekey", {2, true, true, RotateKey, {"admin"}}},
+      {"sealcache.keystatus", {2, true, true, KeyStatus, {"admin"}}},
+      {"sealcache.listorgs", {1, true, true, ListOrgs, {"admin"}}},
+      {"sealcache.issuetoken", {2, true, true, IssueToken, {"admin"}}},
+      {"sealcache.revoketoken", {-2, true, true, RevokeToken, {"admin"}}},
   };
   return *table;
+}
+
+// One command as Redis 7's COMMAND describes it: name, arity, flags, first key, last key,
+// step, ACL categories, tips, key specifications, subcommands (no command here takes keys).
+void DescribeCommand(RespWriter& out, const std::string& name, const CommandSpec& spec) {
+  out.ArrayHeader(10);
+  out.Bulk(name);
+  out.Integer(spec.arity);
+  out.SetHeader(spec.flags.size());
+  for (std::string_view flag : spec.flags) out.SimpleString(flag);
+  out.Integer(0);
+  out.Integer(0);
+  out.Integer(0);
+  out.SetHeader(0);
+  out.ArrayHeader(0);
+  out.ArrayHeader(0);
+  out.ArrayHeader(0);
+}
+
+void Command(Context& c) {
+  const auto& table = Table();
+  const std::string sub = c.args.size() > 1 ? Lower(c.args[1]) : "";
+  if (sub.empty()) {
+    c.out.ArrayHeader(table.size());
+    for (const auto& [name, spec] : table) DescribeCommand(c.out, name, spec);
+  } else if (sub == "count" && c.args.size() == 2) {
+    c.out.Integer(static_cast<int64_t>(table.size()));
+  } else if (sub == "docs") {
+    c.out.MapHeader(0);  // no docs: Redis allows an empty reply
+  } else if (sub == "info") {
+    c.out.ArrayHeader(c.args.size() - 2);
+    for (size_t i = 2; i < c.args.size(); ++i) {
+      auto it = table.find(Lower(c.args[i]));
+      if (it == table.end()) {
+        c.out.NullArray();
+      } else {
+        DescribeCommand(c.out, it->first, it->second);
+      }
+    }
+  } else {
+    c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try COMMAND HELP.");
+  }
 }
 
 std::string UnknownCommand(const RespCommand& args) {
@@ -399,7 +566,8 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
   if (spec.admin_only && !s.session.admin) {
     return out.Error("NOPERM this user has no permissions to run the '" + name + "' command");
   }
-  Context c{service_, s, args, out};
+  facts_->commands_processed.fetch_add(1, std::memory_order_relaxed);
+  Context c{service_, facts_, s, args, out};
   spec.handler(c);
 }
 

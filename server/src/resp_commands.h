@@ -6,7 +6,10 @@
 // server/.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +18,15 @@
 #include "sealcache/server/service.h"
 
 namespace sealcache::server::internal {
+
+// What the front's INFO reports about the server, shared by its connections.
+struct RespServerFacts {
+  uint16_t port = 0;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::function<uint64_t()> connected_clients;  // every open connection, both ports
+  std::atomic<uint64_t> commands_processed{0};
+  std::atomic<uint64_t> connections_received{0};
+};
 
 // The state of one RESP connection.
 struct RespSession {
@@ -26,7 +38,8 @@ struct RespSession {
 
 class RespCommands {
  public:
-  explicit RespCommands(CacheService* service) : service_(service) {}
+  // `facts` must outlive the commands.
+  RespCommands(CacheService* service, RespServerFacts* facts) : service_(service), facts_(facts) {}
 
   // Runs one request and writes its reply (exactly one) to `out`, whose protocol version it
   // may change (HELLO, RESET). REQUIRES: !args.empty().
@@ -34,6 +47,7 @@ class RespCommands {
 
  private:
   CacheService* service_;
+  RespServerFacts* facts_;
 };
 
 }  // namespace sealcache::server::internal

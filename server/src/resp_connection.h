@@ -28,7 +28,7 @@ class RespConnection final : public ConnectionCore<Stream> {
   RespConnection(Stream stream, ConnectionContext ctx,
                  std::function<void(ConnectionBase*)> on_close, uint64_t client_id)
       : Core(std::move(stream), ctx, std::move(on_close)),
-        commands_(ctx.service),
+        commands_(ctx.service, ctx.resp_facts),
         parser_(Limits(*ctx.options)),
         writer_(2) {
     session_.client_id = client_id;

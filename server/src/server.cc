@@ -177,6 +177,11 @@ class ServerImpl final : public Server {
     asio::co_spawn(accept_strand_, AcceptLoop(acceptor_, Front::kNative), asio::detached);
     if (options_.resp_enabled) {
       SC_RETURN_IF_ERROR(Listen(resp_acceptor_, options_.resp_port, "RESP"));
+      resp_facts_.port = bound_resp_port_;
+      resp_facts_.connected_clients = [this] {
+        std::lock_guard<std::mutex> lock(conn_mu_);
+        return static_cast<uint64_t>(connections_.size());
+      };
       asio::co_spawn(accept_strand_, AcceptLoop(resp_acceptor_, Front::kResp), asio::detached);
     }
     int n = options_.threads > 0
@@ -291,6 +296,7 @@ class ServerImpl final : public Server {
   awaitable<void> AcceptLoop(tcp::acceptor& acceptor, Front front) {
     ConnectionContext ctx{service_.get(), &options_, io_.get_executor(), &budget_,
                           &unauthenticated_};
+    if (front == Front::kResp) ctx.resp_facts = &resp_facts_;
     for (;;) {
       boost::system::error_code ec;
       tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
@@ -299,6 +305,7 @@ class ServerImpl final : public Server {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
+      if (front == Front::kResp) resp_facts_.connections_received.fetch_add(1);
       auto on_close = [this](ConnectionBase* c) {
         std::lock_guard<std::mutex> lock(conn_mu_);
         connections_.erase(c);
@@ -451,6 +458,7 @@ class ServerImpl final : public Server {
   std::unique_ptr<asio::ssl::context> ssl_;
   uint16_t bound_port_ = 0, bound_metrics_port_ = 0, bound_resp_port_ = 0;
   uint64_t next_client_id_ = 1;  // CLIENT ID of RESP connections; on the accept strand
+  internal::RespServerFacts resp_facts_;
   bool metrics_requested_ephemeral_ = false;
   std::vector<std::thread> threads_;
   std::mutex conn_mu_;

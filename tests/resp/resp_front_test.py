@@ -219,6 +219,33 @@ class RespFront(unittest.TestCase):
         big = raw(self.server.port, b"*1\r\n$6000\r\n" + b"x" * 6000)
         self.assertEqual(big, b"-ERR Protocol error: request too large before AUTH\r\n")
 
+    def test_server_introspection_commands(self):
+        r = self.org()
+        info = r.info()
+        self.assertEqual(info["redis_version"], "7.2.0")
+        self.assertEqual(info["redis_mode"], "standalone")
+        self.assertEqual(info["loading"], 0)
+        self.assertEqual(info["cluster_enabled"], 0)
+        self.assertEqual(info["role"], "master")
+        self.assertGreaterEqual(info["connected_clients"], 1)
+        self.assertEqual(r.info("persistence"), {"loading": 0})
+        self.assertEqual(r.info("nosuchsection"), {})
+        self.assertEqual(r.dbsize(), 0)
+        self.assertEqual(r.config_get("save"), {"save": ""})
+        self.assertEqual(r.config_get("*"), {"save": "", "appendonly": "no"})
+        self.assertEqual(r.execute_command("MODULE", "LIST"), [])
+        described = r.command()  # redis-py parses Redis 7's layout into a dict by name
+        self.assertEqual(len(described), r.command_count())
+        self.assertEqual(described["ping"]["arity"], -1)
+        self.assertIn("admin", described["sealcache.createorg"]["flags"])
+        ping = r.execute_command("COMMAND INFO", "ping", "nosuch")
+        self.assertEqual(ping[0][:2], [b"ping", -1])
+        self.assertIsNone(ping[1])
+        # RESP3: INFO is a verbatim string.
+        auth = b"HELLO 3 AUTH acme " + self.acme_token.encode() + b"\r\n"
+        reply = raw(self.server.port, auth + b"INFO cluster\r\n", until=b"cluster_enabled:0\r\n\r\n")
+        self.assertTrue(reply.endswith(b"=34\r\ntxt:# Cluster\r\ncluster_enabled:0\r\n\r\n"), reply)
+
     def test_redis_cli_in_resp2_and_resp3(self):
         base = ["redis-cli", "-p", str(self.server.port), "--user", "acme", "--pass",
                 self.acme_token, "--no-auth-warning"]
