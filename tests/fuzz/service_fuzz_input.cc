@@ -296,23 +296,31 @@ std::vector<float> SeededVector(uint32_t i) {
   return v;
 }
 
-Result<FuzzInputSummary> RunServiceFuzzInput(std::span<const uint8_t> input) {
+Result<FuzzSession> OpenFuzzSession(SessionState state) {
   std::unique_ptr<ServiceFixture>& fixture = Fixture();
   if (fixture == nullptr || !fixture->UsableForAnotherInput()) {
     fixture.reset();
     SC_ASSIGN_OR_RETURN(fixture, ServiceFixture::Create());
     CloseFixtureAtExit();
   }
-  FuzzInputSummary summary;
-  if (input.empty()) return summary;
-  const auto state = static_cast<SessionState>(input[0] % kSessionStates);
   auto hello = fixture->SessionFor(state);
   if (!hello.ok()) {  // an earlier input revoked the token
     fixture.reset();
     SC_ASSIGN_OR_RETURN(fixture, ServiceFixture::Create());
     SC_ASSIGN_OR_RETURN(hello, fixture->SessionFor(state));
   }
-  Session session = std::move(hello).value();
+  return FuzzSession{&fixture->service(), std::move(hello).value()};
+}
+
+Result<FuzzInputSummary> RunServiceFuzzInput(std::span<const uint8_t> input) {
+  FuzzInputSummary summary;
+  if (input.empty()) {
+    SC_RETURN_IF_ERROR(OpenFuzzSession(SessionState::kUnauthenticated).status());
+    return summary;
+  }
+  SC_ASSIGN_OR_RETURN(FuzzSession opened,
+                      OpenFuzzSession(static_cast<SessionState>(input[0] % kSessionStates)));
+  Session session = std::move(opened.session);
   std::span<const uint8_t> frames = input.subspan(1);
   while (frames.size() >= server::kFrameHeaderSize) {
     const uint32_t n = server::DecodeFrameLength(frames.data());
@@ -324,7 +332,7 @@ Result<FuzzInputSummary> RunServiceFuzzInput(std::span<const uint8_t> input) {
     // silent read of the next frame.
     const std::vector<uint8_t> body(frames.begin(), frames.begin() + n);
     frames = frames.subspan(n);
-    SC_RETURN_IF_ERROR(HandleOne(fixture->service(), session, body, summary));
+    SC_RETURN_IF_ERROR(HandleOne(*opened.service, session, body, summary));
   }
   return summary;
 }

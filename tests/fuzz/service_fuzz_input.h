@@ -24,6 +24,7 @@
 #include <string_view>
 
 #include "request_builder.h"
+#include "sealcache/server/service.h"
 #include "sealcache/status.h"
 
 namespace sealcache::fuzz {
@@ -56,6 +57,15 @@ inline constexpr std::string_view kAdminToken =
 DigestBytes SeededDigest(uint32_t i);
 // A vector of kDimension, the same for the same i, never all zero.
 std::vector<float> SeededVector(uint32_t i);
+
+// The process-wide service (created on first use, and anew after an input dropped one of
+// its orgs or revoked a token, or after a bounded number of inputs) and a session in
+// `state`, as a Hello with the state's token leaves it. Shared by the fuzz targets.
+struct FuzzSession {
+  server::CacheService* service;
+  server::Session session;
+};
+Result<FuzzSession> OpenFuzzSession(SessionState state);
 
 // What one input did.
 struct FuzzInputSummary {
