@@ -1,0 +1,132 @@
+// The Redis-protocol port of an in-process server over a plain socket, so that the RESP
+// connection (reading, pipelining, the in-flight budget, closing) also runs in the sanitizer
+// trees. The real clients' test is tests/resp.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "server_fixture.h"
+
+namespace sealcache::server {
+namespace {
+
+using testing::ServerTest;
+
+class RespSocket {
+ public:
+  explicit RespSocket(uint16_t port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval timeout{5, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  }
+  ~RespSocket() { close(fd_); }
+  void Send(const std::string& bytes) {
+    ASSERT_EQ(send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+  }
+  // Reads until the bytes received end with `until` (or the peer closes or 5 s pass).
+  std::string ReadUntil(const std::string& until) {
+    std::string out;
+    char buf[4096];
+    while (out.size() < until.size() ||
+           out.compare(out.size() - until.size(), until.size(), until) != 0) {
+      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  // True once the server has closed the connection (reads end).
+  bool Closed() {
+    char c;
+    return recv(fd_, &c, 1, 0) == 0;
+  }
+
+ private:
+  int fd_;
+};
+
+class RespServerTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    auto o = Options();
+    o.resp_enabled = true;
+    o.resp_port = 0;
+    StartServer(o);
+    org_ = NewOrg("acme");
+  }
+  std::string Auth() { return "AUTH acme " + tokens_["acme"] + "\r\n"; }
+  std::unique_ptr<client::Client> org_;
+};
+
+TEST_F(RespServerTest, PipelinedCommandsAreAnsweredInOrder) {
+  RespSocket s(server_->resp_port());
+  std::string pipeline = Auth();
+  std::string expected = "+OK\r\n";
+  for (int i = 0; i < 500; ++i) {
+    const std::string word = "w" + std::to_string(i);
+    pipeline += "*2\r\n$4\r\nECHO\r\n$" + std::to_string(word.size()) + "\r\n" + word + "\r\n";
+    expected += "$" + std::to_string(word.size()) + "\r\n" + word + "\r\n";
+  }
+  s.Send(pipeline + "PING\r\n");
+  EXPECT_EQ(s.ReadUntil("+PONG\r\n"), expected + "+PONG\r\n");
+}
+
+TEST_F(RespServerTest, ConnectionsFromBothPortsShareOneServer) {
+  RespSocket s(server_->resp_port());
+  s.Send(Auth() + "DBSIZE\r\n");
+  EXPECT_EQ(s.ReadUntil(":0\r\n"), "+OK\r\n:0\r\n");
+  ASSERT_TRUE(Put(*org_, 1, "native write").ok());
+  s.Send("DBSIZE\r\n");
+  EXPECT_EQ(s.ReadUntil(":1\r\n"), ":1\r\n");
+}
+
+TEST_F(RespServerTest, AProtocolErrorIsAnsweredAndCloses) {
+  RespSocket s(server_->resp_port());
+  s.Send("*1\r\nx\r\n");
+  EXPECT_EQ(s.ReadUntil("\r\n"), "-ERR Protocol error: expected '$', got 'x'\r\n");
+  EXPECT_TRUE(s.Closed());
+  EXPECT_TRUE(org_->Ping().ok());
+}
+
+TEST_F(RespServerTest, ARevocationReachesAnOpenRespConnection) {
+  auto admin = ConnectAs(AdminToken());
+  auto issued = admin->IssueToken("acme");
+  ASSERT_TRUE(issued.ok());
+  RespSocket s(server_->resp_port());
+  s.Send("AUTH " + issued->first + "\r\nPING\r\n");
+  EXPECT_EQ(s.ReadUntil("+PONG\r\n"), "+OK\r\n+PONG\r\n");
+  ASSERT_TRUE(admin->RevokeToken("acme", issued->second).ok());
+  s.Send("PING\r\n");
+  EXPECT_EQ(s.ReadUntil("\r\n"), "-NOAUTH Authentication required.\r\n");
+}
+
+TEST_F(RespServerTest, ManyConnectionsAtOnceUnderTheSanitizers) {
+  std::vector<std::thread> clients;
+  std::atomic<int> answered{0};
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      RespSocket s(server_->resp_port());
+      s.Send(Auth());
+      if (s.ReadUntil("+OK\r\n") != "+OK\r\n") return;
+      for (int i = 0; i < 50; ++i) {
+        s.Send("PING\r\nINFO cluster\r\n");
+        if (s.ReadUntil("cluster_enabled:0\r\n\r\n").rfind("+PONG\r\n", 0) == 0) answered++;
+      }
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(answered.load(), 8 * 50);
+}
+
+}  // namespace
+}  // namespace sealcache::server
