@@ -461,6 +461,11 @@ class ServerImpl final : public Server {
   internal::RespServerFacts resp_facts_;
   bool metrics_requested_ephemeral_ = false;
   std::vector<std::thread> threads_;
+  // Declared before connections_, so that they outlive it: a connection still open at
+  // destruction releases its budget charge when the map destroys it.
+  RequestBudget budget_;
+  std::atomic<uint64_t> rejected_connections_{0};
+  std::atomic<uint32_t> unauthenticated_{0};
   std::mutex conn_mu_;
   std::map<ConnectionBase*, std::shared_ptr<ConnectionBase>> connections_;
   // Connections in accept order, for evicting the oldest without a Hello; entries that
@@ -468,9 +473,6 @@ class ServerImpl final : public Server {
   std::deque<std::weak_ptr<ConnectionBase>> unauthenticated_order_;
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
-  RequestBudget budget_;
-  std::atomic<uint64_t> rejected_connections_{0};
-  std::atomic<uint32_t> unauthenticated_{0};
 };
 
 }  // namespace
