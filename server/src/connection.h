@@ -141,6 +141,7 @@ class ConnectionCore : public ConnectionBase,
 
   // Queues bytes to send, in order. REQUIRES: on the strand.
   void Enqueue(std::vector<uint8_t> bytes) {
+    queued_bytes_ += bytes.size();
     out_.push_back(std::move(bytes));
     if (writing_) return;
     writing_ = true;
@@ -175,6 +176,7 @@ class ConnectionCore : public ConnectionBase,
   asio::steady_timer watchdog_;
   std::function<void(ConnectionBase*)> on_close_;
   std::deque<std::vector<uint8_t>> out_;
+  size_t queued_bytes_ = 0;  // of out_ and the write under way
   uint32_t inflight_ = 0;
   bool writing_ = false, reading_done_ = false, draining_ = false, closed_ = false;
   std::atomic<bool> counted_unauthenticated_{true};  // until the first successful Hello
@@ -208,7 +210,9 @@ class ConnectionCore : public ConnectionBase,
       out_.pop_front();
       co_await asio::async_write(stream_, asio::buffer(bytes),
                                  asio::redirect_error(use_awaitable, ec));
+      queued_bytes_ -= bytes.size();
       if (ec) {
+        for (const auto& unsent : out_) queued_bytes_ -= unsent.size();
         out_.clear();
         reading_done_ = true;
         draining_ = true;

@@ -19,6 +19,10 @@ namespace sealcache::server::internal {
 
 // Bytes asked of the socket at once.
 inline constexpr size_t kRespReadChunk = 16u << 10;
+// Replies queued for a client, at most, before its connection stops reading: a client that
+// pipelines without reading (small requests, large replies) cannot make the server buffer
+// without bound (Redis: client-output-buffer-limit).
+inline constexpr size_t kRespMaxQueuedReplyBytes = 1u << 20;
 
 template <typename Stream>
 class RespConnection final : public ConnectionCore<Stream> {
@@ -53,6 +57,14 @@ class RespConnection final : public ConnectionCore<Stream> {
     boost::system::error_code ec;
     std::vector<char> chunk(kRespReadChunk);
     for (;;) {
+      if (this->draining_) co_return;
+      // Replies the client has not taken yet hold reading back, so a connection buffers at
+      // most this bound of replies (times max_connections server-wide); before AUTH the
+      // Hello deadline still closes it.
+      while (this->queued_bytes_ > kRespMaxQueuedReplyBytes && !this->draining_) {
+        asio::steady_timer wait(this->strand_, kBackPressurePoll);
+        co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+      }
       if (this->draining_) co_return;
       // Back-pressure: the bytes about to be read are charged first, and stay charged while
       // they sit in the buffer (waiting here is not idleness).

@@ -44,6 +44,26 @@ class RespSocket {
     }
     return out;
   }
+  // Sends `chunk` repeatedly without reading, without blocking, until the kernel stops
+  // taking bytes for a while or `limit` bytes went; returns how many it took.
+  size_t SendWithoutReading(const std::string& chunk, size_t limit) {
+    const int small = 64 << 10;  // no autotuning of this side's buffers
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    size_t sent = 0;
+    int stalls = 0;
+    while (sent < limit && stalls < 3) {
+      const ssize_t n = send(fd_, chunk.data(), chunk.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        stalls = 0;
+      } else {
+        ++stalls;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+    return sent;
+  }
   // True once the server has closed the connection (reads end).
   bool Closed() {
     char c;
@@ -108,6 +128,23 @@ TEST_F(RespServerTest, ARevocationReachesAnOpenRespConnection) {
   ASSERT_TRUE(admin->RevokeToken("acme", issued->second).ok());
   s.Send("PING\r\n");
   EXPECT_EQ(s.ReadUntil("\r\n"), "-NOAUTH Authentication required.\r\n");
+}
+
+TEST_F(RespServerTest, AClientThatDoesNotReadCannotMakeTheServerBufferWithoutBound) {
+  // Requests of 14 bytes answered with ~40: without a bound on queued replies the server
+  // would read all 160 MB and queue ~450 MB of replies. With it, it stops reading once
+  // 1 MiB waits, and the kernel's buffers (at most ~36 MB on loopback) stop the client.
+  constexpr size_t kLimit = 160u << 20, kMostTheKernelHolds = 64u << 20;
+  RespSocket s(server_->resp_port());
+  s.Send(Auth());
+  ASSERT_EQ(s.ReadUntil("+OK\r\n"), "+OK\r\n");
+  std::string chunk;
+  while (chunk.size() < (64u << 10)) chunk += "INFO cluster\r\n";
+  const size_t sent = s.SendWithoutReading(chunk, kLimit);
+  EXPECT_LT(sent, kMostTheKernelHolds) << "the server kept reading a client that does not read";
+  std::printf("[ resp ] a client that does not read got %zu MB accepted\n", sent >> 20);
+  // Everyone else is served meanwhile.
+  EXPECT_TRUE(org_->Ping().ok());
 }
 
 TEST_F(RespServerTest, ManyConnectionsAtOnceUnderTheSanitizers) {
