@@ -144,6 +144,7 @@ class StoreImpl final : public Store {
   Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);
   Result<uint32_t> FileKeyVersion(const std::string& path);
   bool TableOnDiskUses(const OrgState& org, uint32_t version);
+  bool TableOnDiskStillUses(const OrgState& org, uint32_t version);
   Result<ReaperReport> ReapOrg(OrgState& org);
   // The org's side files with their key versions (unreadable headers are Corruption).
   Result<std::vector<SideFile>> SideFiles(const OrgState& org);

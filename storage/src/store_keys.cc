@@ -14,6 +14,10 @@ namespace sealcache::storage::internal {
 namespace {
 
 constexpr size_t kMaxOrgFileName = 128;
+// How long the reaper gives a compaction's obsolete inputs to be deleted (see
+// TableOnDiskStillUses): at most kObsoleteFileWaits x kObsoleteFileWait.
+constexpr int kObsoleteFileWaits = 10;
+constexpr auto kObsoleteFileWait = std::chrono::milliseconds(10);
 
 Status ValidateOrgFileName(std::string_view name) {
   if (name.empty() || name.size() > kMaxOrgFileName || name[0] == '.') {
@@ -131,6 +135,22 @@ bool StoreImpl::TableOnDiskUses(const OrgState& org, uint32_t version) {
   return ec ? true : false;
 }
 
+// TableOnDiskUses, after the files that only wait for deletion are gone: RocksDB deletes a
+// compaction's inputs in the background job's cleanup, which can end after CompactRange has
+// returned, and until then they look like a flush or compaction output in progress. Enabling
+// deletions purges obsolete files now; a file another job has already claimed is deleted by
+// that job a moment later, hence the short bounded wait.
+bool StoreImpl::TableOnDiskStillUses(const OrgState& org, uint32_t version) {
+  if (!TableOnDiskUses(org, version)) return false;
+  (void)db_->DisableFileDeletions();
+  (void)db_->EnableFileDeletions(/*force=*/false);
+  for (int i = 0; i < kObsoleteFileWaits; ++i) {
+    if (!TableOnDiskUses(org, version)) return false;
+    std::this_thread::sleep_for(kObsoleteFileWait);
+  }
+  return TableOnDiskUses(org, version);
+}
+
 // For each RETIRING version of the org: destroy it if no live file uses it; otherwise
 // compact away the files under it whose every record has expired, then check again.
 Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
@@ -159,7 +179,7 @@ Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
       in_use = std::any_of(files.begin(), files.end(),
                            [&](const OrgFile& f) { return f.key_version == info.version; });
     }
-    if (in_use || TableOnDiskUses(org, info.version)) continue;
+    if (in_use || TableOnDiskStillUses(org, info.version)) continue;
     SC_RETURN_IF_ERROR(ReencryptSideFiles(org, info.version));
     SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperBeforeDestroy));
     SC_RETURN_IF_ERROR(keystore_->Destroy(org.ring(), info.version));

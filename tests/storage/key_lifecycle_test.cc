@@ -122,7 +122,10 @@ TEST_F(StoreTest, RetiringVersionWithNoFilesIsDestroyedAtOnce) {
 
 // A flush or compaction that opened its output before a rotation writes it under the old
 // version, and that file is not live until RocksDB installs it. Stand-in: a copy of an SST
-// under version 1 that is on disk but not live. While it is there the version must stay.
+// under version 1 that is on disk but not live, named so that RocksDB does not manage it (a
+// real output in progress is protected from RocksDB's obsolete-file purge as a pending
+// output; a copy under a RocksDB file number would be purged by the reaper's purge like
+// any obsolete file). While it is there the version must stay.
 TEST_F(StoreTest, RetiringVersionStaysWhileAFileNotYetLiveUsesIt) {
   Open();
   CreateOrg("acme");
@@ -133,7 +136,7 @@ TEST_F(StoreTest, RetiringVersionStaysWhileAFileNotYetLiveUsesIt) {
     if (f.ends_with(".sst")) under_v1 = f;
   }
   ASSERT_FALSE(under_v1.empty());
-  const std::string in_flight = DataLayout(dir_).org_dir("acme") + "/999999.sst";
+  const std::string in_flight = DataLayout(dir_).org_dir("acme") + "/output-in-progress.sst";
   std::filesystem::copy_file(under_v1, in_flight);
   ASSERT_TRUE(store_->RotateKey("acme").ok());
   clock_.Advance(kMinute + 1);  // everything in the live file under version 1 has expired
