@@ -476,10 +476,7 @@ Result<OrgLease> CacheServiceImpl::OrgOf(const Session& s) {
   if (!rt) return Status::Unauthenticated("the org of this session no longer exists");
   OrgLease lease(std::move(rt));
   // Checked again now that the lease is counted: see OrgLease.
-  if (binding.revoked.load()) {
-    return Status::Unauthenticated(
-        "the token of this session was revoked or its org dropped; send Hello again");
-  }
+  SC_RETURN_IF_ERROR(CheckSession(s));
   return lease;
 }
 

@@ -627,8 +627,7 @@ Status StoreImpl::ScrubDroppedOrg(const std::string& id) {
         FromRocks(db_->CompactRange(cro, meta_cf_, &b, &e), "meta compaction after drop"));
   }
   std::error_code ec;
-  std::filesystem::remove_all(layout_.org_dir(id), ec);
-  std::filesystem::remove_all(layout_.org_index_dir(id), ec);
+  std::filesystem::remove_all(layout_.org_dir(id), ec);  // FinishDropOrg removed index/<org>
   RemoveStaleOptionsFiles();
   return Status::Ok();
 }

@@ -9,9 +9,6 @@
 namespace sealcache::server {
 namespace {
 
-using testing::Bytes;
-using testing::MakeDigest;
-using testing::MakeVector;
 using testing::ServerTest;
 using Code = Status::Code;
 
