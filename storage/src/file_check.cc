@@ -34,11 +34,24 @@ bool StartsWith(const std::string& s, std::string_view prefix) {
 std::string KindByLocation(const DataLayout& layout, const std::string& path) {
   const std::string name = fs::path(path).filename().string();
   if (path == layout.keystore_path()) return "keystore";
-  if (StartsWith(path, layout.index_dir() + "/")) return "snapshot";
-  if (!StartsWith(path, layout.db_dir() + "/")) return "other";
+  if (path == layout.catalog_path()) return "catalog";
+  const FileClass cls = layout.Classify(path);
+  if (cls.encrypted) {
+    switch (cls.kind) {
+      case FileKind::kSst:
+        return "sst";
+      case FileKind::kWal:
+        return "wal";
+      case FileKind::kIndexSnapshot:
+        return "snapshot";
+      default:
+        return "other";
+    }
+  }
+  // Plaintext files of a RocksDB instance: an org's (or the legacy shared one).
+  const bool in_org = !cls.org.empty();
+  if (!in_org && !StartsWith(path, layout.legacy_db_dir() + "/")) return "other";
   if (EndsWith(name, ".sst")) return "sst";
-  if (fs::path(path).parent_path() != fs::path(layout.db_dir())) return "other";
-  if (EndsWith(name, ".log")) return "wal";
   if (StartsWith(name, "MANIFEST-")) return "manifest";
   return "other";
 }
@@ -221,13 +234,21 @@ Result<VerifyReport> VerifyDataFiles(const DataLayout& layout, const crypto::Sec
     report.bytes_checked += is_sst ? f.logical_bytes : bytes;
     if (!s.ok()) report.problems.push_back({f.path, s.ToString(), BlockOffsetOf(s.message())});
   }
-  // Replays the WAL with record checksums; only a torn tail (a write in flight) is tolerated.
+  // Replays each org's WAL with record checksums; only a torn tail (a write in flight) is
+  // tolerated.
   StoreViewOptions view;
   view.data_dir = layout.data_dir();
   view.master_key = &master;
   view.strict_wal = true;
   auto opened = StoreView::Open(view);
-  if (!opened.ok()) report.problems.push_back({"db", opened.status().ToString(), std::nullopt});
+  if (!opened.ok()) {
+    report.problems.push_back({"orgs", opened.status().ToString(), std::nullopt});
+    return report;
+  }
+  for (const std::string& org : (*opened)->org_families()) {
+    Status s = (*opened)->OrgStatus(org);
+    if (!s.ok()) report.problems.push_back({"orgs/" + org, s.ToString(), std::nullopt});
+  }
   return report;
 }
 

@@ -1,11 +1,13 @@
-// Keys and values of both column families (storage/FORMAT.md). Private to storage/.
+// Keys and values of an org instance's column families (storage/FORMAT.md), and the records
+// of the catalog. Private to storage/.
 //
 // meta:       'e' org 0x00 digest(32)  -> expiry(8) | EntryMetaRecord (flatbuffers)
 //             'o' org                  -> OrgInfoRecord (flatbuffers)
 //             's' org                  -> next free vector slot (u64, merged with max)
-//             't' sha256(token)        -> TokenRecord (flatbuffers)
-// org.<org>:  'P' digest(32)           -> expiry(8) | payload
+// data:       'P' digest(32)           -> expiry(8) | payload
 //             'V' slot(8, big-endian)  -> expiry(8) | digest(32) | float32 x dimension
+// (The shared-instance layout also kept 't' sha256(token) -> TokenRecord in meta; tokens
+// are in the catalog now.)
 #pragma once
 
 #include <optional>

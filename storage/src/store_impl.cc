@@ -44,12 +44,12 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options,
 namespace internal {
 namespace {
 
+// Where a store written before the per-org layout kept its benchmark-mode marker.
+constexpr char kLegacyMarker[] = "PLAINTEXT-BENCHMARK-ONLY";
 constexpr size_t kFamilyWriteBuffer = 32u << 20;
 constexpr uint64_t kMaxTotalWalSize = 256u << 20;
 constexpr size_t kBlockSize = 4u << 10;
 constexpr int kBloomBitsPerKey = 10;
-
-std::string FamilyName(std::string_view org) { return kOrgFamilyPrefix + std::string(org); }
 
 // A directory on a read-only mount (or otherwise unwritable, even for root) fails here with
 // one message naming it, instead of at whichever file the store happens to write first.
@@ -196,7 +196,7 @@ Result<std::unique_ptr<Store>> StoreImpl::Open(StoreOptions options,
   if (options.max_ttl_ms <= 0) return Status::InvalidArgument("max_ttl_ms must be positive");
   std::unique_ptr<StoreImpl> store(new StoreImpl(std::move(options), DataLayout(dir)));
   SC_RETURN_IF_ERROR(store->OpenKeystoreAndAudit(master_key));
-  SC_RETURN_IF_ERROR(store->OpenDatabase());
+  SC_RETURN_IF_ERROR(store->OpenEngine());
   if (store->options_.reaper_period_ms > 0) {
     store->reaper_thread_ = std::thread([s = store.get()] { s->ReaperLoop(); });
   }
@@ -223,10 +223,7 @@ Status StoreImpl::OpenKeystoreAndAudit(const crypto::SecretBytes& master_key) {
   const crypto::RingId node{crypto::KeyScope::kNode, ""};
   if (!keystore_->IsLive(node)) SC_RETURN_IF_ERROR(keystore_->CreateRing(node).status());
   SC_ASSIGN_OR_RETURN(audit_, AuditLog::Open(layout_.audit_log_path(), clock_));
-  for (const auto& d :
-       {layout_.db_dir(), layout_.meta_dir(), layout_.orgs_dir(), layout_.index_dir()}) {
-    SC_RETURN_IF_ERROR(MakePrivateDir(d));
-  }
+  SC_RETURN_IF_ERROR(MakePrivateDir(layout_.orgs_dir()));
   return RecordAudit("store_opened",
                      {{"master_key_fingerprint", keystore_->master_key_fingerprint()}});
 }
@@ -252,23 +249,25 @@ rocksdb::ColumnFamilyOptions StoreImpl::BaseFamilyOptions() const {
   return cf;
 }
 
-rocksdb::ColumnFamilyOptions StoreImpl::MetaFamilyOptions() const {
+rocksdb::ColumnFamilyOptions StoreImpl::MetaFamilyOptions(const std::string& meta_dir) const {
   rocksdb::ColumnFamilyOptions cf = BaseFamilyOptions();
   cf.merge_operator = slot_merge_;
-  cf.cf_paths = {{layout_.meta_dir(), std::numeric_limits<uint64_t>::max()}};
+  cf.cf_paths = {{meta_dir, std::numeric_limits<uint64_t>::max()}};
   return cf;
 }
 
-rocksdb::ColumnFamilyOptions StoreImpl::OrgFamilyOptions(const std::string& org) const {
+rocksdb::ColumnFamilyOptions StoreImpl::DataFamilyOptions(const std::string& data_dir) const {
   rocksdb::ColumnFamilyOptions cf = BaseFamilyOptions();
-  cf.cf_paths = {{layout_.org_dir(org), std::numeric_limits<uint64_t>::max()}};
+  cf.cf_paths = {{data_dir, std::numeric_limits<uint64_t>::max()}};
   return cf;
 }
 
 Status StoreImpl::CheckEncryptionMode() {
-  const std::string marker = layout_.db_dir() + "/" + kPlaintextMarker;
-  const bool has_marker = std::filesystem::exists(marker);
-  const bool has_db = std::filesystem::exists(layout_.db_dir() + "/CURRENT");
+  const std::string marker = layout_.plaintext_marker_path();
+  const bool has_marker = std::filesystem::exists(marker) ||
+                          std::filesystem::exists(layout_.legacy_db_dir() + "/" + kLegacyMarker);
+  const bool has_data = std::filesystem::exists(layout_.catalog_path()) ||
+                        std::filesystem::exists(layout_.legacy_db_dir() + "/CURRENT");
   if (!options_.insecure_plaintext_for_benchmarks) {
     if (has_marker) {
       return Status::FailedPrecondition(layout_.data_dir() +
@@ -276,12 +275,12 @@ Status StoreImpl::CheckEncryptionMode() {
     }
     return Status::Ok();
   }
-  if (has_db && !has_marker) {
+  if (has_data && !has_marker) {
     return Status::FailedPrecondition(layout_.data_dir() +
                                       " holds an encrypted store; refusing to open it in "
                                       "plaintext benchmark mode");
   }
-  if (!has_marker) {
+  if (!std::filesystem::exists(marker)) {
     std::string text = "This store keeps payloads and vectors in plaintext (benchmarks only).\n";
     SC_RETURN_IF_ERROR(crypto::WriteFileAtomically(
         marker, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
@@ -290,7 +289,7 @@ Status StoreImpl::CheckEncryptionMode() {
                      {{"warning", "benchmark mode: payloads and vectors are stored in plaintext"}});
 }
 
-Status StoreImpl::OpenDatabase() {
+Status StoreImpl::OpenEngine() {
   SC_RETURN_IF_ERROR(CheckEncryptionMode());
   EncryptionEvents events;
   events.on_decrypt_failure = [this](const std::string& path, const Status& s) {
@@ -307,78 +306,111 @@ Status StoreImpl::OpenDatabase() {
   fs_ = NewPrivateFileSystem(std::move(fs_));
   env_ = rocksdb::NewCompositeEnv(fs_);
   block_cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  // One memtable budget over every org: a flush of the largest memtable when it is spent.
+  write_buffer_manager_ =
+      std::make_shared<rocksdb::WriteBufferManager>(options_.memtable_budget_bytes);
   expiry_filter_ = std::make_unique<ExpiryCompactionFilter>(clock_);
   expiry_collector_ = NewExpiryPropertiesCollectorFactory();
   slot_merge_ = NewMaxSlotMergeOperator();
+  event_listener_ = std::make_shared<StorageEventListener>(options_.on_event);
+  // RocksDB recovers from a full disk through its SstFileManager (it polls for free space).
+  // Write() adds DB::Resume for writes that hit the error.
+  sst_file_manager_.reset(rocksdb::NewSstFileManager(env_.get(), fs_));
+  write_options_.sync = options_.sync_writes;
+  admin_write_options_.sync = true;
 
-  rocksdb::DBOptions db_options;
-  db_options.env = env_.get();
-  db_options.create_if_missing = options_.create_if_missing;
-  db_options.create_missing_column_families = true;
-  db_options.recycle_log_file_num = 0;  // recycling crashes with 2+ families in 7.8.3
-  db_options.allow_mmap_reads = false;  // incompatible with the encrypted file system
-  db_options.allow_mmap_writes = false;
-  db_options.db_write_buffer_size = options_.memtable_budget_bytes;
+  SC_ASSIGN_OR_RETURN(catalog_, Catalog::Open(layout_.catalog_path(), keystore_.get(),
+                                              /*create_if_missing=*/true));
+  if (std::filesystem::exists(layout_.legacy_db_dir())) SC_RETURN_IF_ERROR(MigrateLegacyLayout());
+  // Written at the first open (and only after a migration committed), so an existing catalog
+  // always marks a store of this layout.
+  if (!std::filesystem::exists(layout_.catalog_path()))
+    SC_RETURN_IF_ERROR(catalog_->AddAll({}, {}));
+  return LoadOrgs();
+}
+
+rocksdb::DBOptions StoreImpl::OrgDbOptions(const std::string& org) const {
+  rocksdb::DBOptions o;
+  o.env = env_.get();
+  o.create_missing_column_families = true;
+  o.recycle_log_file_num = 0;  // recycling crashes with 2+ families in 7.8.3
+  o.allow_mmap_reads = false;  // incompatible with the encrypted file system
+  o.allow_mmap_writes = false;
+  o.write_buffer_manager = write_buffer_manager_;
 #if SEALCACHE_THREAD_SANITIZER
   // TSan cannot see RocksDB's write-group hand-off (the group's leader copies the followers'
   // batches after an atomic in uninstrumented code), so every grouped write reads as a race
   // on the batch. Under TSan each write is its own group; nowhere else.
-  db_options.max_write_batch_group_size_bytes = 1;
+  o.max_write_batch_group_size_bytes = 1;
 #endif
-  db_options.max_total_wal_size = kMaxTotalWalSize;
-  db_options.keep_log_file_num = 5;
-  db_options.max_background_jobs = 2;
-  db_options.paranoid_checks = true;
-  SC_ASSIGN_OR_RETURN(info_log_, InfoLog::Open(layout_.db_dir()));
-  db_options.info_log = info_log_;
-  // RocksDB recovers from a full disk through its SstFileManager (it polls for free space);
-  // ours logs to the same info LOG. Write() adds DB::Resume for writes that hit the error.
-  db_options.sst_file_manager.reset(rocksdb::NewSstFileManager(env_.get(), fs_, info_log_));
-  event_listener_ = std::make_shared<StorageEventListener>(options_.on_event);
-  db_options.listeners.push_back(event_listener_);
+  o.max_total_wal_size = kMaxTotalWalSize;
+  o.keep_log_file_num = 5;
+  o.max_background_jobs = 2;
+  // Every table file is opened (footer, index and filter read and checked) at DB::Open, so
+  // damage there makes this org unavailable at start rather than failing at a random read.
+  o.max_open_files = -1;
+  o.paranoid_checks = true;
+  o.sst_file_manager = sst_file_manager_;
+  o.listeners.push_back(event_listener_);
+  (void)org;
+  return o;
+}
 
-  std::vector<std::string> families;
-  rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_options, layout_.db_dir(), &families);
-  if (!ls.ok()) families = {rocksdb::kDefaultColumnFamilyName};
+Result<std::unique_ptr<OrgDb>> StoreImpl::OpenOrgDb(const std::string& org, bool create) {
+  const std::string dir = layout_.org_dir(org);
+  if (create) {
+    for (const std::string& d : {dir, layout_.org_meta_dir(org), layout_.org_data_dir(org)}) {
+      SC_RETURN_IF_ERROR(MakePrivateDir(d));
+    }
+  } else if (!std::filesystem::exists(dir + "/CURRENT")) {
+    return Status::Corruption("the database of org " + org + " is missing (no " + dir +
+                              "/CURRENT)");
+  }
+  auto out = std::make_unique<OrgDb>();
+  SC_ASSIGN_OR_RETURN(out->info_log, InfoLog::Open(dir));
+  rocksdb::DBOptions db_options = OrgDbOptions(org);
+  db_options.create_if_missing = create;
+  db_options.info_log = out->info_log;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, BaseFamilyOptions());
-  descriptors.emplace_back(kMetaFamily, MetaFamilyOptions());
-  for (const std::string& name : families) {
-    if (!StartsWith(name, kOrgFamilyPrefix)) continue;
-    std::string org = name.substr(std::strlen(kOrgFamilyPrefix));
-    SC_RETURN_IF_ERROR(crypto::ValidateOrgId(org).WithContext("column family " + name));
-    descriptors.emplace_back(name, OrgFamilyOptions(org));
+  descriptors.emplace_back(kMetaFamily, MetaFamilyOptions(layout_.org_meta_dir(org)));
+  descriptors.emplace_back(kDataFamily, DataFamilyOptions(layout_.org_data_dir(org)));
+  out->info_log->BeginRecovery();
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &out->handles, &out->db);
+  out->info_log->EndRecovery();
+  if (!s.ok()) return FromRocks(s, "cannot open the database of org " + org);
+  for (const std::string& line : out->info_log->RecoveryReport()) {
+    recovery_report_.push_back("org " + org + ": " + line);
   }
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  info_log_->BeginRecovery();
-  rocksdb::Status s = rocksdb::DB::Open(db_options, layout_.db_dir(), descriptors, &handles, &db_);
-  info_log_->EndRecovery();
-  if (!s.ok()) return FromRocks(s, "cannot open the database in " + layout_.db_dir());
-  default_cf_ = handles[0];
-  meta_cf_ = handles[1];
-  open_handles_ = handles;  // until LoadOrgs has handed each to its owner
-  write_options_.sync = options_.sync_writes;
-  admin_write_options_.sync = true;
-  return LoadOrgs({handles.begin() + 2, handles.end()});
+  return out;
 }
 
-rocksdb::Status StoreImpl::Write(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch) {
-  rocksdb::Status s = db_->Write(options, batch);
-  if (!s.IsNoSpace() || !ResumeAfterNoSpace()) return s;
-  return db_->Write(options, batch);
+OrgDb::~OrgDb() {
+  if (db == nullptr) return;
+  // RocksDB asserts (aborts) at Close if any handle is left.
+  for (rocksdb::ColumnFamilyHandle* cf : handles) db->DestroyColumnFamilyHandle(cf);
+  db->Close();
+  delete db;
 }
 
-bool StoreImpl::ResumeAfterNoSpace() {
-  std::unique_lock<std::mutex> lock(resume_mu_, std::try_to_lock);
+rocksdb::Status StoreImpl::Write(OrgDb& db, const rocksdb::WriteOptions& options,
+                                 rocksdb::WriteBatch* batch) {
+  rocksdb::Status s = db.db->Write(options, batch);
+  if (!s.IsNoSpace() || !ResumeAfterNoSpace(db)) return s;
+  return db.db->Write(options, batch);
+}
+
+bool StoreImpl::ResumeAfterNoSpace(OrgDb& db) {
+  std::unique_lock<std::mutex> lock(db.resume_mu, std::try_to_lock);
   if (!lock.owns_lock()) return false;  // another write is resuming right now
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_resume_attempt_ < kResumeRetryInterval) return false;
-  last_resume_attempt_ = now;
+  if (now - db.last_resume_attempt < kResumeRetryInterval) return false;
+  db.last_resume_attempt = now;
   struct statvfs fs_stats;
-  if (statvfs(layout_.db_dir().c_str(), &fs_stats) != 0) return false;
+  if (statvfs(layout_.orgs_dir().c_str(), &fs_stats) != 0) return false;
   const uint64_t free_bytes = uint64_t{fs_stats.f_bavail} * fs_stats.f_frsize;
   if (free_bytes < kResumeMinFreeBytes) return false;
-  rocksdb::Status s = db_->Resume();
+  rocksdb::Status s = db.db->Resume();
   if (options_.on_event) {
     options_.on_event(s.ok() ? "storage resumed after the disk had room again (" +
                                    std::to_string(free_bytes >> 20) + " MiB free)"
@@ -387,64 +419,65 @@ bool StoreImpl::ResumeAfterNoSpace() {
   return s.ok();
 }
 
-Status StoreImpl::LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
-  for (rocksdb::ColumnFamilyHandle* cf : handles) {
-    std::string org = cf->GetName().substr(std::strlen(kOrgFamilyPrefix));
-    std::string value;
-    rocksdb::Status s = db_->Get({}, meta_cf_, OrgInfoKey(org), &value);
-    if (s.IsNotFound()) {
-      // Created or dropped half-way before a crash: OrgInfo is the commit record.
-      std::erase(open_handles_, cf);
-      SC_RETURN_IF_ERROR(FinishDropOrg(org, cf));
-      continue;
-    }
-    if (!s.ok()) return FromRocks(s, "cannot read org info of " + org);
+Status StoreImpl::FlushOrg(OrgDb& db, const std::string& what) {
+  return FromRocks(db.db->Flush(rocksdb::FlushOptions(), {db.meta(), db.data()}), what);
+}
+
+Status StoreImpl::LoadOrgs() {
+  for (auto& [org, config] : catalog_->Orgs()) {
     auto state = std::make_unique<OrgState>();
     state->id = org;
-    state->cf = cf;
-    SC_ASSIGN_OR_RETURN(state->config, DecodeOrgInfo(value));
-    SC_ASSIGN_OR_RETURN(uint64_t next, RecoverNextSlot(*state));
-    state->next_slot = next;
-    orgs_.emplace(org, std::move(state));
-    std::erase(open_handles_, cf);  // owned by the OrgState now
-  }
-  // Directories of orgs that no longer exist (a drop interrupted before its scrub).
-  for (const std::string& parent : {layout_.orgs_dir(), layout_.index_dir()}) {
-    std::error_code ec;
-    for (const auto& dir : std::filesystem::directory_iterator(parent, ec)) {
-      if (dir.is_directory() && !orgs_.count(dir.path().filename().string())) {
-        std::filesystem::remove_all(dir.path(), ec);
-      }
+    state->config = config;
+    auto db = OpenOrgDb(org, /*create=*/false);
+    if (db.ok()) {
+      state->db = std::move(db).value();
+      SC_ASSIGN_OR_RETURN(uint64_t next, RecoverNextSlot(*state));
+      state->next_slot = next;
+    } else {
+      // One org's damage stays that org's: it answers why, every other org serves. An
+      // instance that existed and does not open has damaged or missing files, whatever
+      // error RocksDB found first.
+      state->unavailable =
+          db.status().IsCorruption() ? db.status() : Status::Corruption(db.status().message());
+      CountDecryptFailure(org);
+      if (options_.on_event) options_.on_event(db.status().ToString());
     }
+    orgs_.emplace(org, std::move(state));
+  }
+  // Directories of orgs that no longer exist: a drop interrupted before it removed them, or
+  // a create interrupted before its commit.
+  std::error_code ec;
+  for (const auto& dir : std::filesystem::directory_iterator(layout_.orgs_dir(), ec)) {
+    const std::string org = dir.path().filename().string();
+    if (orgs_.count(org)) continue;
+    if (!crypto::ValidateOrgId(org).ok()) continue;  // not ours: left alone
+    SC_RETURN_IF_ERROR(FinishDropOrg(org));
   }
   // Key rings of orgs that no longer exist (a drop interrupted before its last step).
   for (const crypto::KeyInfo& info : keystore_->List()) {
     if (info.ring.scope != crypto::KeyScope::kOrg || orgs_.count(info.ring.org)) continue;
-    if (keystore_->IsLive(info.ring)) {
-      SC_RETURN_IF_ERROR(keystore_->DestroyRing(info.ring));
-      SC_RETURN_IF_ERROR(RecordAudit("org_drop_completed", {{"org", info.ring.org}}));
-    }
+    if (keystore_->IsLive(info.ring)) SC_RETURN_IF_ERROR(FinishDropOrg(info.ring.org));
   }
   return Status::Ok();
 }
 
-Status StoreImpl::FinishDropOrg(const std::string& org, rocksdb::ColumnFamilyHandle* cf) {
-  rocksdb::Status s = db_->DropColumnFamily(cf);
-  db_->DestroyColumnFamilyHandle(cf);
-  if (!s.ok()) return FromRocks(s, "cannot drop column family of " + org);
+// REQUIRES: the org is not in the catalog and its database is closed.
+Status StoreImpl::FinishDropOrg(const std::string& org) {
+  std::error_code ec;
+  std::filesystem::remove_all(layout_.org_dir(org), ec);
+  if (ec) return Status::IOError("cannot remove " + layout_.org_dir(org) + ": " + ec.message());
+  SC_RETURN_IF_ERROR(crypto::SyncDirectory(layout_.orgs_dir()));
   SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultDropOrgAfterFamily));
   crypto::RingId ring{crypto::KeyScope::kOrg, org};
   if (keystore_->IsLive(ring)) SC_RETURN_IF_ERROR(keystore_->DestroyRing(ring));
   SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultDropOrgAfterKeys));
-  std::error_code ec;
-  std::filesystem::remove_all(layout_.org_index_dir(org), ec);
   return RecordAudit("org_drop_completed", {{"org", org}});
 }
 
 Result<uint64_t> StoreImpl::RecoverNextSlot(const OrgState& org) {
   uint64_t next = 0;
   std::string value;
-  rocksdb::Status s = db_->Get({}, meta_cf_, SlotKey(org.id), &value);
+  rocksdb::Status s = org.db->db->Get({}, org.db->meta(), SlotKey(org.id), &value);
   if (s.ok()) {
     next = DecodeSlot(value).value_or(0);
   } else if (!s.IsNotFound()) {
@@ -453,18 +486,15 @@ Result<uint64_t> StoreImpl::RecoverNextSlot(const OrgState& org) {
   // The meta counter is written in the same batch as every vector, so it is enough; the
   // last vector key only confirms it. That read touches the org's own (encrypted) last data
   // block: when it is damaged, the org opens on the counter alone and the damage is
-  // reported, instead of the whole store refusing to open.
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, org.cf));
+  // reported, instead of the org refusing to open.
+  std::unique_ptr<rocksdb::Iterator> it(org.db->db->NewIterator({}, org.db->data()));
   it->SeekForPrev(VectorKey(std::numeric_limits<uint64_t>::max()));
   if (it->Valid() && !it->key().empty() && it->key()[0] == kVectorPrefix) {
     auto last = DecodeVectorKey(View(it->key()));
     if (last.ok()) next = std::max(next, *last + 1);
   }
   if (!it->status().ok()) {
-    {
-      std::lock_guard<std::mutex> lock(decrypt_failures_mu_);
-      decrypt_failures_[org.id]++;
-    }
+    CountDecryptFailure(org.id);
     if (options_.on_event) {
       options_.on_event("org " + org.id + ": its last vector block cannot be read (" +
                         it->status().ToString() +
@@ -481,14 +511,7 @@ StoreImpl::~StoreImpl() {
   }
   reaper_cv_.notify_all();
   if (reaper_thread_.joinable()) reaper_thread_.join();
-  if (db_ != nullptr) {
-    // Every handle DB::Open returned, also those of orgs an interrupted open never reached:
-    // RocksDB asserts (aborts) at Close if any is left.
-    for (rocksdb::ColumnFamilyHandle* cf : open_handles_) db_->DestroyColumnFamilyHandle(cf);
-    for (auto& [id, org] : orgs_) db_->DestroyColumnFamilyHandle(org->cf);
-    db_->Close();
-    delete db_;
-  }
+  orgs_.clear();  // closes every org's database before the shared resources go
 }
 
 Status StoreImpl::RecordAudit(std::string_view event, const AuditLog::Fields& fields,
@@ -500,15 +523,17 @@ Status StoreImpl::ReachFaultPoint(std::string_view point) const {
   return crypto::ReachFaultPoint(options_.fault_hook, point);
 }
 
+void StoreImpl::CountDecryptFailure(const std::string& org) {
+  std::lock_guard<std::mutex> lock(decrypt_failures_mu_);
+  decrypt_failures_[org]++;
+}
+
 void StoreImpl::OnDecryptFailure(const std::string& path, const Status& status) {
   FileClass cls = layout_.Classify(path);
-  {
-    std::lock_guard<std::mutex> lock(decrypt_failures_mu_);
-    decrypt_failures_[cls.ring.org]++;
-  }
+  CountDecryptFailure(cls.org);
   // Best effort: a failing audit write must not turn a read error into another error.
   (void)RecordAudit("decrypt_failure",
-                    {{"org", cls.ring.org}, {"file", path}, {"error", status.message()}},
+                    {{"org", cls.org}, {"file", path}, {"error", status.message()}},
                     /*durable=*/false);
 }
 
@@ -524,6 +549,12 @@ Result<OrgState*> StoreImpl::FindOrg(std::string_view org) const {
   return it->second.get();
 }
 
+Result<OrgState*> StoreImpl::FindOpenOrg(std::string_view org) const {
+  SC_ASSIGN_OR_RETURN(OrgState * state, FindOrg(org));
+  if (state->db == nullptr) return state->unavailable;
+  return state;
+}
+
 Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
   SC_RETURN_IF_ERROR(crypto::ValidateOrgId(org_view));
   if (config.dimension == 0 || config.dimension > kMaxDimension) {
@@ -537,33 +568,39 @@ Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
                                    "' (use hnsw or flat)");
   }
   const std::string org(org_view);
+  // Only admin operations wait for a create: the new instance is built without orgs_mu_.
   std::lock_guard<std::mutex> admin(org_admin_mu_);
-  std::unique_lock<std::shared_mutex> lock(orgs_mu_);
-  if (orgs_.count(org)) return Status::AlreadyExists("org " + org + " already exists");
+  {
+    std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+    if (orgs_.count(org)) return Status::AlreadyExists("org " + org + " already exists");
+  }
   const crypto::RingId ring{crypto::KeyScope::kOrg, org};
   // The key version is durable before any file of the org can use it.
   if (!keystore_->IsLive(ring)) SC_RETURN_IF_ERROR(keystore_->CreateRing(ring).status());
   SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultCreateOrgAfterKey));
-  SC_RETURN_IF_ERROR(MakePrivateDir(layout_.org_dir(org)));
-  rocksdb::ColumnFamilyHandle* cf = nullptr;
-  rocksdb::Status s = db_->CreateColumnFamily(OrgFamilyOptions(org), FamilyName(org), &cf);
-  if (!s.ok()) return FromRocks(s, "cannot create column family for " + org);
-  if (Status fault = ReachFaultPoint(kFaultCreateOrgAfterFamily); !fault.ok()) {
-    db_->DestroyColumnFamilyHandle(cf);
-    return fault;
-  }
+  // Leftovers of a create that failed before its commit.
+  std::error_code ec;
+  std::filesystem::remove_all(layout_.org_dir(org), ec);
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<OrgDb> db, OpenOrgDb(org, /*create=*/true));
+  SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultCreateOrgAfterFamily));
   config.created_ms = clock_->NowMillis();
-  s = db_->Put(admin_write_options_, meta_cf_, OrgInfoKey(org), EncodeOrgInfo(config));
-  if (!s.ok()) {
-    (void)db_->DropColumnFamily(cf);
-    db_->DestroyColumnFamilyHandle(cf);
-    return FromRocks(s, "cannot record org " + org);
+  // The org's own copy of its config, for keyless tools that read only its directory.
+  rocksdb::Status s =
+      db->db->Put(admin_write_options_, db->meta(), OrgInfoKey(org), EncodeOrgInfo(config));
+  Status committed = s.ok() ? catalog_->AddOrg(org, config) : FromRocks(s, "org info of " + org);
+  if (!committed.ok()) {
+    db.reset();
+    std::filesystem::remove_all(layout_.org_dir(org), ec);
+    return committed.WithContext("cannot create org " + org);
   }
   auto state = std::make_unique<OrgState>();
   state->id = org;
   state->config = config;
-  state->cf = cf;
-  orgs_.emplace(org, std::move(state));
+  state->db = std::move(db);
+  {
+    std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+    orgs_.emplace(org, std::move(state));
+  }
   auto version = keystore_->Active(ring);
   return RecordAudit("org_created",
                      {{"org", org},
@@ -571,82 +608,27 @@ Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
                       {"key_version", int64_t{version.ok() ? version->version : 0}}});
 }
 
+// Removing the org from the catalog (its record and every token of it, in one atomic file
+// replacement) is the commit point; then its database is closed, its directory (database,
+// WAL, info LOG, index snapshots) removed and its key ring destroyed, all before the drop is
+// acknowledged. A crash after the commit finishes the drop at the next open.
 Status StoreImpl::DropOrg(std::string_view org_view) {
   std::lock_guard<std::mutex> admin(org_admin_mu_);
-  std::unique_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_view));
-  const std::string id = org->id;
-  // Meta first: removing OrgInfo is the commit point (a crash after it finishes the drop on
-  // the next open).
-  rocksdb::WriteBatch batch;
-  std::string begin = EntryKeyPrefix(id), end = begin;
-  end.back() = '\x01';
-  batch.DeleteRange(meta_cf_, begin, end);
-  batch.Delete(meta_cf_, OrgInfoKey(id));
-  batch.Delete(meta_cf_, SlotKey(id));
-  SC_RETURN_IF_ERROR(CollectTokens(id, "", &batch).status());
-  rocksdb::Status s = Write(admin_write_options_, &batch);
-  if (!s.ok()) return FromRocks(s, "cannot drop org " + id);
-  rocksdb::ColumnFamilyHandle* cf = org->cf;
-  orgs_.erase(id);
-  if (Status fault = ReachFaultPoint(kFaultDropOrgAfterCommit); !fault.ok()) {
-    db_->DestroyColumnFamilyHandle(cf);
-    return fault;
+  std::unique_ptr<OrgState> state;
+  {
+    // Exclusive: waits for the org's running operations, which hold it shared.
+    std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+    SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_view));
+    SC_RETURN_IF_ERROR(catalog_->RemoveOrg(org->id).WithContext("cannot drop org " + org->id));
+    auto it = orgs_.find(org->id);
+    state = std::move(it->second);
+    orgs_.erase(it);
   }
-  SC_RETURN_IF_ERROR(FinishDropOrg(id, cf));
-  // The scrub's flush and compactions take a while: every other org's requests go on
-  // meanwhile (org_admin_mu_ keeps a create of the same name out until it is done).
-  lock.unlock();
-  std::shared_lock<std::shared_mutex> shared(orgs_mu_);
-  SC_RETURN_IF_ERROR(ScrubDroppedOrg(id));
+  const std::string id = state->id;
+  SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultDropOrgAfterCommit));
+  state.reset();  // closes its database
+  SC_RETURN_IF_ERROR(FinishDropOrg(id));
   return RecordAudit("org_dropped", {{"org", id}});
-}
-
-// What a drop leaves readable is removed before it is acknowledged: a flush makes the WAL
-// files that hold the org's writes (under the node key) obsolete, so RocksDB deletes them;
-// a forced compaction of every meta range the org used (entries, org record, slot counter)
-// and of the token range rewrites the plaintext meta SSTs without its digests, namespaces
-// and token hashes; its SST and index directories go. The MANIFEST keeps the family name
-// and old SST boundaries until the next start writes a new one (storage/FORMAT.md).
-// REQUIRES: org_admin_mu_ held, orgs_mu_ held shared, the org already gone from orgs_.
-Status StoreImpl::ScrubDroppedOrg(const std::string& id) {
-  std::vector<rocksdb::ColumnFamilyHandle*> all{meta_cf_};
-  for (auto& [other, state] : orgs_) all.push_back(state->cf);
-  SC_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions(), all), "flush after drop"));
-  rocksdb::CompactRangeOptions cro;
-  cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  const std::string entries = EntryKeyPrefix(id);
-  for (std::string begin : {entries, OrgInfoKey(id), SlotKey(id), std::string(1, kTokenPrefix)}) {
-    // The range of keys that start with `begin`: entries end at the org's NUL separator,
-    // the others are the org's one record or, for tokens, the whole prefix.
-    std::string end = begin;
-    end.back() = static_cast<char>(end.back() + 1);
-    if (begin != entries && begin.size() > 1) end = begin + '\0';
-    rocksdb::Slice b(begin), e(end);
-    SC_RETURN_IF_ERROR(
-        FromRocks(db_->CompactRange(cro, meta_cf_, &b, &e), "meta compaction after drop"));
-  }
-  std::error_code ec;
-  std::filesystem::remove_all(layout_.org_dir(id), ec);  // FinishDropOrg removed index/<org>
-  RemoveStaleOptionsFiles();
-  return Status::Ok();
-}
-
-// RocksDB keeps the OPTIONS file before the newest, which names every family of that time
-// (a dropped org among them). Only the newest is needed (by tools that load options).
-void StoreImpl::RemoveStaleOptionsFiles() {
-  constexpr std::string_view kOptionsPrefix = "OPTIONS-";
-  std::vector<std::pair<uint64_t, std::filesystem::path>> files;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(layout_.db_dir(), ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind(kOptionsPrefix, 0) != 0) continue;
-    const uint64_t number = std::strtoull(name.c_str() + kOptionsPrefix.size(), nullptr, 10);
-    files.emplace_back(number, e.path());
-  }
-  std::sort(files.begin(), files.end());
-  if (!files.empty()) files.pop_back();  // the newest stays
-  for (const auto& [number, path] : files) std::filesystem::remove(path, ec);
 }
 
 Result<OrgConfig> StoreImpl::GetOrg(std::string_view org) const {
@@ -666,47 +648,29 @@ std::vector<std::string> StoreImpl::ListOrgs() const {
 
 constexpr size_t kTokenHashSize = 32;
 
+std::string HashKey(std::span<const uint8_t> hash) {
+  return std::string(reinterpret_cast<const char*>(hash.data()), hash.size());
+}
+
 Status StoreImpl::AddToken(std::span<const uint8_t> hash, const TokenRecord& record) {
   if (hash.size() != kTokenHashSize) return Status::InvalidArgument("token hash must be 32 bytes");
-  if (!record.org.empty()) {
+  {
+    // Shared for the write: a drop of the org cannot interleave and leave its token behind.
     std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-    SC_RETURN_IF_ERROR(FindOrg(record.org).status());
+    if (!record.org.empty()) SC_RETURN_IF_ERROR(FindOrg(record.org).status());
+    SC_RETURN_IF_ERROR(catalog_->AddToken(HashKey(hash), record).WithContext("cannot store token"));
   }
-  rocksdb::Status s = db_->Put(admin_write_options_, meta_cf_, TokenKey(hash), EncodeToken(record));
-  if (!s.ok()) return FromRocks(s, "cannot store token");
   return RecordAudit("token_issued", {{"org", record.org}, {"token_id", record.token_id}});
 }
 
 Result<TokenRecord> StoreImpl::FindToken(std::span<const uint8_t> hash) {
   if (hash.size() != kTokenHashSize) return Status::InvalidArgument("token hash must be 32 bytes");
-  std::string value;
-  rocksdb::Status s = db_->Get({}, meta_cf_, TokenKey(hash), &value);
-  if (s.IsNotFound()) return Status::NotFound("unknown token");
-  if (!s.ok()) return FromRocks(s, "cannot read token");
-  return DecodeToken(value);
-}
-
-Result<uint64_t> StoreImpl::CollectTokens(std::string_view org, std::string_view token_id,
-                                          rocksdb::WriteBatch* batch) {
-  uint64_t n = 0;
-  const std::string prefix(1, kTokenPrefix);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, meta_cf_));
-  for (it->Seek(prefix); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
-    SC_ASSIGN_OR_RETURN(TokenRecord t, DecodeToken(View(it->value())));
-    if (t.org != org || (!token_id.empty() && t.token_id != token_id)) continue;
-    batch->Delete(meta_cf_, it->key());
-    ++n;
-  }
-  SC_RETURN_IF_ERROR(FromRocks(it->status(), "token scan failed"));
-  return n;
+  return catalog_->FindToken(HashKey(hash));
 }
 
 Result<uint64_t> StoreImpl::RevokeTokens(std::string_view org, std::string_view token_id) {
-  rocksdb::WriteBatch batch;
-  SC_ASSIGN_OR_RETURN(uint64_t n, CollectTokens(org, token_id, &batch));
+  SC_ASSIGN_OR_RETURN(uint64_t n, catalog_->RemoveTokens(org, token_id));
   if (n == 0) return n;
-  rocksdb::Status s = Write(admin_write_options_, &batch);
-  if (!s.ok()) return FromRocks(s, "cannot revoke tokens");
   SC_RETURN_IF_ERROR(RecordAudit("tokens_revoked", {{"org", std::string(org)},
                                                     {"token_id", std::string(token_id)},
                                                     {"count", static_cast<int64_t>(n)}}));
@@ -748,7 +712,7 @@ Status StoreImpl::ValidatePut(const OrgState& org, const PutRequest& r) const {
 
 Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest) {
   std::string value;
-  rocksdb::Status s = db_->Get({}, meta_cf_, EntryKey(org.id, digest), &value);
+  rocksdb::Status s = org.db->db->Get({}, org.db->meta(), EntryKey(org.id, digest), &value);
   if (s.IsNotFound()) return Status::NotFound("no entry with this digest");
   if (!s.ok()) return FromRocks(s, "cannot read entry metadata");
   return DecodeEntryMeta(value, digest);
@@ -756,7 +720,7 @@ Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest)
 
 Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest) {
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get({}, org.cf, PayloadKey(digest), &value);
+  rocksdb::Status s = org.db->db->Get({}, org.db->data(), PayloadKey(digest), &value);
   if (s.IsNotFound()) return Status::Corruption("entry metadata exists but its payload is missing");
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
@@ -765,7 +729,7 @@ Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const D
 
 Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   SC_RETURN_IF_ERROR(ValidatePut(*org, r));
   std::lock_guard<std::mutex> digest_lock(org->LockFor(r.digest));
   const int64_t now = clock_->NowMillis();
@@ -784,16 +748,16 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
   meta.vector_slot = result.slot = org->next_slot.fetch_add(1);
 
   rocksdb::WriteBatch batch;
-  batch.Put(meta_cf_, EntryKey(org->id, r.digest), EncodeEntryMeta(meta));
-  batch.Merge(meta_cf_, SlotKey(org->id), EncodeSlot(meta.vector_slot + 1));
-  batch.Put(org->cf, PayloadKey(r.digest), EncodePayloadValue(meta.expires_ms, r.payload));
-  batch.Put(org->cf, VectorKey(meta.vector_slot),
+  batch.Put(org->db->meta(), EntryKey(org->id, r.digest), EncodeEntryMeta(meta));
+  batch.Merge(org->db->meta(), SlotKey(org->id), EncodeSlot(meta.vector_slot + 1));
+  batch.Put(org->db->data(), PayloadKey(r.digest), EncodePayloadValue(meta.expires_ms, r.payload));
+  batch.Put(org->db->data(), VectorKey(meta.vector_slot),
             EncodeVectorValue(meta.expires_ms, r.digest, r.vector));
   if (old.ok()) {
-    batch.Delete(org->cf, VectorKey(old->vector_slot));
+    batch.Delete(org->db->data(), VectorKey(old->vector_slot));
     result.replaced_slot = old->vector_slot;
   }
-  rocksdb::Status s = Write(write_options_, &batch);
+  rocksdb::Status s = Write(*org->db, write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "put failed");
   org->counters.puts++;
   return result;
@@ -801,7 +765,7 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
 
 Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool with_payload) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   org->counters.gets++;
   auto meta = ReadMeta(*org, digest);
   if (!meta.ok() || meta->expires_ms <= clock_->NowMillis()) {
@@ -821,7 +785,7 @@ Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool
 std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
                                                std::span<const Digest> digests, bool with_payload) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  auto org_or = FindOrg(org_id);
+  auto org_or = FindOpenOrg(org_id);
   if (!org_or.ok()) return std::vector<Result<Entry>>(digests.size(), org_or.status());
   OrgState* org = *org_or;
   const size_t n = digests.size();
@@ -833,7 +797,8 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   }
   std::vector<rocksdb::PinnableSlice> meta_values(n);
   std::vector<rocksdb::Status> statuses(n);
-  db_->MultiGet({}, meta_cf_, n, meta_slices.data(), meta_values.data(), statuses.data());
+  org->db->db->MultiGet({}, org->db->meta(), n, meta_slices.data(), meta_values.data(),
+                        statuses.data());
   const int64_t now = clock_->NowMillis();
   std::vector<Result<Entry>> out;
   out.reserve(n);
@@ -870,7 +835,8 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   }
   std::vector<rocksdb::PinnableSlice> payloads(m);
   std::vector<rocksdb::Status> payload_statuses(m);
-  db_->MultiGet({}, org->cf, m, payload_slices.data(), payloads.data(), payload_statuses.data());
+  org->db->db->MultiGet({}, org->db->data(), m, payload_slices.data(), payloads.data(),
+                        payload_statuses.data());
   for (size_t j = 0; j < m; ++j) {
     Result<Entry>& slot = out[want_payload[j]];
     const rocksdb::Status& s = payload_statuses[j];
@@ -888,9 +854,9 @@ Result<Entry> StoreImpl::GetBySlot(std::string_view org_id, uint64_t slot, bool 
   Digest digest{};
   {
     std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-    SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+    SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
     rocksdb::PinnableSlice value;
-    rocksdb::Status s = db_->Get({}, org->cf, VectorKey(slot), &value);
+    rocksdb::Status s = org->db->db->Get({}, org->db->data(), VectorKey(slot), &value);
     if (s.IsNotFound()) return Status::NotFound("no vector at this slot");
     if (!s.ok()) return FromRocks(s, "cannot read vector slot");
     if (value.size() < kExpirySize + kDigestSize) return Status::Corruption("vector record short");
@@ -901,22 +867,20 @@ Result<Entry> StoreImpl::GetBySlot(std::string_view org_id, uint64_t slot, bool 
   return entry;
 }
 
-Status StoreImpl::DeleteEntryLocked(OrgState& org, const EntryMeta& meta,
-                                    rocksdb::WriteBatch* batch) {
-  batch->Delete(meta_cf_, EntryKey(org.id, meta.digest));
-  batch->Delete(org.cf, PayloadKey(meta.digest));
-  batch->Delete(org.cf, VectorKey(meta.vector_slot));
-  return Status::Ok();
+void StoreImpl::DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch) {
+  batch->Delete(org.db->meta(), EntryKey(org.id, meta.digest));
+  batch->Delete(org.db->data(), PayloadKey(meta.digest));
+  batch->Delete(org.db->data(), VectorKey(meta.vector_slot));
 }
 
 Result<RemovedEntries> StoreImpl::Delete(std::string_view org_id, const Digest& digest) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   std::lock_guard<std::mutex> digest_lock(org->LockFor(digest));
   SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest));
   rocksdb::WriteBatch batch;
-  SC_RETURN_IF_ERROR(DeleteEntryLocked(*org, meta, &batch));
-  rocksdb::Status s = Write(write_options_, &batch);
+  DeleteEntry(*org, meta, &batch);
+  rocksdb::Status s = Write(*org->db, write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "delete failed");
   org->counters.deletes++;
   return RemovedEntries{1, {meta.vector_slot}};
@@ -928,7 +892,7 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
     return Status::InvalidArgument("invalidate needs a namespace or an older_than time");
   }
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   auto matches = [&](const EntryMeta& m) {
     return (filter.name_space && m.name_space == *filter.name_space) ||
            (filter.older_than_ms && m.created_ms < *filter.older_than_ms);
@@ -936,7 +900,7 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
   std::vector<Digest> candidates;
   {
     const std::string prefix = EntryKeyPrefix(org->id);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, meta_cf_));
+    std::unique_ptr<rocksdb::Iterator> it(org->db->db->NewIterator({}, org->db->meta()));
     for (it->Seek(prefix); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
       Digest d{};
       if (it->key().size() != prefix.size() + kDigestSize) continue;
@@ -953,8 +917,8 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
     if (meta.status().IsNotFound() || (meta.ok() && !matches(*meta))) continue;
     if (!meta.ok()) return meta.status();
     rocksdb::WriteBatch batch;
-    SC_RETURN_IF_ERROR(DeleteEntryLocked(*org, *meta, &batch));
-    rocksdb::Status s = Write(write_options_, &batch);
+    DeleteEntry(*org, *meta, &batch);
+    rocksdb::Status s = Write(*org->db, write_options_, &batch);
     if (!s.ok()) return FromRocks(s, "invalidate failed");
     removed.count++;
     removed.slots.push_back(meta->vector_slot);
@@ -965,7 +929,7 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
 
 Status StoreImpl::RecordHits(std::string_view org_id, std::span<const HitUpdate> hits) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   for (const HitUpdate& h : hits) {
     std::lock_guard<std::mutex> digest_lock(org->LockFor(h.digest));
     auto meta = ReadMeta(*org, h.digest);
@@ -973,8 +937,8 @@ Status StoreImpl::RecordHits(std::string_view org_id, std::span<const HitUpdate>
     if (!meta.ok()) return meta.status();
     meta->hits += h.hits;
     meta->last_hit_ms = std::max(meta->last_hit_ms, h.last_hit_ms);
-    rocksdb::Status s =
-        db_->Put(write_options_, meta_cf_, EntryKey(org->id, h.digest), EncodeEntryMeta(*meta));
+    rocksdb::Status s = org->db->db->Put(write_options_, org->db->meta(),
+                                         EntryKey(org->id, h.digest), EncodeEntryMeta(*meta));
     if (!s.ok()) return FromRocks(s, "cannot record hits");
   }
   return Status::Ok();
@@ -983,10 +947,10 @@ Status StoreImpl::RecordHits(std::string_view org_id, std::span<const HitUpdate>
 Status StoreImpl::ScanMeta(std::string_view org_id,
                            const std::function<bool(const EntryMeta&)>& fn) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   const std::string prefix = EntryKeyPrefix(org->id);
   const int64_t now = clock_->NowMillis();
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, meta_cf_));
+  std::unique_ptr<rocksdb::Iterator> it(org->db->db->NewIterator({}, org->db->meta()));
   for (it->Seek(prefix); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
     if (it->key().size() != prefix.size() + kDigestSize) continue;
     Digest d{};
@@ -1002,10 +966,10 @@ Status StoreImpl::ScanVectors(
     std::string_view org_id, uint64_t from_slot,
     const std::function<bool(uint64_t, const Digest&, int64_t, std::span<const float>)>& fn) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   const int64_t now = clock_->NowMillis();
   std::vector<float> buffer;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, org->cf));
+  std::unique_ptr<rocksdb::Iterator> it(org->db->db->NewIterator({}, org->db->data()));
   for (it->Seek(VectorKey(from_slot)); it->Valid() && it->key()[0] == kVectorPrefix; it->Next()) {
     SC_ASSIGN_OR_RETURN(uint64_t slot, DecodeVectorKey(View(it->key())));
     SC_ASSIGN_OR_RETURN(VectorValue v,
@@ -1018,12 +982,12 @@ Status StoreImpl::ScanVectors(
 
 Result<OrgStats> StoreImpl::Stats(std::string_view org_id) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   OrgStats st;
   uint64_t keys = 0;
-  db_->GetIntProperty(org->cf, "rocksdb.estimate-num-keys", &keys);
+  org->db->db->GetIntProperty(org->db->data(), "rocksdb.estimate-num-keys", &keys);
   st.estimated_entries = keys / 2;  // one payload and one vector record per entry
-  db_->GetIntProperty(org->cf, "rocksdb.total-sst-files-size", &st.live_sst_bytes);
+  org->db->db->GetIntProperty(org->db->data(), "rocksdb.total-sst-files-size", &st.live_sst_bytes);
   st.puts = org->counters.puts;
   st.gets = org->counters.gets;
   st.hits = org->counters.hits;
@@ -1045,22 +1009,21 @@ Result<OrgStats> StoreImpl::Stats(std::string_view org_id) {
 
 Status StoreImpl::Flush() {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  std::vector<rocksdb::ColumnFamilyHandle*> all{meta_cf_};
-  for (auto& [id, org] : orgs_) all.push_back(org->cf);
-  return FromRocks(db_->Flush(rocksdb::FlushOptions(), all), "flush failed");
+  for (auto& [id, org] : orgs_) {
+    if (org->db != nullptr) SC_RETURN_IF_ERROR(FlushOrg(*org->db, "flush of org " + id));
+  }
+  return Status::Ok();
 }
 
 Status StoreImpl::CompactOrg(std::string_view org_id) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   rocksdb::CompactRangeOptions cro;
   cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  SC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(cro, org->cf, nullptr, nullptr), "compaction"));
-  const std::string begin = EntryKeyPrefix(org->id);
-  std::string end = begin;
-  end.back() = '\x01';
-  rocksdb::Slice b(begin), e(end);
-  return FromRocks(db_->CompactRange(cro, meta_cf_, &b, &e), "meta compaction");
+  rocksdb::DB* db = org->db->db;
+  SC_RETURN_IF_ERROR(
+      FromRocks(db->CompactRange(cro, org->db->data(), nullptr, nullptr), "compaction"));
+  return FromRocks(db->CompactRange(cro, org->db->meta(), nullptr, nullptr), "meta compaction");
 }
 
 }  // namespace internal

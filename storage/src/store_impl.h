@@ -3,6 +3,8 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/sst_file_manager.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <array>
 #include <atomic>
@@ -14,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "catalog.h"
 #include "encrypted_file_system.h"
 #include "expiry.h"
 #include "info_log.h"
@@ -24,10 +27,31 @@
 
 namespace sealcache::storage::internal {
 
+// The families of an org's own RocksDB instance (and of the legacy shared one).
 inline constexpr char kMetaFamily[] = "meta";
+inline constexpr char kDataFamily[] = "data";
+// Legacy shared instance: one family "org.<org>" per org.
 inline constexpr char kOrgFamilyPrefix[] = "org.";
 inline constexpr size_t kDigestLockStripes = 64;
-inline constexpr char kPlaintextMarker[] = "PLAINTEXT-BENCHMARK-ONLY";
+
+// One org's RocksDB instance; closes it (every handle first) on destruction.
+struct OrgDb {
+  OrgDb() = default;
+  OrgDb(const OrgDb&) = delete;
+  OrgDb& operator=(const OrgDb&) = delete;
+  ~OrgDb();
+
+  rocksdb::DB* db = nullptr;
+  // default, meta, data, as DB::Open returned them.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::shared_ptr<InfoLog> info_log;
+  // After a write failed for lack of space: DB::Resume attempts (StoreImpl::Write).
+  std::mutex resume_mu;
+  std::chrono::steady_clock::time_point last_resume_attempt{};
+
+  rocksdb::ColumnFamilyHandle* meta() const { return handles[1]; }
+  rocksdb::ColumnFamilyHandle* data() const { return handles[2]; }
+};
 
 struct OrgCounters {
   std::atomic<uint64_t> puts{0}, gets{0}, hits{0}, misses{0}, deletes{0};
@@ -36,7 +60,10 @@ struct OrgCounters {
 struct OrgState {
   std::string id;
   OrgConfig config;
-  rocksdb::ColumnFamilyHandle* cf = nullptr;  // owned by StoreImpl
+  // Null when the org's database could not be opened; then `unavailable` says why and every
+  // request but DropOrg answers it.
+  std::unique_ptr<OrgDb> db;
+  Status unavailable;
   std::atomic<uint64_t> next_slot{0};
   OrgCounters counters;
   // Serialises read-modify-write of one digest (replacing puts, deletes, hit updates).
@@ -110,37 +137,43 @@ class StoreImpl final : public Store {
   Status Flush() override;
   Status CompactOrg(std::string_view org) override;
   const std::string& data_dir() const override { return layout_.data_dir(); }
-  std::vector<std::string> RecoveryReport() const override { return info_log_->RecoveryReport(); }
+  std::vector<std::string> RecoveryReport() const override { return recovery_report_; }
 
  private:
   StoreImpl(StoreOptions options, DataLayout layout);
 
   Status OpenKeystoreAndAudit(const crypto::SecretBytes& master_key);
   Status CheckEncryptionMode();
-  Status OpenDatabase();
-  Status LoadOrgs(const std::vector<rocksdb::ColumnFamilyHandle*>& handles);
-  Status FinishDropOrg(const std::string& org, rocksdb::ColumnFamilyHandle* cf);
-  Status ScrubDroppedOrg(const std::string& org);
-  void RemoveStaleOptionsFiles();
+  Status OpenEngine();
+  Status LoadOrgs();
+  // Opens (creating it if `create`) the org's RocksDB instance.
+  Result<std::unique_ptr<OrgDb>> OpenOrgDb(const std::string& org, bool create);
+  // Removes every trace of an org that is gone from the catalog (a drop, or a create that
+  // never committed): its directory and its key ring.
+  Status FinishDropOrg(const std::string& org);
+  // Moves a store written before the per-org layout (one shared instance in db/) into it.
+  Status MigrateLegacyLayout();
+  rocksdb::DBOptions OrgDbOptions(const std::string& org) const;
   rocksdb::ColumnFamilyOptions BaseFamilyOptions() const;
-  rocksdb::ColumnFamilyOptions MetaFamilyOptions() const;
-  rocksdb::ColumnFamilyOptions OrgFamilyOptions(const std::string& org) const;
+  rocksdb::ColumnFamilyOptions MetaFamilyOptions(const std::string& meta_dir) const;
+  rocksdb::ColumnFamilyOptions DataFamilyOptions(const std::string& data_dir) const;
   Result<uint64_t> RecoverNextSlot(const OrgState& org);
-  // db_->Write, and after a NoSpace failure, once space is back, DB::Resume and one retry.
-  rocksdb::Status Write(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch);
+  // db->Write, and after a NoSpace failure, once space is back, DB::Resume and one retry.
+  rocksdb::Status Write(OrgDb& db, const rocksdb::WriteOptions& options,
+                        rocksdb::WriteBatch* batch);
   // Clears a NoSpace background error if the disk has room again; true if it did.
-  bool ResumeAfterNoSpace();
+  bool ResumeAfterNoSpace(OrgDb& db);
+  Status FlushOrg(OrgDb& db, const std::string& what);
 
   // REQUIRES: orgs_mu_ held (shared or exclusive).
   Result<OrgState*> FindOrg(std::string_view org) const;
+  // FindOrg, and the reason it cannot serve if its database did not open.
+  Result<OrgState*> FindOpenOrg(std::string_view org) const;
   Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest);
   Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest);
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
-  // Adds deletes of the matching token records to `batch`; returns how many.
-  Result<uint64_t> CollectTokens(std::string_view org, std::string_view token_id,
-                                 rocksdb::WriteBatch* batch);
-  Status DeleteEntryLocked(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
-  // Live SSTs of an org with their key versions. REQUIRES: orgs_mu_ held.
+  void DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
+  // Live SSTs of an org's data family with their key versions. REQUIRES: orgs_mu_ held.
   Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);
   Result<uint32_t> FileKeyVersion(const std::string& path);
   bool TableOnDiskUses(const OrgState& org, uint32_t version);
@@ -157,6 +190,7 @@ class StoreImpl final : public Store {
   Result<std::vector<uint8_t>> ReadOrgFileLocked(const std::string& path);
   void ReaperLoop();
   void OnDecryptFailure(const std::string& path, const Status& status);
+  void CountDecryptFailure(const std::string& org);
   Status RecordAudit(std::string_view event, const AuditLog::Fields& fields, bool durable = true);
   // One of the points in fault_points.h (a no-op without StoreOptions::fault_hook).
   Status ReachFaultPoint(std::string_view point) const;
@@ -168,29 +202,27 @@ class StoreImpl final : public Store {
   DataLayout layout_;
   std::unique_ptr<crypto::Keystore> keystore_;
   std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<Catalog> catalog_;
+  // Shared by every org's instance: file system, thread pools, block cache, memtable budget,
+  // SST file manager and the background error policy.
   std::shared_ptr<rocksdb::FileSystem> fs_;
   std::unique_ptr<rocksdb::Env> env_;
-  std::shared_ptr<InfoLog> info_log_;
   std::shared_ptr<rocksdb::EventListener> event_listener_;
-  std::mutex resume_mu_;
-  std::chrono::steady_clock::time_point last_resume_attempt_{};
   std::shared_ptr<rocksdb::Cache> block_cache_;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffer_manager_;
+  std::shared_ptr<rocksdb::SstFileManager> sst_file_manager_;
   std::unique_ptr<ExpiryCompactionFilter> expiry_filter_;
   std::shared_ptr<rocksdb::TablePropertiesCollectorFactory> expiry_collector_;
   std::shared_ptr<rocksdb::MergeOperator> slot_merge_;
-  rocksdb::DB* db_ = nullptr;
-  rocksdb::ColumnFamilyHandle* default_cf_ = nullptr;
-  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
-  // Handles from DB::Open not owned by an OrgState (default, meta, orgs not yet loaded).
-  std::vector<rocksdb::ColumnFamilyHandle*> open_handles_;
   rocksdb::WriteOptions write_options_;
   rocksdb::WriteOptions admin_write_options_;  // always synced
+  // What WAL recovery reported for each org at open ("org <id>: ..." lines).
+  std::vector<std::string> recovery_report_;
 
-  // Serialises CreateOrg and DropOrg (whose scrub runs with orgs_mu_ only shared).
-  // Taken before orgs_mu_.
+  // Serialises CreateOrg and DropOrg. Taken before orgs_mu_.
   std::mutex org_admin_mu_;
-  // Guards the org map; every operation on an org holds it shared for its duration, so a
-  // column family handle is never destroyed under a running operation.
+  // Guards the org map; every operation on an org holds it shared for its duration, so an
+  // org's database is never closed under a running operation.
   mutable std::shared_mutex orgs_mu_;
   std::map<std::string, std::unique_ptr<OrgState>, std::less<>> orgs_;
 

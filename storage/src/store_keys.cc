@@ -34,13 +34,11 @@ Status ValidateOrgFileName(std::string_view name) {
 
 Result<uint32_t> StoreImpl::RotateKey(std::string_view org_id) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   // Everything written so far goes to SSTs under the version being retired, so the reaper
-  // accounts it to that version, and the WAL files holding it (node key) become obsolete
-  // and are deleted, instead of a later flush carrying it under the new version.
-  std::vector<rocksdb::ColumnFamilyHandle*> all{meta_cf_};
-  for (auto& [id, state] : orgs_) all.push_back(state->cf);
-  SC_RETURN_IF_ERROR(FromRocks(db_->Flush(rocksdb::FlushOptions(), all), "flush before rotation"));
+  // accounts it to that version, and the org's WAL files holding it (node key) become
+  // obsolete and are deleted, instead of a later flush carrying it under the new version.
+  SC_RETURN_IF_ERROR(FlushOrg(*org->db, "flush before rotation"));
   SC_ASSIGN_OR_RETURN(uint32_t version, keystore_->Rotate(org->ring()));
   SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultRotateAfterKeystore));
   SC_RETURN_IF_ERROR(
@@ -62,11 +60,11 @@ Result<uint32_t> StoreImpl::FileKeyVersion(const std::string& path) {
 
 Result<std::vector<OrgFile>> StoreImpl::OrgFiles(const OrgState& org) {
   std::vector<rocksdb::LiveFileMetaData> live;
-  db_->GetLiveFilesMetaData(&live);
+  org.db->db->GetLiveFilesMetaData(&live);
   rocksdb::TablePropertiesCollection props;
-  rocksdb::Status s = db_->GetPropertiesOfAllTables(org.cf, &props);
+  rocksdb::Status s = org.db->db->GetPropertiesOfAllTables(org.db->data(), &props);
   if (!s.ok()) return FromRocks(s, "cannot read table properties of " + org.id);
-  const std::string family = org.cf->GetName();
+  const std::string family = kDataFamily;
   std::vector<OrgFile> files;
   for (const auto& f : live) {
     if (f.column_family_name != family) continue;
@@ -86,7 +84,7 @@ Result<std::vector<OrgFile>> StoreImpl::OrgFiles(const OrgState& org) {
 
 Result<std::vector<KeyVersionStatus>> StoreImpl::KeyStatus(std::string_view org_id) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   SC_ASSIGN_OR_RETURN(auto versions, keystore_->Versions(org->ring()));
   SC_ASSIGN_OR_RETURN(auto files, OrgFiles(*org));
   SC_ASSIGN_OR_RETURN(auto side_files, SideFiles(*org));
@@ -121,7 +119,7 @@ Result<std::vector<KeyVersionStatus>> StoreImpl::KeyStatus(std::string_view org_
 // once it is. Obsolete files still on disk keep the key until RocksDB deletes them.
 bool StoreImpl::TableOnDiskUses(const OrgState& org, uint32_t version) {
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(layout_.org_dir(org.id), ec)) {
+  for (const auto& entry : std::filesystem::directory_iterator(layout_.org_data_dir(org.id), ec)) {
     if (entry.path().extension() != ".sst") continue;
     auto file_version = FileKeyVersion(entry.path().string());
     if (!file_version.ok()) {
@@ -142,8 +140,8 @@ bool StoreImpl::TableOnDiskUses(const OrgState& org, uint32_t version) {
 // that job a moment later, hence the short bounded wait.
 bool StoreImpl::TableOnDiskStillUses(const OrgState& org, uint32_t version) {
   if (!TableOnDiskUses(org, version)) return false;
-  (void)db_->DisableFileDeletions();
-  (void)db_->EnableFileDeletions(/*force=*/false);
+  (void)org.db->db->DisableFileDeletions();
+  (void)org.db->db->EnableFileDeletions(/*force=*/false);
   for (int i = 0; i < kObsoleteFileWaits; ++i) {
     if (!TableOnDiskUses(org, version)) return false;
     std::this_thread::sleep_for(kObsoleteFileWait);
@@ -169,7 +167,7 @@ Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
       cro.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
       rocksdb::Slice begin(f.smallest_key), end(f.largest_key);
       SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperBeforeCompaction));
-      SC_RETURN_IF_ERROR(FromRocks(db_->CompactRange(cro, org.cf, &begin, &end),
+      SC_RETURN_IF_ERROR(FromRocks(org.db->db->CompactRange(cro, org.db->data(), &begin, &end),
                                    "reaper compaction of " + f.path));
       SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperAfterCompaction));
       report.files_compacted++;
@@ -196,6 +194,7 @@ Result<ReaperReport> StoreImpl::RunKeyReaper() {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   ReaperReport total;
   for (auto& [id, org] : orgs_) {
+    if (org->db == nullptr) continue;  // unavailable: its keys wait until it is repaired
     SC_ASSIGN_OR_RETURN(ReaperReport r, ReapOrg(*org));
     total.files_compacted += r.files_compacted;
     total.destroyed.insert(total.destroyed.end(), r.destroyed.begin(), r.destroyed.end());
@@ -203,7 +202,12 @@ Result<ReaperReport> StoreImpl::RunKeyReaper() {
   {
     // Forget headers of files that are gone.
     std::vector<rocksdb::LiveFileMetaData> live;
-    db_->GetLiveFilesMetaData(&live);
+    for (auto& [id, org] : orgs_) {
+      if (org->db == nullptr) continue;
+      std::vector<rocksdb::LiveFileMetaData> files;
+      org->db->db->GetLiveFilesMetaData(&files);
+      live.insert(live.end(), files.begin(), files.end());
+    }
     std::unordered_map<std::string, uint32_t> kept;
     std::lock_guard<std::mutex> l(file_versions_mu_);
     for (const auto& f : live) {
@@ -273,7 +277,7 @@ Status StoreImpl::ReencryptSideFiles(OrgState& org, uint32_t version) {
 
 Result<std::string> StoreImpl::OrgFilePath(std::string_view org_id, std::string_view name) const {
   SC_RETURN_IF_ERROR(ValidateOrgFileName(name));
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   return layout_.org_index_dir(org->id) + "/" + std::string(name);
 }
 
@@ -281,7 +285,7 @@ Status StoreImpl::WriteOrgFile(std::string_view org_id, std::string_view name,
                                std::span<const uint8_t> bytes) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(std::string path, OrgFilePath(org_id, name));
-  SC_ASSIGN_OR_RETURN(OrgState * org, FindOrg(org_id));
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   std::lock_guard<std::mutex> writes(org->side_files_mu);
   return WriteOrgFileLocked(path, bytes);
 }

@@ -62,8 +62,11 @@ class Corruption : public FaultTest {
     PutRange(*a, 1, 0, n);
     PutRange(*g, 2, 0, n);
   }
-  std::string OrgSstDir(const std::string& org) { return proc_->data_dir() + "/db/orgs/" + org; }
-  std::string DbDir() { return proc_->data_dir() + "/db"; }
+  std::string OrgSstDir(const std::string& org) {
+    return proc_->data_dir() + "/orgs/" + org + "/data";
+  }
+  // The org's RocksDB instance: its WAL and MANIFEST.
+  std::string DbDir(const std::string& org = "acme") { return proc_->data_dir() + "/orgs/" + org; }
   std::string LogSince(size_t offset) { return proc_->Log().substr(offset); }
 };
 
@@ -173,27 +176,31 @@ TEST_F(Corruption, TornWalTailLosesOnlyTheTornWriteAndReportsIt) {
   for (const auto& r : reports) std::printf("[ wal torn ] log: %s\n", r.c_str());
 }
 
-TEST_F(Corruption, DamagedManifestRefusesToStartWithAClearMessage) {
+TEST_F(Corruption, DamagedManifestMakesOnlyThatOrgUnavailableWithAClearMessage) {
   ASSERT_TRUE(StartServer());
-  const std::string acme = CreateOrg("acme", kDim);
-  {
-    auto a = proc_->ConnectAs(acme);
-    ASSERT_TRUE(a);
-    PutRange(*a, 1, 0, 20);
-  }
+  std::string acme, globex;
+  ASSERT_NO_FATAL_FAILURE(LoadTwoOrgs(20, &acme, &globex));
   ASSERT_EQ(proc_->Kill(SIGTERM), 0);
-  const auto manifests = FilesIn(DbDir(), "MANIFEST-", /*prefix=*/true);
+  const auto manifests = FilesIn(DbDir("acme"), "MANIFEST-", /*prefix=*/true);
   ASSERT_EQ(manifests.size(), 1u);
   FlipBytes(manifests[0], fs::file_size(manifests[0]) / 2, 16);
 
   const size_t log_at = proc_->Log().size();
-  EXPECT_FALSE(StartServer());
-  EXPECT_NE(proc_->exit_status(), 0);
-  const auto lines = LinesWith(LogSince(log_at), "sealcached:");
+  ASSERT_TRUE(StartServer()) << LogSince(log_at);
+  const auto lines = LinesWith(LogSince(log_at), "org acme is unavailable");
   ASSERT_EQ(lines.size(), 1u) << LogSince(log_at);
   EXPECT_NE(lines[0].find("Corruption"), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find("MANIFEST"), std::string::npos) << lines[0];
   std::printf("[ manifest ] %s\n", lines[0].c_str());
+  auto a = proc_->ConnectAs(acme), g = proc_->ConnectAs(globex);
+  ASSERT_TRUE(a && g);
+  auto got = a->Get(MakeEntry(0, 1, kDim, kPayloadBytes).digest);
+  EXPECT_EQ(got.status().code(), Status::Code::kCorruption) << got.status().ToString();
+  int intact = 0, corrupt = 0;
+  std::string message;
+  ReadBack(*g, 2, 20, &intact, &corrupt, &message);
+  EXPECT_EQ(intact, 20) << message;
+  PutRange(*g, 2, 20, 30);
 }
 
 TEST_F(Corruption, DamagedKeystoreRefusesToStartWithAClearMessage) {
@@ -236,7 +243,7 @@ TEST_F(Corruption, DamagedIndexSnapshotIsRebuiltFromTheStore) {
     PutRange(*a, 1, 0, kEntries);
   }
   ASSERT_EQ(proc_->Kill(SIGTERM), 0);  // writes the snapshot
-  const std::string snapshot = proc_->data_dir() + "/index/acme/index.snapshot";
+  const std::string snapshot = proc_->data_dir() + "/orgs/acme/index/index.snapshot";
   ASSERT_TRUE(fs::exists(snapshot));
   // Body damage (the index bytes) and header damage (the wrapped file key).
   for (uint64_t offset : {kEncryptedHeaderBytes + 200, uint64_t{120}}) {

@@ -22,7 +22,7 @@ class FilesAndInput : public ServerTest {
  protected:
   std::string DataDir() { return dir_ + "/data"; }
   std::string SnapshotPath(const std::string& org) {
-    return DataDir() + "/index/" + org + "/index.snapshot";
+    return DataDir() + "/orgs/" + org + "/index/index.snapshot";
   }
   uint64_t Entries(client::Client& c) {
     auto st = c.Stats();

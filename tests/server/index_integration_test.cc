@@ -84,7 +84,7 @@ TEST_P(IndexIntegrationTest, SnapshotPlusReplayAnswersLikeARebuild) {
   auto from_snapshot = Load(&log);
   EXPECT_NE(log.find("loaded snapshot"), std::string::npos) << log;
   EXPECT_NE(log.find("replayed"), std::string::npos) << log;
-  std::filesystem::remove(dir_ + "/index/acme/index.snapshot");
+  std::filesystem::remove(dir_ + "/orgs/acme/index/index.snapshot");
   auto rebuilt = Load(&log);
   EXPECT_NE(log.find("no snapshot"), std::string::npos) << log;
   EXPECT_EQ(from_snapshot->live_slots(), rebuilt->live_slots());
@@ -107,7 +107,7 @@ TEST_P(IndexIntegrationTest, DamagedSnapshotFallsBackToARebuild) {
   auto rt = Load(&log);
   ASSERT_TRUE(rt->WriteSnapshot(*store_, 0).ok());
   rt.reset();
-  const std::string path = dir_ + "/index/acme/index.snapshot";
+  const std::string path = dir_ + "/orgs/acme/index/index.snapshot";
   // Flip the byte's bits: writing a constant left the (random) ciphertext byte unchanged
   // once in 256 runs, and the "damaged" snapshot then loaded.
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
@@ -132,7 +132,7 @@ TEST_P(IndexIntegrationTest, SnapshotFileHoldsNoVectorBytesInTheClear) {
   std::string log;
   auto rt = Load(&log);
   ASSERT_TRUE(rt->WriteSnapshot(*store_, 0).ok());
-  std::ifstream in(dir_ + "/index/acme/index.snapshot", std::ios::binary);
+  std::ifstream in(dir_ + "/orgs/acme/index/index.snapshot", std::ios::binary);
   std::vector<uint8_t> file{std::istreambuf_iterator<char>(in), {}};
   ASSERT_GT(file.size(), storage::kFileHeaderSize);
   for (int i = 0; i < 200; i += 10) {
@@ -160,7 +160,7 @@ TEST_P(SealingIndexIntegrationTest, BackgroundSealsMakeTheSnapshotStaleEvenWitho
   std::string log;
   auto rt = Load(&log, small);
   ASSERT_TRUE(rt->WriteSnapshot(*store_, 0).ok());  // taken while segments are still flat
-  const std::string path = dir_ + "/index/acme/index.snapshot";
+  const std::string path = dir_ + "/orgs/acme/index/index.snapshot";
   std::ifstream in(path, std::ios::binary);
   std::vector<char> before{std::istreambuf_iterator<char>(in), {}};
   rt->index().WaitForBackgroundWork();

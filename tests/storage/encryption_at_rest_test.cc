@@ -59,12 +59,12 @@ class EncryptionAtRestTest : public StoreTest {
     return planted;
   }
 
-  // Files that must hold no plaintext: org SSTs and the WAL (and, though plaintext by design,
-  // the MANIFEST, which must never hold a payload or vector either).
+  // Files that must hold no plaintext: org SSTs, snapshots and WALs (and, though plaintext by
+  // design, MANIFESTs, which must never hold a payload or vector either).
   std::vector<std::string> ProtectedFiles() {
     DataLayout layout(dir_);
-    std::vector<std::string> files = FilesUnder(layout.orgs_dir());
-    for (const auto& f : FilesUnder(layout.db_dir())) {
+    std::vector<std::string> files;
+    for (const auto& f : FilesUnder(layout.orgs_dir())) {
       const std::string name = std::filesystem::path(f).filename();
       if (layout.Classify(f).encrypted || name.rfind("MANIFEST-", 0) == 0) files.push_back(f);
     }
@@ -131,7 +131,7 @@ TEST_F(EncryptionAtRestTest, MetaSstsShowDigestsAndSstDumpReadsThem) {
   ASSERT_TRUE(store_->Flush().ok());
   store_.reset();
   DataLayout layout(dir_);
-  auto metas = FilesUnder(layout.meta_dir());
+  auto metas = FilesUnder(layout.org_meta_dir("acme"));
   ASSERT_FALSE(metas.empty());
   bool found = false;
   for (const auto& f : metas) {
@@ -182,7 +182,7 @@ TEST_F(EncryptionAtRestTest, FlippedByteInAnOrgSstFailsOnlyTheDamagedBlock) {
   ASSERT_TRUE(store_->Flush().ok());
   ASSERT_TRUE(store_->CompactOrg("acme").ok());
   store_.reset();
-  auto ssts = FilesUnder(DataLayout(dir_).org_dir("acme"));
+  auto ssts = FilesUnder(DataLayout(dir_).org_data_dir("acme"));
   ASSERT_EQ(ssts.size(), 1u);
   {
     auto bytes = ReadFile(ssts[0]);
@@ -261,7 +261,7 @@ TEST_F(StoreTest, PlaintextBenchmarkModeIsMarkedAndNeverMixesWithEncryption) {
   CreateOrg("acme");
   ASSERT_TRUE(Put("acme", 1, "visible").ok());
   store_.reset();
-  EXPECT_TRUE(std::filesystem::exists(DataLayout(dir_).db_dir() + "/PLAINTEXT-BENCHMARK-ONLY"));
+  EXPECT_TRUE(std::filesystem::exists(DataLayout(dir_).plaintext_marker_path()));
   auto encrypted = Store::Open(Options(), master_);
   EXPECT_EQ(encrypted.status().code(), Status::Code::kFailedPrecondition);
   auto log = ReadFile(DataLayout(dir_).audit_log_path());

@@ -18,8 +18,8 @@ class FileSystemTest : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::MakeTempDir("sealcache-fs");
     layout_ = std::make_unique<DataLayout>(dir_);
-    for (auto d : {layout_->keys_dir(), layout_->org_dir("acme"), layout_->org_dir("globex"),
-                   layout_->meta_dir()}) {
+    for (auto d : {layout_->keys_dir(), layout_->org_data_dir("acme"),
+                   layout_->org_data_dir("globex"), layout_->org_meta_dir("acme")}) {
       std::filesystem::create_directories(d);
     }
     crypto::KeystoreOptions o;
@@ -72,7 +72,7 @@ class FileSystemTest : public ::testing::Test {
 };
 
 TEST_F(FileSystemTest, ReopenForAppendContinuesTheSameCipherStream) {
-  const std::string path = layout_->org_dir("acme") + "/000007.sst";
+  const std::string path = layout_->org_data_dir("acme") + "/000007.sst";
   Write(path, "hello ");
   Write(path, "world", /*reopen=*/true);
   auto back = Read(path);
@@ -85,16 +85,16 @@ TEST_F(FileSystemTest, ReopenForAppendContinuesTheSameCipherStream) {
 }
 
 TEST_F(FileSystemTest, NewFilesGetTheActiveVersionOfTheRingTheirPathBelongsTo) {
-  Write(layout_->org_dir("acme") + "/000001.sst", "a");
+  Write(layout_->org_data_dir("acme") + "/000001.sst", "a");
   ASSERT_TRUE(keystore_->Rotate(kAcme).ok());
-  Write(layout_->org_dir("acme") + "/000002.sst", "b");
-  Write(layout_->db_dir() + "/000003.log", "wal");
-  Write(layout_->db_dir() + "/MANIFEST-000004", "manifest");
-  Write(layout_->meta_dir() + "/000005.sst", "plain meta");
-  auto h1 = ReadFileHeader(layout_->org_dir("acme") + "/000001.sst");
-  auto h2 = ReadFileHeader(layout_->org_dir("acme") + "/000002.sst");
-  auto wal = ReadFileHeader(layout_->db_dir() + "/000003.log");
-  auto manifest = ReadFile(layout_->db_dir() + "/MANIFEST-000004");
+  Write(layout_->org_data_dir("acme") + "/000002.sst", "b");
+  Write(layout_->org_dir("acme") + "/000003.log", "wal");
+  Write(layout_->org_dir("acme") + "/MANIFEST-000004", "manifest");
+  Write(layout_->org_meta_dir("acme") + "/000005.sst", "plain meta");
+  auto h1 = ReadFileHeader(layout_->org_data_dir("acme") + "/000001.sst");
+  auto h2 = ReadFileHeader(layout_->org_data_dir("acme") + "/000002.sst");
+  auto wal = ReadFileHeader(layout_->org_dir("acme") + "/000003.log");
+  auto manifest = ReadFile(layout_->org_dir("acme") + "/MANIFEST-000004");
   ASSERT_TRUE(h1.ok() && h2.ok() && wal.ok());
   EXPECT_EQ(h1->key_version, 1u);
   EXPECT_EQ(h2->key_version, 2u);
@@ -104,15 +104,15 @@ TEST_F(FileSystemTest, NewFilesGetTheActiveVersionOfTheRingTheirPathBelongsTo) {
   EXPECT_EQ(std::string(manifest.begin(), manifest.end()), "manifest");  // plaintext by design
   EXPECT_NE(h1->file_id, h2->file_id);
   EXPECT_NE(h1->iv, h2->iv);
-  auto meta = ReadFile(layout_->meta_dir() + "/000005.sst");
+  auto meta = ReadFile(layout_->org_meta_dir("acme") + "/000005.sst");
   EXPECT_EQ(std::string(meta.begin(), meta.end()), "plain meta");
   // Both versions still decrypt: the key comes from each file's header.
-  EXPECT_EQ(*Read(layout_->org_dir("acme") + "/000001.sst"), "a");
-  EXPECT_EQ(*Read(layout_->org_dir("acme") + "/000002.sst"), "b");
+  EXPECT_EQ(*Read(layout_->org_data_dir("acme") + "/000001.sst"), "a");
+  EXPECT_EQ(*Read(layout_->org_data_dir("acme") + "/000002.sst"), "b");
 }
 
 TEST_F(FileSystemTest, FileUnderADestroyedVersionCannotBeOpenedAndSaysWhy) {
-  const std::string path = layout_->org_dir("acme") + "/000001.sst";
+  const std::string path = layout_->org_data_dir("acme") + "/000001.sst";
   Write(path, "shredded");
   ASSERT_TRUE(keystore_->Rotate(kAcme).ok());
   ASSERT_TRUE(keystore_->Destroy(kAcme, 1).ok());
@@ -123,8 +123,8 @@ TEST_F(FileSystemTest, FileUnderADestroyedVersionCannotBeOpenedAndSaysWhy) {
 }
 
 TEST_F(FileSystemTest, AnOrgsFileMovedUnderAnotherOrgIsRefused) {
-  const std::string a = layout_->org_dir("acme") + "/000001.sst";
-  const std::string b = layout_->org_dir("globex") + "/000001.sst";
+  const std::string a = layout_->org_data_dir("acme") + "/000001.sst";
+  const std::string b = layout_->org_data_dir("globex") + "/000001.sst";
   Write(a, "acme secret");
   std::filesystem::copy_file(a, b);
   auto r = Read(b);
@@ -134,9 +134,9 @@ TEST_F(FileSystemTest, AnOrgsFileMovedUnderAnotherOrgIsRefused) {
 }
 
 TEST_F(FileSystemTest, LinksAndRenamesAcrossEncryptionDomainsAreRefused) {
-  const std::string plain = layout_->meta_dir() + "/000009.sst";
-  const std::string acme = layout_->org_dir("acme") + "/000009.sst";
-  const std::string globex = layout_->org_dir("globex") + "/000010.sst";
+  const std::string plain = layout_->org_meta_dir("acme") + "/000009.sst";
+  const std::string acme = layout_->org_data_dir("acme") + "/000009.sst";
+  const std::string globex = layout_->org_data_dir("globex") + "/000010.sst";
   Write(plain, "plaintext");
   EXPECT_TRUE(fs_->LinkFile(plain, acme, {}, nullptr).IsNotSupported());
   EXPECT_TRUE(fs_->RenameFile(plain, acme, {}, nullptr).IsNotSupported());
@@ -145,13 +145,13 @@ TEST_F(FileSystemTest, LinksAndRenamesAcrossEncryptionDomainsAreRefused) {
   EXPECT_TRUE(fs_->RenameFile(acme, plain, {}, nullptr).IsNotSupported());
   EXPECT_FALSE(std::filesystem::exists(globex));
   // Within one domain both work and keep the header.
-  const std::string acme2 = layout_->org_dir("acme") + "/000011.sst";
+  const std::string acme2 = layout_->org_data_dir("acme") + "/000011.sst";
   EXPECT_TRUE(fs_->LinkFile(acme, acme2, {}, nullptr).ok());
   EXPECT_EQ(*Read(acme2), "acme");
 }
 
 TEST_F(FileSystemTest, TruncatedOrTamperedHeadersFailClosed) {
-  const std::string path = layout_->org_dir("acme") + "/000001.sst";
+  const std::string path = layout_->org_data_dir("acme") + "/000001.sst";
   Write(path, "data");
   auto good = ReadFile(path);
   for (size_t offset :
@@ -168,14 +168,16 @@ TEST_F(FileSystemTest, TruncatedOrTamperedHeadersFailClosed) {
 }
 
 TEST_F(FileSystemTest, DirectoryListingsReportLogicalSizesOnlyForEncryptedFiles) {
-  Write(layout_->org_dir("acme") + "/000001.sst", "12345");
-  Write(layout_->meta_dir() + "/000002.sst", "123");
+  Write(layout_->org_data_dir("acme") + "/000001.sst", "12345");
+  Write(layout_->org_meta_dir("acme") + "/000002.sst", "123");
   std::vector<rocksdb::FileAttributes> attrs;
-  ASSERT_TRUE(fs_->GetChildrenFileAttributes(layout_->org_dir("acme"), {}, &attrs, nullptr).ok());
+  ASSERT_TRUE(
+      fs_->GetChildrenFileAttributes(layout_->org_data_dir("acme"), {}, &attrs, nullptr).ok());
   ASSERT_EQ(attrs.size(), 1u);
   EXPECT_EQ(attrs[0].size_bytes, 5u);
   attrs.clear();
-  ASSERT_TRUE(fs_->GetChildrenFileAttributes(layout_->meta_dir(), {}, &attrs, nullptr).ok());
+  ASSERT_TRUE(
+      fs_->GetChildrenFileAttributes(layout_->org_meta_dir("acme"), {}, &attrs, nullptr).ok());
   ASSERT_EQ(attrs.size(), 1u);
   EXPECT_EQ(attrs[0].size_bytes, 3u);
 }

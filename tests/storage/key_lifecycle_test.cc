@@ -132,11 +132,11 @@ TEST_F(StoreTest, RetiringVersionStaysWhileAFileNotYetLiveUsesIt) {
   ASSERT_TRUE(Put("acme", 1, "old", kMinute).ok());
   ASSERT_TRUE(store_->Flush().ok());
   std::string under_v1;
-  for (const auto& f : FilesUnder(DataLayout(dir_).org_dir("acme"))) {
+  for (const auto& f : FilesUnder(DataLayout(dir_).org_data_dir("acme"))) {
     if (f.ends_with(".sst")) under_v1 = f;
   }
   ASSERT_FALSE(under_v1.empty());
-  const std::string in_flight = DataLayout(dir_).org_dir("acme") + "/output-in-progress.sst";
+  const std::string in_flight = DataLayout(dir_).org_data_dir("acme") + "/output-in-progress.sst";
   std::filesystem::copy_file(under_v1, in_flight);
   ASSERT_TRUE(store_->RotateKey("acme").ok());
   clock_.Advance(kMinute + 1);  // everything in the live file under version 1 has expired
@@ -197,7 +197,7 @@ TEST_F(StoreTest, DropOrgRemovesDataMetaAndEveryKeyVersion) {
   }
   EXPECT_EQ(acme_versions, 2);
   // No SST of the dropped org is left behind.
-  for (const auto& f : FilesUnder(DataLayout(dir_).org_dir("acme"))) {
+  for (const auto& f : FilesUnder(DataLayout(dir_).org_data_dir("acme"))) {
     EXPECT_EQ(f.find(".sst"), std::string::npos) << f;
   }
 }

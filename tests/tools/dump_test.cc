@@ -161,7 +161,7 @@ std::map<std::string, std::string> HashFiles(const std::string& dir) {
 
 std::vector<std::string> SstsOf(const std::string& dir, const std::string& org) {
   std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir + "/db/orgs/" + org)) {
+  for (const auto& e : fs::directory_iterator(dir + "/orgs/" + org + "/data")) {
     if (e.path().extension() == ".sst") out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());
@@ -210,7 +210,7 @@ TEST(DumpBesideOpenStore, FilesKeysEntriesWorkAndChangeNothing) {
   }
   char c = 0;
   ASSERT_EQ(read(ready[0], &c, 1), 1) << "the holder failed to open the store";
-  ASSERT_TRUE(fs::exists(dir + "/db/LOCK"));
+  ASSERT_TRUE(fs::exists(dir + "/orgs/acme/LOCK"));
   const auto before = HashFiles(dir);
 
   DumpRun files = RunDump({dir, "files", "--json"});
@@ -301,7 +301,7 @@ TEST_F(DumpTest, FilesClassifiesEveryFileByLocationAndHeader) {
       EXPECT_EQ(f["format_version"].number, 1);
       EXPECT_EQ(f["physical_bytes"].number, f["logical_bytes"].number + 4096);
     }
-    if (f["path"].text.rfind("db/orgs/acme/", 0) == 0) {
+    if (f["path"].text.rfind("orgs/acme/data/", 0) == 0) {
       EXPECT_EQ(f["key_scope"].text, "org");
       EXPECT_EQ(f["key_org"].text, "acme");
       acme_versions.insert(f["key_version"].number);
@@ -316,10 +316,10 @@ TEST_F(DumpTest, FilesClassifiesEveryFileByLocationAndHeader) {
   EXPECT_EQ(acme_versions, (std::set<double>{1, 2}));  // one SST before the rotation, one after
   EXPECT_EQ(kinds["keystore"], 1);
   EXPECT_GE(kinds["wal"], 1);
-  EXPECT_EQ(kinds["manifest"], 1);
+  EXPECT_EQ(kinds["manifest"], 2);  // one per org instance
   EXPECT_EQ(kinds["snapshot"], 1);
   EXPECT_GE(kinds["sst"], 5);  // acme x2, globex, meta x2
-  const JsonNode* snapshot = FindFile(files, "index/acme/index.snapshot");
+  const JsonNode* snapshot = FindFile(files, "orgs/acme/index/index.snapshot");
   ASSERT_NE(snapshot, nullptr);
   EXPECT_EQ(snapshot->operator[]("key_version").number, 2);
   EXPECT_TRUE(snapshot->operator[]("encrypted").boolean);
@@ -327,7 +327,7 @@ TEST_F(DumpTest, FilesClassifiesEveryFileByLocationAndHeader) {
   DumpRun text = RunDump({Dir(), "files"});
   EXPECT_EQ(text.exit_code, 0);
   EXPECT_NE(text.out.find("PATH"), std::string::npos);
-  const size_t row = text.out.find("\nindex/acme/index.snapshot ");
+  const size_t row = text.out.find("\norgs/acme/index/index.snapshot ");
   ASSERT_NE(row, std::string::npos) << text.out;
   const std::string line = text.out.substr(row + 1, text.out.find('\n', row + 1) - row - 1);
   for (const char* cell :
@@ -339,29 +339,29 @@ TEST_F(DumpTest, FilesClassifiesEveryFileByLocationAndHeader) {
 
 TEST_F(DumpTest, FilesFlagsPlaintextDamagedAndMisplacedFiles) {
   const std::string dir = CopyOfStore("flagged");
-  std::ofstream(dir + "/db/orgs/acme/planted.sst") << "plaintext payload where it must not be";
-  FlipByte(dir + "/index/acme/index.snapshot", 8);  // format version field
-  fs::copy_file(SstsOf(dir, "acme")[0], dir + "/db/orgs/globex/999999.sst");
+  std::ofstream(dir + "/orgs/acme/data/planted.sst") << "plaintext payload where it must not be";
+  FlipByte(dir + "/orgs/acme/index/index.snapshot", 8);  // format version field
+  fs::copy_file(SstsOf(dir, "acme")[0], dir + "/orgs/globex/data/999999.sst");
 
   DumpRun run = RunDump({dir, "files", "--json"});
   EXPECT_EQ(run.exit_code, 1);
   JsonNode doc = run.Json();
   EXPECT_EQ(doc["problem_count"].number, 3);
-  const JsonNode* planted = FindFile(doc["files"], "db/orgs/acme/planted.sst");
+  const JsonNode* planted = FindFile(doc["files"], "orgs/acme/data/planted.sst");
   ASSERT_NE(planted, nullptr);
   EXPECT_EQ((*planted)["verdict"].text, "NOT-ENCRYPTED");
   EXPECT_FALSE((*planted)["encrypted"].boolean);
   EXPECT_TRUE((*planted)["problem"].boolean);
-  const JsonNode* damaged = FindFile(doc["files"], "index/acme/index.snapshot");
+  const JsonNode* damaged = FindFile(doc["files"], "orgs/acme/index/index.snapshot");
   ASSERT_NE(damaged, nullptr);
   EXPECT_EQ((*damaged)["verdict"].text, "BAD-HEADER");
-  const JsonNode* misplaced = FindFile(doc["files"], "db/orgs/globex/999999.sst");
+  const JsonNode* misplaced = FindFile(doc["files"], "orgs/globex/data/999999.sst");
   ASSERT_NE(misplaced, nullptr);
   EXPECT_EQ((*misplaced)["verdict"].text, "WRONG-KEY-RING");
 
   DumpRun text = RunDump({dir, "files"});
   EXPECT_EQ(text.exit_code, 1);
-  EXPECT_NE(text.out.find("PROBLEM db/orgs/acme/planted.sst: plaintext file where org acme "
+  EXPECT_NE(text.out.find("PROBLEM orgs/acme/data/planted.sst: plaintext file where org acme "
                           "encryption is required"),
             std::string::npos)
       << text.out;
@@ -576,6 +576,32 @@ TEST_F(DumpTest, VerifyReportsAFlippedByteWithFileAndBlock) {
   EXPECT_EQ(text.exit_code, 1);
   EXPECT_NE(text.out.find("CORRUPT " + rel + " block at offset 0: "), std::string::npos)
       << text.out;
+}
+
+TEST_F(DumpTest, AnOrgWhoseDatabaseDoesNotOpenIsReportedAndHidesNoOther) {
+  const std::string dir = CopyOfStore("unopenable");
+  fs::remove(dir + "/orgs/acme/CURRENT");
+
+  for (bool keyed : {false, true}) {
+    std::vector<std::string> args{dir, "orgs", "--json", "--now-ms", kNowFlag};
+    if (keyed) args.insert(args.end(), {"--master-key", "file:" + KeyFile()});
+    DumpRun run = RunDump(args);
+    ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+    JsonNode doc = run.Json();
+    ASSERT_EQ(doc["orgs"].size(), 2u) << run.out;
+    EXPECT_EQ(doc["orgs"][0]["org"].text, "acme");
+    EXPECT_NE(doc["orgs"][0]["error"].text.find("CURRENT"), std::string::npos) << run.out;
+    EXPECT_EQ(doc["orgs"][1]["org"].text, "globex");
+    EXPECT_GE(doc["orgs"][1]["entries"].number, 1) << run.out;
+  }
+  DumpRun text = RunDump({dir, "orgs"});
+  EXPECT_NE(text.out.find("UNREADABLE acme: "), std::string::npos) << text.out;
+
+  DumpRun verify = RunDump({dir, "verify", "--json", "--master-key", "file:" + KeyFile()});
+  EXPECT_EQ(verify.exit_code, 1) << verify.out;
+  JsonNode doc = verify.Json();
+  ASSERT_EQ(doc["problem_count"].number, 1) << verify.out;
+  EXPECT_EQ(doc["problems"][0]["path"].text, "orgs/acme");
 }
 
 TEST_F(DumpTest, ReadOnlyCommandsChangeNoFile) {

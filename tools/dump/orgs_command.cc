@@ -22,6 +22,7 @@ struct OrgSummary {
   uint64_t sst_files = 0, sst_bytes = 0;
   std::map<uint32_t, VersionUsage> by_version;  // SSTs per key version from their headers
   std::vector<crypto::KeyInfo> keys;            // the org's ring in the keystore
+  std::string error;  // why the org's database does not open (its counts are then empty)
 };
 
 Result<OrgSummary> Summarize(storage::StoreView& view, storage::OrgRecord record,
@@ -29,15 +30,19 @@ Result<OrgSummary> Summarize(storage::StoreView& view, storage::OrgRecord record
   OrgSummary s;
   s.record = std::move(record);
   const std::string& org = s.record.org;
-  SC_RETURN_IF_ERROR(view.ScanEntries(org, [&](const storage::EntryMeta& m) {
-    if (m.expires_ms <= now_ms) {
-      s.expired_entries++;
-    } else {
-      s.live_entries++;
-      s.payload_bytes += m.payload_size;
-    }
-    return true;
-  }));
+  if (Status open = view.OrgStatus(org); !open.ok()) {
+    s.error = open.ToString();  // one damaged org does not hide the others
+  } else {
+    SC_RETURN_IF_ERROR(view.ScanEntries(org, [&](const storage::EntryMeta& m) {
+      if (m.expires_ms <= now_ms) {
+        s.expired_entries++;
+      } else {
+        s.live_entries++;
+        s.payload_bytes += m.payload_size;
+      }
+      return true;
+    }));
+  }
   SC_ASSIGN_OR_RETURN(auto files, view.OrgSstFiles(org));
   for (const auto& f : files) {
     s.sst_files++;
@@ -112,6 +117,7 @@ Result<CommandOutput> RunOrgs(const CommandContext& ctx) {
     j.Set("sst_files", s.sst_files).Set("sst_bytes", s.sst_bytes);
     j.Set("dimension", c.dimension).Set("metric", c.metric).Set("index_kind", c.index_kind);
     j.Set("created_ms", c.created_ms).Set("key_versions", KeysJson(s.keys));
+    if (!s.error.empty()) j.Set("error", s.error);
     list.Push(std::move(j));
     table.Add({s.record.org, std::to_string(s.live_entries), std::to_string(s.expired_entries),
                std::to_string(s.payload_bytes), std::to_string(s.sst_files),
@@ -120,6 +126,9 @@ Result<CommandOutput> RunOrgs(const CommandContext& ctx) {
   }
   out.json.Set("orgs", std::move(list));
   out.text += table.Render();
+  for (const OrgSummary& s : orgs) {
+    if (!s.error.empty()) out.text += "UNREADABLE " + s.record.org + ": " + s.error + "\n";
+  }
   if (!view->full()) out.text += "SST-FILES/BYTES: *.sst files in the org's directory\n";
   return out;
 }

@@ -2,14 +2,18 @@
 // safe to use beside a running server.
 //
 // - Never takes the RocksDB LOCK or the keystore lock and never creates, changes or removes a
-//   file: RocksDB is opened with DB::OpenForReadOnly through a file system that refuses every
-//   write, with an info logger that writes nothing.
-// - Keyless (no master key): only the plaintext families `default` and `meta` are opened and
-//   the WAL (encrypted under the node key) is skipped, so the view shows the metadata as of
-//   the last flush. Org families (payloads, vectors) are not readable.
-// - Keyed (master key given): the keystore is opened read-only, the WAL is replayed into the
-//   view's memtables (never written back) and every org family is readable.
-// - A plaintext benchmark store (db/PLAINTEXT-BENCHMARK-ONLY) is always fully readable.
+//   file: every org's RocksDB instance is opened with DB::OpenForReadOnly through a file
+//   system that refuses every write, with an info logger that writes nothing.
+// - Keyless (no master key): only each org's plaintext family `meta` is opened and its WAL
+//   (encrypted under the node key) is skipped, so the view shows the metadata as of the last
+//   flush; the orgs are those with a database directory and an org record in it. Payloads,
+//   vectors and the catalog (sealed) are not readable.
+// - Keyed (master key given): the keystore is opened read-only, the catalog says which orgs
+//   exist, each org's WAL is replayed into the view's memtables (never written back) and its
+//   `data` family is readable.
+// - A plaintext benchmark store (PLAINTEXT-BENCHMARK-ONLY) is always fully readable.
+// - One org whose database cannot be opened does not stop the view: OrgStatus() says why and
+//   every call about that org answers it.
 // The view is a snapshot taken at Open(); writes the server makes afterwards are not seen.
 #pragma once
 
@@ -70,13 +74,16 @@ class StoreView {
   StoreView& operator=(const StoreView&) = delete;
 
   const DataLayout& layout() const;
-  // True when org families and the WAL were read (keyed view or plaintext benchmark store).
+  // True when org data and WALs were read (keyed view or plaintext benchmark store).
   bool full() const;
   bool plaintext_benchmark() const;
-  // Org families listed in the MANIFEST (with or without a commit record).
+  // Orgs with a database directory (with or without a commit record), in id order.
   const std::vector<std::string>& org_families() const;
+  // Why the org's database could not be opened (OK if it was).
+  Status OrgStatus(std::string_view org) const;
 
-  // Orgs with a commit record, in id order.
+  // Orgs with a commit record (keyless: with an org record in their own database, or whose
+  // database does not open, with an empty config), in id order.
   Result<std::vector<OrgRecord>> Orgs();
   Result<OrgConfig> GetOrg(std::string_view org);
   // Every entry metadata record of the org, expired ones included, in digest order; `fn`
