@@ -43,6 +43,8 @@ constexpr size_t kTokenBytes = 32;
 constexpr size_t kTokenIdBytes = 8;
 constexpr char kTokenPrefix[] = "sc_";
 constexpr char kAdminTokenFile[] = "admin.token";
+// How often a damaged org's failing answers are logged (each is counted regardless).
+constexpr auto kCorruptionLogInterval = std::chrono::seconds(10);
 
 double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -232,6 +234,13 @@ class CacheServiceImpl final : public CacheService {
   // Marks revoked every live session binding `match` selects. REQUIRES: bindings_mu_ held.
   void RevokeBindings(const std::function<bool(const SessionBinding&)>& match);
   void ReportCorruption(const Session& s, const P::Request& req, const Status& status);
+  struct CorruptionLog {
+    bool reported = false;
+    std::chrono::steady_clock::time_point last{};
+    uint64_t suppressed = 0;
+  };
+  std::mutex corruption_log_mu_;
+  std::map<std::string, CorruptionLog> corruption_log_;  // by org
   static void ReportWalRecovery(const std::vector<std::string>& report);
   Result<storage::PutResult> DoPut(OrgRuntime& org, const P::PutRequest* r);
   Status BootstrapAdminToken();
@@ -343,9 +352,27 @@ void CacheServiceImpl::ReportCorruption(const Session& s, const P::Request& req,
   if (s.binding) {
     if (auto rt = s.binding->runtime.lock()) rt->metrics().corrupt_answers.fetch_add(1);
   }
-  std::fprintf(stderr, "sealcached: org %s: %s failed on corrupt stored data: %s\n",
-               s.org.empty() ? "(admin)" : s.org.c_str(), P::EnumNameRequestBody(req.body_type()),
-               status.ToString().c_str());
+  // One line per org per interval: a client retrying against a damaged org must not flood
+  // the log (every answer is still counted).
+  const std::string org = s.org.empty() ? "(admin)" : s.org;
+  uint64_t suppressed = 0;
+  {
+    std::lock_guard<std::mutex> lock(corruption_log_mu_);
+    CorruptionLog& log = corruption_log_[org];
+    const auto now = std::chrono::steady_clock::now();
+    if (log.reported && now - log.last < kCorruptionLogInterval) {
+      ++log.suppressed;
+      return;
+    }
+    log.reported = true;
+    log.last = now;
+    suppressed = std::exchange(log.suppressed, 0);
+  }
+  std::fprintf(stderr, "sealcached: org %s: %s failed on corrupt stored data: %s%s\n", org.c_str(),
+               P::EnumNameRequestBody(req.body_type()), status.ToString().c_str(),
+               suppressed == 0
+                   ? ""
+                   : (" (" + std::to_string(suppressed) + " more since the last report)").c_str());
 }
 
 // RocksDB's own words, without its "[source.cc:line] " prefix: which WAL, how many bytes were
