@@ -297,6 +297,16 @@ Result<uint64_t> Client::Delete(const Digest& digest) {
   return body->removed();
 }
 
+Result<int64_t> Client::SetExpiry(const Digest& digest, int64_t expires_ms, int64_t ttl_ms) {
+  SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
+                        auto d = fbb.CreateVector(digest.data(), digest.size());
+                        return As(protocol::RequestBody::SetExpiryRequest,
+                                  protocol::CreateSetExpiryRequest(fbb, d, expires_ms, ttl_ms));
+                      }));
+  SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::SetExpiryResponse>(f));
+  return body->expires_ms();
+}
+
 Result<uint64_t> Client::Invalidate(std::optional<std::string> ns, std::optional<int64_t> older) {
   SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
                         auto n = ns ? fbb.CreateString(*ns) : 0;

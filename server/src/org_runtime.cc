@@ -64,6 +64,10 @@ Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, cons
 
   // 1. The live entries, from plaintext metadata.
   SC_RETURN_IF_ERROR(store.ScanMeta(org, [&](const storage::EntryMeta& m) {
+    if (m.vector_slot == storage::kNoVectorSlot) {  // exact-only: counted, not indexed
+      rt->exact_only_[m.digest] = m.expires_ms;
+      return true;
+    }
     rt->slots_[m.vector_slot] = SlotInfo{m.digest, m.expires_ms, rt->NamespaceId(m.name_space)};
     return true;
   }));
@@ -145,14 +149,39 @@ uint32_t OrgRuntime::NamespaceId(std::string_view ns) {
 
 void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& put,
                        std::span<const float> vector, std::string_view name_space) {
-  (void)index_->Add(put.slot, vector);  // validated by the store already
+  const bool with_vector = put.slot != storage::kNoVectorSlot;  // else exact-only
+  if (with_vector) (void)index_->Add(put.slot, vector);         // validated by the store
   if (put.replaced_slot) (void)index_->Remove(*put.replaced_slot);
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
     if (put.replaced_slot) slots_.erase(*put.replaced_slot);
-    slots_[put.slot] = SlotInfo{digest, put.expires_ms, NamespaceId(name_space)};
+    if (with_vector) {
+      slots_[put.slot] = SlotInfo{digest, put.expires_ms, NamespaceId(name_space)};
+      exact_only_.erase(digest);
+    } else {
+      exact_only_[digest] = put.expires_ms;
+    }
   }
-  inserts_since_snapshot_.fetch_add(1, std::memory_order_relaxed);
+  if (with_vector || put.replaced_slot) {
+    inserts_since_snapshot_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void OrgRuntime::OnExpiryChanged(const storage::Digest& digest, uint64_t slot, int64_t expires_ms) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (slot == storage::kNoVectorSlot) {
+    exact_only_[digest] = expires_ms;
+    return;
+  }
+  auto it = slots_.find(slot);
+  if (it != slots_.end()) it->second.expires_ms = expires_ms;
+}
+
+void OrgRuntime::OnRemoved(const storage::RemovedEntries& removed) {
+  OnRemoved(removed.slots);
+  if (removed.exact_only.empty()) return;
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  for (const auto& d : removed.exact_only) exact_only_.erase(d);
 }
 
 void OrgRuntime::OnRemoved(std::span<const uint64_t> slots) {
@@ -249,12 +278,22 @@ size_t OrgRuntime::SweepExpired(int64_t now_ms) {
     }
   }
   OnRemoved(expired);
-  return expired.size();
+  size_t exact = 0;
+  {
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    exact = std::erase_if(exact_only_, [&](const auto& e) { return e.second <= now_ms; });
+  }
+  return expired.size() + exact;
 }
 
 size_t OrgRuntime::live_slots() {
   std::shared_lock<std::shared_mutex> lock(mu_);
   return slots_.size();
+}
+
+size_t OrgRuntime::exact_only_entries() {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return exact_only_.size();
 }
 
 }  // namespace sealcache::server::internal

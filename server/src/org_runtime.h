@@ -61,6 +61,10 @@ class OrgRuntime {
   void OnPut(const storage::Digest& digest, const storage::PutResult& put,
              std::span<const float> vector, std::string_view name_space);
   void OnRemoved(std::span<const uint64_t> slots);
+  void OnRemoved(const storage::RemovedEntries& removed);
+  // The entry of `digest` at `slot` (kNoVectorSlot: an exact-only entry) now expires at
+  // `expires_ms`.
+  void OnExpiryChanged(const storage::Digest& digest, uint64_t slot, int64_t expires_ms);
   std::mutex& StripeFor(const storage::Digest& d) { return stripes_[d[2] % stripes_.size()]; }
 
   // Searches inside the filter "live, not expired, in namespace (if given)".
@@ -82,6 +86,8 @@ class OrgRuntime {
   Status MaybeSnapshot(storage::Store& store, uint64_t every_inserts, int64_t period_ms,
                        int64_t now_ms, bool force);
   size_t live_slots();
+  // Entries without a vector (not swept yet if expired since the last sweep).
+  size_t exact_only_entries();
   // Removes expired entries from the index and the slot table; returns how many.
   size_t SweepExpired(int64_t now_ms);
 
@@ -105,6 +111,8 @@ class OrgRuntime {
   std::shared_mutex mu_;  // guards slots_, namespaces_
   std::unordered_map<uint64_t, SlotInfo> slots_;
   std::map<std::string, uint32_t, std::less<>> namespaces_;  // "" is id 0
+  // Entries without a vector, by digest, with their expiry (for DBSIZE and the sweep).
+  std::unordered_map<storage::Digest, int64_t, DigestHash> exact_only_;
 
   std::mutex hits_mu_;
   std::unordered_map<storage::Digest, storage::HitUpdate, DigestHash> pending_hits_;

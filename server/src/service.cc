@@ -220,6 +220,7 @@ class CacheServiceImpl final : public CacheService {
   Reply Get(const Session& s, const P::GetEntryRequest* r, FBB& fbb);
   Reply Lookup(const Session& s, const P::LookupRequest* r, FBB& fbb);
   Reply Delete(const Session& s, const P::DeleteRequest* r, FBB& fbb);
+  Reply SetExpiry(const Session& s, const P::SetExpiryRequest* r, FBB& fbb);
   Reply Invalidate(const Session& s, const P::InvalidateRequest* r, FBB& fbb);
   Reply Stats(const Session& s, FBB& fbb);
   Reply CreateOrg(const P::CreateOrgRequest* r, FBB& fbb);
@@ -420,6 +421,8 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
       return Lookup(s, req.body_as_LookupRequest(), fbb);
     case B::DeleteRequest:
       return Delete(s, req.body_as_DeleteRequest(), fbb);
+    case B::SetExpiryRequest:
+      return SetExpiry(s, req.body_as_SetExpiryRequest(), fbb);
     case B::InvalidateRequest:
       return Invalidate(s, req.body_as_InvalidateRequest(), fbb);
     case B::StatsRequest:
@@ -518,6 +521,20 @@ Result<storage::PutResult> CacheServiceImpl::DoPut(OrgRuntime& org, const P::Put
   if (r->payload() != nullptr) put.payload = {r->payload()->data(), r->payload()->size()};
   put.ttl_ms = r->ttl_ms();
   put.name_space = StrOf(r->name_space());
+  switch (r->condition()) {
+    case P::PutCondition::IfAbsent:
+      put.condition = storage::PutRequest::Condition::kIfAbsent;
+      break;
+    case P::PutCondition::IfPresent:
+      put.condition = storage::PutRequest::Condition::kIfPresent;
+      break;
+    case P::PutCondition::Always:
+      break;
+    default:
+      return Status::InvalidArgument("unknown put condition");
+  }
+  put.keep_expiry = r->keep_expiry();
+  put.return_previous = r->return_previous();
   std::lock_guard<std::mutex> stripe(org.StripeFor(digest));
   SC_ASSIGN_OR_RETURN(storage::PutResult result, store_->Put(org.id(), put));
   org.OnPut(digest, result, put.vector, put.name_space);
@@ -532,9 +549,10 @@ Reply CacheServiceImpl::Put(const Session& s, const P::PutRequest* r, FBB& fbb) 
   auto result = DoPut(**org, r);
   (*org)->metrics().put_latency.Observe(SecondsSince(start));
   if (!result.ok()) return {result.status()};
+  auto previous = result->previous ? fbb.CreateVector(*result->previous) : 0;
   return Ok(P::ResponseBody::PutResponse,
             P::CreatePutResponse(fbb, result->slot, result->replaced_slot.has_value(),
-                                 result->expires_ms));
+                                 result->expires_ms, previous));
 }
 
 Reply CacheServiceImpl::PutBatch(const Session& s, const P::PutBatchRequest* r, FBB& fbb) {
@@ -640,9 +658,27 @@ Reply CacheServiceImpl::Delete(const Session& s, const P::DeleteRequest* r, FBB&
   std::lock_guard<std::mutex> stripe(rt.StripeFor(*digest));
   auto removed = store_->Delete(rt.id(), *digest);
   if (!removed.ok()) return {removed.status()};
-  rt.OnRemoved(removed->slots);
+  rt.OnRemoved(*removed);
   rt.metrics().deletes.fetch_add(removed->count);
   return Ok(P::ResponseBody::DeleteResponse, P::CreateDeleteResponse(fbb, removed->count));
+}
+
+Reply CacheServiceImpl::SetExpiry(const Session& s, const P::SetExpiryRequest* r, FBB& fbb) {
+  auto org = OrgOf(s);
+  if (!org.ok()) return {org.status()};
+  auto digest = DigestFrom(r->digest());
+  if (!digest.ok()) return {digest.status()};
+  if ((r->expires_ms() != 0) == (r->ttl_ms() != 0)) {
+    return {Status::InvalidArgument("SetExpiry needs exactly one of expires_ms and ttl_ms")};
+  }
+  if (r->ttl_ms() < 0) return {Status::InvalidArgument("ttl_ms must be positive")};
+  const int64_t expires_ms = r->ttl_ms() != 0 ? NowMs() + r->ttl_ms() : r->expires_ms();
+  OrgRuntime& rt = **org;
+  std::lock_guard<std::mutex> stripe(rt.StripeFor(*digest));
+  auto meta = store_->SetExpiry(rt.id(), *digest, expires_ms);
+  if (!meta.ok()) return {meta.status()};
+  rt.OnExpiryChanged(*digest, meta->vector_slot, meta->expires_ms);
+  return Ok(P::ResponseBody::SetExpiryResponse, P::CreateSetExpiryResponse(fbb, meta->expires_ms));
 }
 
 Reply CacheServiceImpl::Invalidate(const Session& s, const P::InvalidateRequest* r, FBB& fbb) {
@@ -653,7 +689,7 @@ Reply CacheServiceImpl::Invalidate(const Session& s, const P::InvalidateRequest*
   if (r->older_than_ms() != 0) filter.older_than_ms = r->older_than_ms();
   auto removed = store_->Invalidate((*org)->id(), filter);
   if (!removed.ok()) return {removed.status()};
-  (*org)->OnRemoved(removed->slots);
+  (*org)->OnRemoved(*removed);
   (*org)->metrics().deletes.fetch_add(removed->count);
   return Ok(P::ResponseBody::InvalidateResponse, P::CreateInvalidateResponse(fbb, removed->count));
 }
@@ -668,7 +704,7 @@ Reply CacheServiceImpl::Stats(const Session& s, FBB& fbb) {
   auto name = fbb.CreateString(rt.id());
   P::StatsResponseBuilder b(fbb);
   b.add_org(name);
-  b.add_entries(rt.live_slots());
+  b.add_entries(rt.live_slots() + rt.exact_only_entries());
   b.add_vectors(rt.index().Size());
   b.add_puts(m.puts);
   b.add_gets(m.gets);

@@ -98,6 +98,10 @@ std::optional<int64_t> ValueExpiry(std::string_view value) {
   return static_cast<int64_t>(DecodeFixed64(reinterpret_cast<const uint8_t*>(value.data())));
 }
 
+void ReplaceValueExpiry(std::string* value, int64_t expires_ms) {
+  EncodeFixed64(reinterpret_cast<uint8_t*>(value->data()), static_cast<uint64_t>(expires_ms));
+}
+
 std::string EncodeEntryMeta(const EntryMeta& m) {
   flatbuffers::FlatBufferBuilder fbb(128);
   auto ns = fbb.CreateString(m.name_space);

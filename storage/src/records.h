@@ -37,6 +37,8 @@ std::string VectorKey(uint64_t slot);
 bool HasExpiryPrefix(std::string_view key);
 // The expiry of a value of such a key; nullopt if the value is too short.
 std::optional<int64_t> ValueExpiry(std::string_view value);
+// Replaces the expiry prefix of such a value. REQUIRES: value->size() >= kExpirySize.
+void ReplaceValueExpiry(std::string* value, int64_t expires_ms);
 
 std::string EncodeEntryMeta(const EntryMeta& meta);
 // `digest` is taken from the key. Corruption on a malformed value.

@@ -688,17 +688,19 @@ Status StoreImpl::ValidatePut(const OrgState& org, const PutRequest& r) const {
                                    " bytes exceeds the limit of " +
                                    std::to_string(options_.max_payload_bytes));
   }
-  if (r.vector.size() != org.config.dimension) {
-    return Status::InvalidArgument("vector has dimension " + std::to_string(r.vector.size()) +
-                                   ", org " + org.id + " expects " +
-                                   std::to_string(org.config.dimension));
+  if (!r.vector.empty()) {  // empty: an exact-only entry
+    if (r.vector.size() != org.config.dimension) {
+      return Status::InvalidArgument("vector has dimension " + std::to_string(r.vector.size()) +
+                                     ", org " + org.id + " expects " +
+                                     std::to_string(org.config.dimension));
+    }
+    bool nonzero = false;
+    for (float v : r.vector) {
+      if (!std::isfinite(v)) return Status::InvalidArgument("vector contains NaN or infinity");
+      nonzero |= v != 0.0f;
+    }
+    if (!nonzero) return Status::InvalidArgument("vector is all zeros (no direction)");
   }
-  bool nonzero = false;
-  for (float v : r.vector) {
-    if (!std::isfinite(v)) return Status::InvalidArgument("vector contains NaN or infinity");
-    nonzero |= v != 0.0f;
-  }
-  if (!nonzero) return Status::InvalidArgument("vector is all zeros (no direction)");
   if (r.ttl_ms <= 0 || r.ttl_ms > options_.max_ttl_ms) {
     return Status::InvalidArgument("ttl must be between 1 ms and " +
                                    std::to_string(options_.max_ttl_ms) + " ms");
@@ -737,23 +739,38 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
   result.expires_ms = now + r.ttl_ms;
   auto old = ReadMeta(*org, r.digest);
   if (!old.ok() && !old.status().IsNotFound()) return old.status();
+  const bool live = old.ok() && old->expires_ms > now;
+  using Condition = PutRequest::Condition;
+  if (r.condition == Condition::kIfAbsent && live) {
+    return Status::AlreadyExists("an entry with this digest exists");
+  }
+  if (r.condition == Condition::kIfPresent && !live) {
+    return Status::NotFound("no entry with this digest");
+  }
+  if (r.keep_expiry && live) result.expires_ms = old->expires_ms;
+  if (r.return_previous && live) {
+    SC_ASSIGN_OR_RETURN(result.previous, ReadPayload(*org, r.digest));
+  }
 
   EntryMeta meta;
   meta.digest = r.digest;
   meta.created_ms = now;
   meta.expires_ms = result.expires_ms;
-  meta.ttl_ms = r.ttl_ms;
+  meta.ttl_ms = result.expires_ms - now;
   meta.name_space = std::string(r.name_space);
   meta.payload_size = static_cast<uint32_t>(r.payload.size());
-  meta.vector_slot = result.slot = org->next_slot.fetch_add(1);
+  const bool with_vector = !r.vector.empty();
+  meta.vector_slot = result.slot = with_vector ? org->next_slot.fetch_add(1) : kNoVectorSlot;
 
   rocksdb::WriteBatch batch;
   batch.Put(org->db->meta(), EntryKey(org->id, r.digest), EncodeEntryMeta(meta));
-  batch.Merge(org->db->meta(), SlotKey(org->id), EncodeSlot(meta.vector_slot + 1));
   batch.Put(org->db->data(), PayloadKey(r.digest), EncodePayloadValue(meta.expires_ms, r.payload));
-  batch.Put(org->db->data(), VectorKey(meta.vector_slot),
-            EncodeVectorValue(meta.expires_ms, r.digest, r.vector));
-  if (old.ok()) {
+  if (with_vector) {
+    batch.Merge(org->db->meta(), SlotKey(org->id), EncodeSlot(meta.vector_slot + 1));
+    batch.Put(org->db->data(), VectorKey(meta.vector_slot),
+              EncodeVectorValue(meta.expires_ms, r.digest, r.vector));
+  }
+  if (old.ok() && old->vector_slot != kNoVectorSlot) {
     batch.Delete(org->db->data(), VectorKey(old->vector_slot));
     result.replaced_slot = old->vector_slot;
   }
@@ -870,7 +887,7 @@ Result<Entry> StoreImpl::GetBySlot(std::string_view org_id, uint64_t slot, bool 
 void StoreImpl::DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch) {
   batch->Delete(org.db->meta(), EntryKey(org.id, meta.digest));
   batch->Delete(org.db->data(), PayloadKey(meta.digest));
-  batch->Delete(org.db->data(), VectorKey(meta.vector_slot));
+  if (meta.vector_slot != kNoVectorSlot) batch->Delete(org.db->data(), VectorKey(meta.vector_slot));
 }
 
 Result<RemovedEntries> StoreImpl::Delete(std::string_view org_id, const Digest& digest) {
@@ -883,7 +900,13 @@ Result<RemovedEntries> StoreImpl::Delete(std::string_view org_id, const Digest& 
   rocksdb::Status s = Write(*org->db, write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "delete failed");
   org->counters.deletes++;
-  return RemovedEntries{1, {meta.vector_slot}};
+  RemovedEntries removed{1, {}, {}};
+  if (meta.vector_slot != kNoVectorSlot) {
+    removed.slots.push_back(meta.vector_slot);
+  } else {
+    removed.exact_only.push_back(meta.digest);
+  }
+  return removed;
 }
 
 Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
@@ -921,7 +944,11 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
     rocksdb::Status s = Write(*org->db, write_options_, &batch);
     if (!s.ok()) return FromRocks(s, "invalidate failed");
     removed.count++;
-    removed.slots.push_back(meta->vector_slot);
+    if (meta->vector_slot != kNoVectorSlot) {
+      removed.slots.push_back(meta->vector_slot);
+    } else {
+      removed.exact_only.push_back(meta->digest);
+    }
   }
   org->counters.deletes += removed.count;
   return removed;
@@ -942,6 +969,43 @@ Status StoreImpl::RecordHits(std::string_view org_id, std::span<const HitUpdate>
     if (!s.ok()) return FromRocks(s, "cannot record hits");
   }
   return Status::Ok();
+}
+
+Result<EntryMeta> StoreImpl::SetExpiry(std::string_view org_id, const Digest& digest,
+                                       int64_t expires_ms) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  const int64_t now = clock_->NowMillis();
+  if (expires_ms <= now || expires_ms - now > options_.max_ttl_ms) {
+    return Status::InvalidArgument("expiry must be after now and at most " +
+                                   std::to_string(options_.max_ttl_ms) + " ms ahead");
+  }
+  std::lock_guard<std::mutex> digest_lock(org->LockFor(digest));
+  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest));
+  if (meta.expires_ms <= now) return Status::NotFound("entry expired");
+  rocksdb::DB* db = org->db->db;
+  std::string payload, vector;
+  rocksdb::Status s = db->Get({}, org->db->data(), PayloadKey(digest), &payload);
+  if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org->id);
+  if (payload.size() < kExpirySize) return Status::Corruption("payload record is truncated");
+  if (meta.vector_slot != kNoVectorSlot) {
+    s = db->Get({}, org->db->data(), VectorKey(meta.vector_slot), &vector);
+    if (!s.ok()) return FromRocks(s, "cannot read vector of org " + org->id);
+    if (vector.size() < kExpirySize) return Status::Corruption("vector record is truncated");
+  }
+  meta.expires_ms = expires_ms;
+  meta.ttl_ms = expires_ms - now;
+  rocksdb::WriteBatch batch;
+  batch.Put(org->db->meta(), EntryKey(org->id, digest), EncodeEntryMeta(meta));
+  ReplaceValueExpiry(&payload, expires_ms);
+  batch.Put(org->db->data(), PayloadKey(digest), payload);
+  if (!vector.empty()) {
+    ReplaceValueExpiry(&vector, expires_ms);
+    batch.Put(org->db->data(), VectorKey(meta.vector_slot), vector);
+  }
+  s = Write(*org->db, write_options_, &batch);
+  if (!s.ok()) return FromRocks(s, "cannot change the expiry");
+  return meta;
 }
 
 Status StoreImpl::ScanMeta(std::string_view org_id,

@@ -115,6 +115,8 @@ class StoreImpl final : public Store {
   Result<RemovedEntries> Delete(std::string_view org, const Digest& digest) override;
   Result<RemovedEntries> Invalidate(std::string_view org, const InvalidateFilter& filter) override;
   Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) override;
+  Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
+                              int64_t expires_ms) override;
   Status ScanMeta(std::string_view org, const std::function<bool(const EntryMeta&)>& fn) override;
   Status ScanVectors(std::string_view org, uint64_t from_slot,
                      const std::function<bool(uint64_t, const Digest&, int64_t,

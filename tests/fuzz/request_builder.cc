@@ -75,6 +75,13 @@ Body DeleteBody(uint64_t id, const DigestBytes& digest) {
   return Finish(fbb, id, P::RequestBody::DeleteRequest, P::CreateDeleteRequest(fbb, d));
 }
 
+Body SetExpiryBody(uint64_t id, const DigestBytes& digest, int64_t expires_ms, int64_t ttl_ms) {
+  FBB fbb;
+  auto d = fbb.CreateVector(digest.data(), digest.size());
+  return Finish(fbb, id, P::RequestBody::SetExpiryRequest,
+                P::CreateSetExpiryRequest(fbb, d, expires_ms, ttl_ms));
+}
+
 Body InvalidateBody(uint64_t id, std::string_view name_space, int64_t older_than_ms) {
   FBB fbb;
   auto ns = OptionalString(fbb, name_space);

@@ -40,6 +40,7 @@ Body GetEntryBody(uint64_t id, const DigestBytes& digest, bool with_payload);
 Body LookupBody(uint64_t id, std::span<const float> vector, uint32_t k, float min_score,
                 std::string_view name_space, bool with_payload);
 Body DeleteBody(uint64_t id, const DigestBytes& digest);
+Body SetExpiryBody(uint64_t id, const DigestBytes& digest, int64_t expires_ms, int64_t ttl_ms);
 Body InvalidateBody(uint64_t id, std::string_view name_space, int64_t older_than_ms);
 Body StatsBody(uint64_t id);
 Body CreateOrgBody(uint64_t id, const CreateOrgFields& org);

@@ -43,6 +43,8 @@ std::vector<SeedInput> DataSeeds() {
       Seed("seed-lookup-namespace", S::kOrgB,
            {LookupBody(1, query, 2, -1.0f, kSeededNamespace, false)}),
       Seed("seed-delete", S::kOrgA, {PutBody(1, FreshPut(2, "")), DeleteBody(2, FreshDigest(2))}),
+      Seed("seed-set-expiry", S::kOrgA,
+           {PutBody(1, FreshPut(6, "")), SetExpiryBody(2, FreshDigest(6), 0, 120'000)}),
       Seed("seed-invalidate", S::kOrgB,
            {PutBody(1, FreshPut(5, kScratchNamespace)), InvalidateBody(2, kScratchNamespace, 0)}),
       Seed("seed-stats", S::kOrgB, {StatsBody(1)}),

@@ -55,6 +55,8 @@ P::ResponseBody ResponseTypeFor(P::RequestBody request) {
       return R::LookupResponse;
     case Q::DeleteRequest:
       return R::DeleteResponse;
+    case Q::SetExpiryRequest:
+      return R::SetExpiryResponse;
     case Q::InvalidateRequest:
       return R::InvalidateResponse;
     case Q::StatsRequest:

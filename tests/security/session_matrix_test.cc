@@ -149,6 +149,9 @@ class SessionMatrix : public ServerTest {
     r.emplace_back("Stats", [this, v](client::Client& c) { return StatusOf(c.Stats()); });
     r.emplace_back("Delete",
                    [this, v](client::Client& c) { return StatusOf(c.Delete(MakeDigest(3))); });
+    r.emplace_back("SetExpiry", [this, v](client::Client& c) {
+      return StatusOf(c.SetExpiry(MakeDigest(2), 0, /*ttl_ms=*/60'000));
+    });
     r.emplace_back("Invalidate", [this, v](client::Client& c) {
       return StatusOf(c.Invalidate("no such ns", {}));
     });
@@ -191,7 +194,9 @@ class SessionMatrix : public ServerTest {
       case State::kOtherOrg:
         if (admin_request) return Code::kPermissionDenied;
         // The victim's digests are not in this org: a miss, never the victim's entry.
-        if (request == "GetEntry" || request == "Delete") return Code::kNotFound;
+        if (request == "GetEntry" || request == "Delete" || request == "SetExpiry") {
+          return Code::kNotFound;
+        }
         return Code::kOk;
       case State::kAdmin:
         return admin_request || request == "Ping" ? Code::kOk : Code::kPermissionDenied;

@@ -268,5 +268,121 @@ TEST_F(StoreTest, TokensAreFoundByHashRevokedAndDroppedWithTheirOrg) {
   EXPECT_EQ(store_->FindToken(admin)->org, "");
 }
 
+// ---- Exact-only entries, put conditions and expiry changes (the Redis-protocol front) ------
+
+Result<PutResult> PutExact(Store& store, uint64_t i, std::string_view payload, int64_t ttl_ms,
+                           PutRequest::Condition condition = PutRequest::Condition::kAlways,
+                           bool keep_expiry = false, bool return_previous = false) {
+  PutRequest r;
+  r.digest = MakeDigest(i);
+  r.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+  r.ttl_ms = ttl_ms;
+  r.condition = condition;
+  r.keep_expiry = keep_expiry;
+  r.return_previous = return_previous;
+  return store.Put("acme", r);
+}
+
+TEST_F(StoreTest, AnExactOnlyEntryHasNoVectorAndLivesLikeAnyOther) {
+  Open();
+  CreateOrg("acme");
+  auto put = PutExact(*store_, 1, "exact", 60'000);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->slot, kNoVectorSlot);
+  EXPECT_EQ(PayloadOf("acme", 1), "exact");
+  EXPECT_EQ(CountVectors("acme"), 0u);
+  // Replacing a vector entry by an exact-only one hands back the old slot, and vice versa.
+  auto vectored = Put("acme", 2, "with a vector");
+  ASSERT_TRUE(vectored.ok());
+  auto replaced = PutExact(*store_, 2, "now exact", 60'000);
+  ASSERT_TRUE(replaced.ok());
+  ASSERT_TRUE(replaced->replaced_slot.has_value());
+  EXPECT_EQ(*replaced->replaced_slot, vectored->slot);
+  EXPECT_EQ(CountVectors("acme"), 0u);
+  auto again = Put("acme", 1, "a vector again");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->replaced_slot.has_value());
+  EXPECT_EQ(CountVectors("acme"), 1u);
+  // Deleted with no slot to report, and survives a reopen like any entry.
+  auto removed = store_->Delete("acme", MakeDigest(2));
+  ASSERT_TRUE(removed.ok());
+  EXPECT_TRUE(removed->slots.empty());
+  ASSERT_EQ(removed->exact_only.size(), 1u);
+  EXPECT_EQ(removed->exact_only[0], MakeDigest(2));
+  ASSERT_TRUE(PutExact(*store_, 3, "kept", 60'000).ok());
+  Open();
+  EXPECT_EQ(PayloadOf("acme", 3), "kept");
+  // An exact-only entry expires like any other.
+  clock_.Advance(60'000);
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(3)).status().IsNotFound());
+}
+
+TEST_F(StoreTest, PutConditionsKeepExpiryAndPreviousPayload) {
+  Open();
+  CreateOrg("acme");
+  using C = PutRequest::Condition;
+  EXPECT_TRUE(PutExact(*store_, 1, "x", 60'000, C::kIfPresent).status().IsNotFound());
+  ASSERT_TRUE(PutExact(*store_, 1, "first", 60'000, C::kIfAbsent).ok());
+  EXPECT_EQ(PutExact(*store_, 1, "x", 60'000, C::kIfAbsent).status().code(),
+            Status::Code::kAlreadyExists);
+  EXPECT_EQ(PayloadOf("acme", 1), "first");
+  clock_.Advance(10'000);
+  auto kept = PutExact(*store_, 1, "second", 999'000, C::kIfPresent, /*keep_expiry=*/true,
+                       /*return_previous=*/true);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(kept->expires_ms, clock_.NowMillis() + 50'000);
+  ASSERT_TRUE(kept->previous.has_value());
+  EXPECT_EQ(std::string(kept->previous->begin(), kept->previous->end()), "first");
+  EXPECT_EQ(PayloadOf("acme", 1), "second");
+  // An expired entry is absent to every condition.
+  clock_.Advance(50'000);
+  EXPECT_TRUE(PutExact(*store_, 1, "x", 60'000, C::kIfPresent).status().IsNotFound());
+  auto fresh = PutExact(*store_, 1, "third", 60'000, C::kIfAbsent, true, true);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_FALSE(fresh->previous.has_value());
+  EXPECT_EQ(fresh->expires_ms, clock_.NowMillis() + 60'000);
+}
+
+TEST_F(StoreTest, SetExpiryMovesEveryRecordOfTheEntry) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "vectored", 10'000).ok());
+  ASSERT_TRUE(PutExact(*store_, 2, "exact", 10'000).ok());
+  const int64_t later = clock_.NowMillis() + 100'000;
+  for (uint64_t i : {1, 2}) {
+    auto meta = store_->SetExpiry("acme", MakeDigest(i), later);
+    ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+    EXPECT_EQ(meta->expires_ms, later);
+  }
+  ASSERT_TRUE(
+      store_
+          ->ScanVectors("acme", 0,
+                        [&](uint64_t, const Digest&, int64_t expires_ms, std::span<const float>) {
+                          EXPECT_EQ(expires_ms, later);
+                          return true;
+                        })
+          .ok());
+  // Past the old expiry, a compaction (whose filter reads each record's own expiry) keeps
+  // them; past the new one, it drops them.
+  ASSERT_TRUE(store_->Flush().ok());
+  clock_.Advance(50'000);
+  ASSERT_TRUE(store_->CompactOrg("acme").ok());
+  EXPECT_EQ(PayloadOf("acme", 1), "vectored");
+  EXPECT_EQ(PayloadOf("acme", 2), "exact");
+  EXPECT_EQ(CountVectors("acme"), 1u);
+  clock_.Advance(50'000);
+  ASSERT_TRUE(store_->CompactOrg("acme").ok());
+  EXPECT_EQ(store_->Stats("acme")->live_sst_bytes, 0u);
+  // Bad times and missing entries.
+  ASSERT_TRUE(PutExact(*store_, 3, "x", 10'000).ok());
+  EXPECT_EQ(store_->SetExpiry("acme", MakeDigest(3), clock_.NowMillis()).status().code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_EQ(store_->SetExpiry("acme", MakeDigest(3), clock_.NowMillis() + Options().max_ttl_ms + 1)
+                .status()
+                .code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_TRUE(store_->SetExpiry("acme", MakeDigest(9), later + 100'000).status().IsNotFound());
+}
+
 }  // namespace
 }  // namespace sealcache::storage

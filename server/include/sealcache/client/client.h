@@ -125,6 +125,9 @@ class Client {
   Result<EntryInfo> Get(const Digest& digest, bool with_payload = true);
   Result<std::vector<LookupHit>> Lookup(const LookupArgs& args);
   Result<uint64_t> Delete(const Digest& digest);
+  // Moves a live entry's expiry to `expires_ms` (ms since the epoch) or, with expires_ms 0,
+  // to now + ttl_ms on the server's clock; returns the new expiry.
+  Result<int64_t> SetExpiry(const Digest& digest, int64_t expires_ms, int64_t ttl_ms = 0);
   Result<uint64_t> Invalidate(std::optional<std::string> name_space,
                               std::optional<int64_t> older_than_ms);
   Result<ResponseFrame> Stats();

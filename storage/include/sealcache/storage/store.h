@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -85,18 +86,31 @@ struct OrgConfig {
   uint32_t seal_threshold = 0;
 };
 
+// The vector_slot of an exact-only entry: stored without a vector, found by its digest and
+// never by a lookup (the Redis-protocol front's strings).
+inline constexpr uint64_t kNoVectorSlot = std::numeric_limits<uint64_t>::max();
+
 struct PutRequest {
   Digest digest{};
   std::span<const uint8_t> payload;
-  std::span<const float> vector;
-  int64_t ttl_ms = 0;           // > 0 and <= max_ttl_ms
-  std::string_view name_space;  // <= 128 bytes of UTF-8; may be empty
+  std::span<const float> vector;  // the org's dimension, or empty for an exact-only entry
+  int64_t ttl_ms = 0;             // > 0 and <= max_ttl_ms
+  std::string_view name_space;    // <= 128 bytes of UTF-8; may be empty
+  // Decided under the digest's lock, so concurrent puts cannot both pass a condition.
+  enum class Condition { kAlways, kIfAbsent, kIfPresent };
+  // kIfAbsent: AlreadyExists if a live entry has the digest; kIfPresent: NotFound if none.
+  Condition condition = Condition::kAlways;
+  // Keep the expiry of the live entry it replaces (ttl_ms applies if there is none).
+  bool keep_expiry = false;
+  // Return the payload of the live entry it replaces in PutResult::previous.
+  bool return_previous = false;
 };
 
 struct PutResult {
-  uint64_t slot = 0;                      // vector slot of the new entry
+  uint64_t slot = 0;                      // vector slot of the new entry, or kNoVectorSlot
   std::optional<uint64_t> replaced_slot;  // slot of the entry this one replaced
   int64_t expires_ms = 0;
+  std::optional<std::vector<uint8_t>> previous;  // with return_previous, if one was live
 };
 
 // The plaintext metadata of an entry (what lives in "meta").
@@ -124,7 +138,8 @@ struct InvalidateFilter {
 
 struct RemovedEntries {
   uint64_t count = 0;
-  std::vector<uint64_t> slots;  // vector slots that left the store
+  std::vector<uint64_t> slots;     // vector slots that left the store
+  std::vector<Digest> exact_only;  // digests of removed entries that had no vector
 };
 
 struct HitUpdate {
@@ -194,6 +209,11 @@ class Store {
   virtual Result<RemovedEntries> Invalidate(std::string_view org,
                                             const InvalidateFilter& filter) = 0;
   virtual Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) = 0;
+  // Moves a live entry's expiry to `expires_ms` (after now, at most max_ttl_ms ahead), in
+  // its metadata, payload and vector records at once. NotFound if there is no live entry.
+  // Returns the updated metadata.
+  virtual Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
+                                      int64_t expires_ms) = 0;
   // Plaintext metadata of every live entry, in digest order (no payloads, no keys needed).
   virtual Status ScanMeta(std::string_view org,
                           const std::function<bool(const EntryMeta&)>& fn) = 0;
