@@ -56,9 +56,12 @@ int main(int argc, char** argv) {
       "resp", po::bool_switch(&o.resp_enabled),
       "serve the Redis protocol (server/RESP.md) on --resp-port; on with --dev")(
       "resp-port", po::value(&o.resp_port)->default_value(o.resp_port),
-      "TCP port of the Redis protocol")("metrics-port",
-                                        po::value(&o.metrics_port)->default_value(0),
-                                        "Prometheus endpoint port (GET /metrics); 0 = off")(
+      "TCP port of the Redis protocol")(
+      "resp-default-ttl-ms",
+      po::value(&o.resp_default_ttl_ms)->default_value(o.resp_default_ttl_ms),
+      "TTL of a Redis-protocol write that names none (SET without EX/PX), ms")(
+      "metrics-port", po::value(&o.metrics_port)->default_value(0),
+      "Prometheus endpoint port (GET /metrics); 0 = off")(
       "max-frame-bytes", po::value(&o.max_frame_bytes)->default_value(o.max_frame_bytes),
       "largest request frame, bytes")("max-inflight",
                                       po::value(&o.max_inflight_per_connection)->default_value(64),

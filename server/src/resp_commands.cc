@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <unordered_map>
 
 #include "protocol_generated.h"
+#include "sealcache/crypto/hash.h"
 #include "sealcache/server/frame.h"
 
 namespace sealcache::server::internal {
@@ -456,6 +459,347 @@ void RevokeToken(Context& c) {
   c.out.Integer(static_cast<int64_t>((*r)->body_as_RevokeTokenResponse()->revoked()));
 }
 
+// ---- exact cache: strings ---------------------------------------------------------------------
+
+constexpr char kWrongType[] = "WRONGTYPE Operation against a key holding the wrong kind of value";
+// A key name's digest: SHA-256 over this tag, a NUL and the name (server/RESP.md).
+constexpr std::string_view kKeyDigestTag = "sealcache/resp/key/v1";
+// A string's payload (encrypted with the org's data): magic, version, type, name length
+// (u32, little-endian), name, value. The name is kept so that a read proves which key it
+// found and SCAN can answer names.
+constexpr uint8_t kRecordMagic = 'R';
+constexpr uint8_t kRecordVersion = 1;
+constexpr uint8_t kStringType = 1;
+constexpr size_t kRecordHeaderBytes = 3 + 4;
+constexpr int64_t kMsPerSecond = 1000;
+
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+crypto::Sha256Digest KeyDigest(std::string_view name) {
+  std::string input(kKeyDigestTag);
+  input.push_back('\0');
+  input.append(name);
+  return crypto::Sha256({reinterpret_cast<const uint8_t*>(input.data()), input.size()});
+}
+
+std::vector<uint8_t> StringRecord(std::string_view name, std::string_view value) {
+  std::vector<uint8_t> r;
+  r.reserve(kRecordHeaderBytes + name.size() + value.size());
+  r.push_back(kRecordMagic);
+  r.push_back(kRecordVersion);
+  r.push_back(kStringType);
+  const auto n = static_cast<uint32_t>(name.size());
+  for (int i = 0; i < 4; ++i) r.push_back(static_cast<uint8_t>(n >> (8 * i)));
+  r.insert(r.end(), name.begin(), name.end());
+  r.insert(r.end(), value.begin(), value.end());
+  return r;
+}
+
+// The value if `payload` is the string record of `name`.
+std::optional<std::string_view> StringValue(std::span<const uint8_t> payload,
+                                            std::string_view name) {
+  if (payload.size() < kRecordHeaderBytes || payload[0] != kRecordMagic ||
+      payload[1] != kRecordVersion || payload[2] != kStringType) {
+    return std::nullopt;
+  }
+  const uint32_t n = uint32_t{payload[3]} | uint32_t{payload[4]} << 8 | uint32_t{payload[5]} << 16 |
+                     uint32_t{payload[6]} << 24;
+  if (payload.size() - kRecordHeaderBytes < n) return std::nullopt;
+  const auto* p = reinterpret_cast<const char*>(payload.data());
+  if (std::string_view(p + kRecordHeaderBytes, n) != name) return std::nullopt;
+  return std::string_view(p + kRecordHeaderBytes + n, payload.size() - kRecordHeaderBytes - n);
+}
+
+flatbuffers::Offset<flatbuffers::Vector<uint8_t>> DigestVector(FBB& fbb, std::string_view name) {
+  const auto d = KeyDigest(name);
+  return fbb.CreateVector(d.data(), d.size());
+}
+
+// The live entry of `name` (NotFound if none), through the native GetEntry.
+Result<const P::GetEntryResponse*> ReadEntry(NativeCall& call, std::string_view name,
+                                             bool with_payload) {
+  auto r = call.Run(P::RequestBody::GetEntryRequest, [&](FBB& fbb) {
+    return P::CreateGetEntryRequest(fbb, DigestVector(fbb, name), with_payload).Union();
+  });
+  if (!r.ok()) return r.status();
+  return (*r)->body_as_GetEntryResponse();
+}
+
+struct StoredString {
+  std::string value;
+  int64_t expires_ms = 0;
+};
+
+// NotFound if `name` has no live entry, FailedPrecondition if it is not a string.
+Result<StoredString> ReadString(Context& c, std::string_view name) {
+  NativeCall call(c.service, c.s.session);
+  SC_ASSIGN_OR_RETURN(const P::GetEntryResponse* e, ReadEntry(call, name, true));
+  std::span<const uint8_t> payload;
+  if (e->payload() != nullptr) payload = {e->payload()->data(), e->payload()->size()};
+  auto value = StringValue(payload, name);
+  if (!value) return Status::FailedPrecondition(kWrongType);
+  return StoredString{std::string(*value), e->meta() ? e->meta()->expires_ms() : 0};
+}
+
+// A read's error as Redis words it: a missing key is not an error for the caller.
+void ReplyReadError(Context& c, const Status& s) {
+  if (s.code() == Status::Code::kFailedPrecondition && s.message() == kWrongType) {
+    return c.out.Error(kWrongType);
+  }
+  ReplyError(c.out, s, c.args[0]);
+}
+
+struct SetOptions {
+  P::PutCondition condition = P::PutCondition::Always;
+  bool keep_ttl = false;
+  bool get = false;
+  std::optional<int64_t> ttl_ms;  // from EX, PX, EXAT or PXAT (may be <= 0: already expired)
+};
+
+// Writes `value` under `name`; the reply is the caller's.
+Result<const P::PutResponse*> WriteString(Context& c, NativeCall& call, std::string_view name,
+                                          std::string_view value, const SetOptions& o) {
+  const int64_t ttl_ms = o.ttl_ms.value_or(c.facts->default_ttl_ms);
+  const auto record = StringRecord(name, value);
+  auto r = call.Run(P::RequestBody::PutRequest, [&](FBB& fbb) {
+    auto digest = DigestVector(fbb, name);
+    auto payload = fbb.CreateVector(record);
+    P::PutRequestBuilder b(fbb);
+    b.add_digest(digest);
+    b.add_payload(payload);
+    b.add_ttl_ms(ttl_ms);
+    b.add_condition(o.condition);
+    b.add_keep_expiry(o.keep_ttl);
+    b.add_return_previous(o.get);
+    return b.Finish().Union();
+  });
+  if (!r.ok()) return r.status();
+  return (*r)->body_as_PutResponse();
+}
+
+// Deletes `name`'s entry; true if there was one.
+Result<bool> DeleteKey(Context& c, std::string_view name) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::DeleteRequest, [&](FBB& fbb) {
+    return P::CreateDeleteRequest(fbb, DigestVector(fbb, name)).Union();
+  });
+  if (r.status().IsNotFound()) return false;
+  if (!r.ok()) return r.status();
+  return (*r)->body_as_DeleteResponse()->removed() > 0;
+}
+
+void Get(Context& c) {
+  auto s = ReadString(c, c.args[1]);
+  if (s.status().IsNotFound()) return c.out.NullBulk();
+  if (!s.ok()) return ReplyReadError(c, s.status());
+  c.out.Bulk(s->value);
+}
+
+// Redis's SET: SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
+void Set(Context& c) {
+  SetOptions o;
+  bool expiry_given = false;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    const std::string opt = Lower(c.args[i]);
+    const bool has_value = i + 1 < c.args.size();
+    if (opt == "nx" && o.condition == P::PutCondition::Always) {
+      o.condition = P::PutCondition::IfAbsent;
+    } else if (opt == "xx" && o.condition == P::PutCondition::Always) {
+      o.condition = P::PutCondition::IfPresent;
+    } else if (opt == "get") {
+      o.get = true;
+    } else if (opt == "keepttl" && !expiry_given) {
+      o.keep_ttl = expiry_given = true;
+    } else if ((opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat") && has_value &&
+               !expiry_given) {
+      auto v = ParseInteger(c.args[++i]);
+      if (!v) return c.out.Error("ERR value is not an integer or out of range");
+      if (*v <= 0) return c.out.Error("ERR invalid expire time in 'set' command");
+      const bool seconds = opt == "ex" || opt == "exat";
+      if (seconds && *v > std::numeric_limits<int64_t>::max() / kMsPerSecond) {
+        return c.out.Error("ERR invalid expire time in 'set' command");
+      }
+      const int64_t ms = seconds ? *v * kMsPerSecond : *v;
+      o.ttl_ms = (opt == "exat" || opt == "pxat") ? ms - WallMs() : ms;
+      expiry_given = true;
+    } else {
+      return c.out.Error("ERR syntax error");
+    }
+  }
+  const std::string_view name = c.args[1];
+  std::optional<StoredString> before;  // for GET, when the write does not happen
+  if (o.ttl_ms && *o.ttl_ms <= 0) {
+    // An absolute time already past: as in Redis, the key is set and at once expired.
+    if (o.get) {
+      auto old = ReadString(c, name);
+      if (!old.ok() && !old.status().IsNotFound()) return ReplyReadError(c, old.status());
+      if (old.ok()) before = std::move(old).value();
+    }
+    auto gone = DeleteKey(c, name);
+    if (!gone.ok()) return ReplyError(c.out, gone.status(), c.args[0]);
+    if (o.get) return before ? c.out.Bulk(before->value) : c.out.NullBulk();
+    return c.out.SimpleString("OK");
+  }
+  NativeCall call(c.service, c.s.session);
+  auto put = WriteString(c, call, name, c.args[2], o);
+  if (!put.ok()) {
+    const bool not_met = (o.condition == P::PutCondition::IfAbsent &&
+                          put.status().code() == Status::Code::kAlreadyExists) ||
+                         (o.condition == P::PutCondition::IfPresent && put.status().IsNotFound());
+    if (!not_met) return ReplyError(c.out, put.status(), c.args[0]);
+    if (!o.get) return c.out.NullBulk();
+    // NX GET on an existing key: not set, and the old value answers.
+    auto old = ReadString(c, name);
+    if (old.status().IsNotFound()) return c.out.NullBulk();
+    if (!old.ok()) return ReplyReadError(c, old.status());
+    return c.out.Bulk(old->value);
+  }
+  if (!o.get) return c.out.SimpleString("OK");
+  const auto* previous = (*put)->previous();
+  if (previous == nullptr) return c.out.NullBulk();
+  auto value = StringValue({previous->data(), previous->size()}, name);
+  if (!value) return c.out.NullBulk();
+  c.out.Bulk(*value);
+}
+
+// SETEX key seconds value, PSETEX key milliseconds value.
+void SetWithExpiry(Context& c, int64_t unit_ms) {
+  auto v = ParseInteger(c.args[2]);
+  if (!v) return c.out.Error("ERR value is not an integer or out of range");
+  if (*v <= 0 || *v > std::numeric_limits<int64_t>::max() / unit_ms) {
+    return c.out.Error("ERR invalid expire time in '" + Lower(c.args[0]) + "' command");
+  }
+  SetOptions o;
+  o.ttl_ms = *v * unit_ms;
+  NativeCall call(c.service, c.s.session);
+  auto put = WriteString(c, call, c.args[1], c.args[3], o);
+  if (!put.ok()) return ReplyError(c.out, put.status(), c.args[0]);
+  c.out.SimpleString("OK");
+}
+void SetEx(Context& c) { SetWithExpiry(c, kMsPerSecond); }
+void PSetEx(Context& c) { SetWithExpiry(c, 1); }
+
+void MGet(Context& c) {
+  c.out.ArrayHeader(c.args.size() - 1);
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    auto s = ReadString(c, c.args[i]);
+    if (s.ok()) {
+      c.out.Bulk(s->value);
+    } else {
+      c.out.NullBulk();  // missing, or not a string: as Redis's MGET
+    }
+  }
+}
+
+// DEL and UNLINK: how many of the keys existed.
+void Del(Context& c) {
+  int64_t removed = 0;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    auto gone = DeleteKey(c, c.args[i]);
+    if (!gone.ok()) return ReplyError(c.out, gone.status(), c.args[0]);
+    removed += *gone ? 1 : 0;
+  }
+  c.out.Integer(removed);
+}
+
+// How many of the keys exist (a key named twice counts twice, as in Redis).
+void Exists(Context& c) {
+  int64_t found = 0;
+  for (size_t i = 1; i < c.args.size(); ++i) {
+    NativeCall call(c.service, c.s.session);
+    auto e = ReadEntry(call, c.args[i], false);
+    if (e.status().IsNotFound()) continue;
+    if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
+    ++found;
+  }
+  c.out.Integer(found);
+}
+
+// TTL and PTTL: -2 for a missing key; never -1, since every entry expires.
+void TimeToLive(Context& c, bool in_ms) {
+  NativeCall call(c.service, c.s.session);
+  auto e = ReadEntry(call, c.args[1], false);
+  if (e.status().IsNotFound()) return c.out.Integer(-2);
+  if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
+  const int64_t left = std::max<int64_t>(0, (*e)->meta()->expires_ms() - WallMs());
+  c.out.Integer(in_ms ? left : (left + kMsPerSecond / 2) / kMsPerSecond);
+}
+void Ttl(Context& c) { TimeToLive(c, false); }
+void PTtl(Context& c) { TimeToLive(c, true); }
+
+// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key time [NX|XX|GT|LT]: 1 if the expiry was set (or
+// the key removed by a time already past), 0 if the key is missing or the condition fails.
+void SetKeyExpiry(Context& c, int64_t unit_ms, bool absolute) {
+  auto v = ParseInteger(c.args[2]);
+  if (!v) return c.out.Error("ERR value is not an integer or out of range");
+  bool nx = false, xx = false, gt = false, lt = false;
+  for (size_t i = 3; i < c.args.size(); ++i) {
+    const std::string opt = Lower(c.args[i]);
+    if (opt == "nx") {
+      nx = true;
+    } else if (opt == "xx") {
+      xx = true;
+    } else if (opt == "gt") {
+      gt = true;
+    } else if (opt == "lt") {
+      lt = true;
+    } else {
+      return c.out.Error("ERR Unsupported option " + c.args[i]);
+    }
+  }
+  if (nx && (xx || gt || lt)) {
+    return c.out.Error("ERR NX and XX, GT or LT options at the same time are not compatible");
+  }
+  if (gt && lt) return c.out.Error("ERR GT and LT options at the same time are not compatible");
+  const std::string cmd = Lower(c.args[0]);
+  if (*v > std::numeric_limits<int64_t>::max() / unit_ms ||
+      *v < std::numeric_limits<int64_t>::min() / unit_ms) {
+    return c.out.Error("ERR invalid expire time in '" + cmd + "' command");
+  }
+  const int64_t now = WallMs();
+  const int64_t at = absolute ? *v * unit_ms : now + *v * unit_ms;
+  NativeCall read(c.service, c.s.session);
+  auto e = ReadEntry(read, c.args[1], false);
+  if (e.status().IsNotFound()) return c.out.Integer(0);
+  if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
+  const int64_t current = (*e)->meta()->expires_ms();
+  // Every entry has an expiry: NX never applies, XX always does.
+  if (nx || (gt && at <= current) || (lt && at >= current)) return c.out.Integer(0);
+  if (at <= now) {
+    auto gone = DeleteKey(c, c.args[1]);
+    if (!gone.ok()) return ReplyError(c.out, gone.status(), c.args[0]);
+    return c.out.Integer(*gone ? 1 : 0);
+  }
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::SetExpiryRequest, [&](FBB& fbb) {
+    return P::CreateSetExpiryRequest(fbb, DigestVector(fbb, c.args[1]), at, 0).Union();
+  });
+  if (r.status().IsNotFound()) return c.out.Integer(0);
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  c.out.Integer(1);
+}
+void Expire(Context& c) { SetKeyExpiry(c, kMsPerSecond, false); }
+void PExpire(Context& c) { SetKeyExpiry(c, 1, false); }
+void ExpireAt(Context& c) { SetKeyExpiry(c, kMsPerSecond, true); }
+void PExpireAt(Context& c) { SetKeyExpiry(c, 1, true); }
+
+void Persist(Context& c) {
+  c.out.Error("ERR PERSIST is not supported: every sealcache entry expires (see server/RESP.md)");
+}
+
+void Type(Context& c) {
+  auto s = ReadString(c, c.args[1]);
+  if (s.ok()) return c.out.SimpleString("string");
+  if (s.status().IsNotFound() || s.status().code() == Status::Code::kFailedPrecondition) {
+    return c.out.SimpleString("none");
+  }
+  ReplyError(c.out, s.status(), c.args[0]);
+}
+
 // ---- the table ------------------------------------------------------------------------------
 
 struct CommandSpec {
@@ -466,6 +810,8 @@ struct CommandSpec {
   void (*handler)(Context&);
   // What COMMAND reports as the command's flags.
   std::vector<std::string_view> flags;
+  // Positions of its keys, as COMMAND reports them (0: it takes none; last -1: to the end).
+  int first_key = 0, last_key = 0, key_step = 0;
 };
 
 void Command(Context& c);
@@ -485,6 +831,22 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
       {"dbsize", {1, true, false, DbSize, {"readonly", "fast"}}},
       {"info", {-1, true, false, Info, {"loading", "stale"}}},
       {"module", {-2, true, false, ModuleList, {"admin", "noscript"}}},
+      {"get", {2, true, false, Get, {"readonly", "fast"}, 1, 1, 1}},
+      {"set", {-3, true, false, Set, {"write", "denyoom"}, 1, 1, 1}},
+      {"setex", {4, true, false, SetEx, {"write", "denyoom"}, 1, 1, 1}},
+      {"psetex", {4, true, false, PSetEx, {"write", "denyoom"}, 1, 1, 1}},
+      {"mget", {-2, true, false, MGet, {"readonly", "fast"}, 1, -1, 1}},
+      {"del", {-2, true, false, Del, {"write"}, 1, -1, 1}},
+      {"unlink", {-2, true, false, Del, {"write", "fast"}, 1, -1, 1}},
+      {"exists", {-2, true, false, Exists, {"readonly", "fast"}, 1, -1, 1}},
+      {"ttl", {2, true, false, Ttl, {"readonly", "fast"}, 1, 1, 1}},
+      {"pttl", {2, true, false, PTtl, {"readonly", "fast"}, 1, 1, 1}},
+      {"expire", {-3, true, false, Expire, {"write", "fast"}, 1, 1, 1}},
+      {"pexpire", {-3, true, false, PExpire, {"write", "fast"}, 1, 1, 1}},
+      {"expireat", {-3, true, false, ExpireAt, {"write", "fast"}, 1, 1, 1}},
+      {"pexpireat", {-3, true, false, PExpireAt, {"write", "fast"}, 1, 1, 1}},
+      {"persist", {2, true, false, Persist, {"write", "fast"}, 1, 1, 1}},
+      {"type", {2, true, false, Type, {"readonly", "fast"}, 1, 1, 1}},
       {"sealcache.createorg", {-3, true, true, CreateOrg, {"admin"}}},
       {"sealcache.droporg", {2, true, true, DropOrg, {"admin"}}},
       {"sealcache.rotatekey", {2, true, true, RotateKey, {"admin"}}},
@@ -497,16 +859,16 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
 }
 
 // One command as Redis 7's COMMAND describes it: name, arity, flags, first key, last key,
-// step, ACL categories, tips, key specifications, subcommands (no command here takes keys).
+// step, ACL categories, tips, key specifications, subcommands.
 void DescribeCommand(RespWriter& out, const std::string& name, const CommandSpec& spec) {
   out.ArrayHeader(10);
   out.Bulk(name);
   out.Integer(spec.arity);
   out.SetHeader(spec.flags.size());
   for (std::string_view flag : spec.flags) out.SimpleString(flag);
-  out.Integer(0);
-  out.Integer(0);
-  out.Integer(0);
+  out.Integer(spec.first_key);
+  out.Integer(spec.last_key);
+  out.Integer(spec.key_step);
   out.SetHeader(0);
   out.ArrayHeader(0);
   out.ArrayHeader(0);

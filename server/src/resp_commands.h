@@ -26,6 +26,8 @@ struct RespServerFacts {
   std::function<uint64_t()> connected_clients;  // every open connection, both ports
   std::atomic<uint64_t> commands_processed{0};
   std::atomic<uint64_t> connections_received{0};
+  // The TTL of a write that names none (SET without EX/PX): every entry expires.
+  int64_t default_ttl_ms = 86'400'000;
 };
 
 // The state of one RESP connection.

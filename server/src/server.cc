@@ -155,6 +155,9 @@ class ServerImpl final : public Server {
     if (options_.hello_timeout_ms <= 0) {
       return Status::InvalidArgument("hello_timeout_ms must be positive");
     }
+    if (options_.resp_default_ttl_ms <= 0) {
+      return Status::InvalidArgument("resp_default_ttl_ms must be positive");
+    }
     if (options_.max_unauthenticated_frame_bytes > options_.max_frame_bytes) {
       return Status::InvalidArgument(
           "max_unauthenticated_frame_bytes must not exceed "
@@ -178,6 +181,7 @@ class ServerImpl final : public Server {
     if (options_.resp_enabled) {
       SC_RETURN_IF_ERROR(Listen(resp_acceptor_, options_.resp_port, "RESP"));
       resp_facts_.port = bound_resp_port_;
+      resp_facts_.default_ttl_ms = options_.resp_default_ttl_ms;
       resp_facts_.connected_clients = [this] {
         std::lock_guard<std::mutex> lock(conn_mu_);
         return static_cast<uint64_t>(connections_.size());

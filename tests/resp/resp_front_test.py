@@ -28,6 +28,9 @@ class Server:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="sealcache-resp.")
+        self.start()
+
+    def start(self):
         self.log_path = os.path.join(self.dir, "log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
@@ -36,7 +39,8 @@ class Server:
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 30
         while time.time() < deadline:
-            text = open(self.log_path).read()
+            with open(self.log_path) as f:
+                text = f.read()
             m = re.search(r"Redis protocol on [0-9.]+:(\d+)", text)
             if m:
                 self.port = int(m.group(1))
@@ -52,11 +56,29 @@ class Server:
     def admin(self):
         return redis.Redis(port=self.port, username="admin", password=self.admin_token)
 
-    def stop(self):
+    def shutdown(self):
+        """A clean stop (memtables flushed to SSTs); the data directory stays."""
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
         self.log.close()
+
+    def restart(self):
+        self.shutdown()
+        self.start()
+
+    def stop(self):
+        self.shutdown()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def files_containing(self, needle):
+        found = []
+        for root, _, files in os.walk(os.path.join(self.dir, "data")):
+            for name in files:
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    if needle in f.read():
+                        found.append(os.path.relpath(path, self.dir))
+        return found
 
 
 def pairs(reply):
@@ -257,6 +279,165 @@ class RespFront(unittest.TestCase):
         self.assertIn("3", out.stdout)
         out = subprocess.run(base + ["SEALCACHE.LISTORGS"], capture_output=True, text=True)
         self.assertIn("no permissions", out.stdout + out.stderr)
+
+
+class ExactCache(unittest.TestCase):
+    """Strings: an entry per key, without a vector, encrypted under the org's keys."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        admin = cls.server.admin()
+        cls.tokens = {org: pairs(admin.execute_command("SEALCACHE.CREATEORG", org, 4))["token"]
+                      for org in ("acme", "globex")}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def org(self, org="acme", **kwargs):
+        return redis.Redis(port=self.server.port, username=org, password=self.tokens[org],
+                           **kwargs)
+
+    def error_of(self, fn, *args):
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            fn(*args)
+        return str(e.exception)
+
+    def test_set_and_get_with_every_option(self):
+        r = self.org()
+        self.assertTrue(r.set("answer:1", "forty-two"))
+        self.assertEqual(r.get("answer:1"), b"forty-two")
+        self.assertIsNone(r.get("answer:none"))
+        self.assertEqual(r.set("answer:1", "42", get=True), b"forty-two")
+        self.assertIsNone(r.set("answer:1", "x", nx=True))
+        self.assertEqual(r.get("answer:1"), b"42")
+        self.assertIsNone(r.set("answer:2", "x", xx=True))
+        self.assertIsNone(r.get("answer:2"))
+        self.assertTrue(r.set("answer:2", "new", nx=True, ex=100))
+        self.assertTrue(95 <= r.ttl("answer:2") <= 100)
+        self.assertTrue(r.set("answer:2", "newer", xx=True, keepttl=True))
+        self.assertTrue(95 <= r.ttl("answer:2") <= 100)
+        self.assertEqual(r.get("answer:2"), b"newer")
+        self.assertTrue(r.set("answer:3", "v", px=250_000))
+        self.assertTrue(249_000 <= r.pttl("answer:3") <= 250_000)
+        self.assertTrue(r.set("answer:3", "v", exat=int(time.time()) + 500))
+        self.assertTrue(490 <= r.ttl("answer:3") <= 500)
+        self.assertTrue(r.set("answer:3", "v", pxat=int(time.time() * 1000) + 600_000))
+        self.assertTrue(590 <= r.ttl("answer:3") <= 600)
+        # Without a TTL a write gets the default one (a day): every entry expires.
+        self.assertTrue(r.set("answer:4", "v"))
+        self.assertTrue(86_390 <= r.ttl("answer:4") <= 86_400)
+        # A time already past: set and at once gone, as in Redis.
+        self.assertTrue(r.set("answer:4", "v", exat=int(time.time()) - 10))
+        self.assertIsNone(r.get("answer:4"))
+        self.assertEqual(self.error_of(r.execute_command, "SET", "k", "v", "EX", "0"),
+                         "invalid expire time in 'set' command")
+        self.assertEqual(self.error_of(r.execute_command, "SET", "k", "v", "EX", "x"),
+                         "value is not an integer or out of range")
+        self.assertEqual(self.error_of(r.execute_command, "SET", "k", "v", "NX", "XX"),
+                         "syntax error")
+        self.assertEqual(self.error_of(r.execute_command, "SET", "k", "v", "EX", "1", "PX", "1"),
+                         "syntax error")
+        self.assertEqual(r.setex("answer:5", 30, "five"), True)
+        self.assertTrue(25 <= r.ttl("answer:5") <= 30)
+        self.assertTrue(r.psetex("answer:5", 40_000, "five"))
+        self.assertTrue(35 <= r.ttl("answer:5") <= 40)
+        self.assertEqual(self.error_of(r.setex, "answer:5", 0, "x"),
+                         "invalid expire time in 'setex' command")
+        # Binary-safe names and values, up to large values.
+        name, value = b"bin\x00\xff\r\nkey", bytes(range(256)) * 4096
+        self.assertTrue(r.set(name, value))
+        self.assertEqual(r.get(name), value)
+
+    def test_mget_del_unlink_exists_and_type(self):
+        r = self.org()
+        r.set("multi:1", "one")
+        r.set("multi:2", "two")
+        self.assertEqual(r.mget("multi:1", "multi:none", "multi:2"), [b"one", None, b"two"])
+        self.assertEqual(r.exists("multi:1", "multi:2", "multi:none", "multi:1"), 3)
+        self.assertEqual(r.type("multi:1"), b"string")
+        self.assertEqual(r.type("multi:none"), b"none")
+        self.assertEqual(r.delete("multi:1", "multi:none"), 1)
+        self.assertEqual(r.unlink("multi:2", "multi:1"), 1)
+        self.assertEqual(r.exists("multi:1", "multi:2"), 0)
+
+    def test_expire_ttl_and_what_every_entry_expiring_means(self):
+        r = self.org()
+        r.set("exp:1", "v", ex=100)
+        self.assertEqual(r.ttl("exp:none"), -2)
+        self.assertEqual(r.pttl("exp:none"), -2)
+        self.assertFalse(r.expire("exp:none", 10))
+        self.assertTrue(r.expire("exp:1", 200))
+        self.assertTrue(195 <= r.ttl("exp:1") <= 200)
+        self.assertFalse(r.expire("exp:1", 100, gt=True))
+        self.assertTrue(r.expire("exp:1", 300, gt=True))
+        self.assertFalse(r.expire("exp:1", 400, lt=True))
+        self.assertTrue(r.pexpire("exp:1", 150_000, lt=True))
+        self.assertTrue(145 <= r.ttl("exp:1") <= 150)
+        self.assertFalse(r.expire("exp:1", 10, nx=True))  # it always has an expiry
+        self.assertTrue(r.expire("exp:1", 120, xx=True))
+        self.assertTrue(r.expireat("exp:1", int(time.time()) + 50))
+        self.assertTrue(45 <= r.ttl("exp:1") <= 50)
+        self.assertTrue(r.pexpireat("exp:1", int(time.time() * 1000) + 70_000))
+        self.assertEqual(r.get("exp:1"), b"v")  # the value survives every change
+        self.assertEqual(
+            self.error_of(r.execute_command, "EXPIRE", "exp:1", "10", "NX", "XX"),
+            "NX and XX, GT or LT options at the same time are not compatible")
+        self.assertEqual(self.error_of(r.persist, "exp:1"),
+                         "PERSIST is not supported: every sealcache entry expires "
+                         "(see server/RESP.md)")
+        # A time already past removes the key.
+        self.assertTrue(r.expire("exp:1", -1))
+        self.assertIsNone(r.get("exp:1"))
+        # And entries do expire.
+        r.set("exp:2", "short", px=200)
+        time.sleep(0.5)
+        self.assertIsNone(r.get("exp:2"))
+        self.assertEqual(r.exists("exp:2"), 0)
+
+    def test_keys_belong_to_their_org_only(self):
+        acme, globex = self.org("acme"), self.org("globex")
+        before = globex.dbsize()
+        acme.set("shared-name", "acme's value")
+        self.assertIsNone(globex.get("shared-name"))
+        self.assertEqual(globex.exists("shared-name"), 0)
+        self.assertEqual(globex.delete("shared-name"), 0)
+        self.assertEqual(globex.ttl("shared-name"), -2)
+        globex.set("shared-name", "globex's value")
+        self.assertEqual(acme.get("shared-name"), b"acme's value")
+        self.assertEqual(globex.get("shared-name"), b"globex's value")
+        self.assertEqual(globex.dbsize(), before + 1)
+        self.assertGreaterEqual(acme.dbsize(), 1)
+
+    def test_pipelines_and_resp3(self):
+        r = self.org()
+        p = r.pipeline(transaction=False)
+        for i in range(1000):
+            p.set("pipe:%d" % i, "value %d" % i, ex=600)
+        for i in range(1000):
+            p.get("pipe:%d" % i)
+        replies = p.execute()
+        self.assertEqual(replies[:1000], [True] * 1000)
+        self.assertEqual(replies[1000:], [b"value %d" % i for i in range(1000)])
+        auth = b"HELLO 3 AUTH acme " + self.tokens["acme"] + b"\r\n"
+        reply = raw(self.server.port, auth + b"GET pipe:1\r\nGET pipe:none\r\nTTL pipe:none\r\n",
+                    until=b":-2\r\n")
+        self.assertTrue(reply.endswith(b"$7\r\nvalue 1\r\n_\r\n:-2\r\n"), reply)
+        base = ["redis-cli", "-p", str(self.server.port), "--user", "acme", "--pass",
+                self.tokens["acme"].decode(), "--no-auth-warning"]
+        out = subprocess.run(base + ["GET", "pipe:2"], capture_output=True, text=True, check=True)
+        self.assertEqual(out.stdout.strip(), "value 2")
+
+    def test_names_and_values_never_reach_the_disk_in_plaintext(self):
+        r = self.org()
+        name, value = b"secret-name-Qx81Jv", b"secret-value-7hLw0p"
+        self.assertTrue(r.set(name, value, ex=3600))
+        self.server.restart()  # a clean stop: memtables flushed into SSTs
+        self.assertEqual(self.server.files_containing(name), [])
+        self.assertEqual(self.server.files_containing(value), [])
+        self.assertEqual(self.org().get(name), value)
+        self.assertTrue(3590 <= self.org().ttl(name) <= 3600)
 
 
 if __name__ == "__main__":

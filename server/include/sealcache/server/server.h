@@ -53,6 +53,9 @@ struct ServerOptions {
   // the same TLS options. Default off; resp_port 0 picks a free one (see resp_port()).
   bool resp_enabled = false;
   uint16_t resp_port = 7421;
+  // The TTL of a Redis-protocol write that names none (SET without EX/PX), in ms: every
+  // sealcache entry expires. Default one day; at most the store's largest TTL.
+  int64_t resp_default_ttl_ms = 86'400'000;
   // Prometheus text endpoint (GET /metrics) on this port; 0 = off. Default 0.
   uint16_t metrics_port = 0;
   // How long Shutdown waits for in-flight requests, in ms. Default 10000.
