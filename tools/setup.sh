@@ -22,6 +22,9 @@ PACKAGES=(
   # Real Redis clients for the Redis-protocol front's tests (label `resp`): redis-cli 7.0 and
   # redis-py 4.3.4 (Debian 12's versions; redis-py is seen only by /usr/bin/python3).
   redis-tools python3-redis
+  # The peer of the Redis-protocol benchmark (bench/resp_vs_redis.sh), started by the script
+  # itself on a free port; redis-benchmark comes with redis-tools.
+  redis-server
 )
 # The sanitizer suites of `quickstart.sh test` (not needed with SEALCACHE_SANITIZERS=0):
 # clang with its sanitizer and libFuzzer runtimes, its OpenMP headers, llvm-symbolizer.

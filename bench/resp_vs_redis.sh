@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# GET and SET of 2 KiB values over the Redis protocol: sealcached's Redis front against a
+# redis-server, the same redis-benchmark run against both in one go, unpipelined and with
+# 16 commands in flight per connection, and the sealcache/Redis ratio of each.
+#
+#   bench/resp_vs_redis.sh [SEALCACHED] [REQUESTS] [ROUNDS]
+#
+# Both servers run on this machine beside the load generator (2 cores here: the figures
+# are ratios from one run, not absolute capacities). redis-server runs without persistence
+# (--save '' --appendonly no), as a cache; sealcached with --dev (one org, its token as the
+# password; every value encrypted, and the WAL written without fsync, as redis-server).
+# Rounds alternate Redis, sealcache, Redis, ... and each ratio is the median of its rounds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sealcached=${1:-build/server/sealcached}
+requests=${2:-200000}
+rounds=${3:-3}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+redis_port=$(free_port)
+redis-server --port "$redis_port" --save '' --appendonly no --daemonize no \
+  --dir "$work" --logfile "$work/redis.log" &
+"$sealcached" --dev --data "$work/data" --port 0 --resp-port 0 >"$work/sealcached.log" 2>&1 &
+for _ in $(seq 100); do
+  grep -q "Redis protocol on" "$work/sealcached.log" 2>/dev/null && break
+  sleep 0.1
+done
+resp_port=$(sed -n 's/.*Redis protocol on [0-9.]*:\([0-9]*\).*/\1/p' "$work/sealcached.log")
+[[ -n "$resp_port" ]] || { cat "$work/sealcached.log"; exit 1; }
+redis-cli -p "$redis_port" ping >/dev/null
+admin=$(cat "$work/data/admin.token")
+token=$(redis-cli -p "$resp_port" --user admin --pass "$admin" --no-auth-warning \
+  SEALCACHE.CREATEORG bench 4 | sed -n 4p)
+
+run() {  # port pipeline [auth...] -> "set_rps get_rps"
+  local port=$1 pipeline=$2
+  shift 2
+  redis-benchmark -p "$port" "$@" -t set,get -d 2048 -c 16 -n "$requests" -r 100000 \
+    -P "$pipeline" --csv 2>/dev/null |
+    /usr/bin/python3 -c '
+import csv, sys
+rows = {r[0]: float(r[1]) for r in csv.reader(sys.stdin) if r and r[0] in ("SET", "GET")}
+print(int(rows["SET"]), int(rows["GET"]))'
+}
+
+echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on :$redis_port," \
+  "sealcached RESP on :$resp_port; $requests requests, 2 KiB values, 16 connections," \
+  "$rounds rounds"
+for pipeline in 1 16; do
+  results=()
+  for ((i = 1; i <= rounds; i++)); do
+    r=$(run "$redis_port" "$pipeline")
+    s=$(run "$resp_port" "$pipeline" --user bench -a "$token")
+    results+=("$r $s")
+    echo "  -P $pipeline round $i: redis SET/GET $r   sealcache SET/GET $s"
+  done
+  printf '%s\n' "${results[@]}" | /usr/bin/python3 -c "
+import statistics, sys
+rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
+set_ratio = statistics.median(r[2] / r[0] for r in rows)
+get_ratio = statistics.median(r[3] / r[1] for r in rows)
+print('-P $pipeline: sealcache/redis SET %.2fx, GET %.2fx (median of %d rounds)' % (set_ratio, get_ratio, len(rows)))"
+done
