@@ -11,7 +11,6 @@
 #include <unordered_map>
 
 #include "protocol_generated.h"
-#include "sealcache/crypto/hash.h"
 #include "sealcache/server/frame.h"
 
 namespace sealcache::server::internal {
@@ -462,8 +461,6 @@ void RevokeToken(Context& c) {
 // ---- exact cache: strings ---------------------------------------------------------------------
 
 constexpr char kWrongType[] = "WRONGTYPE Operation against a key holding the wrong kind of value";
-// A key name's digest: SHA-256 over this tag, a NUL and the name (server/RESP.md).
-constexpr std::string_view kKeyDigestTag = "sealcache/resp/key/v1";
 // A string's payload (encrypted with the org's data): magic, version, type, name length
 // (u32, little-endian), name, value. The name is kept so that a read proves which key it
 // found and SCAN can answer names.
@@ -477,13 +474,6 @@ int64_t WallMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-crypto::Sha256Digest KeyDigest(std::string_view name) {
-  std::string input(kKeyDigestTag);
-  input.push_back('\0');
-  input.append(name);
-  return crypto::Sha256({reinterpret_cast<const uint8_t*>(input.data()), input.size()});
 }
 
 std::vector<uint8_t> StringRecord(std::string_view name, std::string_view value) {
@@ -514,16 +504,22 @@ std::optional<std::string_view> StringValue(std::span<const uint8_t> payload,
   return std::string_view(p + kRecordHeaderBytes + n, payload.size() - kRecordHeaderBytes - n);
 }
 
-flatbuffers::Offset<flatbuffers::Vector<uint8_t>> DigestVector(FBB& fbb, std::string_view name) {
-  const auto d = KeyDigest(name);
+// The digest `name` maps to in the session's org: an HMAC under the org's name key, so the
+// plaintext metadata cannot be tested against guessed names (server/RESP.md).
+Result<storage::Digest> KeyDigest(Context& c, std::string_view name) {
+  return c.service->NameDigest(c.s.session, name);
+}
+
+flatbuffers::Offset<flatbuffers::Vector<uint8_t>> DigestVector(FBB& fbb, const storage::Digest& d) {
   return fbb.CreateVector(d.data(), d.size());
 }
 
 // The live entry of `name` (NotFound if none), through the native GetEntry.
-Result<const P::GetEntryResponse*> ReadEntry(NativeCall& call, std::string_view name,
+Result<const P::GetEntryResponse*> ReadEntry(Context& c, NativeCall& call, std::string_view name,
                                              bool with_payload) {
+  SC_ASSIGN_OR_RETURN(storage::Digest digest, KeyDigest(c, name));
   auto r = call.Run(P::RequestBody::GetEntryRequest, [&](FBB& fbb) {
-    return P::CreateGetEntryRequest(fbb, DigestVector(fbb, name), with_payload).Union();
+    return P::CreateGetEntryRequest(fbb, DigestVector(fbb, digest), with_payload).Union();
   });
   if (!r.ok()) return r.status();
   return (*r)->body_as_GetEntryResponse();
@@ -537,7 +533,7 @@ struct StoredString {
 // NotFound if `name` has no live entry, FailedPrecondition if it is not a string.
 Result<StoredString> ReadString(Context& c, std::string_view name) {
   NativeCall call(c.service, c.s.session);
-  SC_ASSIGN_OR_RETURN(const P::GetEntryResponse* e, ReadEntry(call, name, true));
+  SC_ASSIGN_OR_RETURN(const P::GetEntryResponse* e, ReadEntry(c, call, name, true));
   std::span<const uint8_t> payload;
   if (e->payload() != nullptr) payload = {e->payload()->data(), e->payload()->size()};
   auto value = StringValue(payload, name);
@@ -565,8 +561,9 @@ Result<const P::PutResponse*> WriteString(Context& c, NativeCall& call, std::str
                                           std::string_view value, const SetOptions& o) {
   const int64_t ttl_ms = o.ttl_ms.value_or(c.facts->default_ttl_ms);
   const auto record = StringRecord(name, value);
+  SC_ASSIGN_OR_RETURN(storage::Digest key, KeyDigest(c, name));
   auto r = call.Run(P::RequestBody::PutRequest, [&](FBB& fbb) {
-    auto digest = DigestVector(fbb, name);
+    auto digest = DigestVector(fbb, key);
     auto payload = fbb.CreateVector(record);
     P::PutRequestBuilder b(fbb);
     b.add_digest(digest);
@@ -583,9 +580,10 @@ Result<const P::PutResponse*> WriteString(Context& c, NativeCall& call, std::str
 
 // Deletes `name`'s entry; true if there was one.
 Result<bool> DeleteKey(Context& c, std::string_view name) {
+  SC_ASSIGN_OR_RETURN(storage::Digest digest, KeyDigest(c, name));
   NativeCall call(c.service, c.s.session);
   auto r = call.Run(P::RequestBody::DeleteRequest, [&](FBB& fbb) {
-    return P::CreateDeleteRequest(fbb, DigestVector(fbb, name)).Union();
+    return P::CreateDeleteRequest(fbb, DigestVector(fbb, digest)).Union();
   });
   if (r.status().IsNotFound()) return false;
   if (!r.ok()) return r.status();
@@ -711,7 +709,7 @@ void Exists(Context& c) {
   int64_t found = 0;
   for (size_t i = 1; i < c.args.size(); ++i) {
     NativeCall call(c.service, c.s.session);
-    auto e = ReadEntry(call, c.args[i], false);
+    auto e = ReadEntry(c, call, c.args[i], false);
     if (e.status().IsNotFound()) continue;
     if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
     ++found;
@@ -722,7 +720,7 @@ void Exists(Context& c) {
 // TTL and PTTL: -2 for a missing key; never -1, since every entry expires.
 void TimeToLive(Context& c, bool in_ms) {
   NativeCall call(c.service, c.s.session);
-  auto e = ReadEntry(call, c.args[1], false);
+  auto e = ReadEntry(c, call, c.args[1], false);
   if (e.status().IsNotFound()) return c.out.Integer(-2);
   if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
   const int64_t left = std::max<int64_t>(0, (*e)->meta()->expires_ms() - WallMs());
@@ -763,7 +761,7 @@ void SetKeyExpiry(Context& c, int64_t unit_ms, bool absolute) {
   const int64_t now = WallMs();
   const int64_t at = absolute ? *v * unit_ms : now + *v * unit_ms;
   NativeCall read(c.service, c.s.session);
-  auto e = ReadEntry(read, c.args[1], false);
+  auto e = ReadEntry(c, read, c.args[1], false);
   if (e.status().IsNotFound()) return c.out.Integer(0);
   if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
   const int64_t current = (*e)->meta()->expires_ms();
@@ -774,9 +772,11 @@ void SetKeyExpiry(Context& c, int64_t unit_ms, bool absolute) {
     if (!gone.ok()) return ReplyError(c.out, gone.status(), c.args[0]);
     return c.out.Integer(*gone ? 1 : 0);
   }
+  auto digest = KeyDigest(c, c.args[1]);
+  if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
   NativeCall call(c.service, c.s.session);
   auto r = call.Run(P::RequestBody::SetExpiryRequest, [&](FBB& fbb) {
-    return P::CreateSetExpiryRequest(fbb, DigestVector(fbb, c.args[1]), at, 0).Union();
+    return P::CreateSetExpiryRequest(fbb, DigestVector(fbb, *digest), at, 0).Union();
   });
   if (r.status().IsNotFound()) return c.out.Integer(0);
   if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);

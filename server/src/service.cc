@@ -198,6 +198,12 @@ class CacheServiceImpl final : public CacheService {
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
   }
 
+  Result<storage::Digest> NameDigest(const Session& s, std::string_view name) override {
+    SC_RETURN_IF_ERROR(CheckSession(s));
+    SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+    return store_->NameDigest(org->id(), name);
+  }
+
   Status CheckSession(const Session& s) const override {
     if (!s.authenticated) return Status::Unauthenticated("send Hello with a token first");
     if (s.binding->revoked.load()) {

@@ -5,6 +5,7 @@
 #include "records.h"
 #include "sealcache/crypto/aead.h"
 #include "sealcache/crypto/atomic_file.h"
+#include "sealcache/crypto/random.h"
 
 namespace sealcache::storage::internal {
 namespace {
@@ -16,6 +17,8 @@ constexpr size_t kPrefixSize = sizeof(kMagic) + 2 + 4;
 constexpr std::string_view kAadLabel = "sealcache/catalog/v1";
 constexpr uint8_t kOrgRecord = 'o';
 constexpr uint8_t kTokenRecord = 't';
+constexpr uint8_t kNameKeyRecord = 'k';
+constexpr size_t kNameKeyBytes = 32;
 const crypto::RingId kNodeRing{crypto::KeyScope::kNode, ""};
 
 void PutU32(std::vector<uint8_t>* out, uint32_t v) {
@@ -95,10 +98,17 @@ Status Catalog::Load(bool create_if_missing) {
     } else if (type == kTokenRecord) {
       SC_ASSIGN_OR_RETURN(TokenRecord token, DecodeToken(value));
       state.tokens.emplace(std::move(key_bytes), std::move(token));
+    } else if (type == kNameKeyRecord) {
+      if (value.size() != kNameKeyBytes) return corrupt("has a name key of the wrong size");
+      auto secret = std::make_shared<crypto::SecretBytes>(kNameKeyBytes);
+      std::memcpy(secret->data(), value.data(), kNameKeyBytes);
+      std::fill(value.begin(), value.end(), '\0');
+      state.name_keys.emplace(std::move(key_bytes), std::move(secret));
     } else {
       return corrupt("has a record of unknown type " + std::to_string(type));
     }
   }
+  std::fill(plain->begin(), plain->end(), 0);  // name keys
   state_ = std::move(state);
   return Status::Ok();
 }
@@ -115,6 +125,11 @@ Status Catalog::Commit(State next) {
     plain.push_back(kTokenRecord);
     PutBytes(&plain, hash);
     PutBytes(&plain, EncodeToken(token));
+  }
+  for (const auto& [org, secret] : next.name_keys) {
+    plain.push_back(kNameKeyRecord);
+    PutBytes(&plain, org);
+    PutBytes(&plain, {reinterpret_cast<const char*>(secret->data()), secret->size()});
   }
   SC_ASSIGN_OR_RETURN(auto active, keystore_->Active(kNodeRing));
   std::vector<uint8_t> file(kMagic, kMagic + sizeof(kMagic));
@@ -154,6 +169,7 @@ Status Catalog::RemoveOrg(const std::string& org) {
   std::lock_guard<std::mutex> lock(mu_);
   State next = state_;
   next.orgs.erase(org);
+  next.name_keys.erase(org);
   std::erase_if(next.tokens, [&](const auto& t) { return t.second.org == org; });
   return Commit(std::move(next));
 }
@@ -179,6 +195,18 @@ Result<TokenRecord> Catalog::FindToken(const std::string& token_hash) const {
   auto it = state_.tokens.find(token_hash);
   if (it == state_.tokens.end()) return Status::NotFound("unknown token");
   return it->second;
+}
+
+Result<std::shared_ptr<const crypto::SecretBytes>> Catalog::NameKey(const std::string& org) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = state_.name_keys.find(org); it != state_.name_keys.end()) return it->second;
+  if (!state_.orgs.count(org)) return Status::NotFound("unknown org " + org);
+  SC_ASSIGN_OR_RETURN(crypto::SecretBytes fresh, crypto::RandomSecret(kNameKeyBytes));
+  auto secret = std::make_shared<const crypto::SecretBytes>(std::move(fresh));
+  State next = state_;
+  next.name_keys.emplace(org, secret);
+  SC_RETURN_IF_ERROR(Commit(std::move(next)));
+  return secret;
 }
 
 Result<uint64_t> Catalog::RemoveTokens(std::string_view org, std::string_view token_id) {

@@ -49,10 +49,16 @@ class Catalog {
   // Removes the org's tokens with `token_id` (every token of the org if empty).
   Result<uint64_t> RemoveTokens(std::string_view org, std::string_view token_id);
 
+  // The org's name key (32 random bytes, made and committed at its first use): keys named by
+  // clients map to digests under it (Store::NameDigest). It goes with the org's record, so
+  // a later org of the same name gets another. NotFound for an unknown org.
+  Result<std::shared_ptr<const crypto::SecretBytes>> NameKey(const std::string& org);
+
  private:
   struct State {
     std::map<std::string, OrgConfig> orgs;
-    std::map<std::string, TokenRecord> tokens;  // by token hash
+    std::map<std::string, TokenRecord> tokens;                                    // by token hash
+    std::map<std::string, std::shared_ptr<const crypto::SecretBytes>> name_keys;  // by org
   };
   Catalog(std::string path, const crypto::Keystore* keystore, bool read_only)
       : path_(std::move(path)), keystore_(keystore), read_only_(read_only) {}

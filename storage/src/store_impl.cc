@@ -20,6 +20,7 @@
 #include "records.h"
 #include "rocksdb_status.h"
 #include "sealcache/crypto/atomic_file.h"
+#include "sealcache/crypto/hash.h"
 #include "sealcache/crypto/master_key.h"
 #include "sealcache/storage/fault_points.h"
 
@@ -1006,6 +1007,25 @@ Result<EntryMeta> StoreImpl::SetExpiry(std::string_view org_id, const Digest& di
   s = Write(*org->db, write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "cannot change the expiry");
   return meta;
+}
+
+Result<Digest> StoreImpl::NameDigest(std::string_view org_id, std::string_view name) {
+  // Domain-separated, so that other kinds of names can get digests under the same key.
+  static constexpr std::string_view kKeyNameTag = "sealcache/key-name/v1";
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  std::shared_ptr<const crypto::SecretBytes> key;
+  {
+    std::lock_guard<std::mutex> l(org->name_key_mu);
+    if (org->name_key == nullptr) {
+      SC_ASSIGN_OR_RETURN(org->name_key, catalog_->NameKey(org->id));
+    }
+    key = org->name_key;
+  }
+  std::string input(kKeyNameTag);
+  input.push_back('\0');
+  input.append(name);
+  return crypto::HmacSha256(*key, {reinterpret_cast<const uint8_t*>(input.data()), input.size()});
 }
 
 Status StoreImpl::ScanMeta(std::string_view org_id,

@@ -71,6 +71,9 @@ struct OrgState {
   // Serialises writes of the org's encrypted side files (index snapshots): the service's
   // snapshot writes and the reaper's re-encryption under the active key.
   std::mutex side_files_mu;
+  // The org's name key from the catalog, once used (NameDigest).
+  std::mutex name_key_mu;
+  std::shared_ptr<const crypto::SecretBytes> name_key;
 
   std::mutex& LockFor(const Digest& d) {
     // Digests are hashes, so their first bytes are uniform.
@@ -117,6 +120,7 @@ class StoreImpl final : public Store {
   Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) override;
   Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
                               int64_t expires_ms) override;
+  Result<Digest> NameDigest(std::string_view org, std::string_view name) override;
   Status ScanMeta(std::string_view org, const std::function<bool(const EntryMeta&)>& fn) override;
   Status ScanVectors(std::string_view org, uint64_t from_slot,
                      const std::function<bool(uint64_t, const Digest&, int64_t,

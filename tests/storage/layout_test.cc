@@ -239,5 +239,29 @@ TEST_F(StoreTest, AnOrgWhoseInstanceDoesNotOpenAnswersWhyAndTheOthersServe) {
   ASSERT_TRUE(Put("acme", 1, "a new acme").ok());
 }
 
+TEST_F(StoreTest, KeyNamesMapToDigestsUnderEachOrgsOwnSealedKey) {
+  Open();
+  CreateOrg("acme");
+  CreateOrg("globex");
+  auto a1 = store_->NameDigest("acme", "user:alice");
+  ASSERT_TRUE(a1.ok()) << a1.status().ToString();
+  EXPECT_EQ(*store_->NameDigest("acme", "user:alice"), *a1);
+  EXPECT_NE(*store_->NameDigest("acme", "user:bob"), *a1);
+  EXPECT_NE(*store_->NameDigest("globex", "user:alice"), *a1);
+  // Not a hash anyone can compute from the name.
+  const std::string tagged = std::string("sealcache/key-name/v1") + '\0' + "user:alice";
+  for (const std::string& plain : {std::string("user:alice"), tagged}) {
+    EXPECT_NE(DigestOf(plain), *a1);
+  }
+  EXPECT_TRUE(store_->NameDigest("nosuch", "x").status().IsNotFound());
+  // The same after a restart and a key rotation; another for a later org of the same name.
+  ASSERT_TRUE(store_->RotateKey("acme").ok());
+  Open();
+  EXPECT_EQ(*store_->NameDigest("acme", "user:alice"), *a1);
+  ASSERT_TRUE(store_->DropOrg("acme").ok());
+  CreateOrg("acme");
+  EXPECT_NE(*store_->NameDigest("acme", "user:alice"), *a1);
+}
+
 }  // namespace
 }  // namespace sealcache::storage

@@ -65,6 +65,9 @@ class CacheService {
   // OK if `session` is authenticated and its binding still holds (not revoked, its org not
   // dropped); else Unauthenticated. For transports whose commands do not all reach Handle.
   virtual Status CheckSession(const Session& session) const = 0;
+  // The digest a key named by a client of the session's org maps to (Store::NameDigest):
+  // for fronts whose clients name keys instead of sending digests.
+  virtual Result<storage::Digest> NameDigest(const Session& session, std::string_view name) = 0;
   // An error response for a frame that never reached Handle (e.g. too large).
   static std::vector<uint8_t> ErrorResponse(uint64_t id, const Status& status);
 

@@ -214,6 +214,12 @@ class Store {
   // Returns the updated metadata.
   virtual Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
                                       int64_t expires_ms) = 0;
+  // The digest a client-named key of the org maps to (the Redis front's key names):
+  // HMAC-SHA256 of the name under the org's name key, a random key kept sealed in the
+  // catalog and made at the first use. The same name gives the same digest across restarts
+  // and key rotations; in another org, or a later org of the same name, another one; and
+  // nobody who reads the plaintext metadata can test a guessed name against it.
+  virtual Result<Digest> NameDigest(std::string_view org, std::string_view name) = 0;
   // Plaintext metadata of every live entry, in digest order (no payloads, no keys needed).
   virtual Status ScanMeta(std::string_view org,
                           const std::function<bool(const EntryMeta&)>& fn) = 0;
