@@ -4,6 +4,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
+#include <rocksdb/snapshot.h>
 #include <rocksdb/sst_file_manager.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/options_util.h>
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "private_file_system.h"
@@ -713,17 +715,19 @@ Status StoreImpl::ValidatePut(const OrgState& org, const PutRequest& r) const {
   return Status::Ok();
 }
 
-Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest) {
+Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest,
+                                      const rocksdb::ReadOptions& ro) {
   std::string value;
-  rocksdb::Status s = org.db->db->Get({}, org.db->meta(), EntryKey(org.id, digest), &value);
+  rocksdb::Status s = org.db->db->Get(ro, org.db->meta(), EntryKey(org.id, digest), &value);
   if (s.IsNotFound()) return Status::NotFound("no entry with this digest");
   if (!s.ok()) return FromRocks(s, "cannot read entry metadata");
   return DecodeEntryMeta(value, digest);
 }
 
-Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest) {
+Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest,
+                                                    const rocksdb::ReadOptions& ro) {
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = org.db->db->Get({}, org.db->data(), PayloadKey(digest), &value);
+  rocksdb::Status s = org.db->db->Get(ro, org.db->data(), PayloadKey(digest), &value);
   if (s.IsNotFound()) return Status::Corruption("entry metadata exists but its payload is missing");
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
@@ -785,7 +789,11 @@ Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   org->counters.gets++;
-  auto meta = ReadMeta(*org, digest);
+  // Both reads from one snapshot (a delete between them is not a missing payload).
+  std::optional<rocksdb::ManagedSnapshot> snapshot;
+  rocksdb::ReadOptions ro;
+  if (with_payload) ro.snapshot = snapshot.emplace(org->db->db).snapshot();
+  auto meta = ReadMeta(*org, digest, ro);
   if (!meta.ok() || meta->expires_ms <= clock_->NowMillis()) {
     org->counters.misses++;
     if (meta.ok()) return Status::NotFound("entry expired");
@@ -794,7 +802,7 @@ Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool
   Entry entry;
   entry.meta = std::move(meta).value();
   if (with_payload) {
-    SC_ASSIGN_OR_RETURN(entry.payload, ReadPayload(*org, digest));
+    SC_ASSIGN_OR_RETURN(entry.payload, ReadPayload(*org, digest, ro));
   }
   org->counters.hits++;
   return entry;
@@ -815,7 +823,11 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   }
   std::vector<rocksdb::PinnableSlice> meta_values(n);
   std::vector<rocksdb::Status> statuses(n);
-  org->db->db->MultiGet({}, org->db->meta(), n, meta_slices.data(), meta_values.data(),
+  // Meta and payloads from one snapshot (a delete between them is not a missing payload).
+  std::optional<rocksdb::ManagedSnapshot> snapshot;
+  rocksdb::ReadOptions ro;
+  if (with_payload) ro.snapshot = snapshot.emplace(org->db->db).snapshot();
+  org->db->db->MultiGet(ro, org->db->meta(), n, meta_slices.data(), meta_values.data(),
                         statuses.data());
   const int64_t now = clock_->NowMillis();
   std::vector<Result<Entry>> out;
@@ -853,7 +865,7 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   }
   std::vector<rocksdb::PinnableSlice> payloads(m);
   std::vector<rocksdb::Status> payload_statuses(m);
-  org->db->db->MultiGet({}, org->db->data(), m, payload_slices.data(), payloads.data(),
+  org->db->db->MultiGet(ro, org->db->data(), m, payload_slices.data(), payloads.data(),
                         payload_statuses.data());
   for (size_t j = 0; j < m; ++j) {
     Result<Entry>& slot = out[want_payload[j]];

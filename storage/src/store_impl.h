@@ -175,8 +175,13 @@ class StoreImpl final : public Store {
   Result<OrgState*> FindOrg(std::string_view org) const;
   // FindOrg, and the reason it cannot serve if its database did not open.
   Result<OrgState*> FindOpenOrg(std::string_view org) const;
-  Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest);
-  Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest);
+  // Reads see the latest writes, or the state at `ro.snapshot`: a reader that takes meta and
+  // payload without the digest's lock reads both from one snapshot, so a concurrent delete
+  // or replace between the two reads cannot look like a missing payload.
+  Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest,
+                             const rocksdb::ReadOptions& ro = {});
+  Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest,
+                                           const rocksdb::ReadOptions& ro = {});
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
   void DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
   // Live SSTs of an org's data family with their key versions. REQUIRES: orgs_mu_ held.

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <thread>
 
 #include "store_fixture.h"
 
@@ -382,6 +384,39 @@ TEST_F(StoreTest, SetExpiryMovesEveryRecordOfTheEntry) {
                 .code(),
             Status::Code::kInvalidArgument);
   EXPECT_TRUE(store_->SetExpiry("acme", MakeDigest(9), later + 100'000).status().IsNotFound());
+}
+
+TEST_F(StoreTest, AGetRacingADeleteIsAHitOrAMissNeverAMissingPayload) {
+  Open();
+  CreateOrg("acme");
+  constexpr int kDigests = 4;
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop) {
+      for (int i = 0; i < kDigests; ++i) {
+        ASSERT_TRUE(Put("acme", i, "payload").ok());
+        ASSERT_TRUE(store_->Delete("acme", MakeDigest(i)).ok());
+      }
+    }
+  });
+  int hits = 0, misses = 0;
+  std::vector<Digest> digests;
+  for (int i = 0; i < kDigests; ++i) digests.push_back(MakeDigest(i));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  while (std::chrono::steady_clock::now() < until) {
+    for (int i = 0; i < kDigests; ++i) {
+      auto e = store_->Get("acme", MakeDigest(i));
+      ASSERT_TRUE(e.ok() || e.status().IsNotFound()) << e.status().ToString();
+      (e.ok() ? hits : misses)++;
+    }
+    for (const auto& e : store_->MultiGet("acme", digests, true)) {
+      ASSERT_TRUE(e.ok() || e.status().IsNotFound()) << e.status().ToString();
+    }
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GT(hits, 0);
+  EXPECT_GT(misses, 0);
 }
 
 }  // namespace
