@@ -4,7 +4,6 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
-#include <rocksdb/snapshot.h>
 #include <rocksdb/sst_file_manager.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/options_util.h>
@@ -47,6 +46,8 @@ Result<std::unique_ptr<Store>> Store::Open(StoreOptions options,
 namespace internal {
 namespace {
 
+// How often a read whose entry changed between its meta and payload reads is tried again.
+constexpr int kChangedEntryRereads = 3;
 // Where a store written before the per-org layout kept its benchmark-mode marker.
 constexpr char kLegacyMarker[] = "PLAINTEXT-BENCHMARK-ONLY";
 constexpr size_t kFamilyWriteBuffer = 32u << 20;
@@ -725,12 +726,14 @@ Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest,
 }
 
 Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest,
-                                                    const rocksdb::ReadOptions& ro) {
+                                                    const rocksdb::ReadOptions& ro,
+                                                    int64_t* expires_ms) {
   rocksdb::PinnableSlice value;
   rocksdb::Status s = org.db->db->Get(ro, org.db->data(), PayloadKey(digest), &value);
   if (s.IsNotFound()) return Status::Corruption("entry metadata exists but its payload is missing");
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
+  if (expires_ms != nullptr) *expires_ms = *ValueExpiry(View(value));
   return std::vector<uint8_t>(value.data() + kExpirySize, value.data() + value.size());
 }
 
@@ -785,26 +788,34 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
   return result;
 }
 
+// Meta and payload are two reads without the digest's lock: a delete or replace can land
+// between them. The payload's expiry prefix must match the meta's; if it does not, or the
+// payload is gone, the entry changed under the read, which is tried again (a snapshot would
+// do it in one go, but releasing snapshots makes RocksDB rewrite every fresh bottommost file
+// once more). Only a payload still missing under unchanged meta is corrupt.
+Result<Entry> StoreImpl::ReadEntry(const OrgState& org, const Digest& digest, bool with_payload) {
+  for (int attempt = 0;; ++attempt) {
+    SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(org, digest));
+    if (meta.expires_ms <= clock_->NowMillis()) return Status::NotFound("entry expired");
+    Entry entry;
+    entry.meta = std::move(meta);
+    if (!with_payload) return entry;
+    int64_t payload_expiry = 0;
+    auto payload = ReadPayload(org, digest, {}, &payload_expiry);
+    const bool changed = (payload.ok() && payload_expiry != entry.meta.expires_ms) ||
+                         payload.status().code() == Status::Code::kCorruption;
+    if (changed && attempt < kChangedEntryRereads) continue;
+    SC_ASSIGN_OR_RETURN(entry.payload, std::move(payload));
+    return entry;
+  }
+}
+
 Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool with_payload) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   org->counters.gets++;
-  // Both reads from one snapshot (a delete between them is not a missing payload).
-  std::optional<rocksdb::ManagedSnapshot> snapshot;
-  rocksdb::ReadOptions ro;
-  if (with_payload) ro.snapshot = snapshot.emplace(org->db->db).snapshot();
-  auto meta = ReadMeta(*org, digest, ro);
-  if (!meta.ok() || meta->expires_ms <= clock_->NowMillis()) {
-    org->counters.misses++;
-    if (meta.ok()) return Status::NotFound("entry expired");
-    return meta.status();
-  }
-  Entry entry;
-  entry.meta = std::move(meta).value();
-  if (with_payload) {
-    SC_ASSIGN_OR_RETURN(entry.payload, ReadPayload(*org, digest, ro));
-  }
-  org->counters.hits++;
+  auto entry = ReadEntry(*org, digest, with_payload);
+  (entry.ok() ? org->counters.hits : org->counters.misses)++;
   return entry;
 }
 
@@ -823,11 +834,7 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   }
   std::vector<rocksdb::PinnableSlice> meta_values(n);
   std::vector<rocksdb::Status> statuses(n);
-  // Meta and payloads from one snapshot (a delete between them is not a missing payload).
-  std::optional<rocksdb::ManagedSnapshot> snapshot;
-  rocksdb::ReadOptions ro;
-  if (with_payload) ro.snapshot = snapshot.emplace(org->db->db).snapshot();
-  org->db->db->MultiGet(ro, org->db->meta(), n, meta_slices.data(), meta_values.data(),
+  org->db->db->MultiGet({}, org->db->meta(), n, meta_slices.data(), meta_values.data(),
                         statuses.data());
   const int64_t now = clock_->NowMillis();
   std::vector<Result<Entry>> out;
@@ -865,14 +872,19 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   }
   std::vector<rocksdb::PinnableSlice> payloads(m);
   std::vector<rocksdb::Status> payload_statuses(m);
-  org->db->db->MultiGet(ro, org->db->data(), m, payload_slices.data(), payloads.data(),
+  org->db->db->MultiGet({}, org->db->data(), m, payload_slices.data(), payloads.data(),
                         payload_statuses.data());
   for (size_t j = 0; j < m; ++j) {
     Result<Entry>& slot = out[want_payload[j]];
     const rocksdb::Status& s = payload_statuses[j];
-    if (!s.ok() || payloads[j].size() < kExpirySize) {
-      slot = s.IsNotFound() || s.ok() ? Status::Corruption("payload of an entry is missing")
-                                      : FromRocks(s, "cannot read payload");
+    if (!s.ok() && !s.IsNotFound()) {
+      slot = FromRocks(s, "cannot read payload");
+      continue;
+    }
+    if (!s.ok() || payloads[j].size() < kExpirySize ||
+        *ValueExpiry(View(payloads[j])) != slot->meta.expires_ms) {
+      // Deleted or replaced between the two reads (or damaged): read it again alone.
+      slot = ReadEntry(*org, digests[want_payload[j]], true);
       continue;
     }
     slot->payload.assign(payloads[j].data() + kExpirySize, payloads[j].data() + payloads[j].size());

@@ -175,13 +175,14 @@ class StoreImpl final : public Store {
   Result<OrgState*> FindOrg(std::string_view org) const;
   // FindOrg, and the reason it cannot serve if its database did not open.
   Result<OrgState*> FindOpenOrg(std::string_view org) const;
-  // Reads see the latest writes, or the state at `ro.snapshot`: a reader that takes meta and
-  // payload without the digest's lock reads both from one snapshot, so a concurrent delete
-  // or replace between the two reads cannot look like a missing payload.
+  // A live entry's meta (and payload), consistent with each other. NotFound if none.
+  Result<Entry> ReadEntry(const OrgState& org, const Digest& digest, bool with_payload);
   Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest,
                              const rocksdb::ReadOptions& ro = {});
+  // Corruption if missing; `expires_ms` (if given) receives the record's expiry prefix.
   Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest,
-                                           const rocksdb::ReadOptions& ro = {});
+                                           const rocksdb::ReadOptions& ro = {},
+                                           int64_t* expires_ms = nullptr);
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
   void DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
   // Live SSTs of an org's data family with their key versions. REQUIRES: orgs_mu_ held.
