@@ -199,8 +199,7 @@ class CacheServiceImpl final : public CacheService {
   }
 
   Result<storage::Digest> NameDigest(const Session& s, std::string_view name) override {
-    SC_RETURN_IF_ERROR(CheckSession(s));
-    SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+    SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));  // checks the session
     return store_->NameDigest(org->id(), name);
   }
 

@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <optional>
 #include <utility>
 
 #include "private_file_system.h"
@@ -333,7 +332,7 @@ Status StoreImpl::OpenEngine() {
   return LoadOrgs();
 }
 
-rocksdb::DBOptions StoreImpl::OrgDbOptions(const std::string& org) const {
+rocksdb::DBOptions StoreImpl::OrgDbOptions() const {
   rocksdb::DBOptions o;
   o.env = env_.get();
   o.create_missing_column_families = true;
@@ -356,7 +355,6 @@ rocksdb::DBOptions StoreImpl::OrgDbOptions(const std::string& org) const {
   o.paranoid_checks = true;
   o.sst_file_manager = sst_file_manager_;
   o.listeners.push_back(event_listener_);
-  (void)org;
   return o;
 }
 
@@ -372,7 +370,7 @@ Result<std::unique_ptr<OrgDb>> StoreImpl::OpenOrgDb(const std::string& org, bool
   }
   auto out = std::make_unique<OrgDb>();
   SC_ASSIGN_OR_RETURN(out->info_log, InfoLog::Open(dir));
-  rocksdb::DBOptions db_options = OrgDbOptions(org);
+  rocksdb::DBOptions db_options = OrgDbOptions();
   db_options.create_if_missing = create;
   db_options.info_log = out->info_log;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -650,11 +648,15 @@ std::vector<std::string> StoreImpl::ListOrgs() const {
 
 // ---- Tokens -------------------------------------------------------------------------------
 
+namespace {
+
 constexpr size_t kTokenHashSize = 32;
 
 std::string HashKey(std::span<const uint8_t> hash) {
   return std::string(reinterpret_cast<const char*>(hash.data()), hash.size());
 }
+
+}  // namespace
 
 Status StoreImpl::AddToken(std::span<const uint8_t> hash, const TokenRecord& record) {
   if (hash.size() != kTokenHashSize) return Status::InvalidArgument("token hash must be 32 bytes");

@@ -159,7 +159,7 @@ class StoreImpl final : public Store {
   Status FinishDropOrg(const std::string& org);
   // Moves a store written before the per-org layout (one shared instance in db/) into it.
   Status MigrateLegacyLayout();
-  rocksdb::DBOptions OrgDbOptions(const std::string& org) const;
+  rocksdb::DBOptions OrgDbOptions() const;
   rocksdb::ColumnFamilyOptions BaseFamilyOptions() const;
   rocksdb::ColumnFamilyOptions MetaFamilyOptions(const std::string& meta_dir) const;
   rocksdb::ColumnFamilyOptions DataFamilyOptions(const std::string& data_dir) const;
