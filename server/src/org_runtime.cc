@@ -18,18 +18,21 @@ int64_t NowMs() {
 class SlotFilter final : public index::Filter {
  public:
   SlotFilter(const std::unordered_map<uint64_t, SlotInfo>& slots, int64_t now_ms,
-             std::optional<uint32_t> ns_id)
-      : slots_(slots), now_ms_(now_ms), ns_id_(ns_id) {}
+             std::optional<uint32_t> ns_id,
+             const std::function<bool(const storage::Digest&)>* admit)
+      : slots_(slots), now_ms_(now_ms), ns_id_(ns_id), admit_(admit) {}
   bool Admits(uint64_t slot) const override {
     auto it = slots_.find(slot);
     if (it == slots_.end() || it->second.expires_ms <= now_ms_) return false;
-    return !ns_id_ || it->second.ns_id == *ns_id_;
+    if (ns_id_ && it->second.ns_id != *ns_id_) return false;
+    return admit_ == nullptr || (*admit_)(it->second.digest);
   }
 
  private:
   const std::unordered_map<uint64_t, SlotInfo>& slots_;
   int64_t now_ms_;
   std::optional<uint32_t> ns_id_;
+  const std::function<bool(const storage::Digest&)>* admit_;
 };
 
 }  // namespace
@@ -190,10 +193,9 @@ void OrgRuntime::OnRemoved(std::span<const uint64_t> slots) {
   for (uint64_t s : slots) slots_.erase(s);
 }
 
-Result<std::vector<OrgRuntime::Candidate>> OrgRuntime::Search(std::span<const float> query,
-                                                              size_t k, float min_score,
-                                                              const std::string* name_space,
-                                                              int64_t now_ms) {
+Result<std::vector<OrgRuntime::Candidate>> OrgRuntime::Search(
+    std::span<const float> query, size_t k, float min_score, const std::string* name_space,
+    int64_t now_ms, const std::function<bool(const storage::Digest&)>* admit) {
   std::shared_lock<std::shared_mutex> lock(mu_);
   std::optional<uint32_t> ns_id;
   if (name_space != nullptr) {
@@ -201,7 +203,7 @@ Result<std::vector<OrgRuntime::Candidate>> OrgRuntime::Search(std::span<const fl
     if (it == namespaces_.end()) return std::vector<Candidate>{};  // nothing stored there
     ns_id = it->second;
   }
-  SlotFilter filter(slots_, now_ms, ns_id);
+  SlotFilter filter(slots_, now_ms, ns_id, admit != nullptr && *admit ? admit : nullptr);
   SC_ASSIGN_OR_RETURN(auto hits, index_->Search(query, k, min_score, &filter));
   std::vector<Candidate> out;
   out.reserve(hits.size());
@@ -210,6 +212,13 @@ Result<std::vector<OrgRuntime::Candidate>> OrgRuntime::Search(std::span<const fl
     if (it != slots_.end()) out.push_back({h.slot, h.score, it->second.digest});
   }
   return out;
+}
+
+std::shared_ptr<OrgAttachment> OrgRuntime::Attachment(
+    const std::function<std::shared_ptr<OrgAttachment>()>& make) {
+  std::lock_guard<std::mutex> lock(attachment_mu_);
+  if (!attachment_) attachment_ = make();
+  return attachment_;
 }
 
 uint64_t OrgRuntime::CountHit(const storage::Digest& digest, int64_t now_ms) {

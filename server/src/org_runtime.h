@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -17,6 +18,7 @@
 
 #include "metrics.h"
 #include "sealcache/index/vector_index.h"
+#include "sealcache/server/service.h"
 #include "sealcache/storage/store.h"
 
 namespace sealcache::server::internal {
@@ -73,8 +75,14 @@ class OrgRuntime {
     float score;
     storage::Digest digest;
   };
-  Result<std::vector<Candidate>> Search(std::span<const float> query, size_t k, float min_score,
-                                        const std::string* name_space, int64_t now_ms);
+  // `admit`, if given, also has to admit the candidate's digest.
+  Result<std::vector<Candidate>> Search(
+      std::span<const float> query, size_t k, float min_score, const std::string* name_space,
+      int64_t now_ms, const std::function<bool(const storage::Digest&)>* admit = nullptr);
+
+  // A front's state for this org (CacheService::Attachment): made by `make` on first use.
+  std::shared_ptr<OrgAttachment> Attachment(
+      const std::function<std::shared_ptr<OrgAttachment>()>& make);
 
   // Counts a hit; returns the hits of `digest` not yet written to the store, this one included.
   uint64_t CountHit(const storage::Digest& digest, int64_t now_ms);
@@ -123,6 +131,9 @@ class OrgRuntime {
   bool SnapshotStale(uint64_t changed) const;
 
   std::atomic<uint64_t> requests_in_flight_{0};
+
+  std::mutex attachment_mu_;
+  std::shared_ptr<OrgAttachment> attachment_;  // GUARDED_BY(attachment_mu_)
 
   std::mutex snapshot_mu_;
   std::atomic<uint64_t> inserts_since_snapshot_{0};

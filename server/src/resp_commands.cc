@@ -5,28 +5,19 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <optional>
 #include <unordered_map>
 
 #include "protocol_generated.h"
+#include "resp_internal.h"
 #include "sealcache/server/frame.h"
 
 namespace sealcache::server::internal {
-namespace {
-
-namespace P = protocol;
-using FBB = flatbuffers::FlatBufferBuilder;
-
-// What HELLO reports. The front follows Redis 7.2's replies (server/RESP.md).
-constexpr char kRedisVersion[] = "7.2.0";
-constexpr char kNoAuth[] = "NOAUTH Authentication required.";
-constexpr char kWrongPass[] = "WRONGPASS invalid username-password pair or user is disabled.";
-// The user name an admin token is given with (an org token's user name is its org).
-constexpr char kAdminUser[] = "admin";
-// Longest argument quoted back in "unknown command" (Redis: 128).
-constexpr size_t kQuotedArgumentsBytes = 128;
+namespace resp {
 
 std::string Lower(std::string_view s) {
   std::string out(s);
@@ -35,7 +26,9 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) { return Lower(a) == Lower(b); }
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && Lower(a) == Lower(b);
+}
 
 std::optional<int64_t> ParseInteger(std::string_view s) {
   int64_t v = 0;
@@ -43,6 +36,140 @@ std::optional<int64_t> ParseInteger(std::string_view s) {
   if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
   return v;
 }
+
+std::optional<double> ParseDouble(std::string_view s) {
+  if (s.empty() || s.size() > 64 || std::isspace(static_cast<unsigned char>(s[0]))) {
+    return std::nullopt;
+  }
+  const std::string copy(s);
+  char* end = nullptr;
+  const double v = std::strtod(copy.c_str(), &end);
+  if (end != copy.c_str() + copy.size() || std::isnan(v)) return std::nullopt;
+  return v;
+}
+
+void ReplyError(RespWriter& out, const Status& status, std::string_view command) {
+  switch (status.code()) {
+    case Status::Code::kUnauthenticated:
+      return out.Error(kNoAuth);
+    case Status::Code::kPermissionDenied:
+      return out.Error("NOPERM this user has no permissions to run the '" + Lower(command) +
+                       "' command");
+    case Status::Code::kFailedPrecondition:
+      if (status.message() == kWrongType) return out.Error(kWrongType);
+      [[fallthrough]];
+    default:
+      return out.Error("ERR " + status.message());
+  }
+}
+
+namespace {
+constexpr uint8_t kRecordMagic = 'R';
+constexpr uint8_t kRecordVersion = 1;
+constexpr size_t kRecordHeaderBytes = 3 + 4;
+
+void PutU32(std::vector<uint8_t>& r, size_t n) {
+  for (int i = 0; i < 4; ++i) r.push_back(static_cast<uint8_t>(n >> (8 * i)));
+}
+void PutBytes(std::vector<uint8_t>& r, std::string_view b) {
+  r.insert(r.end(), b.begin(), b.end());
+}
+std::vector<uint8_t> RecordHead(RecordType type, std::string_view name, size_t body_bytes) {
+  std::vector<uint8_t> r;
+  r.reserve(kRecordHeaderBytes + name.size() + body_bytes);
+  r.push_back(kRecordMagic);
+  r.push_back(kRecordVersion);
+  r.push_back(static_cast<uint8_t>(type));
+  PutU32(r, name.size());
+  PutBytes(r, name);
+  return r;
+}
+
+// Reads a u32 length and that many bytes at `*at`; false if the payload is too short.
+bool TakeString(std::span<const uint8_t> p, size_t* at, std::string_view* out) {
+  if (p.size() - *at < 4) return false;
+  const uint32_t n = uint32_t{p[*at]} | uint32_t{p[*at + 1]} << 8 | uint32_t{p[*at + 2]} << 16 |
+                     uint32_t{p[*at + 3]} << 24;
+  *at += 4;
+  if (p.size() - *at < n) return false;
+  *out = std::string_view(reinterpret_cast<const char*>(p.data()) + *at, n);
+  *at += n;
+  return true;
+}
+}  // namespace
+
+std::vector<uint8_t> StringRecord(std::string_view name, std::string_view value) {
+  auto r = RecordHead(RecordType::kString, name, value.size());
+  PutBytes(r, value);
+  return r;
+}
+
+std::vector<uint8_t> HashRecord(std::string_view name, const HashFields& fields) {
+  size_t body = 4;
+  for (const auto& [f, v] : fields) body += 8 + f.size() + v.size();
+  auto r = RecordHead(RecordType::kHash, name, body);
+  PutU32(r, fields.size());
+  for (const auto& [f, v] : fields) {
+    PutU32(r, f.size());
+    PutBytes(r, f);
+    PutU32(r, v.size());
+    PutBytes(r, v);
+  }
+  return r;
+}
+
+std::optional<KeyRecord> ParseRecord(std::span<const uint8_t> p) {
+  if (p.size() < kRecordHeaderBytes || p[0] != kRecordMagic || p[1] != kRecordVersion) {
+    return std::nullopt;
+  }
+  KeyRecord r;
+  size_t at = 3;
+  if (!TakeString(p, &at, &r.name)) return std::nullopt;
+  const auto* base = reinterpret_cast<const char*>(p.data());
+  switch (p[2]) {
+    case static_cast<uint8_t>(RecordType::kString):
+      r.type = RecordType::kString;
+      r.value = std::string_view(base + at, p.size() - at);
+      return r;
+    case static_cast<uint8_t>(RecordType::kHash): {
+      r.type = RecordType::kHash;
+      std::string_view count_bytes;
+      if (p.size() - at < 4) return std::nullopt;
+      const uint32_t count = uint32_t{p[at]} | uint32_t{p[at + 1]} << 8 |
+                             uint32_t{p[at + 2]} << 16 | uint32_t{p[at + 3]} << 24;
+      at += 4;
+      // Each field takes at least 8 bytes: a count beyond that is damage, not a huge reserve.
+      if (count > (p.size() - at) / 8) return std::nullopt;
+      r.fields.reserve(count);
+      for (uint32_t i = 0; i < count; ++i) {
+        std::string_view f, v;
+        if (!TakeString(p, &at, &f) || !TakeString(p, &at, &v)) return std::nullopt;
+        r.fields.emplace_back(f, v);
+      }
+      if (at != p.size()) return std::nullopt;
+      return r;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace resp
+
+namespace {
+
+using namespace resp;  // NOLINT: this file is the front's command table
+
+namespace P = protocol;
+using FBB = flatbuffers::FlatBufferBuilder;
+
+// What HELLO reports. The front follows Redis 7.2's replies (server/RESP.md).
+constexpr char kRedisVersion[] = "7.2.0";
+constexpr char kWrongPass[] = "WRONGPASS invalid username-password pair or user is disabled.";
+// The user name an admin token is given with (an org token's user name is its org).
+constexpr char kAdminUser[] = "admin";
+// Longest argument quoted back in "unknown command" (Redis: 128).
+constexpr size_t kQuotedArgumentsBytes = 128;
 
 // A native request through CacheService::Handle, as a native connection would send it.
 class NativeCall {
@@ -69,27 +196,6 @@ class NativeCall {
   CacheService* service_;
   Session& session_;
   std::vector<uint8_t> response_;  // what Run's result points into
-};
-
-// A service error as Redis would word it for `command`.
-void ReplyError(RespWriter& out, const Status& status, std::string_view command) {
-  switch (status.code()) {
-    case Status::Code::kUnauthenticated:
-      return out.Error(kNoAuth);
-    case Status::Code::kPermissionDenied:
-      return out.Error("NOPERM this user has no permissions to run the '" + Lower(command) +
-                       "' command");
-    default:
-      return out.Error("ERR " + status.message());
-  }
-}
-
-struct Context {
-  CacheService* service;
-  RespServerFacts* facts;
-  RespSession& s;
-  const RespCommand& args;
-  RespWriter& out;
 };
 
 // Binds the session to `token` (user name checked against the token's org); writes the
@@ -177,7 +283,8 @@ void Hello(Context& c) {
   c.out.Bulk("role");
   c.out.Bulk("master");
   c.out.Bulk("modules");
-  c.out.ArrayHeader(0);
+  c.out.ArrayHeader(1);
+  WriteSearchModule(c.out);
 }
 
 void Select(Context& c) {
@@ -283,8 +390,8 @@ void ModuleList(Context& c) {
   if (Lower(c.args[1]) != "list") {
     return c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try MODULE HELP.");
   }
-  // The search module is reported once its commands are served (server/RESP.md).
-  c.out.ArrayHeader(0);
+  c.out.ArrayHeader(1);
+  WriteSearchModule(c.out);
 }
 
 std::string InfoText(Context& c, const std::string& section) {
@@ -460,54 +567,12 @@ void RevokeToken(Context& c) {
 
 // ---- exact cache: strings ---------------------------------------------------------------------
 
-constexpr char kWrongType[] = "WRONGTYPE Operation against a key holding the wrong kind of value";
-// A string's payload (encrypted with the org's data): magic, version, type, name length
-// (u32, little-endian), name, value. The name is kept so that a read proves which key it
-// found and SCAN can answer names.
-constexpr uint8_t kRecordMagic = 'R';
-constexpr uint8_t kRecordVersion = 1;
-constexpr uint8_t kStringType = 1;
-constexpr size_t kRecordHeaderBytes = 3 + 4;
-constexpr int64_t kMsPerSecond = 1000;
-
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::vector<uint8_t> StringRecord(std::string_view name, std::string_view value) {
-  std::vector<uint8_t> r;
-  r.reserve(kRecordHeaderBytes + name.size() + value.size());
-  r.push_back(kRecordMagic);
-  r.push_back(kRecordVersion);
-  r.push_back(kStringType);
-  const auto n = static_cast<uint32_t>(name.size());
-  for (int i = 0; i < 4; ++i) r.push_back(static_cast<uint8_t>(n >> (8 * i)));
-  r.insert(r.end(), name.begin(), name.end());
-  r.insert(r.end(), value.begin(), value.end());
-  return r;
-}
-
 // The value if `payload` is the string record of `name`.
 std::optional<std::string_view> StringValue(std::span<const uint8_t> payload,
                                             std::string_view name) {
-  if (payload.size() < kRecordHeaderBytes || payload[0] != kRecordMagic ||
-      payload[1] != kRecordVersion || payload[2] != kStringType) {
-    return std::nullopt;
-  }
-  const uint32_t n = uint32_t{payload[3]} | uint32_t{payload[4]} << 8 | uint32_t{payload[5]} << 16 |
-                     uint32_t{payload[6]} << 24;
-  if (payload.size() - kRecordHeaderBytes < n) return std::nullopt;
-  const auto* p = reinterpret_cast<const char*>(payload.data());
-  if (std::string_view(p + kRecordHeaderBytes, n) != name) return std::nullopt;
-  return std::string_view(p + kRecordHeaderBytes + n, payload.size() - kRecordHeaderBytes - n);
-}
-
-// The digest `name` maps to in the session's org: an HMAC under the org's name key, so the
-// plaintext metadata cannot be tested against guessed names (server/RESP.md).
-Result<storage::Digest> KeyDigest(Context& c, std::string_view name) {
-  return c.service->NameDigest(c.s.session, name);
+  auto r = ParseRecord(payload);
+  if (!r || r->type != RecordType::kString || r->name != name) return std::nullopt;
+  return r->value;
 }
 
 flatbuffers::Offset<flatbuffers::Vector<uint8_t>> DigestVector(FBB& fbb, const storage::Digest& d) {
@@ -792,12 +857,15 @@ void Persist(Context& c) {
 }
 
 void Type(Context& c) {
-  auto s = ReadString(c, c.args[1]);
-  if (s.ok()) return c.out.SimpleString("string");
-  if (s.status().IsNotFound() || s.status().code() == Status::Code::kFailedPrecondition) {
-    return c.out.SimpleString("none");
-  }
-  ReplyError(c.out, s.status(), c.args[0]);
+  NativeCall call(c.service, c.s.session);
+  auto e = ReadEntry(c, call, c.args[1], true);
+  if (e.status().IsNotFound()) return c.out.SimpleString("none");
+  if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
+  std::span<const uint8_t> payload;
+  if ((*e)->payload() != nullptr) payload = {(*e)->payload()->data(), (*e)->payload()->size()};
+  auto record = ParseRecord(payload);
+  if (!record || record->name != c.args[1]) return c.out.SimpleString("none");
+  c.out.SimpleString(record->type == RecordType::kHash ? "hash" : "string");
 }
 
 // ---- the table ------------------------------------------------------------------------------
@@ -847,6 +915,22 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
       {"pexpireat", {-3, true, false, PExpireAt, {"write", "fast"}, 1, 1, 1}},
       {"persist", {2, true, false, Persist, {"write", "fast"}, 1, 1, 1}},
       {"type", {2, true, false, Type, {"readonly", "fast"}, 1, 1, 1}},
+      {"hset", {-4, true, false, HSet, {"write", "denyoom", "fast"}, 1, 1, 1}},
+      {"hmset", {-4, true, false, HMSet, {"write", "denyoom", "fast"}, 1, 1, 1}},
+      {"hget", {3, true, false, HGet, {"readonly", "fast"}, 1, 1, 1}},
+      {"hmget", {-3, true, false, HMGet, {"readonly", "fast"}, 1, 1, 1}},
+      {"hgetall", {2, true, false, HGetAll, {"readonly"}, 1, 1, 1}},
+      {"hdel", {-3, true, false, HDel, {"write", "fast"}, 1, 1, 1}},
+      {"hexists", {3, true, false, HExists, {"readonly", "fast"}, 1, 1, 1}},
+      {"hlen", {2, true, false, HLen, {"readonly", "fast"}, 1, 1, 1}},
+      {"scan", {-2, true, false, Scan, {"readonly"}}},
+      {"keys", {2, true, false, Keys, {"readonly"}}},
+      {"flushdb", {-1, true, false, FlushDb, {"write"}}},
+      {"ft._list", {1, true, false, FtList, {"readonly"}}},
+      {"ft.create", {-2, true, false, FtCreate, {"write", "denyoom"}}},
+      {"ft.info", {2, true, false, FtInfo, {"readonly"}}},
+      {"ft.search", {-3, true, false, FtSearch, {"readonly"}}},
+      {"ft.dropindex", {-2, true, false, FtDropIndex, {"write"}}},
       {"sealcache.createorg", {-3, true, true, CreateOrg, {"admin"}}},
       {"sealcache.droporg", {2, true, true, DropOrg, {"admin"}}},
       {"sealcache.rotatekey", {2, true, true, RotateKey, {"admin"}}},

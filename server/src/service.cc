@@ -203,6 +203,31 @@ class CacheServiceImpl final : public CacheService {
     return store_->NameDigest(org->id(), name);
   }
 
+  Status Update(const Session& s, const storage::Digest& digest,
+                const std::function<Result<EntryChange>(const LiveEntry*)>& change) override;
+  Result<EntryPage> Scan(const Session& s, const storage::Digest& from, size_t count) override;
+  Result<std::vector<SearchHit>> Search(const Session& s, const SearchQuery& query) override;
+  Result<uint32_t> Dimension(const Session& s) override {
+    SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+    return org->config().dimension;
+  }
+  Result<std::shared_ptr<OrgAttachment>> Attachment(
+      const Session& s, const std::function<std::shared_ptr<OrgAttachment>()>& make) override {
+    SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+    return org->Attachment(make);
+  }
+  Status WriteOrgFile(const Session& s, std::string_view name,
+                      std::span<const uint8_t> bytes) override {
+    SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+    if (name == OrgRuntime::kSnapshotFile) return Status::InvalidArgument("reserved file name");
+    return store_->WriteOrgFile(org->id(), name, bytes);
+  }
+  Result<std::vector<uint8_t>> ReadOrgFile(const Session& s, std::string_view name) override {
+    SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+    if (name == OrgRuntime::kSnapshotFile) return Status::InvalidArgument("reserved file name");
+    return store_->ReadOrgFile(org->id(), name);
+  }
+
   Status CheckSession(const Session& s) const override {
     if (!s.authenticated) return Status::Unauthenticated("send Hello with a token first");
     if (s.binding->revoked.load()) {
@@ -652,6 +677,109 @@ Reply CacheServiceImpl::Lookup(const Session& s, const P::LookupRequest* r, FBB&
   rt.metrics().lookup_latency.Observe(SecondsSince(start));
   auto v = fbb.CreateVector(hits);
   return Ok(P::ResponseBody::LookupResponse, P::CreateLookupResponse(fbb, v));
+}
+
+// ---- direct operations for fronts ------------------------------------------------------------
+
+Status CacheServiceImpl::Update(
+    const Session& s, const storage::Digest& digest,
+    const std::function<Result<EntryChange>(const LiveEntry*)>& change) {
+  SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+  OrgRuntime& rt = *org;
+  std::lock_guard<std::mutex> stripe(rt.StripeFor(digest));
+  auto current = store_->Get(rt.id(), digest, /*with_payload=*/true);
+  if (!current.ok() && !current.status().IsNotFound()) return current.status();
+  std::optional<LiveEntry> live;
+  if (current.ok()) {
+    live = LiveEntry{current->meta.expires_ms, current->meta.vector_slot != storage::kNoVectorSlot,
+                     current->payload};
+  }
+  SC_ASSIGN_OR_RETURN(EntryChange c, change(live ? &*live : nullptr));
+  switch (c.kind) {
+    case EntryChange::Kind::kKeep:
+      return Status::Ok();
+    case EntryChange::Kind::kDelete: {
+      SC_ASSIGN_OR_RETURN(storage::RemovedEntries removed, store_->Delete(rt.id(), digest));
+      rt.OnRemoved(removed);
+      rt.metrics().deletes.fetch_add(removed.count);
+      if (c.on_applied) c.on_applied();
+      return Status::Ok();
+    }
+    case EntryChange::Kind::kPut: {
+      storage::PutRequest put;
+      put.digest = digest;
+      put.payload = c.payload;
+      put.vector = c.vector;
+      put.ttl_ms = c.ttl_ms;
+      put.keep_expiry = c.keep_expiry;
+      SC_ASSIGN_OR_RETURN(storage::PutResult result, store_->Put(rt.id(), put));
+      rt.OnPut(digest, result, put.vector, put.name_space);
+      rt.metrics().puts.fetch_add(1, std::memory_order_relaxed);
+      if (c.on_applied) c.on_applied();
+      return Status::Ok();
+    }
+  }
+  return Status::InvalidArgument("unknown change");
+}
+
+Result<EntryPage> CacheServiceImpl::Scan(const Session& s, const storage::Digest& from,
+                                         size_t count) {
+  SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+  EntryPage page;
+  std::vector<storage::Digest> digests;
+  SC_RETURN_IF_ERROR(store_->ScanMeta(
+      org->id(),
+      [&](const storage::EntryMeta& m) {
+        if (digests.size() == count) {
+          page.next = m.digest;
+          return false;
+        }
+        digests.push_back(m.digest);
+        return true;
+      },
+      from));
+  auto entries = store_->MultiGet(org->id(), digests, /*with_payload=*/true);
+  for (size_t i = 0; i < digests.size(); ++i) {
+    if (entries[i].status().IsNotFound()) continue;  // removed since the scan saw it
+    if (!entries[i].ok()) return entries[i].status();
+    const storage::Entry& e = *entries[i];
+    page.entries.push_back({digests[i], e.meta.expires_ms,
+                            e.meta.vector_slot != storage::kNoVectorSlot, std::move(e.payload)});
+  }
+  return page;
+}
+
+Result<std::vector<SearchHit>> CacheServiceImpl::Search(const Session& s, const SearchQuery& q) {
+  const auto start = std::chrono::steady_clock::now();
+  SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+  OrgRuntime& rt = *org;
+  if (q.k == 0 || q.k > options_.max_k) {
+    return Status::InvalidArgument("k must be between 1 and " + std::to_string(options_.max_k));
+  }
+  if (q.vector.size() != rt.config().dimension) {
+    return Status::InvalidArgument("query vector has dimension " + std::to_string(q.vector.size()) +
+                                   ", org expects " + std::to_string(rt.config().dimension));
+  }
+  const int64_t now = NowMs();
+  rt.metrics().lookups.fetch_add(1, std::memory_order_relaxed);
+  SC_ASSIGN_OR_RETURN(auto candidates,
+                      rt.Search(q.vector, q.k, q.min_score, nullptr, now, &q.admit));
+  std::vector<storage::Digest> digests;
+  for (const auto& c : candidates) digests.push_back(c.digest);
+  auto entries = store_->MultiGet(rt.id(), digests, /*with_payload=*/true);
+  std::vector<SearchHit> hits;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    // As in Lookup: the store is the authority; a damaged entry fails the search.
+    if (!entries[i].ok() && !entries[i].status().IsNotFound()) return entries[i].status();
+    if (!entries[i].ok() || entries[i]->meta.vector_slot != candidates[i].slot) continue;
+    rt.CountHit(candidates[i].digest, now);
+    hits.push_back({candidates[i].score,
+                    {candidates[i].digest, entries[i]->meta.expires_ms, true,
+                     std::move(entries[i]->payload)}});
+  }
+  (hits.empty() ? rt.metrics().lookup_misses : rt.metrics().lookup_hits).fetch_add(1);
+  rt.metrics().lookup_latency.Observe(SecondsSince(start));
+  return hits;
 }
 
 Reply CacheServiceImpl::Delete(const Session& s, const P::DeleteRequest* r, FBB& fbb) {

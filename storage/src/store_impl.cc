@@ -1054,14 +1054,16 @@ Result<Digest> StoreImpl::NameDigest(std::string_view org_id, std::string_view n
   return crypto::HmacSha256(*key, {reinterpret_cast<const uint8_t*>(input.data()), input.size()});
 }
 
-Status StoreImpl::ScanMeta(std::string_view org_id,
-                           const std::function<bool(const EntryMeta&)>& fn) {
+Status StoreImpl::ScanMeta(std::string_view org_id, const std::function<bool(const EntryMeta&)>& fn,
+                           const Digest& from) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   const std::string prefix = EntryKeyPrefix(org->id);
   const int64_t now = clock_->NowMillis();
   std::unique_ptr<rocksdb::Iterator> it(org->db->db->NewIterator({}, org->db->meta()));
-  for (it->Seek(prefix); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
+  const std::string start =
+      prefix + std::string(reinterpret_cast<const char*>(from.data()), from.size());
+  for (it->Seek(start); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
     if (it->key().size() != prefix.size() + kDigestSize) continue;
     Digest d{};
     std::memcpy(d.data(), it->key().data() + prefix.size(), kDigestSize);

@@ -121,7 +121,8 @@ class StoreImpl final : public Store {
   Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
                               int64_t expires_ms) override;
   Result<Digest> NameDigest(std::string_view org, std::string_view name) override;
-  Status ScanMeta(std::string_view org, const std::function<bool(const EntryMeta&)>& fn) override;
+  Status ScanMeta(std::string_view org, const std::function<bool(const EntryMeta&)>& fn,
+                  const Digest& from) override;
   Status ScanVectors(std::string_view org, uint64_t from_slot,
                      const std::function<bool(uint64_t, const Digest&, int64_t,
                                               std::span<const float>)>& fn) override;

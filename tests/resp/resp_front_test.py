@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -255,7 +256,8 @@ class RespFront(unittest.TestCase):
         self.assertEqual(r.dbsize(), 0)
         self.assertEqual(r.config_get("save"), {"save": ""})
         self.assertEqual(r.config_get("*"), {"save": "", "appendonly": "no"})
-        self.assertEqual(r.execute_command("MODULE", "LIST"), [])
+        self.assertEqual(r.execute_command("MODULE", "LIST"),
+                         [[b"name", b"search", b"ver", 20811, b"path", b"", b"args", []]])
         described = r.command()  # redis-py parses Redis 7's layout into a dict by name
         self.assertEqual(len(described), r.command_count())
         self.assertEqual(described["ping"]["arity"], -1)
@@ -438,6 +440,335 @@ class ExactCache(unittest.TestCase):
         self.assertEqual(self.server.files_containing(value), [])
         self.assertEqual(self.org().get(name), value)
         self.assertTrue(3590 <= self.org().ttl(name) <= 3600)
+
+
+def vec(*xs):
+    """FLOAT32 little-endian bytes, as RedisVL and LangChain send vectors."""
+    return struct.pack("<%df" % len(xs), *xs)
+
+
+def unit(i, dim=8):
+    """A distinct direction per i (cosine distance 1 between any two of the first `dim`)."""
+    v = [0.0] * dim
+    v[i % dim] = 1.0
+    return v
+
+
+class HashesAndSearch(unittest.TestCase):
+    """Hashes, the keyspace commands and the search module's subset, with the exact command
+    sequences of RedisVL's SemanticCache (v0.26 and v0.4, the one LiteLLM pins) and of
+    langchain_community's RedisSemanticCache, replayed with redis-py 4.3.4."""
+
+    DIM = 8
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        admin = cls.server.admin()
+        cls.tokens = {org: pairs(admin.execute_command("SEALCACHE.CREATEORG", org, cls.DIM))["token"]
+                      for org in ("acme", "globex")}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def org(self, org="acme", **kwargs):
+        return redis.Redis(port=self.server.port, username=org, password=self.tokens[org],
+                           **kwargs)
+
+    def error_of(self, fn, *args):
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            fn(*args)
+        return str(e.exception)
+
+    def test_hash_commands_as_redis_answers_them(self):
+        r = self.org()
+        self.assertEqual(r.hset("h:1", mapping={"a": "1", "b": "2"}), 2)
+        self.assertEqual(r.hset("h:1", mapping={"b": "20", "c": "3"}), 1)
+        self.assertEqual(r.hget("h:1", "b"), b"20")
+        self.assertIsNone(r.hget("h:1", "zz"))
+        self.assertIsNone(r.hget("h:none", "a"))
+        self.assertEqual(r.hmget("h:1", ["a", "zz", "c"]), [b"1", None, b"3"])
+        self.assertEqual(r.hgetall("h:1"), {b"a": b"1", b"b": b"20", b"c": b"3"})
+        self.assertEqual(r.hgetall("h:none"), {})
+        self.assertEqual(r.hlen("h:1"), 3)
+        self.assertTrue(r.hexists("h:1", "a"))
+        self.assertFalse(r.hexists("h:1", "zz"))
+        self.assertEqual(r.type("h:1"), b"hash")
+        self.assertEqual(r.hdel("h:1", "a", "zz"), 1)
+        self.assertEqual(r.hdel("h:1", "b", "c"), 2)
+        self.assertEqual(r.exists("h:1"), 0)  # the last field took the key with it
+        r.set("s:1", "x")
+        self.assertIn("WRONGTYPE", self.error_of(r.hset, "s:1", "f", "v"))
+        self.assertIn("WRONGTYPE", self.error_of(r.hget, "s:1", "f"))
+        r.hset("h:2", "f", "v")
+        self.assertIn("WRONGTYPE", self.error_of(r.get, "h:2"))
+        self.assertIn("wrong number of arguments for 'hset'",
+                      self.error_of(r.execute_command, "HSET", "h:2", "f"))
+        self.assertTrue(r.execute_command("HMSET", "h:3", "x", "1"))  # +OK
+        self.assertTrue(0 < r.ttl("h:2") <= 86400)  # every entry expires
+        self.assertTrue(r.expire("h:2", 100))
+        self.assertTrue(95 <= r.ttl("h:2") <= 100)
+        r.hset("h:2", "g", "w")  # a write keeps the expiry, as in Redis
+        self.assertTrue(95 <= r.ttl("h:2") <= 100)
+        self.assertEqual(r.hgetall("h:2"), {b"f": b"v", b"g": b"w"})
+
+    def test_scan_keys_and_flushdb_see_the_sessions_org_only(self):
+        a, g = self.org("acme"), self.org("globex")
+        g.set("scan:globex", "g")
+        names = {"scan:%03d" % i for i in range(250)}
+        p = a.pipeline(transaction=False)
+        for n in sorted(names):
+            p.set(n, "v")
+        p.hset("scanh:1", "f", "v")
+        p.execute()
+        seen, cursor, rounds = set(), 0, 0
+        while True:
+            cursor, keys = a.scan(cursor, match="scan:*", count=40)
+            seen.update(k.decode() for k in keys)
+            rounds += 1
+            if cursor == 0:
+                break
+        self.assertEqual(seen, names)
+        self.assertGreater(rounds, 3)
+        self.assertEqual({k.decode() for k in a.scan_iter(match="scan*", _type="hash")},
+                         {"scanh:1"})
+        self.assertEqual(set(a.keys("scan:00?")), {("scan:00%d" % i).encode() for i in range(10)})
+        self.assertEqual(a.keys("scan:glob*"), [])
+        self.assertEqual(g.keys("scan:*"), [b"scan:globex"])
+        self.assertIn("invalid cursor", self.error_of(a.execute_command, "SCAN", "x"))
+        # FLUSHDB empties acme and leaves globex alone.
+        other = redis.Redis(port=self.server.port, username="acme",
+                            password=self.tokens["acme"])
+        self.assertTrue(other.flushdb())
+        self.assertEqual(a.dbsize(), 0)
+        self.assertEqual(a.keys("*"), [])
+        self.assertEqual(g.get("scan:globex"), b"g")
+
+    def test_module_list_hello_and_ft_list(self):
+        r = self.org()
+        modules = r.execute_command("MODULE", "LIST")
+        self.assertEqual(len(modules), 1)
+        module = pairs(modules[0])
+        self.assertEqual(module["name"], b"search")
+        self.assertEqual(module["ver"], 20811)
+        self.assertIsInstance(r.execute_command("FT._LIST"), list)
+
+    def test_redisvl_semantic_cache_v026_sequence(self):
+        """RedisVL 0.26's SemanticCache on the wire (shared/notes/RESP_CLIENTS.md), with a
+        LiteLLM-style tag filter field."""
+        r = self.org("acme")
+        r.execute_command("CLIENT", "SETINFO", "LIB-NAME", "redis-py(redisvl_v0.26.0)")
+        # init: the index does not exist yet
+        self.assertIn("Unknown index name", self.error_of(r.execute_command, "FT.INFO", "llmcache"))
+        self.assertEqual(r.execute_command(
+            "FT.CREATE", "llmcache", "ON", "HASH", "PREFIX", "1", "llmcache", "SCORE", "1.0",
+            "SCHEMA", "prompt", "TEXT", "WEIGHT", "1", "response", "TEXT", "WEIGHT", "1",
+            "inserted_at", "NUMERIC", "updated_at", "NUMERIC", "litellm_cache_key", "TAG",
+            "SEPARATOR", ",", "prompt_vector", "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM",
+            str(self.DIM), "DISTANCE_METRIC", "COSINE"), b"OK")
+        self.assertIn("Index already exists", self.error_of(
+            r.execute_command, "FT.CREATE", "llmcache", "SCHEMA", "prompt", "TEXT"))
+        info = pairs(r.execute_command("FT.INFO", "llmcache"))
+        self.assertEqual(info["index_name"], b"llmcache")
+        self.assertEqual(info["index_definition"][:4], [b"key_type", b"HASH", b"prefixes",
+                                                         [b"llmcache"]])
+        vector_attr = [a for a in info["attributes"] if a[1] == b"prompt_vector"][0]
+        self.assertEqual(vector_attr, [b"identifier", b"prompt_vector", b"attribute",
+                                       b"prompt_vector", b"type", b"VECTOR", b"algorithm",
+                                       b"FLAT", b"data_type", b"FLOAT32", b"dim",
+                                       str(self.DIM).encode(), b"distance_metric", b"COSINE"])
+        tag_attr = [a for a in info["attributes"] if a[1] == b"litellm_cache_key"][0]
+        self.assertEqual(tag_attr[4:], [b"type", b"TAG", b"SEPARATOR", b","])
+        self.assertIn(b"llmcache", r.execute_command("FT._LIST"))
+
+        # store: pipelined HSET + EXPIRE
+        def store(key, prompt, response, v, cache_key, ttl=None):
+            p = r.pipeline(transaction=False)
+            p.hset(key, mapping={"entry_id": key[-8:], "prompt": prompt, "response": response,
+                                 "prompt_vector": vec(*v), "inserted_at": time.time(),
+                                 "updated_at": time.time(), "litellm_cache_key": cache_key})
+            if ttl:
+                p.expire(key, ttl)
+            return p.execute()
+
+        self.assertEqual(store("llmcache:aaaa0001", "What is the capital of France?", "Paris",
+                               unit(0), "gpt-4o", ttl=600), [7, True])
+        store("llmcache:aaaa0002", "How tall is Mont Blanc?", "4,806 m", unit(1), "gpt-4o")
+        store("llmcache:aaaa0003", "What is France's capital city?", "Paris (mini)",
+              [0.99, 0.1, 0, 0, 0, 0, 0, 0], "gpt-4o-mini")
+        self.assertEqual(pairs(r.execute_command("FT.INFO", "llmcache"))["num_docs"], 3)
+
+        def check(v, threshold=0.1, cache_key=None, num_results=1):
+            query = ("@prompt_vector:[VECTOR_RANGE $distance_threshold $vector]"
+                     "=>{$YIELD_DISTANCE_AS: vector_distance}")
+            if cache_key is not None:
+                query = "(" + query + " @litellm_cache_key:{" + cache_key + "})"
+            return r.execute_command(
+                "FT.SEARCH", "llmcache", query, "RETURN", "7", "entry_id", "prompt", "response",
+                "inserted_at", "updated_at", "metadata", "vector_distance", "SORTBY",
+                "vector_distance", "ASC", "DIALECT", "2", "LIMIT", "0", str(num_results),
+                "PARAMS", "4", "vector", vec(*v), "distance_threshold", str(threshold))
+
+        # A near duplicate of the first prompt: a hit, the nearest first, distance as a string.
+        near = [1.0, 0.05, 0, 0, 0, 0, 0, 0]
+        reply = check(near)
+        self.assertEqual(reply[0], 2)  # both France entries are within 0.1
+        self.assertEqual(reply[1], b"llmcache:aaaa0001")
+        hit = pairs(reply[2])
+        self.assertEqual(hit["response"], b"Paris")
+        self.assertLess(float(hit["vector_distance"]), 0.01)
+        self.assertNotIn("prompt_vector", hit)  # not asked for in RETURN
+        self.assertEqual(len(reply), 3)  # LIMIT 0 1
+        # The tag filter runs inside the search: the mini entry is found for its own key only.
+        reply = check(near, cache_key="gpt\\-4o\\-mini")
+        self.assertEqual((reply[0], reply[1]), (1, b"llmcache:aaaa0003"))
+        self.assertEqual(check(near, cache_key="claude")[0], 0)
+        # Far from everything: a miss.
+        self.assertEqual(check(unit(5)), [0])
+        # TTL refresh on hit
+        self.assertTrue(r.expire("llmcache:aaaa0001", 900))
+        self.assertTrue(890 <= r.ttl("llmcache:aaaa0001") <= 900)
+        # update: HSET of some fields keeps the vector searchable
+        r.hset("llmcache:aaaa0001", mapping={"response": "Paris, France", "updated_at": 1.0})
+        hit = pairs(check(near)[2])
+        self.assertEqual(hit["response"], b"Paris, France")
+        # numeric filter
+        reply = r.execute_command("FT.SEARCH", "llmcache", "@updated_at:[0 (2]", "NOCONTENT",
+                                  "DIALECT", "2")
+        self.assertEqual(reply, [1, b"llmcache:aaaa0001"])
+        # clear(): SCAN + DEL
+        keys = list(r.scan_iter(match="llmcache:*", count=100))
+        self.assertEqual(len(keys), 3)
+        self.assertEqual(r.delete(*keys), 3)
+        self.assertEqual(check(near), [0])
+        # delete(): FT.DROPINDEX DD
+        store("llmcache:aaaa0004", "again", "again", unit(2), "gpt-4o")
+        self.assertEqual(r.execute_command("FT.DROPINDEX", "llmcache", "DD"), b"OK")
+        self.assertEqual(r.exists("llmcache:aaaa0004"), 0)
+        self.assertNotIn(b"llmcache", r.execute_command("FT._LIST"))
+        self.assertIn("Unknown index name",
+                      self.error_of(r.execute_command, "FT.SEARCH", "llmcache", "*"))
+
+    def test_knn_queries_with_redis_py_search_api_and_prefilters(self):
+        from redis.commands.search.field import NumericField, TagField, TextField, VectorField
+        from redis.commands.search.indexDefinition import IndexDefinition, IndexType
+        from redis.commands.search.query import Query
+        r = self.org("globex")
+        ft = r.ft("docs")
+        ft.create_index([TextField("content"), TagField("lang"), NumericField("year"),
+                         VectorField("content_vector", "HNSW",
+                                     {"TYPE": "FLOAT32", "DIM": self.DIM,
+                                      "DISTANCE_METRIC": "COSINE"})],
+                        definition=IndexDefinition(prefix=["doc:docs:"],
+                                                   index_type=IndexType.HASH))
+        for i in range(8):
+            r.hset("doc:docs:%d" % i, mapping={"content": "document %d" % i,
+                                               "lang": "en" if i % 2 == 0 else "fr",
+                                               "year": 2000 + i,
+                                               "content_vector": vec(*unit(i))})
+        r.hset("other:1", mapping={"content_vector": vec(*unit(0))})  # outside the prefix
+        q = (Query("*=>[KNN 3 @content_vector $vector AS vector_score]")
+             .return_fields("content", "vector_score").sort_by("vector_score").paging(0, 3)
+             .dialect(2))
+        res = ft.search(q, query_params={"vector": vec(*unit(2))})
+        self.assertEqual(res.total, 3)
+        self.assertEqual(res.docs[0].id, "doc:docs:2")
+        self.assertEqual(res.docs[0].content, "document 2")
+        self.assertAlmostEqual(float(res.docs[0].vector_score), 0.0, places=5)
+        self.assertNotIn("other:1", [d.id for d in res.docs])
+        # A pre-filter inside the search: French documents only, years 2003..2005.
+        q = (Query("(@lang:{fr} @year:[2003 2005])=>[KNN 5 @content_vector $vector AS score]")
+             .return_fields("lang", "year", "score").dialect(2))
+        res = ft.search(q, query_params={"vector": vec(*unit(3))})
+        self.assertEqual([d.id for d in res.docs], ["doc:docs:3", "doc:docs:5"])
+        self.assertTrue(all(d.lang == "fr" for d in res.docs))
+        # Errors name the problem.
+        self.assertIn("DIM", self.error_of(r.execute_command, "FT.CREATE", "bad", "SCHEMA", "v",
+                                           "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM", "3",
+                                           "DISTANCE_METRIC", "COSINE"))
+        self.assertIn("COSINE", self.error_of(r.execute_command, "FT.CREATE", "bad", "SCHEMA",
+                                              "v", "VECTOR", "FLAT", "6", "TYPE", "FLOAT32",
+                                              "DIM", str(self.DIM), "DISTANCE_METRIC", "L2"))
+        self.assertIn("FLOAT32", self.error_of(r.execute_command, "FT.CREATE", "bad", "SCHEMA",
+                                               "v", "VECTOR", "FLAT", "6", "TYPE", "FLOAT64",
+                                               "DIM", str(self.DIM), "DISTANCE_METRIC", "COSINE"))
+        # Indexes belong to their org: acme sees none of globex's.
+        self.assertNotIn(b"docs", self.org("acme").execute_command("FT._LIST"))
+        self.assertIn("Unknown index name", self.error_of(
+            self.org("acme").execute_command, "FT.INFO", "docs"))
+        # The definitions survive a restart (an encrypted side file) and the hashes are found
+        # again, filter values reloaded from their records.
+        self.server.restart()
+        r = self.org("globex")
+        res = r.ft("docs").search(
+            Query("(@lang:{en})=>[KNN 2 @content_vector $vector AS score]").dialect(2),
+            query_params={"vector": vec(*unit(4))})
+        self.assertEqual([d.id for d in res.docs][:1], ["doc:docs:4"])
+        self.assertTrue(all(d.lang == "en" for d in res.docs))
+        self.assertEqual(self.server.files_containing(b"doc:docs:"), [])
+        self.assertEqual(self.server.files_containing(b"content_vector"), [])
+
+    def test_an_index_created_after_its_hashes_finds_them(self):
+        r = self.org("acme")
+        r.hset("late:1", mapping={"v": vec(*unit(6)), "t": "x"})
+        r.execute_command("FT.CREATE", "late", "ON", "HASH", "PREFIX", "1", "late:", "SCHEMA",
+                          "t", "TAG", "v", "VECTOR", "HNSW", "6", "TYPE", "FLOAT32", "DIM",
+                          str(self.DIM), "DISTANCE_METRIC", "COSINE")
+        reply = r.execute_command("FT.SEARCH", "late", "*=>[KNN 1 @v $q AS d]", "PARAMS", "2",
+                                  "q", vec(*unit(6)), "DIALECT", "2")
+        self.assertEqual(reply[:2], [1, b"late:1"])
+        reply = r.execute_command("FT.SEARCH", "late", "@t:{x}", "NOCONTENT")
+        self.assertEqual(reply, [1, b"late:1"])
+        r.execute_command("FT.DROPINDEX", "late")
+        self.assertEqual(r.hget("late:1", "t"), b"x")  # without DD the hashes stay
+
+    def test_langchain_community_semantic_cache_sequence(self):
+        """langchain_community's RedisSemanticCache (not RedisVL): MODULE LIST check, FT.INFO
+        as existence test, FT.CREATE, pipelined HSET, VECTOR_RANGE lookup."""
+        r = self.org("acme")
+        self.assertEqual(r.info("cluster"), {"cluster_enabled": 0})
+        modules = [pairs(m) for m in r.execute_command("MODULE", "LIST")]
+        self.assertTrue(any(m["name"] == b"search" and m["ver"] >= 20600 for m in modules))
+        index = "cache:0123abcd"
+        with self.assertRaises(redis.exceptions.ResponseError):
+            r.execute_command("FT.INFO", index)
+        r.execute_command("FT.CREATE", index, "ON", "HASH", "PREFIX", "1", "doc:" + index,
+                          "SCHEMA", "prompt", "TEXT", "WEIGHT", "1", "content_vector", "VECTOR",
+                          "FLAT", "6", "TYPE", "FLOAT32", "DIM", str(self.DIM),
+                          "DISTANCE_METRIC", "COSINE")
+        p = r.pipeline(transaction=False)
+        p.hset("doc:%s:%s" % (index, "f" * 32), mapping={
+            "prompt": "tell me a joke", "content_vector": vec(*unit(3)),
+            "llm_string": "fake-llm", "return_val": '[{"text": "why did the chicken"}]'})
+        p.execute()
+        reply = r.execute_command(
+            "FT.SEARCH", index, "@content_vector:[VECTOR_RANGE $distance_threshold $vector]"
+            "=>{$yield_distance_as: distance}", "RETURN", "4", "prompt", "llm_string",
+            "return_val", "distance", "SORTBY", "distance", "ASC", "DIALECT", "2", "LIMIT", "0",
+            "1", "PARAMS", "4", "vector", vec(*[0.05, 0, 0, 1, 0, 0, 0, 0]),
+            "distance_threshold", "0.2")
+        self.assertEqual(reply[0], 1)
+        doc = pairs(reply[2])
+        self.assertEqual(doc["return_val"], b'[{"text": "why did the chicken"}]')
+        self.assertLess(float(doc["distance"]), 0.2)
+
+    def test_search_in_resp3(self):
+        auth = (b"HELLO 3 AUTH globex " + self.tokens["globex"] + b"\r\n")
+        r = self.org("globex")
+        r.execute_command("FT.CREATE", "r3", "PREFIX", "1", "r3:", "SCHEMA", "v", "VECTOR",
+                          "FLAT", "6", "TYPE", "FLOAT32", "DIM", str(self.DIM),
+                          "DISTANCE_METRIC", "COSINE")
+        r.hset("r3:1", mapping={"v": vec(*unit(7)), "n": "one"})
+        blob = vec(*unit(7))
+        cmd = [b"FT.SEARCH", b"r3", b"*=>[KNN 1 @v $q AS d]", b"RETURN", b"1", b"n", b"PARAMS",
+               b"2", b"q", blob, b"DIALECT", b"2"]
+        wire = b"*%d\r\n" % len(cmd) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in cmd)
+        reply = raw(self.server.port, auth + wire, until=b"warning\r\n*0\r\n")
+        self.assertIn(b"%5\r\n$10\r\nattributes\r\n*0\r\n$6\r\nformat\r\n$6\r\nSTRING\r\n"
+                      b"$7\r\nresults\r\n*1\r\n%3\r\n$2\r\nid\r\n$4\r\nr3:1\r\n"
+                      b"$16\r\nextra_attributes\r\n%1\r\n$1\r\nn\r\n$3\r\none\r\n"
+                      b"$6\r\nvalues\r\n*0\r\n$13\r\ntotal_results\r\n:1\r\n", reply)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -53,6 +55,55 @@ struct Session {
   std::shared_ptr<SessionBinding> binding;
 };
 
+// A live entry as a front sees it.
+struct LiveEntry {
+  int64_t expires_ms = 0;
+  bool has_vector = false;
+  std::span<const uint8_t> payload;
+};
+
+// What an Update writes: nothing, a new value (payload and optional vector, with a TTL or
+// the current expiry kept), or a delete.
+struct EntryChange {
+  enum class Kind { kKeep, kPut, kDelete };
+  Kind kind = Kind::kKeep;
+  std::vector<uint8_t> payload;
+  std::vector<float> vector;  // empty: an exact-only entry
+  int64_t ttl_ms = 0;         // for kPut, unless keep_expiry
+  bool keep_expiry = false;   // for kPut over a live entry
+  // Runs after the change is written, still under the digest's lock (so a front's own
+  // view of the entry is updated in the order of the writes).
+  std::function<void()> on_applied;
+};
+
+struct PagedEntry {
+  storage::Digest digest{};
+  int64_t expires_ms = 0;
+  bool has_vector = false;
+  std::vector<uint8_t> payload;
+};
+struct EntryPage {
+  std::vector<PagedEntry> entries;
+  std::optional<storage::Digest> next;
+};
+
+struct SearchQuery {
+  std::span<const float> vector;
+  size_t k = 1;
+  float min_score = -1.0f;
+  std::function<bool(const storage::Digest&)> admit;  // may be empty: every live entry
+};
+struct SearchHit {
+  float score = 0;  // cosine similarity
+  PagedEntry entry;
+};
+
+// State a front keeps per org incarnation (see CacheService::Attachment).
+class OrgAttachment {
+ public:
+  virtual ~OrgAttachment() = default;
+};
+
 class CacheService {
  public:
   static Result<std::unique_ptr<CacheService>> Open(ServiceOptions options,
@@ -68,6 +119,35 @@ class CacheService {
   // The digest a key named by a client of the session's org maps to (Store::NameDigest):
   // for fronts whose clients name keys instead of sending digests.
   virtual Result<storage::Digest> NameDigest(const Session& session, std::string_view name) = 0;
+  // ---- Direct operations for fronts whose clients name keys (the Redis front). Each checks
+  // the session exactly as Handle does and acts on the session's org only.
+
+  // One atomic read-modify-write of the entry at `digest`: `change` runs under the digest's
+  // lock with the live entry (nullptr if none) and says what to write; nothing else writes
+  // that digest in between. An error from `change` is returned and nothing is written.
+  virtual Status Update(const Session& session, const storage::Digest& digest,
+                        const std::function<Result<EntryChange>(const LiveEntry*)>& change) = 0;
+  // The dimension of the session's org's vectors.
+  virtual Result<uint32_t> Dimension(const Session& session) = 0;
+  // Live entries (with payloads) in digest order from `from` on, at most `count`; `next` is
+  // the digest to continue from, or nullopt at the end.
+  virtual Result<EntryPage> Scan(const Session& session, const storage::Digest& from,
+                                 size_t count) = 0;
+  // Nearest live vectors of the session's org (cosine similarity >= min_score), filtered
+  // inside the search by `admit` on each candidate's digest, with payloads.
+  virtual Result<std::vector<SearchHit>> Search(const Session& session,
+                                                const SearchQuery& query) = 0;
+  // The front state attached to the session's org: made by `make` on first use, dropped
+  // with the org (a later org of the same name starts without it).
+  virtual Result<std::shared_ptr<OrgAttachment>> Attachment(
+      const Session& session, const std::function<std::shared_ptr<OrgAttachment>()>& make) = 0;
+  // Encrypted side files of the session's org (Store::WriteOrgFile), for a front's own
+  // definitions. Names: [a-z0-9._-], not the index snapshot's.
+  virtual Status WriteOrgFile(const Session& session, std::string_view name,
+                              std::span<const uint8_t> bytes) = 0;
+  virtual Result<std::vector<uint8_t>> ReadOrgFile(const Session& session,
+                                                   std::string_view name) = 0;
+
   // An error response for a frame that never reached Handle (e.g. too large).
   static std::vector<uint8_t> ErrorResponse(uint64_t id, const Status& status);
 

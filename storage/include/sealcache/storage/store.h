@@ -220,9 +220,10 @@ class Store {
   // and key rotations; in another org, or a later org of the same name, another one; and
   // nobody who reads the plaintext metadata can test a guessed name against it.
   virtual Result<Digest> NameDigest(std::string_view org, std::string_view name) = 0;
-  // Plaintext metadata of every live entry, in digest order (no payloads, no keys needed).
-  virtual Status ScanMeta(std::string_view org,
-                          const std::function<bool(const EntryMeta&)>& fn) = 0;
+  // Plaintext metadata of every live entry with digest >= `from`, in digest order (no
+  // payloads, no keys needed); `fn` returns false to stop.
+  virtual Status ScanMeta(std::string_view org, const std::function<bool(const EntryMeta&)>& fn,
+                          const Digest& from = Digest{}) = 0;
   // Every live vector with slot >= from_slot, in slot order; `fn` returns false to stop.
   virtual Status ScanVectors(
       std::string_view org, uint64_t from_slot,

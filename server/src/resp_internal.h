@@ -1,0 +1,106 @@
+// What the command files of the Redis-protocol front share: the per-command context, Redis's
+// error wording, and the records that keys are stored as (server/RESP.md, "How keys map to
+// entries"). Private to server/.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "resp_commands.h"
+
+namespace sealcache::server::internal::resp {
+
+constexpr char kNoAuth[] = "NOAUTH Authentication required.";
+constexpr char kWrongType[] = "WRONGTYPE Operation against a key holding the wrong kind of value";
+constexpr int64_t kMsPerSecond = 1000;
+
+std::string Lower(std::string_view s);
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+std::optional<int64_t> ParseInteger(std::string_view s);
+// A finite double as Redis parses one (strtod over the whole argument; "inf" allowed).
+std::optional<double> ParseDouble(std::string_view s);
+
+inline int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Context {
+  CacheService* service;
+  RespServerFacts* facts;
+  RespSession& s;
+  const RespCommand& args;
+  RespWriter& out;
+};
+
+// A service error as Redis would word it for `command` (a FailedPrecondition carrying
+// kWrongType is answered as WRONGTYPE).
+void ReplyError(RespWriter& out, const Status& status, std::string_view command);
+inline Status WrongType() { return Status::FailedPrecondition(kWrongType); }
+
+// ---- records: what a key's entry holds (encrypted with the org's data) -------------------------
+// Magic 'R', version 1, type, the name's length (u32 little-endian) and the name, then
+//   string (1): the value;
+//   hash (2):   the field count (u32), then each field and value, each as u32 length + bytes.
+enum class RecordType : uint8_t { kString = 1, kHash = 2 };
+
+using HashFields = std::vector<std::pair<std::string, std::string>>;
+
+struct KeyRecord {
+  RecordType type = RecordType::kString;
+  std::string_view name;
+  std::string_view value;                                             // a string's
+  std::vector<std::pair<std::string_view, std::string_view>> fields;  // a hash's, in order
+};
+
+std::vector<uint8_t> StringRecord(std::string_view name, std::string_view value);
+std::vector<uint8_t> HashRecord(std::string_view name, const HashFields& fields);
+// nullopt if `payload` is not a well-formed record (a native entry, or damage).
+std::optional<KeyRecord> ParseRecord(std::span<const uint8_t> payload);
+
+// The digest `name` maps to in the session's org.
+inline Result<storage::Digest> KeyDigest(Context& c, std::string_view name) {
+  return c.service->NameDigest(c.s.session, name);
+}
+
+// ---- handlers defined outside resp_commands.cc ------------------------------------------------
+// resp_data.cc: hashes and the keyspace.
+void HSet(Context& c);
+void HMSet(Context& c);
+void HGet(Context& c);
+void HMGet(Context& c);
+void HGetAll(Context& c);
+void HDel(Context& c);
+void HExists(Context& c);
+void HLen(Context& c);
+void Scan(Context& c);
+void Keys(Context& c);
+void FlushDb(Context& c);
+// resp_search.cc: the search module's subset.
+void FtList(Context& c);
+void FtCreate(Context& c);
+void FtInfo(Context& c);
+void FtSearch(Context& c);
+void FtDropIndex(Context& c);
+// What MODULE LIST and HELLO report for the search module.
+void WriteSearchModule(RespWriter& out);
+// The vector the entry of hash `name` must carry for `fields`: the vector field of the
+// first search index whose prefix `name` has (empty: none, or the field is missing or
+// malformed, which that index counts as an indexing failure, as RediSearch does).
+struct SearchIndexing {
+  std::vector<float> vector;
+};
+SearchIndexing VectorForHash(Context& c, std::string_view name, const HashFields& fields);
+// Keeps the search state of the session's org in step with hash `name` written with
+// `fields` (empty: removed). Called under the digest's lock, after the write.
+void OnHashWritten(Context& c, const storage::Digest& digest, std::string_view name,
+                   const HashFields& fields);
+
+}  // namespace sealcache::server::internal::resp
