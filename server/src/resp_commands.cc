@@ -884,6 +884,10 @@ struct CommandSpec {
 
 void Command(Context& c);
 
+// MULTI, EXEC and DISCARD are answered by RespCommands::Execute before the table is
+// consulted; they are in it for COMMAND's listing only.
+void AnsweredByExecute(Context& c) { c.out.Error("ERR " + c.args[0] + " is not allowed here"); }
+
 const std::unordered_map<std::string, CommandSpec>& Table() {
   static const auto* table = new std::unordered_map<std::string, CommandSpec>{
       {"ping", {-1, true, false, Ping, {"fast"}}},
@@ -915,6 +919,9 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
       {"pexpireat", {-3, true, false, PExpireAt, {"write", "fast"}, 1, 1, 1}},
       {"persist", {2, true, false, Persist, {"write", "fast"}, 1, 1, 1}},
       {"type", {2, true, false, Type, {"readonly", "fast"}, 1, 1, 1}},
+      {"multi", {1, true, false, AnsweredByExecute, {"noscript", "loading", "stale", "fast"}}},
+      {"exec", {1, true, false, AnsweredByExecute, {"noscript", "loading", "stale"}}},
+      {"discard", {1, true, false, AnsweredByExecute, {"noscript", "loading", "stale", "fast"}}},
       {"hset", {-4, true, false, HSet, {"write", "denyoom", "fast"}, 1, 1, 1}},
       {"hmset", {-4, true, false, HMSet, {"write", "denyoom", "fast"}, 1, 1, 1}},
       {"hget", {3, true, false, HGet, {"readonly", "fast"}, 1, 1, 1}},
@@ -984,6 +991,12 @@ void Command(Context& c) {
   }
 }
 
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return out;
+}
+
 std::string UnknownCommand(const RespCommand& args) {
   std::string quoted;
   for (size_t i = 1; i < args.size() && quoted.size() < kQuotedArgumentsBytes; ++i) {
@@ -995,7 +1008,61 @@ std::string UnknownCommand(const RespCommand& args) {
 
 }  // namespace
 
+// MULTI, EXEC and DISCARD, as Redis answers them: between MULTI and EXEC every command is
+// checked (name, arity, authentication) and queued; EXEC runs the queue in order and answers
+// an array of the replies; a command refused while queuing makes EXEC answer EXECABORT.
 void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& out) {
+  const std::string name = Lower(args[0]);
+  if (name == "multi") {
+    if (args.size() != 1) return out.Error("ERR wrong number of arguments for 'multi' command");
+    if (!service_->CheckSession(s.session).ok()) return out.Error(kNoAuth);
+    if (s.in_multi) return out.Error("ERR MULTI calls can not be nested");
+    s.in_multi = true;
+    s.multi_refused = false;
+    s.queued.clear();
+    return out.SimpleString("OK");
+  }
+  if (name == "exec" || name == "discard") {
+    if (args.size() != 1) {
+      return out.Error("ERR wrong number of arguments for '" + name + "' command");
+    }
+    if (!s.in_multi) return out.Error("ERR " + Upper(name) + " without MULTI");
+    std::vector<RespCommand> queued = std::move(s.queued);
+    const bool refused = s.multi_refused;
+    s.in_multi = s.multi_refused = false;
+    s.queued.clear();
+    if (name == "discard") return out.SimpleString("OK");
+    if (refused) return out.Error("EXECABORT Transaction discarded because of previous errors.");
+    out.ArrayHeader(queued.size());
+    for (const RespCommand& q : queued) Run(s, q, out);
+    return;
+  }
+  if (s.in_multi && name != "quit" && name != "reset") {
+    auto it = Table().find(name);
+    std::string refusal;
+    if (it == Table().end()) {
+      refusal = UnknownCommand(args);
+    } else {
+      const int n = static_cast<int>(args.size());
+      const int arity = it->second.arity;
+      if ((arity > 0 && n != arity) || (arity < 0 && n < -arity)) {
+        refusal = "ERR wrong number of arguments for '" + name + "' command";
+      } else if (!service_->CheckSession(s.session).ok()) {
+        refusal = kNoAuth;
+      }
+    }
+    if (!refusal.empty()) {
+      s.multi_refused = true;
+      return out.Error(refusal);
+    }
+    s.queued.push_back(args);
+    return out.SimpleString("QUEUED");
+  }
+  if (name == "reset") s.in_multi = s.multi_refused = false, s.queued.clear();
+  Run(s, args, out);
+}
+
+void RespCommands::Run(RespSession& s, const RespCommand& args, RespWriter& out) {
   const std::string name = Lower(args[0]);
   const auto& table = Table();
   auto it = table.find(name);

@@ -12,6 +12,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "resp_parser.h"
 #include "resp_writer.h"
@@ -36,6 +37,11 @@ struct RespSession {
   uint64_t client_id = 0;
   std::string client_name;
   bool close_after_reply = false;  // QUIT
+  // MULTI ... EXEC: the commands queued so far, and whether one was refused while queuing
+  // (EXEC then answers EXECABORT, as Redis does).
+  bool in_multi = false;
+  bool multi_refused = false;
+  std::vector<RespCommand> queued;
 };
 
 class RespCommands {
@@ -48,6 +54,9 @@ class RespCommands {
   void Execute(RespSession& s, const RespCommand& args, RespWriter& out);
 
  private:
+  // Execute without the transaction commands: one command's reply.
+  void Run(RespSession& s, const RespCommand& args, RespWriter& out);
+
   CacheService* service_;
   RespServerFacts* facts_;
 };

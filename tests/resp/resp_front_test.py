@@ -545,6 +545,28 @@ class HashesAndSearch(unittest.TestCase):
         self.assertEqual(a.keys("*"), [])
         self.assertEqual(g.get("scan:globex"), b"g")
 
+    def test_multi_exec_and_discard(self):
+        r = self.org("acme")
+        p = r.pipeline(transaction=True)  # MULTI ... EXEC
+        p.hset("tx:1", mapping={"a": "1"})
+        p.expire("tx:1", 50)
+        p.set("tx:2", "two")
+        p.hgetall("tx:1")
+        self.assertEqual(p.execute(), [1, True, True, {b"a": b"1"}])
+        self.assertTrue(45 <= r.ttl("tx:1") <= 50)
+        auth = b"AUTH acme " + self.tokens["acme"] + b"\r\n"
+        reply = raw(self.server.port, auth + b"MULTI\r\nSET tx:3 x\r\nDISCARD\r\nGET tx:3\r\n"
+                    b"EXEC\r\n", until=b"MULTI\r\n")
+        self.assertEqual(reply, b"+OK\r\n+OK\r\n+QUEUED\r\n+OK\r\n$-1\r\n"
+                                b"-ERR EXEC without MULTI\r\n")
+        reply = raw(self.server.port, auth + b"MULTI\r\nSET tx:4 x\r\nNOSUCH\r\nEXEC\r\n"
+                    b"GET tx:4\r\n", until=b"$-1\r\n")
+        self.assertIn(b"-ERR unknown command 'NOSUCH'", reply)
+        self.assertIn(b"-EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n",
+                      reply)
+        reply = raw(self.server.port, b"MULTI\r\n", until=b"\r\n")
+        self.assertEqual(reply, b"-NOAUTH Authentication required.\r\n")
+
     def test_module_list_hello_and_ft_list(self):
         r = self.org()
         modules = r.execute_command("MODULE", "LIST")
