@@ -747,15 +747,19 @@ void SetEx(Context& c) { SetWithExpiry(c, kMsPerSecond); }
 void PSetEx(Context& c) { SetWithExpiry(c, 1); }
 
 void MGet(Context& c) {
-  c.out.ArrayHeader(c.args.size() - 1);
+  std::vector<std::optional<std::string>> values;
   for (size_t i = 1; i < c.args.size(); ++i) {
     auto s = ReadString(c, c.args[i]);
     if (s.ok()) {
-      c.out.Bulk(s->value);
+      values.emplace_back(std::move(s->value));
+    } else if (s.status().IsNotFound() || s.status().code() == Status::Code::kFailedPrecondition) {
+      values.emplace_back();  // missing, or not a string: nil, as Redis's MGET
     } else {
-      c.out.NullBulk();  // missing, or not a string: as Redis's MGET
+      return ReplyError(c.out, s.status(), c.args[0]);  // e.g. a revoked session
     }
   }
+  c.out.ArrayHeader(values.size());
+  for (const auto& v : values) v ? c.out.Bulk(*v) : c.out.NullBulk();
 }
 
 // DEL and UNLINK: how many of the keys existed.

@@ -793,6 +793,119 @@ class HashesAndSearch(unittest.TestCase):
                       b"$6\r\nvalues\r\n*0\r\n$13\r\ntotal_results\r\n:1\r\n", reply)
 
 
+class IsolationMatrix(unittest.TestCase):
+    """The native protocol's session matrix over RESP: every data command in every session
+    state (none, own org, another org, admin, revoked token, revoked admin token, dropped org,
+    re-created org) either answers for its own org or is refused; none reveals or changes the
+    victim org's keys, hashes or indexes."""
+
+    DIM = 4
+    SECRET = b"victim-secret-Zq93"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def connect(self, user, token):
+        c = redis.Redis(port=self.server.port)
+        c.execute_command("AUTH", user, token)
+        return c
+
+    def commands(self):
+        v = vec(1, 0, 0, 0)
+        return [
+            ("GET", "v:str"), ("SET", "v:str", "overwritten"), ("MGET", "v:str", "v:hash"),
+            ("HGETALL", "v:hash"), ("HSET", "v:hash", "f", "overwritten"), ("HDEL", "v:hash", "f"),
+            ("DEL", "v:str"), ("EXISTS", "v:str"), ("TYPE", "v:hash"), ("TTL", "v:str"),
+            ("EXPIRE", "v:str", "1"), ("SCAN", "0", "COUNT", "1000"), ("KEYS", "*"), ("DBSIZE",),
+            ("INFO", "keyspace"), ("FT._LIST",), ("FT.INFO", "vidx"),
+            ("FT.SEARCH", "vidx", "*=>[KNN 5 @v $q AS d]", "PARAMS", "2", "q", v, "DIALECT", "2"),
+            ("FT.SEARCH", "vidx", "*"), ("FT.DROPINDEX", "vidx", "DD"),
+            ("FT.CREATE", "vidx", "SCHEMA", "v", "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM",
+             str(self.DIM), "DISTANCE_METRIC", "COSINE"),
+            ("FLUSHDB",),
+        ]
+
+    def fill_victim(self, conn):
+        conn.set("v:str", self.SECRET, ex=3600)
+        conn.hset("v:hash", mapping={"f": self.SECRET, "v": vec(1, 0, 0, 0)})
+        conn.execute_command("FT.CREATE", "vidx", "PREFIX", "1", "v:", "SCHEMA", "f", "TAG",
+                             "v", "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM", str(self.DIM),
+                             "DISTANCE_METRIC", "COSINE")
+
+    def assert_victim_intact(self, conn):
+        self.assertEqual(conn.get("v:str"), self.SECRET)
+        self.assertEqual(conn.hget("v:hash", "f"), self.SECRET)
+        self.assertIn(b"vidx", conn.execute_command("FT._LIST"))
+        reply = conn.execute_command("FT.SEARCH", "vidx", "*=>[KNN 1 @v $q AS d]", "PARAMS",
+                                     "2", "q", vec(1, 0, 0, 0), "DIALECT", "2")
+        self.assertEqual(reply[:2], [1, b"v:hash"])
+
+    def run_all(self, conn):
+        """Every command's reply (or error text), in order."""
+        out = []
+        for cmd in self.commands():
+            try:
+                out.append((cmd[0], repr(conn.execute_command(*cmd)).encode()))
+            except (redis.exceptions.ResponseError, redis.exceptions.AuthenticationError) as e:
+                out.append((cmd[0], b"ERROR " + str(e).encode()))
+        return out
+
+    def test_every_data_command_in_every_state(self):
+        admin = self.server.admin()
+        new_org = lambda org: pairs(admin.execute_command("SEALCACHE.CREATEORG", org,
+                                                          self.DIM))["token"]
+        victim_token = new_org("victim")
+        victim = self.connect("victim", victim_token)
+        self.fill_victim(victim)
+        other_token = new_org("other")
+
+        states = {}
+        states["none"] = redis.Redis(port=self.server.port)
+        states["other org"] = self.connect("other", other_token)
+        states["admin"] = self.connect("admin", self.server.admin_token)
+        issued = pairs(admin.execute_command("SEALCACHE.ISSUETOKEN", "victim"))
+        states["revoked token"] = self.connect("victim", issued["token"])
+        admin.execute_command("SEALCACHE.REVOKETOKEN", "victim", issued["token_id"])
+        extra_admin = pairs(admin.execute_command("SEALCACHE.ISSUETOKEN", ""))
+        states["revoked admin token"] = self.connect("admin", extra_admin["token"])
+        admin.execute_command("SEALCACHE.REVOKETOKEN", "", extra_admin["token_id"])
+        gone_token = new_org("gone")
+        states["dropped org"] = self.connect("gone", gone_token)
+        self.fill_victim(states["dropped org"])
+        admin.execute_command("SEALCACHE.DROPORG", "gone")
+        again_token = new_org("again")
+        states["re-created org"] = self.connect("again", again_token)
+        admin.execute_command("SEALCACHE.DROPORG", "again")
+        successor = self.connect("again", new_org("again"))
+        self.fill_victim(successor)
+
+        refused = {"none": "Authentication required", "revoked token": "Authentication required",
+                   "revoked admin token": "Authentication required",
+                   "dropped org": "Authentication required",
+                   "re-created org": "Authentication required", "admin": "no permissions"}
+        for state, conn in states.items():
+            with self.subTest(state=state):
+                for name, reply in self.run_all(conn):
+                    self.assertNotIn(self.SECRET, reply, (state, name))
+                    self.assertNotIn(b"v:hash", reply, (state, name))
+                    if state in refused:
+                        if name == "INFO":
+                            continue  # INFO answers a server section list without keyspace
+                        self.assertIn(refused[state].encode(), reply, (state, name))
+        self.assert_victim_intact(victim)
+        self.assert_victim_intact(successor)
+        # The own org's session does everything, FLUSHDB last, to its own org only.
+        own = self.run_all(victim)
+        self.assertIn(b"victim-secret", dict(own)["GET"])
+        self.assertEqual(victim.dbsize(), 0)
+        self.assert_victim_intact(successor)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--sealcached", required=True)
