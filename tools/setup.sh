@@ -50,5 +50,23 @@ if ((${#missing[@]})); then
   apt-get install -y -q "${missing[@]}"
 fi
 
+# Real Node.js clients for the Redis-protocol front's tests (node-redis 4.7 and 6, ioredis 6,
+# @langchain/redis): pinned by tests/resp/node/package-lock.json, installed with `npm ci` (the
+# only download, here, never at test time). They need Node 20 (on the CI machines); Debian's
+# nodejs is used where none is installed.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: Node.js 20 and npm are needed for tests/resp/node" >&2
+    exit 1
+  fi
+  apt-get install -y -q nodejs npm
+fi
+node_dir=tests/resp/node
+if [[ ! -d $node_dir/node_modules || $node_dir/package-lock.json -nt $node_dir/node_modules ]]; then
+  echo "setup: installing the Node.js test clients (npm ci in $node_dir)"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$node_dir/node_modules"
+fi
+
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS"

@@ -906,6 +906,35 @@ class IsolationMatrix(unittest.TestCase):
         self.assert_victim_intact(successor)
 
 
+class NodeClients(unittest.TestCase):
+    """node-redis 4.7 and 6, ioredis 6 and @langchain/redis's RedisVectorStore (Node 20, npm
+    packages pinned by tests/resp/node/package-lock.json, installed by tools/setup.sh)."""
+
+    NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        cls.token = pairs(cls.server.admin().execute_command("SEALCACHE.CREATEORG", "nodeorg",
+                                                             8))["token"].decode()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_node_clients_and_langchain_vector_store(self):
+        if not os.path.isdir(os.path.join(self.NODE_DIR, "node_modules")):
+            self.fail("npm packages missing: run tools/setup.sh (npm ci in tests/resp/node)")
+        env = dict(os.environ, SEALCACHE_RESP_PORT=str(self.server.port),
+                   SEALCACHE_ORG="nodeorg", SEALCACHE_TOKEN=self.token)
+        out = subprocess.run(["node", "clients_test.mjs"], cwd=self.NODE_DIR, env=env,
+                             capture_output=True, text=True, timeout=120)
+        sys.stdout.write(out.stdout)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        for suite in ("nodeRedis4", "nodeRedisCurrent", "ioredis", "langchainVectorStore"):
+            self.assertIn("ok " + suite, out.stdout)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--sealcached", required=True)
