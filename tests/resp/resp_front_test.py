@@ -224,6 +224,31 @@ class RespFront(unittest.TestCase):
             p.echo("message %d" % i)
         self.assertEqual(p.execute(), [b"message %d" % i for i in range(2000)])
 
+    def test_a_hundred_thousand_pipelined_commands_on_one_connection(self):
+        """Sent in one go, before any reply is read: the server answers them all, in order,
+        without buffering replies without bound (it stops reading while 1 MiB is unread)."""
+        n = 100000
+        wire = b"AUTH acme " + self.acme_token.encode() + b"\r\n"
+        wire += b"".join(b"SET p:%d %d EX 600\r\n" % (i % 1000, i) for i in range(n // 2))
+        wire += b"".join(b"GET p:%d\r\n" % (i % 1000) for i in range(n // 2))
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=60) as s:
+            s.sendall(wire)  # the server reads while we send: replies pile up in our buffer
+            s.shutdown(socket.SHUT_WR)
+            out = b""
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                out += chunk
+        replies = out.split(b"\r\n")
+        self.assertEqual(replies[0], b"+OK")
+        self.assertEqual(replies[1:1 + n // 2], [b"+OK"] * (n // 2))
+        # The GETs see the last SET of each key: value 49000 + key number.
+        gets = [r for r in replies[1 + n // 2:] if r and not r.startswith(b"$")]
+        self.assertEqual(len(gets), n // 2)
+        self.assertEqual(gets[:3], [b"49000", b"49001", b"49002"])
+        self.assertEqual(gets[-1], b"49999")
+
     def test_hello_3_answers_a_resp3_map_and_hello_2_a_flat_array(self):
         auth = b"AUTH acme " + self.acme_token.encode()
         three = raw(self.server.port, b"HELLO 3 " + auth + b"\r\n", until=b"*0\r\n")
