@@ -4,7 +4,11 @@
 // server RSS and bytes on disk per entry. --compare-plain runs the same workload against a
 // plaintext benchmark server in the same invocation, alternating rounds, and prints the
 // encrypted/plain ratios. See bench/README.md.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +42,9 @@ struct Options {
   bool spawn = false;
   std::string sealcached = "build/server/sealcached";
   bool compare_plain = false;
+  // Runs the same lookups as FT.SEARCH KNN over the Redis-protocol front (hashes loaded with
+  // HSET into orgs of their own on the same server) beside native Lookups; prints ratios.
+  bool compare_resp_search = false;
   uint32_t connections = 16;
   double duration_s = 20;
   uint64_t max_requests = 0;
@@ -60,6 +67,7 @@ struct SpawnedServer {
   pid_t pid = -1;
   std::string dir;
   uint16_t port = 0;
+  uint16_t resp_port = 0;
   ~SpawnedServer() {
     if (pid > 0) {
       kill(pid, SIGTERM);
@@ -100,6 +108,10 @@ std::unique_ptr<SpawnedServer> Spawn(const Options& o, bool plaintext) {
   if (mkdtemp(s->dir.data()) == nullptr) return nullptr;
   if (!crypto::CreateMasterKeyFile(s->dir + "/master.key").ok()) return nullptr;
   s->port = FreePort();
+  if (o.compare_resp_search) {
+    s->resp_port = static_cast<uint16_t>(s->port + 1);
+    if (s->resp_port == FreePort()) s->resp_port = FreePort();
+  }
   s->pid = fork();
   if (s->pid == 0) {
     if (plaintext) setenv("SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK", "1", 1);
@@ -111,6 +123,11 @@ std::unique_ptr<SpawnedServer> Spawn(const Options& o, bool plaintext) {
       execl(o.sealcached.c_str(), o.sealcached.c_str(), "--data", data.c_str(), "--master-key",
             key.c_str(), "--port", port.c_str(), "--threads", threads.c_str(),
             "--insecure-plaintext-for-benchmarks", static_cast<char*>(nullptr));
+    } else if (s->resp_port != 0) {
+      std::string resp_port = std::to_string(s->resp_port);
+      execl(o.sealcached.c_str(), o.sealcached.c_str(), "--data", data.c_str(), "--master-key",
+            key.c_str(), "--port", port.c_str(), "--threads", threads.c_str(), "--resp",
+            "--resp-port", resp_port.c_str(), static_cast<char*>(nullptr));
     } else {
       execl(o.sealcached.c_str(), o.sealcached.c_str(), "--data", data.c_str(), "--master-key",
             key.c_str(), "--port", port.c_str(), "--threads", threads.c_str(),
@@ -162,15 +179,154 @@ struct RoundResult {
   }
 };
 
+// ---- a minimal Redis-protocol client, for --compare-resp-search ----------------------------
+
+// Blocking RESP2: commands as arrays of bulk strings, replies read whole and flattened: every
+// scalar, at any depth, in order (a nil as "").
+class RespConn {
+ public:
+  static std::unique_ptr<RespConn> Connect(uint16_t port, const std::string& user,
+                                           const std::string& password) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return nullptr;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      close(fd);
+      return nullptr;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    auto c = std::unique_ptr<RespConn>(new RespConn(fd));
+    std::vector<std::string> reply;
+    std::string error;
+    if (!c->Call({"AUTH", user, password}, &reply, &error)) {
+      std::fprintf(stderr, "bench: RESP AUTH: %s\n", error.c_str());
+      return nullptr;
+    }
+    return c;
+  }
+  ~RespConn() { close(fd_); }
+
+  void Append(const std::vector<std::string_view>& args) {
+    out_ += "*" + std::to_string(args.size()) + "\r\n";
+    for (auto a : args) {
+      out_ += "$" + std::to_string(a.size()) + "\r\n";
+      out_.append(a);
+      out_ += "\r\n";
+    }
+  }
+  bool Flush() {
+    size_t sent = 0;
+    while (sent < out_.size()) {
+      ssize_t n = send(fd_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    out_.clear();
+    return true;
+  }
+  // One reply: false on an error reply (its text in `error`) or a broken connection.
+  bool Read(std::vector<std::string>* top, std::string* error) {
+    top->clear();
+    return ReadValue(top, error, 0);
+  }
+  bool Call(const std::vector<std::string_view>& args, std::vector<std::string>* top,
+            std::string* error) {
+    Append(args);
+    return Flush() && Read(top, error);
+  }
+
+ private:
+  explicit RespConn(int fd) : fd_(fd) {}
+  bool Fill() {
+    char buf[1 << 16];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  bool Line(std::string* line) {
+    size_t end;
+    while ((end = in_.find("\r\n", pos_)) == std::string::npos) {
+      if (!Fill()) return false;
+    }
+    line->assign(in_, pos_, end - pos_);
+    pos_ = end + 2;
+    return true;
+  }
+  bool ReadValue(std::vector<std::string>* top, std::string* error, int depth) {
+    if (depth == 0 && pos_ > (1u << 20)) in_.erase(0, pos_), pos_ = 0;
+    std::string line;
+    if (!Line(&line) || line.empty()) return false;
+    const std::string body = line.substr(1);
+    switch (line[0]) {
+      case '-':
+        *error = body;
+        return false;
+      case '+':
+      case ':':
+        top->push_back(body);
+        return true;
+      case '$': {
+        const long n = std::stol(body);
+        if (n < 0) {
+          top->push_back("");
+          return true;
+        }
+        while (in_.size() - pos_ < static_cast<size_t>(n) + 2) {
+          if (!Fill()) return false;
+        }
+        top->push_back(in_.substr(pos_, static_cast<size_t>(n)));
+        pos_ += static_cast<size_t>(n) + 2;
+        return true;
+      }
+      case '*': {
+        const long n = std::stol(body);
+        for (long i = 0; i < n; ++i) {
+          if (!ReadValue(top, error, depth + 1)) return false;
+        }
+        return true;
+      }
+      default:
+        *error = "unexpected reply " + line;
+        return false;
+    }
+  }
+
+  int fd_;
+  std::string out_, in_;
+  size_t pos_ = 0;
+};
+
+std::string_view FloatBytes(const std::vector<float>& v) {
+  return {reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float)};
+}
+constexpr char kRespIndex[] = "bench";
+std::string RespKey(uint32_t entry) { return "e:" + std::to_string(entry); }
+
 // ---- the target ---------------------------------------------------------------------------
 
 class Target {
  public:
-  Target(std::string name, std::string host, uint16_t port, std::string admin_token)
+  Target(std::string name, std::string host, uint16_t port, std::string admin_token,
+         uint16_t resp_port = 0)
       : name_(std::move(name)),
         host_(std::move(host)),
         port_(port),
-        admin_(std::move(admin_token)) {}
+        admin_(std::move(admin_token)),
+        resp_port_(resp_port) {}
+
+  // A target whose lookups are FT.SEARCH over the Redis front (orgs "r" + the usual name).
+  bool resp() const { return resp_port_ != 0; }
+  std::string OrgName(const Workload& w, uint32_t org) const {
+    return (resp() ? "r" : "") + w.OrgName(org);
+  }
+  std::unique_ptr<RespConn> ConnectResp(const Workload& w, uint32_t org) const {
+    return RespConn::Connect(resp_port_, OrgName(w, org), tokens_[org]);
+  }
 
   std::unique_ptr<client::Client> Connect(const std::string& token) const {
     client::ClientOptions o;
@@ -193,11 +349,11 @@ class Target {
     auto admin = Connect(admin_);
     if (!admin) return false;
     for (uint32_t o = 0; o < w.options().orgs; ++o) {
-      auto created = admin->CreateOrg(w.OrgName(o), w.options().dim);
+      auto created = admin->CreateOrg(OrgName(w, o), w.options().dim);
       if (created.ok()) {
         tokens_.push_back(created->token);
       } else if (created.status().code() == Status::Code::kAlreadyExists) {
-        auto issued = admin->IssueToken(w.OrgName(o));
+        auto issued = admin->IssueToken(OrgName(w, o));
         if (!issued.ok()) return false;
         tokens_.push_back(issued->first);
       } else {
@@ -215,6 +371,7 @@ class Target {
   std::string name_, host_;
   uint16_t port_;
   std::string admin_;
+  uint16_t resp_port_;
   std::vector<std::string> tokens_;
 };
 
@@ -228,8 +385,70 @@ void Progress(const char* phase, uint64_t done, double seconds, double p99_ms) {
   std::fflush(stderr);
 }
 
+// Loads every entry over the Redis front: an index per org, then pipelined HSETs of the
+// payload and the vector, `batch` per round trip. Returns entries per second.
+double LoadResp(const Target& t, const Workload& w, const Options& o) {
+  const uint32_t orgs = w.options().orgs, n = w.options().entries;
+  const std::string dim = std::to_string(w.options().dim);
+  for (uint32_t org = 0; org < orgs; ++org) {
+    auto c = t.ConnectResp(w, org);
+    std::vector<std::string> reply;
+    std::string error;
+    if (!c || !c->Call({"FT.CREATE", kRespIndex, "ON",   "HASH", "PREFIX",          "1",     "e:",
+                        "SCHEMA",    "payload",  "TEXT", "v",    "VECTOR",          "HNSW",  "6",
+                        "TYPE",      "FLOAT32",  "DIM",  dim,    "DISTANCE_METRIC", "COSINE"},
+                       &reply, &error)) {
+      std::fprintf(stderr, "bench: FT.CREATE: %s\n", error.c_str());
+      return 0;
+    }
+  }
+  const uint64_t chunks_per_org = (n + o.batch - 1) / o.batch;
+  const uint64_t chunks = orgs * chunks_per_org;
+  std::atomic<uint64_t> next{0}, done{0}, errors{0};
+  auto start = SteadyClock::now();
+  std::vector<std::thread> threads;
+  for (uint32_t c = 0; c < o.connections; ++c) {
+    threads.emplace_back([&, c] {
+      std::vector<std::unique_ptr<RespConn>> conns(orgs);
+      for (uint32_t org = 0; org < orgs; ++org) conns[org] = t.ConnectResp(w, org);
+      for (uint64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
+        const uint32_t org = static_cast<uint32_t>(chunk / chunks_per_org);
+        const uint32_t first = static_cast<uint32_t>((chunk % chunks_per_org) * o.batch);
+        const uint32_t last = std::min<uint32_t>(n, first + o.batch);
+        RespConn* conn = conns[org].get();
+        if (conn == nullptr) {
+          errors++;
+          continue;
+        }
+        for (uint32_t i = first; i < last; ++i) {
+          const auto v = w.EntryVector(org, i);
+          const auto p = w.Payload(org, i);
+          const std::string key = RespKey(i);
+          conn->Append({"HSET", key, "payload", p, "v", FloatBytes(v)});
+        }
+        std::vector<std::string> reply;
+        std::string error;
+        bool ok = conn->Flush();
+        for (uint32_t i = first; ok && i < last; ++i) ok = conn->Read(&reply, &error);
+        if (!ok) errors++;
+        done += last - first;
+        if (c == 0) {
+          Progress("load", done, std::chrono::duration<double>(SteadyClock::now() - start).count(),
+                   0);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::fprintf(stderr, "\n");
+  if (errors)
+    std::fprintf(stderr, "bench: %llu HSET batches failed\n", (unsigned long long)errors.load());
+  return done / std::chrono::duration<double>(SteadyClock::now() - start).count();
+}
+
 // Loads every entry with PutBatch from `connections` threads. Returns entries per second.
 double Load(const Target& t, const Workload& w, const Options& o) {
+  if (t.resp()) return LoadResp(t, w, o);
   const uint32_t orgs = w.options().orgs, n = w.options().entries;
   // Work items are (org, first entry) chunks of `batch` entries; a chunk never spans orgs.
   const uint64_t chunks_per_org = (n + o.batch - 1) / o.batch;
@@ -320,6 +539,11 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
       const uint32_t org = c % w.options().orgs;
       auto conn = t.Connect(t.token(org));
       if (!conn) return;
+      std::unique_ptr<RespConn> resp = t.resp() ? t.ConnectResp(w, org) : nullptr;
+      if (t.resp() && !resp) return;
+      std::vector<std::string> reply;
+      std::string resp_error;
+      const std::string radius = std::to_string(1.0 - o.min_score);
       std::mt19937_64 rng(round_seed * 7919 + c);
       std::uniform_real_distribution<double> pct(0, 100);
       RoundResult mine;
@@ -360,19 +584,60 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
         } else {
           const Query& q = queries[org][next_query++ % kQueriesPerOrg];
           const bool fresh = q.fresh;
-          auto hits = conn->Lookup(
-              {.vector = q.vector, .k = q.k, .min_score = o.min_score, .name_space = {}});
+          // The top hit with a score >= min_score: true and whether it is q.entry's.
+          std::optional<bool> top_is_source;
+          bool failed = false;
+          if (resp) {
+            // What a semantic cache asks (RedisVL's check): the entries within the distance
+            // that min_score means, nearest first, at most k, with payload and distance.
+            const std::string k = std::to_string(q.k);
+            failed = !resp->Call({"FT.SEARCH",
+                                  kRespIndex,
+                                  "@v:[VECTOR_RANGE $r $q]=>{$YIELD_DISTANCE_AS: d}",
+                                  "RETURN",
+                                  "2",
+                                  "payload",
+                                  "d",
+                                  "SORTBY",
+                                  "d",
+                                  "ASC",
+                                  "LIMIT",
+                                  "0",
+                                  k,
+                                  "PARAMS",
+                                  "4",
+                                  "q",
+                                  FloatBytes(q.vector),
+                                  "r",
+                                  radius,
+                                  "DIALECT",
+                                  "2"},
+                                 &reply, &resp_error);
+            // Flattened: total, key, "payload", payload, "d", distance, ...: the nearest
+            // first. A hit counts as Lookup's does, with a score (1 - distance) >= min_score.
+            if (!failed && reply.size() >= 6 && reply[0] != "0" && reply[4] == "d" &&
+                1.0 - std::stod(reply[5]) >= o.min_score) {
+              top_is_source = reply[1] == RespKey(q.entry);
+            }
+          } else {
+            auto hits = conn->Lookup(
+                {.vector = q.vector, .k = q.k, .min_score = o.min_score, .name_space = {}});
+            failed = !hits.ok();
+            if (!failed && !hits->empty()) {
+              top_is_source = hits->front().entry.digest == w.DigestOf(org, q.entry);
+            }
+          }
           auto us = std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - t0);
           mine.lookup.latencies_us.push_back(static_cast<uint32_t>(us.count()));
-          if (!hits.ok()) {
+          if (failed) {
             mine.lookup.errors++;
           } else if (fresh) {
             mine.fresh++;
-            if (!hits->empty()) mine.false_hits++;
+            if (top_is_source) mine.false_hits++;
           } else {
             mine.expected_hits++;
-            if (!hits->empty()) {
-              if (hits->front().entry.digest == w.DigestOf(org, q.entry)) {
+            if (top_is_source) {
+              if (*top_is_source) {
                 mine.hits_on_expected++;
               } else {
                 mine.false_hits++;
@@ -400,7 +665,7 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
 
 // Recall@1 of the server's top-1 against exact search over each org's stored vectors.
 double Recall(const Target& t, const Workload& w, const Options& o) {
-  if (o.recall_sample == 0) return -1;
+  if (o.recall_sample == 0 || t.resp()) return -1;
   uint64_t agree = 0, total = 0;
   const uint32_t n = w.options().entries;
   for (uint32_t org = 0; org < w.options().orgs; ++org) {
@@ -532,7 +797,24 @@ int Run(const Options& o) {
   Workload w(o.workload);
   std::vector<std::unique_ptr<SpawnedServer>> spawned;
   std::vector<Target> targets;
-  const int kinds = o.compare_plain ? 2 : 1;
+  if (o.compare_resp_search) {
+    if (o.compare_plain || o.get_pct > 0 || o.put_pct > 0) {
+      std::fprintf(stderr, "bench: --compare-resp-search runs lookups only, on one server\n");
+      return 2;
+    }
+    auto s = Spawn(o, false);
+    if (!s) {
+      std::fprintf(stderr, "bench: could not start %s\n", o.sealcached.c_str());
+      return 3;
+    }
+    std::ifstream in(s->dir + "/data/admin.token");
+    std::string token;
+    in >> token;
+    targets.emplace_back("native Lookup", "127.0.0.1", s->port, token);
+    targets.emplace_back("RESP FT.SEARCH", "127.0.0.1", s->port, token, s->resp_port);
+    spawned.push_back(std::move(s));
+  }
+  const int kinds = o.compare_resp_search ? 0 : o.compare_plain ? 2 : 1;
   for (int i = 0; i < kinds; ++i) {
     const bool plain = i == 1;
     if (o.spawn || o.compare_plain) {
@@ -603,20 +885,28 @@ int Run(const Options& o) {
       std::printf("%s%s", i ? "," : "", Json(reports[i]).c_str());
     std::printf("]");
     if (reports.size() == 2) {
+      // encrypted/plain, or FT.SEARCH/Lookup.
+      const Report& a = reports[o.compare_resp_search ? 1 : 0];
+      const Report& b = reports[o.compare_resp_search ? 0 : 1];
       std::printf(",\"ratios\":{\"lookup_qps\":%.4f,\"lookup_p99\":%.4f,\"load\":%.4f}",
-                  reports[0].lookup_qps / reports[1].lookup_qps, reports[0].p99 / reports[1].p99,
-                  reports[0].load_rate / reports[1].load_rate);
+                  a.lookup_qps / b.lookup_qps, a.p99 / b.p99, a.load_rate / b.load_rate);
     }
     std::printf("}\n");
   } else {
     for (auto& r : reports) PrintText(r);
     if (reports.size() == 2) {
-      std::printf("encrypted/plain: lookup throughput %.3f, lookup p99 %.3f, load %.3f",
-                  reports[0].lookup_qps / reports[1].lookup_qps, reports[0].p99 / reports[1].p99,
-                  reports[0].load_rate / reports[1].load_rate);
-      if (reports[0].get_qps > 0)
-        std::printf(", get throughput %.3f", reports[0].get_qps / reports[1].get_qps);
-      std::printf("\n");
+      if (o.compare_resp_search) {
+        std::printf("FT.SEARCH/Lookup: lookup throughput %.3f, lookup p99 %.3f, load %.3f\n",
+                    reports[1].lookup_qps / reports[0].lookup_qps, reports[1].p99 / reports[0].p99,
+                    reports[1].load_rate / reports[0].load_rate);
+      } else {
+        std::printf("encrypted/plain: lookup throughput %.3f, lookup p99 %.3f, load %.3f",
+                    reports[0].lookup_qps / reports[1].lookup_qps, reports[0].p99 / reports[1].p99,
+                    reports[0].load_rate / reports[1].load_rate);
+        if (reports[0].get_qps > 0)
+          std::printf(", get throughput %.3f", reports[0].get_qps / reports[1].get_qps);
+        std::printf("\n");
+      }
     }
   }
   uint64_t errors = 0;
@@ -641,6 +931,9 @@ int main(int argc, char** argv) {
       "--threads of spawned servers")(
       "compare-plain", po::bool_switch(&o.compare_plain),
       "also run a plaintext benchmark server; alternate rounds; print encrypted/plain ratios")(
+      "compare-resp-search", po::bool_switch(&o.compare_resp_search),
+      "on one spawned server, also load hashes over the Redis front and run the lookups as "
+      "FT.SEARCH KNN; alternate rounds; print FT.SEARCH/Lookup ratios")(
       "orgs", po::value(&w.orgs)->default_value(w.orgs), "organisations")(
       "entries", po::value(&w.entries)->default_value(w.entries), "entries per org")(
       "dim", po::value(&w.dim)->default_value(w.dim), "embedding dimension")(

@@ -1215,7 +1215,14 @@ void FtSearch(Context& c) {
       q.vector = *vector;
       q.admit = admit;
       if (range != nullptr) {
-        q.k = kMaxRangeResults;
+        // Sorted by distance, the nearest offset + limit are all the reply can show: the
+        // search asks for no more (RedisVL's check is LIMIT 0 1), and total counts those.
+        const bool by_distance =
+            sort_ascending && (!sort_by || *sort_by == range->yield_distance_as);
+        const int64_t shown = offset + limit;
+        q.k = by_distance && limit > 0 && shown < static_cast<int64_t>(kMaxRangeResults)
+                  ? static_cast<size_t>(shown)
+                  : kMaxRangeResults;
         q.min_score = static_cast<float>(1.0 - range->radius);
         distance_field = range->yield_distance_as;
       } else {
