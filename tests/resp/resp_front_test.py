@@ -248,6 +248,7 @@ class RespFront(unittest.TestCase):
         self.assertEqual(len(gets), n // 2)
         self.assertEqual(gets[:3], [b"49000", b"49001", b"49002"])
         self.assertEqual(gets[-1], b"49999")
+        self.assertTrue(self.org().flushdb())  # the other tests of the class see an empty org
 
     def test_hello_3_answers_a_resp3_map_and_hello_2_a_flat_array(self):
         auth = b"AUTH acme " + self.acme_token.encode()
@@ -659,14 +660,16 @@ class HashesAndSearch(unittest.TestCase):
 
         # A near duplicate of the first prompt: a hit, the nearest first, distance as a string.
         near = [1.0, 0.05, 0, 0, 0, 0, 0, 0]
-        reply = check(near)
+        reply = check(near, num_results=5)
         self.assertEqual(reply[0], 2)  # both France entries are within 0.1
-        self.assertEqual(reply[1], b"llmcache:aaaa0001")
+        self.assertEqual((reply[1], reply[3]), (b"llmcache:aaaa0001", b"llmcache:aaaa0003"))
+        reply = check(near)  # LIMIT 0 1: the nearest only (total counts what was searched)
+        self.assertEqual(reply[:2], [1, b"llmcache:aaaa0001"])
         hit = pairs(reply[2])
         self.assertEqual(hit["response"], b"Paris")
         self.assertLess(float(hit["vector_distance"]), 0.01)
         self.assertNotIn("prompt_vector", hit)  # not asked for in RETURN
-        self.assertEqual(len(reply), 3)  # LIMIT 0 1
+        self.assertEqual(len(reply), 3)
         # The tag filter runs inside the search: the mini entry is found for its own key only.
         reply = check(near, cache_key="gpt\\-4o\\-mini")
         self.assertEqual((reply[0], reply[1]), (1, b"llmcache:aaaa0003"))
