@@ -773,6 +773,23 @@ class HashesAndSearch(unittest.TestCase):
         r.execute_command("FT.DROPINDEX", "late")
         self.assertEqual(r.hget("late:1", "t"), b"x")  # without DD the hashes stay
 
+    def test_redisvl_v04_module_and_index_list_checks(self):
+        """RedisVL 0.4 (the version LiteLLM's docs pin) refuses a server without a search
+        module >= 2.6 in MODULE LIST and tests an index's existence with FT._LIST."""
+        r = self.org("globex")
+        modules = r.execute_command("MODULE", "LIST")
+        found = {pairs(m)["name"]: pairs(m)["ver"] for m in modules}
+        self.assertGreaterEqual(found.get(b"search", 0), 20600)
+        self.assertNotIn(b"litellm_semantic_cache_index", r.execute_command("FT._LIST"))
+        r.execute_command("FT.CREATE", "litellm_semantic_cache_index", "ON", "HASH", "PREFIX",
+                          "1", "litellm_semantic_cache_index", "SCHEMA", "litellm_cache_key",
+                          "TAG", "prompt_vector", "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM",
+                          str(self.DIM), "DISTANCE_METRIC", "COSINE")
+        self.assertIn(b"litellm_semantic_cache_index", r.execute_command("FT._LIST"))
+        info = r.info("memory")
+        self.assertGreater(info["used_memory"], 0)
+        self.assertEqual(info["maxmemory"], 0)
+
     def test_langchain_community_semantic_cache_sequence(self):
         """langchain_community's RedisSemanticCache (not RedisVL): MODULE LIST check, FT.INFO
         as existence test, FT.CREATE, pipelined HSET, VECTOR_RANGE lookup."""
