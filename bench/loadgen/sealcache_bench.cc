@@ -75,6 +75,13 @@ struct SpawnedServer {
     }
     if (!dir.empty()) std::filesystem::remove_all(dir);
   }
+  // The admin token the server wrote on its first start.
+  std::string AdminToken() const {
+    std::ifstream in(dir + "/data/admin.token");
+    std::string token;
+    in >> token;
+    return token;
+  }
   uint64_t RssBytes() const {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string line;
@@ -385,12 +392,49 @@ void Progress(const char* phase, uint64_t done, double seconds, double p99_ms) {
   std::fflush(stderr);
 }
 
+// Loads every entry from `connections` threads in (org, [first, last)) chunks of `batch`
+// entries (a chunk never spans orgs): each thread makes its connections with `connect(org)`
+// and loads a chunk with `load(conn, org, first, last)`, false on failure. Returns entries
+// per second.
+template <typename Connect, typename LoadChunk>
+double LoadInChunks(const Workload& w, const Options& o, Connect connect, LoadChunk load) {
+  const uint32_t orgs = w.options().orgs, n = w.options().entries;
+  const uint64_t chunks_per_org = (n + o.batch - 1) / o.batch;
+  const uint64_t chunks = orgs * chunks_per_org;
+  std::atomic<uint64_t> next{0}, done{0}, errors{0};
+  auto start = SteadyClock::now();
+  std::vector<std::thread> threads;
+  for (uint32_t c = 0; c < o.connections; ++c) {
+    threads.emplace_back([&, c] {
+      std::vector<decltype(connect(0))> conns(orgs);
+      for (uint32_t org = 0; org < orgs; ++org) conns[org] = connect(org);
+      for (uint64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
+        const uint32_t org = static_cast<uint32_t>(chunk / chunks_per_org);
+        const uint32_t first = static_cast<uint32_t>((chunk % chunks_per_org) * o.batch);
+        const uint32_t last = std::min<uint32_t>(n, first + o.batch);
+        if (!conns[org] || !load(*conns[org], org, first, last)) errors++;
+        done += last - first;
+        if (c == 0) {
+          Progress("load", done, std::chrono::duration<double>(SteadyClock::now() - start).count(),
+                   0);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::fprintf(stderr, "\n");
+  if (errors) {
+    std::fprintf(stderr, "bench: %llu load batches failed\n",
+                 static_cast<unsigned long long>(errors.load()));
+  }
+  return done / std::chrono::duration<double>(SteadyClock::now() - start).count();
+}
+
 // Loads every entry over the Redis front: an index per org, then pipelined HSETs of the
 // payload and the vector, `batch` per round trip. Returns entries per second.
 double LoadResp(const Target& t, const Workload& w, const Options& o) {
-  const uint32_t orgs = w.options().orgs, n = w.options().entries;
   const std::string dim = std::to_string(w.options().dim);
-  for (uint32_t org = 0; org < orgs; ++org) {
+  for (uint32_t org = 0; org < w.options().orgs; ++org) {
     auto c = t.ConnectResp(w, org);
     std::vector<std::string> reply;
     std::string error;
@@ -402,68 +446,28 @@ double LoadResp(const Target& t, const Workload& w, const Options& o) {
       return 0;
     }
   }
-  const uint64_t chunks_per_org = (n + o.batch - 1) / o.batch;
-  const uint64_t chunks = orgs * chunks_per_org;
-  std::atomic<uint64_t> next{0}, done{0}, errors{0};
-  auto start = SteadyClock::now();
-  std::vector<std::thread> threads;
-  for (uint32_t c = 0; c < o.connections; ++c) {
-    threads.emplace_back([&, c] {
-      std::vector<std::unique_ptr<RespConn>> conns(orgs);
-      for (uint32_t org = 0; org < orgs; ++org) conns[org] = t.ConnectResp(w, org);
-      for (uint64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
-        const uint32_t org = static_cast<uint32_t>(chunk / chunks_per_org);
-        const uint32_t first = static_cast<uint32_t>((chunk % chunks_per_org) * o.batch);
-        const uint32_t last = std::min<uint32_t>(n, first + o.batch);
-        RespConn* conn = conns[org].get();
-        if (conn == nullptr) {
-          errors++;
-          continue;
-        }
+  return LoadInChunks(
+      w, o, [&](uint32_t org) { return t.ConnectResp(w, org); },
+      [&](RespConn& conn, uint32_t org, uint32_t first, uint32_t last) {
         for (uint32_t i = first; i < last; ++i) {
           const auto v = w.EntryVector(org, i);
           const auto p = w.Payload(org, i);
-          const std::string key = RespKey(i);
-          conn->Append({"HSET", key, "payload", p, "v", FloatBytes(v)});
+          conn.Append({"HSET", RespKey(i), "payload", p, "v", FloatBytes(v)});
         }
         std::vector<std::string> reply;
         std::string error;
-        bool ok = conn->Flush();
-        for (uint32_t i = first; ok && i < last; ++i) ok = conn->Read(&reply, &error);
-        if (!ok) errors++;
-        done += last - first;
-        if (c == 0) {
-          Progress("load", done, std::chrono::duration<double>(SteadyClock::now() - start).count(),
-                   0);
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  std::fprintf(stderr, "\n");
-  if (errors)
-    std::fprintf(stderr, "bench: %llu HSET batches failed\n", (unsigned long long)errors.load());
-  return done / std::chrono::duration<double>(SteadyClock::now() - start).count();
+        bool ok = conn.Flush();
+        for (uint32_t i = first; ok && i < last; ++i) ok = conn.Read(&reply, &error);
+        return ok;
+      });
 }
 
 // Loads every entry with PutBatch from `connections` threads. Returns entries per second.
 double Load(const Target& t, const Workload& w, const Options& o) {
   if (t.resp()) return LoadResp(t, w, o);
-  const uint32_t orgs = w.options().orgs, n = w.options().entries;
-  // Work items are (org, first entry) chunks of `batch` entries; a chunk never spans orgs.
-  const uint64_t chunks_per_org = (n + o.batch - 1) / o.batch;
-  const uint64_t chunks = orgs * chunks_per_org;
-  std::atomic<uint64_t> next{0}, done{0}, errors{0};
-  auto start = SteadyClock::now();
-  std::vector<std::thread> threads;
-  for (uint32_t c = 0; c < o.connections; ++c) {
-    threads.emplace_back([&, c] {
-      std::vector<std::unique_ptr<client::Client>> conns(orgs);
-      for (uint32_t org = 0; org < orgs; ++org) conns[org] = t.Connect(t.token(org));
-      for (uint64_t chunk; (chunk = next.fetch_add(1)) < chunks;) {
-        const uint32_t org = static_cast<uint32_t>(chunk / chunks_per_org);
-        const uint32_t first = static_cast<uint32_t>((chunk % chunks_per_org) * o.batch);
-        const uint32_t last = std::min<uint32_t>(n, first + o.batch);
+  return LoadInChunks(
+      w, o, [&](uint32_t org) { return t.Connect(t.token(org)); },
+      [&](client::Client& conn, uint32_t org, uint32_t first, uint32_t last) {
         std::vector<std::vector<float>> vecs;
         std::vector<client::PutArgs> items;
         for (uint32_t i = first; i < last; ++i) vecs.push_back(w.EntryVector(org, i));
@@ -475,25 +479,9 @@ double Load(const Target& t, const Workload& w, const Options& o) {
                            int64_t{7} * 24 * 3600 * 1000,
                            ""});
         }
-        auto r = conns[org] ? conns[org]->PutBatch(items)
-                            : Result<std::vector<Status>>(Status::IOError("no connection"));
-        if (!r.ok() || std::any_of(r->begin(), r->end(), [](const Status& s) { return !s.ok(); })) {
-          errors++;
-        }
-        done += last - first;
-        if (c == 0) {
-          Progress("load", done, std::chrono::duration<double>(SteadyClock::now() - start).count(),
-                   0);
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  std::fprintf(stderr, "\n");
-  double secs = std::chrono::duration<double>(SteadyClock::now() - start).count();
-  if (errors)
-    std::fprintf(stderr, "bench: %llu load batches failed\n", (unsigned long long)errors.load());
-  return done / secs;
+        auto r = conn.PutBatch(items);
+        return r.ok() && std::all_of(r->begin(), r->end(), [](const Status& s) { return s.ok(); });
+      });
 }
 
 // Lookups a round sends, drawn before its clock starts: drawing a 384-d near-duplicate
@@ -807,9 +795,7 @@ int Run(const Options& o) {
       std::fprintf(stderr, "bench: could not start %s\n", o.sealcached.c_str());
       return 3;
     }
-    std::ifstream in(s->dir + "/data/admin.token");
-    std::string token;
-    in >> token;
+    const std::string token = s->AdminToken();
     targets.emplace_back("native Lookup", "127.0.0.1", s->port, token);
     targets.emplace_back("RESP FT.SEARCH", "127.0.0.1", s->port, token, s->resp_port);
     spawned.push_back(std::move(s));
@@ -823,10 +809,7 @@ int Run(const Options& o) {
         std::fprintf(stderr, "bench: could not start %s\n", o.sealcached.c_str());
         return 3;
       }
-      std::ifstream in(s->dir + "/data/admin.token");
-      std::string token;
-      in >> token;
-      targets.emplace_back(plain ? "plain" : "encrypted", "127.0.0.1", s->port, token);
+      targets.emplace_back(plain ? "plain" : "encrypted", "127.0.0.1", s->port, s->AdminToken());
       spawned.push_back(std::move(s));
     } else {
       std::ifstream in(o.admin_token_file);

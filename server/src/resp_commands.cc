@@ -133,7 +133,6 @@ std::optional<KeyRecord> ParseRecord(std::span<const uint8_t> p) {
       return r;
     case static_cast<uint8_t>(RecordType::kHash): {
       r.type = RecordType::kHash;
-      std::string_view count_bytes;
       if (p.size() - at < 4) return std::nullopt;
       const uint32_t count = uint32_t{p[at]} | uint32_t{p[at + 1]} << 8 |
                              uint32_t{p[at + 2]} << 16 | uint32_t{p[at + 3]} << 24;

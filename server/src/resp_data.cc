@@ -56,13 +56,6 @@ std::optional<std::string_view> FieldOf(const KeyRecord& r, std::string_view fie
   return std::nullopt;
 }
 
-HashFields OwnedFields(const KeyRecord& r) {
-  HashFields out;
-  out.reserve(r.fields.size());
-  for (const auto& [f, v] : r.fields) out.emplace_back(f, v);
-  return out;
-}
-
 // Redis's stringmatchlen: '*', '?', '[...]' (with '^' and ranges) and '\' escapes.
 bool StringMatch(std::string_view p, std::string_view s) {
   while (!p.empty()) {
@@ -177,6 +170,24 @@ void HSetCommon(Context& c, bool reply_ok) {
 }
 
 }  // namespace
+
+HashFields OwnedFields(const KeyRecord& r) {
+  HashFields out;
+  out.reserve(r.fields.size());
+  for (const auto& [f, v] : r.fields) out.emplace_back(f, v);
+  return out;
+}
+
+Status ForEachEntry(Context& c, size_t page_entries,
+                    const std::function<Status(const PagedEntry&)>& fn) {
+  storage::Digest from{};
+  for (;;) {
+    SC_ASSIGN_OR_RETURN(EntryPage page, c.service->Scan(c.s.session, from, page_entries));
+    for (const PagedEntry& e : page.entries) SC_RETURN_IF_ERROR(fn(e));
+    if (!page.next) return Status::Ok();
+    from = *page.next;
+  }
+}
 
 void HSet(Context& c) { HSetCommon(c, false); }
 void HMSet(Context& c) { HSetCommon(c, true); }
@@ -314,17 +325,12 @@ void Scan(Context& c) {
 // KEYS pattern: every matching key of the session's org (a full scan, as in Redis).
 void Keys(Context& c) {
   std::vector<std::string> names;
-  storage::Digest from{};
-  for (;;) {
-    auto page = c.service->Scan(c.s.session, from, kKeysPageEntries);
-    if (!page.ok()) return ReplyError(c.out, page.status(), c.args[0]);
-    for (const PagedEntry& e : page->entries) {
-      auto r = ParseRecord(e.payload);
-      if (r && StringMatch(c.args[1], r->name)) names.emplace_back(r->name);
-    }
-    if (!page->next) break;
-    from = *page->next;
-  }
+  Status st = ForEachEntry(c, kKeysPageEntries, [&](const PagedEntry& e) {
+    auto r = ParseRecord(e.payload);
+    if (r && StringMatch(c.args[1], r->name)) names.emplace_back(r->name);
+    return Status::Ok();
+  });
+  if (!st.ok()) return ReplyError(c.out, st, c.args[0]);
   c.out.ArrayHeader(names.size());
   for (const auto& n : names) c.out.Bulk(n);
 }
@@ -335,21 +341,14 @@ void FlushDb(Context& c) {
                             !EqualsIgnoreCase(c.args[1], "sync"))) {
     return c.out.Error("ERR syntax error");
   }
-  storage::Digest from{};
-  for (;;) {
-    auto page = c.service->Scan(c.s.session, from, kKeysPageEntries);
-    if (!page.ok()) return ReplyError(c.out, page.status(), c.args[0]);
-    for (const PagedEntry& e : page->entries) {
-      Status st = c.service->Update(c.s.session, e.digest, [](const LiveEntry* current) {
-        EntryChange change;
-        if (current != nullptr) change.kind = EntryChange::Kind::kDelete;
-        return Result<EntryChange>(std::move(change));
-      });
-      if (!st.ok()) return ReplyError(c.out, st, c.args[0]);
-    }
-    if (!page->next) break;
-    from = *page->next;
-  }
+  Status st = ForEachEntry(c, kKeysPageEntries, [&](const PagedEntry& e) {
+    return c.service->Update(c.s.session, e.digest, [](const LiveEntry* current) {
+      EntryChange change;
+      if (current != nullptr) change.kind = EntryChange::Kind::kDelete;
+      return Result<EntryChange>(std::move(change));
+    });
+  });
+  if (!st.ok()) return ReplyError(c.out, st, c.args[0]);
   c.out.SimpleString("OK");
 }
 

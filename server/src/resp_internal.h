@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -60,10 +61,18 @@ struct KeyRecord {
   std::vector<std::pair<std::string_view, std::string_view>> fields;  // a hash's, in order
 };
 
+// A hash record's fields, copied out of the payload it points into.
+HashFields OwnedFields(const KeyRecord& r);
+
 std::vector<uint8_t> StringRecord(std::string_view name, std::string_view value);
 std::vector<uint8_t> HashRecord(std::string_view name, const HashFields& fields);
 // nullopt if `payload` is not a well-formed record (a native entry, or damage).
 std::optional<KeyRecord> ParseRecord(std::span<const uint8_t> payload);
+
+// Calls `fn` on every live entry of the session's org, a page of `page_entries` at a time,
+// until it returns an error (which is returned).
+Status ForEachEntry(Context& c, size_t page_entries,
+                    const std::function<Status(const PagedEntry&)>& fn);
 
 // The digest `name` maps to in the session's org.
 inline Result<storage::Digest> KeyDigest(Context& c, std::string_view name) {

@@ -109,11 +109,12 @@ class SearchState final : public OrgAttachment {
       if (!doc) doc = Doc{std::string(name), {}};
       for (const FieldDef& f : index.fields) {
         if (f.type != FieldType::kTag && f.type != FieldType::kNumeric) continue;
-        for (const auto& [field, value] : fields) {
+        for (const auto& field_value : fields) {
+          const std::string& field = field_value.first;
           if (field != f.name) continue;
           const bool known = std::any_of(doc->filter_fields.begin(), doc->filter_fields.end(),
                                          [&](const auto& fv) { return fv.first == field; });
-          if (!known) doc->filter_fields.emplace_back(field, value);
+          if (!known) doc->filter_fields.push_back(field_value);
         }
       }
     }
@@ -363,19 +364,13 @@ Result<std::shared_ptr<SearchState>> StateOf(Context& c) {
   }
   state->docs.clear();
   if (!state->indexes.empty()) {
-    storage::Digest from{};
-    for (;;) {
-      SC_ASSIGN_OR_RETURN(EntryPage page, c.service->Scan(c.s.session, from, kLoadPageEntries));
-      for (const PagedEntry& e : page.entries) {
-        auto r = ParseRecord(e.payload);
-        if (!r || r->type != RecordType::kHash) continue;
-        HashFields fields;
-        for (const auto& [f, v] : r->fields) fields.emplace_back(f, v);
-        if (auto doc = state->DocFor(r->name, fields)) state->docs[e.digest] = std::move(*doc);
-      }
-      if (!page.next) break;
-      from = *page.next;
-    }
+    SC_RETURN_IF_ERROR(ForEachEntry(c, kLoadPageEntries, [&](const PagedEntry& e) {
+      auto r = ParseRecord(e.payload);
+      if (!r || r->type != RecordType::kHash) return Status::Ok();
+      if (auto doc = state->DocFor(r->name, OwnedFields(*r)))
+        state->docs[e.digest] = std::move(*doc);
+      return Status::Ok();
+    }));
   }
   state->loaded = true;
   return state;
@@ -821,8 +816,7 @@ Result<std::optional<HashFields>> ReadHashAt(Context& c, const storage::Digest& 
     if (e != nullptr) {
       auto r = ParseRecord(e->payload);
       if (r && r->type == RecordType::kHash && r->name == name) {
-        out.emplace();
-        for (const auto& [f, v] : r->fields) out->emplace_back(f, v);
+        out = OwnedFields(*r);
       }
     }
     return Result<EntryChange>(EntryChange{});
@@ -928,30 +922,25 @@ void FtCreate(Context& c) {
   // Hashes written before the index: their vectors go into the org's index now, as
   // RediSearch indexes existing keys.
   if (def->VectorField() != nullptr) {
-    storage::Digest from{};
-    for (;;) {
-      auto page = c.service->Scan(c.s.session, from, kLoadPageEntries);
-      if (!page.ok()) return ReplyError(c.out, page.status(), c.args[0]);
-      for (const PagedEntry& e : page->entries) {
-        auto r = ParseRecord(e.payload);
-        if (r && r->type == RecordType::kHash && !e.has_vector && def->Covers(r->name)) {
-          backfill.emplace_back(e.digest, std::string(r->name));
-        }
+    Status st = ForEachEntry(c, kLoadPageEntries, [&](const PagedEntry& e) {
+      auto r = ParseRecord(e.payload);
+      if (r && r->type == RecordType::kHash && !e.has_vector && def->Covers(r->name)) {
+        backfill.emplace_back(e.digest, std::string(r->name));
       }
-      if (!page->next) break;
-      from = *page->next;
-    }
+      return Status::Ok();
+    });
+    if (!st.ok()) return ReplyError(c.out, st, c.args[0]);
   }
-  for (const auto& [digest, key] : backfill) {
+  for (const auto& item : backfill) {
+    const std::string& key = item.second;  // named: lambdas cannot capture bindings (clang 14)
+    const storage::Digest& digest = item.first;
     Status st =
         c.service->Update(c.s.session, digest, [&](const LiveEntry* e) -> Result<EntryChange> {
           EntryChange change;
           if (e == nullptr || e->has_vector) return change;
           auto r = ParseRecord(e->payload);
           if (!r || r->type != RecordType::kHash || r->name != key) return change;
-          HashFields fields;
-          for (const auto& [f, v] : r->fields) fields.emplace_back(f, v);
-          change.vector = VectorForHash(c, key, fields).vector;
+          change.vector = VectorForHash(c, key, OwnedFields(*r)).vector;
           if (change.vector.empty()) return change;
           change.kind = EntryChange::Kind::kPut;
           change.payload.assign(e->payload.begin(), e->payload.end());
@@ -992,7 +981,9 @@ void FtDropIndex(Context& c) {
     }
     (*state)->loaded = false;
   }
-  for (const auto& [digest, key] : doomed) {
+  for (const auto& item : doomed) {
+    const std::string& key = item.second;
+    const storage::Digest& digest = item.first;
     Status st = c.service->Update(c.s.session, digest, [&](const LiveEntry* e) {
       EntryChange change;
       auto r = e ? ParseRecord(e->payload) : std::nullopt;

@@ -309,14 +309,16 @@ class RespFront(unittest.TestCase):
         self.assertIn("no permissions", out.stdout + out.stderr)
 
 
-class ExactCache(unittest.TestCase):
-    """Strings: an entry per key, without a vector, encrypted under the org's keys."""
+class TwoOrgs(unittest.TestCase):
+    """A server with orgs acme and globex (dimension DIM) and helpers to reach them."""
+
+    DIM = 4
 
     @classmethod
     def setUpClass(cls):
         cls.server = Server()
         admin = cls.server.admin()
-        cls.tokens = {org: pairs(admin.execute_command("SEALCACHE.CREATEORG", org, 4))["token"]
+        cls.tokens = {org: pairs(admin.execute_command("SEALCACHE.CREATEORG", org, cls.DIM))["token"]
                       for org in ("acme", "globex")}
 
     @classmethod
@@ -331,6 +333,10 @@ class ExactCache(unittest.TestCase):
         with self.assertRaises(redis.exceptions.ResponseError) as e:
             fn(*args)
         return str(e.exception)
+
+
+class ExactCache(TwoOrgs):
+    """Strings: an entry per key, without a vector, encrypted under the org's keys."""
 
     def test_set_and_get_with_every_option(self):
         r = self.org()
@@ -480,32 +486,12 @@ def unit(i, dim=8):
     return v
 
 
-class HashesAndSearch(unittest.TestCase):
+class HashesAndSearch(TwoOrgs):
     """Hashes, the keyspace commands and the search module's subset, with the exact command
     sequences of RedisVL's SemanticCache (v0.26 and v0.4, the one LiteLLM pins) and of
     langchain_community's RedisSemanticCache, replayed with redis-py 4.3.4."""
 
     DIM = 8
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server()
-        admin = cls.server.admin()
-        cls.tokens = {org: pairs(admin.execute_command("SEALCACHE.CREATEORG", org, cls.DIM))["token"]
-                      for org in ("acme", "globex")}
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-
-    def org(self, org="acme", **kwargs):
-        return redis.Redis(port=self.server.port, username=org, password=self.tokens[org],
-                           **kwargs)
-
-    def error_of(self, fn, *args):
-        with self.assertRaises(redis.exceptions.ResponseError) as e:
-            fn(*args)
-        return str(e.exception)
 
     def test_hash_commands_as_redis_answers_them(self):
         r = self.org()
