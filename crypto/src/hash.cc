@@ -27,6 +27,39 @@ Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t>
   return d;
 }
 
+struct HmacSha256Key::Context {
+  EVP_MAC_CTX* ctx = nullptr;
+  ~Context() { EVP_MAC_CTX_free(ctx); }
+};
+
+Result<HmacSha256Key> HmacSha256Key::Create(const SecretBytes& key) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (mac == nullptr) return Status::Internal("HMAC is not available in this OpenSSL");
+  auto c = std::make_shared<Context>();
+  c->ctx = EVP_MAC_CTX_new(mac);
+  EVP_MAC_free(mac);
+  if (c->ctx == nullptr) return Status::ResourceExhausted("EVP_MAC_CTX_new failed");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_end()};
+  if (EVP_MAC_init(c->ctx, key.data(), key.size(), params) != 1) {
+    return Status::Internal("HMAC-SHA256 key setup failed");
+  }
+  return HmacSha256Key(std::move(c));
+}
+
+Result<Sha256Digest> HmacSha256Key::Mac(std::span<const uint8_t> data) const {
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_dup(ctx_->ctx),
+                                                                &EVP_MAC_CTX_free);
+  Sha256Digest d;
+  size_t len = 0;
+  if (ctx == nullptr || EVP_MAC_update(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), d.data(), &len, d.size()) != 1 || len != d.size()) {
+    return Status::Internal("HMAC-SHA256 failed");
+  }
+  return d;
+}
+
 Result<SecretBytes> HkdfSha256(const SecretBytes& ikm, std::string_view info, size_t size) {
   EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);
   if (kdf == nullptr) return Status::Internal("HKDF is not available in this OpenSSL");

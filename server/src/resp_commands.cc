@@ -611,13 +611,11 @@ struct StoredString {
 
 // NotFound if `name` has no live entry, FailedPrecondition if it is not a string.
 Result<StoredString> ReadString(Context& c, std::string_view name) {
-  NativeCall call(c.service, c.s.session);
-  SC_ASSIGN_OR_RETURN(const P::GetEntryResponse* e, ReadEntry(c, call, name, true));
-  std::span<const uint8_t> payload;
-  if (e->payload() != nullptr) payload = {e->payload()->data(), e->payload()->size()};
-  auto value = StringValue(payload, name);
+  SC_ASSIGN_OR_RETURN(storage::Digest digest, KeyDigest(c, name));
+  SC_ASSIGN_OR_RETURN(storage::StoredValue v, c.service->Read(c.s.session, digest));
+  auto value = StringValue(v.payload, name);
   if (!value) return Status::FailedPrecondition(kWrongType);
-  return StoredString{std::string(*value), e->meta() ? e->meta()->expires_ms() : 0};
+  return StoredString{std::string(*value), v.expires_ms};
 }
 
 // A read's error as Redis words it: a missing key is not an error for the caller.
@@ -875,13 +873,12 @@ void Persist(Context& c) {
 }
 
 void Type(Context& c) {
-  NativeCall call(c.service, c.s.session);
-  auto e = ReadEntry(c, call, c.args[1], true);
-  if (e.status().IsNotFound()) return c.out.SimpleString("none");
-  if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
-  std::span<const uint8_t> payload;
-  if ((*e)->payload() != nullptr) payload = {(*e)->payload()->data(), (*e)->payload()->size()};
-  auto record = ParseRecord(payload);
+  auto digest = KeyDigest(c, c.args[1]);
+  if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
+  auto value = c.service->Read(c.s.session, *digest);
+  if (value.status().IsNotFound()) return c.out.SimpleString("none");
+  if (!value.ok()) return ReplyError(c.out, value.status(), c.args[0]);
+  auto record = ParseRecord(value->payload);
   if (!record || record->name != c.args[1]) return c.out.SimpleString("none");
   c.out.SimpleString(record->type == RecordType::kHash ? "hash" : "string");
 }

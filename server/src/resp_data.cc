@@ -27,15 +27,11 @@ struct OwnedRecord {
 Result<std::optional<OwnedRecord>> ReadKey(Context& c, std::string_view name) {
   SC_ASSIGN_OR_RETURN(storage::Digest digest, KeyDigest(c, name));
   std::optional<OwnedRecord> out;
-  SC_RETURN_IF_ERROR(
-      c.service->Update(c.s.session, digest, [&](const LiveEntry* current) -> Result<EntryChange> {
-        if (current != nullptr) {
-          out.emplace();
-          out->payload.assign(current->payload.begin(), current->payload.end());
-        }
-        return EntryChange{};  // a read: nothing changes
-      }));
-  if (!out) return out;
+  auto value = c.service->Read(c.s.session, digest);
+  if (value.status().IsNotFound()) return out;
+  if (!value.ok()) return value.status();
+  out.emplace();
+  out->payload = std::move(value->payload);
   auto record = ParseRecord(out->payload);
   if (!record || record->name != name) return WrongType();
   out->record = std::move(*record);

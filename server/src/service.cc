@@ -207,6 +207,7 @@ class CacheServiceImpl final : public CacheService {
                 const std::function<Result<EntryChange>(const LiveEntry*)>& change) override;
   Result<EntryPage> Scan(const Session& s, const storage::Digest& from, size_t count) override;
   Result<std::vector<SearchHit>> Search(const Session& s, const SearchQuery& query) override;
+  Result<storage::StoredValue> Read(const Session& s, const storage::Digest& digest) override;
   Result<uint32_t> Dimension(const Session& s) override {
     SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
     return org->config().dimension;
@@ -720,6 +721,23 @@ Status CacheServiceImpl::Update(
     }
   }
   return Status::InvalidArgument("unknown change");
+}
+
+Result<storage::StoredValue> CacheServiceImpl::Read(const Session& s,
+                                                    const storage::Digest& digest) {
+  const auto start = std::chrono::steady_clock::now();
+  SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+  OrgRuntime& rt = *org;
+  rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
+  auto value = store_->GetValue(rt.id(), digest);
+  rt.metrics().get_latency.Observe(SecondsSince(start));
+  if (!value.ok()) {
+    if (value.status().IsNotFound()) rt.metrics().get_misses.fetch_add(1);
+    return value.status().IsNotFound() ? Status::NotFound("miss") : value.status();
+  }
+  rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
+  rt.CountHit(digest, NowMs());
+  return value;
 }
 
 Result<EntryPage> CacheServiceImpl::Scan(const Session& s, const storage::Digest& from,

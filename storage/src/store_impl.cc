@@ -821,6 +821,31 @@ Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool
   return entry;
 }
 
+Result<StoredValue> StoreImpl::GetValue(std::string_view org_id, const Digest& digest) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  org->counters.gets++;
+  // Meta, payload and vector records of an entry are written and removed in one batch, and
+  // the payload record's expiry is the entry's: it alone says whether the entry is live.
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = org->db->db->Get({}, org->db->data(), PayloadKey(digest), &value);
+  if (s.IsNotFound()) {
+    org->counters.misses++;
+    return Status::NotFound("no entry with this digest");
+  }
+  if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org->id);
+  if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
+  StoredValue out;
+  out.expires_ms = *ValueExpiry(View(value));
+  if (out.expires_ms <= clock_->NowMillis()) {
+    org->counters.misses++;
+    return Status::NotFound("entry expired");
+  }
+  out.payload.assign(value.data() + kExpirySize, value.data() + value.size());
+  org->counters.hits++;
+  return out;
+}
+
 std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
                                                std::span<const Digest> digests, bool with_payload) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
@@ -1040,18 +1065,21 @@ Result<Digest> StoreImpl::NameDigest(std::string_view org_id, std::string_view n
   static constexpr std::string_view kKeyNameTag = "sealcache/key-name/v1";
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
-  std::shared_ptr<const crypto::SecretBytes> key;
+  std::shared_ptr<const crypto::HmacSha256Key> mac;
   {
     std::lock_guard<std::mutex> l(org->name_key_mu);
-    if (org->name_key == nullptr) {
-      SC_ASSIGN_OR_RETURN(org->name_key, catalog_->NameKey(org->id));
+    if (org->name_mac == nullptr) {
+      SC_ASSIGN_OR_RETURN(std::shared_ptr<const crypto::SecretBytes> key,
+                          catalog_->NameKey(org->id));
+      SC_ASSIGN_OR_RETURN(crypto::HmacSha256Key prepared, crypto::HmacSha256Key::Create(*key));
+      org->name_mac = std::make_shared<const crypto::HmacSha256Key>(std::move(prepared));
     }
-    key = org->name_key;
+    mac = org->name_mac;
   }
   std::string input(kKeyNameTag);
   input.push_back('\0');
   input.append(name);
-  return crypto::HmacSha256(*key, {reinterpret_cast<const uint8_t*>(input.data()), input.size()});
+  return mac->Mac({reinterpret_cast<const uint8_t*>(input.data()), input.size()});
 }
 
 Status StoreImpl::ScanMeta(std::string_view org_id, const std::function<bool(const EntryMeta&)>& fn,

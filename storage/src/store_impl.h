@@ -20,6 +20,7 @@
 #include "encrypted_file_system.h"
 #include "expiry.h"
 #include "info_log.h"
+#include "sealcache/crypto/hash.h"
 #include "sealcache/crypto/keystore.h"
 #include "sealcache/storage/audit_log.h"
 #include "sealcache/storage/data_layout.h"
@@ -72,8 +73,8 @@ struct OrgState {
   // snapshot writes and the reaper's re-encryption under the active key.
   std::mutex side_files_mu;
   // The org's name key from the catalog, once used (NameDigest).
-  std::mutex name_key_mu;
-  std::shared_ptr<const crypto::SecretBytes> name_key;
+  std::mutex name_key_mu;                                 // guards name_mac
+  std::shared_ptr<const crypto::HmacSha256Key> name_mac;  // prepared from the catalog's key
 
   std::mutex& LockFor(const Digest& d) {
     // Digests are hashes, so their first bytes are uniform.
@@ -115,6 +116,7 @@ class StoreImpl final : public Store {
   std::vector<Result<Entry>> MultiGet(std::string_view org, std::span<const Digest> digests,
                                       bool with_payload) override;
   Result<Entry> GetBySlot(std::string_view org, uint64_t slot, bool with_payload) override;
+  Result<StoredValue> GetValue(std::string_view org, const Digest& digest) override;
   Result<RemovedEntries> Delete(std::string_view org, const Digest& digest) override;
   Result<RemovedEntries> Invalidate(std::string_view org, const InvalidateFilter& filter) override;
   Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) override;

@@ -44,6 +44,31 @@ TEST_F(StoreTest, ExpiredEntryIsAMissAtOnce) {
   EXPECT_EQ(CountVectors("acme"), 0u);
 }
 
+TEST_F(StoreTest, GetValueReadsPayloadAndExpiryAndFollowsReplaceDeleteAndExpiry) {
+  Open();
+  CreateOrg("acme");
+  clock_.Set(1'000'000);
+  ASSERT_TRUE(Put("acme", 1, "first", 1000).ok());
+  auto v = store_->GetValue("acme", MakeDigest(1));
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(std::string(v->payload.begin(), v->payload.end()), "first");
+  EXPECT_EQ(v->expires_ms, 1'001'000);
+  ASSERT_TRUE(Put("acme", 1, "second", 5000).ok());
+  v = store_->GetValue("acme", MakeDigest(1));
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(std::string(v->payload.begin(), v->payload.end()), "second");
+  EXPECT_EQ(v->expires_ms, 1'005'000);
+  ASSERT_TRUE(store_->SetExpiry("acme", MakeDigest(1), 1'002'000).ok());
+  EXPECT_EQ(store_->GetValue("acme", MakeDigest(1))->expires_ms, 1'002'000);
+  clock_.Advance(2000);
+  EXPECT_TRUE(store_->GetValue("acme", MakeDigest(1)).status().IsNotFound());  // expired
+  ASSERT_TRUE(Put("acme", 2, "gone soon", 1000).ok());
+  ASSERT_TRUE(store_->Delete("acme", MakeDigest(2)).ok());
+  EXPECT_TRUE(store_->GetValue("acme", MakeDigest(2)).status().IsNotFound());
+  EXPECT_TRUE(store_->GetValue("acme", MakeDigest(3)).status().IsNotFound());
+  EXPECT_FALSE(store_->GetValue("nosuch", MakeDigest(1)).ok());
+}
+
 TEST_F(StoreTest, CompactionDropsExpiredRecordsFromBothFamilies) {
   Open();
   CreateOrg("acme");

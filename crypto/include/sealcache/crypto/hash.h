@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 
@@ -15,6 +16,21 @@ using Sha256Digest = std::array<uint8_t, 32>;
 
 Sha256Digest Sha256(std::span<const uint8_t> data);
 Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data);
+// An HMAC-SHA256 key prepared once (OpenSSL's MAC context, keyed), for keys that MAC many
+// short inputs: each Mac copies the keyed context instead of fetching the algorithm and
+// hashing the key again. The key lives in OpenSSL's context and is wiped when it is freed.
+// Mac is safe to call from many threads at once.
+class HmacSha256Key {
+ public:
+  static Result<HmacSha256Key> Create(const SecretBytes& key);
+  Result<Sha256Digest> Mac(std::span<const uint8_t> data) const;
+
+ private:
+  struct Context;
+  explicit HmacSha256Key(std::shared_ptr<const Context> ctx) : ctx_(std::move(ctx)) {}
+  std::shared_ptr<const Context> ctx_;
+};
+
 // HKDF-SHA256 with an empty salt: a `size`-byte subkey of `ikm` for the purpose `info`.
 // Distinct `info` strings give independent keys (key separation).
 Result<SecretBytes> HkdfSha256(const SecretBytes& ikm, std::string_view info, size_t size);

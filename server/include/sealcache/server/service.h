@@ -127,6 +127,10 @@ class CacheService {
   // that digest in between. An error from `change` is returned and nothing is written.
   virtual Status Update(const Session& session, const storage::Digest& digest,
                         const std::function<Result<EntryChange>(const LiveEntry*)>& change) = 0;
+  // A live entry's payload and expiry, in one store read (Store::GetValue); NotFound if
+  // absent or expired. Counted as a Get, and as a hit of the entry.
+  virtual Result<storage::StoredValue> Read(const Session& session,
+                                            const storage::Digest& digest) = 0;
   // The dimension of the session's org's vectors.
   virtual Result<uint32_t> Dimension(const Session& session) = 0;
   // Live entries (with payloads) in digest order from `from` on, at most `count`; `next` is

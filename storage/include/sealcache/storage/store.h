@@ -131,6 +131,11 @@ struct Entry {
   std::vector<uint8_t> payload;  // empty unless asked for
 };
 
+struct StoredValue {
+  int64_t expires_ms = 0;
+  std::vector<uint8_t> payload;
+};
+
 struct InvalidateFilter {
   std::optional<std::string> name_space;  // entries in this namespace
   std::optional<int64_t> older_than_ms;   // entries created before this time
@@ -202,6 +207,9 @@ class Store {
                             bool with_payload = true) = 0;
   virtual std::vector<Result<Entry>> MultiGet(std::string_view org, std::span<const Digest> digests,
                                               bool with_payload = true) = 0;
+  // A live entry's payload and expiry in one read (the payload record carries its expiry):
+  // for readers that need no other metadata. NotFound if absent or expired.
+  virtual Result<StoredValue> GetValue(std::string_view org, const Digest& digest) = 0;
   // Meta and payload of the entry whose vector is at `slot`, if it is still live.
   virtual Result<Entry> GetBySlot(std::string_view org, uint64_t slot,
                                   bool with_payload = true) = 0;

@@ -1,0 +1,62 @@
+#include "sealcache/crypto/hash.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sealcache::crypto {
+namespace {
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+std::string Hex(const Sha256Digest& d) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : d) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
+}
+
+// RFC 4231, test case 2: key "Jefe", data "what do ya want for nothing?".
+TEST(HmacSha256Key, MatchesRfc4231AndTheOneShotHmac) {
+  const std::string key_text = "Jefe";
+  SecretBytes key(key_text.size());
+  std::copy(key_text.begin(), key_text.end(), key.data());
+  auto prepared = HmacSha256Key::Create(key);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  const std::string data = "what do ya want for nothing?";
+  auto mac = prepared->Mac(Bytes(data));
+  ASSERT_TRUE(mac.ok());
+  EXPECT_EQ(Hex(*mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(*mac, *HmacSha256(key, Bytes(data)));
+  // The prepared key is not consumed: the next input gets its own MAC.
+  EXPECT_EQ(*prepared->Mac(Bytes("other")), *HmacSha256(key, Bytes("other")));
+}
+
+TEST(HmacSha256Key, ManyThreadsMacWithOnePreparedKey) {
+  SecretBytes key(32);
+  for (size_t i = 0; i < key.size(); ++i) key.data()[i] = static_cast<uint8_t>(i * 7);
+  auto prepared = HmacSha256Key::Create(key);
+  ASSERT_TRUE(prepared.ok());
+  std::vector<std::thread> threads;
+  std::vector<int> wrong(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) {
+        const std::string data = "name " + std::to_string(t * 1000 + i);
+        if (*prepared->Mac(Bytes(data)) != *HmacSha256(key, Bytes(data))) ++wrong[t];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, std::vector<int>(4, 0));
+}
+
+}  // namespace
+}  // namespace sealcache::crypto
