@@ -656,15 +656,22 @@ Result<const P::PutResponse*> WriteString(Context& c, NativeCall& call, std::str
 }
 
 // Deletes `name`'s entry; true if there was one.
+// (Under the key's lock, so the search state forgets a deleted hash in the order of the
+// writes: a hash written again right after is not forgotten.)
 Result<bool> DeleteKey(Context& c, std::string_view name) {
   SC_ASSIGN_OR_RETURN(storage::Digest digest, KeyDigest(c, name));
-  NativeCall call(c.service, c.s.session);
-  auto r = call.Run(P::RequestBody::DeleteRequest, [&](FBB& fbb) {
-    return P::CreateDeleteRequest(fbb, DigestVector(fbb, digest)).Union();
-  });
-  if (r.status().IsNotFound()) return false;
-  if (!r.ok()) return r.status();
-  return (*r)->body_as_DeleteResponse()->removed() > 0;
+  bool existed = false;
+  SC_RETURN_IF_ERROR(
+      c.service->Update(c.s.session, digest, [&](const LiveEntry* current) -> Result<EntryChange> {
+        EntryChange change;
+        existed = current != nullptr;
+        if (existed) {
+          change.kind = EntryChange::Kind::kDelete;
+          change.on_applied = [&] { OnHashWritten(c, digest, name, {}); };
+        }
+        return change;
+      }));
+  return existed;
 }
 
 void Get(Context& c) {

@@ -338,9 +338,12 @@ void FlushDb(Context& c) {
     return c.out.Error("ERR syntax error");
   }
   Status st = ForEachEntry(c, kKeysPageEntries, [&](const PagedEntry& e) {
-    return c.service->Update(c.s.session, e.digest, [](const LiveEntry* current) {
+    return c.service->Update(c.s.session, e.digest, [&](const LiveEntry* current) {
       EntryChange change;
-      if (current != nullptr) change.kind = EntryChange::Kind::kDelete;
+      if (current != nullptr) {
+        change.kind = EntryChange::Kind::kDelete;
+        change.on_applied = [&] { OnHashWritten(c, e.digest, "", {}); };
+      }
       return Result<EntryChange>(std::move(change));
     });
   });

@@ -812,15 +812,11 @@ struct ResultRow {
 Result<std::optional<HashFields>> ReadHashAt(Context& c, const storage::Digest& digest,
                                              std::string_view name) {
   std::optional<HashFields> out;
-  SC_RETURN_IF_ERROR(c.service->Update(c.s.session, digest, [&](const LiveEntry* e) {
-    if (e != nullptr) {
-      auto r = ParseRecord(e->payload);
-      if (r && r->type == RecordType::kHash && r->name == name) {
-        out = OwnedFields(*r);
-      }
-    }
-    return Result<EntryChange>(EntryChange{});
-  }));
+  auto value = c.service->Read(c.s.session, digest);
+  if (value.status().IsNotFound()) return out;
+  if (!value.ok()) return value.status();
+  auto r = ParseRecord(value->payload);
+  if (r && r->type == RecordType::kHash && r->name == name) out = OwnedFields(*r);
   return out;
 }
 

@@ -678,6 +678,7 @@ class HashesAndSearch(TwoOrgs):
         self.assertEqual(len(keys), 3)
         self.assertEqual(r.delete(*keys), 3)
         self.assertEqual(check(near), [0])
+        self.assertEqual(pairs(r.execute_command("FT.INFO", "llmcache"))["num_docs"], 0)
         # delete(): FT.DROPINDEX DD
         store("llmcache:aaaa0004", "again", "again", unit(2), "gpt-4o")
         self.assertEqual(r.execute_command("FT.DROPINDEX", "llmcache", "DD"), b"OK")
