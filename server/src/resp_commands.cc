@@ -618,14 +618,6 @@ Result<StoredString> ReadString(Context& c, std::string_view name) {
   return StoredString{std::string(*value), v.expires_ms};
 }
 
-// A read's error as Redis words it: a missing key is not an error for the caller.
-void ReplyReadError(Context& c, const Status& s) {
-  if (s.code() == Status::Code::kFailedPrecondition && s.message() == kWrongType) {
-    return c.out.Error(kWrongType);
-  }
-  ReplyError(c.out, s, c.args[0]);
-}
-
 struct SetOptions {
   P::PutCondition condition = P::PutCondition::Always;
   bool keep_ttl = false;
@@ -677,7 +669,7 @@ Result<bool> DeleteKey(Context& c, std::string_view name) {
 void Get(Context& c) {
   auto s = ReadString(c, c.args[1]);
   if (s.status().IsNotFound()) return c.out.NullBulk();
-  if (!s.ok()) return ReplyReadError(c, s.status());
+  if (!s.ok()) return ReplyError(c.out, s.status(), c.args[0]);
   c.out.Bulk(s->value);
 }
 
@@ -718,7 +710,8 @@ void Set(Context& c) {
     // An absolute time already past: as in Redis, the key is set and at once expired.
     if (o.get) {
       auto old = ReadString(c, name);
-      if (!old.ok() && !old.status().IsNotFound()) return ReplyReadError(c, old.status());
+      if (!old.ok() && !old.status().IsNotFound())
+        return ReplyError(c.out, old.status(), c.args[0]);
       if (old.ok()) before = std::move(old).value();
     }
     auto gone = DeleteKey(c, name);
@@ -737,7 +730,7 @@ void Set(Context& c) {
     // NX GET on an existing key: not set, and the old value answers.
     auto old = ReadString(c, name);
     if (old.status().IsNotFound()) return c.out.NullBulk();
-    if (!old.ok()) return ReplyReadError(c, old.status());
+    if (!old.ok()) return ReplyError(c.out, old.status(), c.args[0]);
     return c.out.Bulk(old->value);
   }
   if (!o.get) return c.out.SimpleString("OK");

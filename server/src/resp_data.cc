@@ -153,7 +153,7 @@ void HSetCommon(Context& c, bool reply_ok) {
         EntryChange change;
         change.kind = EntryChange::Kind::kPut;
         change.payload = HashRecord(name, fields);
-        change.vector = VectorForHash(c, name, fields).vector;
+        change.vector = VectorForHash(c, name, fields);
         change.ttl_ms = c.facts->default_ttl_ms;
         change.keep_expiry = current != nullptr;
         written = std::move(fields);
@@ -260,7 +260,7 @@ void HDel(Context& c) {
         }
         change.kind = EntryChange::Kind::kPut;
         change.payload = HashRecord(name, fields);
-        change.vector = VectorForHash(c, name, fields).vector;
+        change.vector = VectorForHash(c, name, fields);
         change.ttl_ms = c.facts->default_ttl_ms;
         change.keep_expiry = true;
         written = std::move(fields);

@@ -103,10 +103,7 @@ void WriteSearchModule(RespWriter& out);
 // The vector the entry of hash `name` must carry for `fields`: the vector field of the
 // first search index whose prefix `name` has (empty: none, or the field is missing or
 // malformed, which that index counts as an indexing failure, as RediSearch does).
-struct SearchIndexing {
-  std::vector<float> vector;
-};
-SearchIndexing VectorForHash(Context& c, std::string_view name, const HashFields& fields);
+std::vector<float> VectorForHash(Context& c, std::string_view name, const HashFields& fields);
 // Keeps the search state of the session's org in step with hash `name` written with
 // `fields` (empty: removed). Called under the digest's lock, after the write.
 void OnHashWritten(Context& c, const storage::Digest& digest, std::string_view name,

@@ -832,24 +832,20 @@ void WriteHashFields(RespWriter& out, const HashFields& fields) {
 
 // ---- hooks for the hash commands ------------------------------------------------------------
 
-SearchIndexing VectorForHash(Context& c, std::string_view name, const HashFields& fields) {
-  SearchIndexing out;
+std::vector<float> VectorForHash(Context& c, std::string_view name, const HashFields& fields) {
   auto state = StateOf(c);
-  if (!state.ok()) return out;
+  if (!state.ok()) return {};
   std::shared_lock<std::shared_mutex> lock((*state)->mu);
   for (auto& [_, index] : (*state)->indexes) {
     const FieldDef* vf = index.VectorField();
     if (vf == nullptr || !index.Covers(name)) continue;
     for (const auto& [f, v] : fields) {
       if (f != vf->name) continue;
-      if (auto vec = VectorOf(v, vf->dim)) {
-        out.vector = std::move(*vec);
-        return out;
-      }
+      if (auto vec = VectorOf(v, vf->dim)) return std::move(*vec);
       index.indexing_failures->fetch_add(1, std::memory_order_relaxed);
     }
   }
-  return out;
+  return {};
 }
 
 void OnHashWritten(Context& c, const storage::Digest& digest, std::string_view name,
@@ -936,7 +932,7 @@ void FtCreate(Context& c) {
           if (e == nullptr || e->has_vector) return change;
           auto r = ParseRecord(e->payload);
           if (!r || r->type != RecordType::kHash || r->name != key) return change;
-          change.vector = VectorForHash(c, key, OwnedFields(*r)).vector;
+          change.vector = VectorForHash(c, key, OwnedFields(*r));
           if (change.vector.empty()) return change;
           change.kind = EntryChange::Kind::kPut;
           change.payload.assign(e->payload.begin(), e->payload.end());
@@ -951,11 +947,10 @@ void FtCreate(Context& c) {
 
 void FtDropIndex(Context& c) {
   const std::string& name = c.args[1];
-  bool delete_docs = false;
   if (c.args.size() > 3 || (c.args.size() == 3 && !EqualsIgnoreCase(c.args[2], "DD"))) {
     return c.out.Error("ERR syntax error");
   }
-  delete_docs = c.args.size() == 3;
+  const bool delete_docs = c.args.size() == 3;
   auto state = StateOf(c);
   if (!state.ok()) return ReplyError(c.out, state.status(), c.args[0]);
   std::vector<std::pair<storage::Digest, std::string>> doomed;
