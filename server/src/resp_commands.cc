@@ -26,6 +26,12 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
+std::string Upper(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  return out;
+}
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && Lower(a) == Lower(b);
 }
@@ -63,17 +69,34 @@ void ReplyError(RespWriter& out, const Status& status, std::string_view command)
   }
 }
 
+void PutU32(std::vector<uint8_t>& out, size_t n) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(n >> (8 * i)));
+}
+void PutBytes(std::vector<uint8_t>& out, std::string_view bytes) {
+  out.insert(out.end(), bytes.begin(), bytes.end());
+}
+
+bool TakeU32(std::span<const uint8_t> in, size_t* at, uint32_t* v) {
+  if (in.size() - *at < 4) return false;
+  *v = uint32_t{in[*at]} | uint32_t{in[*at + 1]} << 8 | uint32_t{in[*at + 2]} << 16 |
+       uint32_t{in[*at + 3]} << 24;
+  *at += 4;
+  return true;
+}
+
+bool TakeString(std::span<const uint8_t> in, size_t* at, std::string_view* out) {
+  uint32_t n = 0;
+  if (!TakeU32(in, at, &n) || in.size() - *at < n) return false;
+  *out = std::string_view(reinterpret_cast<const char*>(in.data()) + *at, n);
+  *at += n;
+  return true;
+}
+
 namespace {
 constexpr uint8_t kRecordMagic = 'R';
 constexpr uint8_t kRecordVersion = 1;
 constexpr size_t kRecordHeaderBytes = 3 + 4;
 
-void PutU32(std::vector<uint8_t>& r, size_t n) {
-  for (int i = 0; i < 4; ++i) r.push_back(static_cast<uint8_t>(n >> (8 * i)));
-}
-void PutBytes(std::vector<uint8_t>& r, std::string_view b) {
-  r.insert(r.end(), b.begin(), b.end());
-}
 std::vector<uint8_t> RecordHead(RecordType type, std::string_view name, size_t body_bytes) {
   std::vector<uint8_t> r;
   r.reserve(kRecordHeaderBytes + name.size() + body_bytes);
@@ -83,18 +106,6 @@ std::vector<uint8_t> RecordHead(RecordType type, std::string_view name, size_t b
   PutU32(r, name.size());
   PutBytes(r, name);
   return r;
-}
-
-// Reads a u32 length and that many bytes at `*at`; false if the payload is too short.
-bool TakeString(std::span<const uint8_t> p, size_t* at, std::string_view* out) {
-  if (p.size() - *at < 4) return false;
-  const uint32_t n = uint32_t{p[*at]} | uint32_t{p[*at + 1]} << 8 | uint32_t{p[*at + 2]} << 16 |
-                     uint32_t{p[*at + 3]} << 24;
-  *at += 4;
-  if (p.size() - *at < n) return false;
-  *out = std::string_view(reinterpret_cast<const char*>(p.data()) + *at, n);
-  *at += n;
-  return true;
 }
 }  // namespace
 
@@ -133,10 +144,8 @@ std::optional<KeyRecord> ParseRecord(std::span<const uint8_t> p) {
       return r;
     case static_cast<uint8_t>(RecordType::kHash): {
       r.type = RecordType::kHash;
-      if (p.size() - at < 4) return std::nullopt;
-      const uint32_t count = uint32_t{p[at]} | uint32_t{p[at + 1]} << 8 |
-                             uint32_t{p[at + 2]} << 16 | uint32_t{p[at + 3]} << 24;
-      at += 4;
+      uint32_t count = 0;
+      if (!TakeU32(p, &at, &count)) return std::nullopt;
       // Each field takes at least 8 bytes: a count beyond that is damage, not a huge reserve.
       if (count > (p.size() - at) / 8) return std::nullopt;
       r.fields.reserve(count);
@@ -345,20 +354,6 @@ void DbSize(Context& c) {
   c.out.Integer(static_cast<int64_t>(*entries));
 }
 
-// Redis's stringmatchlen for the patterns CONFIG GET is given: '*', '?' and literals.
-bool GlobMatch(std::string_view pattern, std::string_view s) {
-  if (pattern.empty()) return s.empty();
-  if (pattern[0] == '*') {
-    for (size_t i = 0; i <= s.size(); ++i) {
-      if (GlobMatch(pattern.substr(1), s.substr(i))) return true;
-    }
-    return false;
-  }
-  if (s.empty()) return false;
-  if (pattern[0] != '?' && std::tolower(pattern[0]) != std::tolower(s[0])) return false;
-  return GlobMatch(pattern.substr(1), s.substr(1));
-}
-
 void Config(Context& c) {
   const std::string sub = Lower(c.args[1]);
   if (sub != "get") {
@@ -372,7 +367,8 @@ void Config(Context& c) {
   std::vector<std::pair<std::string_view, std::string_view>> found;
   for (const auto& [name, value] : kParameters) {
     for (size_t i = 2; i < c.args.size(); ++i) {
-      if (GlobMatch(c.args[i], name)) {
+      // Without case, as Redis matches parameter names (ours are lower case).
+      if (StringMatch(Lower(c.args[i]), name)) {
         found.emplace_back(name, value);
         break;
       }
@@ -1004,12 +1000,6 @@ void Command(Context& c) {
   } else {
     c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try COMMAND HELP.");
   }
-}
-
-std::string Upper(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  return out;
 }
 
 std::string UnknownCommand(const RespCommand& args) {

@@ -52,61 +52,6 @@ std::optional<std::string_view> FieldOf(const KeyRecord& r, std::string_view fie
   return std::nullopt;
 }
 
-// Redis's stringmatchlen: '*', '?', '[...]' (with '^' and ranges) and '\' escapes.
-bool StringMatch(std::string_view p, std::string_view s) {
-  while (!p.empty()) {
-    switch (p[0]) {
-      case '*': {
-        while (p.size() > 1 && p[1] == '*') p.remove_prefix(1);
-        if (p.size() == 1) return true;
-        for (size_t i = 0; i <= s.size(); ++i) {
-          if (StringMatch(p.substr(1), s.substr(i))) return true;
-        }
-        return false;
-      }
-      case '?':
-        if (s.empty()) return false;
-        s.remove_prefix(1);
-        p.remove_prefix(1);
-        break;
-      case '[': {
-        if (s.empty()) return false;
-        p.remove_prefix(1);
-        const bool negate = !p.empty() && p[0] == '^';
-        if (negate) p.remove_prefix(1);
-        bool match = false;
-        while (!p.empty() && p[0] != ']') {
-          if (p[0] == '\\' && p.size() >= 2) {
-            p.remove_prefix(1);
-            match |= p[0] == s[0];
-            p.remove_prefix(1);
-          } else if (p.size() >= 3 && p[1] == '-') {
-            char lo = p[0], hi = p[2];
-            if (lo > hi) std::swap(lo, hi);
-            match |= s[0] >= lo && s[0] <= hi;
-            p.remove_prefix(3);
-          } else {
-            match |= p[0] == s[0];
-            p.remove_prefix(1);
-          }
-        }
-        if (!p.empty()) p.remove_prefix(1);  // ']'
-        if (match == negate) return false;
-        s.remove_prefix(1);
-        break;
-      }
-      case '\\':
-        if (p.size() >= 2) p.remove_prefix(1);
-        [[fallthrough]];
-      default:
-        if (s.empty() || p[0] != s[0]) return false;
-        s.remove_prefix(1);
-        p.remove_prefix(1);
-    }
-  }
-  return s.empty();
-}
-
 // A SCAN cursor is the first 8 bytes of the next digest (big-endian), 0 at both ends; so a
 // cursor stays valid across writes and restarts, as Redis's does across rehashing.
 storage::Digest CursorDigest(uint64_t cursor) {
@@ -166,6 +111,60 @@ void HSetCommon(Context& c, bool reply_ok) {
 }
 
 }  // namespace
+
+bool StringMatch(std::string_view p, std::string_view s) {
+  while (!p.empty()) {
+    switch (p[0]) {
+      case '*': {
+        while (p.size() > 1 && p[1] == '*') p.remove_prefix(1);
+        if (p.size() == 1) return true;
+        for (size_t i = 0; i <= s.size(); ++i) {
+          if (StringMatch(p.substr(1), s.substr(i))) return true;
+        }
+        return false;
+      }
+      case '?':
+        if (s.empty()) return false;
+        s.remove_prefix(1);
+        p.remove_prefix(1);
+        break;
+      case '[': {
+        if (s.empty()) return false;
+        p.remove_prefix(1);
+        const bool negate = !p.empty() && p[0] == '^';
+        if (negate) p.remove_prefix(1);
+        bool match = false;
+        while (!p.empty() && p[0] != ']') {
+          if (p[0] == '\\' && p.size() >= 2) {
+            p.remove_prefix(1);
+            match |= p[0] == s[0];
+            p.remove_prefix(1);
+          } else if (p.size() >= 3 && p[1] == '-') {
+            char lo = p[0], hi = p[2];
+            if (lo > hi) std::swap(lo, hi);
+            match |= s[0] >= lo && s[0] <= hi;
+            p.remove_prefix(3);
+          } else {
+            match |= p[0] == s[0];
+            p.remove_prefix(1);
+          }
+        }
+        if (!p.empty()) p.remove_prefix(1);  // ']'
+        if (match == negate) return false;
+        s.remove_prefix(1);
+        break;
+      }
+      case '\\':
+        if (p.size() >= 2) p.remove_prefix(1);
+        [[fallthrough]];
+      default:
+        if (s.empty() || p[0] != s[0]) return false;
+        s.remove_prefix(1);
+        p.remove_prefix(1);
+    }
+  }
+  return s.empty();
+}
 
 HashFields OwnedFields(const KeyRecord& r) {
   HashFields out;

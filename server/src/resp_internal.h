@@ -22,6 +22,7 @@ constexpr char kWrongType[] = "WRONGTYPE Operation against a key holding the wro
 constexpr int64_t kMsPerSecond = 1000;
 
 std::string Lower(std::string_view s);
+std::string Upper(std::string_view s);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 std::optional<int64_t> ParseInteger(std::string_view s);
 // A finite double as Redis parses one (strtod over the whole argument; "inf" allowed).
@@ -60,6 +61,18 @@ struct KeyRecord {
   std::string_view value;                                             // a string's
   std::vector<std::pair<std::string_view, std::string_view>> fields;  // a hash's, in order
 };
+
+// Redis's stringmatchlen (case-sensitive): '*', '?', '[...]' (with '^' and ranges) and '\'
+// escapes.
+bool StringMatch(std::string_view pattern, std::string_view s);
+
+// Little-endian u32 lengths, as records and the front's side files use them.
+void PutU32(std::vector<uint8_t>& out, size_t n);
+void PutBytes(std::vector<uint8_t>& out, std::string_view bytes);
+// Reads a u32 at `*at` (and, for TakeString, that many bytes after it); false if `in` is too
+// short.
+bool TakeU32(std::span<const uint8_t> in, size_t* at, uint32_t* v);
+bool TakeString(std::span<const uint8_t> in, size_t* at, std::string_view* out);
 
 // A hash record's fields, copied out of the payload it points into.
 HashFields OwnedFields(const KeyRecord& r);

@@ -124,12 +124,6 @@ class SearchState final : public OrgAttachment {
 
 // ---- definitions: parse, encode, load ----------------------------------------------------------
 
-std::string Upper(std::string_view s) {
-  std::string out(s);
-  for (char& ch : out) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  return out;
-}
-
 // Parses FT.CREATE's arguments after the index name. `org_dim` is the org's dimension
 // (0: not known yet).
 Result<IndexDef> ParseCreate(std::string_view name, const std::vector<std::string>& a) {
@@ -286,24 +280,13 @@ Result<IndexDef> ParseCreate(std::string_view name, const std::vector<std::strin
   return def;
 }
 
-void PutU32(std::vector<uint8_t>& out, size_t n) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(n >> (8 * i)));
-}
-bool TakeU32(std::span<const uint8_t> in, size_t* at, uint32_t* v) {
-  if (in.size() - *at < 4) return false;
-  *v = uint32_t{in[*at]} | uint32_t{in[*at + 1]} << 8 | uint32_t{in[*at + 2]} << 16 |
-       uint32_t{in[*at + 3]} << 24;
-  *at += 4;
-  return true;
-}
-
 // The definitions file: a count of indexes, then each as its name and FT.CREATE arguments,
 // every string as a u32 length and its bytes.
 std::vector<uint8_t> EncodeDefinitions(const std::map<std::string, IndexDef>& indexes) {
   std::vector<uint8_t> out;
   auto put = [&](std::string_view s) {
     PutU32(out, s.size());
-    out.insert(out.end(), s.begin(), s.end());
+    PutBytes(out, s);
   };
   PutU32(out, indexes.size());
   for (const auto& [name, def] : indexes) {
@@ -319,10 +302,9 @@ Result<std::map<std::string, IndexDef>> DecodeDefinitions(std::span<const uint8_
   std::map<std::string, IndexDef> out;
   size_t at = 0;
   auto take = [&](std::string* s) {
-    uint32_t n = 0;
-    if (!TakeU32(in, &at, &n) || in.size() - at < n) return false;
-    s->assign(reinterpret_cast<const char*>(in.data()) + at, n);
-    at += n;
+    std::string_view bytes;
+    if (!TakeString(in, &at, &bytes)) return false;
+    s->assign(bytes);
     return true;
   };
   uint32_t count = 0;
@@ -586,23 +568,24 @@ class QueryParser {
       return out;
     }
     out.kind = Node::Kind::kNumeric;
-    SkipSpace();
-    if (Peek('(')) {
-      out.lo_exclusive = true;
-      ++at_;
-    }
-    SC_ASSIGN_OR_RETURN(out.lo, Number(true));
+    SC_RETURN_IF_ERROR(Bound(&out.lo, &out.lo_exclusive));
     SkipSpace();
     if (Peek(',')) ++at_;
-    SkipSpace();
-    if (Peek('(')) {
-      out.hi_exclusive = true;
-      ++at_;
-    }
-    SC_ASSIGN_OR_RETURN(out.hi, Number(true));
+    SC_RETURN_IF_ERROR(Bound(&out.hi, &out.hi_exclusive));
     SkipSpace();
     if (!Consume("]")) return Error("expected ] after a numeric range");
     return out;
+  }
+
+  // One end of a numeric range: a number, "(" before it for an exclusive bound.
+  Status Bound(double* value, bool* exclusive) {
+    SkipSpace();
+    if (Peek('(')) {
+      *exclusive = true;
+      ++at_;
+    }
+    SC_ASSIGN_OR_RETURN(*value, Number(true));
+    return Status::Ok();
   }
 
   // {a|b|c}: tag values, backslash escapes and spaces inside values kept.
