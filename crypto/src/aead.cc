@@ -29,25 +29,34 @@ Status CheckLength(size_t n) {
   return Status::Ok();
 }
 
-// Seals into out[0 .. kOverhead + plaintext.size()).
-Status SealInto(EvpContextPool& pool, std::span<const uint8_t> nonce,
-                std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
+// Seals into out = nonce | ciphertext | tag (kRawOverhead + plaintext.size() bytes).
+Status SealRawInto(EvpContextPool& pool, std::span<const uint8_t> nonce,
+                   std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
+  SC_RETURN_IF_ERROR(CheckLength(plaintext.size()));
+  SC_RETURN_IF_ERROR(CheckLength(aad.size()));
   SC_ASSIGN_OR_RETURN(auto lease, pool.Acquire());
   EVP_CIPHER_CTX* ctx = lease.get();
-  out[0] = Aead::kFormatVersion;
-  std::memcpy(out + 1, nonce.data(), Aead::kNonceSize);
+  std::memcpy(out, nonce.data(), Aead::kNonceSize);
+  uint8_t* body = out + Aead::kNonceSize;
   int len = 0;
   if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce.data()) != 1 ||
       (!aad.empty() &&
        EVP_EncryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
-      EVP_EncryptUpdate(ctx, out + kHeaderSize, &len, plaintext.data(),
-                        static_cast<int>(plaintext.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx, out + kHeaderSize + len, &len) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, Aead::kTagSize,
-                          out + kHeaderSize + plaintext.size()) != 1) {
+      (!plaintext.empty() && EVP_EncryptUpdate(ctx, body, &len, plaintext.data(),
+                                               static_cast<int>(plaintext.size())) != 1) ||
+      EVP_EncryptFinal_ex(ctx, body + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, Aead::kTagSize, body + plaintext.size()) !=
+          1) {
     return Status::Internal("AES-256-GCM encryption failed");
   }
   return Status::Ok();
+}
+
+// Seals into out[0 .. kOverhead + plaintext.size()): the version byte, then SealRawInto.
+Status SealInto(EvpContextPool& pool, std::span<const uint8_t> nonce,
+                std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
+  out[0] = Aead::kFormatVersion;
+  return SealRawInto(pool, nonce, plaintext, aad, out + 1);
 }
 
 }  // namespace
@@ -92,13 +101,19 @@ Status Aead::OpenInto(std::span<const uint8_t> ciphertext, std::span<const uint8
     return Status::Corruption("AEAD ciphertext has unknown format version " +
                               std::to_string(ciphertext[0]));
   }
-  SC_RETURN_IF_ERROR(CheckLength(ciphertext.size()));
-  SC_RETURN_IF_ERROR(CheckLength(aad.size()));
   const size_t n = ciphertext.size() - kOverhead;
-  const uint8_t* nonce = ciphertext.data() + 1;
   const uint8_t* body = ciphertext.data() + kHeaderSize;
+  return OpenBody(ciphertext.data() + 1, {body, n}, body + n, aad, out);
+}
+
+Status Aead::OpenBody(const uint8_t* nonce, std::span<const uint8_t> body_span,
+                      const uint8_t* tag_in, std::span<const uint8_t> aad, uint8_t* out) const {
+  SC_RETURN_IF_ERROR(CheckLength(body_span.size()));
+  SC_RETURN_IF_ERROR(CheckLength(aad.size()));
+  const size_t n = body_span.size();
+  const uint8_t* body = body_span.data();
   uint8_t tag[kTagSize];
-  std::memcpy(tag, body + n, kTagSize);
+  std::memcpy(tag, tag_in, kTagSize);
 
   SC_ASSIGN_OR_RETURN(auto lease, impl_->open_pool->Acquire());
   EVP_CIPHER_CTX* ctx = lease.get();
@@ -116,6 +131,30 @@ Status Aead::OpenInto(std::span<const uint8_t> ciphertext, std::span<const uint8
         "authentication failed: wrong key, wrong associated data, or tampered ciphertext");
   }
   return Status::Ok();
+}
+
+Status Aead::SealRaw(std::span<const uint8_t> plaintext, std::span<const uint8_t> aad,
+                     uint8_t* out) const {
+  uint8_t nonce[kNonceSize];
+  SC_RETURN_IF_ERROR(RandomFill(nonce));
+  return SealRawInto(*impl_->seal_pool, nonce, plaintext, aad, out);
+}
+
+Status Aead::SealRawWithNonceForTesting(std::span<const uint8_t> nonce,
+                                        std::span<const uint8_t> plaintext,
+                                        std::span<const uint8_t> aad, uint8_t* out) const {
+  if (nonce.size() != kNonceSize) return Status::InvalidArgument("nonce must be 12 bytes");
+  return SealRawInto(*impl_->seal_pool, nonce, plaintext, aad, out);
+}
+
+Status Aead::OpenRaw(std::span<const uint8_t> sealed, std::span<const uint8_t> aad,
+                     uint8_t* out) const {
+  if (sealed.size() < kRawOverhead) {
+    return Status::Corruption("AEAD ciphertext is shorter than its fixed overhead (truncated)");
+  }
+  const size_t n = sealed.size() - kRawOverhead;
+  const uint8_t* body = sealed.data() + kNonceSize;
+  return OpenBody(sealed.data(), {body, n}, body + n, aad, out);
 }
 
 Result<std::vector<uint8_t>> Aead::Open(std::span<const uint8_t> ciphertext,

@@ -1,6 +1,7 @@
 #include "encrypted_file_system.h"
 
 #include <rocksdb/env_encryption.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -8,9 +9,15 @@
 #include "sealcache/crypto/aead.h"
 #include "sealcache/crypto/ctr_cipher.h"
 #include "sealcache/crypto/random.h"
+#include "sealed_file.h"
 
 namespace sealcache::storage::internal {
 namespace {
+
+using rocksdb::FileOptions;
+using rocksdb::IODebugContext;
+using rocksdb::IOOptions;
+using rocksdb::IOStatus;
 
 constexpr size_t kCtrBlockSize = 16;
 
@@ -63,66 +70,78 @@ class ReopenedWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
   uint64_t base_ = 0;
 };
 
-class HeaderEncryptionProvider final : public rocksdb::EncryptionProvider {
+// Headers and data keys of encrypted files: a new file's header under the ACTIVE version of
+// the ring its path belongs to; an existing file's data key from its own header, refused when
+// that header names another ring than the path's.
+class FileKeys {
  public:
-  HeaderEncryptionProvider(DataLayout layout, const crypto::Keystore* keystore,
-                           EncryptionEvents events)
-      : layout_(std::move(layout)), keystore_(keystore), events_(std::move(events)) {}
+  FileKeys(DataLayout layout, const crypto::Keystore* keystore, RoutingOptions options)
+      : layout_(std::move(layout)), keystore_(keystore), options_(std::move(options)) {}
 
-  const char* Name() const override { return "SealcacheHeaderEncryptionProvider"; }
-  size_t GetPrefixLength() const override { return kFileHeaderSize; }
+  const DataLayout& layout() const { return layout_; }
+  const RoutingOptions& options() const { return options_; }
 
-  rocksdb::Status CreateNewPrefix(const std::string& fname, char* prefix,
-                                  size_t prefix_length) const override {
-    if (prefix_length != kFileHeaderSize) {
-      return rocksdb::Status::InvalidArgument("unexpected encryption prefix length");
-    }
-    auto header = NewHeader(fname);
-    if (!header.ok()) return ToRocks(header.status().WithContext("cannot create " + fname));
-    std::memcpy(prefix, header->data(), kFileHeaderSize);
-    return rocksdb::Status::OK();
-  }
-
-  rocksdb::Status AddCipher(const std::string&, const char*, size_t, bool) override {
-    return rocksdb::Status::NotSupported("keys come from the sealcache keystore");
-  }
-
-  rocksdb::Status CreateCipherStream(
-      const std::string& fname, const rocksdb::EnvOptions&, rocksdb::Slice& prefix,
-      std::unique_ptr<rocksdb::BlockAccessCipherStream>* result) override {
-    auto stream =
-        OpenStream(fname, {reinterpret_cast<const uint8_t*>(prefix.data()), prefix.size()});
-    if (!stream.ok()) {
-      if (events_.on_decrypt_failure) events_.on_decrypt_failure(fname, stream.status());
-      return ToRocks(stream.status());
-    }
-    if (events_.on_file_key_unwrapped) events_.on_file_key_unwrapped();
-    *result = std::move(stream).value();
-    return rocksdb::Status::OK();
-  }
-
- private:
-  Result<std::vector<uint8_t>> NewHeader(const std::string& fname) const {
+  struct NewFile {
+    FileHeader header;
+    std::vector<uint8_t> encoded;
+    crypto::SecretBytes data_key;
+  };
+  Result<NewFile> NewHeader(const std::string& fname, uint16_t version) const {
     FileClass cls = layout_.Classify(fname);
     if (!cls.encrypted) return Status::Internal("path is not an encrypted location");
     SC_ASSIGN_OR_RETURN(crypto::Keystore::ActiveKey active, keystore_->Active(cls.ring));
-    FileHeader h;
+    NewFile out;
+    FileHeader& h = out.header;
+    h.format_version = version;
     h.kind = cls.kind;
     h.ring = cls.ring;
     h.key_version = active.version;
     SC_RETURN_IF_ERROR(crypto::RandomFill(h.file_id));
-    SC_RETURN_IF_ERROR(crypto::RandomFill(h.iv));
-    SC_ASSIGN_OR_RETURN(crypto::SecretBytes data_key, crypto::RandomSecret(crypto::kDataKeySize));
+    if (version == kFileFormatV1) {
+      SC_RETURN_IF_ERROR(crypto::RandomFill(h.iv));
+    } else {
+      // The log is appended and synced: frames. Everything else is read at offsets: chunks.
+      h.layout = cls.kind == FileKind::kWal ? BodyLayout::kFrames : BodyLayout::kChunks;
+      h.chunk_size = h.layout == BodyLayout::kFrames ? kMaxFrameSize : options_.chunk_size;
+    }
+    SC_ASSIGN_OR_RETURN(out.data_key, crypto::RandomSecret(crypto::kDataKeySize));
     SC_ASSIGN_OR_RETURN(auto wrapper, crypto::Aead::New(*active.key));
-    SC_ASSIGN_OR_RETURN(h.wrapped_data_key, wrapper->Seal(data_key.span(), HeaderAad(h)));
-    return EncodeFileHeader(h);
+    SC_ASSIGN_OR_RETURN(h.wrapped_data_key, wrapper->Seal(out.data_key.span(), HeaderAad(h)));
+    out.encoded = EncodeFileHeader(h);
+    return out;
   }
 
-  Result<std::unique_ptr<rocksdb::BlockAccessCipherStream>> OpenStream(
-      const std::string& fname, std::span<const uint8_t> prefix) const {
-    auto parsed = ParseFileHeader(prefix);
-    if (!parsed.ok()) return parsed.status().WithContext("cannot decrypt " + fname);
-    const FileHeader& h = *parsed;
+  // The data key of an existing file, from its header; failures are reported as events.
+  Result<crypto::SecretBytes> DataKey(const std::string& fname, const FileHeader& h) const {
+    auto key = Unwrap(fname, h);
+    if (!key.ok()) {
+      Failed(fname, key.status());
+    } else if (options_.events.on_file_key_unwrapped) {
+      options_.events.on_file_key_unwrapped();
+    }
+    return key;
+  }
+
+  // The body of an existing v2 file.
+  Result<std::shared_ptr<const SealedBody>> Body(const std::string& fname,
+                                                 const FileHeader& h) const {
+    SC_ASSIGN_OR_RETURN(crypto::SecretBytes key, DataKey(fname, h));
+    return SealedBody::New(key, h);
+  }
+
+  void Failed(const std::string& fname, const Status& s) const {
+    if (options_.events.on_decrypt_failure) options_.events.on_decrypt_failure(fname, s);
+  }
+
+  SealedFileEvents BodyEvents() const {
+    SealedFileEvents e;
+    e.on_auth_failure = options_.events.on_decrypt_failure;
+    e.on_tail_dropped = options_.events.on_log_tail_dropped;
+    return e;
+  }
+
+ private:
+  Result<crypto::SecretBytes> Unwrap(const std::string& fname, const FileHeader& h) const {
     FileClass cls = layout_.Classify(fname);
     if (cls.encrypted && h.ring != cls.ring) {
       return Status::Corruption(fname + " is encrypted for " + h.ring.ToString() +
@@ -139,83 +158,311 @@ class HeaderEncryptionProvider final : public rocksdb::EncryptionProvider {
     auto data_key = wrapper->OpenSecret(h.wrapped_data_key, HeaderAad(h));
     if (!data_key.ok()) {
       return Status::Corruption("cannot decrypt " + fname +
-                                ": its header does not "
-                                "authenticate under " +
-                                h.ring.ToString() + " key version " +
-                                std::to_string(h.key_version) +
-                                " (tampered header or a file "
-                                "of another org)");
+                                ": its header does not authenticate under " + h.ring.ToString() +
+                                " key version " + std::to_string(h.key_version) +
+                                " (tampered header or a file of another org)");
     }
-    crypto::CtrCipher::Iv iv;
-    std::copy(h.iv.begin(), h.iv.end(), iv.begin());
-    SC_ASSIGN_OR_RETURN(auto ctr, crypto::CtrCipher::New(*data_key, iv));
-    return std::unique_ptr<rocksdb::BlockAccessCipherStream>(new CtrCipherStream(std::move(ctr)));
+    return data_key;
   }
 
   DataLayout layout_;
   const crypto::Keystore* keystore_;
-  EncryptionEvents events_;
+  RoutingOptions options_;
 };
+
+// Format v1 through RocksDB's EncryptedFileSystem: the header is its "prefix".
+class HeaderEncryptionProvider final : public rocksdb::EncryptionProvider {
+ public:
+  explicit HeaderEncryptionProvider(std::shared_ptr<const FileKeys> keys)
+      : keys_(std::move(keys)) {}
+
+  const char* Name() const override { return "SealcacheHeaderEncryptionProvider"; }
+  size_t GetPrefixLength() const override { return kFileHeaderSize; }
+
+  rocksdb::Status CreateNewPrefix(const std::string& fname, char* prefix,
+                                  size_t prefix_length) const override {
+    if (prefix_length != kFileHeaderSize) {
+      return rocksdb::Status::InvalidArgument("unexpected encryption prefix length");
+    }
+    auto file = keys_->NewHeader(fname, kFileFormatV1);
+    if (!file.ok()) return ToRocks(file.status().WithContext("cannot create " + fname));
+    std::memcpy(prefix, file->encoded.data(), kFileHeaderSize);
+    return rocksdb::Status::OK();
+  }
+
+  rocksdb::Status AddCipher(const std::string&, const char*, size_t, bool) override {
+    return rocksdb::Status::NotSupported("keys come from the sealcache keystore");
+  }
+
+  rocksdb::Status CreateCipherStream(
+      const std::string& fname, const rocksdb::EnvOptions&, rocksdb::Slice& prefix,
+      std::unique_ptr<rocksdb::BlockAccessCipherStream>* result) override {
+    auto stream =
+        OpenStream(fname, {reinterpret_cast<const uint8_t*>(prefix.data()), prefix.size()});
+    if (!stream.ok()) return ToRocks(stream.status());
+    *result = std::move(stream).value();
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  Result<std::unique_ptr<rocksdb::BlockAccessCipherStream>> OpenStream(
+      const std::string& fname, std::span<const uint8_t> prefix) const {
+    auto parsed = ParseFileHeader(prefix);
+    if (!parsed.ok()) {
+      Status s = parsed.status().WithContext("cannot decrypt " + fname);
+      keys_->Failed(fname, s);
+      return s;
+    }
+    if (parsed->format_version != kFileFormatV1) {
+      return Status::Internal(fname + " is not a format v1 file");
+    }
+    SC_ASSIGN_OR_RETURN(crypto::SecretBytes data_key, keys_->DataKey(fname, *parsed));
+    crypto::CtrCipher::Iv iv;
+    std::copy(parsed->iv.begin(), parsed->iv.end(), iv.begin());
+    SC_ASSIGN_OR_RETURN(auto ctr, crypto::CtrCipher::New(data_key, iv));
+    return std::unique_ptr<rocksdb::BlockAccessCipherStream>(new CtrCipherStream(std::move(ctr)));
+  }
+
+  std::shared_ptr<const FileKeys> keys_;
+};
+
+IOStatus ToIo(const Status& s) {
+  if (s.ok()) return IOStatus::OK();
+  return rocksdb::status_to_io_status(ToRocks(s));
+}
 
 class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
  public:
-  RoutingFileSystem(const DataLayout& layout, std::shared_ptr<rocksdb::FileSystem> base,
-                    std::shared_ptr<HeaderEncryptionProvider> provider)
+  RoutingFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::shared_ptr<const FileKeys> keys)
       : rocksdb::FileSystemWrapper(base),
-        layout_(layout),
-        provider_(provider),
-        encrypted_(rocksdb::NewEncryptedFS(base, provider)) {}
+        keys_(keys),
+        provider_(std::make_shared<HeaderEncryptionProvider>(keys)),
+        v1_(rocksdb::NewEncryptedFS(base, provider_)) {}
 
-  bool ok() const { return encrypted_ != nullptr; }
+  bool ok() const { return v1_ != nullptr; }
   const char* Name() const override { return "SealcacheRoutingFileSystem"; }
 
-  rocksdb::IOStatus NewSequentialFile(const std::string& f, const rocksdb::FileOptions& o,
-                                      std::unique_ptr<rocksdb::FSSequentialFile>* r,
-                                      rocksdb::IODebugContext* d) override {
-    return For(f)->NewSequentialFile(f, o, r, d);
-  }
-  rocksdb::IOStatus NewRandomAccessFile(const std::string& f, const rocksdb::FileOptions& o,
-                                        std::unique_ptr<rocksdb::FSRandomAccessFile>* r,
-                                        rocksdb::IODebugContext* d) override {
-    return For(f)->NewRandomAccessFile(f, o, r, d);
-  }
-  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
-                                    std::unique_ptr<rocksdb::FSWritableFile>* r,
-                                    rocksdb::IODebugContext* d) override {
-    return For(f)->NewWritableFile(f, o, r, d);
-  }
-  rocksdb::IOStatus ReuseWritableFile(const std::string& f, const std::string& old,
-                                      const rocksdb::FileOptions& o,
-                                      std::unique_ptr<rocksdb::FSWritableFile>* r,
-                                      rocksdb::IODebugContext* d) override {
-    if (IsEncrypted(f) != IsEncrypted(old)) {
-      return rocksdb::IOStatus::NotSupported("cannot reuse a file across encryption domains");
+  IOStatus NewSequentialFile(const std::string& f, const FileOptions& o,
+                             std::unique_ptr<rocksdb::FSSequentialFile>* r,
+                             IODebugContext* d) override {
+    if (!IsEncrypted(f)) return target()->NewSequentialFile(f, o, r, d);
+    IOStatus s = RefuseMappedOrDirect(f, o);
+    if (!s.ok()) return s;
+    Existing e;
+    s = OpenExisting(f, o, &e, d);
+    if (!s.ok()) return s;
+    if (e.header.format_version == kFileFormatV1) return v1_->NewSequentialFile(f, o, r, d);
+    auto body = keys_->Body(f, e.header);
+    if (!body.ok()) return ToIo(body.status());
+    if (e.header.layout == BodyLayout::kFrames) {
+      *r = NewFramedSequentialFile(f, std::move(e.file), std::move(body).value(), e.size,
+                                   keys_->BodyEvents());
+      return IOStatus::OK();
     }
-    return For(f)->ReuseWritableFile(f, old, o, r, d);
-  }
-  rocksdb::IOStatus NewRandomRWFile(const std::string& f, const rocksdb::FileOptions& o,
-                                    std::unique_ptr<rocksdb::FSRandomRWFile>* r,
-                                    rocksdb::IODebugContext* d) override {
-    return For(f)->NewRandomRWFile(f, o, r, d);
+    auto chunked = NewChunkedRandomAccessFile(f, std::move(e.file), std::move(body).value(), e.size,
+                                              keys_->BodyEvents());
+    if (!chunked.ok()) return Failed(f, chunked.status());
+    *r = NewChunkedSequentialFile(std::move(chunked).value());
+    return IOStatus::OK();
   }
 
-  rocksdb::IOStatus ReopenWritableFile(const std::string& f, const rocksdb::FileOptions& o,
-                                       std::unique_ptr<rocksdb::FSWritableFile>* r,
-                                       rocksdb::IODebugContext* d) override {
-    if (!IsEncrypted(f)) return target()->ReopenWritableFile(f, o, r, d);
-    uint64_t size = 0;
-    rocksdb::IOStatus s = target()->GetFileSize(f, o.io_options, &size, d);
-    if (!s.ok() || size == 0) {
-      // New or empty: the encrypted FS writes a fresh header at offset 0.
-      return encrypted_->ReopenWritableFile(f, o, r, d);
+  IOStatus NewRandomAccessFile(const std::string& f, const FileOptions& o,
+                               std::unique_ptr<rocksdb::FSRandomAccessFile>* r,
+                               IODebugContext* d) override {
+    if (!IsEncrypted(f)) return target()->NewRandomAccessFile(f, o, r, d);
+    IOStatus s = RefuseMappedOrDirect(f, o);
+    if (!s.ok()) return s;
+    Existing e;
+    s = OpenExisting(f, o, &e, d);
+    if (!s.ok()) return s;
+    if (e.header.format_version == kFileFormatV1) return v1_->NewRandomAccessFile(f, o, r, d);
+    if (e.header.layout == BodyLayout::kFrames) {
+      return IOStatus::NotSupported(f + " is a format v2 log: it is read in order");
     }
-    // Existing: continue the stream its header describes.
-    std::unique_ptr<rocksdb::FSRandomAccessFile> reader;
-    s = target()->NewRandomAccessFile(f, o, &reader, d);
+    auto body = keys_->Body(f, e.header);
+    if (!body.ok()) return ToIo(body.status());
+    auto chunked = NewChunkedRandomAccessFile(f, std::move(e.file), std::move(body).value(), e.size,
+                                              keys_->BodyEvents());
+    if (!chunked.ok()) return Failed(f, chunked.status());
+    *r = std::move(chunked).value();
+    return IOStatus::OK();
+  }
+
+  IOStatus NewWritableFile(const std::string& f, const FileOptions& o,
+                           std::unique_ptr<rocksdb::FSWritableFile>* r,
+                           IODebugContext* d) override {
+    if (!IsEncrypted(f)) return target()->NewWritableFile(f, o, r, d);
+    IOStatus s = RefuseMappedOrDirect(f, o);
+    if (!s.ok()) return s;
+    if (keys_->options().write_v1) return v1_->NewWritableFile(f, o, r, d);
+    return CreateV2(f, o, r, d);
+  }
+
+  IOStatus ReuseWritableFile(const std::string& f, const std::string& old, const FileOptions& o,
+                             std::unique_ptr<rocksdb::FSWritableFile>* r,
+                             IODebugContext* d) override {
+    if (IsEncrypted(f) || IsEncrypted(old)) {
+      return IOStatus::NotSupported("encrypted files are never reused (log recycling is off)");
+    }
+    return target()->ReuseWritableFile(f, old, o, r, d);
+  }
+
+  IOStatus NewRandomRWFile(const std::string& f, const FileOptions& o,
+                           std::unique_ptr<rocksdb::FSRandomRWFile>* r,
+                           IODebugContext* d) override {
+    if (IsEncrypted(f)) {
+      return IOStatus::NotSupported(f + ": encrypted files are written only by appending");
+    }
+    return target()->NewRandomRWFile(f, o, r, d);
+  }
+
+  IOStatus ReopenWritableFile(const std::string& f, const FileOptions& o,
+                              std::unique_ptr<rocksdb::FSWritableFile>* r,
+                              IODebugContext* d) override {
+    if (!IsEncrypted(f)) return target()->ReopenWritableFile(f, o, r, d);
+    IOStatus s = RefuseMappedOrDirect(f, o);
+    if (!s.ok()) return s;
+    uint64_t size = 0;
+    s = target()->GetFileSize(f, o.io_options, &size, d);
+    if (!s.ok() || size == 0) {  // new or empty: a fresh file
+      if (keys_->options().write_v1) return v1_->ReopenWritableFile(f, o, r, d);
+      return CreateV2(f, o, r, d);
+    }
+    Existing e;
+    s = OpenExisting(f, o, &e, d);
+    if (!s.ok()) return s;
+    if (e.header.format_version == kFileFormatV1) return ReopenV1(f, o, e, r, d);
+    auto body = keys_->Body(f, e.header);
+    if (!body.ok()) return ToIo(body.status());
+    if (e.header.layout == BodyLayout::kFrames) {
+      auto scan = ScanFrames(*e.file, e.size, body->get());
+      if (!scan.ok()) return ToIo(scan.status().WithContext(f));
+      // A torn tail goes before anything is appended after it.
+      if (scan->end < e.size && ::truncate(f.c_str(), static_cast<off_t>(scan->end)) != 0) {
+        return IOStatus::IOError("cannot cut the torn tail of " + f);
+      }
+      std::unique_ptr<rocksdb::FSWritableFile> base;
+      s = target()->ReopenWritableFile(f, o, &base, d);
+      if (!s.ok()) return s;
+      *r = NewFramedWritableFile(std::move(base), std::move(body).value(), *scan);
+      return IOStatus::OK();
+    }
+    e.file.reset();
+    std::unique_ptr<rocksdb::FSRandomRWFile> rw;
+    s = target()->NewRandomRWFile(f, o, &rw, d);
+    if (!s.ok()) return s;
+    auto w =
+        NewChunkedWritableFile(f, std::move(rw), std::move(body).value(), /*reopen=*/true, e.size);
+    if (!w.ok()) return Failed(f, w.status());
+    *r = std::move(w).value();
+    return IOStatus::OK();
+  }
+
+  IOStatus GetFileSize(const std::string& f, const IOOptions& o, uint64_t* size,
+                       IODebugContext* d) override {
+    IOStatus s = target()->GetFileSize(f, o, size, d);
+    if (!s.ok() || !IsEncrypted(f)) return s;
+    auto logical = LogicalSize(f, *size);
+    if (!logical.ok()) return ToIo(logical.status());
+    *size = *logical;
+    return s;
+  }
+
+  IOStatus GetChildrenFileAttributes(const std::string& dir, const IOOptions& o,
+                                     std::vector<rocksdb::FileAttributes>* result,
+                                     IODebugContext* d) override {
+    IOStatus s = target()->GetChildrenFileAttributes(dir, o, result, d);
+    if (!s.ok()) return s;
+    for (auto& attr : *result) {
+      const std::string path = dir + "/" + attr.name;
+      if (!IsEncrypted(path)) continue;
+      // A damaged file is reported by its open; a listing still lists it.
+      auto logical = LogicalSize(path, attr.size_bytes);
+      attr.size_bytes = logical.ok()                         ? *logical
+                        : attr.size_bytes >= kFileHeaderSize ? attr.size_bytes - kFileHeaderSize
+                                                             : 0;
+    }
+    return s;
+  }
+
+  IOStatus RenameFile(const std::string& src, const std::string& dst, const IOOptions& o,
+                      IODebugContext* d) override {
+    if (!SameDomain(src, dst)) {
+      return IOStatus::NotSupported("refusing to rename " + src + " to " + dst +
+                                    ": different encryption domains");
+    }
+    return target()->RenameFile(src, dst, o, d);
+  }
+
+  IOStatus LinkFile(const std::string& src, const std::string& dst, const IOOptions& o,
+                    IODebugContext* d) override {
+    if (!SameDomain(src, dst)) {
+      return IOStatus::NotSupported("refusing to link " + src + " to " + dst +
+                                    ": different encryption domains");
+    }
+    return target()->LinkFile(src, dst, o, d);
+  }
+
+ private:
+  struct Existing {
+    std::unique_ptr<rocksdb::FSRandomAccessFile> file;  // the physical file
+    uint64_t size = 0;                                  // physical
+    FileHeader header;
+  };
+
+  IOStatus OpenExisting(const std::string& f, const FileOptions& o, Existing* e,
+                        IODebugContext* d) {
+    IOStatus s = target()->GetFileSize(f, o.io_options, &e->size, d);
+    if (!s.ok()) return s;
+    s = target()->NewRandomAccessFile(f, o, &e->file, d);
     if (!s.ok()) return s;
     std::string buf(kFileHeaderSize, '\0');
+    rocksdb::Slice got;
+    s = e->file->Read(0, kFileHeaderSize, o.io_options, &got, buf.data(), d);
+    if (!s.ok()) return s;
+    auto header = ParseFileHeader({reinterpret_cast<const uint8_t*>(got.data()), got.size()});
+    if (!header.ok()) return Failed(f, header.status().WithContext("cannot decrypt " + f));
+    e->header = std::move(header).value();
+    return IOStatus::OK();
+  }
+
+  IOStatus CreateV2(const std::string& f, const FileOptions& o,
+                    std::unique_ptr<rocksdb::FSWritableFile>* r, IODebugContext* d) {
+    auto created = keys_->NewHeader(f, kFileFormatV2);
+    if (!created.ok()) return ToIo(created.status().WithContext("cannot create " + f));
+    auto body = SealedBody::New(created->data_key, created->header);
+    if (!body.ok()) return ToIo(body.status());
+    std::unique_ptr<rocksdb::FSWritableFile> base;
+    IOStatus s = target()->NewWritableFile(f, o, &base, d);
+    if (!s.ok()) return s;
+    s = base->Append(
+        rocksdb::Slice(reinterpret_cast<const char*>(created->encoded.data()), kFileHeaderSize),
+        o.io_options, d);
+    if (!s.ok()) return s;
+    if (created->header.layout == BodyLayout::kFrames) {
+      *r = NewFramedWritableFile(std::move(base), std::move(body).value(), FrameScan{});
+      return IOStatus::OK();
+    }
+    // Chunks: the final chunk is rewritten in place as the file grows, so the body is written
+    // at offsets.
+    s = base->Close(o.io_options, d);
+    if (!s.ok()) return s;
+    std::unique_ptr<rocksdb::FSRandomRWFile> rw;
+    s = target()->NewRandomRWFile(f, o, &rw, d);
+    if (!s.ok()) return s;
+    auto w = NewChunkedWritableFile(f, std::move(rw), std::move(body).value(), /*reopen=*/false,
+                                    kFileHeaderSize);
+    if (!w.ok()) return ToIo(w.status());
+    *r = std::move(w).value();
+    return IOStatus::OK();
+  }
+
+  // Continues a v1 file's CTR stream at its end.
+  IOStatus ReopenV1(const std::string& f, const FileOptions& o, Existing& e,
+                    std::unique_ptr<rocksdb::FSWritableFile>* r, IODebugContext* d) {
+    std::string buf(kFileHeaderSize, '\0');
     rocksdb::Slice prefix;
-    s = reader->Read(0, kFileHeaderSize, o.io_options, &prefix, buf.data(), d);
+    IOStatus s = e.file->Read(0, kFileHeaderSize, o.io_options, &prefix, buf.data(), d);
     if (!s.ok()) return s;
     std::unique_ptr<rocksdb::BlockAccessCipherStream> stream;
     rocksdb::Status cs = provider_->CreateCipherStream(f, o, prefix, &stream);
@@ -223,64 +470,51 @@ class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
     std::unique_ptr<rocksdb::FSWritableFile> underlying;
     s = target()->ReopenWritableFile(f, o, &underlying, d);
     if (!s.ok()) return s;
-    underlying = std::make_unique<ReopenedWritableFile>(std::move(underlying), size);
+    underlying = std::make_unique<ReopenedWritableFile>(std::move(underlying), e.size);
     r->reset(new rocksdb::EncryptedWritableFile(std::move(underlying), std::move(stream),
                                                 kFileHeaderSize));
-    return rocksdb::IOStatus::OK();
+    return IOStatus::OK();
   }
 
-  rocksdb::IOStatus GetFileSize(const std::string& f, const rocksdb::IOOptions& o, uint64_t* size,
-                                rocksdb::IODebugContext* d) override {
-    rocksdb::IOStatus s = target()->GetFileSize(f, o, size, d);
-    if (s.ok() && IsEncrypted(f)) *size = *size >= kFileHeaderSize ? *size - kFileHeaderSize : 0;
-    return s;
-  }
-
-  rocksdb::IOStatus GetChildrenFileAttributes(const std::string& dir, const rocksdb::IOOptions& o,
-                                              std::vector<rocksdb::FileAttributes>* result,
-                                              rocksdb::IODebugContext* d) override {
-    rocksdb::IOStatus s = target()->GetChildrenFileAttributes(dir, o, result, d);
-    if (!s.ok()) return s;
-    for (auto& attr : *result) {
-      if (IsEncrypted(dir + "/" + attr.name)) {
-        attr.size_bytes =
-            attr.size_bytes >= kFileHeaderSize ? attr.size_bytes - kFileHeaderSize : 0;
-      }
+  // The size RocksDB sees, from the physical size and the header (a v2 log: its frames).
+  Result<uint64_t> LogicalSize(const std::string& f, uint64_t physical) {
+    if (physical < kFileHeaderSize) return uint64_t{0};
+    Existing e;
+    IOStatus s = OpenExisting(f, FileOptions(), &e, nullptr);
+    if (!s.ok()) return Status::Corruption(s.ToString());
+    if (e.header.format_version == kFileFormatV1) return physical - kFileHeaderSize;
+    if (e.header.layout == BodyLayout::kChunks) {
+      auto logical = ChunkedLogicalSize(physical, e.header.chunk_size);
+      if (!logical.ok()) return logical.status().WithContext(f);
+      return logical;
     }
-    return s;
+    auto scan = ScanFrames(*e.file, physical, nullptr);
+    if (!scan.ok()) return scan.status().WithContext(f);
+    return scan->logical_bytes;
   }
 
-  rocksdb::IOStatus RenameFile(const std::string& src, const std::string& dst,
-                               const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
-    if (!SameDomain(src, dst)) {
-      return rocksdb::IOStatus::NotSupported("refusing to rename " + src + " to " + dst +
-                                             ": different encryption domains");
+  IOStatus RefuseMappedOrDirect(const std::string& f, const FileOptions& o) const {
+    if (o.use_mmap_reads || o.use_mmap_writes || o.use_direct_reads || o.use_direct_writes) {
+      return IOStatus::NotSupported(f +
+                                    ": mmap and direct I/O are not supported for encrypted "
+                                    "files");
     }
-    return target()->RenameFile(src, dst, o, d);
+    return IOStatus::OK();
+  }
+  IOStatus Failed(const std::string& f, const Status& s) {
+    keys_->Failed(f, s);
+    return ToIo(s);
   }
 
-  rocksdb::IOStatus LinkFile(const std::string& src, const std::string& dst,
-                             const rocksdb::IOOptions& o, rocksdb::IODebugContext* d) override {
-    if (!SameDomain(src, dst)) {
-      return rocksdb::IOStatus::NotSupported("refusing to link " + src + " to " + dst +
-                                             ": different encryption domains");
-    }
-    return target()->LinkFile(src, dst, o, d);
-  }
-
- private:
-  bool IsEncrypted(const std::string& f) const { return layout_.Classify(f).encrypted; }
+  bool IsEncrypted(const std::string& f) const { return keys_->layout().Classify(f).encrypted; }
   bool SameDomain(const std::string& a, const std::string& b) const {
-    FileClass ca = layout_.Classify(a), cb = layout_.Classify(b);
+    FileClass ca = keys_->layout().Classify(a), cb = keys_->layout().Classify(b);
     return ca.encrypted == cb.encrypted && (!ca.encrypted || ca.ring == cb.ring);
   }
-  rocksdb::FileSystem* For(const std::string& f) const {
-    return IsEncrypted(f) ? encrypted_.get() : target();
-  }
 
-  DataLayout layout_;
+  std::shared_ptr<const FileKeys> keys_;
   std::shared_ptr<HeaderEncryptionProvider> provider_;
-  std::shared_ptr<rocksdb::FileSystem> encrypted_;
+  std::shared_ptr<rocksdb::FileSystem> v1_;
 };
 
 }  // namespace
@@ -288,9 +522,9 @@ class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
 std::shared_ptr<rocksdb::FileSystem> NewRoutingFileSystem(const DataLayout& layout,
                                                           const crypto::Keystore* keystore,
                                                           std::shared_ptr<rocksdb::FileSystem> base,
-                                                          EncryptionEvents events) {
-  auto provider = std::make_shared<HeaderEncryptionProvider>(layout, keystore, std::move(events));
-  auto fs = std::make_shared<RoutingFileSystem>(layout, std::move(base), std::move(provider));
+                                                          RoutingOptions options) {
+  auto keys = std::make_shared<const FileKeys>(layout, keystore, std::move(options));
+  auto fs = std::make_shared<RoutingFileSystem>(std::move(base), std::move(keys));
   if (!fs->ok()) return nullptr;
   return fs;
 }

@@ -13,6 +13,7 @@
 #include "sealcache/crypto/keystore.h"
 #include "sealcache/storage/file_header.h"
 #include "sealcache/storage/inspect.h"
+#include "sealed_file.h"
 
 namespace sealcache::storage {
 namespace {
@@ -64,7 +65,8 @@ std::vector<uint8_t> ReadPrefix(const std::string& path, size_t n) {
   return buf;
 }
 
-void JudgeHeader(const FileClass& cls, const std::vector<uint8_t>& prefix, DataFileReport* r) {
+void JudgeHeader(const std::string& path, const FileClass& cls, const std::vector<uint8_t>& prefix,
+                 DataFileReport* r) {
   if (!HasFileHeaderMagic(prefix)) {
     if (cls.encrypted) {
       r->verdict = FileVerdict::kNotEncrypted;
@@ -82,8 +84,15 @@ void JudgeHeader(const FileClass& cls, const std::vector<uint8_t>& prefix, DataF
   r->format_version = header->format_version;
   r->key_ring = header->ring;
   r->key_version = header->key_version;
-  r->logical_bytes = r->physical_bytes - kFileHeaderSize;
   r->verdict = FileVerdict::kEncrypted;
+  r->layout = std::string(BodyLayoutName(header->layout));
+  auto logical = internal::LogicalSizeOf(path, *header, r->physical_bytes);
+  if (!logical.ok()) {
+    r->verdict = FileVerdict::kBadSize;
+    r->detail = logical.status().message();
+    return;
+  }
+  r->logical_bytes = *logical;
   if (cls.encrypted && header->ring != cls.ring) {
     r->verdict = FileVerdict::kWrongRing;
     r->detail = "header names " + header->ring.ToString() + " but the file lies in the place of " +
@@ -105,7 +114,7 @@ DataFileReport CheckOne(const DataLayout& layout, const std::string& path) {
     r.verdict = FileVerdict::kEmpty;
     return r;
   }
-  JudgeHeader(cls, ReadPrefix(path, kFileHeaderSize), &r);
+  JudgeHeader(path, cls, ReadPrefix(path, kFileHeaderSize), &r);
   return r;
 }
 
@@ -169,6 +178,8 @@ std::string_view FileVerdictName(FileVerdict verdict) {
       return "NOT-ENCRYPTED";
     case FileVerdict::kBadHeader:
       return "BAD-HEADER";
+    case FileVerdict::kBadSize:
+      return "BAD-SIZE";
     case FileVerdict::kWrongRing:
       return "WRONG-KEY-RING";
   }
@@ -177,7 +188,7 @@ std::string_view FileVerdictName(FileVerdict verdict) {
 
 bool IsProblem(FileVerdict verdict) {
   return verdict == FileVerdict::kNotEncrypted || verdict == FileVerdict::kBadHeader ||
-         verdict == FileVerdict::kWrongRing;
+         verdict == FileVerdict::kWrongRing || verdict == FileVerdict::kBadSize;
 }
 
 Result<std::vector<DataFileReport>> CheckDataFiles(const DataLayout& layout) {

@@ -15,7 +15,11 @@ namespace {
 constexpr char kMagic[8] = {'S', 'C', 'E', 'N', 'C', 'F', 'I', 'L'};
 constexpr size_t kOrgField = crypto::kMaxOrgIdLength;
 // Offsets; see storage/FORMAT.md.
-constexpr size_t kAadSize = 8 + 2 + 1 + 1 + 1 + kOrgField + 4 + 16 + 16;  // = 113
+constexpr size_t kAadSizeV1 = 8 + 2 + 1 + 1 + 1 + kOrgField + 4 + 16 + 16;  // = 113
+constexpr size_t kAadSizeV2 = kAadSizeV1 + 1 + 4;                           // = 118
+// Chunks smaller than this would cost more than 1% in tags and nonces; larger than
+// kMaxFrameSize would make every read of a few bytes decrypt a megabyte.
+constexpr uint32_t kMinChunkSize = 512;
 constexpr size_t kWrappedKeySize = crypto::Aead::kOverhead + crypto::kDataKeySize;
 
 }  // namespace
@@ -36,9 +40,21 @@ std::string_view FileKindName(FileKind kind) {
   return "unknown";
 }
 
+std::string_view BodyLayoutName(BodyLayout layout) {
+  switch (layout) {
+    case BodyLayout::kCtr:
+      return "ctr";
+    case BodyLayout::kChunks:
+      return "chunks";
+    case BodyLayout::kFrames:
+      return "frames";
+  }
+  return "unknown";
+}
+
 std::vector<uint8_t> HeaderAad(const FileHeader& h) {
   std::vector<uint8_t> out;
-  out.reserve(kAadSize);
+  out.reserve(kAadSizeV2);
   PutBytes(out, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(kMagic), 8));
   PutFixed16(out, h.format_version);
   PutFixed8(out, static_cast<uint8_t>(h.kind));
@@ -50,6 +66,10 @@ std::vector<uint8_t> HeaderAad(const FileHeader& h) {
   PutFixed32(out, h.key_version);
   PutBytes(out, h.file_id);
   PutBytes(out, h.iv);
+  if (h.format_version >= kFileFormatV2) {
+    PutFixed8(out, static_cast<uint8_t>(h.layout));
+    PutFixed32(out, h.chunk_size);
+  }
   return out;
 }
 
@@ -87,11 +107,27 @@ Result<FileHeader> ParseFileHeader(std::span<const uint8_t> bytes) {
   r.ReadFixed32(&h.key_version);
   r.ReadBytes(16, &file_id);
   r.ReadBytes(16, &iv);
-  r.ReadFixed16(&wrapped_len);
-  if (h.format_version != kFileFormatV1) {
+  if (h.format_version == kFileFormatV2) {
+    uint8_t layout = 0;
+    r.ReadFixed8(&layout);
+    r.ReadFixed32(&h.chunk_size);
+    if (layout != static_cast<uint8_t>(BodyLayout::kChunks) &&
+        layout != static_cast<uint8_t>(BodyLayout::kFrames)) {
+      return Status::Corruption("encrypted file header has an unknown body layout");
+    }
+    h.layout = static_cast<BodyLayout>(layout);
+    if (h.chunk_size < kMinChunkSize || h.chunk_size > kMaxFrameSize) {
+      return Status::Corruption("encrypted file header has an invalid chunk size " +
+                                std::to_string(h.chunk_size));
+    }
+    for (uint8_t b : iv) {
+      if (b != 0) return Status::Corruption("encrypted file header: reserved bytes are not zero");
+    }
+  } else if (h.format_version != kFileFormatV1) {
     return Status::Corruption("encrypted file format version " + std::to_string(h.format_version) +
                               " is not supported");
   }
+  r.ReadFixed16(&wrapped_len);
   if (kind < static_cast<uint8_t>(FileKind::kSst) ||
       kind > static_cast<uint8_t>(FileKind::kOther)) {
     return Status::Corruption("encrypted file header has an unknown file kind");

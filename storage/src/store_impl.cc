@@ -301,10 +301,17 @@ Status StoreImpl::OpenEngine() {
   events.on_file_key_unwrapped = [this] {
     decrypt_operations_.fetch_add(1, std::memory_order_relaxed);
   };
+  events.on_log_tail_dropped = [this](const std::string& path, const std::string& what) {
+    std::lock_guard<std::mutex> lock(log_tails_mu_);
+    log_tails_.push_back({layout_.Classify(path).org, path + ": " + what});
+  };
+  RoutingOptions routing;
+  routing.events = std::move(events);
+  routing.write_v1 = options_.legacy_v1_files_for_benchmarks;
   fs_ = options_.insecure_plaintext_for_benchmarks
             ? rocksdb::FileSystem::Default()
             : NewRoutingFileSystem(layout_, keystore_.get(), rocksdb::FileSystem::Default(),
-                                   std::move(events));
+                                   std::move(routing));
   if (fs_ == nullptr) return Status::Internal("cannot create the encrypted file system");
   fs_ = NewPrivateFileSystem(std::move(fs_));
   env_ = rocksdb::NewCompositeEnv(fs_);
@@ -383,6 +390,14 @@ Result<std::unique_ptr<OrgDb>> StoreImpl::OpenOrgDb(const std::string& org, bool
   if (!s.ok()) return FromRocks(s, "cannot open the database of org " + org);
   for (const std::string& line : out->info_log->RecoveryReport()) {
     recovery_report_.push_back("org " + org + ": " + line);
+  }
+  {  // torn or unauthenticated log tails the file system read as the end of a log
+    std::lock_guard<std::mutex> lock(log_tails_mu_);
+    std::erase_if(log_tails_, [&](const LogTail& t) {
+      if (t.org != org) return false;
+      recovery_report_.push_back("org " + org + ": " + t.what);
+      return true;
+    });
   }
   return out;
 }

@@ -233,6 +233,13 @@ class StoreImpl final : public Store {
   rocksdb::WriteOptions admin_write_options_;  // always synced
   // What WAL recovery reported for each org at open ("org <id>: ..." lines).
   std::vector<std::string> recovery_report_;
+  // Log tails dropped while an org's database opened (reported with its recovery).
+  struct LogTail {
+    std::string org;
+    std::string what;
+  };
+  std::mutex log_tails_mu_;
+  std::vector<LogTail> log_tails_;  // GUARDED_BY(log_tails_mu_)
 
   // Serialises CreateOrg and DropOrg. Taken before orgs_mu_.
   std::mutex org_admin_mu_;

@@ -32,8 +32,10 @@ class FileSystemTest : public ::testing::Test {
     ASSERT_TRUE(keystore_->CreateRing({crypto::KeyScope::kNode, ""}).ok());
     internal::EncryptionEvents events;
     events.on_decrypt_failure = [this](const std::string&, const Status&) { ++failures_; };
+    internal::RoutingOptions routing;
+    routing.events = events;
     fs_ = internal::NewRoutingFileSystem(*layout_, keystore_.get(), rocksdb::FileSystem::Default(),
-                                         events);
+                                         routing);
     ASSERT_NE(fs_, nullptr);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -71,14 +73,15 @@ class FileSystemTest : public ::testing::Test {
   int failures_ = 0;
 };
 
-TEST_F(FileSystemTest, ReopenForAppendContinuesTheSameCipherStream) {
+TEST_F(FileSystemTest, ReopenForAppendContinuesTheFileInItsOwnFormat) {
   const std::string path = layout_->org_data_dir("acme") + "/000007.sst";
   Write(path, "hello ");
   Write(path, "world", /*reopen=*/true);
   auto back = Read(path);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(*back, "hello world");
-  EXPECT_EQ(std::filesystem::file_size(path), kFileHeaderSize + 11);
+  // One final chunk of 11 bytes: nonce and tag added.
+  EXPECT_EQ(std::filesystem::file_size(path), kFileHeaderSize + 12 + 11 + 16);
   uint64_t logical = 0;
   ASSERT_TRUE(fs_->GetFileSize(path, {}, &logical, nullptr).ok());
   EXPECT_EQ(logical, 11u);
@@ -103,7 +106,11 @@ TEST_F(FileSystemTest, NewFilesGetTheActiveVersionOfTheRingTheirPathBelongsTo) {
   EXPECT_EQ(wal->kind, FileKind::kWal);
   EXPECT_EQ(std::string(manifest.begin(), manifest.end()), "manifest");  // plaintext by design
   EXPECT_NE(h1->file_id, h2->file_id);
-  EXPECT_NE(h1->iv, h2->iv);
+  EXPECT_EQ(h1->format_version, kFileFormatV2);
+  EXPECT_EQ(h1->layout, BodyLayout::kChunks);
+  EXPECT_EQ(h1->chunk_size, kDefaultChunkSize);
+  EXPECT_EQ(wal->format_version, kFileFormatV2);
+  EXPECT_EQ(wal->layout, BodyLayout::kFrames);
   auto meta = ReadFile(layout_->org_meta_dir("acme") + "/000005.sst");
   EXPECT_EQ(std::string(meta.begin(), meta.end()), "plain meta");
   // Both versions still decrypt: the key comes from each file's header.

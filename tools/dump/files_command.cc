@@ -13,6 +13,7 @@ Json FileJson(const storage::DataFileReport& f) {
   j.Set("path", f.path).Set("kind", f.kind).Set("org", f.org.empty() ? Json() : Json(f.org));
   j.Set("must_encrypt", f.must_encrypt).Set("encrypted", f.encrypted);
   j.Set("format_version", f.encrypted ? Json(f.format_version) : Json());
+  j.Set("layout", f.encrypted ? Json(f.layout) : Json());
   j.Set("key_scope", f.key_ring ? Json(crypto::KeyScopeName(f.key_ring->scope)) : Json());
   j.Set("key_org", f.key_ring && !f.key_ring->org.empty() ? Json(f.key_ring->org) : Json());
   j.Set("key_version", f.encrypted ? Json(f.key_version) : Json());
@@ -40,8 +41,8 @@ Result<CommandOutput> RunFiles(const CommandContext& ctx) {
   for (const auto& f : files) {
     list.Push(FileJson(f));
     table.Add({f.path, f.kind, f.org.empty() ? "-" : f.org,
-               f.encrypted ? "v" + std::to_string(f.format_version) : "-", KeyColumn(f),
-               std::to_string(f.logical_bytes), std::to_string(f.physical_bytes),
+               f.encrypted ? "v" + std::to_string(f.format_version) + " " + f.layout : "-",
+               KeyColumn(f), std::to_string(f.logical_bytes), std::to_string(f.physical_bytes),
                f.encrypted ? "yes" : "no", std::string(storage::FileVerdictName(f.verdict))});
     if (storage::IsProblem(f.verdict)) {
       ++problems;

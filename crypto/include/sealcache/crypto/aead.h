@@ -49,17 +49,33 @@ class Aead {
   Result<SecretBytes> OpenSecret(std::span<const uint8_t> ciphertext,
                                  std::span<const uint8_t> aad) const;
 
+  // Sealing into caller buffers without the version byte, for the chunks and frames of
+  // encrypted files (storage/FORMAT.md, format v2): out = nonce(12) | ciphertext | tag(16),
+  // kRawOverhead bytes longer than the plaintext. The nonce is random, as in Seal.
+  static constexpr size_t kRawOverhead = kNonceSize + kTagSize;
+  Status SealRaw(std::span<const uint8_t> plaintext, std::span<const uint8_t> aad,
+                 uint8_t* out) const;
+  // Opens a SealRaw output into out[0 .. sealed.size() - kRawOverhead); `out` may be the
+  // ciphertext's own bytes (sealed.data() + kNonceSize). On failure `out` is wiped and the
+  // status is Corruption("authentication failed ...").
+  Status OpenRaw(std::span<const uint8_t> sealed, std::span<const uint8_t> aad, uint8_t* out) const;
+
   // Known-answer interface for tests: seal with a caller-chosen nonce. Never use it outside
   // tests; nonce reuse under one key destroys GCM's security.
   Result<std::vector<uint8_t>> SealWithNonceForTesting(std::span<const uint8_t> nonce,
                                                        std::span<const uint8_t> plaintext,
                                                        std::span<const uint8_t> aad) const;
+  Status SealRawWithNonceForTesting(std::span<const uint8_t> nonce,
+                                    std::span<const uint8_t> plaintext,
+                                    std::span<const uint8_t> aad, uint8_t* out) const;
 
  private:
   struct Impl;
   explicit Aead(std::unique_ptr<Impl> impl);
   Status OpenInto(std::span<const uint8_t> ciphertext, std::span<const uint8_t> aad,
                   uint8_t* out) const;
+  Status OpenBody(const uint8_t* nonce, std::span<const uint8_t> body, const uint8_t* tag,
+                  std::span<const uint8_t> aad, uint8_t* out) const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,7 +1,8 @@
 // Checks of the files in a data directory for offline tools (sealcache-dump). Read-only.
 //
 // CheckDataFiles needs no key: it classifies every file by location (DataLayout::Classify)
-// and compares that with what the file holds (the format v1 header of storage/FORMAT.md),
+// and compares that with what the file holds (the header of storage/FORMAT.md, and for v2
+// whether the size fits the chunk grid),
 // so a plaintext file where encryption is required, or a damaged or mislabelled header, is
 // found without the master key. It cannot tell whether an encrypted body is intact.
 //
@@ -29,6 +30,7 @@ enum class FileVerdict {
   kNotEncrypted,  // required but the file has no header: a problem
   kBadHeader,     // header magic present but damaged, or too short: a problem
   kWrongRing,     // valid header for another org or scope than the location: a problem
+  kBadSize,       // a v2 file whose size is off its chunk grid (cut or extended): a problem
 };
 std::string_view FileVerdictName(FileVerdict verdict);  // "encrypted", "NOT-ENCRYPTED", ...
 bool IsProblem(FileVerdict verdict);
@@ -38,12 +40,13 @@ struct DataFileReport {
   std::string kind;           // sst, wal, manifest, snapshot, keystore, other
   std::string org;            // owning org by location; empty for node-wide files
   bool must_encrypt = false;  // by location
-  bool encrypted = false;     // carries a valid format v1 header
+  bool encrypted = false;     // carries a valid header (format v1 or v2)
   uint16_t format_version = 0;
+  std::string layout;                      // body layout: "ctr" (v1), "chunks" or "frames" (v2)
   std::optional<crypto::RingId> key_ring;  // from the header
   uint32_t key_version = 0;                // from the header
   uint64_t physical_bytes = 0;
-  uint64_t logical_bytes = 0;  // without the header
+  uint64_t logical_bytes = 0;  // what RocksDB sees: without the header, nonces, tags, frames
   FileVerdict verdict = FileVerdict::kPlaintextOk;
   std::string detail;  // why a problem is one
 };

@@ -1,4 +1,5 @@
-// The 4096-byte header of every encrypted file (format v1), documented in storage/FORMAT.md.
+// The 4096-byte header of every encrypted file (formats v1 and v2), documented in
+// storage/FORMAT.md.
 //
 // The header is plaintext except for the wrapped data key, and is authenticated as the AAD
 // of that wrapped key: changing any header field makes the data key unwrappable, so a file
@@ -17,7 +18,12 @@
 namespace sealcache::storage {
 
 inline constexpr size_t kFileHeaderSize = 4096;
-inline constexpr uint16_t kFileFormatV1 = 1;
+inline constexpr uint16_t kFileFormatV1 = 1;  // AES-256-CTR body, readable only
+inline constexpr uint16_t kFileFormatV2 = 2;  // authenticated chunks or frames; every new file
+// Plaintext bytes per chunk of a format v2 random-access file, and the most plaintext one
+// frame of a v2 append-only file holds.
+inline constexpr uint32_t kDefaultChunkSize = 4096;
+inline constexpr uint32_t kMaxFrameSize = 1u << 20;
 
 enum class FileKind : uint8_t {
   kSst = 1,
@@ -28,13 +34,23 @@ enum class FileKind : uint8_t {
 };
 std::string_view FileKindName(FileKind kind);  // "sst", "wal", ...
 
+// How a file's body is encrypted.
+enum class BodyLayout : uint8_t {
+  kCtr = 0,     // v1: one AES-256-CTR stream
+  kChunks = 1,  // v2: fixed-size AES-256-GCM chunks, read at any offset (SSTs, snapshots)
+  kFrames = 2,  // v2: append-only AES-256-GCM frames, read in order (the WAL)
+};
+std::string_view BodyLayoutName(BodyLayout layout);  // "ctr", "chunks", "frames"
+
 struct FileHeader {
   uint16_t format_version = kFileFormatV1;
   FileKind kind = FileKind::kOther;
   crypto::RingId ring;  // node, or the org whose key protects the file
   uint32_t key_version = 0;
-  std::array<uint8_t, 16> file_id{};  // random; names the file in audits
-  std::array<uint8_t, 16> iv{};       // random CTR IV of the body
+  std::array<uint8_t, 16> file_id{};     // random; names the file in audits
+  std::array<uint8_t, 16> iv{};          // v1: random CTR IV of the body; v2: zero
+  BodyLayout layout = BodyLayout::kCtr;  // v2 only (v1 is always kCtr)
+  uint32_t chunk_size = 0;               // v2: chunk size (kChunks) or largest frame (kFrames)
   std::vector<uint8_t> wrapped_data_key;
 };
 

@@ -68,6 +68,10 @@ struct StoreOptions {
   // marker db/PLAINTEXT-BENCHMARK-ONLY and refuses to open with encryption, and an
   // encrypted one refuses to open without it. Default false.
   bool insecure_plaintext_for_benchmarks = false;
+  // BENCHMARKS AND TESTS ONLY: write new encrypted files in format v1 (AES-256-CTR, not
+  // authenticated) instead of v2, to compare the two on one code path and to test that v1
+  // files stay readable. sealcached never sets it. Default false.
+  bool legacy_v1_files_for_benchmarks = false;
   // TESTS ONLY: called at every crash point of key rotation, retirement, CreateOrg and
   // DropOrg, keystore writes included (the names are in fault_points.h); a non-OK status
   // aborts the operation there. Default null: every point is a no-op.
