@@ -549,8 +549,7 @@ class FramedSequentialFile final : public rocksdb::FSSequentialFile {
                      std::to_string(*next));
     }
     return End(std::to_string(remaining) +
-               " bytes that hold no intact frame (a torn write, "
-               "or damage at the end of the log)");
+               " bytes that hold no intact frame (a torn write or damage)");
   }
 
   // Opens the frame of `length` at physical `at` as frame `index` at `logical`; false if it

@@ -3,75 +3,13 @@
 
 #include <filesystem>
 
-#include "encrypted_file_system.h"
-#include "rocksdb_status.h"
-#include "sealcache/storage/data_layout.h"
-#include "store_fixture.h"
+#include "fs_fixture.h"
 
 namespace sealcache::storage {
 namespace {
 
+using testing::FileSystemTest;
 using testing::ReadFile;
-
-class FileSystemTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    dir_ = testing::MakeTempDir("sealcache-fs");
-    layout_ = std::make_unique<DataLayout>(dir_);
-    for (auto d : {layout_->keys_dir(), layout_->org_data_dir("acme"),
-                   layout_->org_data_dir("globex"), layout_->org_meta_dir("acme")}) {
-      std::filesystem::create_directories(d);
-    }
-    crypto::KeystoreOptions o;
-    o.clock = &clock_;
-    keystore_ = std::move(crypto::Keystore::Open(layout_->keystore_path(),
-                                                 std::move(crypto::RandomSecret(32)).value(), o))
-                    .value();
-    ASSERT_TRUE(keystore_->CreateRing(kAcme).ok());
-    ASSERT_TRUE(keystore_->CreateRing(kGlobex).ok());
-    ASSERT_TRUE(keystore_->CreateRing({crypto::KeyScope::kNode, ""}).ok());
-    internal::EncryptionEvents events;
-    events.on_decrypt_failure = [this](const std::string&, const Status&) { ++failures_; };
-    internal::RoutingOptions routing;
-    routing.events = events;
-    fs_ = internal::NewRoutingFileSystem(*layout_, keystore_.get(), rocksdb::FileSystem::Default(),
-                                         routing);
-    ASSERT_NE(fs_, nullptr);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  void Write(const std::string& path, std::string_view data, bool reopen = false) {
-    std::unique_ptr<rocksdb::FSWritableFile> f;
-    auto s = reopen ? fs_->ReopenWritableFile(path, {}, &f, nullptr)
-                    : fs_->NewWritableFile(path, {}, &f, nullptr);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    ASSERT_TRUE(f->Append(data, {}, nullptr).ok());
-    ASSERT_TRUE(f->Close({}, nullptr).ok());
-  }
-  Result<std::string> Read(const std::string& path) {
-    std::unique_ptr<rocksdb::FSSequentialFile> f;
-    auto s = fs_->NewSequentialFile(path, {}, &f, nullptr);
-    if (!s.ok()) return internal::FromRocks(s);
-    std::string out, buf(1 << 16, '\0');
-    for (;;) {
-      rocksdb::Slice chunk;
-      s = f->Read(buf.size(), {}, &chunk, buf.data(), nullptr);
-      if (!s.ok()) return internal::FromRocks(s);
-      if (chunk.empty()) break;
-      out.append(chunk.data(), chunk.size());
-    }
-    return out;
-  }
-
-  const crypto::RingId kAcme{crypto::KeyScope::kOrg, "acme"};
-  const crypto::RingId kGlobex{crypto::KeyScope::kOrg, "globex"};
-  FakeClock clock_;
-  std::string dir_;
-  std::unique_ptr<DataLayout> layout_;
-  std::unique_ptr<crypto::Keystore> keystore_;
-  std::shared_ptr<rocksdb::FileSystem> fs_;
-  int failures_ = 0;
-};
 
 TEST_F(FileSystemTest, ReopenForAppendContinuesTheFileInItsOwnFormat) {
   const std::string path = layout_->org_data_dir("acme") + "/000007.sst";
