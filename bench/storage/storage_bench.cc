@@ -1,8 +1,10 @@
 // Purpose: what encryption costs the storage engine: fill, full compaction and random reads
-// on the same Store code path, encrypted vs insecure_plaintext_for_benchmarks, in one run.
+// on the same Store code path, in one run: plaintext (insecure_plaintext_for_benchmarks),
+// format v2 (authenticated chunks, the default) and format v1 (AES-256-CTR,
+// legacy_v1_files_for_benchmarks). Compaction also reports the SST bytes on disk.
 //
 // Times are process CPU seconds (all threads, so RocksDB's flush and compaction threads
-// count), reported through manual timing: compare the encrypted/plain pairs of one run.
+// count), reported through manual timing: compare the v2/plain and v1/plain ratios of one run.
 //   build/bench/storage/storage_bench [--benchmark_repetitions=3]
 //   SEALCACHE_BENCH_ENTRIES=200000 for the 200k-entry figures (default 20000).
 #include <benchmark/benchmark.h>
@@ -74,7 +76,11 @@ struct BenchStore {
   }
 };
 
-std::unique_ptr<BenchStore> OpenFresh(bool encrypted, size_t block_cache) {
+// The benchmark argument: which file format the store writes.
+enum Mode : int64_t { kPlain = 0, kV2 = 1, kV1 = 2 };
+const char* ModeName(int64_t mode) { return mode == kPlain ? "plain" : mode == kV2 ? "v2" : "v1"; }
+
+std::unique_ptr<BenchStore> OpenFresh(int64_t mode, size_t block_cache) {
   auto b = std::make_unique<BenchStore>();
   b->dir = (std::filesystem::temp_directory_path() / "sealcache-bench-XXXXXX").string();
   if (mkdtemp(b->dir.data()) == nullptr) std::abort();
@@ -82,7 +88,8 @@ std::unique_ptr<BenchStore> OpenFresh(bool encrypted, size_t block_cache) {
   o.data_dir = b->dir;
   o.reaper_period_ms = 0;
   o.block_cache_bytes = block_cache;
-  o.insecure_plaintext_for_benchmarks = !encrypted;
+  o.insecure_plaintext_for_benchmarks = mode == kPlain;
+  o.legacy_v1_files_for_benchmarks = mode == kV1;
   static const crypto::SecretBytes master = std::move(crypto::RandomSecret(32)).value();
   b->store = std::move(Store::Open(o, master)).value();
   OrgConfig c;
@@ -109,34 +116,46 @@ void Fill(Store& store, size_t n) {
   if (!store.Flush().ok()) std::abort();
 }
 
+// Bytes of the table files on disk (both families), headers, nonces and tags included.
+double SstBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file() && e.path().extension() == ".sst") total += e.file_size();
+  }
+  return static_cast<double>(total);
+}
+
 void BM_Fill(benchmark::State& state) {
-  const bool encrypted = state.range(0) != 0;
+  const int64_t mode = state.range(0);
   const size_t n = EntryCount();
   for (auto _ : state) {
-    auto b = OpenFresh(encrypted, 256u << 20);
+    auto b = OpenFresh(mode, 256u << 20);
     double start = ProcessCpuSeconds();
     Fill(*b->store, n);
     state.SetIterationTime(ProcessCpuSeconds() - start);
   }
-  state.SetLabel(encrypted ? "encrypted" : "plain");
+  state.SetLabel(ModeName(mode));
   state.SetItemsProcessed(state.iterations() * n);
 }
 
 void BM_Compaction(benchmark::State& state) {
-  const bool encrypted = state.range(0) != 0;
+  const int64_t mode = state.range(0);
+  double sst_bytes = 0;
   for (auto _ : state) {
-    auto b = OpenFresh(encrypted, 256u << 20);
+    auto b = OpenFresh(mode, 256u << 20);
     Fill(*b->store, EntryCount());
     double start = ProcessCpuSeconds();
     if (!b->store->CompactOrg("bench").ok()) std::abort();
     state.SetIterationTime(ProcessCpuSeconds() - start);
+    sst_bytes = SstBytes(b->dir);
   }
-  state.SetLabel(encrypted ? "encrypted" : "plain");
+  state.counters["sst_bytes"] = sst_bytes;
+  state.SetLabel(ModeName(mode));
 }
 
 void BM_RandomGet(benchmark::State& state) {
-  const bool encrypted = state.range(0) != 0;
-  auto b = OpenFresh(encrypted, kReadCacheBytes);
+  const int64_t mode = state.range(0);
+  auto b = OpenFresh(mode, kReadCacheBytes);
   const size_t n = EntryCount();
   Fill(*b->store, n);
   if (!b->store->CompactOrg("bench").ok()) std::abort();
@@ -150,21 +169,29 @@ void BM_RandomGet(benchmark::State& state) {
     }
     state.SetIterationTime(ProcessCpuSeconds() - start);
   }
-  state.SetLabel(encrypted ? "encrypted" : "plain");
+  state.SetLabel(ModeName(mode));
   state.SetItemsProcessed(state.iterations() * kGetsPerIteration);
 }
 
-// Arg 0 = plain, 1 = encrypted; each pair runs back to back in one process.
-BENCHMARK(BM_Fill)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMillisecond)->Iterations(2);
+// Arg 0 = plain, 1 = v2, 2 = v1 (Mode); each triple runs back to back in one process.
+BENCHMARK(BM_Fill)
+    ->Arg(kPlain)
+    ->Arg(kV2)
+    ->Arg(kV1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2);
 BENCHMARK(BM_Compaction)
-    ->Arg(0)
-    ->Arg(1)
+    ->Arg(kPlain)
+    ->Arg(kV2)
+    ->Arg(kV1)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond)
     ->Iterations(2);
 BENCHMARK(BM_RandomGet)
-    ->Arg(0)
-    ->Arg(1)
+    ->Arg(kPlain)
+    ->Arg(kV2)
+    ->Arg(kV1)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond)
     ->MinTime(2.0);

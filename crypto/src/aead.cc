@@ -140,6 +140,25 @@ Status Aead::SealRaw(std::span<const uint8_t> plaintext, std::span<const uint8_t
   return SealRawInto(*impl_->seal_pool, nonce, plaintext, aad, out);
 }
 
+Status NonceSequence::Next(uint8_t* nonce) {
+  if (!seeded_ || counter_ == UINT32_MAX) {
+    SC_RETURN_IF_ERROR(RandomFill(prefix_));
+    counter_ = 0;
+    seeded_ = true;
+  }
+  std::memcpy(nonce, prefix_, sizeof(prefix_));
+  const uint32_t c = counter_++;
+  for (int i = 0; i < 4; ++i) nonce[8 + i] = static_cast<uint8_t>(c >> (8 * i));
+  return Status::Ok();
+}
+
+Status Aead::SealRaw(std::span<const uint8_t> plaintext, std::span<const uint8_t> aad,
+                     NonceSequence& nonces, uint8_t* out) const {
+  uint8_t nonce[kNonceSize];
+  SC_RETURN_IF_ERROR(nonces.Next(nonce));
+  return SealRawInto(*impl_->seal_pool, nonce, plaintext, aad, out);
+}
+
 Status Aead::SealRawWithNonceForTesting(std::span<const uint8_t> nonce,
                                         std::span<const uint8_t> plaintext,
                                         std::span<const uint8_t> aad, uint8_t* out) const {

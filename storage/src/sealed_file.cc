@@ -191,7 +191,7 @@ class ChunkedWritableFile final : public rocksdb::FSWritableFile {
       const size_t at = out_.size();
       out_.resize(at + chunk_ + kSealOverhead);
       const auto aad = body_->ChunkAad(idx_, /*final=*/false, 0);
-      SC_RETURN_IF_ERROR(body_->aead().SealRaw({plain, chunk_}, aad, out_.data() + at));
+      SC_RETURN_IF_ERROR(body_->aead().SealRaw({plain, chunk_}, aad, nonces_, out_.data() + at));
       ++idx_;
       return Status::Ok();
     };
@@ -227,7 +227,7 @@ class ChunkedWritableFile final : public rocksdb::FSWritableFile {
     if (final_written_ || rw_ == nullptr) return Status::Ok();
     std::vector<uint8_t> sealed(buf_.size() + kSealOverhead);
     const auto aad = body_->ChunkAad(idx_, /*final=*/true, logical_);
-    SC_RETURN_IF_ERROR(body_->aead().SealRaw(buf_, aad, sealed.data()));
+    SC_RETURN_IF_ERROR(body_->aead().SealRaw(buf_, aad, nonces_, sealed.data()));
     const uint64_t offset = ChunkOffset(idx_, chunk_);
     IOStatus s =
         rw_->Write(offset, Slice(reinterpret_cast<const char*>(sealed.data()), sealed.size()),
@@ -283,9 +283,10 @@ class ChunkedWritableFile final : public rocksdb::FSWritableFile {
   uint64_t idx_ = 0;      // the chunk being filled (every chunk before it is written)
   uint64_t logical_ = 0;  // idx_ * chunk_ + buf_.size()
   uint64_t physical_end_;
-  bool final_written_ = false;  // the file on disk ends with the final chunk for logical_
-  std::vector<uint8_t> buf_;    // plaintext of chunk idx_, fewer than chunk_ bytes
-  std::vector<uint8_t> out_;    // sealed whole chunks of one Append
+  bool final_written_ = false;    // the file on disk ends with the final chunk for logical_
+  std::vector<uint8_t> buf_;      // plaintext of chunk idx_, fewer than chunk_ bytes
+  std::vector<uint8_t> out_;      // sealed whole chunks of one Append
+  crypto::NonceSequence nonces_;  // this writer's: a reopen or another writer draws its own
 };
 
 class ChunkedRandomAccessFile final : public rocksdb::FSRandomAccessFile {
@@ -434,7 +435,7 @@ class FramedWritableFile final : public rocksdb::FSWritableFile {
       EncodeFixed32(out_.data() + at, len);
       EncodeFixed32(out_.data() + at + 4, ~len);
       const auto aad = body_->FrameAad(next_, logical_, len);
-      Status s = body_->aead().SealRaw({p, len}, aad, out_.data() + at + kFrameHeaderSize);
+      Status s = body_->aead().SealRaw({p, len}, aad, nonces_, out_.data() + at + kFrameHeaderSize);
       if (!s.ok()) return ToIo(s);
       ++next_;
       logical_ += len;
@@ -472,6 +473,7 @@ class FramedWritableFile final : public rocksdb::FSWritableFile {
   uint64_t next_;     // index of the next frame
   uint64_t logical_;  // plaintext bytes in the file
   std::vector<uint8_t> out_;
+  crypto::NonceSequence nonces_;
 };
 
 class FramedSequentialFile final : public rocksdb::FSSequentialFile {

@@ -1,4 +1,5 @@
 #include "sealcache/crypto/aead.h"
+#include "sealcache/crypto/random.h"
 
 #include <gtest/gtest.h>
 
@@ -137,6 +138,40 @@ TEST(Aead, ConcurrentSealAndOpenOnOneInstance) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+}  // namespace
+}  // namespace sealcache::crypto
+
+namespace sealcache::crypto {
+namespace {
+
+TEST(NonceSequenceTest, NoncesNeverRepeatWithinOrAcrossSequences) {
+  std::set<std::vector<uint8_t>> seen;
+  for (int sequence = 0; sequence < 4; ++sequence) {
+    NonceSequence nonces;
+    for (int i = 0; i < 1000; ++i) {
+      std::vector<uint8_t> n(NonceSequence::kSize);
+      ASSERT_TRUE(nonces.Next(n.data()).ok());
+      EXPECT_TRUE(seen.insert(n).second) << "sequence " << sequence << " nonce " << i;
+    }
+  }
+}
+
+TEST(NonceSequenceTest, SealedWithASequenceOpensLikeAnyRawSeal) {
+  auto aead = Aead::New(std::move(RandomSecret(32)).value());
+  ASSERT_TRUE(aead.ok());
+  NonceSequence nonces;
+  const std::vector<uint8_t> plain = {1, 2, 3, 4, 5};
+  const std::vector<uint8_t> aad = {9};
+  std::vector<uint8_t> a(plain.size() + Aead::kRawOverhead), b(a.size()), out(plain.size());
+  ASSERT_TRUE((*aead)->SealRaw(plain, aad, nonces, a.data()).ok());
+  ASSERT_TRUE((*aead)->SealRaw(plain, aad, nonces, b.data()).ok());
+  EXPECT_NE(a, b);  // another nonce
+  ASSERT_TRUE((*aead)->OpenRaw(a, aad, out.data()).ok());
+  EXPECT_EQ(out, plain);
+  a.back() ^= 1;
+  EXPECT_TRUE((*aead)->OpenRaw(a, aad, out.data()).IsCorruption());
 }
 
 }  // namespace

@@ -24,6 +24,23 @@
 
 namespace sealcache::crypto {
 
+// Nonces for one sealer of many chunks under one key (a file writer): a random 8-byte prefix
+// drawn once, then a 4-byte counter, so a seal costs no RAND_bytes call (about 1.1 us, half
+// the cost of sealing 4 KiB on this machine). Two sequences under one key collide only if
+// their random prefixes do (2^-64 per pair); a sequence draws a new prefix before its
+// counter would wrap. Not thread-safe: one per writer.
+class NonceSequence {
+ public:
+  static constexpr size_t kSize = 12;
+  // Fills `nonce` (kSize bytes) with the next nonce.
+  Status Next(uint8_t* nonce);
+
+ private:
+  uint8_t prefix_[8] = {};
+  uint32_t counter_ = 0;
+  bool seeded_ = false;
+};
+
 class Aead {
  public:
   static constexpr size_t kKeySize = 32;
@@ -55,6 +72,9 @@ class Aead {
   static constexpr size_t kRawOverhead = kNonceSize + kTagSize;
   Status SealRaw(std::span<const uint8_t> plaintext, std::span<const uint8_t> aad,
                  uint8_t* out) const;
+  // The same, with the nonce from `nonces` (which must be used under this key only).
+  Status SealRaw(std::span<const uint8_t> plaintext, std::span<const uint8_t> aad,
+                 NonceSequence& nonces, uint8_t* out) const;
   // Opens a SealRaw output into out[0 .. sealed.size() - kRawOverhead); `out` may be the
   // ciphertext's own bytes (sealed.data() + kNonceSize). On failure `out` is wiped and the
   // status is Corruption("authentication failed ...").

@@ -7,8 +7,8 @@
 // found without the master key. It cannot tell whether an encrypted body is intact.
 //
 // VerifyDataFiles needs the master key: it authenticates the keystore, unwraps the data key
-// of every encrypted file, decrypts every file end to end and checks every RocksDB block
-// checksum (CTR has no integrity of its own; the checksums detect damage).
+// of every encrypted file, decrypts (format v2: authenticates) every file end to end and
+// checks every RocksDB block checksum (format v1's CTR has no integrity of its own).
 #pragma once
 
 #include <cstdint>
