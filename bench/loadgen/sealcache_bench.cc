@@ -883,9 +883,12 @@ int Run(const Options& o) {
                     reports[1].lookup_qps / reports[0].lookup_qps, reports[1].p99 / reports[0].p99,
                     reports[1].load_rate / reports[0].load_rate);
       } else {
-        std::printf("encrypted/plain: lookup throughput %.3f, lookup p99 %.3f, load %.3f",
-                    reports[0].lookup_qps / reports[1].lookup_qps, reports[0].p99 / reports[1].p99,
-                    reports[0].load_rate / reports[1].load_rate);
+        std::printf("encrypted/plain: load %.3f", reports[0].load_rate / reports[1].load_rate);
+        if (reports[0].lookup_qps > 0) {
+          std::printf(", lookup throughput %.3f, lookup p99 %.3f",
+                      reports[0].lookup_qps / reports[1].lookup_qps,
+                      reports[0].p99 / reports[1].p99);
+        }
         if (reports[0].get_qps > 0)
           std::printf(", get throughput %.3f", reports[0].get_qps / reports[1].get_qps);
         std::printf("\n");

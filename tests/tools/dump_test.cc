@@ -550,10 +550,17 @@ TEST_F(DumpTest, StatsTotalPerOrgAndKeyVersionAndAgeOfActiveKeys) {
   EXPECT_TRUE(doc["orgs"][0]["rotation_overdue"].boolean);
   EXPECT_EQ(doc["key_versions"].size(), 3u);
   EXPECT_EQ(doc["key_versions"][0]["sst_files"].number, 1);
+  // Live encrypted bytes per format: every file of this store is v2; the chunk format's
+  // nonces and tags add under 1% (plus each file's 4 KiB header).
+  const JsonNode& v2 = doc["encrypted_files_by_format"]["v2"];
+  EXPECT_GE(v2["files"].number, 5);
+  EXPECT_GT(v2["physical_bytes"].number, v2["logical_bytes"].number);
+  EXPECT_EQ(doc["encrypted_files_by_format"]["v1"]["files"].number, 0);
 
   DumpRun fresh = RunDump({Dir(), "stats", "--now-ms", kNowFlag});
   EXPECT_NE(fresh.out.find("in 89d 23h"), std::string::npos) << fresh.out;
   EXPECT_NE(fresh.out.find("TOTAL"), std::string::npos);
+  EXPECT_NE(fresh.out.find("encrypted files by format:"), std::string::npos) << fresh.out;
 }
 
 TEST_F(DumpTest, VerifyPassesOnAnIntactStore) {
