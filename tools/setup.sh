@@ -19,12 +19,17 @@ PACKAGES=(
   libflatbuffers-dev flatbuffers-compiler
   libboost-dev libboost-program-options-dev
   libgtest-dev libbenchmark-dev
+  # The PKCS#11 header of the pkcs11: master key provider (the module is loaded at run time).
+  libp11-kit-dev
   # Real Redis clients for the Redis-protocol front's tests (label `resp`): redis-cli 7.0 and
   # redis-py 4.3.4 (Debian 12's versions; redis-py is seen only by /usr/bin/python3).
   redis-tools python3-redis
   # The peer of the Redis-protocol benchmark (bench/resp_vs_redis.sh), started by the script
   # itself on a free port; redis-benchmark comes with redis-tools.
   redis-server
+  # Master key providers' real servers for the `keys` tests: a SoftHSM2 token (softhsm2-util)
+  # and opensc's pkcs11-tool to make its AES key.
+  softhsm2 opensc
 )
 # The sanitizer suites of `quickstart.sh test` (not needed with SEALCACHE_SANITIZERS=0):
 # clang with its sanitizer and libFuzzer runtimes, its OpenMP headers, llvm-symbolizer.

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "pkcs11_provider.h"
 #include "sealcache/crypto/random.h"
 
 namespace sealcache::crypto {
@@ -128,7 +129,8 @@ class EnvMasterKeyProvider final : public MasterKeyProvider {
 
 }  // namespace
 
-Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(std::string_view spec) {
+Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(
+    std::string_view spec, const MasterKeyOptions& options) {
   auto colon = spec.find(':');
   if (colon == std::string_view::npos || colon + 1 == spec.size()) {
     return Status::InvalidArgument(
@@ -139,10 +141,11 @@ Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(std::string
   if (kind == "file") return std::unique_ptr<MasterKeyProvider>(new FileMasterKeyProvider(value));
   if (kind == "env") return std::unique_ptr<MasterKeyProvider>(new EnvMasterKeyProvider(value));
   if (kind == "pkcs11") {
-    return Status::NotSupported("the PKCS#11 master key provider is not available in this build");
+    SC_ASSIGN_OR_RETURN(internal::Pkcs11Uri uri, internal::ParsePkcs11Uri(spec));
+    return internal::NewPkcs11Provider(uri, options);
   }
   return Status::InvalidArgument("unknown master key provider '" + std::string(kind) +
-                                 "' (expected file:PATH or env:VAR)");
+                                 "' (expected file:PATH, env:VAR or pkcs11:URI)");
 }
 
 Status CreateMasterKeyFile(const std::string& path) {

@@ -12,6 +12,7 @@
 
 #include "sealcache/crypto/master_key.h"
 #include "sealcache/server/server.h"
+#include "sealcache/storage/data_layout.h"
 
 // Only the test-only sealcached_faults defines this: the shipped binary has no crash points
 // and never reads SEALCACHE_CRASH_AT.
@@ -159,10 +160,14 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "sealcached: TEST BUILD with fault points\n");
 #endif
 
-  auto provider = sealcache::crypto::MasterKeyProviderFromSpec(master_spec);
+  sealcache::crypto::MasterKeyOptions key_options;
+  key_options.envelope_dir = sealcache::storage::DataLayout(data_dir).keys_dir();
+  auto provider = sealcache::crypto::MasterKeyProviderFromSpec(master_spec, key_options);
   if (!provider.ok()) return Fail(provider.status().ToString());
   auto master = (*provider)->Load();
-  if (!master.ok()) return Fail(master.status().ToString());
+  if (!master.ok()) {
+    return Fail("master key " + (*provider)->Describe() + ": " + master.status().ToString());
+  }
   for (const auto& w : master->warnings)
     std::fprintf(stderr, "sealcached: WARNING: %s\n", w.c_str());
 

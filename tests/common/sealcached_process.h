@@ -39,6 +39,8 @@ class SealcachedProcess {
   SealcachedProcess& operator=(const SealcachedProcess&) = delete;
 
   std::string data_dir() const { return dir_ + "/data"; }
+  // The --master-key of the next Start (default: file: of master_key_path()).
+  void set_master_key_spec(std::string spec) { master_key_spec_ = std::move(spec); }
   std::string master_key_path() const { return dir_ + "/master.key"; }
   std::string log_path() const { return dir_ + "/sealcached.log"; }
   uint16_t port() const { return port_; }
@@ -52,15 +54,16 @@ class SealcachedProcess {
   bool Start(const std::vector<std::string>& extra = {}, const std::vector<std::string>& env = {},
              std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
     EXPECT_FALSE(running());
-    std::vector<std::string> args = {binary_,
-                                     "--data",
-                                     data_dir(),
-                                     "--master-key",
-                                     "file:" + master_key_path(),
-                                     "--port",
-                                     std::to_string(port_),
-                                     "--threads",
-                                     "2"};
+    std::vector<std::string> args = {
+        binary_,
+        "--data",
+        data_dir(),
+        "--master-key",
+        master_key_spec_.empty() ? "file:" + master_key_path() : master_key_spec_,
+        "--port",
+        std::to_string(port_),
+        "--threads",
+        "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
@@ -138,6 +141,7 @@ class SealcachedProcess {
   }
 
  private:
+  std::string master_key_spec_;
   std::string binary_;
   std::string dir_;
   uint16_t port_ = 0;

@@ -22,8 +22,12 @@ const std::map<std::string, CommandFn>& CommandTable() {
 }
 
 // Never prints key material: only the provider's description and its warnings.
-Result<crypto::SecretBytes> LoadMasterKey(const std::string& spec) {
-  SC_ASSIGN_OR_RETURN(auto provider, crypto::MasterKeyProviderFromSpec(spec));
+Result<crypto::SecretBytes> LoadMasterKey(const std::string& spec,
+                                          const storage::DataLayout& layout) {
+  crypto::MasterKeyOptions key_options;
+  key_options.envelope_dir = layout.keys_dir();
+  key_options.create_envelope = false;  // read-only
+  SC_ASSIGN_OR_RETURN(auto provider, crypto::MasterKeyProviderFromSpec(spec, key_options));
   auto loaded = provider->Load();
   if (!loaded.ok()) return loaded.status().WithContext("master key " + provider->Describe());
   for (const std::string& w : loaded->warnings) std::cerr << "warning: " << w << "\n";
@@ -49,7 +53,7 @@ int Run(const DumpOptions& options) {
   CommandContext ctx{options, storage::DataLayout(dir), 0, std::nullopt};
   ctx.now_ms = options.now_ms ? *options.now_ms : SystemClock().NowMillis();
   if (options.master_key_spec) {
-    auto key = LoadMasterKey(*options.master_key_spec);
+    auto key = LoadMasterKey(*options.master_key_spec, ctx.layout);
     if (!key.ok()) return Fail(options, key.status(), kExitError);
     ctx.master_key = std::move(key).value();
   }

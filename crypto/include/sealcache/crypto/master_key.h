@@ -7,7 +7,11 @@
 //               others can read or write (chmod 600); otherwise loading is refused.
 //   env:VAR     64 hex characters in environment variable VAR. For development only: the
 //               key is visible in /proc/<pid>/environ; loading reports a warning.
-//   pkcs11:...  reserved for an HSM provider; refused as not supported in this build.
+//   pkcs11:token=LABEL;object=LABEL?module-path=MODULE.so&pin-source=file:PATH|env:VAR
+//               an RFC 7512 URI naming an AES-256 key in a PKCS#11 token (an HSM): the
+//               master key is kept sealed by that key (AES-GCM, in the token) in
+//               <data>/keys/master-key.pkcs11, created at the first start. The token's key
+//               never leaves it; the PIN never appears on the command line.
 #pragma once
 
 #include <memory>
@@ -37,8 +41,17 @@ class MasterKeyProvider {
   virtual std::string Describe() const = 0;
 };
 
+struct MasterKeyOptions {
+  // Where providers that keep the master key sealed by an HSM (pkcs11:) keep that envelope:
+  // the data directory's keys/. Empty: such providers are refused.
+  std::string envelope_dir;
+  // False for read-only tools: a missing envelope is an error, not created.
+  bool create_envelope = true;
+};
+
 // Parses a spec as documented above.
-Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(std::string_view spec);
+Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(
+    std::string_view spec, const MasterKeyOptions& options = {});
 
 // Creates a new random master key file at `path` with mode 0600, as 64 hex characters and a
 // newline. Fails with AlreadyExists rather than overwrite an existing key.

@@ -1,0 +1,238 @@
+// The PKCS#11 master key provider against a real token: each test makes its own SoftHSM2
+// token (softhsm2-util) and AES-256 key (pkcs11-tool, sensitive), and a real sealcached
+// started with the provider creates an org, writes, restarts and reads back. Skipped, with
+// the reason, only where softhsm2 or opensc is not installed (tools/setup.sh installs them).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "../../crypto/src/pkcs11_provider.h"
+#include "sealcache/crypto/master_key.h"
+#include "sealcached_process.h"
+#include "test_support.h"
+
+namespace sealcache {
+namespace {
+
+namespace fs = std::filesystem;
+using crypto::MasterKeyOptions;
+using crypto::MasterKeyProviderFromSpec;
+
+constexpr char kModule[] = "/usr/lib/softhsm/libsofthsm2.so";
+constexpr char kPin[] = "123456";
+
+// Runs a command line; returns its exit code. Output goes to `log`.
+int RunCommand(const std::string& command, const std::string& log) {
+  const int rc = std::system((command + " >>" + log + " 2>&1").c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+TEST(Pkcs11Uri, ParsesTheRfc7512FormsItUses) {
+  auto uri = crypto::internal::ParsePkcs11Uri(
+      "pkcs11:token=my%20hsm;object=sealcache-master;id=%01%02;type=secret-key"
+      "?module-path=/usr/lib/x.so&pin-source=file:/etc/pin");
+  ASSERT_TRUE(uri.ok()) << uri.status().ToString();
+  EXPECT_EQ(uri->token, "my hsm");
+  EXPECT_EQ(uri->object, "sealcache-master");
+  EXPECT_EQ(uri->id, (std::vector<uint8_t>{1, 2}));
+  EXPECT_EQ(uri->module_path, "/usr/lib/x.so");
+  EXPECT_EQ(uri->pin_source, "file:/etc/pin");
+}
+
+TEST(Pkcs11Uri, RefusesAPinOnTheCommandLineAndIncompleteUris) {
+  auto pin = crypto::internal::ParsePkcs11Uri(
+      "pkcs11:token=t;object=o?module-path=/m.so&pin-value=123456");
+  ASSERT_FALSE(pin.ok());
+  EXPECT_NE(pin.status().message().find("pin-source"), std::string::npos);
+  EXPECT_EQ(pin.status().message().find("123456"), std::string::npos);
+  for (const char* bad : {"pkcs11:object=o?module-path=/m.so", "pkcs11:token=t?module-path=/m.so",
+                          "pkcs11:token=t;object=o", "pkcs11:token=t;object=o;type=private",
+                          "pkcs11:token=t;object=o;colour=red?module-path=/m.so",
+                          "pkcs11:token=%zz;object=o?module-path=/m.so"}) {
+    EXPECT_FALSE(crypto::internal::ParsePkcs11Uri(bad).ok()) << bad;
+  }
+}
+
+class SoftHsm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kModule) || !fs::exists("/usr/bin/softhsm2-util") ||
+        !fs::exists("/usr/bin/pkcs11-tool")) {
+      GTEST_SKIP() << "softhsm2 or opensc is not installed (tools/setup.sh installs them)";
+    }
+    dir_ = test::MakeTempDir("sealcache-keys");
+    log_ = dir_ + "/tools.log";
+    fs::create_directories(dir_ + "/tokens");
+    std::ofstream(dir_ + "/softhsm2.conf")
+        << "directories.tokendir = " << dir_ << "/tokens\nobjectstore.backend = file\n";
+    conf_env_ = "SOFTHSM2_CONF=" + dir_ + "/softhsm2.conf";
+    // This process loads the module too: it reads the configuration at C_Initialize.
+    setenv("SOFTHSM2_CONF", (dir_ + "/softhsm2.conf").c_str(), 1);
+    std::ofstream(dir_ + "/pin") << kPin << "\n";
+    chmod((dir_ + "/pin").c_str(), 0600);
+    ASSERT_EQ(
+        RunCommand("softhsm2-util --init-token --free --label sealcache --so-pin 87654321 --pin " +
+                       std::string(kPin),
+                   log_),
+        0)
+        << Log();
+    ASSERT_EQ(Keygen("sealcache-master", "AES:32"), 0) << Log();
+  }
+  void TearDown() override {
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  int Keygen(const std::string& label, const std::string& type) {
+    return RunCommand(Tool() + " --login --pin " + kPin + " --keygen --key-type " + type +
+                          " --label " + label + " --sensitive",
+                      log_);
+  }
+  std::string Tool() const {
+    return std::string("pkcs11-tool --module ") + kModule + " --token-label sealcache";
+  }
+  std::string Uri(const std::string& object = "sealcache-master",
+                  const std::string& pin_source = "") const {
+    return "pkcs11:token=sealcache;object=" + object + "?module-path=" + kModule +
+           "&pin-source=" + (pin_source.empty() ? "file:" + dir_ + "/pin" : pin_source);
+  }
+  std::string Log() const {
+    std::ifstream in(log_);
+    return {std::istreambuf_iterator<char>(in), {}};
+  }
+  Result<crypto::LoadedMasterKey> Load(const std::string& spec, bool create = true) {
+    MasterKeyOptions o;
+    o.envelope_dir = dir_ + "/keys";
+    o.create_envelope = create;
+    auto p = MasterKeyProviderFromSpec(spec, o);
+    if (!p.ok()) return p.status();
+    return (*p)->Load();
+  }
+
+  std::string dir_, log_, conf_env_;
+};
+
+TEST_F(SoftHsm, TheMasterKeyIsSealedByTheTokenAtFirstStartAndOpenedByItAfter) {
+  auto first = Load(Uri(), /*create=*/false);
+  EXPECT_EQ(first.status().code(), Status::Code::kNotFound) << "read-only tools create nothing";
+  auto created = Load(Uri());
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  ASSERT_EQ(created->key.size(), 32u);
+  const std::string envelope = dir_ + "/keys/master-key.pkcs11";
+  ASSERT_TRUE(fs::exists(envelope));
+  EXPECT_EQ(fs::status(envelope).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  std::ifstream in(envelope, std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), {}};
+  const std::string key(reinterpret_cast<const char*>(created->key.data()), 32);
+  EXPECT_EQ(bytes.find(key), std::string::npos) << "the master key is in the clear";
+  for (int i = 0; i < 2; ++i) {
+    auto again = Load(Uri(), /*create=*/i == 0);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(again->key.data()), 32), key);
+  }
+}
+
+TEST_F(SoftHsm, TheTokensKeyCannotBeReadOutOfIt) {
+  ASSERT_NE(
+      RunCommand(Tool() + " --login --pin " + kPin +
+                     " --read-object --type secrkey --label sealcache-master -o " + dir_ + "/out",
+                 log_),
+      0)
+      << Log();
+  EXPECT_FALSE(fs::exists(dir_ + "/out") && fs::file_size(dir_ + "/out") == 32);
+}
+
+TEST_F(SoftHsm, FailuresSayWhichProviderAndWhyAndNeverThePin) {
+  ASSERT_TRUE(Load(Uri()).ok());
+  std::ofstream(dir_ + "/wrong-pin") << "999999\n";
+  struct Case {
+    std::string spec;
+    Status::Code code;
+    std::string says;
+  };
+  ASSERT_EQ(RunCommand(Tool() + " --login --pin " + kPin +
+                           " --keypairgen --key-type EC:prime256v1 --label an-ec-key",
+                       log_),
+            0)
+      << Log();
+  const std::vector<Case> cases = {
+      {Uri("sealcache-master", "file:" + dir_ + "/wrong-pin"), Status::Code::kPermissionDenied,
+       "PIN"},
+      {Uri("sealcache-master", "env:SEALCACHE_TEST_NO_SUCH_PIN_VAR"), Status::Code::kNotFound,
+       "SEALCACHE_TEST_NO_SUCH_PIN_VAR"},
+      {Uri("no-such-key"), Status::Code::kNotFound, "no-such-key"},
+      {Uri("an-ec-key"), Status::Code::kInvalidArgument, "wrong type"},
+      {"pkcs11:token=no-such-token;object=k?module-path=" + std::string(kModule) +
+           "&pin-source=file:" + dir_ + "/pin",
+       Status::Code::kNotFound, "no-such-token"},
+      {"pkcs11:token=sealcache;object=k?module-path=/nonexistent/module.so&pin-source=file:" +
+           dir_ + "/pin",
+       Status::Code::kIOError, "/nonexistent/module.so"},
+  };
+  for (const auto& c : cases) {
+    auto r = Load(c.spec);
+    ASSERT_FALSE(r.ok()) << c.spec;
+    EXPECT_EQ(r.status().code(), c.code) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(c.says), std::string::npos) << r.status().ToString();
+    EXPECT_EQ(r.status().message().find("999999"), std::string::npos);
+    EXPECT_EQ(r.status().message().find(kPin), std::string::npos) << r.status().ToString();
+  }
+  // An envelope sealed by another key of the token does not open.
+  ASSERT_EQ(Keygen("other-key", "AES:32"), 0) << Log();
+  auto other = Load(Uri("other-key"));
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.status().code(), Status::Code::kCorruption) << other.status().ToString();
+}
+
+TEST_F(SoftHsm, ASealcachedOnTheTokenCreatesWritesRestartsAndReadsBack) {
+  fs::create_directories(dir_ + "/server");
+  test::SealcachedProcess proc(SEALCACHED_PATH, dir_ + "/server");
+  proc.set_master_key_spec(Uri());
+  ASSERT_TRUE(proc.Start({}, {conf_env_})) << proc.Log();
+  auto admin = proc.ConnectAs(proc.AdminToken());
+  ASSERT_TRUE(admin);
+  auto org = admin->CreateOrg("acme", 8, "flat");
+  ASSERT_TRUE(org.ok()) << org.status().ToString();
+  const std::string token = org->token;
+  {
+    auto c = proc.ConnectAs(token);
+    ASSERT_TRUE(c);
+    client::PutArgs put;
+    put.digest[0] = 7;
+    const std::vector<float> vec(8, 0.5f);
+    const std::string payload = "sealed by the token";
+    put.vector = vec;
+    put.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+    put.ttl_ms = 3'600'000;
+    ASSERT_TRUE(c->Put(put).ok());
+  }
+  ASSERT_EQ(proc.Kill(SIGTERM), 0) << proc.Log();
+  EXPECT_TRUE(fs::exists(proc.data_dir() + "/keys/master-key.pkcs11"));
+  ASSERT_TRUE(proc.Start({}, {conf_env_})) << proc.Log();
+  auto c = proc.ConnectAs(token);
+  ASSERT_TRUE(c);
+  client::Digest d{};
+  d[0] = 7;
+  auto got = c->Get(d);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(std::string(got->payload.begin(), got->payload.end()), "sealed by the token");
+  ASSERT_EQ(proc.Kill(SIGTERM), 0);
+  // The operator's dump tool opens the same envelope through the token (read-only).
+  EXPECT_EQ(RunCommand(conf_env_ + " " + DUMP_PATH + " " + proc.data_dir() +
+                           " verify --master-key '" + Uri() + "'",
+                       log_),
+            0)
+      << Log();
+
+  // Without the token's PIN the server does not start, and says why in one line.
+  proc.set_master_key_spec(Uri("sealcache-master", "env:SEALCACHE_TEST_NO_SUCH_PIN_VAR"));
+  EXPECT_FALSE(proc.Start({}, {conf_env_}, std::chrono::seconds(20)));
+  EXPECT_NE(proc.exit_status(), 0);
+  EXPECT_NE(proc.Log().find("SEALCACHE_TEST_NO_SUCH_PIN_VAR"), std::string::npos) << proc.Log();
+}
+
+}  // namespace
+}  // namespace sealcache
