@@ -148,6 +148,11 @@ Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(
                                  "' (expected file:PATH, env:VAR or pkcs11:URI)");
 }
 
+Status RemoveMasterKeyEnvelopesExcept(const std::string& envelope_dir,
+                                      std::string_view fingerprint) {
+  return internal::RemoveEnvelopesExcept(envelope_dir, fingerprint);
+}
+
 Status CreateMasterKeyFile(const std::string& path) {
   SC_ASSIGN_OR_RETURN(SecretBytes key, RandomSecret(kMasterKeySize));
   SecretBytes hex(kHexKeySize + 1);

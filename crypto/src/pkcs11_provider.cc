@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "sealcache/crypto/atomic_file.h"
+#include "sealcache/crypto/keystore.h"
 #include "sealcache/crypto/random.h"
 
 namespace sealcache::crypto::internal {
@@ -18,7 +19,9 @@ constexpr char kEnvelopeMagic[8] = {'S', 'C', 'M', 'K', 'E', 'N', 'V', '1'};
 constexpr size_t kIvSize = 12;
 constexpr size_t kTagSize = 16;
 constexpr size_t kEnvelopeSize = sizeof(kEnvelopeMagic) + kIvSize + kMasterKeySize + kTagSize;
-constexpr std::string_view kEnvelopeFile = "master-key.pkcs11";
+// master-key-<keystore fingerprint of the key inside>.pkcs11
+constexpr std::string_view kEnvelopePrefix = "master-key-";
+constexpr std::string_view kEnvelopeSuffix = ".pkcs11";
 constexpr size_t kTokenLabelSize = 32;
 
 std::string RvName(CK_RV rv) {
@@ -313,50 +316,82 @@ class Pkcs11Provider final : public MasterKeyProvider {
       : uri_(std::move(uri)), options_(std::move(options)) {}
 
   Result<LoadedMasterKey> Load() const override {
-    if (options_.envelope_dir.empty()) {
-      return Status::InvalidArgument(
-          "the PKCS#11 provider keeps the master key sealed in the data directory; this "
-          "tool has none");
+    SC_RETURN_IF_ERROR(CheckDir());
+    std::string fingerprint;
+    if (!options_.keystore_path.empty() && std::filesystem::exists(options_.keystore_path)) {
+      SC_ASSIGN_OR_RETURN(KeystoreMetadata meta, Keystore::ReadMetadata(options_.keystore_path));
+      fingerprint = meta.master_key_fingerprint;
     }
-    auto session = Pkcs11Session::Open(uri_);
-    if (!session.ok()) return session.status().WithContext("master key " + Describe());
-    const std::string path = options_.envelope_dir + "/" + std::string(kEnvelopeFile);
-    const std::vector<uint8_t> aad = Aad();
-    LoadedMasterKey loaded;
+    if (fingerprint.empty()) {  // no keystore yet: a new master key
+      if (!options_.create_envelope) {
+        return Status::NotFound("no keystore in " + options_.envelope_dir +
+                                ": start sealcached once with " + Describe());
+      }
+      return Create();
+    }
+    const std::string path = EnvelopePath(fingerprint);
     auto bytes = ReadWholeFile(path);
-    if (bytes.ok()) {
-      if (bytes->size() != kEnvelopeSize ||
-          std::memcmp(bytes->data(), kEnvelopeMagic, sizeof(kEnvelopeMagic)) != 0) {
-        return Status::Corruption("the master key envelope " + path + " is damaged");
-      }
-      auto key = (*session)->Open(
-          {bytes->data() + sizeof(kEnvelopeMagic), bytes->size() - sizeof(kEnvelopeMagic)}, aad);
-      if (!key.ok()) {
-        return Status::Corruption("the master key envelope " + path + " " + key.status().message() +
-                                  " (another key, another token, or a damaged file)");
-      }
-      loaded.key = std::move(key).value();
-      return loaded;
+    if (!bytes.ok()) {
+      return Status::NotFound("the keystore is under the master key " + fingerprint +
+                              ", and there is no envelope " + path + " for it: was it rotated "
+                              "to another provider?");
     }
-    if (bytes.status().code() != Status::Code::kNotFound) return bytes.status();
-    if (!options_.create_envelope) {
-      return Status::NotFound("no master key envelope " + path + ": start sealcached once with " +
-                              Describe());
+    if (bytes->size() != kEnvelopeSize ||
+        std::memcmp(bytes->data(), kEnvelopeMagic, sizeof(kEnvelopeMagic)) != 0) {
+      return Status::Corruption("the master key envelope " + path + " is damaged");
     }
+    SC_ASSIGN_OR_RETURN(auto session, OpenSession());
+    auto key = session->Open(
+        {bytes->data() + sizeof(kEnvelopeMagic), bytes->size() - sizeof(kEnvelopeMagic)}, Aad());
+    if (!key.ok()) {
+      return Status::Corruption("the master key envelope " + path + " " +
+                                key.status().message() +
+                                " (another key, another token, or a damaged file)");
+    }
+    LoadedMasterKey loaded;
+    loaded.key = std::move(key).value();
+    return loaded;
+  }
+
+  Result<LoadedMasterKey> Create() const override {
+    SC_RETURN_IF_ERROR(CheckDir());
+    SC_ASSIGN_OR_RETURN(auto session, OpenSession());
+    LoadedMasterKey loaded;
     SC_ASSIGN_OR_RETURN(loaded.key, RandomSecret(kMasterKeySize));
-    SC_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed, (*session)->Seal(loaded.key.span(), aad));
+    SC_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed, session->Seal(loaded.key.span(), Aad()));
     std::vector<uint8_t> file(kEnvelopeMagic, kEnvelopeMagic + sizeof(kEnvelopeMagic));
     file.insert(file.end(), sealed.begin(), sealed.end());
-    std::filesystem::create_directories(options_.envelope_dir);
+    SC_ASSIGN_OR_RETURN(std::string fingerprint, Keystore::Fingerprint(loaded.key));
+    std::error_code ec;
+    std::filesystem::create_directories(options_.envelope_dir, ec);
+    const std::string path = EnvelopePath(fingerprint);
     SC_RETURN_IF_ERROR(WriteFileAtomically(path, file));
-    loaded.warnings.push_back("created the master key envelope " + path + ", sealed by " +
-                              (*session)->Name());
+    loaded.warnings.push_back("made a new master key, sealed by " + session->Name() + " in " +
+                              path);
     return loaded;
   }
 
   std::string Describe() const override { return uri_.ToString(); }
 
  private:
+  Status CheckDir() const {
+    if (options_.envelope_dir.empty()) {
+      return Status::InvalidArgument(
+          "the PKCS#11 provider keeps the master key sealed in the data directory; this "
+          "tool has none");
+    }
+    return Status::Ok();
+  }
+  Result<std::unique_ptr<Pkcs11Session>> OpenSession() const {
+    auto session = Pkcs11Session::Open(uri_);
+    if (!session.ok()) return session.status().WithContext("master key " + Describe());
+    return session;
+  }
+  std::string EnvelopePath(const std::string& fingerprint) const {
+    return options_.envelope_dir + "/" + std::string(kEnvelopePrefix) + fingerprint +
+           std::string(kEnvelopeSuffix);
+  }
+
   // Binds the envelope to its purpose and to the token and key named in the URI.
   std::vector<uint8_t> Aad() const {
     const std::string aad = "sealcache master key envelope v1|" + uri_.token + "|" + uri_.object;
@@ -436,6 +471,20 @@ Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri) {
     return Status::InvalidArgument("pkcs11 URI: module-path= is required");
   }
   return out;
+}
+
+Status RemoveEnvelopesExcept(const std::string& dir, std::string_view fingerprint) {
+  std::error_code ec;
+  const std::string keep = std::string(kEnvelopePrefix) + std::string(fingerprint) +
+                           std::string(kEnvelopeSuffix);
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(kEnvelopePrefix) && name.ends_with(kEnvelopeSuffix) && name != keep) {
+      std::filesystem::remove(e.path(), ec);
+      if (ec) return Status::IOError("cannot remove " + e.path().string() + ": " + ec.message());
+    }
+  }
+  return SyncDirectory(dir);
 }
 
 Result<std::unique_ptr<MasterKeyProvider>> NewPkcs11Provider(const Pkcs11Uri& uri,

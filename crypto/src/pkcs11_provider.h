@@ -2,7 +2,7 @@
 //
 // The AES-256 key in the token never leaves it: sealcache's 32-byte master key is kept
 // sealed by that key (CKM_AES_GCM, in the token) in an envelope file next to the keystore,
-// created at the first start and opened in the token at every start (Vault's PKCS#11 seal
+// named by the key's keystore fingerprint and created at the first start and opened in the token at every start (Vault's PKCS#11 seal
 // works the same way). See crypto/FORMAT.md.
 #pragma once
 
@@ -28,6 +28,9 @@ struct Pkcs11Uri {
   std::string ToString() const;  // without anything secret (there is nothing secret in it)
 };
 Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri);
+
+// Removes the envelopes in `dir` but the one for the master key with this fingerprint.
+Status RemoveEnvelopesExcept(const std::string& dir, std::string_view fingerprint);
 
 Result<std::unique_ptr<MasterKeyProvider>> NewPkcs11Provider(const Pkcs11Uri& uri,
                                                              const MasterKeyOptions& options);

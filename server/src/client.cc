@@ -380,6 +380,16 @@ Result<uint32_t> Client::RotateKey(std::string_view org) {
   return body->version();
 }
 
+Result<std::string> Client::RotateMasterKey(std::string_view to) {
+  SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
+                        auto t = fbb.CreateString(to);
+                        return As(protocol::RequestBody::RotateMasterKeyRequest,
+                                  protocol::CreateRotateMasterKeyRequest(fbb, t));
+                      }));
+  SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::RotateMasterKeyResponse>(f));
+  return body->fingerprint() ? body->fingerprint()->str() : std::string();
+}
+
 Result<ResponseFrame> Client::KeyStatus(std::string_view org) {
   SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
                         auto o = fbb.CreateString(org);

@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
 
   sealcache::crypto::MasterKeyOptions key_options;
   key_options.envelope_dir = sealcache::storage::DataLayout(data_dir).keys_dir();
+  key_options.keystore_path = sealcache::storage::DataLayout(data_dir).keystore_path();
   auto provider = sealcache::crypto::MasterKeyProviderFromSpec(master_spec, key_options);
   if (!provider.ok()) return Fail(provider.status().ToString());
   auto master = (*provider)->Load();

@@ -17,6 +17,7 @@
 #include "sealcache/crypto/master_key.h"
 #include "sealcache/crypto/random.h"
 #include "sealcache/server/frame.h"
+#include "sealcache/storage/data_layout.h"
 
 namespace sealcache::server {
 
@@ -257,6 +258,7 @@ class CacheServiceImpl final : public CacheService {
   Reply CreateOrg(const P::CreateOrgRequest* r, FBB& fbb);
   Reply DropOrg(const P::DropOrgRequest* r, FBB& fbb);
   Reply RotateKey(const P::RotateKeyRequest* r, FBB& fbb);
+  Reply RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB& fbb);
   Reply KeyStatus(const P::KeyStatusRequest* r, FBB& fbb);
   Reply ListOrgs(FBB& fbb);
   Reply IssueToken(const P::IssueTokenRequest* r, FBB& fbb);
@@ -469,6 +471,8 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
       return DropOrg(req.body_as_DropOrgRequest(), fbb);
     case B::RotateKeyRequest:
       return RotateKey(req.body_as_RotateKeyRequest(), fbb);
+    case B::RotateMasterKeyRequest:
+      return RotateMasterKey(req.body_as_RotateMasterKeyRequest(), fbb);
     case B::KeyStatusRequest:
       return KeyStatus(req.body_as_KeyStatusRequest(), fbb);
     case B::ListOrgsRequest:
@@ -939,6 +943,35 @@ Reply CacheServiceImpl::RotateKey(const P::RotateKeyRequest* r, FBB& fbb) {
   auto v = store_->RotateKey(StrOf(r->org()));
   if (!v.ok()) return {v.status()};
   return Ok(P::ResponseBody::RotateKeyResponse, P::CreateRotateKeyResponse(fbb, *v));
+}
+
+// The new key first (an HSM's envelope is written beside the old one), then the keystore's
+// atomic re-wrap (the commit point), then the envelopes of other keys go. A crash at any
+// step leaves a keystore that opens under the old provider or the new one.
+Reply CacheServiceImpl::RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB& fbb) {
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  const storage::DataLayout layout(store_->data_dir());
+  crypto::MasterKeyOptions options;
+  options.envelope_dir = layout.keys_dir();
+  options.keystore_path = layout.keystore_path();
+  const std::string to(StrOf(r->to()));
+  auto provider = crypto::MasterKeyProviderFromSpec(to, options);
+  if (!provider.ok()) return {provider.status()};
+  auto created = (*provider)->Create();
+  if (!created.ok()) {
+    return {created.status().WithContext("master key " + (*provider)->Describe())};
+  }
+  for (const auto& w : created->warnings)
+    std::fprintf(stderr, "sealcached: WARNING: %s\n", w.c_str());
+  auto fingerprint = store_->RotateMasterKey(created->key);
+  if (!fingerprint.ok()) return {fingerprint.status()};
+  if (Status s = crypto::RemoveMasterKeyEnvelopesExcept(layout.keys_dir(), *fingerprint); !s.ok()) {
+    std::fprintf(stderr, "sealcached: master key rotated; %s\n", s.ToString().c_str());
+  }
+  std::fprintf(stderr, "sealcached: master key rotated to %s (fingerprint %s)\n",
+               (*provider)->Describe().c_str(), fingerprint->c_str());
+  return Ok(P::ResponseBody::RotateMasterKeyResponse,
+            P::CreateRotateMasterKeyResponse(fbb, fbb.CreateString(*fingerprint)));
 }
 
 Reply CacheServiceImpl::KeyStatus(const P::KeyStatusRequest* r, FBB& fbb) {

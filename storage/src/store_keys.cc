@@ -46,6 +46,15 @@ Result<uint32_t> StoreImpl::RotateKey(std::string_view org_id) {
   return version;
 }
 
+Result<std::string> StoreImpl::RotateMasterKey(const crypto::SecretBytes& new_master_key) {
+  const std::string from = keystore_->master_key_fingerprint();
+  SC_RETURN_IF_ERROR(keystore_->RotateMasterKey(new_master_key));
+  const std::string to = keystore_->master_key_fingerprint();
+  SC_RETURN_IF_ERROR(
+      RecordAudit("master_key_rotated", {{"from_fingerprint", from}, {"to_fingerprint", to}}));
+  return to;
+}
+
 Result<uint32_t> StoreImpl::FileKeyVersion(const std::string& path) {
   {
     std::lock_guard<std::mutex> l(file_versions_mu_);

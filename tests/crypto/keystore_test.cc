@@ -267,6 +267,39 @@ TEST_F(KeystoreTest, MasterKeyRotationRewrapsEverything) {
   EXPECT_TRUE((*(*reopened)->Key(kAcme, 1))->Equals(*v1));
 }
 
+// A crash at each step of a master-key rotation leaves a keystore that opens under exactly
+// one of the two keys, with every key version intact: the old key before the rename, the
+// new one after it.
+TEST_F(KeystoreTest, MasterKeyRotationCrashedAtEachStepOpensUnderTheOldOrTheNewKey) {
+  std::shared_ptr<const SecretBytes> v1;
+  {
+    auto ks = OpenOk(master_);
+    ASSERT_TRUE(ks->CreateRing(kAcme).ok());
+    v1 = *ks->Key(kAcme, 1);
+  }
+  SecretBytes current = SecretBytes::CopyFrom(master_.span());
+  uint8_t fill = 0x40;
+  for (std::string_view step : kAtomicWriteSteps) {
+    const SecretBytes next = testing::FilledKey(++fill);
+    {
+      auto ks = OpenOk(current, [&](std::string_view point) {
+        return point == KeystoreFaultPoint(kKeystoreRotateMasterKey, step)
+                   ? Status::IOError("injected crash")
+                   : Status::Ok();
+      });
+      ASSERT_TRUE(ks);
+      EXPECT_FALSE(ks->RotateMasterKey(next).ok()) << step;
+    }
+    auto under_old = TryOpen(current), under_new = TryOpen(next);
+    ASSERT_NE(under_old.ok(), under_new.ok()) << step;
+    const bool renamed = under_new.ok();
+    EXPECT_EQ(renamed, step == kAfterRename) << step;
+    auto& ks = renamed ? *under_new : *under_old;
+    EXPECT_TRUE((*ks->Key(kAcme, 1))->Equals(*v1)) << step;
+    if (renamed) current = SecretBytes::CopyFrom(next.span());
+  }
+}
+
 TEST_F(KeystoreTest, SecondOpenWhileHeldIsRefused) {
   auto ks = OpenOk(master_);
   auto second = TryOpen(master_);

@@ -116,6 +116,13 @@ Body RotateKeyBody(uint64_t id, std::string_view org) {
   return Finish(fbb, id, P::RequestBody::RotateKeyRequest, P::CreateRotateKeyRequest(fbb, o));
 }
 
+Body RotateMasterKeyBody(uint64_t id, std::string_view to) {
+  FBB fbb;
+  auto t = fbb.CreateString(to);
+  return Finish(fbb, id, P::RequestBody::RotateMasterKeyRequest,
+                P::CreateRotateMasterKeyRequest(fbb, t));
+}
+
 Body KeyStatusBody(uint64_t id, std::string_view org) {
   FBB fbb;
   auto o = fbb.CreateString(org);

@@ -46,6 +46,7 @@ Body StatsBody(uint64_t id);
 Body CreateOrgBody(uint64_t id, const CreateOrgFields& org);
 Body DropOrgBody(uint64_t id, std::string_view org);
 Body RotateKeyBody(uint64_t id, std::string_view org);
+Body RotateMasterKeyBody(uint64_t id, std::string_view to);
 Body KeyStatusBody(uint64_t id, std::string_view org);
 Body ListOrgsBody(uint64_t id);
 Body IssueTokenBody(uint64_t id, std::string_view org);

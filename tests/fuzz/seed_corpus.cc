@@ -65,6 +65,9 @@ std::vector<SeedInput> AdminSeeds() {
       Seed("seed-create-org-drop-org", S::kAdmin,
            {CreateOrgBody(1, scratch), DropOrgBody(2, kScratchOrg)}),
       Seed("seed-rotate-key", S::kAdmin, {RotateKeyBody(1, kOrgB)}),
+      // To the key the fixture puts in this variable (service_fuzz_input.cc).
+      Seed("seed-rotate-master-key", S::kAdmin,
+           {RotateMasterKeyBody(1, "env:SEALCACHE_FUZZ_ROTATION_KEY")}),
       Seed("seed-key-status", S::kAdmin, {KeyStatusBody(1, kOrgA)}),
       Seed("seed-list-orgs", S::kAdmin, {ListOrgsBody(1)}),
       Seed("seed-issue-token", S::kAdmin, {IssueTokenBody(1, kOrgA)}),

@@ -69,6 +69,8 @@ P::ResponseBody ResponseTypeFor(P::RequestBody request) {
       return R::DropOrgResponse;
     case Q::RotateKeyRequest:
       return R::RotateKeyResponse;
+    case Q::RotateMasterKeyRequest:
+      return R::RotateMasterKeyResponse;
     case Q::KeyStatusRequest:
       return R::KeyStatusResponse;
     case Q::ListOrgsRequest:
@@ -81,10 +83,12 @@ P::ResponseBody ResponseTypeFor(P::RequestBody request) {
   return R::NONE;
 }
 
-// The admin operations are the last members of the RequestBody union (protocol.fbs).
+// The admin operations (protocol.fbs): a run of the RequestBody union, and the master-key
+// rotation added after SetExpiryRequest.
 bool IsAdminOperation(P::RequestBody type) {
   using Q = P::RequestBody;
-  return type >= Q::CreateOrgRequest && type <= Q::RevokeTokenRequest;
+  return (type >= Q::CreateOrgRequest && type <= Q::RevokeTokenRequest) ||
+         type == Q::RotateMasterKeyRequest;
 }
 
 // The token a session of `state` says Hello with ("" for none).
@@ -197,6 +201,8 @@ class ServiceFixture {
     if (mkdtemp(tmpl.data()) == nullptr) return Status::IOError("cannot create " + tmpl);
     dir_ = tmpl;
     SC_ASSIGN_OR_RETURN(crypto::SecretBytes master, crypto::RandomSecret(kMasterKeyBytes));
+    // The master key the rotation seed rotates to (a fixed test key; the store is a temp dir).
+    setenv("SEALCACHE_FUZZ_ROTATION_KEY", std::string(64, 'a').c_str(), /*overwrite=*/0);
     server::ServiceOptions options;
     options.store.data_dir = dir_ + "/data";
     options.store.reaper_period_ms = 0;

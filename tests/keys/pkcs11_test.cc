@@ -10,6 +10,8 @@
 #include <fstream>
 
 #include "../../crypto/src/pkcs11_provider.h"
+#include "sealcache/clock.h"
+#include "sealcache/crypto/keystore.h"
 #include "sealcache/crypto/master_key.h"
 #include "sealcached_process.h"
 #include "test_support.h"
@@ -28,6 +30,12 @@ constexpr char kPin[] = "123456";
 int RunCommand(const std::string& command, const std::string& log) {
   const int rc = std::system((command + " >>" + log + " 2>&1").c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int EnvelopesIn(const std::string& dir) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.path().extension() == ".pkcs11";
+  return n;
 }
 
 TEST(Pkcs11Uri, ParsesTheRfc7512FormsItUses) {
@@ -105,10 +113,19 @@ class SoftHsm : public ::testing::Test {
   Result<crypto::LoadedMasterKey> Load(const std::string& spec, bool create = true) {
     MasterKeyOptions o;
     o.envelope_dir = dir_ + "/keys";
+    o.keystore_path = dir_ + "/keys/keystore";
     o.create_envelope = create;
     auto p = MasterKeyProviderFromSpec(spec, o);
     if (!p.ok()) return p.status();
     return (*p)->Load();
+  }
+
+  void MakeKeystore(const crypto::SecretBytes& key) {
+    static const SystemClock clock;
+    crypto::KeystoreOptions o;
+    o.clock = &clock;
+    auto ks = crypto::Keystore::Open(dir_ + "/keys/keystore", key, o);
+    ASSERT_TRUE(ks.ok()) << ks.status().ToString();
   }
 
   std::string dir_, log_, conf_env_;
@@ -120,7 +137,10 @@ TEST_F(SoftHsm, TheMasterKeyIsSealedByTheTokenAtFirstStartAndOpenedByItAfter) {
   auto created = Load(Uri());
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   ASSERT_EQ(created->key.size(), 32u);
-  const std::string envelope = dir_ + "/keys/master-key.pkcs11";
+  // The keystore the server would write under it names the envelope by its fingerprint.
+  MakeKeystore(created->key);
+  const std::string envelope =
+      dir_ + "/keys/master-key-" + *crypto::Keystore::Fingerprint(created->key) + ".pkcs11";
   ASSERT_TRUE(fs::exists(envelope));
   EXPECT_EQ(fs::status(envelope).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
@@ -146,7 +166,9 @@ TEST_F(SoftHsm, TheTokensKeyCannotBeReadOutOfIt) {
 }
 
 TEST_F(SoftHsm, FailuresSayWhichProviderAndWhyAndNeverThePin) {
-  ASSERT_TRUE(Load(Uri()).ok());
+  auto first = Load(Uri());
+  ASSERT_TRUE(first.ok());
+  MakeKeystore(first->key);
   std::ofstream(dir_ + "/wrong-pin") << "999999\n";
   struct Case {
     std::string spec;
@@ -210,7 +232,7 @@ TEST_F(SoftHsm, ASealcachedOnTheTokenCreatesWritesRestartsAndReadsBack) {
     ASSERT_TRUE(c->Put(put).ok());
   }
   ASSERT_EQ(proc.Kill(SIGTERM), 0) << proc.Log();
-  EXPECT_TRUE(fs::exists(proc.data_dir() + "/keys/master-key.pkcs11"));
+  EXPECT_EQ(EnvelopesIn(proc.data_dir() + "/keys"), 1);
   ASSERT_TRUE(proc.Start({}, {conf_env_})) << proc.Log();
   auto c = proc.ConnectAs(token);
   ASSERT_TRUE(c);
@@ -232,6 +254,82 @@ TEST_F(SoftHsm, ASealcachedOnTheTokenCreatesWritesRestartsAndReadsBack) {
   EXPECT_FALSE(proc.Start({}, {conf_env_}, std::chrono::seconds(20)));
   EXPECT_NE(proc.exit_status(), 0);
   EXPECT_NE(proc.Log().find("SEALCACHE_TEST_NO_SUCH_PIN_VAR"), std::string::npos) << proc.Log();
+}
+
+// Online master-key rotation: file -> PKCS#11 -> file, each while the server serves, each
+// followed by a restart with only the new key (the old one removed), data intact.
+TEST_F(SoftHsm, MasterKeyRotatesOnlineFromAFileToTheTokenAndBackWithoutTheOldKey) {
+  fs::create_directories(dir_ + "/server");
+  test::SealcachedProcess proc(SEALCACHED_PATH, dir_ + "/server");  // file: master key
+  ASSERT_TRUE(proc.Start({}, {conf_env_})) << proc.Log();
+  const std::vector<float> vec(8, 0.5f);
+  std::string token;
+  auto put = [&](uint8_t id, const std::string& payload) {
+    auto c = proc.ConnectAs(token);
+    ASSERT_TRUE(c);
+    client::PutArgs p;
+    p.digest[0] = id;
+    p.vector = vec;
+    p.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+    p.ttl_ms = 3'600'000;
+    ASSERT_TRUE(c->Put(p).ok());
+  };
+  auto expect = [&](uint8_t id, const std::string& payload) {
+    auto c = proc.ConnectAs(token);
+    ASSERT_TRUE(c);
+    client::Digest d{};
+    d[0] = id;
+    auto got = c->Get(d);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(std::string(got->payload.begin(), got->payload.end()), payload);
+  };
+  {
+    auto admin = proc.ConnectAs(proc.AdminToken());
+    auto org = admin->CreateOrg("acme", 8, "flat");
+    ASSERT_TRUE(org.ok()) << org.status().ToString();
+    token = org->token;
+    put(1, "before any rotation");
+    // A spec that does not load changes nothing.
+    EXPECT_FALSE(admin->RotateMasterKey("env:SEALCACHE_TEST_NO_SUCH_KEY_VAR").ok());
+    auto bad = admin->RotateMasterKey(Uri("no-such-key"));
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("no-such-key"), std::string::npos);
+    auto fp = admin->RotateMasterKey(Uri());
+    ASSERT_TRUE(fp.ok()) << fp.status().ToString();
+    EXPECT_EQ(fp->size(), 32u);
+    EXPECT_EQ(EnvelopesIn(proc.data_dir() + "/keys"), 1);
+    expect(1, "before any rotation");
+    put(2, "after the rotation to the token");
+    ASSERT_TRUE(admin->RotateKey("acme").ok());  // the keystore keeps working under it
+  }
+  ASSERT_EQ(proc.Kill(SIGTERM), 0) << proc.Log();
+  fs::remove(proc.master_key_path());  // the old master key is no longer needed
+  proc.set_master_key_spec(Uri());
+  ASSERT_TRUE(proc.Start({}, {conf_env_})) << proc.Log();
+  expect(1, "before any rotation");
+  expect(2, "after the rotation to the token");
+
+  ASSERT_TRUE(crypto::CreateMasterKeyFile(dir_ + "/new.key").ok());
+  {
+    auto admin = proc.ConnectAs(proc.AdminToken());
+    auto fp = admin->RotateMasterKey("file:" + dir_ + "/new.key");
+    ASSERT_TRUE(fp.ok()) << fp.status().ToString();
+    EXPECT_EQ(EnvelopesIn(proc.data_dir() + "/keys"), 0);
+    put(3, "after the rotation back to a file");
+  }
+  ASSERT_EQ(proc.Kill(SIGTERM), 0) << proc.Log();
+  // The token's key is gone too: only the new file opens the store now.
+  ASSERT_EQ(RunCommand(Tool() + " --login --pin " + kPin +
+                           " --delete-object --type secrkey --label sealcache-master",
+                       log_),
+            0)
+      << Log();
+  proc.set_master_key_spec("file:" + dir_ + "/new.key");
+  ASSERT_TRUE(proc.Start({}, {conf_env_})) << proc.Log();
+  expect(1, "before any rotation");
+  expect(2, "after the rotation to the token");
+  expect(3, "after the rotation back to a file");
+  EXPECT_NE(proc.Log().find("master key rotated to"), std::string::npos);
 }
 
 }  // namespace

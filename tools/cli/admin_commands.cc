@@ -1,5 +1,6 @@
-// Admin commands: create-org, drop-org, list-orgs, rotate-key, key-status, issue-token,
-// revoke-token. They need the admin token (<data>/admin.token on the server's first start).
+// Admin commands: create-org, drop-org, list-orgs, rotate-key, rotate-master-key, key-status,
+// issue-token, revoke-token. They need the admin token (<data>/admin.token on the server's
+// first start).
 #include "command.h"
 #include "render.h"
 
@@ -87,6 +88,24 @@ Result<Action> ParseRotateKey(const po::variables_map& vm) {
     r.text = "org " + org + ": key version " + std::to_string(version) + " is now active\n";
     return r;
   });
+}
+
+Result<Action> ParseRotateMasterKey(const po::variables_map& vm) {
+  if (!vm.count("to")) return Status::InvalidArgument("rotate-master-key needs --to SPEC");
+  const std::string to = vm["to"].as<std::string>();
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(std::string fingerprint, s.client.RotateMasterKey(to));
+    Report r;
+    r.json.Set("master_key_fingerprint", fingerprint);
+    r.text = "master key rotated (fingerprint " + fingerprint +
+             "): restart sealcached with --master-key " + to + "\n";
+    return r;
+  });
+}
+
+void AddRotateMasterKeyOptions(po::options_description& d) {
+  d.add_options()("to", po::value<std::string>(),
+                  "the new master key: file:PATH or pkcs11:URI, read on the server's machine");
 }
 
 // ---- key-status ----
@@ -227,6 +246,10 @@ const std::vector<CommandSpec>& AdminCommands() {
       {"rotate-key", "ORG", "make a new key version active for the org's new data",
        "Older versions retire and are destroyed once no live file uses them.", "org",
        AddOrgPositional, ParseRotateKey},
+      {"rotate-master-key", "--to SPEC", "re-wrap every key version under a new master key, online",
+       "One atomic replacement of the keystore; no data file is rewritten. Afterwards the old "
+       "master key is no longer needed; restart with --master-key SPEC.",
+       "", AddRotateMasterKeyOptions, ParseRotateMasterKey},
       {"key-status", "ORG", "show the org's key versions and what still uses them", "", "org",
        AddOrgPositional, ParseKeyStatus},
       {"issue-token", "ORG | --admin", "issue another token for an org (or an admin token)",

@@ -1,5 +1,6 @@
 // sealcache-cli: every sealcached operation from the shell. `sealcache-cli --help` lists the
 // commands, `sealcache-cli COMMAND --help` documents one; exit codes are in command.h.
+#include <algorithm>
 #include <iostream>
 
 #include "command.h"
@@ -90,8 +91,10 @@ size_t FindCommandIndex(const std::vector<std::string>& args,
 void PrintCommandList(std::ostream& out, std::string_view title,
                       const std::vector<CommandSpec>& list) {
   out << title << "\n";
+  size_t width = 0;
+  for (const CommandSpec& c : list) width = std::max(width, c.name.size());
   for (const CommandSpec& c : list) {
-    out << "  " << c.name << std::string(14 - c.name.size(), ' ') << c.summary << "\n";
+    out << "  " << c.name << std::string(width + 2 - c.name.size(), ' ') << c.summary << "\n";
   }
 }
 

@@ -26,6 +26,7 @@ Result<crypto::SecretBytes> LoadMasterKey(const std::string& spec,
                                           const storage::DataLayout& layout) {
   crypto::MasterKeyOptions key_options;
   key_options.envelope_dir = layout.keys_dir();
+  key_options.keystore_path = layout.keystore_path();
   key_options.create_envelope = false;  // read-only
   SC_ASSIGN_OR_RETURN(auto provider, crypto::MasterKeyProviderFromSpec(spec, key_options));
   auto loaded = provider->Load();

@@ -10,8 +10,8 @@
 //   pkcs11:token=LABEL;object=LABEL?module-path=MODULE.so&pin-source=file:PATH|env:VAR
 //               an RFC 7512 URI naming an AES-256 key in a PKCS#11 token (an HSM): the
 //               master key is kept sealed by that key (AES-GCM, in the token) in
-//               <data>/keys/master-key.pkcs11, created at the first start. The token's key
-//               never leaves it; the PIN never appears on the command line.
+//               <data>/keys/master-key-<fingerprint>.pkcs11, created at the first start.
+//               The token's key never leaves it; the PIN never appears on the command line.
 #pragma once
 
 #include <memory>
@@ -36,7 +36,12 @@ struct LoadedMasterKey {
 class MasterKeyProvider {
  public:
   virtual ~MasterKeyProvider() = default;
+  // The master key the keystore is under (or, with no keystore yet, a new one).
   virtual Result<LoadedMasterKey> Load() const = 0;
+  // A master key to rotate to: the key in a file or variable as it is; a new random key
+  // sealed by an HSM (its envelope written beside the old one, which stays until the
+  // rotation commits and RemoveMasterKeyEnvelopesExcept runs).
+  virtual Result<LoadedMasterKey> Create() const { return Load(); }
   // The spec with nothing secret in it, for logs ("file:/etc/sealcache/master.key").
   virtual std::string Describe() const = 0;
 };
@@ -45,6 +50,8 @@ struct MasterKeyOptions {
   // Where providers that keep the master key sealed by an HSM (pkcs11:) keep that envelope:
   // the data directory's keys/. Empty: such providers are refused.
   std::string envelope_dir;
+  // The keystore: its (plaintext) master key fingerprint names the envelope to open.
+  std::string keystore_path;
   // False for read-only tools: a missing envelope is an error, not created.
   bool create_envelope = true;
 };
@@ -52,6 +59,11 @@ struct MasterKeyOptions {
 // Parses a spec as documented above.
 Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(
     std::string_view spec, const MasterKeyOptions& options = {});
+
+// After a master-key rotation committed: removes every envelope in `envelope_dir` but the
+// one of the master key with this keystore fingerprint (none, if the new key is not sealed).
+Status RemoveMasterKeyEnvelopesExcept(const std::string& envelope_dir,
+                                      std::string_view fingerprint);
 
 // Creates a new random master key file at `path` with mode 0600, as 64 hex characters and a
 // newline. Fails with AlreadyExists rather than overwrite an existing key.

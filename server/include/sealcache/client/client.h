@@ -139,6 +139,9 @@ class Client {
                                const OrgIndexOptions& index);
   Status DropOrg(std::string_view org);
   Result<uint32_t> RotateKey(std::string_view org);
+  // Re-wraps every key version under the master key of `to` (a --master-key spec on the
+  // server's machine); returns the new key's fingerprint.
+  Result<std::string> RotateMasterKey(std::string_view to);
   Result<ResponseFrame> KeyStatus(std::string_view org);
   Result<ResponseFrame> ListOrgs();
   Result<std::pair<std::string, std::string>> IssueToken(std::string_view org);  // token, id

@@ -252,6 +252,10 @@ class Store {
 
   // Keys.
   virtual Result<uint32_t> RotateKey(std::string_view org) = 0;
+  // Re-wraps every key version under `new_master_key` in one atomic replacement of the
+  // keystore: a crash leaves it under the old key or the new. No data file changes. Returns
+  // the new key's fingerprint.
+  virtual Result<std::string> RotateMasterKey(const crypto::SecretBytes& new_master_key) = 0;
   virtual Result<std::vector<KeyVersionStatus>> KeyStatus(std::string_view org) = 0;
   // One pass of the key reaper (also run periodically in the background).
   virtual Result<ReaperReport> RunKeyReaper() = 0;
