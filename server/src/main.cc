@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
   sealcache::server::ServerOptions o;
   std::string data_dir, master_spec, config_file;
   bool dev = false, plaintext = false;
+  constexpr int64_t kRotationDays = 90;
+  constexpr int64_t kMsPerDay = int64_t{24} * 3600 * 1000;
+  int64_t rotation_days = kRotationDays;
   po::options_description desc("sealcached options");
   desc.add_options()("help", "show this help")("config", po::value(&config_file),
                                                "config file of name = value lines")(
@@ -99,9 +102,11 @@ int main(int argc, char** argv) {
       "fsync the WAL before acknowledging each write")(
       "reaper-period-ms",
       po::value(&o.service.store.reaper_period_ms)->default_value(o.service.store.reaper_period_ms),
-      "key reaper period, ms")("hit-flush-ms",
-                               po::value(&o.service.hit_flush_period_ms)->default_value(1000),
-                               "how often hit counts are written, ms")(
+      "key reaper period, ms")(
+      "rotation-interval-days", po::value(&rotation_days)->default_value(kRotationDays),
+      "rotate every org's key when its active version is this old, days (0 = off)")(
+      "hit-flush-ms", po::value(&o.service.hit_flush_period_ms)->default_value(1000),
+      "how often hit counts are written, ms")(
       "insecure-plaintext-for-benchmarks", po::bool_switch(&plaintext),
       "BENCHMARKS ONLY: store payloads and vectors unencrypted (also needs the environment "
       "variable SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK=1)");
@@ -153,6 +158,8 @@ int main(int argc, char** argv) {
     o.service.store.insecure_plaintext_for_benchmarks = true;
   }
   o.service.store.data_dir = data_dir;
+  if (rotation_days < 0) return Fail("--rotation-interval-days must be 0 (off) or more");
+  o.service.store.rotation_interval_ms = rotation_days * kMsPerDay;
 #ifdef SEALCACHE_FAULT_POINTS
   if (Status s = sealcache::server::InstallCrashPointFromEnvironment(&o.service.store); !s.ok()) {
     return Fail(s.ToString());

@@ -134,6 +134,8 @@ class StoreImpl final : public Store {
   Result<uint64_t> RevokeTokens(std::string_view org, std::string_view token_id) override;
 
   Result<uint32_t> RotateKey(std::string_view org) override;
+  Result<uint32_t> RotateOrgKey(OrgState& org, std::string_view reason);
+  bool RotationDue(const OrgState& org) const;
   Result<std::string> RotateMasterKey(const crypto::SecretBytes& new_master_key) override;
   Result<std::vector<KeyVersionStatus>> KeyStatus(std::string_view org) override;
   Result<ReaperReport> RunKeyReaper() override;

@@ -35,15 +35,36 @@ Status ValidateOrgFileName(std::string_view name) {
 Result<uint32_t> StoreImpl::RotateKey(std::string_view org_id) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  return RotateOrgKey(*org, "admin");
+}
+
+// REQUIRES: orgs_mu_ held (shared).
+Result<uint32_t> StoreImpl::RotateOrgKey(OrgState& org, std::string_view reason) {
   // Everything written so far goes to SSTs under the version being retired, so the reaper
   // accounts it to that version, and the org's WAL files holding it (node key) become
   // obsolete and are deleted, instead of a later flush carrying it under the new version.
-  SC_RETURN_IF_ERROR(FlushOrg(*org->db, "flush before rotation"));
-  SC_ASSIGN_OR_RETURN(uint32_t version, keystore_->Rotate(org->ring()));
+  SC_RETURN_IF_ERROR(FlushOrg(*org.db, "flush before rotation"));
+  SC_ASSIGN_OR_RETURN(uint32_t version, keystore_->Rotate(org.ring()));
   SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultRotateAfterKeystore));
-  SC_RETURN_IF_ERROR(
-      RecordAudit("key_rotated", {{"org", org->id}, {"key_version", int64_t{version}}}));
+  SC_RETURN_IF_ERROR(RecordAudit(
+      "key_rotated",
+      {{"org", org.id}, {"key_version", int64_t{version}}, {"reason", std::string(reason)}}));
   return version;
+}
+
+// True if the org's ACTIVE key version is at least rotation_interval_ms old.
+bool StoreImpl::RotationDue(const OrgState& org) const {
+  if (options_.rotation_interval_ms <= 0) return false;
+  auto active = keystore_->Active(org.ring());
+  if (!active.ok()) return false;
+  auto versions = keystore_->Versions(org.ring());
+  if (!versions.ok()) return false;
+  for (const crypto::KeyInfo& v : *versions) {
+    if (v.version == active->version) {
+      return clock_->NowMillis() - v.created_ms >= options_.rotation_interval_ms;
+    }
+  }
+  return false;
 }
 
 Result<std::string> StoreImpl::RotateMasterKey(const crypto::SecretBytes& new_master_key) {
@@ -204,6 +225,10 @@ Result<ReaperReport> StoreImpl::RunKeyReaper() {
   ReaperReport total;
   for (auto& [id, org] : orgs_) {
     if (org->db == nullptr) continue;  // unavailable: its keys wait until it is repaired
+    if (RotationDue(*org)) {
+      SC_ASSIGN_OR_RETURN(uint32_t version, RotateOrgKey(*org, "schedule"));
+      total.rotated.emplace_back(id, version);
+    }
     SC_ASSIGN_OR_RETURN(ReaperReport r, ReapOrg(*org));
     total.files_compacted += r.files_compacted;
     total.destroyed.insert(total.destroyed.end(), r.destroyed.begin(), r.destroyed.end());

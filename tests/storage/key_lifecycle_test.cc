@@ -239,3 +239,55 @@ TEST_F(StoreTest, AuditLogRecordsKeyEventsWithoutSecrets) {
 
 }  // namespace
 }  // namespace sealcache::storage
+
+namespace sealcache::storage {
+namespace {
+
+// --rotation-interval: a reaper pass rotates every org whose active version is at least the
+// interval old, and only those; the retired version is then destroyed as usual once nothing
+// written under it is alive.
+using testing::StoreTest;
+
+TEST_F(StoreTest, ScheduledRotationRotatesOnlyOrgsWhoseActiveKeyIsOldEnough) {
+  constexpr int64_t kDay = int64_t{24} * 3600 * 1000;
+  StoreOptions o = Options();
+  o.rotation_interval_ms = 90 * kDay;
+  Open(o);
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "written under version 1", /*ttl_ms=*/kDay).ok());
+  clock_.Advance(30 * kDay);
+  CreateOrg("globex");  // 60 days younger
+  auto none = store_->RunKeyReaper();
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->rotated.empty());
+
+  clock_.Advance(60 * kDay);  // acme's key is 90 days old, globex's 60
+  auto report = store_->RunKeyReaper();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->rotated.size(), 1u);
+  EXPECT_EQ(report->rotated[0], (std::pair<std::string, uint32_t>{"acme", 2}));
+  // Version 1's only entry expired long ago: the same pass destroyed it.
+  EXPECT_EQ(report->destroyed, (std::vector<std::pair<std::string, uint32_t>>{{"acme", 1}}));
+  auto status = store_->KeyStatus("globex");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->size(), 1u);  // globex untouched
+  ASSERT_TRUE(Put("acme", 2, "under version 2").ok());
+  EXPECT_EQ(PayloadOf("acme", 2), "under version 2");
+
+  clock_.Advance(30 * kDay);  // globex now 90 days old; acme's new key 30
+  report = store_->RunKeyReaper();
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->rotated, (std::vector<std::pair<std::string, uint32_t>>{{"globex", 2}}));
+}
+
+TEST_F(StoreTest, ScheduledRotationIsOffAtZero) {
+  Open();  // rotation_interval_ms = 0
+  CreateOrg("acme");
+  clock_.Advance(int64_t{3650} * 24 * 3600 * 1000);
+  auto report = store_->RunKeyReaper();
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->rotated.empty());
+}
+
+}  // namespace
+}  // namespace sealcache::storage

@@ -53,6 +53,11 @@ struct StoreOptions {
   // How often the background key reaper runs, in ms; 0 disables the thread (tests call
   // RunKeyReaper()). Default 60 s.
   int64_t reaper_period_ms = 60'000;
+  // Scheduled org-key rotation: each reaper pass rotates every org whose ACTIVE key version
+  // is at least this old, in ms (the retired version is then destroyed by the reaper as
+  // usual). 0 (the library default) disables it; sealcached's --rotation-interval-days sets
+  // it (default 90 days).
+  int64_t rotation_interval_ms = 0;
   // Shared block cache for all column families, in bytes. Default 256 MiB.
   size_t block_cache_bytes = 256u << 20;
   // Memtables of all column families together, in bytes (RocksDB db_write_buffer_size):
@@ -185,6 +190,7 @@ struct TokenRecord {
 };
 
 struct ReaperReport {
+  std::vector<std::pair<std::string, uint32_t>> rotated;    // (org, new version), by schedule
   std::vector<std::pair<std::string, uint32_t>> destroyed;  // (org, version)
   uint64_t files_compacted = 0;
 };
