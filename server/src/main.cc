@@ -176,6 +176,7 @@ int main(int argc, char** argv) {
   if (!master.ok()) {
     return Fail("master key " + (*provider)->Describe() + ": " + master.status().ToString());
   }
+  o.service.store.master_key_provider = (*provider)->Describe();
   for (const auto& w : master->warnings)
     std::fprintf(stderr, "sealcached: WARNING: %s\n", w.c_str());
 

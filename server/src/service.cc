@@ -298,6 +298,7 @@ class CacheServiceImpl final : public CacheService {
   size_t bindings_pruned_at_ = 0;
   std::string admin_token_path_;
   std::atomic<uint64_t> auth_failures_{0}, connection_errors_{0}, corruptions_{0};
+  std::atomic<uint64_t> key_provider_errors_{0};
 
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
@@ -959,11 +960,15 @@ Reply CacheServiceImpl::RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB&
   if (!provider.ok()) return {provider.status()};
   auto created = (*provider)->Create();
   if (!created.ok()) {
-    return {created.status().WithContext("master key " + (*provider)->Describe())};
+    key_provider_errors_.fetch_add(1, std::memory_order_relaxed);
+    Status failed = created.status().WithContext("master key " + (*provider)->Describe());
+    (void)store_->AuditEvent("master_key_rotation_failed",
+                             {{"provider", (*provider)->Describe()}, {"error", failed.message()}});
+    return {failed};
   }
   for (const auto& w : created->warnings)
     std::fprintf(stderr, "sealcached: WARNING: %s\n", w.c_str());
-  auto fingerprint = store_->RotateMasterKey(created->key);
+  auto fingerprint = store_->RotateMasterKey(created->key, (*provider)->Describe());
   if (!fingerprint.ok()) return {fingerprint.status()};
   if (Status s = crypto::RemoveMasterKeyEnvelopesExcept(layout.keys_dir(), *fingerprint); !s.ok()) {
     std::fprintf(stderr, "sealcached: master key rotated; %s\n", s.ToString().c_str());
@@ -1062,7 +1067,7 @@ std::string CacheServiceImpl::MetricsText() {
   out +=
       "# HELP sealcache_key_rotation_age_seconds Age of the active key of each org.\n"
       "# TYPE sealcache_key_rotation_age_seconds gauge\n";
-  std::string decrypt, age;
+  std::string decrypt, age, key_age;
   for (auto& o : orgs) {
     auto st = store_->Stats(o->id());
     if (!st.ok()) continue;
@@ -1070,11 +1075,21 @@ std::string CacheServiceImpl::MetricsText() {
                std::to_string(st->decrypt_failures + o->metrics().corrupt_answers.load()) + "\n";
     age += "sealcache_key_rotation_age_seconds{org=\"" + o->id() + "\"} " +
            std::to_string(st->active_key_age_ms / 1000) + "\n";
+    key_age += "sealcache_key_age_seconds{org=\"" + o->id() + "\"} " +
+               std::to_string(st->active_key_age_ms / 1000) + "\n";
   }
   // Keep each family's lines together as the format requires.
   auto split = out.rfind("# HELP sealcache_key_rotation_age_seconds");
   out.insert(split, decrypt);
   out += age;
+  out +=
+      "# HELP sealcache_key_age_seconds Age of the active key version of each org.\n"
+      "# TYPE sealcache_key_age_seconds gauge\n" +
+      key_age;
+  counter("sealcache_key_provider_errors_total",
+          "Master key provider operations that failed (a rotation that could not load or seal).");
+  out +=
+      "sealcache_key_provider_errors_total " + std::to_string(key_provider_errors_.load()) + "\n";
   counter("sealcache_decrypt_operations_total", "File decryption streams opened (file opens).");
   out += "sealcache_decrypt_operations_total " + std::to_string(store_->DecryptOperations()) + "\n";
   counter("sealcache_auth_failures_total", "Requests refused for a missing or wrong token.");

@@ -231,7 +231,8 @@ Status StoreImpl::OpenKeystoreAndAudit(const crypto::SecretBytes& master_key) {
   SC_ASSIGN_OR_RETURN(audit_, AuditLog::Open(layout_.audit_log_path(), clock_));
   SC_RETURN_IF_ERROR(MakePrivateDir(layout_.orgs_dir()));
   return RecordAudit("store_opened",
-                     {{"master_key_fingerprint", keystore_->master_key_fingerprint()}});
+                     {{"master_key_fingerprint", keystore_->master_key_fingerprint()},
+                      {"master_key_provider", options_.master_key_provider}});
 }
 
 rocksdb::ColumnFamilyOptions StoreImpl::BaseFamilyOptions() const {

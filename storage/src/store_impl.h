@@ -136,7 +136,11 @@ class StoreImpl final : public Store {
   Result<uint32_t> RotateKey(std::string_view org) override;
   Result<uint32_t> RotateOrgKey(OrgState& org, std::string_view reason);
   bool RotationDue(const OrgState& org) const;
-  Result<std::string> RotateMasterKey(const crypto::SecretBytes& new_master_key) override;
+  Result<std::string> RotateMasterKey(const crypto::SecretBytes& new_master_key,
+                                      std::string_view provider) override;
+  Status AuditEvent(std::string_view event, const AuditLog::Fields& fields) override {
+    return RecordAudit(event, fields);
+  }
   Result<std::vector<KeyVersionStatus>> KeyStatus(std::string_view org) override;
   Result<ReaperReport> RunKeyReaper() override;
 

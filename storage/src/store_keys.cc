@@ -67,12 +67,14 @@ bool StoreImpl::RotationDue(const OrgState& org) const {
   return false;
 }
 
-Result<std::string> StoreImpl::RotateMasterKey(const crypto::SecretBytes& new_master_key) {
+Result<std::string> StoreImpl::RotateMasterKey(const crypto::SecretBytes& new_master_key,
+                                               std::string_view provider) {
   const std::string from = keystore_->master_key_fingerprint();
   SC_RETURN_IF_ERROR(keystore_->RotateMasterKey(new_master_key));
   const std::string to = keystore_->master_key_fingerprint();
-  SC_RETURN_IF_ERROR(
-      RecordAudit("master_key_rotated", {{"from_fingerprint", from}, {"to_fingerprint", to}}));
+  SC_RETURN_IF_ERROR(RecordAudit(
+      "master_key_rotated",
+      {{"from_fingerprint", from}, {"to_fingerprint", to}, {"provider", std::string(provider)}}));
   return to;
 }
 

@@ -262,9 +262,15 @@ TEST_F(ServerTest, MetricsEndpointServesPrometheusText) {
         "sealcache_misses_total{org=\"acme\"} 1", "sealcache_auth_failures_total 1",
         "sealcache_lookup_duration_seconds_bucket",
         "sealcache_decrypt_failures_total{org=\"acme\"} 0",
-        "sealcache_key_rotation_age_seconds{org=\"acme\"}", "sealcache_decrypt_operations_total"}) {
+        "sealcache_key_rotation_age_seconds{org=\"acme\"}", "sealcache_decrypt_operations_total",
+        "sealcache_key_age_seconds{org=\"acme\"}", "sealcache_key_provider_errors_total 0"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }
+  // A master-key rotation whose provider fails counts, and is in the audit log.
+  auto admin = ConnectAs(AdminToken());
+  EXPECT_FALSE(admin->RotateMasterKey("file:/nonexistent/master.key").ok());
+  text = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_NE(text.find("sealcache_key_provider_errors_total 1"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -27,6 +27,7 @@
 #include "sealcache/crypto/key_ring.h"
 #include "sealcache/crypto/secret_bytes.h"
 #include "sealcache/status.h"
+#include "sealcache/storage/audit_log.h"
 
 namespace sealcache::storage {
 
@@ -73,6 +74,9 @@ struct StoreOptions {
   // marker db/PLAINTEXT-BENCHMARK-ONLY and refuses to open with encryption, and an
   // encrypted one refuses to open without it. Default false.
   bool insecure_plaintext_for_benchmarks = false;
+  // Where the master key came from (MasterKeyProvider::Describe(), nothing secret), for the
+  // audit log's store_opened event. Default: empty.
+  std::string master_key_provider;
   // BENCHMARKS AND TESTS ONLY: write new encrypted files in format v1 (AES-256-CTR, not
   // authenticated) instead of v2, to compare the two on one code path and to test that v1
   // files stay readable. sealcached never sets it. Default false.
@@ -261,7 +265,10 @@ class Store {
   // Re-wraps every key version under `new_master_key` in one atomic replacement of the
   // keystore: a crash leaves it under the old key or the new. No data file changes. Returns
   // the new key's fingerprint.
-  virtual Result<std::string> RotateMasterKey(const crypto::SecretBytes& new_master_key) = 0;
+  virtual Result<std::string> RotateMasterKey(const crypto::SecretBytes& new_master_key,
+                                              std::string_view provider) = 0;
+  // Appends an event to the audit log (e.g. a key provider's failure outside the store).
+  virtual Status AuditEvent(std::string_view event, const AuditLog::Fields& fields) = 0;
   virtual Result<std::vector<KeyVersionStatus>> KeyStatus(std::string_view org) = 0;
   // One pass of the key reaper (also run periodically in the background).
   virtual Result<ReaperReport> RunKeyReaper() = 0;
