@@ -1,6 +1,7 @@
 #include "pkcs11_provider.h"
 
 #include <dlfcn.h>
+#include <openssl/crypto.h>
 #include <p11-kit/pkcs11.h>
 
 #include <cstdlib>
@@ -97,7 +98,7 @@ std::string TrimLabel(const unsigned char* label) {
 // Everything is undone in the destructor.
 class Pkcs11Session {
  public:
-  static Result<std::unique_ptr<Pkcs11Session>> Open(const Pkcs11Uri& uri) {
+  static Result<std::unique_ptr<Pkcs11Session>> Connect(const Pkcs11Uri& uri) {
     auto s = std::unique_ptr<Pkcs11Session>(new Pkcs11Session(uri));
     SC_RETURN_IF_ERROR(s->Load());
     return s;
@@ -237,18 +238,13 @@ class Pkcs11Session {
     session_open_ = true;
     SC_ASSIGN_OR_RETURN(std::string pin, ReadPin());
     rv = f_->C_Login(session_, CKU_USER, reinterpret_cast<CK_UTF8CHAR_PTR>(pin.data()), pin.size());
-    WipePin(pin);
+    OPENSSL_cleanse(pin.data(), pin.size());
     if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_LEN_RANGE) {
       return Status::PermissionDenied("the PIN for token '" + uri_.token +
                                       "' was refused: " + RvName(rv));
     }
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) return Failure("log in", rv);
     return FindKey();
-  }
-
-  static void WipePin(std::string& pin) {
-    volatile char* p = pin.data();
-    for (size_t i = 0; i < pin.size(); ++i) p[i] = 0;
   }
 
   Result<std::vector<CK_OBJECT_HANDLE>> Find(std::vector<CK_ATTRIBUTE> tmpl) {
@@ -333,7 +329,8 @@ class Pkcs11Provider final : public MasterKeyProvider {
     auto bytes = ReadWholeFile(path);
     if (!bytes.ok()) {
       return Status::NotFound("the keystore is under the master key " + fingerprint +
-                              ", and there is no envelope " + path + " for it: was it rotated "
+                              ", and there is no envelope " + path +
+                              " for it: was it rotated "
                               "to another provider?");
     }
     if (bytes->size() != kEnvelopeSize ||
@@ -344,8 +341,7 @@ class Pkcs11Provider final : public MasterKeyProvider {
     auto key = session->Open(
         {bytes->data() + sizeof(kEnvelopeMagic), bytes->size() - sizeof(kEnvelopeMagic)}, Aad());
     if (!key.ok()) {
-      return Status::Corruption("the master key envelope " + path + " " +
-                                key.status().message() +
+      return Status::Corruption("the master key envelope " + path + " " + key.status().message() +
                                 " (another key, another token, or a damaged file)");
     }
     LoadedMasterKey loaded;
@@ -383,7 +379,7 @@ class Pkcs11Provider final : public MasterKeyProvider {
     return Status::Ok();
   }
   Result<std::unique_ptr<Pkcs11Session>> OpenSession() const {
-    auto session = Pkcs11Session::Open(uri_);
+    auto session = Pkcs11Session::Connect(uri_);
     if (!session.ok()) return session.status().WithContext("master key " + Describe());
     return session;
   }
@@ -475,8 +471,8 @@ Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri) {
 
 Status RemoveEnvelopesExcept(const std::string& dir, std::string_view fingerprint) {
   std::error_code ec;
-  const std::string keep = std::string(kEnvelopePrefix) + std::string(fingerprint) +
-                           std::string(kEnvelopeSuffix);
+  const std::string keep =
+      std::string(kEnvelopePrefix) + std::string(fingerprint) + std::string(kEnvelopeSuffix);
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
     if (name.starts_with(kEnvelopePrefix) && name.ends_with(kEnvelopeSuffix) && name != keep) {

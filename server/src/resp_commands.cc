@@ -497,6 +497,16 @@ void RotateKey(Context& c) {
   c.out.Integer((*r)->body_as_RotateKeyResponse()->version());
 }
 
+void RotateMasterKey(Context& c) {
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::RotateMasterKeyRequest, [&](FBB& fbb) {
+    return P::CreateRotateMasterKeyRequest(fbb, fbb.CreateString(c.args[1])).Union();
+  });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  const auto* fp = (*r)->body_as_RotateMasterKeyResponse()->fingerprint();
+  c.out.Bulk(fp != nullptr ? fp->str() : std::string());
+}
+
 void KeyStatus(Context& c) {
   NativeCall call(c.service, c.s.session);
   auto r = call.Run(P::RequestBody::KeyStatusRequest, [&](FBB& fbb) {
@@ -952,6 +962,7 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
       {"sealcache.createorg", {-3, true, true, CreateOrg, {"admin"}}},
       {"sealcache.droporg", {2, true, true, DropOrg, {"admin"}}},
       {"sealcache.rotatekey", {2, true, true, RotateKey, {"admin"}}},
+      {"sealcache.rotatemasterkey", {2, true, true, RotateMasterKey, {"admin"}}},
       {"sealcache.keystatus", {2, true, true, KeyStatus, {"admin"}}},
       {"sealcache.listorgs", {1, true, true, ListOrgs, {"admin"}}},
       {"sealcache.issuetoken", {2, true, true, IssueToken, {"admin"}}},

@@ -335,7 +335,7 @@ class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
     auto body = keys_->Body(f, e.header);
     if (!body.ok()) return ToIo(body.status());
     if (e.header.layout == BodyLayout::kFrames) {
-      auto scan = ScanFrames(*e.file, e.size, body->get());
+      auto scan = ScanFrames(f, *e.file, e.size, body->get());
       if (!scan.ok()) return ToIo(scan.status().WithContext(f));
       // A torn tail goes before anything is appended after it.
       if (scan->end < e.size && ::truncate(f.c_str(), static_cast<off_t>(scan->end)) != 0) {
@@ -488,7 +488,7 @@ class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
       if (!logical.ok()) return logical.status().WithContext(f);
       return logical;
     }
-    auto scan = ScanFrames(*e.file, physical, nullptr);
+    auto scan = ScanFrames(f, *e.file, physical, nullptr);
     if (!scan.ok()) return scan.status().WithContext(f);
     return scan->logical_bytes;
   }

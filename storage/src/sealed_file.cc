@@ -61,24 +61,6 @@ Status ReadExactly(rocksdb::FSRandomAccessFile& file, uint64_t offset, size_t n,
   return Status::Ok();
 }
 
-bool AllZero(const uint8_t* p, size_t n) {
-  return std::all_of(p, p + n, [](uint8_t b) { return b == 0; });
-}
-
-// True if every byte of `file` in [from, to) is zero (a tail the file system extended but
-// never wrote, after a power loss).
-Result<bool> ZeroTail(rocksdb::FSRandomAccessFile& file, uint64_t from, uint64_t to,
-                      const std::string& path) {
-  std::vector<uint8_t> buf(kScanWindow);
-  for (uint64_t at = from; at < to;) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), to - at));
-    SC_RETURN_IF_ERROR(ReadExactly(file, at, n, buf.data(), path));
-    if (!AllZero(buf.data(), n)) return false;
-    at += n;
-  }
-  return true;
-}
-
 struct FrameHeader {
   uint32_t length = 0;
   bool valid = false;
@@ -349,13 +331,9 @@ class ChunkedRandomAccessFile final : public rocksdb::FSRandomAccessFile {
     }
     return IOStatus::OK();
   }
-  IOStatus Prefetch(uint64_t, size_t, const IOOptions&, IODebugContext*) override {
-    return IOStatus::OK();
-  }
   IOStatus InvalidateCache(size_t offset, size_t length) override {
     return base_->InvalidateCache(offset, length);
   }
-  size_t GetUniqueId(char*, size_t) const override { return 0; }
 
   uint64_t logical_size() const { return logical_; }
 
@@ -697,7 +675,7 @@ Result<uint64_t> LogicalSizeOf(const std::string& path, const FileHeader& header
   IOStatus s = rocksdb::FileSystem::Default()->NewRandomAccessFile(path, rocksdb::FileOptions(),
                                                                    &file, nullptr);
   if (!s.ok()) return FromIo(s, "open " + path);
-  SC_ASSIGN_OR_RETURN(FrameScan scan, ScanFrames(*file, physical_size, nullptr));
+  SC_ASSIGN_OR_RETURN(FrameScan scan, ScanFrames(path, *file, physical_size, nullptr));
   return scan.logical_bytes;
 }
 
@@ -716,8 +694,8 @@ Result<uint64_t> ChunkedLogicalSize(uint64_t physical, uint32_t chunk_size) {
   return full * chunk_size + (rest - kSealOverhead);
 }
 
-Result<FrameScan> ScanFrames(rocksdb::FSRandomAccessFile& file, uint64_t physical_size,
-                             const SealedBody* body) {
+Result<FrameScan> ScanFrames(const std::string& path, rocksdb::FSRandomAccessFile& file,
+                             uint64_t physical_size, const SealedBody* body) {
   FrameScan scan;
   scan.physical_size = physical_size;
   scan.end = kFileHeaderSize;
@@ -726,7 +704,6 @@ Result<FrameScan> ScanFrames(rocksdb::FSRandomAccessFile& file, uint64_t physica
   uint64_t window_at = 0;
   uint64_t last_start = 0;
   uint32_t last_length = 0;
-  const std::string path = "log";
   while (physical_size - scan.end >= kFrameOverhead) {
     if (scan.end < window_at || scan.end + kFrameHeaderSize > window_at + window.size()) {
       window_at = scan.end;
@@ -734,11 +711,7 @@ Result<FrameScan> ScanFrames(rocksdb::FSRandomAccessFile& file, uint64_t physica
       SC_RETURN_IF_ERROR(ReadExactly(file, window_at, window.size(), window.data(), path));
     }
     const FrameHeader h = DecodeFrameHeader(window.data() + (scan.end - window_at));
-    if (!h.valid) {
-      SC_ASSIGN_OR_RETURN(bool zero, ZeroTail(file, scan.end, physical_size, path));
-      scan.damaged = !zero;
-      break;
-    }
+    if (!h.valid) break;  // torn, zero-filled or damaged: the reader tells which
     const uint64_t frame_size = kFrameOverhead + uint64_t{h.length};
     if (frame_size > physical_size - scan.end) break;  // torn
     last_start = scan.end;

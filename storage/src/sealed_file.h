@@ -78,13 +78,12 @@ struct FrameScan {
   uint64_t logical_bytes = 0;  // their plaintext bytes
   uint64_t end = 0;            // physical offset just past the last of them
   uint64_t physical_size = 0;
-  bool damaged = false;  // a bad frame header followed by non-zero bytes (not a torn tail)
 };
 // Reads only frame headers (no key needed), from kFileHeaderSize to `physical_size`. With a
 // `body`, the last complete frame is also authenticated and left out if it fails (a torn
 // write that reached the file's length).
-Result<FrameScan> ScanFrames(rocksdb::FSRandomAccessFile& file, uint64_t physical_size,
-                             const SealedBody* body);
+Result<FrameScan> ScanFrames(const std::string& path, rocksdb::FSRandomAccessFile& file,
+                             uint64_t physical_size, const SealedBody* body);
 
 // The logical size of the encrypted file at `path` (on the local file system) from its
 // parsed header and physical size: no key needed.

@@ -169,6 +169,27 @@ class RespFront(unittest.TestCase):
             admin.execute_command("SEALCACHE.DROPORG", "scratch")
         self.assertIn("unknown org scratch", str(e.exception))
 
+    def test_the_master_key_rotates_from_a_redis_client(self):
+        admin = self.server.admin()
+        key = os.path.join(self.server.dir, "next-master.key")
+        with open(key, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        os.chmod(key, 0o600)
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            admin.execute_command("SEALCACHE.ROTATEMASTERKEY", "file:" + key + ".missing")
+        self.assertIn(".missing", str(e.exception))
+        fingerprint = admin.execute_command("SEALCACHE.ROTATEMASTERKEY", "file:" + key)
+        self.assertEqual(len(fingerprint), 32)
+        self.assertEqual(self.org().ping(), True)  # still serving
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            self.org().execute_command("SEALCACHE.ROTATEMASTERKEY", "file:" + key)
+        self.assertIn("permissions", str(e.exception))
+        # Back to the --dev key the server restarts with.
+        dev_key = os.path.join(self.server.dir, "data", "master.key")
+        admin.execute_command("SEALCACHE.ROTATEMASTERKEY", "file:" + dev_key)
+        self.server.restart()
+        self.assertEqual(self.org().ping(), True)
+
     def test_a_revocation_reaches_an_open_connection_at_its_next_command(self):
         admin = self.server.admin()
         issued = pairs(admin.execute_command("SEALCACHE.ISSUETOKEN", "acme"))
