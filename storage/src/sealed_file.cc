@@ -331,6 +331,13 @@ class ChunkedRandomAccessFile final : public rocksdb::FSRandomAccessFile {
     }
     return IOStatus::OK();
   }
+  // Accepted as a hint and not acted on. Answering NotSupported would make RocksDB read the
+  // last 512 KiB of a table into its own buffer at open: one read, but a damaged chunk
+  // anywhere in that range (data blocks too, in a small table) would then fail the whole
+  // table instead of the reads that need that chunk.
+  IOStatus Prefetch(uint64_t, size_t, const IOOptions&, IODebugContext*) override {
+    return IOStatus::OK();
+  }
   IOStatus InvalidateCache(size_t offset, size_t length) override {
     return base_->InvalidateCache(offset, length);
   }
