@@ -2,8 +2,8 @@
 //
 // The AES-256 key in the token never leaves it: sealcache's 32-byte master key is kept
 // sealed by that key (CKM_AES_GCM, in the token) in an envelope file next to the keystore,
-// named by the key's keystore fingerprint and created at the first start and opened in the token at every start (Vault's PKCS#11 seal
-// works the same way). See crypto/FORMAT.md.
+// named by the key's keystore fingerprint, made at the first start and opened in the token
+// at every start (Vault's PKCS#11 seal works the same way). See crypto/FORMAT.md.
 #pragma once
 
 #include <memory>

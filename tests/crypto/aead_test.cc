@@ -1,11 +1,11 @@
 #include "sealcache/crypto/aead.h"
-#include "sealcache/crypto/random.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
 #include <thread>
 
+#include "sealcache/crypto/random.h"
 #include "test_util.h"
 
 namespace sealcache::crypto {
