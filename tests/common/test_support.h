@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <random>
 #include <string>
 #include <string_view>
@@ -22,6 +23,17 @@ inline std::string MakeTempDir(std::string_view prefix) {
 }
 
 // `dim` standard-normal floats, the same for the same seed.
+// XORs the byte at `offset` of the file at `path` with `mask`, in place (damage tests).
+inline void FlipByte(const std::string& path, uint64_t offset, uint8_t mask) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ mask);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+}
+
 inline std::vector<float> MakeVector(uint32_t dim, uint64_t seed) {
   std::mt19937 rng(static_cast<uint32_t>(seed));
   std::normal_distribution<float> n(0, 1);

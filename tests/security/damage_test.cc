@@ -84,13 +84,7 @@ class Damage : public ServerTest {
   }
 
   static void FlipByteAt(const std::string& path, uint64_t offset) {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(static_cast<std::streamoff>(offset));
-    char c = 0;
-    f.read(&c, 1);
-    c ^= 0x5a;
-    f.seekp(static_cast<std::streamoff>(offset));
-    f.write(&c, 1);
+    test::FlipByte(path, offset, 0x5a);
   }
 
   // The byte of an SST (format v2: 4 KiB chunks) that holds logical byte `logical`.

@@ -41,15 +41,7 @@ void WriteRaw(const std::string& path, const std::vector<uint8_t>& bytes) {
              static_cast<std::streamsize>(bytes.size()));
 }
 
-void FlipAt(const std::string& path, uint64_t offset) {
-  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekg(static_cast<std::streamoff>(offset));
-  char c = 0;
-  f.read(&c, 1);
-  c ^= 0x20;
-  f.seekp(static_cast<std::streamoff>(offset));
-  f.write(&c, 1);
-}
+void FlipAt(const std::string& path, uint64_t offset) { test::FlipByte(path, offset, 0x20); }
 
 // Physical offset of chunk `i` of a chunked file.
 uint64_t ChunkAt(uint64_t i) { return kFileHeaderSize + i * kStride; }
