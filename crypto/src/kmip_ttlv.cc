@@ -119,32 +119,47 @@ Result<Item> DecodeOne(std::span<const uint8_t> in, int depth, size_t* used) {
 
 }  // namespace
 
+namespace {
+Item Scalar(uint32_t tag, ItemType type, int64_t number) {
+  Item i;
+  i.tag = tag;
+  i.type = type;
+  i.number = number;
+  return i;
+}
+Item Blob(uint32_t tag, ItemType type, std::span<const uint8_t> bytes) {
+  Item i = Scalar(tag, type, 0);
+  i.bytes.assign(bytes.begin(), bytes.end());
+  return i;
+}
+}  // namespace
+
 Item Item::Structure(uint32_t tag, std::vector<Item> items) {
-  Item i{tag, ItemType::kStructure};
+  Item i = Scalar(tag, ItemType::kStructure, 0);
   i.items = std::move(items);
   return i;
 }
-Item Item::Integer(uint32_t tag, int32_t v) { return {tag, ItemType::kInteger, v}; }
-Item Item::LongInteger(uint32_t tag, int64_t v) { return {tag, ItemType::kLongInteger, v}; }
+Item Item::Integer(uint32_t tag, int32_t v) { return Scalar(tag, ItemType::kInteger, v); }
+Item Item::LongInteger(uint32_t tag, int64_t v) { return Scalar(tag, ItemType::kLongInteger, v); }
 Item Item::BigInteger(uint32_t tag, std::vector<uint8_t> twos_complement) {
-  Item i{tag, ItemType::kBigInteger};
+  Item i = Scalar(tag, ItemType::kBigInteger, 0);
   i.bytes = std::move(twos_complement);
   return i;
 }
-Item Item::Enumeration(uint32_t tag, uint32_t v) { return {tag, ItemType::kEnumeration, v}; }
-Item Item::Boolean(uint32_t tag, bool v) { return {tag, ItemType::kBoolean, v ? 1 : 0}; }
+Item Item::Enumeration(uint32_t tag, uint32_t v) { return Scalar(tag, ItemType::kEnumeration, v); }
+Item Item::Boolean(uint32_t tag, bool v) { return Scalar(tag, ItemType::kBoolean, v ? 1 : 0); }
 Item Item::Text(uint32_t tag, std::string_view v) {
-  Item i{tag, ItemType::kTextString};
-  i.bytes.assign(v.begin(), v.end());
-  return i;
+  return Blob(tag, ItemType::kTextString, {reinterpret_cast<const uint8_t*>(v.data()), v.size()});
 }
 Item Item::Bytes(uint32_t tag, std::span<const uint8_t> v) {
-  Item i{tag, ItemType::kByteString};
-  i.bytes.assign(v.begin(), v.end());
-  return i;
+  return Blob(tag, ItemType::kByteString, v);
 }
-Item Item::DateTime(uint32_t tag, int64_t seconds) { return {tag, ItemType::kDateTime, seconds}; }
-Item Item::Interval(uint32_t tag, uint32_t seconds) { return {tag, ItemType::kInterval, seconds}; }
+Item Item::DateTime(uint32_t tag, int64_t seconds) {
+  return Scalar(tag, ItemType::kDateTime, seconds);
+}
+Item Item::Interval(uint32_t tag, uint32_t seconds) {
+  return Scalar(tag, ItemType::kInterval, seconds);
+}
 
 const Item* Item::Find(uint32_t t) const {
   for (const Item& i : items) {
