@@ -28,8 +28,9 @@ PACKAGES=(
   # itself on a free port; redis-benchmark comes with redis-tools.
   redis-server
   # Master key providers' real servers for the `keys` tests: a SoftHSM2 token (softhsm2-util)
-  # and opensc's pkcs11-tool to make its AES key.
-  softhsm2 opensc
+  # and opensc's pkcs11-tool to make its AES key; PyKMIP's KMIP server and client (seen only
+  # by /usr/bin/python3).
+  softhsm2 opensc python3-pykmip
 )
 # The sanitizer suites of `quickstart.sh test` (not needed with SEALCACHE_SANITIZERS=0):
 # clang with its sanitizer and libFuzzer runtimes, its OpenMP headers, llvm-symbolizer.

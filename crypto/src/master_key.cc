@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "envelope_provider.h"
+#include "kmip_provider.h"
 #include "pkcs11_provider.h"
 #include "sealcache/crypto/random.h"
 
@@ -144,8 +146,13 @@ Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(
     SC_ASSIGN_OR_RETURN(internal::Pkcs11Uri uri, internal::ParsePkcs11Uri(spec));
     return internal::NewPkcs11Provider(uri, options);
   }
-  return Status::InvalidArgument("unknown master key provider '" + std::string(kind) +
-                                 "' (expected file:PATH, env:VAR or pkcs11:URI)");
+  if (kind == "kmip") {
+    SC_ASSIGN_OR_RETURN(internal::KmipUri uri, internal::ParseKmipUri(spec, options));
+    return internal::NewKmipProvider(uri, options);
+  }
+  return Status::InvalidArgument(
+      "unknown master key provider '" + std::string(kind) +
+      "' (expected file:PATH, env:VAR, pkcs11:URI or kmip://HOST:PORT/KEY_ID)");
 }
 
 Status RemoveMasterKeyEnvelopesExcept(const std::string& envelope_dir,

@@ -9,20 +9,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "sealcache/crypto/atomic_file.h"
-#include "sealcache/crypto/keystore.h"
+#include "envelope_provider.h"
 #include "sealcache/crypto/random.h"
 
 namespace sealcache::crypto::internal {
 namespace {
 
-constexpr char kEnvelopeMagic[8] = {'S', 'C', 'M', 'K', 'E', 'N', 'V', '1'};
-constexpr size_t kIvSize = 12;
-constexpr size_t kTagSize = 16;
-constexpr size_t kEnvelopeSize = sizeof(kEnvelopeMagic) + kIvSize + kMasterKeySize + kTagSize;
-// master-key-<keystore fingerprint of the key inside>.pkcs11
-constexpr std::string_view kEnvelopePrefix = "master-key-";
-constexpr std::string_view kEnvelopeSuffix = ".pkcs11";
+constexpr size_t kIvSize = kEnvelopeIvSize;
+constexpr size_t kTagSize = kEnvelopeTagSize;
 constexpr size_t kTokenLabelSize = 32;
 
 std::string RvName(CK_RV rv) {
@@ -96,21 +90,22 @@ std::string TrimLabel(const unsigned char* label) {
 
 // One loaded module, initialised, with a logged-in session on the token and the key found.
 // Everything is undone in the destructor.
-class Pkcs11Session {
+class Pkcs11Session final : public KeyServerSession {
  public:
   static Result<std::unique_ptr<Pkcs11Session>> Connect(const Pkcs11Uri& uri) {
     auto s = std::unique_ptr<Pkcs11Session>(new Pkcs11Session(uri));
     SC_RETURN_IF_ERROR(s->Load());
     return s;
   }
-  ~Pkcs11Session() {
+  ~Pkcs11Session() override {
     if (session_open_) f_->C_CloseSession(session_);
     if (initialized_) f_->C_Finalize(nullptr);
     if (handle_ != nullptr) dlclose(handle_);
   }
 
   // AES-256-GCM in the token: iv | ciphertext | tag.
-  Result<std::vector<uint8_t>> Seal(std::span<const uint8_t> plain, std::span<const uint8_t> aad) {
+  Result<std::vector<uint8_t>> Seal(std::span<const uint8_t> plain,
+                                    std::span<const uint8_t> aad) override {
     std::vector<uint8_t> out(kIvSize + plain.size() + kTagSize);
     SC_RETURN_IF_ERROR(RandomFill(std::span<uint8_t>(out.data(), kIvSize)));
     CK_GCM_PARAMS gcm = Params(out.data(), aad);
@@ -124,7 +119,7 @@ class Pkcs11Session {
     return out;
   }
 
-  Result<SecretBytes> Open(std::span<const uint8_t> sealed, std::span<const uint8_t> aad) {
+  Result<SecretBytes> Open(std::span<const uint8_t> sealed, std::span<const uint8_t> aad) override {
     if (sealed.size() < kIvSize + kTagSize) return Status::Corruption("sealed key is truncated");
     std::vector<uint8_t> iv(sealed.begin(), sealed.begin() + kIvSize);
     CK_GCM_PARAMS gcm = Params(iv.data(), aad);
@@ -143,7 +138,7 @@ class Pkcs11Session {
     return SecretBytes::CopyFrom({out.data(), n});
   }
 
-  std::string Name() const {
+  std::string Name() const override {
     return "PKCS#11 key '" + uri_.object + "' in token '" + uri_.token + "' (" + uri_.module_path +
            ")";
   }
@@ -306,98 +301,6 @@ class Pkcs11Session {
   CK_OBJECT_HANDLE key_ = 0;
 };
 
-class Pkcs11Provider final : public MasterKeyProvider {
- public:
-  Pkcs11Provider(Pkcs11Uri uri, MasterKeyOptions options)
-      : uri_(std::move(uri)), options_(std::move(options)) {}
-
-  Result<LoadedMasterKey> Load() const override {
-    SC_RETURN_IF_ERROR(CheckDir());
-    std::string fingerprint;
-    if (!options_.keystore_path.empty() && std::filesystem::exists(options_.keystore_path)) {
-      SC_ASSIGN_OR_RETURN(KeystoreMetadata meta, Keystore::ReadMetadata(options_.keystore_path));
-      fingerprint = meta.master_key_fingerprint;
-    }
-    if (fingerprint.empty()) {  // no keystore yet: a new master key
-      if (!options_.create_envelope) {
-        return Status::NotFound("no keystore in " + options_.envelope_dir +
-                                ": start sealcached once with " + Describe());
-      }
-      return Create();
-    }
-    const std::string path = EnvelopePath(fingerprint);
-    auto bytes = ReadWholeFile(path);
-    if (!bytes.ok()) {
-      return Status::NotFound("the keystore is under the master key " + fingerprint +
-                              ", and there is no envelope " + path +
-                              " for it: was it rotated "
-                              "to another provider?");
-    }
-    if (bytes->size() != kEnvelopeSize ||
-        std::memcmp(bytes->data(), kEnvelopeMagic, sizeof(kEnvelopeMagic)) != 0) {
-      return Status::Corruption("the master key envelope " + path + " is damaged");
-    }
-    SC_ASSIGN_OR_RETURN(auto session, OpenSession());
-    auto key = session->Open(
-        {bytes->data() + sizeof(kEnvelopeMagic), bytes->size() - sizeof(kEnvelopeMagic)}, Aad());
-    if (!key.ok()) {
-      return Status::Corruption("the master key envelope " + path + " " + key.status().message() +
-                                " (another key, another token, or a damaged file)");
-    }
-    LoadedMasterKey loaded;
-    loaded.key = std::move(key).value();
-    return loaded;
-  }
-
-  Result<LoadedMasterKey> Create() const override {
-    SC_RETURN_IF_ERROR(CheckDir());
-    SC_ASSIGN_OR_RETURN(auto session, OpenSession());
-    LoadedMasterKey loaded;
-    SC_ASSIGN_OR_RETURN(loaded.key, RandomSecret(kMasterKeySize));
-    SC_ASSIGN_OR_RETURN(std::vector<uint8_t> sealed, session->Seal(loaded.key.span(), Aad()));
-    std::vector<uint8_t> file(kEnvelopeMagic, kEnvelopeMagic + sizeof(kEnvelopeMagic));
-    file.insert(file.end(), sealed.begin(), sealed.end());
-    SC_ASSIGN_OR_RETURN(std::string fingerprint, Keystore::Fingerprint(loaded.key));
-    std::error_code ec;
-    std::filesystem::create_directories(options_.envelope_dir, ec);
-    const std::string path = EnvelopePath(fingerprint);
-    SC_RETURN_IF_ERROR(WriteFileAtomically(path, file));
-    loaded.warnings.push_back("made a new master key, sealed by " + session->Name() + " in " +
-                              path);
-    return loaded;
-  }
-
-  std::string Describe() const override { return uri_.ToString(); }
-
- private:
-  Status CheckDir() const {
-    if (options_.envelope_dir.empty()) {
-      return Status::InvalidArgument(
-          "the PKCS#11 provider keeps the master key sealed in the data directory; this "
-          "tool has none");
-    }
-    return Status::Ok();
-  }
-  Result<std::unique_ptr<Pkcs11Session>> OpenSession() const {
-    auto session = Pkcs11Session::Connect(uri_);
-    if (!session.ok()) return session.status().WithContext("master key " + Describe());
-    return session;
-  }
-  std::string EnvelopePath(const std::string& fingerprint) const {
-    return options_.envelope_dir + "/" + std::string(kEnvelopePrefix) + fingerprint +
-           std::string(kEnvelopeSuffix);
-  }
-
-  // Binds the envelope to its purpose and to the token and key named in the URI.
-  std::vector<uint8_t> Aad() const {
-    const std::string aad = "sealcache master key envelope v1|" + uri_.token + "|" + uri_.object;
-    return {aad.begin(), aad.end()};
-  }
-
-  const Pkcs11Uri uri_;
-  const MasterKeyOptions options_;
-};
-
 }  // namespace
 
 std::string Pkcs11Uri::ToString() const {
@@ -469,23 +372,17 @@ Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri) {
   return out;
 }
 
-Status RemoveEnvelopesExcept(const std::string& dir, std::string_view fingerprint) {
-  std::error_code ec;
-  const std::string keep =
-      std::string(kEnvelopePrefix) + std::string(fingerprint) + std::string(kEnvelopeSuffix);
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.starts_with(kEnvelopePrefix) && name.ends_with(kEnvelopeSuffix) && name != keep) {
-      std::filesystem::remove(e.path(), ec);
-      if (ec) return Status::IOError("cannot remove " + e.path().string() + ": " + ec.message());
-    }
-  }
-  return SyncDirectory(dir);
-}
-
 Result<std::unique_ptr<MasterKeyProvider>> NewPkcs11Provider(const Pkcs11Uri& uri,
                                                              const MasterKeyOptions& options) {
-  return std::unique_ptr<MasterKeyProvider>(new Pkcs11Provider(uri, options));
+  EnvelopeProviderSpec spec;
+  spec.describe = uri.ToString();
+  spec.kind = "pkcs11";
+  spec.aad_binding = uri.token + "|" + uri.object;
+  spec.connect = [uri]() -> Result<std::unique_ptr<KeyServerSession>> {
+    SC_ASSIGN_OR_RETURN(auto session, Pkcs11Session::Connect(uri));
+    return std::unique_ptr<KeyServerSession>(std::move(session));
+  };
+  return NewEnvelopeProvider(std::move(spec), options);
 }
 
 }  // namespace sealcache::crypto::internal

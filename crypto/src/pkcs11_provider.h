@@ -1,9 +1,7 @@
 // The PKCS#11 master key provider (an HSM, or SoftHSM2 for tests). Private to crypto/.
 //
 // The AES-256 key in the token never leaves it: sealcache's 32-byte master key is kept
-// sealed by that key (CKM_AES_GCM, in the token) in an envelope file next to the keystore,
-// named by the key's keystore fingerprint, made at the first start and opened in the token
-// at every start (Vault's PKCS#11 seal works the same way). See crypto/FORMAT.md.
+// sealed by that key (CKM_AES_GCM, in the token) in an envelope (envelope_provider.h).
 #pragma once
 
 #include <memory>
@@ -28,9 +26,6 @@ struct Pkcs11Uri {
   std::string ToString() const;  // without anything secret (there is nothing secret in it)
 };
 Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri);
-
-// Removes the envelopes in `dir` but the one for the master key with this fingerprint.
-Status RemoveEnvelopesExcept(const std::string& dir, std::string_view fingerprint);
 
 Result<std::unique_ptr<MasterKeyProvider>> NewPkcs11Provider(const Pkcs11Uri& uri,
                                                              const MasterKeyOptions& options);

@@ -28,6 +28,8 @@ std::string_view Status::CodeName(Code code) {
       return "Unauthenticated";
     case Code::kInternal:
       return "Internal";
+    case Code::kUnavailable:
+      return "Unavailable";
   }
   return "Unknown";
 }

@@ -76,6 +76,8 @@ protocol::StatusCode ToWireCode(Status::Code code) {
       return W::UNAUTHENTICATED;
     case C::kInternal:
       return W::INTERNAL;
+    case C::kUnavailable:
+      return W::UNAVAILABLE;
   }
   return W::INTERNAL;
 }
@@ -104,7 +106,7 @@ Status FromWire(protocol::StatusCode code, std::string_view m) {
     case W::IO_ERROR:
       return Status::IOError(m);
     case W::UNAVAILABLE:
-      return Status::ResourceExhausted(m);
+      return Status::Unavailable(m);
     case W::INTERNAL:
       return Status::Internal(m);
   }

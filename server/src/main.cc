@@ -49,7 +49,13 @@ int main(int argc, char** argv) {
                                                "config file of name = value lines")(
       "data", po::value(&data_dir), "data directory (created if missing)")(
       "master-key", po::value(&master_spec),
-      "master key: file:PATH (mode 0600, 32 raw bytes or 64 hex) or env:VAR (development)")(
+      "master key: file:PATH (mode 0600, 32 raw bytes or 64 hex), env:VAR (development), "
+      "pkcs11:URI (an HSM) or kmip://HOST:PORT/KEY_ID (a KMS); see the README's Keys")(
+      "kmip-client-cert", po::value(&o.service.kmip_client_cert),
+      "PEM certificate this server presents to a KMIP server")(
+      "kmip-client-key", po::value(&o.service.kmip_client_key),
+      "PEM private key of --kmip-client-cert (mode 0600)")(
+      "kmip-ca", po::value(&o.service.kmip_ca), "PEM CA certificate the KMIP server's chains to")(
       "dev", po::bool_switch(&dev),
       "development default: --data ./data and a generated ./data/master.key (0600) if none")(
       "listen", po::value(&o.listen_address)->default_value(o.listen_address), "listen address")(
@@ -170,6 +176,9 @@ int main(int argc, char** argv) {
   sealcache::crypto::MasterKeyOptions key_options;
   key_options.envelope_dir = sealcache::storage::DataLayout(data_dir).keys_dir();
   key_options.keystore_path = sealcache::storage::DataLayout(data_dir).keystore_path();
+  key_options.kmip_client_cert = o.service.kmip_client_cert;
+  key_options.kmip_client_key = o.service.kmip_client_key;
+  key_options.kmip_ca = o.service.kmip_ca;
   auto provider = sealcache::crypto::MasterKeyProviderFromSpec(master_spec, key_options);
   if (!provider.ok()) return Fail(provider.status().ToString());
   auto master = (*provider)->Load();

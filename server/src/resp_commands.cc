@@ -61,6 +61,8 @@ void ReplyError(RespWriter& out, const Status& status, std::string_view command)
     case Status::Code::kPermissionDenied:
       return out.Error("NOPERM this user has no permissions to run the '" + Lower(command) +
                        "' command");
+    case Status::Code::kUnavailable:  // a key server that is down: retry later
+      return out.Error("UNAVAILABLE " + status.message());
     case Status::Code::kFailedPrecondition:
       if (status.message() == kWrongType) return out.Error(kWrongType);
       [[fallthrough]];

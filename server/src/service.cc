@@ -955,6 +955,9 @@ Reply CacheServiceImpl::RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB&
   crypto::MasterKeyOptions options;
   options.envelope_dir = layout.keys_dir();
   options.keystore_path = layout.keystore_path();
+  options.kmip_client_cert = options_.kmip_client_cert;
+  options.kmip_client_key = options_.kmip_client_key;
+  options.kmip_ca = options_.kmip_ca;
   const std::string to(StrOf(r->to()));
   auto provider = crypto::MasterKeyProviderFromSpec(to, options);
   if (!provider.ok()) return {provider.status()};
@@ -964,6 +967,8 @@ Reply CacheServiceImpl::RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB&
     Status failed = created.status().WithContext("master key " + (*provider)->Describe());
     (void)store_->AuditEvent("master_key_rotation_failed",
                              {{"provider", (*provider)->Describe()}, {"error", failed.message()}});
+    std::fprintf(stderr, "sealcached: master-key rotation refused: %s\n",
+                 failed.ToString().c_str());
     return {failed};
   }
   for (const auto& w : created->warnings)

@@ -125,35 +125,9 @@ class RssSampler {
   std::thread thread_;
 };
 
-uint16_t FreePort() {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
-
-// The body of GET /metrics, or "" if the endpoint does not answer.
-std::string ScrapeMetrics(uint16_t port) {
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::socket s(io);
-  boost::system::error_code ec;
-  s.connect({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
-  if (ec) return "";
-  const std::string request = "GET /metrics HTTP/1.0\r\n\r\n";
-  boost::asio::write(s, boost::asio::buffer(request), ec);
-  std::string response;
-  boost::asio::read(s, boost::asio::dynamic_buffer(response), ec);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
-
-std::optional<double> MetricValue(const std::string& text, const std::string& name) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return std::nullopt;
-}
+using test::FreePort;
+using test::MetricValue;
+using test::ScrapeMetrics;
 
 // Entry `key` of org `org`: the same digest, vector and payload every time it is written, so
 // any read can check the bytes it gets.

@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "../../crypto/src/pkcs11_provider.h"
+#include "key_servers.h"
 #include "sealcache/clock.h"
 #include "sealcache/crypto/keystore.h"
 #include "sealcache/crypto/master_key.h"
@@ -23,20 +24,11 @@ namespace fs = std::filesystem;
 using crypto::MasterKeyOptions;
 using crypto::MasterKeyProviderFromSpec;
 
-constexpr char kModule[] = "/usr/lib/softhsm/libsofthsm2.so";
-constexpr char kPin[] = "pin-Q7x9Zt";  // never appears in a log by chance
+constexpr const char* kModule = test::SoftHsmToken::kModule;
+constexpr const char* kPin = test::SoftHsmToken::kPin;
+using test::RunCommand;
 
-// Runs a command line; returns its exit code. Output goes to `log`.
-int RunCommand(const std::string& command, const std::string& log) {
-  const int rc = std::system((command + " >>" + log + " 2>&1").c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-int EnvelopesIn(const std::string& dir) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator(dir)) n += e.path().extension() == ".pkcs11";
-  return n;
-}
+int EnvelopesIn(const std::string& dir) { return test::EnvelopesIn(dir, ".pkcs11"); }
 
 TEST(Pkcs11Uri, ParsesTheRfc7512FormsItUses) {
   auto uri = crypto::internal::ParsePkcs11Uri(
@@ -67,49 +59,25 @@ TEST(Pkcs11Uri, RefusesAPinOnTheCommandLineAndIncompleteUris) {
 class SoftHsm : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(kModule) || !fs::exists("/usr/bin/softhsm2-util") ||
-        !fs::exists("/usr/bin/pkcs11-tool")) {
+    if (!test::SoftHsmToken::Installed()) {
       GTEST_SKIP() << "softhsm2 or opensc is not installed (tools/setup.sh installs them)";
     }
     dir_ = test::MakeTempDir("sealcache-keys");
-    log_ = dir_ + "/tools.log";
-    fs::create_directories(dir_ + "/tokens");
-    std::ofstream(dir_ + "/softhsm2.conf")
-        << "directories.tokendir = " << dir_ << "/tokens\nobjectstore.backend = file\n";
-    conf_env_ = "SOFTHSM2_CONF=" + dir_ + "/softhsm2.conf";
-    // This process loads the module too: it reads the configuration at C_Initialize.
-    setenv("SOFTHSM2_CONF", (dir_ + "/softhsm2.conf").c_str(), 1);
-    std::ofstream(dir_ + "/pin") << kPin << "\n";
-    chmod((dir_ + "/pin").c_str(), 0600);
-    ASSERT_EQ(
-        RunCommand("softhsm2-util --init-token --free --label sealcache --so-pin 87654321 --pin " +
-                       std::string(kPin),
-                   log_),
-        0)
-        << Log();
-    ASSERT_EQ(Keygen("sealcache-master", "AES:32"), 0) << Log();
+    ASSERT_TRUE(hsm_.Init(dir_)) << hsm_.Log();
+    log_ = hsm_.log_path();
+    conf_env_ = hsm_.conf_env();
   }
   void TearDown() override {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
 
-  int Keygen(const std::string& label, const std::string& type) {
-    return RunCommand(Tool() + " --login --pin " + kPin + " --keygen --key-type " + type +
-                          " --label " + label + " --sensitive",
-                      log_);
-  }
-  std::string Tool() const {
-    return std::string("pkcs11-tool --module ") + kModule + " --token-label sealcache";
-  }
+  int Keygen(const std::string& label, const std::string& type) { return hsm_.Keygen(label, type); }
+  std::string Tool() const { return hsm_.Tool(); }
   std::string Uri(const std::string& object = "sealcache-master",
                   const std::string& pin_source = "") const {
-    return "pkcs11:token=sealcache;object=" + object + "?module-path=" + kModule +
-           "&pin-source=" + (pin_source.empty() ? "file:" + dir_ + "/pin" : pin_source);
+    return hsm_.Uri(object, pin_source);
   }
-  std::string Log() const {
-    std::ifstream in(log_);
-    return {std::istreambuf_iterator<char>(in), {}};
-  }
+  std::string Log() const { return hsm_.Log(); }
   Result<crypto::LoadedMasterKey> Load(const std::string& spec, bool create = true) {
     MasterKeyOptions o;
     o.envelope_dir = dir_ + "/keys";
@@ -128,6 +96,7 @@ class SoftHsm : public ::testing::Test {
     ASSERT_TRUE(ks.ok()) << ks.status().ToString();
   }
 
+  test::SoftHsmToken hsm_;
   std::string dir_, log_, conf_env_;
 };
 

@@ -248,7 +248,9 @@ const std::vector<CommandSpec>& AdminCommands() {
        AddOrgPositional, ParseRotateKey},
       {"rotate-master-key", "--to SPEC", "re-wrap every key version under a new master key, online",
        "One atomic replacement of the keystore; no data file is rewritten. Afterwards the old "
-       "master key is no longer needed; restart with --master-key SPEC.",
+       "master key is no longer needed; restart with --master-key SPEC. SPEC is file:PATH, "
+       "pkcs11:URI or kmip://HOST:PORT/ID (TLS files from sealcached's --kmip-* options "
+       "or the URI's client-cert=, client-key=, ca=).",
        "", AddRotateMasterKeyOptions, ParseRotateMasterKey},
       {"key-status", "ORG", "show the org's key versions and what still uses them", "", "org",
        AddOrgPositional, ParseKeyStatus},

@@ -37,6 +37,8 @@ std::string_view WireCodeName(Status::Code code) {
       return "UNAUTHENTICATED";
     case Status::Code::kInternal:
       return "INTERNAL";
+    case Status::Code::kUnavailable:
+      return "UNAVAILABLE";
   }
   return "UNKNOWN";
 }

@@ -115,7 +115,8 @@ Commands:
 
 Options:
   --json               one JSON document on stdout instead of text
-  --master-key SPEC    file:PATH or env:VAR (see the server docs). Without it, the
+  --master-key SPEC    file:PATH, env:VAR, pkcs11:URI or kmip://HOST:PORT/ID?client-cert=
+                       PATH&client-key=PATH&ca=PATH (README, Keys). Without it, the
                        database is read as of its last flush: the WAL is encrypted under
                        the node key and is skipped, and payloads/vectors are not readable.
   --now-ms MS          evaluate expiry and key age at this time (default: now)

@@ -27,6 +27,7 @@ class Status {
     kResourceExhausted,
     kUnauthenticated,
     kInternal,
+    kUnavailable,  // a service we depend on (an HSM, a KMS) cannot be reached now; retry
   };
 
   Status() = default;
@@ -42,6 +43,7 @@ class Status {
   static Status ResourceExhausted(std::string_view m) { return {Code::kResourceExhausted, m}; }
   static Status Unauthenticated(std::string_view m) { return {Code::kUnauthenticated, m}; }
   static Status Internal(std::string_view m) { return {Code::kInternal, m}; }
+  static Status Unavailable(std::string_view m) { return {Code::kUnavailable, m}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

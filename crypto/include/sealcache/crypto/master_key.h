@@ -12,6 +12,12 @@
 //               master key is kept sealed by that key (AES-GCM, in the token) in
 //               <data>/keys/master-key-<fingerprint>.pkcs11, created at the first start.
 //               The token's key never leaves it; the PIN never appears on the command line.
+//   kmip://HOST:PORT/KEY_ID[?client-cert=PATH&client-key=PATH&ca=PATH&server-name=NAME]
+//               an AES-256 key in a KMIP 1.4 server (a KMS), reached over mutual TLS: the
+//               master key is kept sealed by that key (AES-GCM, by the server) in
+//               <data>/keys/master-key-<fingerprint>.kmip. The TLS files default to
+//               MasterKeyOptions' kmip_* (sealcached's --kmip-client-cert and friends).
+// A key server that cannot be reached is Unavailable; a refused credential PermissionDenied.
 #pragma once
 
 #include <memory>
@@ -54,6 +60,11 @@ struct MasterKeyOptions {
   std::string keystore_path;
   // False for read-only tools: a missing envelope is an error, not created.
   bool create_envelope = true;
+  // Mutual TLS to a KMIP server: this client's certificate and key (PEM), and the CA that
+  // signed the server's certificate. A kmip: spec's own query parameters override them.
+  std::string kmip_client_cert;
+  std::string kmip_client_key;
+  std::string kmip_ca;
 };
 
 // Parses a spec as documented above.

@@ -38,6 +38,11 @@ struct ServiceOptions {
   uint32_t ef_search = 0;
   // Write <data>/admin.token on first start. Default true.
   bool bootstrap_admin_token = true;
+  // Mutual-TLS files for a kmip:// master key that names none (crypto/master_key.h), also
+  // used by a master-key rotation to one.
+  std::string kmip_client_cert;
+  std::string kmip_client_key;
+  std::string kmip_ca;
 };
 
 // What Hello bound a session to: its token and, for an org token, the one incarnation of
