@@ -18,6 +18,7 @@
 #include "sealcache/crypto/random.h"
 #include "sealcache/server/frame.h"
 #include "sealcache/storage/data_layout.h"
+#include "sealcache/storage/fault_points.h"
 
 namespace sealcache::server {
 
@@ -973,8 +974,15 @@ Reply CacheServiceImpl::RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB&
   }
   for (const auto& w : created->warnings)
     std::fprintf(stderr, "sealcached: WARNING: %s\n", w.c_str());
+  const crypto::FaultHook& fault = options_.store.fault_hook;
+  if (Status s = crypto::ReachFaultPoint(fault, storage::kFaultMasterKeyAfterNewKey); !s.ok()) {
+    return {s};
+  }
   auto fingerprint = store_->RotateMasterKey(created->key, (*provider)->Describe());
   if (!fingerprint.ok()) return {fingerprint.status()};
+  if (Status s = crypto::ReachFaultPoint(fault, storage::kFaultMasterKeyAfterKeystore); !s.ok()) {
+    return {s};
+  }
   if (Status s = crypto::RemoveMasterKeyEnvelopesExcept(layout.keys_dir(), *fingerprint); !s.ok()) {
     std::fprintf(stderr, "sealcached: master key rotated; %s\n", s.ToString().c_str());
   }

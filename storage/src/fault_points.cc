@@ -14,13 +14,12 @@ std::vector<std::string> AllPoints() {
        {kFaultCreateOrgAfterKey, kFaultCreateOrgAfterFamily, kFaultRotateAfterKeystore,
         kFaultReaperBeforeCompaction, kFaultReaperAfterCompaction, kFaultReaperBeforeDestroy,
         kFaultReaperAfterDestroy, kFaultDropOrgAfterCommit, kFaultDropOrgAfterFamily,
-        kFaultDropOrgAfterKeys}) {
+        kFaultDropOrgAfterKeys, kFaultMasterKeyAfterNewKey, kFaultMasterKeyAfterKeystore}) {
     points.emplace_back(p);
   }
-  // Keystore::RotateMasterKey is never called through a Store.
   for (std::string_view op :
        {crypto::kKeystoreInit, crypto::kKeystoreCreateRing, crypto::kKeystoreRotate,
-        crypto::kKeystoreDestroy, crypto::kKeystoreDestroyRing}) {
+        crypto::kKeystoreDestroy, crypto::kKeystoreDestroyRing, crypto::kKeystoreRotateMasterKey}) {
     for (std::string_view step : crypto::kAtomicWriteSteps) {
       points.push_back(crypto::KeystoreFaultPoint(op, step));
     }

@@ -75,6 +75,9 @@ class SealcachedProcess {
   std::string data_dir() const { return dir_ + "/data"; }
   // The --master-key of the next Start (default: file: of master_key_path()).
   void set_master_key_spec(std::string spec) { master_key_spec_ = std::move(spec); }
+  std::string master_key_spec() const {
+    return master_key_spec_.empty() ? "file:" + master_key_path() : master_key_spec_;
+  }
   std::string master_key_path() const { return dir_ + "/master.key"; }
   std::string log_path() const { return dir_ + "/sealcached.log"; }
   uint16_t port() const { return port_; }
@@ -88,16 +91,15 @@ class SealcachedProcess {
   bool Start(const std::vector<std::string>& extra = {}, const std::vector<std::string>& env = {},
              std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
     EXPECT_FALSE(running());
-    std::vector<std::string> args = {
-        binary_,
-        "--data",
-        data_dir(),
-        "--master-key",
-        master_key_spec_.empty() ? "file:" + master_key_path() : master_key_spec_,
-        "--port",
-        std::to_string(port_),
-        "--threads",
-        "2"};
+    std::vector<std::string> args = {binary_,
+                                     "--data",
+                                     data_dir(),
+                                     "--master-key",
+                                     master_key_spec(),
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--threads",
+                                     "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {

@@ -10,7 +10,9 @@
 //     neither keys/keystore nor a leftover keys/keystore.tmp;
 //   - the dropped org is either whole (data readable, key ACTIVE) or gone with every key
 //     version destroyed and its token refused; an acknowledged drop is gone;
-//   - retirement and drops that a crash interrupted finish after the restart.
+//   - retirement and drops that a crash interrupted finish after the restart;
+//   - an online master-key rotation left the keystore under the old key or the new one (an
+//     acknowledged one: the new), and under the new one the old key is no longer needed.
 // The points come from storage::KeyLifecycleFaultPoints(), so a new point is run here
 // without a change to this file; a trace run checks that the scenario reaches exactly the
 // listed points.
@@ -61,6 +63,7 @@ struct History {
   bool drop_sent = false, drop_acked = false;
   bool rotate_sent = false, rotate_acked = false;
   bool v1_destroyed_seen = false;
+  bool master_rotate_sent = false, master_rotate_acked = false;
   std::optional<std::vector<uint8_t>> acme_v1_material, doomed_v1_material;
 };
 
@@ -81,8 +84,11 @@ std::string KeystorePath(const SealcachedProcess& s) {
   return storage::DataLayout(s.data_dir()).keystore_path();
 }
 
+// The key file the scenario rotates the master key to, at its end.
+std::string NextMasterKeyPath(const SealcachedProcess& s) { return s.master_key_path() + ".next"; }
+
 crypto::SecretBytes MasterKey(const SealcachedProcess& s) {
-  auto provider = crypto::MasterKeyProviderFromSpec("file:" + s.master_key_path());
+  auto provider = crypto::MasterKeyProviderFromSpec(s.master_key_spec());
   EXPECT_TRUE(provider.ok());
   auto loaded = (*provider)->Load();
   EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
@@ -126,7 +132,7 @@ class KeyLifecycleScenario {
     if (!PutAll(kAcme, h_.acme_token, kAcmeSalt, kLongIdBase, kLongTtlMs, &h_.long_acked)) {
       return false;
     }
-    return WaitForRetirement();
+    return WaitForRetirement() && RotateMasterKey();
   }
 
  private:
@@ -191,10 +197,42 @@ class KeyLifecycleScenario {
     return !ExitedWithin(s_, std::chrono::milliseconds(0));
   }
 
+  // Online, from the master key file to a new one.
+  bool RotateMasterKey() {
+    const std::string next = NextMasterKeyPath(s_);
+    EXPECT_TRUE(crypto::CreateMasterKeyFile(next).ok());
+    h_.master_rotate_sent = true;
+    auto fingerprint = admin_->RotateMasterKey("file:" + next);
+    if (!fingerprint.ok()) return Died("RotateMasterKey: " + fingerprint.status().ToString());
+    h_.master_rotate_acked = true;
+    return true;
+  }
+
   SealcachedProcess& s_;
   History& h_;
   std::unique_ptr<client::Client> admin_;
 };
+
+// After a crash during a master-key rotation the keystore is under the old key or the new
+// one (the new one if the rotation was acknowledged); restarts with that one, and under the
+// new key without the old key file, which is then no longer needed.
+void FollowMasterKeyRotation(SealcachedProcess& s, const History& h) {
+  if (!h.master_rotate_sent) return;
+  auto meta = crypto::Keystore::ReadMetadata(KeystorePath(s));
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  auto next = crypto::MasterKeyProviderFromSpec("file:" + NextMasterKeyPath(s));
+  ASSERT_TRUE(next.ok());
+  auto next_key = (*next)->Load();
+  ASSERT_TRUE(next_key.ok()) << next_key.status().ToString();
+  if (meta->master_key_fingerprint == *crypto::Keystore::Fingerprint(next_key->key)) {
+    std::filesystem::remove(s.master_key_path());
+    s.set_master_key_spec("file:" + NextMasterKeyPath(s));
+    return;
+  }
+  EXPECT_FALSE(h.master_rotate_acked) << "acknowledged master-key rotation lost";
+  EXPECT_EQ(meta->master_key_fingerprint, *crypto::Keystore::Fingerprint(MasterKey(s)))
+      << "the keystore is under neither the old master key nor the new one";
+}
 
 // Checks a restarted server against what the scenario saw before the crash.
 class RecoveryCheck {
@@ -352,6 +390,8 @@ TEST_P(KeyLifecycleCrashTest, CrashAtPointLeavesKeysAndDataConsistent) {
   ASSERT_NE(server_->Log().find("crashing at fault point " + point), std::string::npos)
       << server_->Log();
 
+  FollowMasterKeyRotation(*server_, h);
+  ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(server_->Start(ServerFlags()))
       << "no restart after a crash at " << point << "; log:\n"
       << server_->Log();

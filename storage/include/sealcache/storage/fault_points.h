@@ -33,9 +33,16 @@ inline constexpr std::string_view kFaultDropOrgAfterCommit = "drop_org.after_com
 inline constexpr std::string_view kFaultDropOrgAfterFamily = "drop_org.after_family";
 // DropOrg: every key version is destroyed; index files and the audit record remain.
 inline constexpr std::string_view kFaultDropOrgAfterKeys = "drop_org.after_keys";
+// Master-key rotation (the server's): the new master key is made (for an HSM or a KMS, its
+// envelope written beside the old one); the keystore is not yet re-wrapped.
+inline constexpr std::string_view kFaultMasterKeyAfterNewKey = "master_key.after_new_key";
+// Master-key rotation: the keystore is re-wrapped under the new key (the commit point); the
+// other keys' envelopes are not yet removed.
+inline constexpr std::string_view kFaultMasterKeyAfterKeystore = "master_key.after_keystore";
 
 // Every point above and every keystore write point a Store can reach
-// (crypto::KeystoreFaultPoint for init, create_ring, rotate, destroy and destroy_ring).
+// (crypto::KeystoreFaultPoint for init, create_ring, rotate, destroy, destroy_ring and
+// rotate_master_key).
 std::span<const std::string> KeyLifecycleFaultPoints();
 
 }  // namespace sealcache::storage
