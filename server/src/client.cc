@@ -346,15 +346,17 @@ Result<OrgCreated> Client::CreateOrg(std::string_view org, uint32_t dimension,
 
 Result<OrgCreated> Client::CreateOrg(std::string_view org, uint32_t dimension,
                                      const OrgIndexOptions& x) {
-  SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
-                        auto o = fbb.CreateString(org);
-                        auto m = fbb.CreateString("cosine");
-                        auto k = fbb.CreateString(x.index_kind);
-                        return As(protocol::RequestBody::CreateOrgRequest,
-                                  protocol::CreateCreateOrgRequest(fbb, o, dimension, m, k,
-                                                                   x.hnsw_m, x.ef_construction,
-                                                                   x.ef_search, x.seal_threshold));
-                      }));
+  SC_ASSIGN_OR_RETURN(
+      auto f, Call([&](FBB& fbb) {
+        auto o = fbb.CreateString(org);
+        auto m = fbb.CreateString("cosine");
+        auto k = fbb.CreateString(x.index_kind);
+        auto p = x.limits.eviction_policy.empty() ? 0 : fbb.CreateString(x.limits.eviction_policy);
+        return As(protocol::RequestBody::CreateOrgRequest,
+                  protocol::CreateCreateOrgRequest(fbb, o, dimension, m, k, x.hnsw_m,
+                                                   x.ef_construction, x.ef_search, x.seal_threshold,
+                                                   x.limits.max_bytes, x.limits.max_entries, p));
+      }));
   SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::CreateOrgResponse>(f));
   return OrgCreated{body->org() ? body->org()->str() : "",
                     body->token() ? body->token()->str() : "",
@@ -378,6 +380,18 @@ Result<uint32_t> Client::RotateKey(std::string_view org) {
                       }));
   SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::RotateKeyResponse>(f));
   return body->version();
+}
+
+Result<uint64_t> Client::SetOrgLimits(std::string_view org, const OrgLimitsArgs& limits) {
+  SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
+                        auto o = fbb.CreateString(org);
+                        auto p = fbb.CreateString(limits.eviction_policy);
+                        return As(protocol::RequestBody::SetOrgLimitsRequest,
+                                  protocol::CreateSetOrgLimitsRequest(fbb, o, limits.max_bytes,
+                                                                      limits.max_entries, p));
+                      }));
+  SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::SetOrgLimitsResponse>(f));
+  return body->evicted();
 }
 
 Result<std::string> Client::RotateMasterKey(std::string_view to) {

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   constexpr int64_t kRotationDays = 90;
   constexpr int64_t kMsPerDay = int64_t{24} * 3600 * 1000;
   int64_t rotation_days = kRotationDays;
+  std::string eviction_policy;
   po::options_description desc("sealcached options");
   desc.add_options()("help", "show this help")("config", po::value(&config_file),
                                                "config file of name = value lines")(
@@ -104,6 +105,12 @@ int main(int argc, char** argv) {
       po::value(&o.service.store.memtable_budget_bytes)
           ->default_value(o.service.store.memtable_budget_bytes),
       "RocksDB memtables of all orgs together, bytes")(
+      "max-data-bytes",
+      po::value(&o.service.store.max_data_bytes)->default_value(o.service.store.max_data_bytes),
+      "capacity of the whole server: logical bytes of every org's live entries at most; a "
+      "write past it evicts from the orgs furthest over their fair share (0 = no limit)")(
+      "eviction-policy", po::value(&eviction_policy)->default_value("lru"),
+      "eviction policy of orgs that name none: lru, lfu, ttl or noeviction")(
       "sync", po::bool_switch(&o.service.store.sync_writes),
       "fsync the WAL before acknowledging each write")(
       "reaper-period-ms",
@@ -164,6 +171,9 @@ int main(int argc, char** argv) {
     o.service.store.insecure_plaintext_for_benchmarks = true;
   }
   o.service.store.data_dir = data_dir;
+  auto policy = sealcache::storage::ParseEvictionPolicy(eviction_policy);
+  if (!policy.ok()) return Fail("--eviction-policy: " + policy.status().message());
+  o.service.store.default_eviction_policy = *policy;
   if (rotation_days < 0) return Fail("--rotation-interval-days must be 0 (off) or more");
   o.service.store.rotation_interval_ms = rotation_days * kMsPerDay;
 #ifdef SEALCACHE_FAULT_POINTS

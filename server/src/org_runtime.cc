@@ -168,6 +168,8 @@ void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& 
   if (with_vector || put.replaced_slot) {
     inserts_since_snapshot_.fetch_add(1, std::memory_order_relaxed);
   }
+  // What the put evicted from this org went in its write: out of the index too.
+  if (put.evicted.count > 0) OnRemoved(put.evicted);
 }
 
 void OrgRuntime::OnExpiryChanged(const storage::Digest& digest, uint64_t slot, int64_t expires_ms) {

@@ -63,6 +63,12 @@ void ReplyError(RespWriter& out, const Status& status, std::string_view command)
                        "' command");
     case Status::Code::kUnavailable:  // a key server that is down: retry later
       return out.Error("UNAVAILABLE " + status.message());
+    case Status::Code::kResourceExhausted:
+      // A capacity limit refused the write: Redis's words at maxmemory, then which limit.
+      if (status.message().find(storage::kCapacityLimitWords) != std::string::npos) {
+        return out.Error(std::string(kOom) + " " + status.message());
+      }
+      return out.Error("ERR " + status.message());
     case Status::Code::kFailedPrecondition:
       if (status.message() == kWrongType) return out.Error(kWrongType);
       [[fallthrough]];
@@ -403,6 +409,15 @@ uint64_t ResidentBytes() {
                 : 0;
 }
 
+// Redis's maxmemory-policy name for an eviction policy (all our keys expire: ttl is
+// volatile-ttl, the others apply to every key).
+std::string RedisPolicyName(const std::string& policy) {
+  if (policy == "lru") return "allkeys-lru";
+  if (policy == "lfu") return "allkeys-lfu";
+  if (policy == "ttl") return "volatile-ttl";
+  return "noeviction";
+}
+
 std::string InfoText(Context& c, const std::string& section) {
   const bool all =
       section.empty() || section == "default" || section == "all" || section == "everything";
@@ -425,12 +440,30 @@ std::string InfoText(Context& c, const std::string& section) {
        "uptime_in_seconds:" + std::to_string(uptime)});
   add("clients", {"connected_clients:" + std::to_string(c.facts->connected_clients())});
   const uint64_t rss = ResidentBytes();
+  // An org session sees its own org's capacity: Redis's maxmemory fields name its limit and
+  // policy; the org's logical bytes and entries follow as sealcache_* fields.
+  const P::StatsResponse* org = nullptr;
+  NativeCall call(c.service, c.s.session);  // holds the response `org` points into
+  if (!c.s.session.org.empty()) {
+    auto stats = call.Run(P::RequestBody::StatsRequest,
+                          [](FBB& fbb) { return P::CreateStatsRequest(fbb).Union(); });
+    if (stats.ok()) org = (*stats)->body_as_StatsResponse();
+  }
+  const std::string policy =
+      org && org->eviction_policy() ? org->eviction_policy()->str() : std::string("noeviction");
   add("memory", {"used_memory:" + std::to_string(rss), "used_memory_rss:" + std::to_string(rss),
-                 "maxmemory:0", "maxmemory_policy:noeviction"});
+                 "maxmemory:" + std::to_string(org ? org->max_bytes() : 0),
+                 "maxmemory_policy:" + RedisPolicyName(policy),
+                 "sealcache_org_bytes:" + std::to_string(org ? org->bytes() : 0),
+                 "sealcache_org_entries:" + std::to_string(org ? org->entries() : 0),
+                 "sealcache_org_max_entries:" + std::to_string(org ? org->max_entries() : 0),
+                 "sealcache_eviction_policy:" + policy});
   add("persistence", {"loading:0"});
   add("stats",
       {"total_connections_received:" + std::to_string(c.facts->connections_received.load()),
-       "total_commands_processed:" + std::to_string(c.facts->commands_processed.load())});
+       "total_commands_processed:" + std::to_string(c.facts->commands_processed.load()),
+       "evicted_keys:" +
+           std::to_string(org ? org->evictions_org_limit() + org->evictions_server_limit() : 0)});
   add("replication", {"role:master", "connected_slaves:0"});
   add("cluster", {"cluster_enabled:0"});
   if (all || section == "keyspace") {
@@ -456,18 +489,54 @@ void Info(Context& c) {
 
 // ---- SEALCACHE.* admin commands -------------------------------------------------------------
 
+// [MAXBYTES n] [MAXENTRIES n] [POLICY lru|lfu|ttl|noeviction] from args[from]; false (after
+// replying) on a syntax error.
+struct RespLimits {
+  uint64_t max_bytes = 0, max_entries = 0;
+  std::string policy;
+};
+bool ParseLimits(Context& c, size_t from, RespLimits* out) {
+  for (size_t i = from; i < c.args.size(); i += 2) {
+    const std::string opt = Lower(c.args[i]);
+    if (i + 1 >= c.args.size()) return c.out.Error(std::string(kSyntaxError)), false;
+    if (opt == "policy") {
+      out->policy = Lower(c.args[i + 1]);
+      continue;
+    }
+    auto n = ParseInteger(c.args[i + 1]);
+    if (!n || *n < 0) return c.out.Error(std::string(kNotAnInteger)), false;
+    if (opt == "maxbytes") {
+      out->max_bytes = static_cast<uint64_t>(*n);
+    } else if (opt == "maxentries") {
+      out->max_entries = static_cast<uint64_t>(*n);
+    } else {
+      return c.out.Error(std::string(kSyntaxError)), false;
+    }
+  }
+  return true;
+}
+
 void CreateOrg(Context& c) {
   auto dim = ParseInteger(c.args[2]);
   if (!dim || *dim <= 0 || *dim > UINT32_MAX) {
     return c.out.Error("ERR dimension is not an integer or out of range");
   }
-  const std::string kind = c.args.size() > 3 ? Lower(c.args[3]) : "hnsw";
+  size_t next = 3;
+  std::string kind = "hnsw";
+  if (c.args.size() > 3 && (Lower(c.args[3]) == "hnsw" || Lower(c.args[3]) == "flat")) {
+    kind = Lower(c.args[3]);
+    next = 4;
+  }
+  RespLimits limits;
+  if (!ParseLimits(c, next, &limits)) return;
   NativeCall call(c.service, c.s.session);
   auto r = call.Run(P::RequestBody::CreateOrgRequest, [&](FBB& fbb) {
     auto org = fbb.CreateString(c.args[1]);
     auto metric = fbb.CreateString("cosine");
     auto index_kind = fbb.CreateString(kind);
-    return P::CreateCreateOrgRequest(fbb, org, static_cast<uint32_t>(*dim), metric, index_kind)
+    auto policy = limits.policy.empty() ? 0 : fbb.CreateString(limits.policy);
+    return P::CreateCreateOrgRequest(fbb, org, static_cast<uint32_t>(*dim), metric, index_kind, 0,
+                                     0, 0, 0, limits.max_bytes, limits.max_entries, policy)
         .Union();
   });
   if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
@@ -479,6 +548,19 @@ void CreateOrg(Context& c) {
   c.out.Bulk(created->token()->string_view());
   c.out.Bulk("token_id");
   c.out.Bulk(created->token_id()->string_view());
+}
+
+void SetLimits(Context& c) {
+  RespLimits limits;
+  if (!ParseLimits(c, 2, &limits)) return;
+  NativeCall call(c.service, c.s.session);
+  auto r = call.Run(P::RequestBody::SetOrgLimitsRequest, [&](FBB& fbb) {
+    return P::CreateSetOrgLimitsRequest(fbb, fbb.CreateString(c.args[1]), limits.max_bytes,
+                                        limits.max_entries, fbb.CreateString(limits.policy))
+        .Union();
+  });
+  if (!r.ok()) return ReplyError(c.out, r.status(), c.args[0]);
+  c.out.Integer(static_cast<int64_t>((*r)->body_as_SetOrgLimitsResponse()->evicted()));
 }
 
 void DropOrg(Context& c) {
@@ -548,9 +630,19 @@ void ListOrgs(Context& c) {
   c.out.ArrayHeader(orgs ? orgs->size() : 0);
   if (!orgs) return;
   for (const P::OrgSummary* o : *orgs) {
-    c.out.MapHeader(5);
+    c.out.MapHeader(10);
     c.out.Bulk("org");
     c.out.Bulk(o->org() ? o->org()->string_view() : "");
+    c.out.Bulk("entries");
+    c.out.Integer(static_cast<int64_t>(o->entries()));
+    c.out.Bulk("bytes");
+    c.out.Integer(static_cast<int64_t>(o->bytes()));
+    c.out.Bulk("max_bytes");
+    c.out.Integer(static_cast<int64_t>(o->max_bytes()));
+    c.out.Bulk("max_entries");
+    c.out.Integer(static_cast<int64_t>(o->max_entries()));
+    c.out.Bulk("eviction_policy");
+    c.out.Bulk(o->eviction_policy() ? o->eviction_policy()->string_view() : "");
     c.out.Bulk("dimension");
     c.out.Integer(o->dimension());
     c.out.Bulk("metric");
@@ -965,6 +1057,7 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
       {"sealcache.droporg", {2, true, true, DropOrg, {"admin"}}},
       {"sealcache.rotatekey", {2, true, true, RotateKey, {"admin"}}},
       {"sealcache.rotatemasterkey", {2, true, true, RotateMasterKey, {"admin"}}},
+      {"sealcache.setlimits", {-2, true, true, SetLimits, {"admin"}}},
       {"sealcache.keystatus", {2, true, true, KeyStatus, {"admin"}}},
       {"sealcache.listorgs", {1, true, true, ListOrgs, {"admin"}}},
       {"sealcache.issuetoken", {2, true, true, IssueToken, {"admin"}}},

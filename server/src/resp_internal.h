@@ -19,6 +19,10 @@ namespace sealcache::server::internal::resp {
 
 constexpr char kNoAuth[] = "NOAUTH Authentication required.";
 constexpr char kWrongType[] = "WRONGTYPE Operation against a key holding the wrong kind of value";
+constexpr char kSyntaxError[] = "ERR syntax error";
+constexpr char kNotAnInteger[] = "ERR value is not an integer or out of range";
+// What Redis answers a write at maxmemory under noeviction (or with nothing left to evict).
+constexpr char kOom[] = "OOM command not allowed when used memory > 'maxmemory'.";
 constexpr int64_t kMsPerSecond = 1000;
 
 std::string Lower(std::string_view s);

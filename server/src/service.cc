@@ -260,6 +260,7 @@ class CacheServiceImpl final : public CacheService {
   Reply DropOrg(const P::DropOrgRequest* r, FBB& fbb);
   Reply RotateKey(const P::RotateKeyRequest* r, FBB& fbb);
   Reply RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB& fbb);
+  Reply SetOrgLimits(const P::SetOrgLimitsRequest* r, FBB& fbb);
   Reply KeyStatus(const P::KeyStatusRequest* r, FBB& fbb);
   Reply ListOrgs(FBB& fbb);
   Reply IssueToken(const P::IssueTokenRequest* r, FBB& fbb);
@@ -282,6 +283,8 @@ class CacheServiceImpl final : public CacheService {
   void BackgroundLoop();
   void StopBackground();
   std::vector<std::shared_ptr<OrgRuntime>> AllOrgs();
+  // Other orgs' entries a put evicted for the server-wide limit leave their indexes.
+  void OnEvictedElsewhere(const storage::PutResult& put);
 
   ServiceOptions options_;
   index::IndexParams index_params_;
@@ -324,6 +327,17 @@ Status CacheServiceImpl::BootstrapAdminToken() {
       path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
   admin_token_path_ = path;
   return Status::Ok();
+}
+
+void CacheServiceImpl::OnEvictedElsewhere(const storage::PutResult& put) {
+  for (const auto& [org, removed] : put.evicted_elsewhere) {
+    std::shared_ptr<OrgRuntime> rt;
+    {
+      std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+      if (auto it = orgs_.find(org); it != orgs_.end()) rt = it->second;
+    }
+    if (rt) rt->OnRemoved(removed);
+  }
 }
 
 std::vector<std::shared_ptr<OrgRuntime>> CacheServiceImpl::AllOrgs() {
@@ -475,6 +489,8 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
       return RotateKey(req.body_as_RotateKeyRequest(), fbb);
     case B::RotateMasterKeyRequest:
       return RotateMasterKey(req.body_as_RotateMasterKeyRequest(), fbb);
+    case B::SetOrgLimitsRequest:
+      return SetOrgLimits(req.body_as_SetOrgLimitsRequest(), fbb);
     case B::KeyStatusRequest:
       return KeyStatus(req.body_as_KeyStatusRequest(), fbb);
     case B::ListOrgsRequest:
@@ -575,6 +591,7 @@ Result<storage::PutResult> CacheServiceImpl::DoPut(OrgRuntime& org, const P::Put
   std::lock_guard<std::mutex> stripe(org.StripeFor(digest));
   SC_ASSIGN_OR_RETURN(storage::PutResult result, store_->Put(org.id(), put));
   org.OnPut(digest, result, put.vector, put.name_space);
+  OnEvictedElsewhere(result);
   org.metrics().puts.fetch_add(1, std::memory_order_relaxed);
   return result;
 }
@@ -721,6 +738,7 @@ Status CacheServiceImpl::Update(
       put.keep_expiry = c.keep_expiry;
       SC_ASSIGN_OR_RETURN(storage::PutResult result, store_->Put(rt.id(), put));
       rt.OnPut(digest, result, put.vector, put.name_space);
+      OnEvictedElsewhere(result);
       rt.metrics().puts.fetch_add(1, std::memory_order_relaxed);
       if (c.on_applied) c.on_applied();
       return Status::Ok();
@@ -859,6 +877,7 @@ Reply CacheServiceImpl::Stats(const Session& s, FBB& fbb) {
   if (!st.ok()) return {st.status()};
   auto& m = rt.metrics();
   auto name = fbb.CreateString(rt.id());
+  auto policy = fbb.CreateString(storage::EvictionPolicyName(st->eviction_policy));
   P::StatsResponseBuilder b(fbb);
   b.add_org(name);
   b.add_entries(rt.live_slots() + rt.exact_only_entries());
@@ -877,6 +896,12 @@ Reply CacheServiceImpl::Stats(const Session& s, FBB& fbb) {
   b.add_flat_segments(static_cast<uint32_t>(segments.flat_segments));
   b.add_hnsw_segments(static_cast<uint32_t>(segments.hnsw_segments));
   b.add_index_build_failures(static_cast<uint32_t>(segments.background_failures));
+  b.add_bytes(st->logical_bytes);
+  b.add_max_bytes(st->limits.max_bytes);
+  b.add_max_entries(st->limits.max_entries);
+  b.add_eviction_policy(policy);
+  b.add_evictions_org_limit(st->evictions_org_limit);
+  b.add_evictions_server_limit(st->evictions_server_limit);
   return Ok(P::ResponseBody::StatsResponse, b.Finish());
 }
 
@@ -895,6 +920,9 @@ Reply CacheServiceImpl::CreateOrg(const P::CreateOrgRequest* r, FBB& fbb) {
   config.ef_construction = r->ef_construction();
   config.ef_search = r->ef_search();
   config.seal_threshold = r->seal_threshold();
+  config.limits.max_bytes = r->max_bytes();
+  config.limits.max_entries = r->max_entries();
+  config.limits.eviction_policy = StrOf(r->eviction_policy());
   Status st = internal::ValidateOrgIndexParams(config, index_params_);
   if (st.ok()) st = store_->CreateOrg(org, config);
   if (!st.ok()) return {st};
@@ -913,6 +941,25 @@ Reply CacheServiceImpl::CreateOrg(const P::CreateOrgRequest* r, FBB& fbb) {
   auto t = fbb.CreateString(token->first);
   auto id = fbb.CreateString(token->second);
   return Ok(P::ResponseBody::CreateOrgResponse, P::CreateCreateOrgResponse(fbb, o, t, id));
+}
+
+Reply CacheServiceImpl::SetOrgLimits(const P::SetOrgLimitsRequest* r, FBB& fbb) {
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  const std::string org(StrOf(r->org()));
+  storage::OrgLimits limits;
+  limits.max_bytes = r->max_bytes();
+  limits.max_entries = r->max_entries();
+  limits.eviction_policy = StrOf(r->eviction_policy());
+  auto evicted = store_->SetOrgLimits(org, limits);
+  if (!evicted.ok()) return {evicted.status()};
+  std::shared_ptr<OrgRuntime> rt;
+  {
+    std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+    if (auto it = orgs_.find(org); it != orgs_.end()) rt = it->second;
+  }
+  if (rt) rt->OnRemoved(*evicted);
+  return Ok(P::ResponseBody::SetOrgLimitsResponse,
+            P::CreateSetOrgLimitsResponse(fbb, evicted->count));
 }
 
 Reply CacheServiceImpl::DropOrg(const P::DropOrgRequest* r, FBB& fbb) {
@@ -1015,8 +1062,14 @@ Reply CacheServiceImpl::ListOrgs(FBB& fbb) {
     auto o = fbb.CreateString(id);
     auto m = fbb.CreateString(c->metric);
     auto k = fbb.CreateString(c->index_kind);
-    orgs.push_back(P::CreateOrgSummary(fbb, o, c->dimension, m, k, c->created_ms, c->hnsw_m,
-                                       c->ef_construction, c->ef_search, c->seal_threshold));
+    auto st = store_->Stats(id);
+    const std::string policy(storage::EvictionPolicyName(
+        st.ok() ? st->eviction_policy : options_.store.default_eviction_policy));
+    auto p = fbb.CreateString(policy);
+    orgs.push_back(P::CreateOrgSummary(
+        fbb, o, c->dimension, m, k, c->created_ms, c->hnsw_m, c->ef_construction, c->ef_search,
+        c->seal_threshold, c->limits.max_bytes, c->limits.max_entries, p,
+        st.ok() ? st->live_entries : 0, st.ok() ? st->logical_bytes : 0));
   }
   auto v = fbb.CreateVector(orgs);
   return Ok(P::ResponseBody::ListOrgsResponse, P::CreateListOrgsResponse(fbb, v));
@@ -1080,10 +1133,21 @@ std::string CacheServiceImpl::MetricsText() {
   out +=
       "# HELP sealcache_key_rotation_age_seconds Age of the active key of each org.\n"
       "# TYPE sealcache_key_rotation_age_seconds gauge\n";
-  std::string decrypt, age, key_age;
+  std::string decrypt, age, key_age, evictions, bytes, entries, max_bytes, max_entries;
   for (auto& o : orgs) {
     auto st = store_->Stats(o->id());
     if (!st.ok()) continue;
+    const std::string org = "org=\"" + o->id() + "\"";
+    evictions += "sealcache_evictions_total{" + org + ",reason=\"org_limit\"} " +
+                 std::to_string(st->evictions_org_limit) + "\n";
+    evictions += "sealcache_evictions_total{" + org + ",reason=\"server_limit\"} " +
+                 std::to_string(st->evictions_server_limit) + "\n";
+    bytes += "sealcache_org_bytes{" + org + "} " + std::to_string(st->logical_bytes) + "\n";
+    entries += "sealcache_org_entries{" + org + "} " + std::to_string(st->live_entries) + "\n";
+    max_bytes +=
+        "sealcache_org_max_bytes{" + org + "} " + std::to_string(st->limits.max_bytes) + "\n";
+    max_entries +=
+        "sealcache_org_max_entries{" + org + "} " + std::to_string(st->limits.max_entries) + "\n";
     decrypt += "sealcache_decrypt_failures_total{org=\"" + o->id() + "\"} " +
                std::to_string(st->decrypt_failures + o->metrics().corrupt_answers.load()) + "\n";
     age += "sealcache_key_rotation_age_seconds{org=\"" + o->id() + "\"} " +
@@ -1099,6 +1163,21 @@ std::string CacheServiceImpl::MetricsText() {
       "# HELP sealcache_key_age_seconds Age of the active key version of each org.\n"
       "# TYPE sealcache_key_age_seconds gauge\n" +
       key_age;
+  counter("sealcache_evictions_total",
+          "Entries evicted to stay within a capacity limit (the org's own, or the server's).");
+  out += evictions;
+  auto gauge = [&](const std::string& name, const std::string& help, const std::string& lines) {
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n" + lines;
+  };
+  gauge("sealcache_org_bytes",
+        "Logical bytes of the org's live entries (payload, vector, metadata).", bytes);
+  gauge("sealcache_org_entries", "Live entries of the org.", entries);
+  gauge("sealcache_org_max_bytes", "The org's max_bytes limit (0 = none).", max_bytes);
+  gauge("sealcache_org_max_entries", "The org's max_entries limit (0 = none).", max_entries);
+  gauge("sealcache_data_bytes", "Logical bytes of every org's live entries.",
+        "sealcache_data_bytes " + std::to_string(store_->TotalLogicalBytes()) + "\n");
+  gauge("sealcache_max_data_bytes", "The server-wide limit on sealcache_data_bytes (0 = none).",
+        "sealcache_max_data_bytes " + std::to_string(options_.store.max_data_bytes) + "\n");
   counter("sealcache_key_provider_errors_total",
           "Master key provider operations that failed (a rotation that could not load or seal).");
   out +=

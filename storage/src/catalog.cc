@@ -165,6 +165,14 @@ Status Catalog::AddOrg(const std::string& org, const OrgConfig& config) {
   return Commit(std::move(next));
 }
 
+Status Catalog::UpdateOrg(const std::string& org, const OrgConfig& config) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!state_.orgs.count(org)) return Status::NotFound("unknown org " + org);
+  State next = state_;
+  next.orgs[org] = config;
+  return Commit(std::move(next));
+}
+
 Status Catalog::RemoveOrg(const std::string& org) {
   std::lock_guard<std::mutex> lock(mu_);
   State next = state_;

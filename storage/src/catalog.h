@@ -38,6 +38,8 @@ class Catalog {
   std::optional<OrgConfig> FindOrg(std::string_view org) const;
   // The org's commit record. AlreadyExists if it has one.
   Status AddOrg(const std::string& org, const OrgConfig& config);
+  // Replaces the config of an existing org (its limits). NotFound for an unknown org.
+  Status UpdateOrg(const std::string& org, const OrgConfig& config);
   // Removes the org's record and every token of it, in one write (DropOrg's commit point).
   Status RemoveOrg(const std::string& org);
   // Several records at once (a migration): orgs and tokens, in one write.

@@ -150,6 +150,7 @@ std::string EncodeOrgInfo(const OrgConfig& c) {
   flatbuffers::FlatBufferBuilder fbb(128);
   auto metric = fbb.CreateString(c.metric);
   auto kind = fbb.CreateString(c.index_kind);
+  auto policy = fbb.CreateString(c.limits.eviction_policy);
   fb::OrgInfoRecordBuilder b(fbb);
   b.add_format_version(1);
   b.add_dimension(c.dimension);
@@ -160,6 +161,9 @@ std::string EncodeOrgInfo(const OrgConfig& c) {
   b.add_ef_construction(c.ef_construction);
   b.add_ef_search(c.ef_search);
   b.add_seal_threshold(c.seal_threshold);
+  b.add_max_bytes(c.limits.max_bytes);
+  b.add_max_entries(c.limits.max_entries);
+  b.add_eviction_policy(policy);
   fbb.Finish(b.Finish());
   return std::string(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
 }
@@ -181,6 +185,12 @@ Result<OrgConfig> DecodeOrgInfo(std::string_view value) {
   c.ef_construction = r->ef_construction();
   c.ef_search = r->ef_search();
   c.seal_threshold = r->seal_threshold();
+  c.limits.max_bytes = r->max_bytes();
+  c.limits.max_entries = r->max_entries();
+  if (r->eviction_policy() != nullptr) c.limits.eviction_policy = r->eviction_policy()->str();
+  if (!c.limits.eviction_policy.empty() && !ParseEvictionPolicy(c.limits.eviction_policy).ok()) {
+    return Status::Corruption("org info record has an unknown eviction policy");
+  }
   if (c.dimension == 0 || c.dimension > kMaxDimension) {
     return Status::Corruption("org info record has an invalid dimension");
   }
@@ -265,3 +275,36 @@ std::optional<uint64_t> DecodeSlot(std::string_view value) {
 }
 
 }  // namespace sealcache::storage::internal
+
+namespace sealcache::storage {
+
+std::string_view EvictionPolicyName(EvictionPolicy policy) {
+  switch (policy) {
+    case EvictionPolicy::kLru:
+      return "lru";
+    case EvictionPolicy::kLfu:
+      return "lfu";
+    case EvictionPolicy::kTtl:
+      return "ttl";
+    case EvictionPolicy::kNoEviction:
+      return "noeviction";
+  }
+  return "lru";
+}
+
+Result<EvictionPolicy> ParseEvictionPolicy(std::string_view name) {
+  for (EvictionPolicy p : {EvictionPolicy::kLru, EvictionPolicy::kLfu, EvictionPolicy::kTtl,
+                           EvictionPolicy::kNoEviction}) {
+    if (name == EvictionPolicyName(p)) return p;
+  }
+  return Status::InvalidArgument("unknown eviction policy '" + std::string(name) +
+                                 "' (use lru, lfu, ttl or noeviction)");
+}
+
+uint64_t EntryLogicalBytes(const EntryMeta& meta, uint32_t dimension) {
+  const uint64_t vector =
+      meta.vector_slot == kNoVectorSlot ? 0 : uint64_t{dimension} * sizeof(float);
+  return kEntryOverheadBytes + meta.name_space.size() + meta.payload_size + vector;
+}
+
+}  // namespace sealcache::storage

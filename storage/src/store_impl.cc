@@ -455,6 +455,7 @@ Status StoreImpl::LoadOrgs() {
       state->db = std::move(db).value();
       SC_ASSIGN_OR_RETURN(uint64_t next, RecoverNextSlot(*state));
       state->next_slot = next;
+      SC_RETURN_IF_ERROR(LoadCapacity(*state));
     } else {
       // One org's damage stays that org's: it answers why, every other org serves. An
       // instance that existed and does not open has damaged or missing files, whatever
@@ -589,6 +590,9 @@ Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
     return Status::InvalidArgument("unsupported index kind '" + config.index_kind +
                                    "' (use hnsw or flat)");
   }
+  if (!config.limits.eviction_policy.empty()) {
+    SC_RETURN_IF_ERROR(ParseEvictionPolicy(config.limits.eviction_policy).status());
+  }
   const std::string org(org_view);
   // Only admin operations wait for a create: the new instance is built without orgs_mu_.
   std::lock_guard<std::mutex> admin(org_admin_mu_);
@@ -619,6 +623,8 @@ Status StoreImpl::CreateOrg(std::string_view org_view, OrgConfig config) {
   state->id = org;
   state->config = config;
   state->db = std::move(db);
+  state->capacity = std::make_unique<CapacityTracker>(options_.default_eviction_policy);
+  ApplyLimits(*state, config.limits);
   {
     std::unique_lock<std::shared_mutex> lock(orgs_mu_);
     orgs_.emplace(org, std::move(state));
@@ -656,6 +662,7 @@ Status StoreImpl::DropOrg(std::string_view org_view) {
 Result<OrgConfig> StoreImpl::GetOrg(std::string_view org) const {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * state, FindOrg(org));
+  std::lock_guard<std::mutex> l(state->config_mu);
   return state->config;
 }
 
@@ -804,10 +811,264 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
     batch.Delete(org->db->data(), VectorKey(old->vector_slot));
     result.replaced_slot = old->vector_slot;
   }
+  const uint64_t new_bytes = EntryLogicalBytes(meta, org->config.dimension);
+  const uint64_t old_bytes = live ? EntryLogicalBytes(*old, org->config.dimension) : 0;
+  Eviction eviction;
+  uint64_t elsewhere_bytes = 0;
+  std::string elsewhere_org;
+  SC_RETURN_IF_ERROR(MakeRoom(*org, r.digest, new_bytes, live, old_bytes, now, &batch, &eviction,
+                              &elsewhere_bytes, &elsewhere_org));
   rocksdb::Status s = Write(*org->db, write_options_, &batch);
-  if (!s.ok()) return FromRocks(s, "put failed");
+  if (!s.ok()) {
+    FinishEviction(eviction, /*committed=*/false);
+    return FromRocks(s, "put failed");
+  }
+  org->capacity->Upsert(meta, new_bytes);
+  result.evicted = FinishEviction(eviction, /*committed=*/true);
   org->counters.puts++;
+  if (elsewhere_bytes > 0) {
+    // The put is acknowledged whatever happens here: another org's eviction is its own write.
+    auto other = FindOpenOrg(elsewhere_org);
+    if (other.ok()) {
+      auto evicted = EvictFrom(**other, elsewhere_bytes, 0, /*server_limit=*/true);
+      if (evicted.ok() && evicted->count > 0) {
+        result.evicted_elsewhere.emplace_back(elsewhere_org, std::move(evicted).value());
+      }
+    }
+  }
   return result;
+}
+
+Status StoreImpl::LoadCapacity(OrgState& org) {
+  org.capacity = std::make_unique<CapacityTracker>(options_.default_eviction_policy);
+  const std::string prefix = EntryKeyPrefix(org.id);
+  const int64_t now = clock_->NowMillis();
+  std::unique_ptr<rocksdb::Iterator> it(org.db->db->NewIterator({}, org.db->meta()));
+  for (it->Seek(prefix); it->Valid() && StartsWith(View(it->key()), prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + kDigestSize) continue;
+    Digest d{};
+    std::memcpy(d.data(), it->key().data() + prefix.size(), kDigestSize);
+    SC_ASSIGN_OR_RETURN(EntryMeta m, DecodeEntryMeta(View(it->value()), d));
+    if (m.expires_ms <= now) continue;
+    org.capacity->Upsert(m, EntryLogicalBytes(m, org.config.dimension));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "cannot count the entries of " + org.id);
+  ApplyLimits(org, org.config.limits);
+  return Status::Ok();
+}
+
+void StoreImpl::ApplyLimits(OrgState& org, const OrgLimits& limits) {
+  EvictionPolicy policy = options_.default_eviction_policy;
+  if (!limits.eviction_policy.empty()) {
+    auto parsed = ParseEvictionPolicy(limits.eviction_policy);  // checked when it was set
+    if (parsed.ok()) policy = *parsed;
+  }
+  org.max_bytes = limits.max_bytes;
+  org.max_entries = limits.max_entries;
+  org.policy = policy;
+  const bool ordered =
+      limits.max_bytes > 0 || limits.max_entries > 0 || options_.max_data_bytes > 0;
+  org.ordered = ordered;
+  org.capacity->Configure(policy, ordered);
+}
+
+uint64_t StoreImpl::TotalLogicalBytes() const {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  uint64_t total = 0;
+  for (const auto& [id, org] : orgs_) {
+    if (org->capacity) total += org->capacity->bytes();
+  }
+  return total;
+}
+
+Status StoreImpl::MakeRoom(OrgState& org, const Digest& digest, uint64_t new_bytes, bool replaces,
+                           uint64_t old_bytes, int64_t now, rocksdb::WriteBatch* batch,
+                           Eviction* ev, uint64_t* elsewhere_bytes, std::string* elsewhere_org) {
+  ev->org = &org;
+  CapacityTracker& cap = *org.capacity;
+  cap.ForgetExpired(now);  // also without limits: the counts (and memory) follow expiry
+  if (!org.ordered.load(std::memory_order_relaxed)) return Status::Ok();
+  const uint64_t max_bytes = org.max_bytes.load(std::memory_order_relaxed);
+  const uint64_t max_entries = org.max_entries.load(std::memory_order_relaxed);
+  const uint64_t after_bytes = cap.bytes_after_pending() - (replaces ? old_bytes : 0) + new_bytes;
+  const uint64_t after_entries = cap.entries_after_pending() - (replaces ? 1 : 0) + 1;
+  uint64_t need_bytes = max_bytes > 0 && after_bytes > max_bytes ? after_bytes - max_bytes : 0;
+  uint64_t need_entries =
+      max_entries > 0 && after_entries > max_entries ? after_entries - max_entries : 0;
+  const bool org_limit = need_bytes > 0 || need_entries > 0;
+  const EvictionPolicy policy = org.policy.load(std::memory_order_relaxed);
+  if (org_limit && policy == EvictionPolicy::kNoEviction) {
+    return Status::ResourceExhausted(
+        "org " + org.id + " is at its capacity limit (" +
+        (need_bytes > 0 ? "max_bytes " + std::to_string(max_bytes)
+                        : "max_entries " + std::to_string(max_entries)) +
+        ") and its eviction policy is noeviction: the write is refused");
+  }
+  if (options_.max_data_bytes > 0) {
+    // Every org's bytes once the evictions in flight and this put's own are done.
+    uint64_t total = 0;
+    size_t orgs = 0;
+    for (const auto& [id, other] : orgs_) {
+      if (!other->capacity) continue;
+      total += other->capacity->bytes_after_pending();
+      orgs++;
+    }
+    total = total - (replaces ? old_bytes : 0) + new_bytes - std::min(total, need_bytes);
+    if (total > options_.max_data_bytes) {
+      const uint64_t excess = total - options_.max_data_bytes;
+      const uint64_t share = options_.max_data_bytes / std::max<size_t>(orgs, 1);
+      // The org furthest over its fair share that may evict gives the room.
+      OrgState* furthest = nullptr;
+      int64_t furthest_over = INT64_MIN;
+      for (const auto& [id, other] : orgs_) {
+        if (!other->capacity || other->policy.load() == EvictionPolicy::kNoEviction) continue;
+        const int64_t over = static_cast<int64_t>(other->capacity->bytes_after_pending()) -
+                             static_cast<int64_t>(share);
+        if (furthest == nullptr || over > furthest_over) {
+          furthest = other.get();
+          furthest_over = over;
+        }
+      }
+      if (furthest == nullptr) {
+        return Status::ResourceExhausted(
+            "the server is at its capacity limit (max_data_bytes " +
+            std::to_string(options_.max_data_bytes) +
+            ") and no org's eviction policy allows eviction: the write is refused");
+      }
+      if (furthest == &org) {
+        need_bytes += excess;
+        ev->server_limit = !org_limit;
+      } else {
+        *elsewhere_bytes = excess;
+        *elsewhere_org = furthest->id;
+      }
+    }
+  }
+  if (need_bytes == 0 && need_entries == 0) return Status::Ok();
+  auto victims = cap.ChooseVictims(need_bytes, need_entries, digest);
+  uint64_t freed = 0;
+  for (const auto& v : victims) freed += v.bytes;
+  if (freed < need_bytes || victims.size() < need_entries) {
+    for (const auto& v : victims) cap.Release(v);
+    return Status::ResourceExhausted("the entry (" + std::to_string(new_bytes) +
+                                     " bytes) does not fit in the capacity limit of org " + org.id +
+                                     " even with every other entry evicted");
+  }
+  return TakeVictims(org, std::move(victims), &org.LockFor(digest), batch, ev);
+}
+
+Status StoreImpl::TakeVictims(OrgState& org, std::vector<CapacityTracker::Victim> victims,
+                              std::mutex* held, rocksdb::WriteBatch* batch, Eviction* ev) {
+  ev->org = &org;
+  std::vector<std::mutex*> locked;
+  for (size_t i = 0; i < victims.size(); ++i) {
+    const CapacityTracker::Victim& v = victims[i];
+    std::mutex* m = &org.LockFor(v.digest);
+    const bool have = m == held || std::find(locked.begin(), locked.end(), m) != locked.end();
+    if (!have) {
+      std::unique_lock<std::mutex> l(*m, std::try_to_lock);
+      if (!l.owns_lock()) {  // another write holds it: that entry stays, this time
+        org.capacity->Release(v);
+        continue;
+      }
+      locked.push_back(m);
+      ev->locks.push_back(std::move(l));
+    }
+    auto meta = ReadMeta(org, v.digest);
+    if (!meta.ok() || meta->created_ms != v.created_ms) {  // gone or replaced since chosen
+      org.capacity->Release(v);
+      if (!meta.ok() && !meta.status().IsNotFound()) {
+        for (size_t j = i + 1; j < victims.size(); ++j) org.capacity->Release(victims[j]);
+        FinishEviction(*ev, /*committed=*/false);
+        return meta.status();
+      }
+      continue;
+    }
+    DeleteEntry(org, *meta, batch);
+    ev->taken.emplace_back(v, std::move(meta).value());
+  }
+  return Status::Ok();
+}
+
+RemovedEntries StoreImpl::FinishEviction(Eviction& ev, bool committed) {
+  RemovedEntries removed;
+  for (auto& [victim, meta] : ev.taken) {
+    if (!committed) {
+      ev.org->capacity->Release(victim);
+      continue;
+    }
+    ev.org->capacity->Evicted(victim);
+    removed.count++;
+    if (meta.vector_slot != kNoVectorSlot) {
+      removed.slots.push_back(meta.vector_slot);
+    } else {
+      removed.exact_only.push_back(meta.digest);
+    }
+  }
+  if (committed && ev.org != nullptr) {
+    (ev.server_limit ? ev.org->counters.evictions_server_limit
+                     : ev.org->counters.evictions_org_limit) += removed.count;
+  }
+  ev.taken.clear();
+  ev.locks.clear();
+  return removed;
+}
+
+Result<RemovedEntries> StoreImpl::EvictFrom(OrgState& org, uint64_t bytes, uint64_t entries,
+                                            bool server_limit) {
+  if (!org.capacity || (bytes == 0 && entries == 0)) return RemovedEntries{};
+  org.capacity->ForgetExpired(clock_->NowMillis());
+  rocksdb::WriteBatch batch;
+  Eviction ev;
+  ev.server_limit = server_limit;
+  SC_RETURN_IF_ERROR(TakeVictims(org, org.capacity->ChooseVictims(bytes, entries, Digest{}),
+                                 nullptr, &batch, &ev));
+  if (ev.taken.empty()) return RemovedEntries{};
+  rocksdb::Status s = Write(*org.db, write_options_, &batch);
+  if (!s.ok()) {
+    FinishEviction(ev, /*committed=*/false);
+    return FromRocks(s, "eviction failed");
+  }
+  return FinishEviction(ev, /*committed=*/true);
+}
+
+Result<RemovedEntries> StoreImpl::SetOrgLimits(std::string_view org_id, const OrgLimits& limits) {
+  if (!limits.eviction_policy.empty()) {
+    SC_RETURN_IF_ERROR(ParseEvictionPolicy(limits.eviction_policy).status());
+  }
+  std::lock_guard<std::mutex> admin(org_admin_mu_);
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  OrgConfig config;
+  {
+    std::lock_guard<std::mutex> l(org->config_mu);
+    config = org->config;
+  }
+  config.limits = limits;
+  // The org's own copy first (keyless tools read it), then the catalog: the commit point.
+  rocksdb::Status s = org->db->db->Put(admin_write_options_, org->db->meta(), OrgInfoKey(org->id),
+                                       EncodeOrgInfo(config));
+  if (!s.ok()) return FromRocks(s, "org info of " + org->id);
+  SC_RETURN_IF_ERROR(catalog_->UpdateOrg(org->id, config));
+  {
+    std::lock_guard<std::mutex> l(org->config_mu);
+    org->config.limits = limits;
+  }
+  ApplyLimits(*org, limits);
+  SC_RETURN_IF_ERROR(
+      RecordAudit("org_limits_changed",
+                  {{"org", org->id},
+                   {"max_bytes", static_cast<int64_t>(limits.max_bytes)},
+                   {"max_entries", static_cast<int64_t>(limits.max_entries)},
+                   {"eviction_policy", std::string(EvictionPolicyName(org->policy.load()))}}));
+  if (org->policy.load() == EvictionPolicy::kNoEviction) return RemovedEntries{};
+  org->capacity->ForgetExpired(clock_->NowMillis());
+  const uint64_t bytes = org->capacity->bytes_after_pending();
+  const uint64_t entries = org->capacity->entries_after_pending();
+  return EvictFrom(
+      *org, limits.max_bytes > 0 && bytes > limits.max_bytes ? bytes - limits.max_bytes : 0,
+      limits.max_entries > 0 && entries > limits.max_entries ? entries - limits.max_entries : 0,
+      /*server_limit=*/false);
 }
 
 // Meta and payload are two reads without the digest's lock: a delete or replace can land
@@ -838,6 +1099,9 @@ Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool
   org->counters.gets++;
   auto entry = ReadEntry(*org, digest, with_payload);
   (entry.ok() ? org->counters.hits : org->counters.misses)++;
+  if (entry.ok() && org->ordered.load(std::memory_order_relaxed)) {
+    org->capacity->Touch(digest, clock_->NowMillis());
+  }
   return entry;
 }
 
@@ -863,6 +1127,9 @@ Result<StoredValue> StoreImpl::GetValue(std::string_view org_id, const Digest& d
   }
   out.payload.assign(value.data() + kExpirySize, value.data() + value.size());
   org->counters.hits++;
+  if (org->ordered.load(std::memory_order_relaxed)) {
+    org->capacity->Touch(digest, clock_->NowMillis());
+  }
   return out;
 }
 
@@ -906,6 +1173,7 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
       continue;
     }
     org->counters.hits++;
+    if (org->ordered.load(std::memory_order_relaxed)) org->capacity->Touch(digests[i], now);
     out.emplace_back(Entry{std::move(meta).value(), {}});
     if (with_payload) want_payload.push_back(i);
   }
@@ -971,6 +1239,7 @@ Result<RemovedEntries> StoreImpl::Delete(std::string_view org_id, const Digest& 
   DeleteEntry(*org, meta, &batch);
   rocksdb::Status s = Write(*org->db, write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "delete failed");
+  org->capacity->Remove(digest);
   org->counters.deletes++;
   RemovedEntries removed{1, {}, {}};
   if (meta.vector_slot != kNoVectorSlot) {
@@ -1015,6 +1284,7 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
     DeleteEntry(*org, *meta, &batch);
     rocksdb::Status s = Write(*org->db, write_options_, &batch);
     if (!s.ok()) return FromRocks(s, "invalidate failed");
+    org->capacity->Remove(d);
     removed.count++;
     if (meta->vector_slot != kNoVectorSlot) {
       removed.slots.push_back(meta->vector_slot);
@@ -1077,6 +1347,7 @@ Result<EntryMeta> StoreImpl::SetExpiry(std::string_view org_id, const Digest& di
   }
   s = Write(*org->db, write_options_, &batch);
   if (!s.ok()) return FromRocks(s, "cannot change the expiry");
+  org->capacity->SetExpiry(digest, expires_ms);
   return meta;
 }
 
@@ -1153,6 +1424,16 @@ Result<OrgStats> StoreImpl::Stats(std::string_view org_id) {
   st.hits = org->counters.hits;
   st.misses = org->counters.misses;
   st.deletes = org->counters.deletes;
+  org->capacity->ForgetExpired(clock_->NowMillis());
+  st.live_entries = org->capacity->entries();
+  st.logical_bytes = org->capacity->bytes();
+  {
+    std::lock_guard<std::mutex> l(org->config_mu);
+    st.limits = org->config.limits;
+  }
+  st.eviction_policy = org->policy.load();
+  st.evictions_org_limit = org->counters.evictions_org_limit;
+  st.evictions_server_limit = org->counters.evictions_server_limit;
   {
     std::lock_guard<std::mutex> l(decrypt_failures_mu_);
     auto it = decrypt_failures_.find(org->id);

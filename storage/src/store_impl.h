@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "capacity.h"
 #include "catalog.h"
 #include "encrypted_file_system.h"
 #include "expiry.h"
@@ -56,6 +57,7 @@ struct OrgDb {
 
 struct OrgCounters {
   std::atomic<uint64_t> puts{0}, gets{0}, hits{0}, misses{0}, deletes{0};
+  std::atomic<uint64_t> evictions_org_limit{0}, evictions_server_limit{0};
 };
 
 struct OrgState {
@@ -67,6 +69,14 @@ struct OrgState {
   Status unavailable;
   std::atomic<uint64_t> next_slot{0};
   OrgCounters counters;
+  // Live entries for the capacity limits (null while the org is unavailable). The limits
+  // in effect are copied out of `config` into atomics, as SetOrgLimits changes them while
+  // puts read them.
+  std::unique_ptr<CapacityTracker> capacity;
+  std::atomic<uint64_t> max_bytes{0}, max_entries{0};
+  std::atomic<EvictionPolicy> policy{EvictionPolicy::kLru};
+  std::atomic<bool> ordered{false};  // an eviction order is kept (a limit applies)
+  std::mutex config_mu;              // guards config.limits against SetOrgLimits
   // Serialises read-modify-write of one digest (replacing puts, deletes, hit updates).
   std::array<std::mutex, kDigestLockStripes> digest_locks;
   // Serialises writes of the org's encrypted side files (index snapshots): the service's
@@ -109,6 +119,8 @@ class StoreImpl final : public Store {
   Status CreateOrg(std::string_view org, OrgConfig config) override;
   Status DropOrg(std::string_view org) override;
   Result<OrgConfig> GetOrg(std::string_view org) const override;
+  Result<RemovedEntries> SetOrgLimits(std::string_view org, const OrgLimits& limits) override;
+  uint64_t TotalLogicalBytes() const override;
   std::vector<std::string> ListOrgs() const override;
 
   Result<PutResult> Put(std::string_view org, const PutRequest& request) override;
@@ -194,6 +206,34 @@ class StoreImpl final : public Store {
                                            const rocksdb::ReadOptions& ro = {},
                                            int64_t* expires_ms = nullptr);
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
+
+  // Capacity (capacity.h). Builds the org's tracker from its metadata and applies its limits.
+  Status LoadCapacity(OrgState& org);
+  void ApplyLimits(OrgState& org, const OrgLimits& limits);
+  // Victims taken for one write: their digest locks held, their deletes in the batch.
+  struct Eviction {
+    OrgState* org = nullptr;
+    std::vector<std::unique_lock<std::mutex>> locks;
+    std::vector<std::pair<CapacityTracker::Victim, EntryMeta>> taken;
+    bool server_limit = false;  // counted as evictions for the server-wide limit
+  };
+  // Room in `org` for a put of `new_bytes` (replacing `old_bytes` of a live entry if
+  // `replaces`): adds the victims' deletes to `batch`. `*elsewhere_bytes` receives what the
+  // server-wide limit wants evicted from another org (after this write). ResourceExhausted
+  // under noeviction or when nothing can go. REQUIRES: orgs_mu_ shared, the digest's lock.
+  Status MakeRoom(OrgState& org, const Digest& digest, uint64_t new_bytes, bool replaces,
+                  uint64_t old_bytes, int64_t now, rocksdb::WriteBatch* batch, Eviction* ev,
+                  uint64_t* elsewhere_bytes, std::string* elsewhere_org);
+  // Takes `victims` into `ev`: locks each digest (without waiting: a busy one is left) unless
+  // `held` is its lock, checks it is still the entry chosen, and adds its deletes to `batch`.
+  Status TakeVictims(OrgState& org, std::vector<CapacityTracker::Victim> victims, std::mutex* held,
+                     rocksdb::WriteBatch* batch, Eviction* ev);
+  // After the write: the tracker and counters learn the outcome; returns what left.
+  RemovedEntries FinishEviction(Eviction& ev, bool committed);
+  // Evicts at least `bytes` from `org` in its own write (the server-wide limit, or a lower
+  // limit set at run time). REQUIRES: orgs_mu_ shared.
+  Result<RemovedEntries> EvictFrom(OrgState& org, uint64_t bytes, uint64_t entries,
+                                   bool server_limit);
   void DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
   // Live SSTs of an org's data family with their key versions. REQUIRES: orgs_mu_ held.
   Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);

@@ -123,6 +123,15 @@ Body RotateMasterKeyBody(uint64_t id, std::string_view to) {
                 P::CreateRotateMasterKeyRequest(fbb, t));
 }
 
+Body SetOrgLimitsBody(uint64_t id, std::string_view org, uint64_t max_bytes, uint64_t max_entries,
+                      std::string_view eviction_policy) {
+  FBB fbb;
+  auto o = fbb.CreateString(org);
+  auto p = fbb.CreateString(eviction_policy);
+  return Finish(fbb, id, P::RequestBody::SetOrgLimitsRequest,
+                P::CreateSetOrgLimitsRequest(fbb, o, max_bytes, max_entries, p));
+}
+
 Body KeyStatusBody(uint64_t id, std::string_view org) {
   FBB fbb;
   auto o = fbb.CreateString(org);

@@ -47,6 +47,8 @@ Body CreateOrgBody(uint64_t id, const CreateOrgFields& org);
 Body DropOrgBody(uint64_t id, std::string_view org);
 Body RotateKeyBody(uint64_t id, std::string_view org);
 Body RotateMasterKeyBody(uint64_t id, std::string_view to);
+Body SetOrgLimitsBody(uint64_t id, std::string_view org, uint64_t max_bytes, uint64_t max_entries,
+                      std::string_view eviction_policy);
 Body KeyStatusBody(uint64_t id, std::string_view org);
 Body ListOrgsBody(uint64_t id);
 Body IssueTokenBody(uint64_t id, std::string_view org);

@@ -68,6 +68,7 @@ std::vector<SeedInput> AdminSeeds() {
       // To the key the fixture puts in this variable (service_fuzz_input.cc).
       Seed("seed-rotate-master-key", S::kAdmin,
            {RotateMasterKeyBody(1, "env:SEALCACHE_FUZZ_ROTATION_KEY")}),
+      Seed("seed-set-org-limits", S::kAdmin, {SetOrgLimitsBody(1, kOrgA, 1u << 20, 1000, "lfu")}),
       Seed("seed-key-status", S::kAdmin, {KeyStatusBody(1, kOrgA)}),
       Seed("seed-list-orgs", S::kAdmin, {ListOrgsBody(1)}),
       Seed("seed-issue-token", S::kAdmin, {IssueTokenBody(1, kOrgA)}),

@@ -79,16 +79,18 @@ P::ResponseBody ResponseTypeFor(P::RequestBody request) {
       return R::IssueTokenResponse;
     case Q::RevokeTokenRequest:
       return R::RevokeTokenResponse;
+    case Q::SetOrgLimitsRequest:
+      return R::SetOrgLimitsResponse;
   }
   return R::NONE;
 }
 
 // The admin operations (protocol.fbs): a run of the RequestBody union, and the master-key
-// rotation added after SetExpiryRequest.
+// rotation and org limits added after SetExpiryRequest.
 bool IsAdminOperation(P::RequestBody type) {
   using Q = P::RequestBody;
   return (type >= Q::CreateOrgRequest && type <= Q::RevokeTokenRequest) ||
-         type == Q::RotateMasterKeyRequest;
+         type == Q::RotateMasterKeyRequest || type == Q::SetOrgLimitsRequest;
 }
 
 // The token a session of `state` says Hello with ("" for none).

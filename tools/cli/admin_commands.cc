@@ -1,6 +1,6 @@
-// Admin commands: create-org, drop-org, list-orgs, rotate-key, rotate-master-key, key-status,
-// issue-token, revoke-token. They need the admin token (<data>/admin.token on the server's
-// first start).
+// Admin commands: create-org, drop-org, list-orgs, set-org-limits, rotate-key, rotate-master-key,
+// key-status, issue-token, revoke-token. They need the admin token (<data>/admin.token on the
+// server's first start).
 #include "command.h"
 #include "render.h"
 
@@ -22,6 +22,52 @@ Result<std::string> OrgArgument(const po::variables_map& vm) {
 
 std::string Str(const flatbuffers::String* s) { return s != nullptr ? s->str() : ""; }
 
+// ---- capacity limits (create-org, set-org-limits) ----
+
+void AddLimitOptions(po::options_description& d) {
+  d.add_options()("max-bytes", po::value<uint64_t>()->default_value(0),
+                  "capacity: logical bytes of live entries at most (0 = no limit)")(
+      "max-entries", po::value<uint64_t>()->default_value(0),
+      "capacity: live entries at most (0 = no limit)")(
+      "eviction-policy", po::value<std::string>()->default_value(""),
+      "lru, lfu, ttl or noeviction (default: the server's --eviction-policy)");
+}
+
+Result<client::OrgLimitsArgs> ParseLimits(const po::variables_map& vm) {
+  client::OrgLimitsArgs limits;
+  limits.max_bytes = vm["max-bytes"].as<uint64_t>();
+  limits.max_entries = vm["max-entries"].as<uint64_t>();
+  limits.eviction_policy = OptionText(vm, "eviction-policy");
+  const std::string& p = limits.eviction_policy;
+  if (!p.empty() && p != "lru" && p != "lfu" && p != "ttl" && p != "noeviction") {
+    return Status::InvalidArgument("--eviction-policy must be lru, lfu, ttl or noeviction, not '" +
+                                   p + "'");
+  }
+  return limits;
+}
+
+void AddSetOrgLimitsOptions(po::options_description& d) {
+  AddOrgPositional(d);
+  AddLimitOptions(d);
+}
+
+Result<Action> ParseSetOrgLimits(const po::variables_map& vm) {
+  SC_ASSIGN_OR_RETURN(std::string org, OrgArgument(vm));
+  SC_ASSIGN_OR_RETURN(client::OrgLimitsArgs limits, ParseLimits(vm));
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(uint64_t evicted, s.client.SetOrgLimits(org, limits));
+    Report r;
+    r.json.Set("org", org)
+        .Set("max_bytes", limits.max_bytes)
+        .Set("max_entries", limits.max_entries)
+        .Set("eviction_policy", limits.eviction_policy)
+        .Set("evicted", evicted);
+    r.text = "limits of " + org + " set; " + std::to_string(evicted) +
+             " entries evicted to reach them\n";
+    return r;
+  });
+}
+
 // ---- create-org ----
 
 void AddCreateOrgOptions(po::options_description& d) {
@@ -35,6 +81,7 @@ void AddCreateOrgOptions(po::options_description& d) {
       "HNSW search beam width: recall vs latency (0 = server default)")(
       "seal-threshold", po::value<uint32_t>()->default_value(0),
       "vectors searched exactly before a graph is built (0 = server default)");
+  AddLimitOptions(d);
 }
 
 Result<Action> ParseCreateOrg(const po::variables_map& vm) {
@@ -51,6 +98,7 @@ Result<Action> ParseCreateOrg(const po::variables_map& vm) {
   options.ef_construction = vm["ef-construction"].as<uint32_t>();
   options.ef_search = vm["ef-search"].as<uint32_t>();
   options.seal_threshold = vm["seal-threshold"].as<uint32_t>();
+  SC_ASSIGN_OR_RETURN(options.limits, ParseLimits(vm));
   return Action([=](Session& s) -> Result<Report> {
     SC_ASSIGN_OR_RETURN(client::OrgCreated created, s.client.CreateOrg(org, dim, options));
     Report r;
@@ -153,8 +201,8 @@ Report ListOrgsReport(const protocol::ListOrgsResponse& lo) {
   Report r;
   Json orgs = Json::MakeArray();
   char line[256];
-  std::snprintf(line, sizeof(line), "%-24s %6s %-8s %-6s %s\n", "ORG", "DIM", "METRIC", "INDEX",
-                "CREATED");
+  std::snprintf(line, sizeof(line), "%-24s %6s %-8s %-6s %-20s %10s %12s %s\n", "ORG", "DIM",
+                "METRIC", "INDEX", "CREATED", "ENTRIES", "BYTES", "LIMITS");
   r.text = line;
   if (lo.orgs() != nullptr) {
     for (const protocol::OrgSummary* o : *lo.orgs()) {
@@ -167,10 +215,21 @@ Report ListOrgsReport(const protocol::ListOrgsResponse& lo) {
                     .Set("hnsw_m", o->hnsw_m())
                     .Set("ef_construction", o->ef_construction())
                     .Set("ef_search", o->ef_search())
-                    .Set("seal_threshold", o->seal_threshold()));
-      std::snprintf(line, sizeof(line), "%-24s %6u %-8s %-6s %s\n", Str(o->org()).c_str(),
-                    o->dimension(), Str(o->metric()).c_str(), Str(o->index_kind()).c_str(),
-                    FormatTime(o->created_ms()).c_str());
+                    .Set("seal_threshold", o->seal_threshold())
+                    .Set("entries", o->entries())
+                    .Set("bytes", o->bytes())
+                    .Set("max_bytes", o->max_bytes())
+                    .Set("max_entries", o->max_entries())
+                    .Set("eviction_policy", Str(o->eviction_policy())));
+      const std::string limits =
+          (o->max_bytes() ? "max_bytes=" + std::to_string(o->max_bytes()) + " " : "") +
+          (o->max_entries() ? "max_entries=" + std::to_string(o->max_entries()) + " " : "") +
+          Str(o->eviction_policy());
+      std::snprintf(line, sizeof(line), "%-24s %6u %-8s %-6s %-20s %10llu %12llu %s\n",
+                    Str(o->org()).c_str(), o->dimension(), Str(o->metric()).c_str(),
+                    Str(o->index_kind()).c_str(), FormatTime(o->created_ms()).c_str(),
+                    static_cast<unsigned long long>(o->entries()),
+                    static_cast<unsigned long long>(o->bytes()), limits.c_str());
       r.text += line;
     }
   }
@@ -236,13 +295,19 @@ const std::vector<CommandSpec>& AdminCommands() {
   static const std::vector<CommandSpec> kCommands = {
       {"create-org",
        "ORG --dim N [--index hnsw|flat] [--m M] [--ef-construction E] [--ef-search E] "
-       "[--seal-threshold N]",
+       "[--seal-threshold N] [--max-bytes N] [--max-entries N] [--eviction-policy P]",
        "create an org and print its first token (shown once)",
        "ORG matches [a-z0-9][a-z0-9_-]{0,63}. Vectors are compared by cosine similarity.", "org",
        AddCreateOrgOptions, ParseCreateOrg},
       {"drop-org", "ORG", "destroy an org: its data, tokens and every key version", "", "org",
        AddOrgPositional, ParseDropOrg},
-      {"list-orgs", "", "list the orgs", "", "", AddNoOptions, ParseListOrgs},
+      {"list-orgs", "", "list the orgs with their entries, bytes and limits", "", "", AddNoOptions,
+       ParseListOrgs},
+      {"set-org-limits", "ORG [--max-bytes N] [--max-entries N] [--eviction-policy P]",
+       "replace an org's capacity limits, at once",
+       "Omitted limits become none. An org over a lower limit is evicted down to it now "
+       "(with noeviction, only its new writes are refused).",
+       "org", AddSetOrgLimitsOptions, ParseSetOrgLimits},
       {"rotate-key", "ORG", "make a new key version active for the org's new data",
        "Older versions retire and are destroyed once no live file uses them.", "org",
        AddOrgPositional, ParseRotateKey},

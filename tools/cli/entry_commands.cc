@@ -314,7 +314,12 @@ Report StatsReport(const protocol::StatsResponse& st) {
       {"sst_bytes", st.sst_bytes()},
       {"flat_segments", st.flat_segments()},
       {"hnsw_segments", st.hnsw_segments()},
-      {"index_build_failures", st.index_build_failures()}};
+      {"index_build_failures", st.index_build_failures()},
+      {"bytes", st.bytes()},
+      {"max_bytes", st.max_bytes()},
+      {"max_entries", st.max_entries()},
+      {"evictions_org_limit", st.evictions_org_limit()},
+      {"evictions_server_limit", st.evictions_server_limit()}};
   Report r;
   const std::string org = st.org() ? st.org()->str() : "";
   r.json.Set("org", org);
@@ -323,6 +328,9 @@ Report StatsReport(const protocol::StatsResponse& st) {
     r.json.Set(name, value);
     rows.emplace_back(name, std::to_string(value));
   }
+  const std::string policy = st.eviction_policy() ? st.eviction_policy()->str() : "";
+  r.json.Set("eviction_policy", policy);
+  rows.emplace_back("eviction_policy", policy);
   r.json.Set("active_key_version", st.active_key_version())
       .Set("active_key_age_ms", st.active_key_age_ms());
   rows.emplace_back("active_key_version", std::to_string(st.active_key_version()));

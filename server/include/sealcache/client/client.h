@@ -74,13 +74,22 @@ struct PutInfo {
   int64_t expires_ms = 0;
 };
 
-// Per-org index parameters for CreateOrg; 0 = the server's default.
+// An org's capacity limits (0 = none) and eviction policy ("lru", "lfu", "ttl",
+// "noeviction"; empty = the server's default).
+struct OrgLimitsArgs {
+  uint64_t max_bytes = 0;
+  uint64_t max_entries = 0;
+  std::string eviction_policy;
+};
+
+// Per-org index parameters for CreateOrg (0 = the server's default), and its limits.
 struct OrgIndexOptions {
   std::string index_kind = "hnsw";  // or "flat" (exact)
   uint32_t hnsw_m = 0;
   uint32_t ef_construction = 0;
   uint32_t ef_search = 0;
   uint32_t seal_threshold = 0;
+  OrgLimitsArgs limits;
 };
 
 struct OrgCreated {
@@ -139,6 +148,8 @@ class Client {
                                const OrgIndexOptions& index);
   Status DropOrg(std::string_view org);
   Result<uint32_t> RotateKey(std::string_view org);
+  // Replaces the org's capacity limits; returns how many entries were evicted to reach them.
+  Result<uint64_t> SetOrgLimits(std::string_view org, const OrgLimitsArgs& limits);
   // Re-wraps every key version under the master key of `to` (a --master-key spec on the
   // server's machine); returns the new key's fingerprint.
   Result<std::string> RotateMasterKey(std::string_view to);

@@ -36,6 +36,34 @@ inline constexpr size_t kMaxNamespaceBytes = 128;
 inline constexpr uint32_t kMaxDimension = 4096;
 using Digest = std::array<uint8_t, kDigestSize>;
 
+// How an org at its capacity limit makes room for a write (Redis's maxmemory-policy words).
+enum class EvictionPolicy : uint8_t {
+  kLru,         // the least recently written or read entry goes first
+  kLfu,         // the least often read entry (then the least recent) goes first
+  kTtl,         // the entry closest to its expiry goes first
+  kNoEviction,  // nothing goes: the write is refused with ResourceExhausted
+};
+std::string_view EvictionPolicyName(EvictionPolicy policy);  // "lru", "lfu", "ttl", "noeviction"
+Result<EvictionPolicy> ParseEvictionPolicy(std::string_view name);
+
+// An org's capacity limits. Bytes are logical (EntryLogicalBytes), not the files' size.
+struct OrgLimits {
+  uint64_t max_bytes = 0;    // 0 = none
+  uint64_t max_entries = 0;  // 0 = none
+  // "lru", "lfu", "ttl" or "noeviction"; empty = the store's default_eviction_policy.
+  std::string eviction_policy;
+};
+
+// Every ResourceExhausted a capacity limit causes says these words (fronts map it to their
+// protocol's out-of-memory error, e.g. Redis's -OOM).
+inline constexpr std::string_view kCapacityLimitWords = "capacity limit";
+
+// What capacity limits count for one live entry: its payload, its vector (the org's
+// dimension x 4 bytes, if it has one), its namespace and a fixed metadata overhead.
+inline constexpr uint64_t kEntryOverheadBytes = 64;
+struct EntryMeta;
+uint64_t EntryLogicalBytes(const EntryMeta& meta, uint32_t dimension);
+
 struct StoreOptions {
   // Root of all data (keys/, db/, index/, audit.log). Created if missing. Required.
   std::string data_dir;
@@ -81,6 +109,12 @@ struct StoreOptions {
   // authenticated) instead of v2, to compare the two on one code path and to test that v1
   // files stay readable. sealcached never sets it. Default false.
   bool legacy_v1_files_for_benchmarks = false;
+  // Server-wide limit on the logical bytes of every org's live entries together; 0 = none.
+  // A put that would cross it evicts from the orgs furthest over their fair share
+  // (max_data_bytes / number of orgs) first. Default 0.
+  uint64_t max_data_bytes = 0;
+  // The eviction policy of orgs that name none. Default lru.
+  EvictionPolicy default_eviction_policy = EvictionPolicy::kLru;
   // TESTS ONLY: called at every crash point of key rotation, retirement, CreateOrg and
   // DropOrg, keystore writes included (the names are in fault_points.h); a non-OK status
   // aborts the operation there. Default null: every point is a no-op.
@@ -97,6 +131,7 @@ struct OrgConfig {
   uint32_t ef_construction = 0;
   uint32_t ef_search = 0;
   uint32_t seal_threshold = 0;
+  OrgLimits limits = {};
 };
 
 // The vector_slot of an exact-only entry: stored without a vector, found by its digest and
@@ -119,11 +154,22 @@ struct PutRequest {
   bool return_previous = false;
 };
 
+struct RemovedEntries {
+  uint64_t count = 0;
+  std::vector<uint64_t> slots;     // vector slots that left the store
+  std::vector<Digest> exact_only;  // digests of removed entries that had no vector
+};
+
 struct PutResult {
   uint64_t slot = 0;                      // vector slot of the new entry, or kNoVectorSlot
   std::optional<uint64_t> replaced_slot;  // slot of the entry this one replaced
   int64_t expires_ms = 0;
   std::optional<std::vector<uint8_t>> previous;  // with return_previous, if one was live
+  // Entries evicted to make room, in the same atomic write as the put (the org's limits,
+  // or the server-wide one when this org was furthest over its share).
+  RemovedEntries evicted;
+  // Entries of other orgs evicted for the server-wide limit (their own writes), by org.
+  std::vector<std::pair<std::string, RemovedEntries>> evicted_elsewhere;
 };
 
 // The plaintext metadata of an entry (what lives in "meta").
@@ -154,12 +200,6 @@ struct InvalidateFilter {
   std::optional<int64_t> older_than_ms;   // entries created before this time
 };
 
-struct RemovedEntries {
-  uint64_t count = 0;
-  std::vector<uint64_t> slots;     // vector slots that left the store
-  std::vector<Digest> exact_only;  // digests of removed entries that had no vector
-};
-
 struct HitUpdate {
   Digest digest{};
   uint64_t hits = 0;        // added to the stored count
@@ -179,6 +219,12 @@ struct KeyVersionStatus {
 
 struct OrgStats {
   uint64_t estimated_entries = 0;
+  // Exact, for capacity limits: live (unexpired) entries and their logical bytes.
+  uint64_t live_entries = 0;
+  uint64_t logical_bytes = 0;
+  OrgLimits limits;  // as configured (empty policy: the default)
+  EvictionPolicy eviction_policy = EvictionPolicy::kLru;  // in effect
+  uint64_t evictions_org_limit = 0, evictions_server_limit = 0;
   uint64_t live_sst_bytes = 0;
   uint64_t puts = 0, gets = 0, hits = 0, misses = 0, deletes = 0;
   uint64_t decrypt_failures = 0;
@@ -212,6 +258,12 @@ class Store {
   // Drops the org's column family and meta records and destroys every key version.
   virtual Status DropOrg(std::string_view org) = 0;
   virtual Result<OrgConfig> GetOrg(std::string_view org) const = 0;
+  // Changes the org's capacity limits, durably, and at once: an org over a lower limit is
+  // evicted down to it (unless its policy is noeviction: then only new writes are refused).
+  // Returns what was evicted, for the caller's index.
+  virtual Result<RemovedEntries> SetOrgLimits(std::string_view org, const OrgLimits& limits) = 0;
+  // Logical bytes of every org's live entries (what max_data_bytes bounds).
+  virtual uint64_t TotalLogicalBytes() const = 0;
   virtual std::vector<std::string> ListOrgs() const = 0;
 
   // Entries.

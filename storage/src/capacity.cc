@@ -1,0 +1,163 @@
+#include "capacity.h"
+
+#include <algorithm>
+
+namespace sealcache::storage::internal {
+
+CapacityTracker::OrderKey CapacityTracker::KeyOf(const Digest& d, const Item& item) const {
+  switch (policy_) {
+    case EvictionPolicy::kLfu:
+      return {static_cast<int64_t>(std::min<uint64_t>(item.hits, INT64_MAX)), item.last_access_ms,
+              d};
+    case EvictionPolicy::kTtl:
+      return {item.expires_ms, 0, d};
+    case EvictionPolicy::kLru:
+    case EvictionPolicy::kNoEviction:
+      break;
+  }
+  return {item.last_access_ms, 0, d};
+}
+
+void CapacityTracker::Configure(EvictionPolicy policy, bool ordered) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (policy == policy_ && ordered == ordered_) return;
+  policy_ = policy;
+  ordered_ = ordered;
+  order_.clear();
+  if (!ordered_) return;
+  for (const auto& [d, item] : items_) {
+    if (!item.pending) order_.insert(KeyOf(d, item));
+  }
+}
+
+void CapacityTracker::Insert(const Digest& d, const Item& item) {
+  items_[d] = item;
+  by_expiry_.insert({item.expires_ms, d});
+  if (ordered_ && !item.pending) order_.insert(KeyOf(d, item));
+  bytes_.fetch_add(item.bytes, std::memory_order_relaxed);
+  entries_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void CapacityTracker::Erase(std::unordered_map<Digest, Item, DigestHasher>::iterator it) {
+  const Item& item = it->second;
+  by_expiry_.erase({item.expires_ms, it->first});
+  if (item.pending) {
+    pending_bytes_ -= item.bytes;
+    pending_entries_--;
+  } else if (ordered_) {
+    order_.erase(KeyOf(it->first, item));
+  }
+  bytes_.fetch_sub(item.bytes, std::memory_order_relaxed);
+  entries_.fetch_sub(1, std::memory_order_relaxed);
+  items_.erase(it);
+}
+
+void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (auto it = items_.find(meta.digest); it != items_.end()) Erase(it);
+  Item item;
+  item.bytes = bytes;
+  item.created_ms = meta.created_ms;
+  item.expires_ms = meta.expires_ms;
+  item.last_access_ms = std::max(meta.created_ms, meta.last_hit_ms);
+  item.hits = meta.hits;
+  Insert(meta.digest, item);
+}
+
+void CapacityTracker::Remove(const Digest& digest) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (auto it = items_.find(digest); it != items_.end()) Erase(it);
+}
+
+void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = items_.find(digest);
+  if (it == items_.end()) return;
+  Item& item = it->second;
+  const bool reorder = ordered_ && !item.pending;
+  if (reorder) order_.erase(KeyOf(digest, item));
+  item.hits++;
+  item.last_access_ms = std::max(item.last_access_ms, now_ms);
+  if (reorder) order_.insert(KeyOf(digest, item));
+}
+
+void CapacityTracker::SetExpiry(const Digest& digest, int64_t expires_ms) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = items_.find(digest);
+  if (it == items_.end()) return;
+  Item item = it->second;
+  Erase(it);
+  item.expires_ms = expires_ms;
+  if (item.pending) {  // Erase forgot it as pending; it still is
+    pending_bytes_ += item.bytes;
+    pending_entries_++;
+  }
+  Insert(digest, item);
+}
+
+void CapacityTracker::ForgetExpired(int64_t now_ms) {
+  std::lock_guard<std::mutex> l(mu_);
+  while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_ms) {
+    auto it = items_.find(by_expiry_.begin()->second);
+    if (it == items_.end()) {  // not reached: every expiry has its item
+      by_expiry_.erase(by_expiry_.begin());
+      continue;
+    }
+    Erase(it);
+  }
+}
+
+std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t bytes,
+                                                                    uint64_t entries,
+                                                                    const Digest& keep) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<Victim> out;
+  if (!ordered_) return out;
+  uint64_t freed_bytes = 0, freed_entries = 0;
+  auto it = order_.begin();
+  while (it != order_.end() && (freed_bytes < bytes || freed_entries < entries)) {
+    const Digest d = std::get<2>(*it);
+    if (d == keep) {
+      ++it;
+      continue;
+    }
+    Item& item = items_.at(d);
+    item.pending = true;
+    pending_bytes_ += item.bytes;
+    pending_entries_++;
+    freed_bytes += item.bytes;
+    freed_entries++;
+    out.push_back({d, item.bytes, item.created_ms});
+    it = order_.erase(it);
+  }
+  return out;
+}
+
+void CapacityTracker::Evicted(const Victim& v) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = items_.find(v.digest);
+  if (it != items_.end() && it->second.pending && it->second.created_ms == v.created_ms) Erase(it);
+}
+
+void CapacityTracker::Release(const Victim& v) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = items_.find(v.digest);
+  if (it == items_.end() || !it->second.pending) return;
+  Item& item = it->second;
+  item.pending = false;
+  pending_bytes_ -= item.bytes;
+  pending_entries_--;
+  if (ordered_) order_.insert(KeyOf(v.digest, item));
+}
+
+uint64_t CapacityTracker::bytes_after_pending() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return bytes_.load(std::memory_order_relaxed) - pending_bytes_;
+}
+
+uint64_t CapacityTracker::entries_after_pending() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return entries_.load(std::memory_order_relaxed) - pending_entries_;
+}
+
+}  // namespace sealcache::storage::internal

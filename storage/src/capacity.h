@@ -1,0 +1,105 @@
+// The live entries of one org as its capacity limits see them: logical bytes and count, and,
+// while the org (or the server) has a limit, the order in which its eviction policy gives
+// entries up. Private to storage/.
+//
+// Built from the org's metadata when the store opens (so the counts are right after any
+// restart or crash) and kept in step by the store under each entry's digest lock: Upsert
+// after a put commits, Remove after a delete, ForgetExpired for entries whose TTL ran out
+// (compactions drop their records later; the counts do not wait for that).
+//
+// Choosing victims is O(victims · log n): the policy's order is an ordered set, never a
+// scan. A chosen victim is marked pending until its eviction commits or is given up, so
+// two puts never evict the same entry twice.
+//
+// Thread-safe (one mutex per org; no other org's work waits on it).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "sealcache/storage/store.h"
+
+namespace sealcache::storage::internal {
+
+struct DigestHasher {
+  size_t operator()(const Digest& d) const {
+    size_t h;
+    std::memcpy(&h, d.data(), sizeof(h));  // digests are hashes already
+    return h;
+  }
+};
+
+class CapacityTracker {
+ public:
+  struct Victim {
+    Digest digest{};
+    uint64_t bytes = 0;
+    int64_t created_ms = 0;  // identifies the entry: a replaced one has another
+  };
+
+  explicit CapacityTracker(EvictionPolicy policy) : policy_(policy) {}
+
+  // Keeps the eviction order only while `ordered` (a limit applies): without limits the
+  // tracker holds counts and expiries alone. Changing the policy or turning the order on
+  // rebuilds it (O(n log n); an admin operation).
+  void Configure(EvictionPolicy policy, bool ordered);
+
+  // `meta` is live now (a new entry, or one that replaced the same digest).
+  void Upsert(const EntryMeta& meta, uint64_t bytes);
+  void Remove(const Digest& digest);
+  // A read of the entry: for lru and lfu.
+  void Touch(const Digest& digest, int64_t now_ms);
+  void SetExpiry(const Digest& digest, int64_t expires_ms);
+  // Entries whose expiry is at or before `now_ms` leave the counts. O(expired · log n).
+  void ForgetExpired(int64_t now_ms);
+
+  // Entries to evict, in the policy's order, until at least `bytes` bytes and `entries`
+  // entries are covered (fewer if the org has no more); never `keep`, never an entry
+  // another put is evicting. Marked pending: each must be given to Evicted or Release.
+  std::vector<Victim> ChooseVictims(uint64_t bytes, uint64_t entries, const Digest& keep);
+  void Evicted(const Victim& v);  // the eviction committed
+  void Release(const Victim& v);  // it did not: the entry is a candidate again
+
+  // Live bytes and entries (those being evicted included).
+  uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
+  uint64_t entries() const { return entries_.load(std::memory_order_relaxed); }
+  // What stays once the evictions in flight commit: what a put measures its room against.
+  uint64_t bytes_after_pending() const;
+  uint64_t entries_after_pending() const;
+
+ private:
+  struct Item {
+    uint64_t bytes = 0;
+    int64_t created_ms = 0;
+    int64_t expires_ms = 0;
+    int64_t last_access_ms = 0;
+    uint64_t hits = 0;
+    bool pending = false;
+  };
+  // (primary, secondary, digest): lru (last access, 0), lfu (hits, last access), ttl (expiry,
+  // 0). The smallest goes first.
+  using OrderKey = std::tuple<int64_t, int64_t, Digest>;
+
+  OrderKey KeyOf(const Digest& d, const Item& item) const;
+  void Erase(std::unordered_map<Digest, Item, DigestHasher>::iterator it);
+  void Insert(const Digest& d, const Item& item);
+
+  mutable std::mutex mu_;
+  EvictionPolicy policy_;
+  bool ordered_ = false;
+  std::unordered_map<Digest, Item, DigestHasher> items_;
+  std::set<std::pair<int64_t, Digest>> by_expiry_;
+  std::set<OrderKey> order_;  // only while ordered_
+  std::atomic<uint64_t> bytes_{0}, entries_{0};
+  uint64_t pending_bytes_ = 0, pending_entries_ = 0;  // guarded by mu_
+};
+
+}  // namespace sealcache::storage::internal

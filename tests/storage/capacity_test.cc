@@ -1,0 +1,275 @@
+// Capacity limits and eviction in the store: per-org max_bytes and max_entries with the lru,
+// lfu, ttl and noeviction policies, the server-wide max_data_bytes, exact logical byte counts
+// (also after a restart), and limits changed at run time.
+#include "capacity.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "store_fixture.h"
+
+namespace sealcache::storage {
+namespace {
+
+using internal::CapacityTracker;
+using testing::MakeDigest;
+using testing::StoreTest;
+
+constexpr int64_t kHour = 3'600'000;
+
+EntryMeta Meta(uint64_t i, int64_t created, int64_t expires, uint64_t hits = 0) {
+  EntryMeta m;
+  m.digest = MakeDigest(i);
+  m.created_ms = created;
+  m.expires_ms = expires;
+  m.hits = hits;
+  return m;
+}
+
+std::set<uint64_t> Ids(const std::vector<CapacityTracker::Victim>& victims, uint64_t up_to) {
+  std::set<uint64_t> out;
+  for (const auto& v : victims) {
+    for (uint64_t i = 0; i < up_to; ++i) {
+      if (MakeDigest(i) == v.digest) out.insert(i);
+    }
+  }
+  return out;
+}
+
+TEST(CapacityTracker, EachPolicyGivesUpEntriesInItsOrder) {
+  CapacityTracker lru(EvictionPolicy::kLru);
+  lru.Configure(EvictionPolicy::kLru, true);
+  for (uint64_t i = 0; i < 5; ++i) lru.Upsert(Meta(i, 100 + i, 10'000 - i), 10);
+  lru.Touch(MakeDigest(0), 500);  // read last: the most recent now
+  EXPECT_EQ(Ids(lru.ChooseVictims(20, 0, Digest{}), 5), (std::set<uint64_t>{1, 2}));
+
+  CapacityTracker lfu(EvictionPolicy::kLfu);
+  lfu.Configure(EvictionPolicy::kLfu, true);
+  for (uint64_t i = 0; i < 5; ++i) lfu.Upsert(Meta(i, 100 + i, 10'000, /*hits=*/10 - i), 10);
+  EXPECT_EQ(Ids(lfu.ChooseVictims(0, 2, Digest{}), 5), (std::set<uint64_t>{3, 4}));
+
+  CapacityTracker ttl(EvictionPolicy::kTtl);
+  ttl.Configure(EvictionPolicy::kTtl, true);
+  for (uint64_t i = 0; i < 5; ++i) ttl.Upsert(Meta(i, 100, 10'000 - i), 10);
+  EXPECT_EQ(Ids(ttl.ChooseVictims(10, 0, MakeDigest(4)), 5), (std::set<uint64_t>{3}))
+      << "the entry being written is never its own victim";
+}
+
+TEST(CapacityTracker, AVictimInFlightIsNotChosenTwiceAndReturnsIfItsEvictionFails) {
+  CapacityTracker t(EvictionPolicy::kLru);
+  t.Configure(EvictionPolicy::kLru, true);
+  for (uint64_t i = 0; i < 4; ++i) t.Upsert(Meta(i, 100 + i, 10'000), 10);
+  auto first = t.ChooseVictims(10, 0, Digest{});
+  auto second = t.ChooseVictims(10, 0, Digest{});
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_NE(first[0].digest, second[0].digest);
+  EXPECT_EQ(t.bytes(), 40u);
+  EXPECT_EQ(t.bytes_after_pending(), 20u);
+  t.Evicted(first[0]);
+  t.Release(second[0]);
+  EXPECT_EQ(t.bytes(), 30u);
+  EXPECT_EQ(t.entries(), 3u);
+  EXPECT_EQ(Ids(t.ChooseVictims(10, 0, Digest{}), 4), (std::set<uint64_t>{1}));
+}
+
+TEST(CapacityTracker, ExpiredEntriesLeaveTheCounts) {
+  CapacityTracker t(EvictionPolicy::kLru);
+  t.Upsert(Meta(1, 0, 1000), 100);
+  t.Upsert(Meta(2, 0, 2000), 50);
+  t.ForgetExpired(999);
+  EXPECT_EQ(t.bytes(), 150u);
+  t.ForgetExpired(1000);
+  EXPECT_EQ(t.bytes(), 50u);
+  EXPECT_EQ(t.entries(), 1u);
+  t.SetExpiry(MakeDigest(2), 5000);
+  t.ForgetExpired(2000);
+  EXPECT_EQ(t.entries(), 1u);
+}
+
+class Capacity : public StoreTest {
+ protected:
+  void CreateLimitedOrg(const std::string& org, OrgLimits limits) {
+    OrgConfig c;
+    c.dimension = kDim;
+    c.limits = std::move(limits);
+    Status s = store_->CreateOrg(org, c);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  // What the files say: the logical bytes of every live entry, from its metadata.
+  uint64_t BytesFromMetadata(const std::string& org) {
+    uint64_t bytes = 0;
+    EXPECT_TRUE(store_
+                    ->ScanMeta(org,
+                               [&](const EntryMeta& m) {
+                                 bytes += EntryLogicalBytes(m, kDim);
+                                 return true;
+                               })
+                    .ok());
+    return bytes;
+  }
+  size_t Live(const std::string& org, uint64_t from, uint64_t to) {
+    size_t n = 0;
+    for (uint64_t i = from; i < to; ++i) n += store_->Get(org, MakeDigest(i), false).ok();
+    return n;
+  }
+};
+
+TEST_F(Capacity, AnOrgAtMaxEntriesEvictsTheLeastRecentlyUsedInThePutsOwnWrite) {
+  Open();
+  CreateLimitedOrg("acme", {0, 10, "lru"});
+  CreateOrg("quiet");
+  for (uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(Put("quiet", i, "stays").ok());
+  uint64_t evicted = 0;
+  for (uint64_t i = 0; i < 30; ++i) {
+    clock_.Advance(10);
+    if (i >= 10) {
+      ASSERT_TRUE(store_->Get("acme", MakeDigest(0)).ok()) << "entry 0 is hot";
+    }
+    auto put = Put("acme", i, "payload " + std::to_string(i));
+    ASSERT_TRUE(put.ok()) << put.status().ToString();
+    evicted += put->evicted.count;
+    EXPECT_EQ(put->evicted.slots.size(), put->evicted.count) << "the index learns every slot";
+  }
+  auto st = store_->Stats("acme");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->live_entries, 10u);
+  EXPECT_EQ(evicted, 20u);
+  EXPECT_EQ(st->evictions_org_limit, 20u);
+  EXPECT_EQ(st->evictions_server_limit, 0u);
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(0)).ok()) << "the hot entry survived";
+  EXPECT_EQ(Live("acme", 21, 30), 9u) << "the newest ones are there";
+  EXPECT_EQ(Live("acme", 1, 21), 0u);
+  EXPECT_EQ(CountVectors("acme"), 10u) << "evicted vectors are gone from the store";
+  EXPECT_EQ(Live("quiet", 0, 5), 5u) << "another org lost nothing";
+  EXPECT_EQ(st->logical_bytes, BytesFromMetadata("acme"));
+}
+
+TEST_F(Capacity, MaxBytesCountsPayloadVectorAndMetadataExactlyAlsoAfterARestart) {
+  Open();
+  const uint64_t entry = kEntryOverheadBytes + 2 + 1000 + kDim * sizeof(float);
+  CreateLimitedOrg("acme", {10 * entry, 0, ""});  // the default policy: lru
+  for (uint64_t i = 0; i < 25; ++i) {
+    clock_.Advance(1);
+    ASSERT_TRUE(Put("acme", i, std::string(1000, 'x'), kHour, "ns").ok());
+  }
+  auto st = store_->Stats("acme");
+  EXPECT_EQ(st->logical_bytes, 10 * entry);
+  EXPECT_EQ(st->live_entries, 10u);
+  EXPECT_EQ(st->eviction_policy, EvictionPolicy::kLru);
+  EXPECT_EQ(BytesFromMetadata("acme"), 10 * entry);
+  Open();  // a restart counts from the files
+  st = store_->Stats("acme");
+  EXPECT_EQ(st->logical_bytes, 10 * entry);
+  EXPECT_EQ(st->live_entries, 10u);
+  EXPECT_EQ(st->limits.max_bytes, 10 * entry);
+  ASSERT_TRUE(Put("acme", 100, std::string(1000, 'x'), kHour, "ns").ok());
+  EXPECT_EQ(store_->Stats("acme")->live_entries, 10u) << "the limits came back with the org";
+  EXPECT_EQ(store_->TotalLogicalBytes(), 10 * entry);
+}
+
+TEST_F(Capacity, NoevictionRefusesTheWriteAndChangesNothing) {
+  Open();
+  CreateLimitedOrg("acme", {0, 3, "noeviction"});
+  for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(Put("acme", i, "kept").ok());
+  auto refused = Put("acme", 3, "one too many");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Status::Code::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("noeviction"), std::string::npos);
+  EXPECT_EQ(Live("acme", 0, 4), 3u);
+  EXPECT_EQ(CountVectors("acme"), 3u);
+  // Replacing an entry adds none: allowed.
+  ASSERT_TRUE(Put("acme", 1, "replaced").ok());
+  EXPECT_EQ(PayloadOf("acme", 1), "replaced");
+}
+
+TEST_F(Capacity, TtlEvictsTheSoonestToExpireAndLfuTheLeastRead) {
+  Open();
+  CreateLimitedOrg("ttl", {0, 3, "ttl"});
+  for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(Put("ttl", i, "x", kHour * (3 - i)).ok());
+  ASSERT_TRUE(Put("ttl", 9, "x", kHour * 10).ok());
+  EXPECT_FALSE(store_->Get("ttl", MakeDigest(2)).ok()) << "expired soonest";
+  EXPECT_EQ(Live("ttl", 0, 2), 2u);
+
+  CreateLimitedOrg("lfu", {0, 3, "lfu"});
+  for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(Put("lfu", i, "x").ok());
+  for (int n = 0; n < 3; ++n) {
+    ASSERT_TRUE(store_->Get("lfu", MakeDigest(0)).ok());
+    ASSERT_TRUE(store_->Get("lfu", MakeDigest(2)).ok());
+  }
+  ASSERT_TRUE(Put("lfu", 9, "x").ok());
+  EXPECT_FALSE(store_->Get("lfu", MakeDigest(1)).ok()) << "read least";
+}
+
+TEST_F(Capacity, AnEntryLargerThanTheLimitIsRefusedWithoutEvictingAnything) {
+  Open();
+  CreateLimitedOrg("acme", {2000, 0, "lru"});
+  ASSERT_TRUE(Put("acme", 1, "small").ok());
+  auto big = Put("acme", 2, std::string(4000, 'b'));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), Status::Code::kResourceExhausted);
+  EXPECT_EQ(PayloadOf("acme", 1), "small");
+}
+
+TEST_F(Capacity, LimitsChangedAtRunTimeEvictAtOnceAndPersist) {
+  Open();
+  CreateOrg("acme");
+  for (uint64_t i = 0; i < 20; ++i) {
+    clock_.Advance(1);
+    ASSERT_TRUE(Put("acme", i, "x").ok());
+  }
+  auto bad = store_->SetOrgLimits("acme", {0, 5, "fifo"});
+  EXPECT_EQ(bad.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(store_->Stats("acme")->live_entries, 20u) << "a refused change changes nothing";
+  auto evicted = store_->SetOrgLimits("acme", {0, 5, "lru"});
+  ASSERT_TRUE(evicted.ok()) << evicted.status().ToString();
+  EXPECT_EQ(evicted->count, 15u);
+  EXPECT_EQ(evicted->slots.size(), 15u);
+  EXPECT_EQ(Live("acme", 15, 20), 5u);
+  EXPECT_EQ(store_->GetOrg("acme")->limits.max_entries, 5u);
+  Open();
+  EXPECT_EQ(store_->GetOrg("acme")->limits.max_entries, 5u);
+  EXPECT_EQ(store_->GetOrg("acme")->limits.eviction_policy, "lru");
+  ASSERT_TRUE(store_->SetOrgLimits("acme", {}).ok());  // no limits again
+  for (uint64_t i = 100; i < 110; ++i) ASSERT_TRUE(Put("acme", i, "x").ok());
+  EXPECT_EQ(store_->Stats("acme")->live_entries, 15u);
+}
+
+TEST_F(Capacity, TheServerWideLimitEvictsFromTheOrgFurthestOverItsShare) {
+  StoreOptions o = Options();
+  const uint64_t entry = kEntryOverheadBytes + 100 + kDim * sizeof(float);
+  o.max_data_bytes = 40 * entry;  // 4 orgs: a share of 10 entries each
+  Open(o);
+  for (const char* org : {"a", "b", "c", "burst"}) CreateOrg(org);
+  for (const char* org : {"a", "b", "c"}) {
+    for (uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(Put(org, i, std::string(100, 'q')).ok());
+  }
+  for (uint64_t i = 0; i < 100; ++i) {
+    clock_.Advance(1);
+    auto put = Put("burst", 1000 + i, std::string(100, 'b'));
+    ASSERT_TRUE(put.ok()) << put.status().ToString();
+    EXPECT_TRUE(put->evicted_elsewhere.empty()) << "only the burst gives room";
+  }
+  for (const char* org : {"a", "b", "c"}) {
+    EXPECT_EQ(Live(org, 0, 8), 8u) << org << " kept its share";
+  }
+  EXPECT_LE(store_->TotalLogicalBytes(), 40 * entry);
+  auto st = store_->Stats("burst");
+  EXPECT_EQ(st->live_entries, 40u - 24u);
+  EXPECT_GT(st->evictions_server_limit, 0u);
+  // A quiet org that grows past its share while the burst is under its own gets room from
+  // the org furthest over: still the burst.
+  for (uint64_t i = 8; i < 12; ++i) {
+    auto put = Put("a", i, std::string(100, 'q'));
+    ASSERT_TRUE(put.ok());
+    EXPECT_EQ(put->evicted.count, 0u);
+    ASSERT_EQ(put->evicted_elsewhere.size(), 1u);
+    EXPECT_EQ(put->evicted_elsewhere[0].first, "burst");
+  }
+  EXPECT_EQ(Live("a", 0, 12), 12u);
+  EXPECT_LE(store_->TotalLogicalBytes(), 40 * entry);
+}
+
+}  // namespace
+}  // namespace sealcache::storage
