@@ -8,14 +8,14 @@ CapacityTracker::OrderKey CapacityTracker::KeyOf(const Digest& d, const Item& it
   switch (policy_) {
     case EvictionPolicy::kLfu:
       return {static_cast<int64_t>(std::min<uint64_t>(item.hits, INT64_MAX)), item.last_access_ms,
-              d};
+              item.sequence, d};
     case EvictionPolicy::kTtl:
-      return {item.expires_ms, 0, d};
+      return {item.expires_ms, 0, item.sequence, d};
     case EvictionPolicy::kLru:
     case EvictionPolicy::kNoEviction:
       break;
   }
-  return {item.last_access_ms, 0, d};
+  return {item.last_access_ms, 0, item.sequence, d};
 }
 
 void CapacityTracker::Configure(EvictionPolicy policy, bool ordered) {
@@ -61,6 +61,7 @@ void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   item.expires_ms = meta.expires_ms;
   item.last_access_ms = std::max(meta.created_ms, meta.last_hit_ms);
   item.hits = meta.hits;
+  item.sequence = next_sequence_++;
   Insert(meta.digest, item);
 }
 
@@ -78,6 +79,7 @@ void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
   if (reorder) order_.erase(KeyOf(digest, item));
   item.hits++;
   item.last_access_ms = std::max(item.last_access_ms, now_ms);
+  item.sequence = next_sequence_++;
   if (reorder) order_.insert(KeyOf(digest, item));
 }
 
@@ -116,7 +118,7 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
   uint64_t freed_bytes = 0, freed_entries = 0;
   auto it = order_.begin();
   while (it != order_.end() && (freed_bytes < bytes || freed_entries < entries)) {
-    const Digest d = std::get<2>(*it);
+    const Digest d = std::get<3>(*it);
     if (d == keep) {
       ++it;
       continue;

@@ -82,11 +82,14 @@ class CapacityTracker {
     int64_t expires_ms = 0;
     int64_t last_access_ms = 0;
     uint64_t hits = 0;
+    uint64_t sequence = 0;
     bool pending = false;
   };
-  // (primary, secondary, digest): lru (last access, 0), lfu (hits, last access), ttl (expiry,
-  // 0). The smallest goes first.
-  using OrderKey = std::tuple<int64_t, int64_t, Digest>;
+  // (primary, secondary, sequence, digest): lru (last access, 0), lfu (hits, last access),
+  // ttl (expiry, 0); the smallest goes first. The sequence (of writes and reads, in this
+  // process) orders what happened within one millisecond; entries loaded at open get theirs
+  // in metadata order.
+  using OrderKey = std::tuple<int64_t, int64_t, uint64_t, Digest>;
 
   OrderKey KeyOf(const Digest& d, const Item& item) const;
   void Erase(std::unordered_map<Digest, Item, DigestHasher>::iterator it);
@@ -98,6 +101,7 @@ class CapacityTracker {
   std::unordered_map<Digest, Item, DigestHasher> items_;
   std::set<std::pair<int64_t, Digest>> by_expiry_;
   std::set<OrderKey> order_;  // only while ordered_
+  uint64_t next_sequence_ = 0;
   std::atomic<uint64_t> bytes_{0}, entries_{0};
   uint64_t pending_bytes_ = 0, pending_entries_ = 0;  // guarded by mu_
 };

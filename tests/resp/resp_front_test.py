@@ -846,6 +846,62 @@ class HashesAndSearch(TwoOrgs):
                       b"$6\r\nvalues\r\n*0\r\n$13\r\ntotal_results\r\n:1\r\n", reply)
 
 
+class Capacity(unittest.TestCase):
+    """Capacity limits as Redis clients see maxmemory: -OOM under noeviction, eviction under
+    the other policies, INFO's maxmemory, maxmemory_policy and evicted_keys."""
+
+    OOM = "OOM command not allowed when used memory > 'maxmemory'."
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        cls.admin = cls.server.admin()
+        cls.token = pairs(cls.admin.execute_command(
+            "SEALCACHE.CREATEORG", "small", 4, "MAXENTRIES", 5, "POLICY", "noeviction"))["token"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_noeviction_answers_oom_then_a_lower_limit_evicts_and_info_shows_it(self):
+        r = redis.Redis(port=self.server.port, username="small", password=self.token.decode())
+        for i in range(5):
+            self.assertTrue(r.set("k%d" % i, "v%d" % i))
+        with self.assertRaises(redis.exceptions.ResponseError) as e:
+            r.set("k5", "v5")
+        self.assertTrue(str(e.exception).startswith(self.OOM), str(e.exception))
+        self.assertIn("noeviction", str(e.exception))
+        self.assertIsNone(r.get("k5"))
+        self.assertEqual(r.dbsize(), 5)
+        memory = r.info("memory")
+        self.assertEqual(memory["maxmemory_policy"], "noeviction")
+        self.assertEqual(memory["sealcache_org_entries"], 5)
+        self.assertEqual(memory["sealcache_org_max_entries"], 5)
+
+        # The admin lowers the limit and switches to LRU: the two least recently used go now.
+        self.assertEqual(r.get("k0"), b"v0")
+        self.assertEqual(r.get("k1"), b"v1")
+        self.assertEqual(r.get("k4"), b"v4")
+        self.assertEqual(self.admin.execute_command(
+            "SEALCACHE.SETLIMITS", "small", "MAXENTRIES", 3, "MAXBYTES", 100000, "POLICY", "lru"), 2)
+        self.assertEqual(r.dbsize(), 3)
+        self.assertEqual(sorted(r.keys("*")), [b"k0", b"k1", b"k4"])
+        self.assertTrue(r.set("k6", "v6"))  # evicts one more instead of refusing
+        self.assertEqual(r.dbsize(), 3)
+        memory = r.info("memory")
+        self.assertEqual(memory["maxmemory"], 100000)
+        self.assertEqual(memory["maxmemory_policy"], "allkeys-lru")
+        self.assertEqual(r.info("stats")["evicted_keys"], 3)
+        listed = {pairs(o)["org"]: pairs(o) for o in self.admin.execute_command("SEALCACHE.LISTORGS")}
+        self.assertEqual(listed[b"small"]["max_entries"], 3)
+        self.assertEqual(listed[b"small"]["eviction_policy"], b"lru")
+        self.assertEqual(listed[b"small"]["entries"], 3)
+        for bad in (["POLICY", "fifo"], ["MAXENTRIES", "-1"], ["MAXENTRIES"], ["COLOUR", "red"]):
+            with self.assertRaises(redis.exceptions.ResponseError):
+                self.admin.execute_command("SEALCACHE.SETLIMITS", "small", *bad)
+        self.assertEqual(r.dbsize(), 3, "a refused change changes nothing")
+
+
 class IsolationMatrix(unittest.TestCase):
     """The native protocol's session matrix over RESP: every data command in every session
     state (none, own org, another org, admin, revoked token, revoked admin token, dropped org,

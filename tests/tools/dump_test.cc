@@ -563,6 +563,42 @@ TEST_F(DumpTest, StatsTotalPerOrgAndKeyVersionAndAgeOfActiveKeys) {
   EXPECT_NE(fresh.out.find("encrypted files by format:"), std::string::npos) << fresh.out;
 }
 
+// The capacity counter a server keeps and what the dump counts from the files agree, and
+// the limits are shown: an org at its max_entries with entries flushed and in the WAL.
+TEST_F(DumpTest, StatsAndOrgsCountTheLogicalBytesTheLimitsCountAndShowTheLimits) {
+  const std::string dir = *root_ + "/limited";
+  FakeClock clock(kT0);
+  uint64_t counted = 0;
+  {
+    auto store = OpenStore(dir, KeyFile(), &clock);
+    ASSERT_NE(store, nullptr);
+    storage::OrgConfig config{kDim, "cosine", "flat"};
+    config.limits = {0, 5, "lfu"};
+    ASSERT_TRUE(store->CreateOrg("capped", config).ok());
+    for (uint64_t i = 0; i < 12; ++i) {
+      clock.Advance(1);
+      Put(*store, "capped", i, std::string(100 + i, 'p'), kDay, i % 2 ? "odd" : "");
+      if (i == 6) {
+        ASSERT_TRUE(store->Flush().ok());
+      }
+    }
+    counted = store->Stats("capped")->logical_bytes;
+    EXPECT_EQ(store->Stats("capped")->live_entries, 5u);
+  }
+  DumpRun run = RunDump(
+      {dir, "stats", "--json", "--master-key", KeySpec(), "--now-ms", std::to_string(kT0 + 100)});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  JsonNode doc = run.Json();
+  EXPECT_EQ(doc["orgs"][0]["entries"].number, 5);
+  EXPECT_EQ(doc["orgs"][0]["logical_bytes"].number, static_cast<double>(counted));
+  EXPECT_EQ(doc["orgs"][0]["max_entries"].number, 5);
+  EXPECT_EQ(doc["orgs"][0]["eviction_policy"].text, "lfu");
+  DumpRun orgs =
+      RunDump({dir, "orgs", "--master-key", KeySpec(), "--now-ms", std::to_string(kT0 + 100)});
+  EXPECT_NE(orgs.out.find("max_entries=5 lfu"), std::string::npos) << orgs.out;
+  fs::remove_all(dir);
+}
+
 TEST_F(DumpTest, VerifyPassesOnAnIntactStore) {
   DumpRun run = RunDump({Dir(), "verify", "--json", "--master-key", KeySpec()});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;

@@ -20,6 +20,7 @@ struct OrgSummary {
   storage::OrgRecord record;
   uint64_t live_entries = 0, expired_entries = 0;
   uint64_t payload_bytes = 0;  // of live entries, from their metadata
+  uint64_t logical_bytes = 0;  // what capacity limits count (storage::EntryLogicalBytes)
   uint64_t sst_files = 0, sst_bytes = 0;
   std::map<uint32_t, VersionUsage> by_version;  // SSTs per key version from their headers
   std::vector<crypto::KeyInfo> keys;            // the org's ring in the keystore
@@ -40,6 +41,7 @@ Result<OrgSummary> Summarize(storage::StoreView& view, storage::OrgRecord record
       } else {
         s.live_entries++;
         s.payload_bytes += m.payload_size;
+        s.logical_bytes += storage::EntryLogicalBytes(m, s.record.config.dimension);
       }
       return true;
     }));
@@ -87,6 +89,23 @@ Json KeysJson(const std::vector<crypto::KeyInfo>& keys) {
   return a;
 }
 
+// "max_bytes=N max_entries=N policy", "-" for none.
+std::string LimitsText(const storage::OrgLimits& l) {
+  std::string out;
+  if (l.max_bytes > 0) out += "max_bytes=" + std::to_string(l.max_bytes) + " ";
+  if (l.max_entries > 0) out += "max_entries=" + std::to_string(l.max_entries) + " ";
+  out += l.eviction_policy.empty() ? "default-policy" : l.eviction_policy;
+  return out;
+}
+
+void SetCapacityJson(const OrgSummary& s, Json* j) {
+  const storage::OrgLimits& l = s.record.config.limits;
+  j->Set("logical_bytes", s.logical_bytes)
+      .Set("max_bytes", l.max_bytes)
+      .Set("max_entries", l.max_entries)
+      .Set("eviction_policy", l.eviction_policy.empty() ? Json() : Json(l.eviction_policy));
+}
+
 const crypto::KeyInfo* ActiveKey(const std::vector<crypto::KeyInfo>& keys) {
   for (const auto& k : keys) {
     if (k.state == crypto::KeyState::kActive) return &k;
@@ -107,8 +126,8 @@ Result<CommandOutput> RunOrgs(const CommandContext& ctx) {
   SC_ASSIGN_OR_RETURN(auto orgs, SummarizeAll(*view, ctx));
   CommandOutput out;
   SetViewInfo(*view, ctx, &out);
-  TextTable table({"ORG", "ENTRIES", "EXPIRED", "PAYLOAD-BYTES", "SST-FILES", "SST-BYTES", "DIM",
-                   "METRIC", "INDEX", "CREATED", "KEY-VERSIONS"});
+  TextTable table({"ORG", "ENTRIES", "EXPIRED", "PAYLOAD-BYTES", "LOGICAL-BYTES", "LIMITS",
+                   "SST-FILES", "SST-BYTES", "DIM", "METRIC", "INDEX", "CREATED", "KEY-VERSIONS"});
   Json list = Json::MakeArray();
   for (const OrgSummary& s : orgs) {
     const storage::OrgConfig& c = s.record.config;
@@ -118,12 +137,14 @@ Result<CommandOutput> RunOrgs(const CommandContext& ctx) {
     j.Set("sst_files", s.sst_files).Set("sst_bytes", s.sst_bytes);
     j.Set("dimension", c.dimension).Set("metric", c.metric).Set("index_kind", c.index_kind);
     j.Set("created_ms", c.created_ms).Set("key_versions", KeysJson(s.keys));
+    SetCapacityJson(s, &j);
     if (!s.error.empty()) j.Set("error", s.error);
     list.Push(std::move(j));
     table.Add({s.record.org, std::to_string(s.live_entries), std::to_string(s.expired_entries),
-               std::to_string(s.payload_bytes), std::to_string(s.sst_files),
-               std::to_string(s.sst_bytes), std::to_string(c.dimension), c.metric, c.index_kind,
-               FormatTime(c.created_ms), VersionsText(s.keys)});
+               std::to_string(s.payload_bytes), std::to_string(s.logical_bytes),
+               LimitsText(c.limits), std::to_string(s.sst_files), std::to_string(s.sst_bytes),
+               std::to_string(c.dimension), c.metric, c.index_kind, FormatTime(c.created_ms),
+               VersionsText(s.keys)});
   }
   out.json.Set("orgs", std::move(list));
   out.text += table.Render();
@@ -172,8 +193,8 @@ Result<CommandOutput> RunStats(const CommandContext& ctx) {
   CommandOutput out;
   SetViewInfo(*view, ctx, &out);
   out.json.Set("rotation_interval_days", ctx.options.rotation_interval_days);
-  TextTable per_org({"ORG", "ENTRIES", "EXPIRED", "PAYLOAD-BYTES", "SST-FILES", "SST-BYTES",
-                     "ACTIVE-KEY", "KEY-AGE", "ROTATION-DUE"});
+  TextTable per_org({"ORG", "ENTRIES", "EXPIRED", "PAYLOAD-BYTES", "LOGICAL-BYTES", "SST-FILES",
+                     "SST-BYTES", "ACTIVE-KEY", "KEY-AGE", "ROTATION-DUE"});
   TextTable per_version({"ORG", "VERSION", "STATE", "SST-FILES", "SST-BYTES"});
   Json org_list = Json::MakeArray(), version_list = Json::MakeArray();
   OrgSummary total;
@@ -188,11 +209,12 @@ Result<CommandOutput> RunStats(const CommandContext& ctx) {
     j.Set("active_key_version", active ? Json(active->version) : Json());
     j.Set("active_key_age_ms", active ? Json(age) : Json());
     j.Set("rotation_overdue", overdue);
+    SetCapacityJson(s, &j);
     org_list.Push(std::move(j));
     per_org.Add({s.record.org, std::to_string(s.live_entries), std::to_string(s.expired_entries),
-                 std::to_string(s.payload_bytes), std::to_string(s.sst_files),
-                 std::to_string(s.sst_bytes), active ? std::to_string(active->version) : "-",
-                 active ? FormatDuration(age) : "-",
+                 std::to_string(s.payload_bytes), std::to_string(s.logical_bytes),
+                 std::to_string(s.sst_files), std::to_string(s.sst_bytes),
+                 active ? std::to_string(active->version) : "-", active ? FormatDuration(age) : "-",
                  !active   ? "-"
                  : overdue ? "OVERDUE"
                            : "in " + FormatDuration(interval_ms - age)});
@@ -212,6 +234,7 @@ Result<CommandOutput> RunStats(const CommandContext& ctx) {
     total.live_entries += s.live_entries;
     total.expired_entries += s.expired_entries;
     total.payload_bytes += s.payload_bytes;
+    total.logical_bytes += s.logical_bytes;
     total.sst_files += s.sst_files;
     total.sst_bytes += s.sst_bytes;
   }
@@ -221,11 +244,12 @@ Result<CommandOutput> RunStats(const CommandContext& ctx) {
                              .Set("entries", total.live_entries)
                              .Set("expired_entries", total.expired_entries)
                              .Set("payload_bytes", total.payload_bytes)
+                             .Set("logical_bytes", total.logical_bytes)
                              .Set("sst_files", total.sst_files)
                              .Set("sst_bytes", total.sst_bytes));
   per_org.Add({"TOTAL", std::to_string(total.live_entries), std::to_string(total.expired_entries),
-               std::to_string(total.payload_bytes), std::to_string(total.sst_files),
-               std::to_string(total.sst_bytes), "", "", ""});
+               std::to_string(total.payload_bytes), std::to_string(total.logical_bytes),
+               std::to_string(total.sst_files), std::to_string(total.sst_bytes), "", "", ""});
   out.text += "per org (rotation interval " + std::to_string(ctx.options.rotation_interval_days) +
               " days):\n" + per_org.Render() + "\nper key version:\n" + per_version.Render();
   SC_RETURN_IF_ERROR(AddBytesByFormat(ctx, &out));
