@@ -1,7 +1,8 @@
 // Purpose: what encryption costs the storage engine: fill, full compaction and random reads
 // on the same Store code path, in one run: plaintext (insecure_plaintext_for_benchmarks),
 // format v2 (authenticated chunks, the default) and format v1 (AES-256-CTR,
-// legacy_v1_files_for_benchmarks). Compaction also reports the SST bytes on disk.
+// legacy_v1_files_for_benchmarks). Compaction also reports the SST bytes on disk. And what a
+// capacity limit costs a put: below it, and at it (every put evicts).
 //
 // Times are process CPU seconds (all threads, so RocksDB's flush and compaction threads
 // count), reported through manual timing: compare the v2/plain and v1/plain ratios of one run.
@@ -98,12 +99,13 @@ std::unique_ptr<BenchStore> OpenFresh(int64_t mode, size_t block_cache) {
   return b;
 }
 
-void Fill(Store& store, size_t n) {
+// Puts entries first .. first + n - 1.
+void PutRange(Store& store, size_t first, size_t n) {
   const std::string& text = Corpus();
-  std::mt19937 rng(42);
+  std::mt19937 rng(42 + first);
   std::normal_distribution<float> normal(0, 1);
   std::vector<float> vec(kDim);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = first; i < first + n; ++i) {
     for (auto& x : vec) x = normal(rng);
     size_t off = (i * 7919) % (text.size() - kPayloadBytes);
     PutRequest r;
@@ -113,6 +115,10 @@ void Fill(Store& store, size_t n) {
     r.ttl_ms = 86'400'000;
     if (!store.Put("bench", r).ok()) std::abort();
   }
+}
+
+void Fill(Store& store, size_t n) {
+  PutRange(store, 0, n);
   if (!store.Flush().ok()) std::abort();
 }
 
@@ -172,6 +178,36 @@ void BM_RandomGet(benchmark::State& state) {
   state.SetLabel(ModeName(mode));
   state.SetItemsProcessed(state.iterations() * kGetsPerIteration);
 }
+
+// What a capacity limit costs a put (format v2): arg 0, an org below its max_entries (the
+// eviction order is kept, nothing goes); arg 1, an org at it, so every put evicts the least
+// recently used entry in its own write. Both prefill the same entries, then time as many puts.
+void BM_PutAtCapacity(benchmark::State& state) {
+  const bool full = state.range(0) == 1;
+  const size_t n = EntryCount() / 2;
+  for (auto _ : state) {
+    auto b = OpenFresh(kV2, 256u << 20);
+    OrgLimits limits;
+    limits.max_entries = full ? n : 4 * n;
+    limits.eviction_policy = "lru";
+    if (!b->store->SetOrgLimits("bench", limits).ok()) std::abort();
+    Fill(*b->store, n);
+    double start = ProcessCpuSeconds();
+    PutRange(*b->store, n, n);
+    if (!b->store->Flush().ok()) std::abort();
+    state.SetIterationTime(ProcessCpuSeconds() - start);
+    if (b->store->Stats("bench")->live_entries != (full ? n : 2 * n)) std::abort();
+  }
+  state.SetLabel(full ? "at limit (every put evicts)" : "below limit");
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+BENCHMARK(BM_PutAtCapacity)
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 
 // Arg 0 = plain, 1 = v2, 2 = v1 (Mode); each triple runs back to back in one process.
 BENCHMARK(BM_Fill)

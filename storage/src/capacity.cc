@@ -61,7 +61,9 @@ void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   item.expires_ms = meta.expires_ms;
   item.last_access_ms = std::max(meta.created_ms, meta.last_hit_ms);
   item.hits = meta.hits;
+  item.vector_slot = meta.vector_slot;
   item.sequence = next_sequence_++;
+  item.incarnation = item.sequence;
   Insert(meta.digest, item);
 }
 
@@ -129,7 +131,7 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
     pending_entries_++;
     freed_bytes += item.bytes;
     freed_entries++;
-    out.push_back({d, item.bytes, item.created_ms});
+    out.push_back({d, item.bytes, item.incarnation, item.vector_slot});
     it = order_.erase(it);
   }
   return out;
@@ -138,13 +140,15 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
 void CapacityTracker::Evicted(const Victim& v) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = items_.find(v.digest);
-  if (it != items_.end() && it->second.pending && it->second.created_ms == v.created_ms) Erase(it);
+  if (it != items_.end() && it->second.pending && it->second.incarnation == v.incarnation) {
+    Erase(it);
+  }
 }
 
 void CapacityTracker::Release(const Victim& v) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = items_.find(v.digest);
-  if (it == items_.end() || !it->second.pending) return;
+  if (it == items_.end() || !it->second.pending || it->second.incarnation != v.incarnation) return;
   Item& item = it->second;
   item.pending = false;
   pending_bytes_ -= item.bytes;
@@ -152,14 +156,48 @@ void CapacityTracker::Release(const Victim& v) {
   if (ordered_) order_.insert(KeyOf(v.digest, item));
 }
 
+bool CapacityTracker::StillChosen(const Victim& v) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = items_.find(v.digest);
+  return it != items_.end() && it->second.pending && it->second.incarnation == v.incarnation;
+}
+
+namespace {
+uint64_t Settled(uint64_t live, uint64_t pending, int64_t reserved) {
+  const int64_t v = static_cast<int64_t>(live - pending) + reserved;
+  return v > 0 ? static_cast<uint64_t>(v) : 0;
+}
+}  // namespace
+
+CapacityTracker::Need CapacityTracker::Reserve(int64_t bytes, int64_t entries, uint64_t max_bytes,
+                                               uint64_t max_entries) {
+  std::lock_guard<std::mutex> l(mu_);
+  reserved_bytes_ += bytes;
+  reserved_entries_ += entries;
+  const uint64_t b =
+      Settled(bytes_.load(std::memory_order_relaxed), pending_bytes_, reserved_bytes_);
+  const uint64_t e =
+      Settled(entries_.load(std::memory_order_relaxed), pending_entries_, reserved_entries_);
+  Need need;
+  if (max_bytes > 0 && b > max_bytes) need.bytes = b - max_bytes;
+  if (max_entries > 0 && e > max_entries) need.entries = e - max_entries;
+  return need;
+}
+
+void CapacityTracker::Unreserve(int64_t bytes, int64_t entries) {
+  std::lock_guard<std::mutex> l(mu_);
+  reserved_bytes_ -= bytes;
+  reserved_entries_ -= entries;
+}
+
 uint64_t CapacityTracker::bytes_after_pending() const {
   std::lock_guard<std::mutex> l(mu_);
-  return bytes_.load(std::memory_order_relaxed) - pending_bytes_;
+  return Settled(bytes_.load(std::memory_order_relaxed), pending_bytes_, reserved_bytes_);
 }
 
 uint64_t CapacityTracker::entries_after_pending() const {
   std::lock_guard<std::mutex> l(mu_);
-  return entries_.load(std::memory_order_relaxed) - pending_entries_;
+  return Settled(entries_.load(std::memory_order_relaxed), pending_entries_, reserved_entries_);
 }
 
 }  // namespace sealcache::storage::internal

@@ -42,7 +42,8 @@ class CapacityTracker {
   struct Victim {
     Digest digest{};
     uint64_t bytes = 0;
-    int64_t created_ms = 0;  // identifies the entry: a replaced one has another
+    uint64_t incarnation = 0;  // identifies the entry: a replaced one has another
+    uint64_t vector_slot = kNoVectorSlot;
   };
 
   explicit CapacityTracker(EvictionPolicy policy) : policy_(policy) {}
@@ -67,11 +68,26 @@ class CapacityTracker {
   std::vector<Victim> ChooseVictims(uint64_t bytes, uint64_t entries, const Digest& keep);
   void Evicted(const Victim& v);  // the eviction committed
   void Release(const Victim& v);  // it did not: the entry is a candidate again
+  // True while `v` is still the live entry chosen (not replaced, removed or expired since).
+  // REQUIRES: the caller holds the entry's digest lock, under which every change of the
+  // entry in the store and here happens, so the answer is the store's too.
+  bool StillChosen(const Victim& v) const;
+
+  // A put's growth (bytes and entries it adds; a replacement adds its size difference and
+  // no entry), counted at once for every other put's arithmetic until Unreserve (after the
+  // put's Upsert, or its failure). Returns what must be evicted for it to fit `max_bytes` and
+  // `max_entries` (0 = no limit), evictions in flight and other reservations included.
+  struct Need {
+    uint64_t bytes = 0, entries = 0;
+  };
+  Need Reserve(int64_t bytes, int64_t entries, uint64_t max_bytes, uint64_t max_entries);
+  void Unreserve(int64_t bytes, int64_t entries);
 
   // Live bytes and entries (those being evicted included).
   uint64_t bytes() const { return bytes_.load(std::memory_order_relaxed); }
   uint64_t entries() const { return entries_.load(std::memory_order_relaxed); }
-  // What stays once the evictions in flight commit: what a put measures its room against.
+  // What there will be once the evictions and the puts in flight commit: what a put measures
+  // its room against.
   uint64_t bytes_after_pending() const;
   uint64_t entries_after_pending() const;
 
@@ -83,6 +99,8 @@ class CapacityTracker {
     int64_t last_access_ms = 0;
     uint64_t hits = 0;
     uint64_t sequence = 0;
+    uint64_t incarnation = 0;
+    uint64_t vector_slot = kNoVectorSlot;
     bool pending = false;
   };
   // (primary, secondary, sequence, digest): lru (last access, 0), lfu (hits, last access),
@@ -103,7 +121,8 @@ class CapacityTracker {
   std::set<OrderKey> order_;  // only while ordered_
   uint64_t next_sequence_ = 0;
   std::atomic<uint64_t> bytes_{0}, entries_{0};
-  uint64_t pending_bytes_ = 0, pending_entries_ = 0;  // guarded by mu_
+  uint64_t pending_bytes_ = 0, pending_entries_ = 0;   // guarded by mu_
+  int64_t reserved_bytes_ = 0, reserved_entries_ = 0;  // guarded by mu_
 };
 
 }  // namespace sealcache::storage::internal

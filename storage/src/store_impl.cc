@@ -770,10 +770,43 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   SC_RETURN_IF_ERROR(ValidatePut(*org, r));
-  std::lock_guard<std::mutex> digest_lock(org->LockFor(r.digest));
   const int64_t now = clock_->NowMillis();
   PutResult result;
-  result.expires_ms = now + r.ttl_ms;
+  // The put's growth stays reserved until it is counted (capacity.h); the victims it needs
+  // are chosen first and evicted in its own write.
+  Reservation room;
+  RoomPlan plan;
+  SC_RETURN_IF_ERROR(PlanRoom(*org, r, now, &room, &plan));
+  Status put;
+  {
+    // The put's digest and its victims' together, in stripe order: a put that waits for a
+    // lock holds only locks it took in that order, so no two wait for each other.
+    std::vector<size_t> stripes = {OrgState::StripeOf(r.digest)};
+    for (const auto& v : plan.victims) stripes.push_back(OrgState::StripeOf(v.digest));
+    std::sort(stripes.begin(), stripes.end());
+    stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+    std::vector<std::unique_lock<std::mutex>> locks;
+    locks.reserve(stripes.size());
+    for (size_t stripe : stripes) locks.emplace_back(org->digest_locks[stripe]);
+    put = PutLocked(*org, r, now, plan, &result);
+    for (const auto& v : plan.victims) org->capacity->Release(v);  // those not evicted
+  }
+  if (!put.ok()) return put;
+  if (plan.elsewhere != nullptr) {
+    // The put is acknowledged whatever happens here: another org's eviction is its own write.
+    auto evicted = EvictFrom(*plan.elsewhere, plan.elsewhere_bytes, 0, /*server_limit=*/true);
+    if (evicted.ok() && evicted->count > 0) {
+      result.evicted_elsewhere.emplace_back(plan.elsewhere->id, std::move(evicted).value());
+    }
+  }
+  return result;
+}
+
+// The put itself. REQUIRES: the digest's lock and the victims' locks held.
+Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
+                            const RoomPlan& plan, PutResult* result) {
+  OrgState* org = &org_ref;
+  result->expires_ms = now + r.ttl_ms;
   auto old = ReadMeta(*org, r.digest);
   if (!old.ok() && !old.status().IsNotFound()) return old.status();
   const bool live = old.ok() && old->expires_ms > now;
@@ -784,20 +817,20 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
   if (r.condition == Condition::kIfPresent && !live) {
     return Status::NotFound("no entry with this digest");
   }
-  if (r.keep_expiry && live) result.expires_ms = old->expires_ms;
+  if (r.keep_expiry && live) result->expires_ms = old->expires_ms;
   if (r.return_previous && live) {
-    SC_ASSIGN_OR_RETURN(result.previous, ReadPayload(*org, r.digest));
+    SC_ASSIGN_OR_RETURN(result->previous, ReadPayload(*org, r.digest));
   }
 
   EntryMeta meta;
   meta.digest = r.digest;
   meta.created_ms = now;
-  meta.expires_ms = result.expires_ms;
-  meta.ttl_ms = result.expires_ms - now;
+  meta.expires_ms = result->expires_ms;
+  meta.ttl_ms = result->expires_ms - now;
   meta.name_space = std::string(r.name_space);
   meta.payload_size = static_cast<uint32_t>(r.payload.size());
   const bool with_vector = !r.vector.empty();
-  meta.vector_slot = result.slot = with_vector ? org->next_slot.fetch_add(1) : kNoVectorSlot;
+  meta.vector_slot = result->slot = with_vector ? org->next_slot.fetch_add(1) : kNoVectorSlot;
 
   rocksdb::WriteBatch batch;
   batch.Put(org->db->meta(), EntryKey(org->id, r.digest), EncodeEntryMeta(meta));
@@ -809,34 +842,42 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
   }
   if (old.ok() && old->vector_slot != kNoVectorSlot) {
     batch.Delete(org->db->data(), VectorKey(old->vector_slot));
-    result.replaced_slot = old->vector_slot;
+    result->replaced_slot = old->vector_slot;
   }
-  const uint64_t new_bytes = EntryLogicalBytes(meta, org->config.dimension);
+  // The victims, as many as the room needs now that it is known whether the put replaces an
+  // entry, if still the entries chosen (under their locks the tracker knows them as the
+  // store has them).
   const uint64_t old_bytes = live ? EntryLogicalBytes(*old, org->config.dimension) : 0;
-  Eviction eviction;
-  uint64_t elsewhere_bytes = 0;
-  std::string elsewhere_org;
-  SC_RETURN_IF_ERROR(MakeRoom(*org, r.digest, new_bytes, live, old_bytes, now, &batch, &eviction,
-                              &elsewhere_bytes, &elsewhere_org));
-  rocksdb::Status s = Write(*org->db, write_options_, &batch);
-  if (!s.ok()) {
-    FinishEviction(eviction, /*committed=*/false);
-    return FromRocks(s, "put failed");
+  const uint64_t want_bytes = plan.need_bytes - std::min(plan.need_bytes, old_bytes);
+  const uint64_t want_entries = plan.need_entries - std::min<uint64_t>(plan.need_entries, live);
+  uint64_t taken_bytes = 0;
+  std::vector<const CapacityTracker::Victim*> taken;
+  for (const auto& v : plan.victims) {
+    if (taken_bytes >= want_bytes && taken.size() >= want_entries) break;
+    if (v.digest == r.digest || !org->capacity->StillChosen(v)) continue;
+    taken_bytes += v.bytes;
+    EntryMeta gone;
+    gone.digest = v.digest;
+    gone.vector_slot = v.vector_slot;
+    DeleteEntry(*org, gone, &batch);
+    taken.push_back(&v);
   }
-  org->capacity->Upsert(meta, new_bytes);
-  result.evicted = FinishEviction(eviction, /*committed=*/true);
-  org->counters.puts++;
-  if (elsewhere_bytes > 0) {
-    // The put is acknowledged whatever happens here: another org's eviction is its own write.
-    auto other = FindOpenOrg(elsewhere_org);
-    if (other.ok()) {
-      auto evicted = EvictFrom(**other, elsewhere_bytes, 0, /*server_limit=*/true);
-      if (evicted.ok() && evicted->count > 0) {
-        result.evicted_elsewhere.emplace_back(elsewhere_org, std::move(evicted).value());
-      }
+  rocksdb::Status s = Write(*org->db, write_options_, &batch);
+  if (!s.ok()) return FromRocks(s, "put failed");
+  org->capacity->Upsert(meta, EntryLogicalBytes(meta, org->config.dimension));
+  for (const CapacityTracker::Victim* v : taken) {
+    org->capacity->Evicted(*v);
+    result->evicted.count++;
+    if (v->vector_slot != kNoVectorSlot) {
+      result->evicted.slots.push_back(v->vector_slot);
+    } else {
+      result->evicted.exact_only.push_back(v->digest);
     }
   }
-  return result;
+  (plan.server_limit ? org->counters.evictions_server_limit : org->counters.evictions_org_limit) +=
+      result->evicted.count;
+  org->counters.puts++;
+  return Status::Ok();
 }
 
 Status StoreImpl::LoadCapacity(OrgState& org) {
@@ -881,31 +922,53 @@ uint64_t StoreImpl::TotalLogicalBytes() const {
   return total;
 }
 
-Status StoreImpl::MakeRoom(OrgState& org, const Digest& digest, uint64_t new_bytes, bool replaces,
-                           uint64_t old_bytes, int64_t now, rocksdb::WriteBatch* batch,
-                           Eviction* ev, uint64_t* elsewhere_bytes, std::string* elsewhere_org) {
-  ev->org = &org;
+// How many times an eviction chooses victims again for those that changed under it.
+constexpr int kVictimRounds = 4;
+
+// Under noeviction a put at the limit is refused unless it replaces an entry at least as
+// large (as far as can be told before its lock).
+bool StoreImpl::FitsByReplacing(OrgState& org, const Digest& digest, int64_t now,
+                                const CapacityTracker::Need& need) {
+  auto old = ReadMeta(org, digest);
+  if (!old.ok() || old->expires_ms <= now) return false;
+  // The need assumed a new entry: replacing one frees its bytes and its place.
+  return need.entries <= 1 && need.bytes <= EntryLogicalBytes(*old, org.config.dimension);
+}
+
+Status StoreImpl::PlanRoom(OrgState& org, const PutRequest& r, int64_t now, Reservation* room,
+                           RoomPlan* plan) {
   CapacityTracker& cap = *org.capacity;
   cap.ForgetExpired(now);  // also without limits: the counts (and memory) follow expiry
   if (!org.ordered.load(std::memory_order_relaxed)) return Status::Ok();
+  EntryMeta incoming;
+  incoming.name_space = std::string(r.name_space);
+  incoming.payload_size = static_cast<uint32_t>(r.payload.size());
+  incoming.vector_slot = r.vector.empty() ? kNoVectorSlot : 0;
+  const uint64_t new_bytes = EntryLogicalBytes(incoming, org.config.dimension);
   const uint64_t max_bytes = org.max_bytes.load(std::memory_order_relaxed);
   const uint64_t max_entries = org.max_entries.load(std::memory_order_relaxed);
-  const uint64_t after_bytes = cap.bytes_after_pending() - (replaces ? old_bytes : 0) + new_bytes;
-  const uint64_t after_entries = cap.entries_after_pending() - (replaces ? 1 : 0) + 1;
-  uint64_t need_bytes = max_bytes > 0 && after_bytes > max_bytes ? after_bytes - max_bytes : 0;
-  uint64_t need_entries =
-      max_entries > 0 && after_entries > max_entries ? after_entries - max_entries : 0;
-  const bool org_limit = need_bytes > 0 || need_entries > 0;
-  const EvictionPolicy policy = org.policy.load(std::memory_order_relaxed);
-  if (org_limit && policy == EvictionPolicy::kNoEviction) {
+  // As a new entry: whether it replaces one is known under its lock (PutLocked then evicts
+  // that much less).
+  const CapacityTracker::Need need =
+      cap.Reserve(static_cast<int64_t>(new_bytes), 1, max_bytes, max_entries);
+  room->Set(&cap, static_cast<int64_t>(new_bytes), 1);
+  uint64_t need_bytes = need.bytes;
+  const bool org_limit = need.bytes > 0 || need.entries > 0;
+  if (org_limit && org.policy.load(std::memory_order_relaxed) == EvictionPolicy::kNoEviction &&
+      !FitsByReplacing(org, r.digest, now, need)) {
     return Status::ResourceExhausted(
         "org " + org.id + " is at its capacity limit (" +
-        (need_bytes > 0 ? "max_bytes " + std::to_string(max_bytes)
+        (need.bytes > 0 ? "max_bytes " + std::to_string(max_bytes)
                         : "max_entries " + std::to_string(max_entries)) +
         ") and its eviction policy is noeviction: the write is refused");
   }
+  if (max_bytes > 0 && new_bytes > max_bytes) {
+    return Status::ResourceExhausted("the entry (" + std::to_string(new_bytes) +
+                                     " bytes) does not fit in the capacity limit of org " + org.id +
+                                     " (max_bytes " + std::to_string(max_bytes) + ")");
+  }
   if (options_.max_data_bytes > 0) {
-    // Every org's bytes once the evictions in flight and this put's own are done.
+    // Every org's bytes once the evictions and puts in flight (this one's too) are done.
     uint64_t total = 0;
     size_t orgs = 0;
     for (const auto& [id, other] : orgs_) {
@@ -913,7 +976,7 @@ Status StoreImpl::MakeRoom(OrgState& org, const Digest& digest, uint64_t new_byt
       total += other->capacity->bytes_after_pending();
       orgs++;
     }
-    total = total - (replaces ? old_bytes : 0) + new_bytes - std::min(total, need_bytes);
+    total -= std::min(total, need_bytes);  // what this org's own limit takes back
     if (total > options_.max_data_bytes) {
       const uint64_t excess = total - options_.max_data_bytes;
       const uint64_t share = options_.max_data_bytes / std::max<size_t>(orgs, 1);
@@ -937,99 +1000,97 @@ Status StoreImpl::MakeRoom(OrgState& org, const Digest& digest, uint64_t new_byt
       }
       if (furthest == &org) {
         need_bytes += excess;
-        ev->server_limit = !org_limit;
+        plan->server_limit = !org_limit;
       } else {
-        *elsewhere_bytes = excess;
-        *elsewhere_org = furthest->id;
+        plan->elsewhere = furthest;
+        plan->elsewhere_bytes = excess;
       }
     }
   }
-  if (need_bytes == 0 && need_entries == 0) return Status::Ok();
-  auto victims = cap.ChooseVictims(need_bytes, need_entries, digest);
+  if (need_bytes == 0 && need.entries == 0) return Status::Ok();
+  plan->need_bytes = need_bytes;
+  plan->need_entries = need.entries;
+  plan->victims = cap.ChooseVictims(need_bytes, need.entries, r.digest);
   uint64_t freed = 0;
-  for (const auto& v : victims) freed += v.bytes;
-  if (freed < need_bytes || victims.size() < need_entries) {
-    for (const auto& v : victims) cap.Release(v);
+  for (const auto& v : plan->victims) freed += v.bytes;
+  if (freed < need_bytes || plan->victims.size() < need.entries) {
+    for (const auto& v : plan->victims) cap.Release(v);
+    plan->victims.clear();
     return Status::ResourceExhausted("the entry (" + std::to_string(new_bytes) +
                                      " bytes) does not fit in the capacity limit of org " + org.id +
                                      " even with every other entry evicted");
   }
-  return TakeVictims(org, std::move(victims), &org.LockFor(digest), batch, ev);
-}
-
-Status StoreImpl::TakeVictims(OrgState& org, std::vector<CapacityTracker::Victim> victims,
-                              std::mutex* held, rocksdb::WriteBatch* batch, Eviction* ev) {
-  ev->org = &org;
-  std::vector<std::mutex*> locked;
-  for (size_t i = 0; i < victims.size(); ++i) {
-    const CapacityTracker::Victim& v = victims[i];
-    std::mutex* m = &org.LockFor(v.digest);
-    const bool have = m == held || std::find(locked.begin(), locked.end(), m) != locked.end();
-    if (!have) {
-      std::unique_lock<std::mutex> l(*m, std::try_to_lock);
-      if (!l.owns_lock()) {  // another write holds it: that entry stays, this time
-        org.capacity->Release(v);
-        continue;
-      }
-      locked.push_back(m);
-      ev->locks.push_back(std::move(l));
-    }
-    auto meta = ReadMeta(org, v.digest);
-    if (!meta.ok() || meta->created_ms != v.created_ms) {  // gone or replaced since chosen
-      org.capacity->Release(v);
-      if (!meta.ok() && !meta.status().IsNotFound()) {
-        for (size_t j = i + 1; j < victims.size(); ++j) org.capacity->Release(victims[j]);
-        FinishEviction(*ev, /*committed=*/false);
-        return meta.status();
-      }
-      continue;
-    }
-    DeleteEntry(org, *meta, batch);
-    ev->taken.emplace_back(v, std::move(meta).value());
-  }
   return Status::Ok();
 }
 
-RemovedEntries StoreImpl::FinishEviction(Eviction& ev, bool committed) {
+Result<RemovedEntries> StoreImpl::EvictVictims(OrgState& org,
+                                               std::vector<CapacityTracker::Victim> victims,
+                                               bool server_limit, uint64_t* freed_bytes) {
   RemovedEntries removed;
-  for (auto& [victim, meta] : ev.taken) {
-    if (!committed) {
-      ev.org->capacity->Release(victim);
+  if (victims.empty()) return removed;
+  // Every lock at once, in stripe order: no two evictions wait for each other, and a put
+  // waits for none while it holds its own.
+  std::vector<size_t> stripes;
+  for (const auto& v : victims) stripes.push_back(OrgState::StripeOf(v.digest));
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(stripes.size());
+  for (size_t stripe : stripes) locks.emplace_back(org.digest_locks[stripe]);
+  rocksdb::WriteBatch batch;
+  std::vector<CapacityTracker::Victim> taken;
+  for (const auto& v : victims) {
+    // Under its lock the tracker knows the entry as the store has it: no read needed.
+    if (!org.capacity->StillChosen(v)) {  // replaced, deleted or expired since it was chosen
+      org.capacity->Release(v);
       continue;
     }
-    ev.org->capacity->Evicted(victim);
+    EntryMeta meta;
+    meta.digest = v.digest;
+    meta.vector_slot = v.vector_slot;
+    DeleteEntry(org, meta, &batch);
+    taken.push_back(v);
+  }
+  if (taken.empty()) return removed;
+  rocksdb::Status s = Write(*org.db, write_options_, &batch);
+  if (!s.ok()) {
+    for (const auto& v : taken) org.capacity->Release(v);
+    return FromRocks(s, "eviction failed");
+  }
+  for (const auto& v : taken) {
+    org.capacity->Evicted(v);
+    *freed_bytes += v.bytes;
     removed.count++;
-    if (meta.vector_slot != kNoVectorSlot) {
-      removed.slots.push_back(meta.vector_slot);
+    if (v.vector_slot != kNoVectorSlot) {
+      removed.slots.push_back(v.vector_slot);
     } else {
-      removed.exact_only.push_back(meta.digest);
+      removed.exact_only.push_back(v.digest);
     }
   }
-  if (committed && ev.org != nullptr) {
-    (ev.server_limit ? ev.org->counters.evictions_server_limit
-                     : ev.org->counters.evictions_org_limit) += removed.count;
-  }
-  ev.taken.clear();
-  ev.locks.clear();
+  (server_limit ? org.counters.evictions_server_limit : org.counters.evictions_org_limit) +=
+      removed.count;
   return removed;
 }
 
 Result<RemovedEntries> StoreImpl::EvictFrom(OrgState& org, uint64_t bytes, uint64_t entries,
-                                            bool server_limit) {
-  if (!org.capacity || (bytes == 0 && entries == 0)) return RemovedEntries{};
+                                            bool server_limit, const Digest& keep) {
+  RemovedEntries all;
+  if (!org.capacity) return all;
   org.capacity->ForgetExpired(clock_->NowMillis());
-  rocksdb::WriteBatch batch;
-  Eviction ev;
-  ev.server_limit = server_limit;
-  SC_RETURN_IF_ERROR(TakeVictims(org, org.capacity->ChooseVictims(bytes, entries, Digest{}),
-                                 nullptr, &batch, &ev));
-  if (ev.taken.empty()) return RemovedEntries{};
-  rocksdb::Status s = Write(*org.db, write_options_, &batch);
-  if (!s.ok()) {
-    FinishEviction(ev, /*committed=*/false);
-    return FromRocks(s, "eviction failed");
+  uint64_t freed_bytes = 0;
+  for (int round = 0; round < kVictimRounds && (freed_bytes < bytes || all.count < entries);
+       ++round) {
+    auto victims = org.capacity->ChooseVictims(bytes > freed_bytes ? bytes - freed_bytes : 0,
+                                               entries > all.count ? entries - all.count : 0, keep);
+    if (victims.empty()) break;
+    SC_ASSIGN_OR_RETURN(RemovedEntries removed,
+                        EvictVictims(org, std::move(victims), server_limit, &freed_bytes));
+    all.count += removed.count;
+    all.slots.insert(all.slots.end(), removed.slots.begin(), removed.slots.end());
+    all.exact_only.insert(all.exact_only.end(), removed.exact_only.begin(),
+                          removed.exact_only.end());
   }
-  return FinishEviction(ev, /*committed=*/true);
+  return all;
 }
 
 Result<RemovedEntries> StoreImpl::SetOrgLimits(std::string_view org_id, const OrgLimits& limits) {

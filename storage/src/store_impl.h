@@ -86,10 +86,11 @@ struct OrgState {
   std::mutex name_key_mu;                                 // guards name_mac
   std::shared_ptr<const crypto::HmacSha256Key> name_mac;  // prepared from the catalog's key
 
-  std::mutex& LockFor(const Digest& d) {
+  static size_t StripeOf(const Digest& d) {
     // Digests are hashes, so their first bytes are uniform.
-    return digest_locks[(d[0] | d[1] << 8) % kDigestLockStripes];
+    return (d[0] | d[1] << 8) % kDigestLockStripes;
   }
+  std::mutex& LockFor(const Digest& d) { return digest_locks[StripeOf(d)]; }
   crypto::RingId ring() const { return {crypto::KeyScope::kOrg, id}; }
 };
 
@@ -210,30 +211,57 @@ class StoreImpl final : public Store {
   // Capacity (capacity.h). Builds the org's tracker from its metadata and applies its limits.
   Status LoadCapacity(OrgState& org);
   void ApplyLimits(OrgState& org, const OrgLimits& limits);
-  // Victims taken for one write: their digest locks held, their deletes in the batch.
-  struct Eviction {
-    OrgState* org = nullptr;
-    std::vector<std::unique_lock<std::mutex>> locks;
-    std::vector<std::pair<CapacityTracker::Victim, EntryMeta>> taken;
-    bool server_limit = false;  // counted as evictions for the server-wide limit
+  // A put's growth, reserved in its org's tracker until the put is counted (or failed).
+  class Reservation {
+   public:
+    Reservation() = default;
+    Reservation(const Reservation&) = delete;
+    Reservation& operator=(const Reservation&) = delete;
+    ~Reservation() {
+      if (tracker_ != nullptr) tracker_->Unreserve(bytes_, entries_);
+    }
+    void Set(CapacityTracker* tracker, int64_t bytes, int64_t entries) {
+      tracker_ = tracker;
+      bytes_ = bytes;
+      entries_ = entries;
+    }
+
+   private:
+    CapacityTracker* tracker_ = nullptr;
+    int64_t bytes_ = 0, entries_ = 0;
   };
-  // Room in `org` for a put of `new_bytes` (replacing `old_bytes` of a live entry if
-  // `replaces`): adds the victims' deletes to `batch`. `*elsewhere_bytes` receives what the
-  // server-wide limit wants evicted from another org (after this write). ResourceExhausted
-  // under noeviction or when nothing can go. REQUIRES: orgs_mu_ shared, the digest's lock.
-  Status MakeRoom(OrgState& org, const Digest& digest, uint64_t new_bytes, bool replaces,
-                  uint64_t old_bytes, int64_t now, rocksdb::WriteBatch* batch, Eviction* ev,
-                  uint64_t* elsewhere_bytes, std::string* elsewhere_org);
-  // Takes `victims` into `ev`: locks each digest (without waiting: a busy one is left) unless
-  // `held` is its lock, checks it is still the entry chosen, and adds its deletes to `batch`.
-  Status TakeVictims(OrgState& org, std::vector<CapacityTracker::Victim> victims, std::mutex* held,
-                     rocksdb::WriteBatch* batch, Eviction* ev);
-  // After the write: the tracker and counters learn the outcome; returns what left.
-  RemovedEntries FinishEviction(Eviction& ev, bool committed);
-  // Evicts at least `bytes` from `org` in its own write (the server-wide limit, or a lower
-  // limit set at run time). REQUIRES: orgs_mu_ shared.
+  // What a put must evict to fit: its own org's victims (evicted in the put's write) and
+  // how much another org gives for the server-wide limit (its own write, after the put).
+  struct RoomPlan {
+    uint64_t need_bytes = 0, need_entries = 0;  // to evict if the put adds a new entry
+    std::vector<CapacityTracker::Victim> victims;
+    bool server_limit = false;  // the victims count as evictions for the server-wide limit
+    OrgState* elsewhere = nullptr;
+    uint64_t elsewhere_bytes = 0;
+  };
+  // Reserves the put's growth in `*room` and chooses what must go for `r` to fit the org's
+  // limits and the server-wide one. ResourceExhausted under noeviction or when the entry
+  // cannot fit. REQUIRES: orgs_mu_ shared; no digest lock held.
+  Status PlanRoom(OrgState& org, const PutRequest& r, int64_t now, Reservation* room,
+                  RoomPlan* plan);
+  // Whether a put that `need` says is over a noeviction limit replaces an entry that frees
+  // as much (read before the put's lock).
+  bool FitsByReplacing(OrgState& org, const Digest& digest, int64_t now,
+                       const CapacityTracker::Need& need);
+  // Put under the digest's lock and the victims' (REQUIRES: held): the put and the
+  // evictions that are still valid in one write.
+  Status PutLocked(OrgState& org, const PutRequest& r, int64_t now, const RoomPlan& plan,
+                   PutResult* result);
+  // Evicts `victims` of `org` in one write: locks their digests in stripe order (waiting;
+  // REQUIRES: the caller holds no digest lock), skips those replaced or removed since they
+  // were chosen, and tells the tracker. Returns what left; adds its bytes to `*freed_bytes`.
+  Result<RemovedEntries> EvictVictims(OrgState& org, std::vector<CapacityTracker::Victim> victims,
+                                      bool server_limit, uint64_t* freed_bytes);
+  // Evicts at least `bytes` and `entries` from `org` (the server-wide limit, or a lower limit
+  // set at run time), choosing again for victims that changed. REQUIRES: orgs_mu_ shared, no
+  // digest lock held.
   Result<RemovedEntries> EvictFrom(OrgState& org, uint64_t bytes, uint64_t entries,
-                                   bool server_limit);
+                                   bool server_limit, const Digest& keep = Digest{});
   void DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
   // Live SSTs of an org's data family with their key versions. REQUIRES: orgs_mu_ held.
   Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);

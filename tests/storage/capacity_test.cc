@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "store_fixture.h"
 
@@ -269,6 +271,40 @@ TEST_F(Capacity, TheServerWideLimitEvictsFromTheOrgFurthestOverItsShare) {
   }
   EXPECT_EQ(Live("a", 0, 12), 12u);
   EXPECT_LE(store_->TotalLogicalBytes(), 40 * entry);
+}
+
+// Writers and readers of one org at its limit at once: the counts stay exact, the bound holds
+// up to the writes in flight, every survivor is whole.
+TEST_F(Capacity, ConcurrentWritersAtTheLimitKeepTheCountsExact) {
+  Open();
+  constexpr uint64_t kLimit = 50, kPerThread = 300;
+  constexpr int kWriters = 4;
+  CreateLimitedOrg("acme", {0, kLimit, "lru"});
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kWriters; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint64_t i = 0; i < kPerThread; ++i) {
+        const uint64_t id = t * 1'000'000 + i;
+        if (!Put("acme", id, "payload " + std::to_string(id)).ok()) failed = true;
+        // Some writers also replace their own recent entries.
+        if (i % 5 == 0 && !Put("acme", id, "again " + std::to_string(id)).ok()) failed = true;
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (uint64_t i = 0; i < kPerThread; ++i) (void)store_->Get("acme", MakeDigest(i));
+  });
+  for (auto& t : threads) t.join();
+  EXPECT_FALSE(failed);
+  auto st = store_->Stats("acme");
+  EXPECT_LE(st->live_entries, kLimit + kWriters);
+  EXPECT_EQ(st->logical_bytes, BytesFromMetadata("acme"));
+  uint64_t readable = 0;
+  for (int t = 0; t < kWriters; ++t)
+    readable += Live("acme", t * 1'000'000, t * 1'000'000 + kPerThread);
+  EXPECT_EQ(readable, st->live_entries);
+  EXPECT_EQ(CountVectors("acme"), st->live_entries);
 }
 
 }  // namespace
