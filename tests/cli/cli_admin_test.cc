@@ -58,6 +58,44 @@ TEST_F(CliTest, ListOrgsShowsOrgsAndDropOrgRemovesThem) {
   EXPECT_NE(again.err.find("NOT_FOUND"), std::string::npos) << again.err;
 }
 
+TEST_F(CliTest, CapacityLimitsAreSetAtCreateChangedLaterAndShownEverywhere) {
+  CliRun created = Admin({"--json", "create-org", "capped", "--dim", "8", "--max-entries", "3",
+                          "--eviction-policy", "noeviction"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const std::string token = dir_ + "/capped.token";
+  WriteFile(token, created.json()["token"].string());
+  for (int i = 0; i < 3; ++i) {
+    CliRun put = Cli(token,
+                     {"put", "--digest-of", "q" + std::to_string(i), "--payload-text", "a",
+                      "--vector", "-", "--ttl", "1h"},
+                     "1 2 3 4 5 6 7 8");
+    ASSERT_EQ(put.exit_code, 0) << put.err;
+  }
+  CliRun refused = Cli(
+      token, {"put", "--digest-of", "q3", "--payload-text", "a", "--vector", "-", "--ttl", "1h"},
+      "1 2 3 4 5 6 7 8");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("RESOURCE_EXHAUSTED"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("capacity limit"), std::string::npos) << refused.err;
+
+  EXPECT_EQ(Admin({"set-org-limits", "capped", "--eviction-policy", "fifo"}).exit_code, 2);
+  CliRun set = Admin({"--json", "set-org-limits", "capped", "--max-entries", "1"});
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  EXPECT_EQ(set.json()["evicted"].number(), 2);
+  CliRun listed = Admin({"--json", "list-orgs"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  const Json doc = listed.json();
+  const Json& org = doc["orgs"].array()[0];
+  EXPECT_EQ(org["max_entries"].number(), 1);
+  EXPECT_EQ(org["entries"].number(), 1);
+  EXPECT_EQ(org["eviction_policy"].string(), "lru");  // the server's default
+  CliRun stats = Cli(token, {"--json", "stats"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_EQ(stats.json()["evictions_org_limit"].number(), 2);
+  EXPECT_EQ(stats.json()["max_entries"].number(), 1);
+  EXPECT_NE(Admin({"list-orgs"}).out.find("max_entries=1 lru"), std::string::npos);
+}
+
 TEST_F(CliTest, RotateKeyMakesANewVersionActiveAndKeyStatusShowsBoth) {
   CreateOrg("acme");
   CliRun rotated = Admin({"--json", "rotate-key", "acme"});

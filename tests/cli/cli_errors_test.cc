@@ -10,10 +10,11 @@ namespace sealcache::cli::testing {
 namespace {
 
 constexpr const char* kAllCommands[] = {
-    "ping",       "put",         "put-batch",    "get",
-    "lookup",     "delete",      "invalidate",   "stats",
-    "create-org", "drop-org",    "list-orgs",    "rotate-key",
-    "key-status", "issue-token", "revoke-token", "rotate-master-key"};
+    "ping",          "put",         "put-batch",    "get",
+    "lookup",        "delete",      "invalidate",   "stats",
+    "create-org",    "drop-org",    "list-orgs",    "rotate-key",
+    "key-status",    "issue-token", "revoke-token", "rotate-master-key",
+    "set-org-limits"};
 
 // A port nobody listens on: bound to an ephemeral port, then closed.
 std::string DeadPort() {
