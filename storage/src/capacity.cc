@@ -57,7 +57,6 @@ void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   if (auto it = items_.find(meta.digest); it != items_.end()) Erase(it);
   Item item;
   item.bytes = bytes;
-  item.created_ms = meta.created_ms;
   item.expires_ms = meta.expires_ms;
   item.last_access_ms = std::max(meta.created_ms, meta.last_hit_ms);
   item.hits = meta.hits;

@@ -94,7 +94,6 @@ class CapacityTracker {
  private:
   struct Item {
     uint64_t bytes = 0;
-    int64_t created_ms = 0;
     int64_t expires_ms = 0;
     int64_t last_access_ms = 0;
     uint64_t hits = 0;
