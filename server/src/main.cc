@@ -10,8 +10,10 @@
 #include <iostream>
 #include <thread>
 
+#include "sealcache/clock.h"
 #include "sealcache/crypto/master_key.h"
 #include "sealcache/server/server.h"
+#include "sealcache/storage/audit_log.h"
 #include "sealcache/storage/data_layout.h"
 
 // Only the test-only sealcached_faults defines this: the shipped binary has no crash points
@@ -30,6 +32,20 @@ constexpr char kPlaintextEnv[] = "SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK";
 int Fail(const std::string& message) {
   std::fprintf(stderr, "sealcached: %s\n", message.c_str());
   return 1;
+}
+
+// A master key that does not load is an audit event too, in a data directory that has an
+// audit log already (a first start that fails leaves nothing behind). Best effort: the start
+// fails either way, with the reason on stderr.
+void RecordKeyLoadFailure(const std::string& data_dir, const std::string& provider,
+                          const Status& why) {
+  const std::string path = sealcache::storage::DataLayout(data_dir).audit_log_path();
+  if (!std::filesystem::exists(path)) return;
+  static const sealcache::SystemClock clock;
+  auto log = sealcache::storage::AuditLog::Open(path, &clock);
+  if (!log.ok()) return;
+  (void)(*log)->Record("master_key_load_failed",
+                       {{"provider", provider}, {"error", why.ToString()}});
 }
 
 }  // namespace
@@ -193,6 +209,7 @@ int main(int argc, char** argv) {
   if (!provider.ok()) return Fail(provider.status().ToString());
   auto master = (*provider)->Load();
   if (!master.ok()) {
+    RecordKeyLoadFailure(data_dir, (*provider)->Describe(), master.status());
     return Fail("master key " + (*provider)->Describe() + ": " + master.status().ToString());
   }
   o.service.store.master_key_provider = (*provider)->Describe();

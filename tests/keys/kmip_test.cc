@@ -243,6 +243,10 @@ TEST_F(Kmip, ASealcachedOnTheKmsCreatesWritesRestartsAndReadsBack) {
                       "/" + key_ + ": Unavailable"),
             std::string::npos)
       << said;
+  const std::string audit = test::ReadFile(proc.data_dir() + "/audit.log");
+  EXPECT_NE(audit.find("\"event\":\"master_key_load_failed\",\"provider\":\"kmip://127.0.0.1"),
+            std::string::npos)
+      << audit;
 }
 
 // Lost while running: the server keeps serving with the rings it holds, refuses what needs
