@@ -20,6 +20,7 @@
 #include "envelope_provider.h"
 #include "kmip_ttlv.h"
 #include "sealcache/crypto/random.h"
+#include "uri_text.h"
 
 namespace sealcache::crypto::internal {
 namespace {
@@ -423,29 +424,6 @@ class KmipSession final : public KeyServerSession {
   int fd_ = -1;
 };
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-Result<std::string> PercentDecode(std::string_view in) {
-  std::string out;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size() || HexValue(in[i + 1]) < 0 || HexValue(in[i + 2]) < 0) {
-      return Status::InvalidArgument("kmip URI: bad percent-encoding");
-    }
-    out.push_back(static_cast<char>(HexValue(in[i + 1]) * 16 + HexValue(in[i + 2])));
-    i += 2;
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string KmipUri::ToString() const {
@@ -465,7 +443,7 @@ Result<KmipUri> ParseKmipUri(std::string_view uri, const MasterKeyOptions& optio
   }
   const std::string_view authority = uri.substr(0, slash);
   KmipUri out;
-  SC_ASSIGN_OR_RETURN(out.key_id, PercentDecode(uri.substr(slash + 1)));
+  SC_ASSIGN_OR_RETURN(out.key_id, PercentDecode(uri.substr(slash + 1), "kmip URI"));
   const size_t colon = authority.rfind(':');
   if (colon == std::string_view::npos || colon == 0) {
     return Status::InvalidArgument("kmip URI: expected HOST:PORT (KMIP's port is 5696)");
@@ -492,7 +470,7 @@ Result<KmipUri> ParseKmipUri(std::string_view uri, const MasterKeyOptions& optio
       return Status::InvalidArgument("kmip URI: query attribute without a value");
     }
     const std::string_view name = attr.substr(0, eq);
-    SC_ASSIGN_OR_RETURN(std::string v, PercentDecode(attr.substr(eq + 1)));
+    SC_ASSIGN_OR_RETURN(std::string v, PercentDecode(attr.substr(eq + 1), "kmip URI"));
     if (name == "client-cert") {
       out.client_cert = v;
     } else if (name == "client-key") {

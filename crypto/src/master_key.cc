@@ -13,6 +13,7 @@
 #include "kmip_provider.h"
 #include "pkcs11_provider.h"
 #include "sealcache/crypto/random.h"
+#include "uri_text.h"
 
 namespace sealcache::crypto {
 namespace {
@@ -20,13 +21,6 @@ namespace {
 constexpr size_t kHexKeySize = 2 * kMasterKeySize;
 // Anything larger than a hex key plus line ending is not a key file.
 constexpr size_t kMaxKeyFileSize = kHexKeySize + 2;
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 // Decodes 64 hex characters into a 32-byte secret.
 Result<SecretBytes> DecodeHexKey(const char* hex, size_t n, std::string_view source) {
@@ -36,8 +30,8 @@ Result<SecretBytes> DecodeHexKey(const char* hex, size_t n, std::string_view sou
   }
   SecretBytes key(kMasterKeySize);
   for (size_t i = 0; i < kMasterKeySize; ++i) {
-    int hi = HexValue(hex[2 * i]);
-    int lo = HexValue(hex[2 * i + 1]);
+    int hi = internal::HexDigitValue(hex[2 * i]);
+    int lo = internal::HexDigitValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
       return Status::InvalidArgument(std::string(source) +
                                      ": master key contains a non-hex character");
@@ -201,8 +195,8 @@ Result<std::vector<uint8_t>> ParseHex(std::string_view hex) {
   if (hex.size() % 2 != 0) return Status::InvalidArgument("hex string has an odd length");
   std::vector<uint8_t> out(hex.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {
-    int hi = HexValue(hex[2 * i]);
-    int lo = HexValue(hex[2 * i + 1]);
+    int hi = internal::HexDigitValue(hex[2 * i]);
+    int lo = internal::HexDigitValue(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) return Status::InvalidArgument("hex string has a non-hex character");
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }

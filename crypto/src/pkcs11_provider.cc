@@ -11,6 +11,7 @@
 
 #include "envelope_provider.h"
 #include "sealcache/crypto/random.h"
+#include "uri_text.h"
 
 namespace sealcache::crypto::internal {
 namespace {
@@ -45,30 +46,6 @@ std::string RvName(CK_RV rv) {
       return buf;
     }
   }
-}
-
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// RFC 3986 percent-decoding.
-Result<std::string> PercentDecode(std::string_view in) {
-  std::string out;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size() || HexDigit(in[i + 1]) < 0 || HexDigit(in[i + 2]) < 0) {
-      return Status::InvalidArgument("pkcs11 URI: bad percent-encoding");
-    }
-    out.push_back(static_cast<char>(HexDigit(in[i + 1]) * 16 + HexDigit(in[i + 2])));
-    i += 2;
-  }
-  return out;
 }
 
 std::vector<std::string_view> Split(std::string_view s, char sep) {
@@ -328,7 +305,7 @@ Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri) {
       return Status::InvalidArgument("pkcs11 URI: attribute without a value");
     }
     const std::string_view name = attr.substr(0, eq);
-    SC_ASSIGN_OR_RETURN(std::string value, PercentDecode(attr.substr(eq + 1)));
+    SC_ASSIGN_OR_RETURN(std::string value, PercentDecode(attr.substr(eq + 1), "pkcs11 URI"));
     if (name == "token") {
       out.token = value;
     } else if (name == "object") {
@@ -348,8 +325,9 @@ Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri) {
   for (std::string_view attr : Split(query, '&')) {
     const size_t eq = attr.find('=');
     const std::string_view name = attr.substr(0, eq);
-    SC_ASSIGN_OR_RETURN(std::string value,
-                        PercentDecode(eq == std::string_view::npos ? "" : attr.substr(eq + 1)));
+    SC_ASSIGN_OR_RETURN(
+        std::string value,
+        PercentDecode(eq == std::string_view::npos ? "" : attr.substr(eq + 1), "pkcs11 URI"));
     if (name == "module-path") {
       out.module_path = value;
     } else if (name == "pin-source") {

@@ -18,6 +18,10 @@
 #include <string>
 #include <thread>
 
+#include "sealcache/clock.h"
+#include "sealcache/crypto/keystore.h"
+#include "sealcache/crypto/master_key.h"
+
 namespace sealcache::test {
 
 // Runs a command line; returns its exit code. Output goes to `log`.
@@ -29,6 +33,28 @@ inline int RunCommand(const std::string& command, const std::string& log) {
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Loads the master key of `spec` as sealcached would for data directory `dir` (envelopes
+// and keystore in <dir>/keys); read-only tools pass create = false.
+inline Result<crypto::LoadedMasterKey> LoadMasterKeyIn(const std::string& dir,
+                                                       const std::string& spec, bool create) {
+  crypto::MasterKeyOptions o;
+  o.envelope_dir = dir + "/keys";
+  o.keystore_path = dir + "/keys/keystore";
+  o.create_envelope = create;
+  auto p = crypto::MasterKeyProviderFromSpec(spec, o);
+  if (!p.ok()) return p.status();
+  return (*p)->Load();
+}
+
+// The keystore <dir>/keys/keystore under `key`, as a first start makes it.
+inline void MakeKeystoreIn(const std::string& dir, const crypto::SecretBytes& key) {
+  static const SystemClock clock;
+  crypto::KeystoreOptions o;
+  o.clock = &clock;
+  auto ks = crypto::Keystore::Open(dir + "/keys/keystore", key, o);
+  ASSERT_TRUE(ks.ok()) << ks.status().ToString();
 }
 
 inline int EnvelopesIn(const std::string& dir, const std::string& kind) {

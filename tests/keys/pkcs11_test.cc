@@ -79,22 +79,10 @@ class SoftHsm : public ::testing::Test {
   }
   std::string Log() const { return hsm_.Log(); }
   Result<crypto::LoadedMasterKey> Load(const std::string& spec, bool create = true) {
-    MasterKeyOptions o;
-    o.envelope_dir = dir_ + "/keys";
-    o.keystore_path = dir_ + "/keys/keystore";
-    o.create_envelope = create;
-    auto p = MasterKeyProviderFromSpec(spec, o);
-    if (!p.ok()) return p.status();
-    return (*p)->Load();
+    return test::LoadMasterKeyIn(dir_, spec, create);
   }
 
-  void MakeKeystore(const crypto::SecretBytes& key) {
-    static const SystemClock clock;
-    crypto::KeystoreOptions o;
-    o.clock = &clock;
-    auto ks = crypto::Keystore::Open(dir_ + "/keys/keystore", key, o);
-    ASSERT_TRUE(ks.ok()) << ks.status().ToString();
-  }
+  void MakeKeystore(const crypto::SecretBytes& key) { test::MakeKeystoreIn(dir_, key); }
 
   test::SoftHsmToken hsm_;
   std::string dir_, log_, conf_env_;
