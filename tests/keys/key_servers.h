@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "sealcache/client/client.h"
 #include "sealcache/clock.h"
 #include "sealcache/crypto/keystore.h"
 #include "sealcache/crypto/master_key.h"
@@ -55,6 +56,26 @@ inline void MakeKeystoreIn(const std::string& dir, const crypto::SecretBytes& ke
   o.clock = &clock;
   auto ks = crypto::Keystore::Open(dir + "/keys/keystore", key, o);
   ASSERT_TRUE(ks.ok()) << ks.status().ToString();
+}
+
+// An entry of the keys tests: digest byte 0 = `id`, an 8-float vector, `text` as payload.
+inline Status PutText(client::Client& c, uint8_t id, const std::string& text) {
+  const std::vector<float> vector(8, 0.5f);
+  client::PutArgs put;
+  put.digest[0] = id;
+  put.vector = vector;
+  put.payload = {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+  put.ttl_ms = 3'600'000;
+  return c.Put(put).status();
+}
+
+// The payload of entry `id` as text, or "<why not>".
+inline std::string GetText(client::Client& c, uint8_t id) {
+  client::Digest d{};
+  d[0] = id;
+  auto got = c.Get(d);
+  if (!got.ok()) return "<" + got.status().ToString() + ">";
+  return std::string(got->payload.begin(), got->payload.end());
 }
 
 inline int EnvelopesIn(const std::string& dir, const std::string& kind) {

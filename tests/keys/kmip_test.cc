@@ -189,14 +189,7 @@ TEST_F(Kmip, ASealcachedOnTheKmsCreatesWritesRestartsAndReadsBack) {
     token = org->token;
     auto c = proc.ConnectAs(token);
     ASSERT_TRUE(c);
-    client::PutArgs put;
-    put.digest[0] = 7;
-    const std::vector<float> vec(8, 0.5f);
-    const std::string payload = "sealed by the KMS";
-    put.vector = vec;
-    put.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
-    put.ttl_ms = 3'600'000;
-    ASSERT_TRUE(c->Put(put).ok());
+    ASSERT_TRUE(test::PutText(*c, 7, "sealed by the KMS").ok());
   }
   ASSERT_EQ(proc.Kill(SIGTERM), 0) << proc.Log();
   EXPECT_EQ(test::EnvelopesIn(proc.data_dir() + "/keys", ".kmip"), 1);
@@ -207,11 +200,7 @@ TEST_F(Kmip, ASealcachedOnTheKmsCreatesWritesRestartsAndReadsBack) {
   {
     auto c = proc.ConnectAs(token);
     ASSERT_TRUE(c);
-    client::Digest d{};
-    d[0] = 7;
-    auto got = c->Get(d);
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    EXPECT_EQ(std::string(got->payload.begin(), got->payload.end()), "sealed by the KMS");
+    EXPECT_EQ(test::GetText(*c, 7), "sealed by the KMS");
   }
   ASSERT_EQ(proc.Kill(SIGTERM), 0);
   // The operator's dump tool opens the same envelope through the KMS (read-only).
@@ -261,14 +250,8 @@ TEST_F(Kmip, ALostKmsLeavesServingIntactAndOnlyRotationUnavailableUntilItReturns
   ASSERT_TRUE(admin->RotateKey("acme").ok());
   auto c = proc.ConnectAs(org->token);
   ASSERT_TRUE(c);
-  client::PutArgs put;
-  put.digest[0] = 1;
-  const std::vector<float> vec(8, 0.25f);
   const std::string payload = "written while the KMS was down";
-  put.vector = vec;
-  put.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
-  put.ttl_ms = 3'600'000;
-  ASSERT_TRUE(c->Put(put).ok());
+  ASSERT_TRUE(test::PutText(*c, 1, payload).ok());
 
   auto refused = admin->RotateMasterKey(kms_.Uri(next));
   ASSERT_FALSE(refused.ok());
@@ -298,9 +281,7 @@ TEST_F(Kmip, ALostKmsLeavesServingIntactAndOnlyRotationUnavailableUntilItReturns
   ASSERT_TRUE(proc.Start({}, {})) << proc.Log();
   auto again = proc.ConnectAs(org->token);
   ASSERT_TRUE(again);
-  auto got = again->Get(put.digest);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_EQ(std::string(got->payload.begin(), got->payload.end()), payload);
+  EXPECT_EQ(test::GetText(*again, 1), payload);
   const std::string audit = test::ReadFile(proc.data_dir() + "/audit.log");
   EXPECT_NE(audit.find("\"event\":\"master_key_rotation_failed\""), std::string::npos) << audit;
   EXPECT_NE(audit.find("\"master_key_provider\":\"kmip://127.0.0.1"), std::string::npos) << audit;
@@ -326,28 +307,16 @@ TEST_F(Kmip, MasterKeyRotatesFromAFileToAnHsmToAKmsAndBackWithoutTheOldKeys) {
     ASSERT_TRUE(org.ok()) << org.status().ToString();
     token = org->token;
   }
-  const std::vector<float> vec(8, 0.5f);
   auto put = [&](uint8_t id) {
     auto c = proc.ConnectAs(token);
     ASSERT_TRUE(c);
-    client::PutArgs p;
-    p.digest[0] = id;
-    p.vector = vec;
-    const std::string payload = "entry " + std::to_string(id);
-    p.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
-    p.ttl_ms = 3'600'000;
-    ASSERT_TRUE(c->Put(p).ok());
+    ASSERT_TRUE(test::PutText(*c, id, "entry " + std::to_string(id)).ok());
   };
   auto expect_all = [&](uint8_t up_to) {
     auto c = proc.ConnectAs(token);
     ASSERT_TRUE(c);
     for (uint8_t id = 1; id <= up_to; ++id) {
-      client::Digest d{};
-      d[0] = id;
-      auto got = c->Get(d);
-      ASSERT_TRUE(got.ok()) << int(id) << ": " << got.status().ToString();
-      EXPECT_EQ(std::string(got->payload.begin(), got->payload.end()),
-                "entry " + std::to_string(id));
+      EXPECT_EQ(test::GetText(*c, id), "entry " + std::to_string(id));
     }
   };
   // Rotates to `to`, writes one more entry, restarts on `to` alone after `destroy_old`.

@@ -179,25 +179,14 @@ TEST_F(SoftHsm, ASealcachedOnTheTokenCreatesWritesRestartsAndReadsBack) {
   {
     auto c = proc.ConnectAs(token);
     ASSERT_TRUE(c);
-    client::PutArgs put;
-    put.digest[0] = 7;
-    const std::vector<float> vec(8, 0.5f);
-    const std::string payload = "sealed by the token";
-    put.vector = vec;
-    put.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
-    put.ttl_ms = 3'600'000;
-    ASSERT_TRUE(c->Put(put).ok());
+    ASSERT_TRUE(test::PutText(*c, 7, "sealed by the token").ok());
   }
   ASSERT_EQ(proc.Kill(SIGTERM), 0) << proc.Log();
   EXPECT_EQ(EnvelopesIn(proc.data_dir() + "/keys"), 1);
   ASSERT_TRUE(proc.Start({}, {conf_env_})) << proc.Log();
   auto c = proc.ConnectAs(token);
   ASSERT_TRUE(c);
-  client::Digest d{};
-  d[0] = 7;
-  auto got = c->Get(d);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_EQ(std::string(got->payload.begin(), got->payload.end()), "sealed by the token");
+  EXPECT_EQ(test::GetText(*c, 7), "sealed by the token");
   ASSERT_EQ(proc.Kill(SIGTERM), 0);
   // The operator's dump tool opens the same envelope through the token (read-only).
   EXPECT_EQ(RunCommand(conf_env_ + " " + DUMP_PATH + " " + proc.data_dir() +
@@ -219,26 +208,16 @@ TEST_F(SoftHsm, MasterKeyRotatesOnlineFromAFileToTheTokenAndBackWithoutTheOldKey
   fs::create_directories(dir_ + "/server");
   test::SealcachedProcess proc(SEALCACHED_PATH, dir_ + "/server");  // file: master key
   ASSERT_TRUE(proc.Start({}, {conf_env_})) << proc.Log();
-  const std::vector<float> vec(8, 0.5f);
   std::string token;
   auto put = [&](uint8_t id, const std::string& payload) {
     auto c = proc.ConnectAs(token);
     ASSERT_TRUE(c);
-    client::PutArgs p;
-    p.digest[0] = id;
-    p.vector = vec;
-    p.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
-    p.ttl_ms = 3'600'000;
-    ASSERT_TRUE(c->Put(p).ok());
+    ASSERT_TRUE(test::PutText(*c, id, payload).ok());
   };
   auto expect = [&](uint8_t id, const std::string& payload) {
     auto c = proc.ConnectAs(token);
     ASSERT_TRUE(c);
-    client::Digest d{};
-    d[0] = id;
-    auto got = c->Get(d);
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    EXPECT_EQ(std::string(got->payload.begin(), got->payload.end()), payload);
+    EXPECT_EQ(test::GetText(*c, id), payload);
   };
   {
     auto admin = proc.ConnectAs(proc.AdminToken());
