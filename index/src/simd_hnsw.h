@@ -20,10 +20,19 @@
 
 namespace sealcache::index {
 
+struct WalkCodes;
+
 class SimdFlatStorage final : public faiss::IndexFlatIP {
  public:
   explicit SimdFlatStorage(idx_t d) : faiss::IndexFlatIP(d) {}
   faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override;
+  // While build codes are set (AddInBatches), FAISS's graph construction gets its distances
+  // from them: the int8 codes of every vector, those being added included.
+  faiss::DistanceComputer* get_distance_computer() const override;
+  void set_build_codes(const WalkCodes* codes) { build_codes_ = codes; }
+
+ private:
+  const WalkCodes* build_codes_ = nullptr;
 };
 
 struct HnswBuildOptions {

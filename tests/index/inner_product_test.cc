@@ -93,5 +93,36 @@ TEST(Int8InnerProduct, SimdEqualsScalarAndApproximatesTheFloatProduct) {
   }
 }
 
+// Graph construction compares two stored codes: the SIMD product equals the scalar one
+// exactly (integer arithmetic, extreme codes included), and with both scales it approximates
+// the float product of the unit vectors.
+TEST(Int8CodeProduct, SimdEqualsScalarExactlyAndApproximatesTheFloatProduct) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  for (size_t d = 1; d <= 530; ++d) {
+    std::vector<float> a(d), b(d);
+    for (float& x : a) x = gauss(rng);
+    for (float& x : b) x = gauss(rng);
+    testing::NormalizeRow(a.data(), d);
+    testing::NormalizeRow(b.data(), d);
+    std::vector<int8_t> ca(d + 1), cb(d + 1);  // +1: unaligned codes
+    const float sa = QuantizeInt8(a.data(), d, ca.data() + 1);
+    const float sb = QuantizeInt8(b.data(), d, cb.data() + 1);
+    const int32_t scalar = Int8CodeProductScalar(ca.data() + 1, cb.data() + 1, d);
+    if (CpuHasAvx2Fma()) {
+      ASSERT_EQ(Int8CodeProductAvx2(ca.data() + 1, cb.data() + 1, d), scalar) << "d=" << d;
+    }
+    ASSERT_NEAR(sa * sb * static_cast<float>(scalar), InnerProductScalar(a.data(), b.data(), d),
+                2e-2f)
+        << "d=" << d;
+  }
+  std::vector<int8_t> extreme(1030, -127);
+  const int32_t expected = 1030 * 127 * 127;
+  EXPECT_EQ(Int8CodeProductScalar(extreme.data(), extreme.data(), extreme.size()), expected);
+  if (CpuHasAvx2Fma()) {
+    EXPECT_EQ(Int8CodeProductAvx2(extreme.data(), extreme.data(), extreme.size()), expected);
+  }
+}
+
 }  // namespace
 }  // namespace sealcache::index
