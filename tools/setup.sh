@@ -31,6 +31,9 @@ PACKAGES=(
   # and opensc's pkcs11-tool to make its AES key; PyKMIP's KMIP server and client (seen only
   # by /usr/bin/python3).
   softhsm2 opensc python3-pykmip
+  # The in-process peer of the lookup benchmark (bench/faiss_peer.py): Debian's FAISS with its
+  # Python bindings (seen only by /usr/bin/python3).
+  python3-faiss
 )
 # The sanitizer suites of `quickstart.sh test` (not needed with SEALCACHE_SANITIZERS=0):
 # clang with its sanitizer and libFuzzer runtimes, its OpenMP headers, llvm-symbolizer.

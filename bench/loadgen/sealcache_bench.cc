@@ -59,6 +59,9 @@ struct Options {
   bool no_wait_index = false;
   bool json = false;
   int server_threads = 0;
+  // Writes the workload's stored vectors and round 1's queries to this directory for an
+  // in-process peer (bench/faiss_peer.py) and exits.
+  std::string export_dir;
 };
 
 // ---- a spawned server -----------------------------------------------------------------------
@@ -651,20 +654,26 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
   return total;
 }
 
-// Recall@1 of the server's top-1 against exact search over each org's stored vectors.
-double Recall(const Target& t, const Workload& w, const Options& o) {
-  if (o.recall_sample == 0 || t.resp()) return -1;
-  uint64_t agree = 0, total = 0;
+// Recall@1 of the server's top-1 against exact search over each org's stored vectors, for
+// near-duplicate queries and for fresh ones (whose exact top-1 is a far, weakly similar
+// entry: the harder case for a graph walk). -1 where not measured.
+struct RecallResult {
+  double near_duplicate = -1, fresh = -1;
+};
+RecallResult Recall(const Target& t, const Workload& w, const Options& o) {
+  if (o.recall_sample == 0 || t.resp()) return {};
+  uint64_t agree[2] = {0, 0}, total[2] = {0, 0};
   const uint32_t n = w.options().entries;
   for (uint32_t org = 0; org < w.options().orgs; ++org) {
     auto conn = t.Connect(t.token(org));
-    if (!conn) return -1;
+    if (!conn) return {};
     std::vector<std::vector<float>> stored(n);
     for (uint32_t i = 0; i < n; ++i) stored[i] = w.EntryVector(org, i);
     std::mt19937_64 rng(o.workload.seed + org);
-    for (uint32_t s = 0; s < o.recall_sample; ++s) {
+    for (uint32_t s = 0; s < 2 * o.recall_sample; ++s) {
+      const int fresh = s % 2;
       uint32_t src = static_cast<uint32_t>(rng() % n);
-      auto q = w.NearDuplicate(org, src, rng());
+      auto q = fresh ? w.Fresh(org, rng()) : w.NearDuplicate(org, src, rng());
       uint32_t best = 0;
       float best_score = -2;
       for (uint32_t i = 0; i < n; ++i) {
@@ -673,12 +682,12 @@ double Recall(const Target& t, const Workload& w, const Options& o) {
       }
       auto hits = conn->Lookup(
           {.vector = q, .k = 1, .min_score = -1.0f, .name_space = {}, .with_payload = false});
-      total++;
+      total[fresh]++;
       if (hits.ok() && !hits->empty() && hits->front().entry.digest == w.DigestOf(org, best))
-        agree++;
+        agree[fresh]++;
     }
   }
-  return total ? static_cast<double>(agree) / total : -1;
+  return {static_cast<double>(agree[0]) / total[0], static_cast<double>(agree[1]) / total[1]};
 }
 
 // Waits until every org's vectors are in HNSW graphs (at most the mutable segment left to
@@ -707,7 +716,7 @@ double WaitForIndex(const Target& t, const Workload& w) {
 
 struct Report {
   std::string target;
-  double load_rate = 0, recall = -1;
+  double load_rate = 0, recall = -1, recall_fresh = -1;
   // Seconds from the end of the load until every org's vectors were in HNSW graphs, and the
   // entries per second that makes end to end (stored and indexed): the sustained put rate
   // with index update.
@@ -754,7 +763,10 @@ void PrintText(const Report& r) {
   std::printf("  hit rate        %10.4f  (near-duplicates answered with their source)\n",
               r.hit_rate);
   std::printf("  false hits      %10.4f  (of all lookups)\n", r.false_hit_rate);
-  if (r.recall >= 0) std::printf("  recall@1        %10.4f  (vs exact search)\n", r.recall);
+  if (r.recall >= 0) {
+    std::printf("  recall@1        %10.4f  near-duplicates, %.4f fresh (vs exact search)\n",
+                r.recall, r.recall_fresh);
+  }
   if (r.rss) std::printf("  server RSS      %10.1f MiB\n", r.rss / 1048576.0);
   if (r.disk_bytes && r.entries) {
     std::printf("  disk per entry  %10.0f bytes\n", static_cast<double>(r.disk_bytes) / r.entries);
@@ -771,18 +783,51 @@ std::string Json(const Report& r) {
       "\"get_qps\":%.1f,\"put_qps\":%.1f,\"lookup_p50_ms\":%.4f,\"lookup_p90_ms\":%.4f,"
       "\"lookup_p99_ms\":%.4f,\"lookup_max_ms\":%.4f,\"get_p99_ms\":%.4f,"
       "\"put_p99_ms\":%.4f,\"hit_rate\":%.5f,\"false_hit_rate\":%.5f,\"recall_at_1\":%.5f,"
-      "\"server_rss_bytes\":%llu,\"disk_bytes_per_entry\":%.1f,\"errors\":%llu,"
+      "\"recall_at_1_fresh\":%.5f,\"server_rss_bytes\":%llu,\"disk_bytes_per_entry\":%.1f,"
+      "\"errors\":%llu,"
       "\"index_settle_s\":%.2f,\"indexed_entries_per_s\":%.1f}",
       r.target.c_str(), r.load_rate, r.lookup_qps, r.get_qps, r.put_qps, r.p50, r.p90, r.p99, r.max,
-      r.get_p99, r.put_p99, r.hit_rate, r.false_hit_rate, r.recall,
+      r.get_p99, r.put_p99, r.hit_rate, r.false_hit_rate, r.recall, r.recall_fresh,
       static_cast<unsigned long long>(r.rss),
       r.entries ? static_cast<double>(r.disk_bytes) / r.entries : 0.0,
       static_cast<unsigned long long>(r.errors), r.index_settle_s, r.indexed_rate);
   return buf;
 }
 
+// The files bench/faiss_peer.py reads: meta.json; per org orgN.vectors (entries x dim
+// float32, little-endian, row i = entry i), orgN.queries (the same x dim float32 rows as
+// round 1 draws) and orgN.queries.txt (one line per query: source entry, 1 if fresh, k).
+bool ExportWorkload(const Workload& w, const Options& o) {
+  std::error_code ec;
+  std::filesystem::create_directories(o.export_dir, ec);
+  const auto write_rows = [](std::ofstream& out, const std::vector<float>& v) {
+    out.write(reinterpret_cast<const char*>(v.data()),
+              static_cast<std::streamsize>(v.size() * sizeof(float)));
+  };
+  const auto queries = DrawQueries(w, o, 1);
+  for (uint32_t org = 0; org < w.options().orgs; ++org) {
+    const std::string base = o.export_dir + "/org" + std::to_string(org);
+    std::ofstream vectors(base + ".vectors", std::ios::binary);
+    for (uint32_t i = 0; i < w.options().entries; ++i) write_rows(vectors, w.EntryVector(org, i));
+    std::ofstream rows(base + ".queries", std::ios::binary), lines(base + ".queries.txt");
+    for (const Query& q : queries[org]) {
+      write_rows(rows, q.vector);
+      lines << q.entry << ' ' << (q.fresh ? 1 : 0) << ' ' << q.k << '\n';
+    }
+    if (!vectors || !rows || !lines) {
+      std::fprintf(stderr, "bench: cannot write %s\n", base.c_str());
+      return false;
+    }
+  }
+  std::ofstream meta(o.export_dir + "/meta.json");
+  meta << "{\"orgs\": " << w.options().orgs << ", \"entries\": " << w.options().entries
+       << ", \"dim\": " << w.options().dim << ", \"min_score\": " << o.min_score << "}\n";
+  return static_cast<bool>(meta);
+}
+
 int Run(const Options& o) {
   Workload w(o.workload);
+  if (!o.export_dir.empty()) return ExportWorkload(w, o) ? 0 : 1;
   std::vector<std::unique_ptr<SpawnedServer>> spawned;
   std::vector<Target> targets;
   if (o.compare_resp_search) {
@@ -855,7 +900,9 @@ int Run(const Options& o) {
     reports[i].load_rate = loaded.load_rate;
     reports[i].index_settle_s = loaded.index_settle_s;
     reports[i].indexed_rate = loaded.indexed_rate;
-    reports[i].recall = Recall(targets[i], w, o);
+    const RecallResult recall = Recall(targets[i], w, o);
+    reports[i].recall = recall.near_duplicate;
+    reports[i].recall_fresh = recall.fresh;
     if (i < spawned.size()) {
       reports[i].rss = spawned[i]->RssBytes();
       reports[i].disk_bytes = spawned[i]->DiskBytes();
@@ -943,7 +990,9 @@ int main(int argc, char** argv) {
       "skip-load", po::bool_switch(&o.skip_load), "the orgs are loaded already")(
       "no-wait-index", po::bool_switch(&o.no_wait_index),
       "start lookups right after the load, while HNSW graphs are still being built")(
-      "json", po::bool_switch(&o.json), "one JSON document on stdout");
+      "json", po::bool_switch(&o.json), "one JSON document on stdout")(
+      "export-workload", po::value(&o.export_dir),
+      "write the stored vectors and round 1's queries to DIR for bench/faiss_peer.py; exit");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
