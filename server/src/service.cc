@@ -1,5 +1,6 @@
 #include "sealcache/server/service.h"
 
+#include <malloc.h>
 #include <omp.h>
 
 #include <atomic>
@@ -47,6 +48,20 @@ constexpr char kTokenPrefix[] = "sc_";
 constexpr char kAdminTokenFile[] = "admin.token";
 // How often a damaged org's failing answers are logged (each is counted regardless).
 constexpr auto kCorruptionLogInterval = std::chrono::seconds(10);
+
+// Free heap memory the allocator keeps that makes the background loop hand it back to the
+// kernel. Building HNSW graphs frees large copies (a seal extends a copy of the org's graph
+// and drops the old one) on many threads; glibc keeps most of that in its per-thread arenas:
+// measured after loading 4 x 25k x 384, 382 of 841 MB of heap were free, and malloc_trim
+// brought the RSS from 734 to 404 MB.
+constexpr size_t kHeapTrimThreshold = 32u << 20;
+
+// Returns free heap pages to the kernel once the allocator holds kHeapTrimThreshold free.
+void ReleaseFreeHeap() {
+#if defined(__GLIBC__)
+  if (mallinfo2().fordblks >= kHeapTrimThreshold) malloc_trim(0);
+#endif
+}
 
 double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -368,6 +383,7 @@ void CacheServiceImpl::BackgroundLoop() {
                      s.ToString().c_str());
       }
     }
+    ReleaseFreeHeap();
     lock.lock();
   }
 }
