@@ -56,9 +56,9 @@ redis-benchmark -p "$redis_port" -t set -d 2048 -c 16 -n 100000 -r 100000 -q >/d
 redis_get_p1=$(redis_get 1)
 redis_get_p16=$(redis_get 16)
 
-echo "== FAISS peer: the same vectors and queries, in-process"
+echo "== FAISS peer: the first org's vectors and queries, in-process"
 "$bench" "${size[@]}" --export-workload "$work/workload" >/dev/null
-/usr/bin/python3 bench/faiss_peer.py "$work/workload" >"$work/faiss.json"
+/usr/bin/python3 bench/faiss_peer.py "$work/workload" --orgs 1 >"$work/faiss.json"
 
 echo "== RESP against redis-server (bench/resp_vs_redis.sh)"
 bench/resp_vs_redis.sh "$sealcached" 100000 3 | tee "$work/resp.txt"
