@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -56,10 +57,19 @@ constexpr auto kCorruptionLogInterval = std::chrono::seconds(10);
 // brought the RSS from 734 to 404 MB.
 constexpr size_t kHeapTrimThreshold = 32u << 20;
 
-// Returns free heap pages to the kernel once the allocator holds kHeapTrimThreshold free.
-void ReleaseFreeHeap() {
+// Returns free heap pages to the kernel once the allocator holds kHeapTrimThreshold more
+// free bytes than after the last trim. glibc keeps counting trimmed chunks as free (their
+// pages are released, the chunks stay in its bins), so the free count alone would trim on
+// every pass; `free_after_last_trim` is the background loop's own record.
+void ReleaseFreeHeap(size_t& free_after_last_trim) {
 #if defined(__GLIBC__)
-  if (mallinfo2().fordblks >= kHeapTrimThreshold) malloc_trim(0);
+  const size_t free_bytes = mallinfo2().fordblks;
+  free_after_last_trim = std::min(free_after_last_trim, free_bytes);
+  if (free_bytes - free_after_last_trim < kHeapTrimThreshold) return;
+  malloc_trim(0);
+  free_after_last_trim = mallinfo2().fordblks;
+#else
+  (void)free_after_last_trim;
 #endif
 }
 
@@ -364,6 +374,7 @@ std::vector<std::shared_ptr<OrgRuntime>> CacheServiceImpl::AllOrgs() {
 
 void CacheServiceImpl::BackgroundLoop() {
   omp_set_num_threads(1);
+  size_t heap_free_after_trim = 0;
   std::unique_lock<std::mutex> lock(bg_mu_);
   while (!stopping_) {
     bg_cv_.wait_for(lock, std::chrono::milliseconds(options_.hit_flush_period_ms),
@@ -383,7 +394,7 @@ void CacheServiceImpl::BackgroundLoop() {
                      s.ToString().c_str());
       }
     }
-    ReleaseFreeHeap();
+    ReleaseFreeHeap(heap_free_after_trim);
     lock.lock();
   }
 }
