@@ -57,6 +57,8 @@ constexpr size_t kFamilyWriteBuffer = 32u << 20;
 constexpr uint64_t kMaxTotalWalSize = kFamilyWriteBuffer;
 constexpr size_t kBlockSize = 4u << 10;
 constexpr int kBloomBitsPerKey = 10;
+// Memtable Bloom filter size as a fraction of the write buffer (RocksDB's suggested range).
+constexpr double kMemtableBloomRatio = 0.02;
 // Compaction reads its inputs in runs this long: each format v2 chunk is then authenticated
 // once, instead of twice for every block that straddles two chunks.
 constexpr size_t kCompactionReadahead = 1u << 20;
@@ -256,6 +258,11 @@ rocksdb::ColumnFamilyOptions StoreImpl::BaseFamilyOptions() const {
   cf.table_properties_collector_factories.push_back(expiry_collector_);
   cf.compression = PickCompression();
   cf.write_buffer_size = kFamilyWriteBuffer;
+  // A Bloom filter over each memtable's whole keys: a point read of a key that was flushed
+  // (most reads once an org outgrows its memtable) skips the skiplist search, which took 10%
+  // of the server's samples under exact Gets at 4 x 25k.
+  cf.memtable_whole_key_filtering = true;
+  cf.memtable_prefix_bloom_size_ratio = kMemtableBloomRatio;
   cf.level_compaction_dynamic_level_bytes = true;
   return cf;
 }
