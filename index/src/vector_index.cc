@@ -188,6 +188,13 @@ class VectorIndex::Impl {
     idle_cv_.wait(lock, [&] { return (jobs_.empty() && !busy_) || stop_.load(); });
   }
 
+  bool SealMutable(size_t min_vectors) {
+    std::lock_guard lock(write_mu_);
+    if (params_.exact || mutable_->size() < std::max<size_t>(min_vectors, 1)) return false;
+    FreezeMutableLocked();
+    return true;
+  }
+
   SegmentStats Stats() const {
     std::shared_ptr<const SegmentList> snapshot = Snapshot();
     SegmentStats stats;
@@ -540,6 +547,7 @@ Result<std::vector<uint8_t>> VectorIndex::Serialize() const { return impl_->Seri
 std::optional<uint64_t> VectorIndex::HighestSlot() const { return impl_->HighestSlot(); }
 size_t VectorIndex::Size() const { return impl_->Size(); }
 bool VectorIndex::Contains(uint64_t slot) const { return impl_->Contains(slot); }
+bool VectorIndex::SealMutable(size_t min_vectors) { return impl_->SealMutable(min_vectors); }
 void VectorIndex::WaitForBackgroundWork() const { impl_->WaitForBackgroundWork(); }
 VectorIndex::SegmentStats VectorIndex::Stats() const { return impl_->Stats(); }
 

@@ -7,6 +7,10 @@
 namespace sealcache::server::internal {
 namespace {
 
+// Fewest vectors an idle org's mutable segment must hold to be sealed: below this an exact
+// scan costs a lookup ~10 us, less than extending (copying) the org's graph is worth.
+constexpr size_t kIdleSealMinVectors = 256;
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -153,7 +157,10 @@ uint32_t OrgRuntime::NamespaceId(std::string_view ns) {
 void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& put,
                        std::span<const float> vector, std::string_view name_space) {
   const bool with_vector = put.slot != storage::kNoVectorSlot;  // else exact-only
-  if (with_vector) (void)index_->Add(put.slot, vector);         // validated by the store
+  if (with_vector) {
+    (void)index_->Add(put.slot, vector);  // validated by the store
+    vector_inserts_.fetch_add(1, std::memory_order_relaxed);
+  }
   if (put.replaced_slot) (void)index_->Remove(*put.replaced_slot);
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
@@ -278,6 +285,17 @@ Status OrgRuntime::WriteSnapshotLocked(storage::Store& store, int64_t now_ms) {
   snapshot_flat_segments_ = segments.flat_segments;
   inserts_since_snapshot_.fetch_sub(changed);
   return Status::Ok();
+}
+
+bool OrgRuntime::MaybeSealIdle(int64_t now_ms, int64_t idle_after_ms) {
+  const uint64_t inserts = vector_inserts_.load(std::memory_order_relaxed);
+  if (inserts != idle_seen_inserts_) {
+    idle_seen_inserts_ = inserts;
+    idle_since_ms_ = now_ms;
+    return false;
+  }
+  if (idle_after_ms <= 0 || now_ms - idle_since_ms_ < idle_after_ms) return false;
+  return index_->SealMutable(kIdleSealMinVectors);
 }
 
 size_t OrgRuntime::SweepExpired(int64_t now_ms) {

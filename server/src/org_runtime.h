@@ -98,6 +98,10 @@ class OrgRuntime {
   size_t exact_only_entries();
   // Removes expired entries from the index and the slot table; returns how many.
   size_t SweepExpired(int64_t now_ms);
+  // Called by the background loop on every pass: once no vector was inserted for
+  // `idle_after_ms`, seals the index's mutable segment if it holds kIdleSealMinVectors or
+  // more (VectorIndex::SealMutable). True if a seal was queued.
+  bool MaybeSealIdle(int64_t now_ms, int64_t idle_after_ms);
 
   // Requests under way on this runtime (each holds an OrgLease). DropOrg revokes every
   // session of the org first and then waits for this to reach 0, so no request that passed
@@ -134,6 +138,11 @@ class OrgRuntime {
 
   std::mutex attachment_mu_;
   std::shared_ptr<OrgAttachment> attachment_;  // GUARDED_BY(attachment_mu_)
+
+  // Vector inserts ever, and what the background loop last saw of it (its thread only).
+  std::atomic<uint64_t> vector_inserts_{0};
+  uint64_t idle_seen_inserts_ = 0;
+  int64_t idle_since_ms_ = 0;
 
   std::mutex snapshot_mu_;
   std::atomic<uint64_t> inserts_since_snapshot_{0};

@@ -385,6 +385,7 @@ void CacheServiceImpl::BackgroundLoop() {
     for (auto& org : AllOrgs()) {
       Status s = org->FlushHits(*store_);
       if (s.ok()) org->SweepExpired(now);
+      org->MaybeSealIdle(now, options_.idle_seal_after_ms);
       if (s.ok()) {
         s = org->MaybeSnapshot(*store_, options_.snapshot_every_inserts,
                                options_.snapshot_period_ms, now, false);

@@ -147,6 +147,40 @@ TEST(VectorIndex, FullMutableSegmentIsSealedIntoHnswInTheBackground) {
   EXPECT_GE(self_found, set.size() * 99 / 100);
 }
 
+// An idle org's partly filled mutable segment is sealed on request (the server asks once the
+// org had no inserts for a while): afterwards only an empty mutable segment is scanned, and
+// every vector is still found. Too few vectors, or an exact index, seal nothing.
+TEST(VectorIndex, SealMutableSealsAPartlyFilledSegmentOnRequest) {
+  VectorSet set = IsotropicVectors(1300, 32, 23);
+  auto index = MakeIndex(SmallParams(32, 1000));
+  AddRows(*index, set, 0, set.size());
+  index->WaitForBackgroundWork();
+  ASSERT_EQ(index->Stats().flat_segments, 1u) << "the mutable segment holds 300 vectors";
+  EXPECT_FALSE(index->SealMutable(301)) << "fewer vectors than asked for";
+  ASSERT_TRUE(index->SealMutable(300));
+  index->WaitForBackgroundWork();
+  auto stats = index->Stats();
+  EXPECT_EQ(stats.flat_segments, 1u) << "a new, empty mutable segment";
+  EXPECT_EQ(stats.hnsw_segments, 1u) << "the 300 extended the graph of the first 1000";
+  EXPECT_EQ(stats.background_failures, 0u);
+  EXPECT_FALSE(index->SealMutable(1)) << "nothing left to seal";
+  size_t self_found = 0;
+  for (size_t i = 0; i < set.size(); ++i) {
+    auto hits = SearchOrDie(*index, set.row(i), 1);
+    self_found += !hits.empty() && hits[0].slot == i;
+  }
+  EXPECT_GE(self_found, set.size() * 99 / 100);
+  // Inserts after the seal go to the new mutable segment.
+  ASSERT_TRUE(index->Add(5000, set.row(0)).ok());
+  EXPECT_EQ(SearchOrDie(*index, set.row(0), 2).size(), 2u);
+
+  IndexParams exact = SmallParams(32, 1000);
+  exact.exact = true;
+  auto flat = MakeIndex(exact);
+  AddRows(*flat, set, 0, 300);
+  EXPECT_FALSE(flat->SealMutable(1));
+}
+
 TEST(VectorIndex, SealExtendsAnHnswSegmentUntilMaxSegmentSize) {
   VectorSet set = IsotropicVectors(5500, 32, 31);
   IndexParams p = SmallParams(32, 1000);

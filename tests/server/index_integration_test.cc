@@ -180,6 +180,56 @@ TEST_P(SealingIndexIntegrationTest, BackgroundSealsMakeTheSnapshotStaleEvenWitho
   EXPECT_GT(reloaded->index().Stats().hnsw_segments, 0u);
 }
 
+// Once an org had no vector inserts for the idle period, the background loop's pass seals the
+// vectors left in its mutable segment into the graph (lookups then scan none exactly); an
+// insert restarts the period, and a segment with fewer than 256 vectors is left alone.
+TEST_P(SealingIndexIntegrationTest, AnIdleOrgsMutableSegmentIsSealedAfterTheIdlePeriod) {
+  PutRange(0, 1300);
+  index::IndexParams small;
+  small.seal_threshold = 1000;
+  std::string log;
+  auto rt = Load(&log, small);
+  rt->index().WaitForBackgroundWork();
+  ASSERT_EQ(rt->index().Stats().flat_segments, 1u) << "300 vectors wait in the mutable segment";
+  constexpr int64_t kIdle = 5'000;
+  EXPECT_FALSE(rt->MaybeSealIdle(1'000, 0)) << "0 disables it";
+  EXPECT_FALSE(rt->MaybeSealIdle(1'000, kIdle)) << "idle since the runtime started, 1 s ago";
+  // An insert at 4 s restarts the idle period.
+  auto v = MakeVector(kDim, 1300);
+  storage::PutRequest r;
+  r.digest = MakeDigest(1300);
+  r.vector = v;
+  r.payload = {reinterpret_cast<const uint8_t*>("p"), 1};
+  r.ttl_ms = 3'600'000;
+  auto put = store_->Put("acme", r);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  rt->OnPut(r.digest, *put, v, "");
+  EXPECT_FALSE(rt->MaybeSealIdle(4'000, kIdle)) << "the pass that sees the insert";
+  EXPECT_FALSE(rt->MaybeSealIdle(8'999, kIdle));
+  ASSERT_TRUE(rt->MaybeSealIdle(9'000, kIdle));
+  rt->index().WaitForBackgroundWork();
+  auto stats = rt->index().Stats();
+  EXPECT_EQ(stats.flat_segments, 1u);
+  EXPECT_EQ(stats.hnsw_segments, 1u);
+  EXPECT_EQ(stats.background_failures, 0u);
+  EXPECT_EQ(rt->index().Size(), 1301u);
+  auto hits = rt->Search(v, 1, -1.0f, nullptr, 0);
+  ASSERT_TRUE(hits.ok());
+  ASSERT_EQ(hits->size(), 1u);
+  // Nothing left to seal; 255 new vectors are too few to be worth a seal.
+  EXPECT_FALSE(rt->MaybeSealIdle(20'000, kIdle));
+  for (int i = 2000; i < 2255; ++i) {
+    auto w = MakeVector(kDim, i);
+    r.digest = MakeDigest(i);
+    r.vector = w;
+    auto p = store_->Put("acme", r);
+    ASSERT_TRUE(p.ok());
+    rt->OnPut(r.digest, *p, w, "");
+  }
+  EXPECT_FALSE(rt->MaybeSealIdle(21'000, kIdle));
+  EXPECT_FALSE(rt->MaybeSealIdle(60'000, kIdle));
+}
+
 INSTANTIATE_TEST_SUITE_P(Kinds, IndexIntegrationTest, ::testing::Values("hnsw", "flat"));
 INSTANTIATE_TEST_SUITE_P(Graph, SealingIndexIntegrationTest, ::testing::Values("hnsw"));
 

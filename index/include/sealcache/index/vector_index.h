@@ -152,6 +152,12 @@ class VectorIndex {
   size_t Size() const;
   bool Contains(uint64_t slot) const;
 
+  // Freezes the mutable segment and queues its seal into a graph if it holds at least
+  // `min_vectors` vectors (at least 1), so searches stop scanning those vectors exactly; the
+  // server calls it once an org has had no inserts for a while (Milvus seals an idle growing
+  // segment the same way). True if a seal was queued. Never in exact mode.
+  bool SealMutable(size_t min_vectors);
+
   // Blocks until no seal or rebuild is queued or running. For tests and benchmarks.
   void WaitForBackgroundWork() const;
 

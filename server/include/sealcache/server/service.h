@@ -33,6 +33,10 @@ struct ServiceOptions {
   uint64_t snapshot_every_inserts = 50'000;
   // ... or after this long with any insert since the last one, in ms. Default 10 minutes.
   int64_t snapshot_period_ms = 600'000;
+  // An org with no vector inserts for this long, in ms, has the vectors still waiting in its
+  // mutable index segment (if at least 256) sealed into its graph, so lookups stop scanning
+  // them exactly. Default 5 s; 0 disables it.
+  int64_t idle_seal_after_ms = 5'000;
   // Index build parameters (0 = the index's defaults).
   uint32_t hnsw_m = 0;
   uint32_t ef_search = 0;
