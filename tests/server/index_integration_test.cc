@@ -47,6 +47,18 @@ class IndexIntegrationTest : public ::testing::TestWithParam<std::string> {
       ASSERT_TRUE(store_->Put("acme", r).ok());
     }
   }
+  // Puts entry i as a request would: in the store, then in the org's runtime.
+  void PutThrough(OrgRuntime& rt, int i) {
+    auto v = MakeVector(kDim, i);
+    storage::PutRequest r;
+    r.digest = MakeDigest(i);
+    r.vector = v;
+    r.payload = {reinterpret_cast<const uint8_t*>("p"), 1};
+    r.ttl_ms = 3'600'000;
+    auto put = store_->Put("acme", r);
+    ASSERT_TRUE(put.ok()) << put.status().ToString();
+    rt.OnPut(r.digest, *put, v, "");
+  }
   std::unique_ptr<OrgRuntime> Load(std::string* log, index::IndexParams params = {}) {
     auto rt = OrgRuntime::Load(*store_, "acme", params, log);
     EXPECT_TRUE(rt.ok()) << rt.status().ToString();
@@ -195,15 +207,7 @@ TEST_P(SealingIndexIntegrationTest, AnIdleOrgsMutableSegmentIsSealedAfterTheIdle
   EXPECT_FALSE(rt->MaybeSealIdle(1'000, 0)) << "0 disables it";
   EXPECT_FALSE(rt->MaybeSealIdle(1'000, kIdle)) << "idle since the runtime started, 1 s ago";
   // An insert at 4 s restarts the idle period.
-  auto v = MakeVector(kDim, 1300);
-  storage::PutRequest r;
-  r.digest = MakeDigest(1300);
-  r.vector = v;
-  r.payload = {reinterpret_cast<const uint8_t*>("p"), 1};
-  r.ttl_ms = 3'600'000;
-  auto put = store_->Put("acme", r);
-  ASSERT_TRUE(put.ok()) << put.status().ToString();
-  rt->OnPut(r.digest, *put, v, "");
+  PutThrough(*rt, 1300);
   EXPECT_FALSE(rt->MaybeSealIdle(4'000, kIdle)) << "the pass that sees the insert";
   EXPECT_FALSE(rt->MaybeSealIdle(8'999, kIdle));
   ASSERT_TRUE(rt->MaybeSealIdle(9'000, kIdle));
@@ -213,19 +217,12 @@ TEST_P(SealingIndexIntegrationTest, AnIdleOrgsMutableSegmentIsSealedAfterTheIdle
   EXPECT_EQ(stats.hnsw_segments, 1u);
   EXPECT_EQ(stats.background_failures, 0u);
   EXPECT_EQ(rt->index().Size(), 1301u);
-  auto hits = rt->Search(v, 1, -1.0f, nullptr, 0);
+  auto hits = rt->Search(MakeVector(kDim, 1300), 1, -1.0f, nullptr, 0);
   ASSERT_TRUE(hits.ok());
   ASSERT_EQ(hits->size(), 1u);
   // Nothing left to seal; 255 new vectors are too few to be worth a seal.
   EXPECT_FALSE(rt->MaybeSealIdle(20'000, kIdle));
-  for (int i = 2000; i < 2255; ++i) {
-    auto w = MakeVector(kDim, i);
-    r.digest = MakeDigest(i);
-    r.vector = w;
-    auto p = store_->Put("acme", r);
-    ASSERT_TRUE(p.ok());
-    rt->OnPut(r.digest, *p, w, "");
-  }
+  for (int i = 2000; i < 2255; ++i) PutThrough(*rt, i);
   EXPECT_FALSE(rt->MaybeSealIdle(21'000, kIdle));
   EXPECT_FALSE(rt->MaybeSealIdle(60'000, kIdle));
 }
