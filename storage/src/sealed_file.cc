@@ -409,6 +409,11 @@ class FramedWritableFile final : public rocksdb::FSWritableFile {
         body_(std::move(body)),
         next_(scan.frames),
         logical_(scan.logical_bytes) {}
+  // RocksDB destroys a log on whichever thread closes it (a flush thread, once the log is
+  // obsolete), after the last append on a write-group leader's thread, ordered by its
+  // uninstrumented atomics; taking the lock makes that order visible to TSan, which otherwise
+  // sees the frame buffer freed while the last append's write(2) read it.
+  ~FramedWritableFile() override { std::lock_guard<std::mutex> lock(mu_); }
 
   IOStatus Append(const Slice& data, const IOOptions& o, IODebugContext* d) override {
     std::lock_guard<std::mutex> lock(mu_);
