@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -413,7 +414,12 @@ class FramedWritableFile final : public rocksdb::FSWritableFile {
   // obsolete), after the last append on a write-group leader's thread, ordered by its
   // uninstrumented atomics; taking the lock makes that order visible to TSan, which otherwise
   // sees the frame buffer freed while the last append's write(2) read it.
-  ~FramedWritableFile() override { std::lock_guard<std::mutex> lock(mu_); }
+  // Flush, Sync and Close run outside the lock (an fsync must not hold up appends); each
+  // publishes its end through `calls_done_`, which the destructor reads, for the same reason.
+  ~FramedWritableFile() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    (void)calls_done_.load(std::memory_order_acquire);
+  }
 
   IOStatus Append(const Slice& data, const IOOptions& o, IODebugContext* d) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -447,13 +453,19 @@ class FramedWritableFile final : public rocksdb::FSWritableFile {
     if (size == logical_) return IOStatus::OK();
     return IOStatus::NotSupported("a format v2 log is cut only at its logical end");
   }
-  IOStatus Flush(const IOOptions& o, IODebugContext* d) override { return base_->Flush(o, d); }
-  IOStatus Sync(const IOOptions& o, IODebugContext* d) override { return base_->Sync(o, d); }
-  IOStatus Fsync(const IOOptions& o, IODebugContext* d) override { return base_->Fsync(o, d); }
+  IOStatus Flush(const IOOptions& o, IODebugContext* d) override {
+    return Done(base_->Flush(o, d));
+  }
+  IOStatus Sync(const IOOptions& o, IODebugContext* d) override { return Done(base_->Sync(o, d)); }
+  IOStatus Fsync(const IOOptions& o, IODebugContext* d) override {
+    return Done(base_->Fsync(o, d));
+  }
   IOStatus RangeSync(uint64_t, uint64_t, const IOOptions&, IODebugContext*) override {
     return IOStatus::OK();
   }
-  IOStatus Close(const IOOptions& o, IODebugContext* d) override { return base_->Close(o, d); }
+  IOStatus Close(const IOOptions& o, IODebugContext* d) override {
+    return Done(base_->Close(o, d));
+  }
   uint64_t GetFileSize(const IOOptions&, IODebugContext*) override {
     std::lock_guard<std::mutex> lock(mu_);
     return logical_;
@@ -464,8 +476,14 @@ class FramedWritableFile final : public rocksdb::FSWritableFile {
   }
 
  private:
+  IOStatus Done(IOStatus s) {
+    calls_done_.fetch_add(1, std::memory_order_release);
+    return s;
+  }
+
   std::unique_ptr<rocksdb::FSWritableFile> base_;
   const std::shared_ptr<const SealedBody> body_;
+  std::atomic<uint64_t> calls_done_{0};
   // RocksDB appends to a log from one write-group leader at a time, handing over through
   // atomics in its own (uninstrumented) code; the lock makes that order visible to TSan, and
   // costs an uncontended lock per write group.
