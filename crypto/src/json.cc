@@ -1,4 +1,4 @@
-#include "sealcache/tools/json.h"
+#include "sealcache/json.h"
 
 #include <charconv>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "sealcache/json_string.h"
 
-namespace sealcache::tools {
+namespace sealcache {
 namespace {
 
 template <typename T>
@@ -297,4 +297,4 @@ std::string JsonQuote(std::string_view s) {
   return out;
 }
 
-}  // namespace sealcache::tools
+}  // namespace sealcache

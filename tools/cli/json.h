@@ -1,9 +1,9 @@
 // The CLI's --json documents and put-batch input use the tools' shared JSON value.
 #pragma once
 
-#include "sealcache/tools/json.h"
+#include "sealcache/json.h"
 
 namespace sealcache::cli {
-using tools::Json;
-using tools::JsonQuote;
+using ::sealcache::Json;
+using ::sealcache::JsonQuote;
 }  // namespace sealcache::cli

@@ -1,8 +1,8 @@
 // The dump tool's --json documents use the tools' shared JSON value.
 #pragma once
 
-#include "sealcache/tools/json.h"
+#include "sealcache/json.h"
 
 namespace sealcache::dump {
-using tools::Json;
+using ::sealcache::Json;
 }  // namespace sealcache::dump

@@ -1,4 +1,5 @@
-// Json: a small ordered JSON value shared by the tools (sealcache-cli, sealcache-dump).
+// Json: a small ordered JSON value: the tools' --json output and input (sealcache-cli,
+// sealcache-dump) and the cluster's etcd records and replies (server/CLUSTER.md).
 // Written for --json output (one document per command) and read for put-batch input (one
 // document per line). Objects keep insertion order so output is stable and diffable.
 #pragma once
@@ -13,7 +14,7 @@
 
 #include "sealcache/status.h"
 
-namespace sealcache::tools {
+namespace sealcache {
 
 class Json {
  public:
@@ -78,4 +79,4 @@ class Json {
 // `s` as a JSON string literal, quotes included; control characters become \u00XX.
 std::string JsonQuote(std::string_view s);
 
-}  // namespace sealcache::tools
+}  // namespace sealcache
