@@ -30,6 +30,8 @@ std::string_view Status::CodeName(Code code) {
       return "Internal";
     case Code::kUnavailable:
       return "Unavailable";
+    case Code::kMoved:
+      return "Moved";
   }
   return "Unknown";
 }

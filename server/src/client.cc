@@ -1,7 +1,10 @@
 #include "sealcache/client/client.h"
 
+#include <openssl/crypto.h>
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
+#include <charconv>
 #include <utility>  // before asio in C++20
 
 #include "sealcache/encoding.h"
@@ -19,9 +22,49 @@ Status NetError(std::string_view what, const boost::system::error_code& ec) {
   return Status::IOError(std::string(what) + ": " + ec.message());
 }
 
+// A redirect is followed at most this many times per call (an org moves once per failover).
+constexpr int kMaxRedirects = 3;
+
 class AsioClient final : public Client {
  public:
   explicit AsioClient(const ClientOptions& o) : options_(o), socket_(io_) {}
+  ~AsioClient() override { OPENSSL_cleanse(hello_token_.data(), hello_token_.size()); }
+
+  void RememberHello(std::string_view token) {
+    OPENSSL_cleanse(hello_token_.data(), hello_token_.size());
+    hello_token_.assign(token);
+  }
+
+  // A Moved answer names the node that serves the org ("HOST:PORT RESP_HOST:PORT"): connect
+  // there instead (same TLS options) and say Hello again with the same token.
+  Status Redirect(std::string_view where) {
+    const std::string_view native = where.substr(0, where.find(' '));
+    const size_t colon = native.rfind(':');
+    uint32_t port = 0;
+    if (colon == std::string_view::npos ||
+        std::from_chars(native.data() + colon + 1, native.data() + native.size(), port).ec !=
+            std::errc() ||
+        port == 0 || port > 65535) {
+      return Status::Internal("the server redirected to an unreadable address: " +
+                              std::string(native));
+    }
+    boost::system::error_code ec;
+    tls_.reset();
+    socket_.close(ec);
+    socket_ = tcp::socket(io_);
+    pending_.clear();
+    options_.host = std::string(native.substr(0, colon));
+    options_.port = static_cast<uint16_t>(port);
+    SC_RETURN_IF_ERROR(Open());
+    if (hello_token_.empty()) return Status::Ok();
+    SC_ASSIGN_OR_RETURN(uint64_t id, Send([&](flatbuffers::FlatBufferBuilder& fbb) {
+                          auto t = fbb.CreateString(hello_token_);
+                          return std::make_pair(protocol::RequestBody::HelloRequest,
+                                                protocol::CreateHelloRequest(fbb, t).Union());
+                        }));
+    SC_ASSIGN_OR_RETURN(ResponseFrame hello, WaitFor(id));
+    return hello.status();
+  }
 
   Status Open() {
     boost::system::error_code ec;
@@ -146,6 +189,7 @@ class AsioClient final : public Client {
   std::unique_ptr<asio::ssl::context> ssl_;
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
   uint64_t next_id_ = 1;
+  std::string hello_token_;  // said again after a redirect; wiped when replaced or destroyed
 };
 
 using FBB = flatbuffers::FlatBufferBuilder;
@@ -185,8 +229,14 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 }
 
 Result<ResponseFrame> Client::Call(const BodyBuilder& build) {
-  SC_ASSIGN_OR_RETURN(uint64_t id, Send(build));
-  return static_cast<AsioClient*>(this)->WaitFor(id);
+  auto* self = static_cast<AsioClient*>(this);
+  for (int redirects = 0;; ++redirects) {
+    SC_ASSIGN_OR_RETURN(uint64_t id, Send(build));
+    SC_ASSIGN_OR_RETURN(ResponseFrame f, self->WaitFor(id));
+    if (f->status() != protocol::StatusCode::MOVED || redirects == kMaxRedirects) return f;
+    const auto* where = f->message();
+    SC_RETURN_IF_ERROR(self->Redirect(where != nullptr ? where->string_view() : ""));
+  }
 }
 
 flatbuffers::Offset<protocol::PutRequest> BuildPut(FBB& fbb, const PutArgs& a) {
@@ -220,6 +270,7 @@ EntryInfo ToEntryInfo(const protocol::EntryMeta* m, const flatbuffers::Vector<ui
 }
 
 Result<std::pair<std::string, bool>> Client::Hello(std::string_view token) {
+  static_cast<AsioClient*>(this)->RememberHello(token);
   SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
                         auto t = fbb.CreateString(token);
                         return As(protocol::RequestBody::HelloRequest,

@@ -78,6 +78,8 @@ protocol::StatusCode ToWireCode(Status::Code code) {
       return W::INTERNAL;
     case C::kUnavailable:
       return W::UNAVAILABLE;
+    case C::kMoved:
+      return W::MOVED;
   }
   return W::INTERNAL;
 }
@@ -107,6 +109,8 @@ Status FromWire(protocol::StatusCode code, std::string_view m) {
       return Status::IOError(m);
     case W::UNAVAILABLE:
       return Status::Unavailable(m);
+    case W::MOVED:
+      return Status::Moved(m);
     case W::INTERNAL:
       return Status::Internal(m);
   }

@@ -63,6 +63,13 @@ void ReplyError(RespWriter& out, const Status& status, std::string_view command)
                        "' command");
     case Status::Code::kUnavailable:  // a key server that is down: retry later
       return out.Error("UNAVAILABLE " + status.message());
+    case Status::Code::kMoved: {
+      // Another node owns the session's org: Redis Cluster's redirect, as `redis-cli -c` and
+      // cluster clients follow it (every org is one slot, 0); the message is "NATIVE RESP".
+      const std::string& where = status.message();
+      const size_t space = where.find(' ');
+      return out.Error("MOVED 0 " + (space == std::string::npos ? where : where.substr(space + 1)));
+    }
     case Status::Code::kResourceExhausted:
       // A capacity limit refused the write: Redis's words at maxmemory, then which limit.
       if (status.message().find(storage::kCapacityLimitWords) != std::string::npos) {

@@ -39,6 +39,8 @@ std::string_view WireCodeName(Status::Code code) {
       return "INTERNAL";
     case Status::Code::kUnavailable:
       return "UNAVAILABLE";
+    case Status::Code::kMoved:
+      return "MOVED";
   }
   return "UNKNOWN";
 }

@@ -28,6 +28,7 @@ class Status {
     kUnauthenticated,
     kInternal,
     kUnavailable,  // a service we depend on (an HSM, a KMS) cannot be reached now; retry
+    kMoved,        // another node serves it; the message says where (server/CLUSTER.md)
   };
 
   Status() = default;
@@ -44,6 +45,7 @@ class Status {
   static Status Unauthenticated(std::string_view m) { return {Code::kUnauthenticated, m}; }
   static Status Internal(std::string_view m) { return {Code::kInternal, m}; }
   static Status Unavailable(std::string_view m) { return {Code::kUnavailable, m}; }
+  static Status Moved(std::string_view m) { return {Code::kMoved, m}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }

@@ -7,6 +7,10 @@
 //   auto hits = (*c)->Lookup({.vector = q, .k = 3, .min_score = 0.9f});
 //
 // Not thread-safe: one Client per thread (connections are cheap).
+//
+// In a cluster (server/CLUSTER.md) a call answered MOVED is sent again, up to 3 times, to
+// the node the answer names, after a Hello there with the token of the last Hello.
+// Pipelined requests (Send/Receive) see MOVED answers as they are.
 #pragma once
 
 #include <array>
