@@ -34,6 +34,10 @@ PACKAGES=(
   # The in-process peer of the lookup benchmark (bench/faiss_peer.py): Debian's FAISS with its
   # Python bindings (seen only by /usr/bin/python3).
   python3-faiss
+  # The cluster's coordination store (server/CLUSTER.md) and the `cluster` tests' real etcd
+  # (3.4, started by each test on free loopback ports; Debian's package may also enable its
+  # own etcd service on a machine with systemd, which the tests do not use).
+  etcd-server
 )
 # The sanitizer suites of `quickstart.sh test` (not needed with SEALCACHE_SANITIZERS=0):
 # clang with its sanitizer and libFuzzer runtimes, its OpenMP headers, llvm-symbolizer.

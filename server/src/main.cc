@@ -136,6 +136,20 @@ int main(int argc, char** argv) {
       "rotate every org's key when its active version is this old, days (0 = off)")(
       "hit-flush-ms", po::value(&o.service.hit_flush_period_ms)->default_value(1000),
       "how often hit counts are written, ms")(
+      "etcd", po::value(&o.cluster.etcd_endpoint),
+      "join the cluster whose records live in this etcd, http://HOST:PORT (server/CLUSTER.md)")(
+      "cluster-prefix", po::value(&o.cluster.prefix)->default_value(o.cluster.prefix),
+      "etcd key prefix of the cluster's records")(
+      "node-id", po::value(&o.cluster.node_id),
+      "this node's id in the cluster ([a-z0-9._-]); default: made at the first join and kept "
+      "in <data>/cluster.json")(
+      "advertise-host", po::value(&o.cluster.advertise_host),
+      "host other nodes' redirects name for this node; default: --listen")(
+      "cluster-lease-s", po::value(&o.cluster.lease_ttl_s)->default_value(o.cluster.lease_ttl_s),
+      "the node's etcd lease, s: it stops serving this long after it cannot renew it")(
+      "cluster-reconcile-ms",
+      po::value(&o.cluster.reconcile_period_ms)->default_value(o.cluster.reconcile_period_ms),
+      "how often the cluster's records are read and applied, ms")(
       "insecure-plaintext-for-benchmarks", po::bool_switch(&plaintext),
       "BENCHMARKS ONLY: store payloads and vectors unencrypted (also needs the environment "
       "variable SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK=1)");
@@ -237,6 +251,10 @@ int main(int argc, char** argv) {
   if ((*server)->resp_port() != 0) {
     std::fprintf(stderr, "sealcached: Redis protocol on %s:%u%s\n", o.listen_address.c_str(),
                  (*server)->resp_port(), o.tls_cert_file.empty() ? "" : " (TLS)");
+  }
+  if (!o.cluster.etcd_endpoint.empty()) {
+    std::fprintf(stderr, "sealcached: cluster member through etcd at %s\n",
+                 o.cluster.etcd_endpoint.c_str());
   }
   if ((*server)->metrics_port() != 0) {
     std::fprintf(stderr, "sealcached: metrics on http://%s:%u/metrics\n", o.listen_address.c_str(),

@@ -12,6 +12,7 @@
 #include <thread>
 #include <utility>  // before asio in C++20
 
+#include "cluster.h"
 #include "connection.h"
 #include "resp_connection.h"
 #include "sealcache/server/frame.h"
@@ -188,6 +189,7 @@ class ServerImpl final : public Server {
       };
       asio::co_spawn(accept_strand_, AcceptLoop(resp_acceptor_, Front::kResp), asio::detached);
     }
+    if (!options_.cluster.etcd_endpoint.empty()) SC_RETURN_IF_ERROR(JoinCluster());
     int n = options_.threads > 0
                 ? options_.threads
                 : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -198,6 +200,19 @@ class ServerImpl final : public Server {
       });
     }
     return Status::Ok();
+  }
+
+  // Publishes this node's admin token, registers its addresses and reconciles its copies
+  // with the records before the io threads run: nothing is served until then.
+  Status JoinCluster() {
+    const auto& c = options_.cluster;
+    SC_ASSIGN_OR_RETURN(
+        cluster_, cluster::ClusterNode::Create(c, service_->store().data_dir(), service_.get()));
+    SC_RETURN_IF_ERROR(service_->SetCluster(cluster_.get()));
+    const std::string host = c.advertise_host.empty() ? options_.listen_address : c.advertise_host;
+    const std::string resp =
+        bound_resp_port_ == 0 ? "" : host + ":" + std::to_string(bound_resp_port_);
+    return cluster_->Join(host + ":" + std::to_string(bound_port_), resp);
   }
 
   uint16_t port() const override { return bound_port_; }
@@ -228,6 +243,8 @@ class ServerImpl final : public Server {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     Status flushed = service_->Flush();
+    // The lease goes last: until here this node still owned its orgs' records.
+    if (cluster_) cluster_->Leave();
     io_.stop();
     for (auto& t : threads_) {
       if (t.joinable()) t.join();
@@ -454,6 +471,8 @@ class ServerImpl final : public Server {
 
   ServerOptions options_;
   std::unique_ptr<CacheService> service_;
+  // Declared after the service it reads and writes, so it stops first.
+  std::unique_ptr<cluster::ClusterNode> cluster_;
   asio::io_context io_;
   // The accept loops and the close at shutdown: an acceptor is not safe to close on one
   // io thread while its loop runs on another (a data race TSan reported).

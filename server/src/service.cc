@@ -30,6 +30,10 @@ namespace sealcache::server {
 struct SessionBinding {
   std::string org;  // "" for an admin token
   std::string token_id;
+  // In a cluster: the incarnation of the org the token was issued for; the org may be
+  // served by another node (no runtime here), and may come here later.
+  std::string org_uid;
+  bool clustered = false;
   std::weak_ptr<internal::OrgRuntime> runtime;
   // The org could not be loaded at start (a damaged file): requests get `unavailable`.
   Status unavailable;
@@ -264,6 +268,10 @@ class CacheServiceImpl final : public CacheService {
     }
     return Status::Ok();
   }
+  Status SetCluster(ClusterView* cluster) override;
+  std::vector<std::string> LocalOrgs() override;
+  Status AdoptOrg(std::string_view org, const storage::OrgConfig& config) override;
+  Status ForgetOrg(std::string_view org) override;
   std::string MetricsText() override;
   Status Flush() override;
   const std::string& admin_token_path() const override { return admin_token_path_; }
@@ -283,6 +291,18 @@ class CacheServiceImpl final : public CacheService {
   Reply Stats(const Session& s, FBB& fbb);
   Reply CreateOrg(const P::CreateOrgRequest* r, FBB& fbb);
   Reply DropOrg(const P::DropOrgRequest* r, FBB& fbb);
+  // Deletes this node's copy of `org` (files, keys, runtime); `revoke_sessions` ends the
+  // sessions bound to it (a drop), else they are told where the org went (a cluster move).
+  Reply DropLocal(const std::string& org, bool revoke_sessions, FBB& fbb);
+  // OK when no cluster is set or the cluster lets this node serve `org` (any incarnation).
+  Status ServedHere(std::string_view org) {
+    ClusterView* cluster = cluster_.load();
+    return cluster == nullptr ? Status::Ok() : cluster->CheckServing(org, "");
+  }
+  // Creates `org` in the store and loads its runtime, unless it is held here already.
+  // REQUIRES: admin_mu_ held.
+  Status AdoptOrgLocked(std::string_view org, const storage::OrgConfig& config);
+  Status ForgetOrgLocked(std::string_view org);
   Reply RotateKey(const P::RotateKeyRequest* r, FBB& fbb);
   Reply RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB& fbb);
   Reply SetOrgLimits(const P::SetOrgLimitsRequest* r, FBB& fbb);
@@ -326,6 +346,9 @@ class CacheServiceImpl final : public CacheService {
   std::vector<std::weak_ptr<SessionBinding>> bindings_;
   size_t bindings_pruned_at_ = 0;
   std::string admin_token_path_;
+  // The admin token made at this first start: published to the cluster by SetCluster.
+  std::optional<std::pair<std::vector<uint8_t>, storage::TokenRecord>> bootstrap_token_;
+  std::atomic<ClusterView*> cluster_{nullptr};
   std::atomic<uint64_t> auth_failures_{0}, connection_errors_{0}, corruptions_{0};
   std::atomic<uint64_t> key_provider_errors_{0};
 
@@ -346,7 +369,10 @@ Status CacheServiceImpl::BootstrapAdminToken() {
   const std::string path = store_->data_dir() + "/" + kAdminTokenFile;
   if (std::filesystem::exists(path)) return Status::Ok();
   SC_ASSIGN_OR_RETURN(auto token, NewToken());
-  SC_RETURN_IF_ERROR(store_->AddToken(TokenHash(token.first), {"", token.second, 0}));
+  const auto hash = TokenHash(token.first);
+  SC_RETURN_IF_ERROR(store_->AddToken(hash, {"", token.second, 0}));
+  bootstrap_token_.emplace(std::vector<uint8_t>(hash.begin(), hash.end()),
+                           storage::TokenRecord{"", token.second, NowMs()});
   std::string text = token.first + "\n";
   SC_RETURN_IF_ERROR(crypto::WriteFileAtomically(
       path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
@@ -539,7 +565,18 @@ Reply CacheServiceImpl::Hello(Session& s, const P::HelloRequest* r, FBB& fbb) {
   auto binding = std::make_shared<SessionBinding>();
   {
     std::lock_guard<std::mutex> lock(bindings_mu_);
-    auto record = store_->FindToken(TokenHash(token));
+    const auto hash = TokenHash(token);
+    auto record = store_->FindToken(hash);
+    ClusterView* cluster = cluster_.load();
+    if (!record.ok() && record.status().IsNotFound() && cluster != nullptr) {
+      auto shared = cluster->FindToken(hash);
+      if (!shared.ok() && !shared.status().IsNotFound()) return {shared.status()};
+      if (shared.ok()) {
+        record = shared->record;
+        binding->org_uid = shared->org_uid;
+        binding->clustered = true;
+      }
+    }
     if (!record.ok()) return {Status::Unauthenticated("invalid or revoked token")};
     binding->org = record->org;
     binding->token_id = record->token_id;
@@ -551,9 +588,10 @@ Reply CacheServiceImpl::Hello(Session& s, const P::HelloRequest* r, FBB& fbb) {
         binding->runtime = rt->second;
       } else if (down != unavailable_orgs_.end()) {
         binding->unavailable = down->second;
-      } else {
+      } else if (!binding->clustered) {
         return {Status::Unauthenticated("invalid or revoked token")};
       }
+      // A clustered org not held here: requests answer Moved to its owner (OrgOf).
     }
     if (bindings_.size() >= 2 * bindings_pruned_at_ + 64) {
       std::erase_if(bindings_, [](const auto& b) { return b.expired(); });
@@ -581,8 +619,23 @@ Result<OrgLease> CacheServiceImpl::OrgOf(const Session& s) {
     return Status::PermissionDenied("data operations need an org token, not the admin token");
   }
   const SessionBinding& binding = *s.binding;
+  std::shared_ptr<OrgRuntime> rt;
+  if (ClusterView* cluster = cluster_.load(); cluster != nullptr) {
+    // The serving rule: only while the cluster names this node the org's owner.
+    Status serving = cluster->CheckServing(s.org, binding.org_uid);
+    if (serving.IsNotFound()) {
+      return Status::Unauthenticated("the org of this session no longer exists");
+    }
+    SC_RETURN_IF_ERROR(serving);
+    if (binding.clustered) {
+      // The org's copy here now, whichever node the session was opened on.
+      std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+      if (auto it = orgs_.find(s.org); it != orgs_.end()) rt = it->second;
+      if (!rt) return Status::Unavailable("org " + s.org + " is not loaded on this node yet");
+    }
+  }
   if (!binding.unavailable.ok()) return binding.unavailable;
-  auto rt = binding.runtime.lock();
+  if (!rt) rt = binding.runtime.lock();
   // The org was dropped while this session was open: its token is gone too.
   if (!rt) return Status::Unauthenticated("the org of this session no longer exists");
   OrgLease lease(std::move(rt));
@@ -936,7 +989,7 @@ Reply CacheServiceImpl::Stats(const Session& s, FBB& fbb) {
 // ---- admin operations ---------------------------------------------------------------------
 
 Reply CacheServiceImpl::CreateOrg(const P::CreateOrgRequest* r, FBB& fbb) {
-  std::lock_guard<std::mutex> admin(admin_mu_);
+  std::unique_lock<std::mutex> admin(admin_mu_);
   std::string org(StrOf(r->org()));
   storage::OrgConfig config;
   config.dimension = r->dimension();
@@ -952,7 +1005,26 @@ Reply CacheServiceImpl::CreateOrg(const P::CreateOrgRequest* r, FBB& fbb) {
   config.limits.max_entries = r->max_entries();
   config.limits.eviction_policy = StrOf(r->eviction_policy());
   Status st = internal::ValidateOrgIndexParams(config, index_params_);
-  if (st.ok()) st = store_->CreateOrg(org, config);
+  if (st.ok()) st = crypto::ValidateOrgId(org);
+  if (!st.ok()) return {st};
+  ClusterView* cluster = cluster_.load();
+  if (cluster != nullptr) {
+    // The cluster places the org (server/CLUSTER.md): here, with an empty copy made through
+    // AdoptOrg, or Moved to the node chosen, which then creates it.
+    admin.unlock();
+    auto uid = cluster->PlaceNewOrg(org, config);
+    if (!uid.ok()) return {uid.status()};
+    auto token = NewToken();
+    if (!token.ok()) return {token.status()};
+    st = cluster->AddToken(TokenHash(token->first),
+                           {{org, token->second, NowMs()}, std::move(uid).value()});
+    if (st.ok()) st = cluster->ActivateOrg(org);
+    if (!st.ok()) return {st};
+    return Ok(P::ResponseBody::CreateOrgResponse,
+              P::CreateCreateOrgResponse(fbb, fbb.CreateString(org), fbb.CreateString(token->first),
+                                         fbb.CreateString(token->second)));
+  }
+  st = store_->CreateOrg(org, config);
   if (!st.ok()) return {st};
   std::string log;
   auto rt = OrgRuntime::Load(*store_, org, index_params_, &log);
@@ -971,9 +1043,62 @@ Reply CacheServiceImpl::CreateOrg(const P::CreateOrgRequest* r, FBB& fbb) {
   return Ok(P::ResponseBody::CreateOrgResponse, P::CreateCreateOrgResponse(fbb, o, t, id));
 }
 
+Status CacheServiceImpl::AdoptOrgLocked(std::string_view org, const storage::OrgConfig& config) {
+  if (store_->GetOrg(org).ok()) return Status::Ok();
+  SC_RETURN_IF_ERROR(store_->CreateOrg(org, config));
+  std::string log;
+  auto rt = OrgRuntime::Load(*store_, std::string(org), index_params_, &log);
+  if (!rt.ok()) {
+    (void)store_->DropOrg(org);
+    return rt.status();
+  }
+  std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+  orgs_[std::string(org)] = std::move(rt).value();
+  unavailable_orgs_.erase(std::string(org));
+  return Status::Ok();
+}
+
+Status CacheServiceImpl::ForgetOrgLocked(std::string_view org) {
+  FBB fbb(64);
+  Reply dropped = DropLocal(std::string(org), /*revoke_sessions=*/false, fbb);
+  if (dropped.status.IsNotFound()) return Status::Ok();
+  return dropped.status;
+}
+
+Status CacheServiceImpl::SetCluster(ClusterView* cluster) {
+  if (cluster_.load() != nullptr) return Status::FailedPrecondition("the cluster is already set");
+  if (bootstrap_token_) {
+    // This node's first admin token works on every node of the cluster.
+    SC_RETURN_IF_ERROR(cluster->AddToken(bootstrap_token_->first, {bootstrap_token_->second, ""}));
+    bootstrap_token_.reset();
+  }
+  cluster_.store(cluster);
+  return Status::Ok();
+}
+
+std::vector<std::string> CacheServiceImpl::LocalOrgs() {
+  std::vector<std::string> out = store_->ListOrgs();
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  for (const auto& [org, why] : unavailable_orgs_) {
+    if (std::find(out.begin(), out.end(), org) == out.end()) out.push_back(org);
+  }
+  return out;
+}
+
+Status CacheServiceImpl::AdoptOrg(std::string_view org, const storage::OrgConfig& config) {
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  return AdoptOrgLocked(org, config);
+}
+
+Status CacheServiceImpl::ForgetOrg(std::string_view org) {
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  return ForgetOrgLocked(org);
+}
+
 Reply CacheServiceImpl::SetOrgLimits(const P::SetOrgLimitsRequest* r, FBB& fbb) {
   std::lock_guard<std::mutex> admin(admin_mu_);
   const std::string org(StrOf(r->org()));
+  if (Status here = ServedHere(org); !here.ok()) return {here};
   storage::OrgLimits limits;
   limits.max_bytes = r->max_bytes();
   limits.max_entries = r->max_entries();
@@ -993,6 +1118,16 @@ Reply CacheServiceImpl::SetOrgLimits(const P::SetOrgLimitsRequest* r, FBB& fbb) 
 Reply CacheServiceImpl::DropOrg(const P::DropOrgRequest* r, FBB& fbb) {
   std::lock_guard<std::mutex> admin(admin_mu_);
   std::string org(StrOf(r->org()));
+  if (ClusterView* cluster = cluster_.load(); cluster != nullptr) {
+    // The owner drops it: first from the cluster (record and tokens: no node serves it from
+    // now on, a node that was down deletes its copy on return), then its files and keys.
+    if (Status here = ServedHere(org); !here.ok()) return {here};
+    if (Status removed = cluster->RemoveOrg(org); !removed.ok()) return {removed};
+  }
+  return DropLocal(org, /*revoke_sessions=*/true, fbb);
+}
+
+Reply CacheServiceImpl::DropLocal(const std::string& org, bool revoke_sessions, FBB& fbb) {
   Status st = store_->DropOrg(org);
   if (!st.ok()) return {st};
   std::shared_ptr<OrgRuntime> dropped;
@@ -1004,7 +1139,7 @@ Reply CacheServiceImpl::DropOrg(const P::DropOrgRequest* r, FBB& fbb) {
     }
     unavailable_orgs_.erase(org);
   }
-  {
+  if (revoke_sessions) {
     std::lock_guard<std::mutex> lock(bindings_mu_);
     RevokeBindings([&](const SessionBinding& b) { return b.org == org; });
   }
@@ -1017,6 +1152,7 @@ Reply CacheServiceImpl::DropOrg(const P::DropOrgRequest* r, FBB& fbb) {
 }
 
 Reply CacheServiceImpl::RotateKey(const P::RotateKeyRequest* r, FBB& fbb) {
+  if (Status here = ServedHere(StrOf(r->org())); !here.ok()) return {here};
   auto v = store_->RotateKey(StrOf(r->org()));
   if (!v.ok()) return {v.status()};
   return Ok(P::ResponseBody::RotateKeyResponse, P::CreateRotateKeyResponse(fbb, *v));
@@ -1068,6 +1204,7 @@ Reply CacheServiceImpl::RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB&
 }
 
 Reply CacheServiceImpl::KeyStatus(const P::KeyStatusRequest* r, FBB& fbb) {
+  if (Status here = ServedHere(StrOf(r->org())); !here.ok()) return {here};
   auto status = store_->KeyStatus(StrOf(r->org()));
   if (!status.ok()) return {status.status()};
   std::vector<flatbuffers::Offset<P::KeyVersion>> versions;
@@ -1107,11 +1244,23 @@ Reply CacheServiceImpl::IssueToken(const P::IssueTokenRequest* r, FBB& fbb) {
   std::string org(StrOf(r->org()));
   if (!org.empty()) {
     if (Status valid = crypto::ValidateOrgId(org); !valid.ok()) return {valid};
+    if (Status here = ServedHere(org); !here.ok()) return {here};
     if (!store_->GetOrg(org).ok()) return {Status::NotFound("unknown org " + org)};
   }
   auto token = NewToken();
   if (!token.ok()) return {token.status()};
-  Status st = store_->AddToken(TokenHash(token->first), {org, token->second, 0});
+  Status st;
+  if (ClusterView* cluster = cluster_.load(); cluster != nullptr) {
+    std::string uid;
+    if (!org.empty()) {
+      auto owner = cluster->OrgUid(org);
+      if (!owner.ok()) return {owner.status()};
+      uid = *owner;
+    }
+    st = cluster->AddToken(TokenHash(token->first), {{org, token->second, NowMs()}, uid});
+  } else {
+    st = store_->AddToken(TokenHash(token->first), {org, token->second, 0});
+  }
   if (!st.ok()) return {st};
   auto t = fbb.CreateString(token->first);
   auto id = fbb.CreateString(token->second);
@@ -1122,11 +1271,17 @@ Reply CacheServiceImpl::RevokeToken(const P::RevokeTokenRequest* r, FBB& fbb) {
   const std::string org(StrOf(r->org())), token_id(StrOf(r->token_id()));
   if (!org.empty()) {
     if (Status valid = crypto::ValidateOrgId(org); !valid.ok()) return {valid};
+    if (Status here = ServedHere(org); !here.ok()) return {here};
     if (!store_->GetOrg(org).ok()) return {Status::NotFound("unknown org " + org)};
   }
   std::lock_guard<std::mutex> lock(bindings_mu_);
   auto n = store_->RevokeTokens(org, token_id);
   if (!n.ok()) return {n.status()};
+  if (ClusterView* cluster = cluster_.load(); cluster != nullptr) {
+    auto shared = cluster->RevokeTokens(org, token_id);
+    if (!shared.ok()) return {shared.status()};
+    *n += *shared;
+  }
   RevokeBindings([&](const SessionBinding& b) {
     return b.org == org && (token_id.empty() || b.token_id == token_id);
   });

@@ -12,6 +12,26 @@
 
 namespace sealcache::server {
 
+// Cluster membership through etcd (server/CLUSTER.md); off when etcd_endpoint is empty.
+struct ClusterOptions {
+  // etcd's client URL, http://HOST:PORT (its v3 JSON gateway). Empty: a single node.
+  std::string etcd_endpoint;
+  // Every record of this cluster lives under this etcd key prefix. Default "/sealcache/".
+  std::string prefix = "/sealcache/";
+  // This node's id ([a-z0-9._-], at most 64). Empty: the one made at its first join and kept
+  // in <data>/cluster.json.
+  std::string node_id;
+  // The host other nodes' redirects name for this node. Empty: the listen address.
+  std::string advertise_host;
+  // The node's lease in etcd, in s: a node that stops renewing it stops serving within this
+  // time, and its orgs move after it. Default 3.
+  int64_t lease_ttl_s = 3;
+  // How often the records are read and this node's copies made to match, in ms. Default 1000.
+  int64_t reconcile_period_ms = 1000;
+  // One etcd call gives up after this long, in ms. Default 2000.
+  int64_t etcd_timeout_ms = 2000;
+};
+
 struct ServerOptions {
   ServiceOptions service;
   // Address to listen on. Default 127.0.0.1 (loopback only).
@@ -58,6 +78,7 @@ struct ServerOptions {
   int64_t resp_default_ttl_ms = 86'400'000;
   // Prometheus text endpoint (GET /metrics) on this port; 0 = off. Default 0.
   uint16_t metrics_port = 0;
+  ClusterOptions cluster;
   // How long Shutdown waits for in-flight requests, in ms. Default 10000.
   int64_t drain_timeout_ms = 10'000;
 };

@@ -113,6 +113,42 @@ class OrgAttachment {
   virtual ~OrgAttachment() = default;
 };
 
+// An org token as the cluster keeps it: the record, and the incarnation of the org it was
+// issued for (an org dropped and created again under the same name is another tenant).
+struct ClusterToken {
+  storage::TokenRecord record;
+  std::string org_uid;  // empty for an admin token
+};
+
+// What the cluster (server/CLUSTER.md) tells the service; absent on a single node. Every
+// call is safe from any thread.
+class ClusterView {
+ public:
+  virtual ~ClusterView() = default;
+  // OK: this node serves `org` now. Moved: another node owns it; the message is its
+  // addresses, "NATIVE_HOST:PORT RESP_HOST:PORT". Unavailable: this node may not serve now
+  // (its lease is not known to be alive, or it has not joined yet). Unauthenticated: the
+  // org is gone, or `org_uid` (when not empty) names an earlier incarnation of it.
+  virtual Status CheckServing(std::string_view org, std::string_view org_uid) = 0;
+  // Placement of a new org: OK when this node is to hold it (its record names this node
+  // and an empty copy is held here, made through AdoptOrg), Moved to the node chosen,
+  // AlreadyExists if the org exists. Returns the org's uid. Called without the service's
+  // locks held.
+  virtual Result<std::string> PlaceNewOrg(std::string_view org,
+                                          const storage::OrgConfig& config) = 0;
+  // The uid of the org's current incarnation; NotFound if the cluster has no such org.
+  virtual Result<std::string> OrgUid(std::string_view org) = 0;
+  // The org is created here and its first token issued: its record becomes active.
+  virtual Status ActivateOrg(std::string_view org) = 0;
+  // Drops the org from the cluster: its record and every token of it.
+  virtual Status RemoveOrg(std::string_view org) = 0;
+  // Tokens, cluster-wide, by the SHA-256 hash of the token (never the token itself).
+  virtual Status AddToken(std::span<const uint8_t> token_hash, const ClusterToken& token) = 0;
+  // NotFound for an unknown or revoked token.
+  virtual Result<ClusterToken> FindToken(std::span<const uint8_t> token_hash) = 0;
+  virtual Result<uint64_t> RevokeTokens(std::string_view org, std::string_view token_id) = 0;
+};
+
 class CacheService {
  public:
   static Result<std::unique_ptr<CacheService>> Open(ServiceOptions options,
@@ -163,6 +199,18 @@ class CacheService {
 
   // An error response for a frame that never reached Handle (e.g. too large).
   static std::vector<uint8_t> ErrorResponse(uint64_t id, const Status& status);
+
+  // ---- Cluster membership (server/CLUSTER.md). SetCluster is called once, before serving;
+  // from then on tokens, placement and the serving rule are the cluster's, and a request for
+  // an org this node does not serve answers Moved with the owner's address.
+  virtual Status SetCluster(ClusterView* cluster) = 0;
+  // This node's copies of orgs, for the cluster's reconcile loop: the orgs held here; hold
+  // `org` empty under a new key generation (nothing is done if a copy is held); delete this
+  // node's copy of `org`, its files and every key version (crypto-shredding), touching no
+  // token and no cluster record. Sessions bound to a deleted copy stop working.
+  virtual std::vector<std::string> LocalOrgs() = 0;
+  virtual Status AdoptOrg(std::string_view org, const storage::OrgConfig& config) = 0;
+  virtual Status ForgetOrg(std::string_view org) = 0;
 
   // Prometheus text exposition of every metric.
   virtual std::string MetricsText() = 0;

@@ -1,0 +1,140 @@
+// ClusterNode: this sealcached as a member of a cluster whose membership, placement and
+// tokens live in etcd (server/CLUSTER.md). It registers under a lease, keeps the lease alive,
+// reads the org records every reconcile period and makes this node's copies match them
+// (holds what it owns at the owner's epoch, deletes what it does not), and, while etcd's
+// election names it the rebalancer, reassigns the orgs of nodes whose lease ended. The
+// service asks it, on every request, whether this node may serve an org (CheckServing).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "etcd_client.h"
+#include "sealcache/server/server.h"
+#include "sealcache/server/service.h"
+
+namespace sealcache::server::cluster {
+
+// An org's record in etcd: changed only by compare-and-set on its revision.
+struct OrgRecord {
+  std::string owner;          // node id
+  int64_t epoch = 0;          // + 1 at each change of owner
+  std::string state;          // "creating" or "active"
+  std::string uid;            // the incarnation: a new one for each create-org
+  storage::OrgConfig config;  // to create the org's empty copy on a new owner
+  int64_t mod_revision = 0;   // etcd's, for the compare-and-set
+};
+
+struct NodeRecord {
+  std::string id;
+  std::string native_address;  // host:port of the native protocol
+  std::string resp_address;    // host:port of the Redis protocol, or "" when off
+};
+
+// Weighted rendezvous hashing: the node of `nodes` that `org` goes to, each node's weight
+// 1 / (1 + the orgs it owns now). Empty if there is no node.
+std::string PlaceOrg(std::string_view org, const std::map<std::string, NodeRecord>& nodes,
+                     const std::map<std::string, size_t>& owned);
+
+class ClusterNode final : public ClusterView {
+ public:
+  // Reads (or creates) this node's cluster state file in `data_dir`; talks to no one yet.
+  static Result<std::unique_ptr<ClusterNode>> Create(const ClusterOptions& options,
+                                                     const std::string& data_dir,
+                                                     CacheService* service);
+  ~ClusterNode() override;
+
+  // Registers this node with its addresses, reconciles its copies once (deleting those it
+  // does not own before anything is served) and starts the lease, reconcile and election
+  // threads. Until it returns OK, CheckServing answers Unavailable.
+  Status Join(const std::string& native_address, const std::string& resp_address);
+  // Stops the threads and revokes the lease (the rebalancer then moves this node's orgs).
+  void Leave();
+
+  const std::string& node_id() const { return node_id_; }
+
+  // ClusterView.
+  Status CheckServing(std::string_view org, std::string_view org_uid) override;
+  Result<std::string> PlaceNewOrg(std::string_view org, const storage::OrgConfig& config) override;
+  Result<std::string> OrgUid(std::string_view org) override;
+  Status ActivateOrg(std::string_view org) override;
+  Status RemoveOrg(std::string_view org) override;
+  Status AddToken(std::span<const uint8_t> token_hash, const ClusterToken& token) override;
+  Result<ClusterToken> FindToken(std::span<const uint8_t> token_hash) override;
+  Result<uint64_t> RevokeTokens(std::string_view org, std::string_view token_id) override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct LocalCopy {
+    std::string uid;
+    int64_t epoch = 0;
+  };
+
+  ClusterNode(const ClusterOptions& options, EtcdClient etcd, std::string state_path,
+              CacheService* service);
+  Status LoadState();
+  Status SaveState();  // REQUIRES: copies_mu_ held
+  Status Register();
+  // Reads every node and org record, makes this node's copies match, and (as rebalancer)
+  // reassigns the orgs of nodes that are gone.
+  Status Reconcile();
+  // Makes this node's copy of `org` the record's incarnation and epoch (an empty copy under
+  // new keys when it differs). REQUIRES: copies_mu_ held.
+  Status HoldCopy(const std::string& org, const OrgRecord& record);
+  Status DropCopy(const std::string& org);  // REQUIRES: copies_mu_ held
+  void Reassign(const std::map<std::string, NodeRecord>& nodes,
+                const std::map<std::string, OrgRecord>& orgs);
+  Result<std::map<std::string, OrgRecord>> ReadOrgs() const;
+  Status WriteOrg(const std::string& org, const OrgRecord& record, int64_t mod_revision,
+                  bool* written) const;
+  bool LeaseAlive(Clock::time_point now) const;  // REQUIRES: mu_ held
+  // The serving rule against the view alone. Unless `final_answer`, NotFound also when the
+  // view lacks the owner's node (so that the caller reads it from etcd first).
+  Status ServingFromView(std::string_view org, std::string_view org_uid, bool final_answer);
+  void LeaseLoop();
+  void ReconcileLoop();
+  void ElectionLoop();
+  bool Sleep(std::chrono::milliseconds d);  // false once stopping
+
+  std::string OrgKey(std::string_view org) const;
+  std::string NodeKey(std::string_view node) const;
+  std::string TokenKey(std::span<const uint8_t> hash) const;
+
+  const ClusterOptions options_;
+  const EtcdClient etcd_;
+  const std::string state_path_;
+  CacheService* const service_;
+  std::string node_id_;
+  std::string native_address_, resp_address_;
+
+  // The lease and the view of the records the serving rule reads. Lock order: copies_mu_,
+  // then mu_.
+  mutable std::mutex mu_;
+  int64_t lease_ = 0;
+  Clock::time_point lease_alive_until_{};
+  bool joined_ = false;
+  bool view_fresh_ = false;  // the view was read under the current lease
+  std::map<std::string, NodeRecord> nodes_;
+  std::map<std::string, OrgRecord, std::less<>> orgs_;
+  int64_t leader_lease_ = 0;  // the lease this node leads the rebalancer election with
+
+  // This node's copies, kept in the state file: changed under copies_mu_ (which serialises
+  // every change to them, and is held across the service's AdoptOrg/ForgetOrg) and mu_;
+  // read under either.
+  std::mutex copies_mu_;
+  std::map<std::string, LocalCopy> copies_;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread lease_thread_, reconcile_thread_, election_thread_;
+};
+
+}  // namespace sealcache::server::cluster

@@ -1,0 +1,391 @@
+// The cluster on one machine (server/CLUSTER.md): a real etcd and real sealcached nodes.
+#include "cluster.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <map>
+#include <set>
+
+#include "cluster_fixture.h"
+#include "sealcache/crypto/hash.h"
+
+namespace sealcache::test {
+namespace {
+
+using client::Client;
+using client::Digest;
+using server::cluster::EtcdClient;
+using server::cluster::NodeRecord;
+using server::cluster::PlaceOrg;
+
+Digest DigestOf(std::string_view name) {
+  return crypto::Sha256({reinterpret_cast<const uint8_t*>(name.data()), name.size()});
+}
+
+std::vector<uint8_t> Bytes(std::string_view s) { return {s.begin(), s.end()}; }
+
+Status PutText(Client& c, std::string_view name, std::string_view text, uint64_t seed) {
+  const auto vector = MakeVector(8, seed);
+  const auto payload = Bytes(text);
+  return c.Put({.digest = DigestOf(name), .vector = vector, .payload = payload, .ttl_ms = 600'000})
+      .status();
+}
+
+std::string GetText(Client& c, std::string_view name) {
+  auto e = c.Get(DigestOf(name));
+  if (!e.ok()) return "<" + e.status().ToString() + ">";
+  return std::string(e->payload.begin(), e->payload.end());
+}
+
+// The status of one Get sent on `c` as it is answered, redirects not followed.
+Status RawGet(Client& c, std::string_view name) {
+  auto id = c.Send([&](flatbuffers::FlatBufferBuilder& fbb) {
+    const Digest d = DigestOf(name);
+    auto v = fbb.CreateVector(d.data(), d.size());
+    return std::make_pair(protocol::RequestBody::GetEntryRequest,
+                          protocol::CreateGetEntryRequest(fbb, v, true).Union());
+  });
+  if (!id.ok()) return id.status();
+  auto f = c.Receive();
+  return f.ok() ? f->status() : f.status();
+}
+
+// ---- etcd and placement, below the nodes -------------------------------------------------------
+
+TEST(ClusterPlacement, RendezvousIsStableMovesOnlyTheLostNodesOrgsAndPrefersTheLessLoaded) {
+  std::map<std::string, NodeRecord> three = {
+      {"a", {"a", "h:1", ""}}, {"b", {"b", "h:2", ""}}, {"c", {"c", "h:3", ""}}};
+  std::map<std::string, size_t> none;
+  std::map<std::string, std::string> placed;
+  std::map<std::string, int> count;
+  for (int i = 0; i < 300; ++i) {
+    const std::string org = "org" + std::to_string(i);
+    placed[org] = PlaceOrg(org, three, none);
+    EXPECT_EQ(PlaceOrg(org, three, none), placed[org]) << "placement is deterministic";
+    ++count[placed[org]];
+  }
+  for (const auto& [node, n] : count) EXPECT_GT(n, 60) << node << " gets its share";
+  auto two = three;
+  two.erase("c");
+  for (const auto& [org, node] : placed) {
+    if (node != "c") EXPECT_EQ(PlaceOrg(org, two, none), node) << "only c's orgs move";
+  }
+  // A node that owns far more gets far fewer of the new orgs.
+  int to_loaded = 0;
+  for (int i = 0; i < 300; ++i) {
+    if (PlaceOrg("new" + std::to_string(i), three, {{"a", 50}}) == "a") ++to_loaded;
+  }
+  EXPECT_LT(to_loaded, 20);
+  EXPECT_EQ(PlaceOrg("x", {}, none), "");
+}
+
+// Whether `node` itself serves the org of `token` now (a hit or a miss, not a redirect or a
+// refusal): the record can name a new owner a moment before that owner has read it.
+bool Serves(const SealcachedProcess& node, const std::string& token) {
+  auto c = node.ConnectAs(token);
+  if (c == nullptr) return false;
+  const Status s = RawGet(*c, "probe");
+  return s.ok() || s.IsNotFound();
+}
+
+class EtcdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!EtcdProcess::Installed()) GTEST_SKIP() << "etcd is not installed";
+    dir_ = MakeTempDir("sealcache-etcd");
+    etcd_ = std::make_unique<EtcdProcess>(dir_);
+    ASSERT_TRUE(etcd_->Start());
+  }
+  void TearDown() override {
+    etcd_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::string dir_;
+  std::unique_ptr<EtcdProcess> etcd_;
+};
+
+TEST_F(EtcdTest, CompareAndSetWritesOnlyAtTheRevisionItRead) {
+  EtcdClient etcd = etcd_->Client();
+  ASSERT_TRUE(*etcd.PutIf("/k", std::string("v1\0\xff", 4), 0));
+  EXPECT_FALSE(*etcd.PutIf("/k", "again", 0)) << "create only if absent";
+  auto kv = etcd.Get("/k");
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(kv->value, std::string("v1\0\xff", 4)) << "bytes round-trip through base64";
+  EXPECT_FALSE(*etcd.PutIf("/k", "v2", kv->mod_revision + 1));
+  EXPECT_TRUE(*etcd.PutIf("/k", "v2", kv->mod_revision));
+  EXPECT_FALSE(*etcd.DeleteIf("/k", kv->mod_revision)) << "the revision moved on";
+  auto now = etcd.Get("/k");
+  EXPECT_TRUE(*etcd.DeleteIf("/k", now->mod_revision));
+  EXPECT_TRUE(etcd.Get("/k").status().IsNotFound());
+  ASSERT_TRUE(etcd.Put("/p/1", "a").ok());
+  ASSERT_TRUE(etcd.Put("/p/2", "b").ok());
+  ASSERT_TRUE(etcd.Put("/q", "c").ok());
+  auto range = etcd.GetPrefix("/p/");
+  ASSERT_TRUE(range.ok());
+  ASSERT_EQ(range->size(), 2u);
+  EXPECT_EQ((*range)[1].value, "b");
+}
+
+TEST_F(EtcdTest, AKeyUnderALeaseGoesWithItAndTheElectionHasOneLeader) {
+  EtcdClient etcd = etcd_->Client();
+  auto lease = etcd.GrantLease(2);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  ASSERT_TRUE(etcd.Put("/node", "x", lease->first).ok());
+  EXPECT_TRUE(etcd.KeepAlive(lease->first).ok());
+  auto other = etcd.GrantLease(2);
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(*etcd.Campaign("/election", lease->first, "first", std::chrono::seconds(2)));
+  EXPECT_FALSE(*etcd.Campaign("/election", other->first, "second", std::chrono::milliseconds(500)))
+      << "one leader while its lease lives";
+  ASSERT_TRUE(etcd.RevokeLease(lease->first).ok());
+  EXPECT_TRUE(etcd.Get("/node").status().IsNotFound());
+  EXPECT_TRUE(etcd.KeepAlive(lease->first).status().IsNotFound());
+  EXPECT_TRUE(*etcd.Campaign("/election", other->first, "second", std::chrono::seconds(2)));
+  EXPECT_FALSE(EtcdClient::Create("https://127.0.0.1:1", std::chrono::seconds(1)).ok());
+  auto down = EtcdClient::Create("http://127.0.0.1:1", std::chrono::seconds(1));
+  ASSERT_TRUE(down.ok());
+  EXPECT_EQ(down->Get("/k").status().code(), Status::Code::kUnavailable);
+}
+
+// ---- the nodes ----------------------------------------------------------------------------
+
+TEST_F(ClusterTest, OrgsArePlacedAcrossNodesAndEveryNodeRedirectsToTheOwner) {
+  std::map<std::string, std::string> tokens;
+  std::set<int> owners;
+  for (int i = 0; i < 6; ++i) {
+    const std::string org = "org" + std::to_string(i);
+    tokens[org] = CreateOrg(i % 3, org);
+    ASSERT_FALSE(tokens[org].empty());
+    const int owner = Owner(org);
+    ASSERT_GE(owner, 0) << org;
+    owners.insert(owner);
+    EXPECT_EQ(Epoch(org), 1);
+    EXPECT_EQ(Record(org)["state"].string(), "active");
+    for (int n = 0; n < 3; ++n) EXPECT_EQ(HoldsCopy(n, org), n == owner) << org << " on " << n;
+  }
+  EXPECT_GE(owners.size(), 2u) << "six orgs do not all land on one of three nodes";
+
+  for (const auto& [org, token] : tokens) {
+    const int owner = Owner(org);
+    for (int n = 0; n < 3; ++n) {
+      // The client follows the redirect: a put through any node is read through any other.
+      auto c = nodes_[n]->ConnectAs(token);
+      ASSERT_NE(c, nullptr);
+      ASSERT_TRUE(PutText(*c, "q" + std::to_string(n), org + "-answer", n).ok());
+      auto d = nodes_[(n + 1) % 3]->ConnectAs(token);
+      EXPECT_EQ(GetText(*d, "q" + std::to_string(n)), org + "-answer");
+      // As answered: the owner serves, the others name it.
+      auto raw = nodes_[n]->ConnectAs(token);
+      Status s = RawGet(*raw, "q" + std::to_string(n));
+      if (n == owner) {
+        EXPECT_TRUE(s.ok()) << s.ToString();
+      } else {
+        EXPECT_EQ(s.code(), Status::Code::kMoved);
+        EXPECT_EQ(s.message(), "127.0.0.1:" + std::to_string(nodes_[owner]->port()) +
+                                   " 127.0.0.1:" + std::to_string(resp_ports_[owner]));
+      }
+      // The Redis protocol answers Redis Cluster's redirect, to the owner's RESP port.
+      RespLine resp(resp_ports_[n]);
+      EXPECT_EQ(resp.Command({"AUTH", org, token}), "+OK");
+      const std::string reply = resp.Command({"SET", "k", "v"});
+      if (n == owner) {
+        EXPECT_EQ(reply, "+OK");
+      } else {
+        EXPECT_EQ(reply, "-MOVED 0 127.0.0.1:" + std::to_string(resp_ports_[owner]));
+      }
+    }
+  }
+  // An admin operation on a non-owner follows the redirect too (every node's admin token
+  // is the cluster's), and creating an existing org is refused everywhere.
+  auto admin = nodes_[0]->ConnectAs(nodes_[2]->AdminToken());
+  ASSERT_NE(admin, nullptr);
+  for (const auto& [org, token] : tokens) {
+    auto rotated = admin->RotateKey(org);
+    EXPECT_TRUE(rotated.ok()) << org << ": " << rotated.status().ToString();
+    EXPECT_EQ(admin->CreateOrg(org, 8).status().code(), Status::Code::kAlreadyExists);
+  }
+}
+
+TEST_F(ClusterTest, AKilledNodesOrgsServeAgainElsewhereEmptyUnderANewKeyGeneration) {
+  std::map<std::string, std::string> tokens;
+  for (int i = 0; i < 6; ++i)
+    tokens["org" + std::to_string(i)] = CreateOrg(0, "org" + std::to_string(i));
+  const int victim = Owner("org0");
+  std::vector<std::string> moved;
+  for (const auto& [org, token] : tokens) {
+    if (Owner(org) == victim) moved.push_back(org);
+    auto c = nodes_[(victim + 1) % 3]->ConnectAs(token);
+    ASSERT_TRUE(PutText(*c, "before", org + "-old", 1).ok());
+  }
+  const auto killed_at = std::chrono::steady_clock::now();
+  nodes_[victim]->Kill(SIGKILL);
+  const int survivor = (victim + 1) % 3;
+  for (const std::string& org : moved) {
+    ASSERT_TRUE(Eventually(
+        [&] {
+          const int owner = Owner(org);
+          return owner >= 0 && owner != victim;
+        },
+        FailoverBound()))
+        << org << " was not reassigned";
+    EXPECT_EQ(Epoch(org), 2);
+    ASSERT_TRUE(
+        Eventually([&] { return Serves(*nodes_[Owner(org)], tokens[org]); }, FailoverBound()));
+    // Served again through any live node: empty (its entries died with the node's keys),
+    // and new writes work.
+    std::string got;
+    ASSERT_TRUE(Eventually(
+        [&] {
+          auto fresh = nodes_[survivor]->ConnectAs(tokens[org]);
+          got = fresh == nullptr ? "<no session>" : GetText(*fresh, "before");
+          return got.find("Unavailable") == std::string::npos &&
+                 got.find("IO error") == std::string::npos;
+        },
+        FailoverBound()));
+    EXPECT_EQ(got, "<Not found: miss>");
+    auto c = nodes_[survivor]->ConnectAs(tokens[org]);
+    ASSERT_NE(c, nullptr);
+    ASSERT_TRUE(PutText(*c, "after", org + "-new", 2).ok());
+    EXPECT_EQ(GetText(*c, "after"), org + "-new");
+    EXPECT_TRUE(HoldsCopy(Owner(org), org));
+  }
+  const auto took = std::chrono::steady_clock::now() - killed_at;
+  EXPECT_LT(took, FailoverBound())
+      << "failover took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+      << " ms";
+  // The orgs that lived elsewhere kept their entries.
+  for (const auto& [org, token] : tokens) {
+    if (std::find(moved.begin(), moved.end(), org) != moved.end()) continue;
+    auto c = nodes_[survivor]->ConnectAs(token);
+    EXPECT_EQ(GetText(*c, "before"), org + "-old");
+  }
+}
+
+TEST_F(ClusterTest, ANodePausedPastItsLeaseRefusesWhenItWakesAndThenPointsToTheNewOwner) {
+  const std::string token = CreateOrg(0, "acme");
+  const int paused = Owner("acme");
+  auto direct = nodes_[paused]->ConnectAs(token);
+  ASSERT_NE(direct, nullptr);
+  ASSERT_TRUE(PutText(*direct, "q", "old-answer", 1).ok());
+
+  kill(nodes_[paused]->pid(), SIGSTOP);
+  ASSERT_TRUE(Eventually(
+      [&] {
+        const int owner = Owner("acme");
+        return owner >= 0 && owner != paused;
+      },
+      FailoverBound()));
+  const int owner = Owner("acme");
+  ASSERT_TRUE(Eventually([&] { return Serves(*nodes_[owner], token); }, FailoverBound()));
+  auto c = nodes_[owner]->ConnectAs(token);
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(PutText(*c, "q", "new-answer", 2).ok());
+  // The paused node's session sends a request now; the node reads it when it wakes.
+  auto id = direct->Send([&](flatbuffers::FlatBufferBuilder& fbb) {
+    const Digest d = DigestOf("q");
+    auto v = fbb.CreateVector(d.data(), d.size());
+    return std::make_pair(protocol::RequestBody::GetEntryRequest,
+                          protocol::CreateGetEntryRequest(fbb, v, true).Union());
+  });
+  ASSERT_TRUE(id.ok());
+  kill(nodes_[paused]->pid(), SIGCONT);
+  auto woke = direct->Receive();
+  ASSERT_TRUE(woke.ok()) << woke.status().ToString();
+  const Status answer = woke->status();
+  EXPECT_FALSE(answer.ok()) << "a node past its lease served the org it lost";
+  EXPECT_TRUE(answer.code() == Status::Code::kUnavailable || answer.code() == Status::Code::kMoved)
+      << answer.ToString();
+  // Once it has registered again it names the new owner, and its copy is gone.
+  ASSERT_TRUE(Eventually([&] { return RawGet(*direct, "q").code() == Status::Code::kMoved; },
+                         FailoverBound()));
+  EXPECT_FALSE(HoldsCopy(paused, "acme"));
+  EXPECT_EQ(GetText(*direct, "q"), "new-answer") << "the client follows to the new owner";
+}
+
+TEST_F(ClusterTest, ANodeThatWasDownDeletesWhatItNoLongerOwnsBeforeServing) {
+  const std::string acme = CreateOrg(0, "acme");
+  const int down = Owner("acme");
+  // A second org on the same node, dropped while it is down.
+  std::string dropped_token;
+  for (int i = 0; dropped_token.empty() && i < 40; ++i) {
+    const std::string org = "other" + std::to_string(i);
+    const std::string token = CreateOrg(0, org);
+    if (Owner(org) == down) {
+      dropped_token = token;
+      ASSERT_TRUE(PutText(*nodes_[down]->ConnectAs(token), "q", "secret", 1).ok());
+    }
+  }
+  ASSERT_FALSE(dropped_token.empty()) << "no second org landed on node " << down;
+  std::string dropped_org;
+  for (int i = 0; i < 40; ++i) {
+    if (Owner("other" + std::to_string(i)) == down) dropped_org = "other" + std::to_string(i);
+  }
+  nodes_[down]->Kill(SIGKILL);
+  ASSERT_TRUE(Eventually([&] { return Owner(dropped_org) != down && Owner(dropped_org) >= 0; },
+                         FailoverBound()));
+  const int live = (down + 1) % 3;
+  Status drop;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        // A fresh session each time: a node whose view is a moment old may still name the
+        // dead node, and a redirect there ends the session.
+        auto admin = nodes_[live]->ConnectAs(nodes_[live]->AdminToken());
+        drop = admin->DropOrg(dropped_org);
+        return drop.code() != Status::Code::kUnavailable && drop.code() != Status::Code::kIOError;
+      },
+      FailoverBound()));
+  ASSERT_TRUE(drop.ok()) << drop.ToString();
+  EXPECT_TRUE(Record(dropped_org).is_null());
+  ASSERT_TRUE(HoldsCopy(down, dropped_org)) << "the dead node's files are still on its disk";
+
+  ASSERT_TRUE(StartNode(down)) << nodes_[down]->Log();
+  // Before it served anything, both copies were deleted: the dropped org's, and acme's
+  // (owned elsewhere now).
+  EXPECT_FALSE(HoldsCopy(down, dropped_org));
+  EXPECT_FALSE(HoldsCopy(down, "acme"));
+  const std::string log = nodes_[down]->Log();
+  EXPECT_LT(log.rfind("deleted this node's copy of org " + dropped_org),
+            log.rfind("joined as node"));
+  // The dropped org's token is refused on every node; acme serves from its new owner.
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_EQ(nodes_[n]->ConnectAs(dropped_token), nullptr) << "node " << n;
+  }
+  auto c = nodes_[down]->ConnectAs(acme);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(GetText(*c, "q"), "<Not found: miss>");
+}
+
+TEST_F(ClusterTest, TenantsStayIsolatedAcrossNodesAndARecreatedOrgIsAnotherTenant) {
+  const std::string a = CreateOrg(0, "alpha");
+  std::string b, beta;
+  for (int i = 0; b.empty() && i < 40; ++i) {
+    const std::string org = "beta" + std::to_string(i);
+    const std::string token = CreateOrg(1, org);
+    if (Owner(org) != Owner("alpha")) {
+      b = token;
+      beta = org;
+    }
+  }
+  ASSERT_FALSE(b.empty());
+  ASSERT_TRUE(PutText(*nodes_[0]->ConnectAs(a), "shared-prompt", "alpha-only", 1).ok());
+  // Beta's token, through alpha's own node, never sees alpha's entry.
+  auto beta_client = nodes_[Owner("alpha")]->ConnectAs(b);
+  ASSERT_NE(beta_client, nullptr);
+  EXPECT_EQ(GetText(*beta_client, "shared-prompt"), "<Not found: miss>");
+  // Drop alpha and create it again: the old token is another tenant's and is refused, also
+  // by a session opened before the drop.
+  auto old_session = nodes_[2]->ConnectAs(a);
+  ASSERT_NE(old_session, nullptr);
+  auto admin = nodes_[1]->ConnectAs(nodes_[1]->AdminToken());
+  ASSERT_TRUE(admin->DropOrg("alpha").ok());
+  const std::string a2 = CreateOrg(2, "alpha");
+  for (int n = 0; n < 3; ++n) EXPECT_EQ(nodes_[n]->ConnectAs(a), nullptr);
+  // Wherever the old session is sent, the token it proves no longer opens a session.
+  auto stale = old_session->Get(DigestOf("shared-prompt"));
+  EXPECT_EQ(stale.status().code(), Status::Code::kUnauthenticated) << stale.status().ToString();
+  EXPECT_EQ(GetText(*nodes_[0]->ConnectAs(a2), "shared-prompt"), "<Not found: miss>");
+}
+
+}  // namespace
+}  // namespace sealcache::test
