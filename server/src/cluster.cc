@@ -173,7 +173,9 @@ Status ClusterNode::LoadState() {
         copies_[org] = {Str(copy["uid"]), Int(copy["epoch"])};
       }
     }
-  } else if (!bytes.status().IsNotFound()) {
+  } else if (bytes.status().IsNotFound()) {
+    first_join_ = true;
+  } else {
     return bytes.status();
   }
   if (!options_.node_id.empty() && !stored_id.empty() && options_.node_id != stored_id) {
@@ -185,9 +187,7 @@ Status ClusterNode::LoadState() {
   if (node_id_.empty()) {
     SC_ASSIGN_OR_RETURN(node_id_, RandomHex(kNodeIdBytes));
   }
-  SC_RETURN_IF_ERROR(ValidateNodeId(node_id_));
-  std::lock_guard<std::mutex> lock(copies_mu_);
-  return SaveState();
+  return ValidateNodeId(node_id_);
 }
 
 Status ClusterNode::SaveState() {
@@ -234,6 +234,23 @@ Status ClusterNode::Register() {
 Status ClusterNode::Join(const std::string& native_address, const std::string& resp_address) {
   native_address_ = native_address;
   resp_address_ = resp_address;
+  if (first_join_) {
+    // Joining deletes every copy no record gives this node: a data directory that already
+    // holds orgs is not silently emptied.
+    const auto held = service_->LocalOrgs();
+    if (!held.empty()) {
+      std::string names;
+      for (const auto& org : held) names += (names.empty() ? "" : ", ") + org;
+      return Status::FailedPrecondition(
+          "this data directory holds orgs (" + names +
+          ") and has never been part of a cluster; joining would delete them. Start the node "
+          "with an empty data directory (server/CLUSTER.md)");
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(copies_mu_);
+    SC_RETURN_IF_ERROR(SaveState());
+  }
   SC_RETURN_IF_ERROR(Register());
   SC_RETURN_IF_ERROR(Reconcile());
   {

@@ -113,9 +113,12 @@ class ClusterNode final : public ClusterView {
   CacheService* const service_;
   std::string node_id_;
   std::string native_address_, resp_address_;
+  bool first_join_ = false;  // no state file yet: this data directory never joined
 
   // The lease and the view of the records the serving rule reads. Lock order: copies_mu_,
-  // then mu_.
+  // then the service's own locks (HoldCopy and DropCopy call AdoptOrg and ForgetOrg), then
+  // mu_; so the service never calls a method that takes copies_mu_ (PlaceNewOrg, RemoveOrg)
+  // with its admin lock held.
   mutable std::mutex mu_;
   int64_t lease_ = 0;
   Clock::time_point lease_alive_until_{};

@@ -34,6 +34,9 @@ struct SessionBinding {
   // served by another node (no runtime here), and may come here later.
   std::string org_uid;
   bool clustered = false;
+  // The hash of the token, kept in a cluster so that an admin session can be checked
+  // against etcd on each admin request (a revocation on any node ends it).
+  crypto::Sha256Digest token_hash{};
   std::weak_ptr<internal::OrgRuntime> runtime;
   // The org could not be loaded at start (a damaged file): requests get `unavailable`.
   Status unavailable;
@@ -534,6 +537,16 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
       break;
   }
   if (!s.admin) return {Status::PermissionDenied("this operation needs an admin token")};
+  if (ClusterView* cluster = cluster_.load(); cluster != nullptr && s.binding->clustered) {
+    // Admin operations are rare and any node may revoke an admin token: ask etcd each time.
+    auto still = cluster->FindToken(s.binding->token_hash);
+    if (!still.ok()) {
+      if (!still.status().IsNotFound()) return {still.status()};
+      s.binding->revoked.store(true);
+      s = Session{};
+      return {Status::Unauthenticated("the token of this session was revoked; send Hello again")};
+    }
+  }
   switch (type) {
     case B::CreateOrgRequest:
       return CreateOrg(req.body_as_CreateOrgRequest(), fbb);
@@ -566,15 +579,20 @@ Reply CacheServiceImpl::Hello(Session& s, const P::HelloRequest* r, FBB& fbb) {
   {
     std::lock_guard<std::mutex> lock(bindings_mu_);
     const auto hash = TokenHash(token);
-    auto record = store_->FindToken(hash);
     ClusterView* cluster = cluster_.load();
-    if (!record.ok() && record.status().IsNotFound() && cluster != nullptr) {
+    Result<storage::TokenRecord> record = Status::NotFound("no token");
+    if (cluster == nullptr) {
+      record = store_->FindToken(hash);
+    } else {
+      // In a cluster every token is the cluster's: one revoked on any node is refused on
+      // all (this node's store may still hold its own first admin token).
       auto shared = cluster->FindToken(hash);
       if (!shared.ok() && !shared.status().IsNotFound()) return {shared.status()};
       if (shared.ok()) {
         record = shared->record;
         binding->org_uid = shared->org_uid;
         binding->clustered = true;
+        binding->token_hash = hash;
       }
     }
     if (!record.ok()) return {Status::Unauthenticated("invalid or revoked token")};
@@ -1052,9 +1070,15 @@ Status CacheServiceImpl::AdoptOrgLocked(std::string_view org, const storage::Org
     (void)store_->DropOrg(org);
     return rt.status();
   }
-  std::unique_lock<std::shared_mutex> lock(orgs_mu_);
-  orgs_[std::string(org)] = std::move(rt).value();
-  unavailable_orgs_.erase(std::string(org));
+  {
+    std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+    orgs_[std::string(org)] = std::move(rt).value();
+    unavailable_orgs_.erase(std::string(org));
+  }
+  // Sessions of this org opened here while another node served it were never checked
+  // against the revocations that node made: they say Hello again (and etcd is asked).
+  std::lock_guard<std::mutex> lock(bindings_mu_);
+  RevokeBindings([&](const SessionBinding& b) { return b.org == org; });
   return Status::Ok();
 }
 
@@ -1116,14 +1140,22 @@ Reply CacheServiceImpl::SetOrgLimits(const P::SetOrgLimitsRequest* r, FBB& fbb) 
 }
 
 Reply CacheServiceImpl::DropOrg(const P::DropOrgRequest* r, FBB& fbb) {
-  std::lock_guard<std::mutex> admin(admin_mu_);
   std::string org(StrOf(r->org()));
   if (ClusterView* cluster = cluster_.load(); cluster != nullptr) {
     // The owner drops it: first from the cluster (record and tokens: no node serves it from
     // now on, a node that was down deletes its copy on return), then its files and keys.
+    // Not under admin_mu_: the cluster calls into this service with its own lock held.
     if (Status here = ServedHere(org); !here.ok()) return {here};
     if (Status removed = cluster->RemoveOrg(org); !removed.ok()) return {removed};
+    std::lock_guard<std::mutex> admin(admin_mu_);
+    Reply dropped = DropLocal(org, /*revoke_sessions=*/true, fbb);
+    if (!dropped.status.IsNotFound()) return dropped;
+    // The reconcile loop deleted the copy first (its record was gone): end the sessions.
+    std::lock_guard<std::mutex> lock(bindings_mu_);
+    RevokeBindings([&](const SessionBinding& b) { return b.org == org; });
+    return Ok(P::ResponseBody::DropOrgResponse, P::CreateDropOrgResponse(fbb));
   }
+  std::lock_guard<std::mutex> admin(admin_mu_);
   return DropLocal(org, /*revoke_sessions=*/true, fbb);
 }
 

@@ -387,5 +387,58 @@ TEST_F(ClusterTest, TenantsStayIsolatedAcrossNodesAndARecreatedOrgIsAnotherTenan
   EXPECT_EQ(GetText(*nodes_[0]->ConnectAs(a2), "shared-prompt"), "<Not found: miss>");
 }
 
+TEST_F(ClusterTest, ARevokedTokenIsRefusedOnEveryNodeAlsoInSessionsOpenedBefore) {
+  const std::string acme = CreateOrg(0, "acme");
+  const int owner = Owner("acme");
+  const int other = (owner + 1) % 3;
+  // A session of acme on a node that does not own it, opened before the revocation.
+  auto before = nodes_[other]->ConnectAs(acme);
+  ASSERT_NE(before, nullptr);
+  auto admin_a = nodes_[owner]->ConnectAs(nodes_[owner]->AdminToken());
+  // A second admin token, with a session open on another node.
+  auto issued = admin_a->IssueToken("");
+  ASSERT_TRUE(issued.ok()) << issued.status().ToString();
+  auto admin_b = nodes_[other]->ConnectAs(issued->first);
+  ASSERT_NE(admin_b, nullptr);
+  ASSERT_TRUE(admin_b->RotateKey("acme").ok());
+
+  ASSERT_TRUE(admin_a->RevokeToken("", issued->second).ok());
+  EXPECT_EQ(admin_b->RotateKey("acme").status().code(), Status::Code::kUnauthenticated)
+      << "an admin session on another node ends at its next admin request";
+  ASSERT_EQ(*admin_a->RevokeToken("acme", ""), 1u);
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_EQ(nodes_[n]->ConnectAs(issued->first), nullptr) << n;
+    EXPECT_EQ(nodes_[n]->ConnectAs(acme), nullptr) << n;
+  }
+  // The org's owner dies; wherever acme lands, the session opened before the revocation
+  // is refused, also when acme lands on the very node it is open on.
+  nodes_[owner]->Kill(SIGKILL);
+  ASSERT_TRUE(
+      Eventually([&] { return Owner("acme") >= 0 && Owner("acme") != owner; }, FailoverBound()));
+  ASSERT_TRUE(Eventually([&] { return HoldsCopy(Owner("acme"), "acme"); }, FailoverBound()));
+  // Every live node has read the new record by the end of its next reconcile period.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3 * kReconcileMs));
+  auto after = before->Get(DigestOf("q"));
+  EXPECT_EQ(after.status().code(), Status::Code::kUnauthenticated) << after.status().ToString();
+}
+
+TEST_F(ClusterTest, ADataDirectoryWithOrgsThatNeverJoinedIsNotEmptiedByJoining) {
+  const std::string dir = dir_ + "/standalone";
+  std::filesystem::create_directories(dir);
+  SealcachedProcess single(SEALCACHED_PATH, dir);
+  ASSERT_TRUE(single.Start());
+  auto admin = single.ConnectAs(single.AdminToken());
+  ASSERT_TRUE(admin->CreateOrg("kept", 8).ok());
+  admin.reset();
+  ASSERT_EQ(single.Kill(SIGTERM), 0);
+  EXPECT_FALSE(single.Start({"--etcd", etcd_->endpoint()}, {}, std::chrono::seconds(20)));
+  EXPECT_NE(single.Log().find("holds orgs (kept) and has never been part of a cluster"),
+            std::string::npos)
+      << single.Log();
+  EXPECT_TRUE(std::filesystem::exists(single.data_dir() + "/orgs/kept"));
+  EXPECT_FALSE(std::filesystem::exists(single.data_dir() + "/cluster.json"));
+  EXPECT_TRUE(Record("kept").is_null());
+}
+
 }  // namespace
 }  // namespace sealcache::test

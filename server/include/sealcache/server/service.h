@@ -140,7 +140,8 @@ class ClusterView {
   virtual Result<std::string> OrgUid(std::string_view org) = 0;
   // The org is created here and its first token issued: its record becomes active.
   virtual Status ActivateOrg(std::string_view org) = 0;
-  // Drops the org from the cluster: its record and every token of it.
+  // Drops the org from the cluster: its record and every token of it. Called without the
+  // service's locks held.
   virtual Status RemoveOrg(std::string_view org) = 0;
   // Tokens, cluster-wide, by the SHA-256 hash of the token (never the token itself).
   virtual Status AddToken(std::span<const uint8_t> token_hash, const ClusterToken& token) = 0;
