@@ -311,6 +311,7 @@ void ClusterNode::LeaseLoop() {
     if (!ttl.status().IsNotFound()) continue;  // etcd unreachable: retry; serving stops in time
     // The lease is gone (this process was paused, or cut off, past its TTL): its orgs may
     // have moved. Register again; nothing is served until the records are read again.
+    leases_lost_.fetch_add(1, std::memory_order_relaxed);
     std::fprintf(stderr, "sealcached: cluster: lease lost; registering again\n");
     if (Status s = Register(); !s.ok()) {
       std::fprintf(stderr, "sealcached: cluster: %s\n", s.ToString().c_str());
@@ -410,6 +411,7 @@ Status ClusterNode::DropCopy(const std::string& org) {
     copies_.erase(org);
   }
   SC_RETURN_IF_ERROR(service_->ForgetOrg(org));
+  copies_deleted_.fetch_add(1, std::memory_order_relaxed);
   SC_RETURN_IF_ERROR(SaveState());
   std::fprintf(stderr, "sealcached: cluster: deleted this node's copy of org %s (not its owner)\n",
                org.c_str());
@@ -487,11 +489,47 @@ void ClusterNode::Reassign(const std::map<std::string, NodeRecord>& nodes,
     }
     if (!written) continue;  // changed meanwhile: the next pass sees it
     ++owned[moved.owner];
+    failovers_.fetch_add(1, std::memory_order_relaxed);
     std::fprintf(stderr,
                  "sealcached: cluster: org %s failed over from node %s to node %s (epoch %lld)\n",
                  org.c_str(), record.owner.c_str(), moved.owner.c_str(),
                  static_cast<long long>(moved.epoch));
   }
+}
+
+std::string ClusterNode::MetricsText() const {
+  bool alive = false, leading = false;
+  uint64_t owned = 0, nodes = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    alive = joined_ && LeaseAlive(Clock::now());
+    leading = alive && leader_lease_ == lease_;
+    nodes = nodes_.size();
+    for (const auto& [org, record] : orgs_) owned += record.owner == node_id_ ? 1 : 0;
+  }
+  std::string out;
+  auto line = [&out](const char* name, const char* type, const char* help, uint64_t value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + std::to_string(value) + "\n";
+  };
+  line("sealcache_cluster_lease_alive", "gauge",
+       "1 while this node's etcd lease is known to be alive (it serves only then).", alive);
+  line("sealcache_cluster_rebalancer", "gauge", "1 while this node leads the rebalancer.", leading);
+  line("sealcache_cluster_orgs_owned", "gauge", "Orgs the records name this node the owner of.",
+       owned);
+  line("sealcache_cluster_nodes", "gauge", "Live nodes in this node's view of the records.", nodes);
+  line("sealcache_cluster_failovers_total", "counter",
+       "Orgs this node reassigned from a node whose lease ended, as rebalancer.",
+       failovers_.load());
+  line("sealcache_cluster_redirects_total", "counter",
+       "Requests answered MOVED: the org is served by another node.", redirects_.load());
+  line("sealcache_cluster_copies_deleted_total", "counter",
+       "Copies of orgs deleted here because no record gives them to this node.",
+       copies_deleted_.load());
+  line("sealcache_cluster_leases_lost_total", "counter",
+       "Times this node found its lease gone (paused or cut off past its TTL).",
+       leases_lost_.load());
+  return out;
 }
 
 // ---- the serving rule ------------------------------------------------------------------------
@@ -541,6 +579,7 @@ Status ClusterNode::ServingFromView(std::string_view org, std::string_view org_u
       return Status::Unavailable("the node of org " + std::string(org) +
                                  " is down; it moves to another node within the lease time");
     }
+    redirects_.fetch_add(1, std::memory_order_relaxed);
     return Status::Moved(node->second.native_address + " " + node->second.resp_address);
   }
   auto copy = copies_.find(std::string(org));

@@ -59,6 +59,9 @@ class ClusterNode final : public ClusterView {
   void Leave();
 
   const std::string& node_id() const { return node_id_; }
+  // Prometheus text: lease, leadership, orgs owned, live nodes, and counters of failovers
+  // made, redirects answered, copies deleted and leases lost.
+  std::string MetricsText() const;
 
   // ClusterView.
   Status CheckServing(std::string_view org, std::string_view org_uid) override;
@@ -133,6 +136,8 @@ class ClusterNode final : public ClusterView {
   // read under either.
   std::mutex copies_mu_;
   std::map<std::string, LocalCopy> copies_;
+
+  std::atomic<uint64_t> failovers_{0}, redirects_{0}, copies_deleted_{0}, leases_lost_{0};
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -457,6 +457,7 @@ class ServerImpl final : public Server {
       std::string response;
       if (!ec && request.rfind("GET /metrics", 0) == 0) {
         std::string body = service_->MetricsText() + ServerMetricsText();
+        if (cluster_) body += cluster_->MetricsText();
         response =
             "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
             std::to_string(body.size()) + "\r\n\r\n" + body;

@@ -167,13 +167,15 @@ class ClusterTest : public ::testing::Test {
     std::filesystem::create_directories(dir);
     nodes_.push_back(std::make_unique<SealcachedProcess>(SEALCACHED_PATH, dir));
     resp_ports_.push_back(FreePort());
+    metrics_ports_.push_back(FreePort());
     return StartNode(i);
   }
   bool StartNode(int i) {
     return nodes_[i]->Start({"--etcd", etcd_->endpoint(), "--node-id", NodeId(i),
                              "--cluster-lease-s", std::to_string(kLeaseSeconds),
                              "--cluster-reconcile-ms", std::to_string(kReconcileMs), "--resp",
-                             "--resp-port", std::to_string(resp_ports_[i])});
+                             "--resp-port", std::to_string(resp_ports_[i]), "--metrics-port",
+                             std::to_string(metrics_ports_[i])});
   }
   static std::string NodeId(int i) { return "node" + std::to_string(i); }
   int IndexOf(const std::string& node_id) const {
@@ -222,6 +224,11 @@ class ClusterTest : public ::testing::Test {
   std::unique_ptr<EtcdProcess> etcd_;
   std::vector<std::unique_ptr<SealcachedProcess>> nodes_;
   std::vector<uint16_t> resp_ports_;
+  std::vector<uint16_t> metrics_ports_;
+  // A metric of node `i` (0 if it does not answer).
+  double Metric(int i, const std::string& name) const {
+    return MetricValue(ScrapeMetrics(metrics_ports_[i]), name).value_or(0);
+  }
 };
 
 }  // namespace sealcache::test

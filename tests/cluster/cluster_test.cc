@@ -254,6 +254,19 @@ TEST_F(ClusterTest, AKilledNodesOrgsServeAgainElsewhereEmptyUnderANewKeyGenerati
   EXPECT_LT(took, FailoverBound())
       << "failover took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
       << " ms";
+  // One rebalancer among the live nodes made the failovers; the metrics say so.
+  double leaders = 0, failovers = 0;
+  for (int n = 0; n < 3; ++n) {
+    if (n == victim) continue;
+    leaders += Metric(n, "sealcache_cluster_rebalancer");
+    failovers += Metric(n, "sealcache_cluster_failovers_total");
+    EXPECT_EQ(Metric(n, "sealcache_cluster_lease_alive"), 1) << n;
+    EXPECT_TRUE(Eventually([&] { return Metric(n, "sealcache_cluster_nodes") == 2; },
+                           std::chrono::seconds(5)))
+        << n;
+  }
+  EXPECT_EQ(leaders, 1);
+  EXPECT_EQ(failovers, static_cast<double>(moved.size()));
   // The orgs that lived elsewhere kept their entries.
   for (const auto& [org, token] : tokens) {
     if (std::find(moved.begin(), moved.end(), org) != moved.end()) continue;
@@ -300,6 +313,9 @@ TEST_F(ClusterTest, ANodePausedPastItsLeaseRefusesWhenItWakesAndThenPointsToTheN
   ASSERT_TRUE(Eventually([&] { return RawGet(*direct, "q").code() == Status::Code::kMoved; },
                          FailoverBound()));
   EXPECT_FALSE(HoldsCopy(paused, "acme"));
+  EXPECT_GE(Metric(paused, "sealcache_cluster_leases_lost_total"), 1);
+  EXPECT_GE(Metric(paused, "sealcache_cluster_copies_deleted_total"), 1);
+  EXPECT_GE(Metric(paused, "sealcache_cluster_redirects_total"), 1);
   EXPECT_EQ(GetText(*direct, "q"), "new-answer") << "the client follows to the new owner";
 }
 
