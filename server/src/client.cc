@@ -168,6 +168,17 @@ class AsioClient final : public Client {
  private:
   template <typename Buffers>
   void Write(const Buffers& b, boost::system::error_code& ec) {
+    if (options_.timeout_ms > 0) {
+      return Bounded(
+          [&](auto done) {
+            if (tls_) {
+              asio::async_write(*tls_, b, done);
+            } else {
+              asio::async_write(socket_, b, done);
+            }
+          },
+          ec);
+    }
     if (tls_) {
       asio::write(*tls_, b, ec);
     } else {
@@ -176,11 +187,40 @@ class AsioClient final : public Client {
   }
   template <typename Buffers>
   void Read(const Buffers& b, boost::system::error_code& ec) {
+    if (options_.timeout_ms > 0) {
+      return Bounded(
+          [&](auto done) {
+            if (tls_) {
+              asio::async_read(*tls_, b, done);
+            } else {
+              asio::async_read(socket_, b, done);
+            }
+          },
+          ec);
+    }
     if (tls_) {
       asio::read(*tls_, b, ec);
     } else {
       asio::read(socket_, b, ec);
     }
+  }
+  // Runs one asynchronous read or write for at most options_.timeout_ms. On a timeout the
+  // connection is closed: a frame may be half sent or half read.
+  template <typename Start>
+  void Bounded(const Start& start, boost::system::error_code& ec) {
+    bool finished = false;
+    start([&](const boost::system::error_code& e, size_t) {
+      ec = e;
+      finished = true;
+    });
+    io_.restart();
+    io_.run_for(std::chrono::milliseconds(options_.timeout_ms));
+    if (finished) return;
+    boost::system::error_code ignored;
+    socket_.close(ignored);  // completes the operation with operation_aborted
+    io_.restart();
+    io_.run();
+    ec = asio::error::timed_out;
   }
 
   ClientOptions options_;

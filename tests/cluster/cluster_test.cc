@@ -283,6 +283,16 @@ TEST_F(ClusterTest, ANodePausedPastItsLeaseRefusesWhenItWakesAndThenPointsToTheN
   ASSERT_TRUE(PutText(*direct, "q", "old-answer", 1).ok());
 
   kill(nodes_[paused]->pid(), SIGSTOP);
+  {
+    // A client with a timeout gives up on the stopped node instead of waiting for it.
+    client::ClientOptions o;
+    o.port = nodes_[paused]->port();
+    o.timeout_ms = 300;
+    auto stuck = Client::Connect(o);
+    ASSERT_TRUE(stuck.ok());
+    auto hello = (*stuck)->Hello(token);
+    EXPECT_EQ(hello.status().code(), Status::Code::kIOError) << hello.status().ToString();
+  }
   ASSERT_TRUE(Eventually(
       [&] {
         const int owner = Owner("acme");

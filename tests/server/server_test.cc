@@ -314,5 +314,28 @@ TEST_F(ServerTest, IndexParametersArePerOrgCheckedAndKeptAcrossRestarts) {
   check(*ConnectAs(AdminToken()));
 }
 
+// A server that stopped answering (paused, cut off) fails a call after the client's timeout
+// instead of holding it forever; the connection is closed, and said so.
+TEST(ClientTimeout, AServerThatNeverAnswersFailsTheCallAfterTheTimeout) {
+  boost::asio::io_context io;
+  // Listening but never accepting: the kernel completes the connect, nobody reads.
+  boost::asio::ip::tcp::acceptor silent(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  client::ClientOptions o;
+  o.port = silent.local_endpoint().port();
+  o.timeout_ms = 200;
+  auto c = client::Client::Connect(o);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const auto start = std::chrono::steady_clock::now();
+  auto hello = (*c)->Hello("sc_token");
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(hello.ok());
+  EXPECT_EQ(hello.status().code(), Status::Code::kIOError);
+  EXPECT_NE(hello.status().message().find("timed out"), std::string::npos)
+      << hello.status().ToString();
+  EXPECT_GE(waited, std::chrono::milliseconds(200));
+  // The connection is gone: the next call fails at once rather than reading a stale frame.
+  EXPECT_FALSE((*c)->Ping().ok());
+}
+
 }  // namespace
 }  // namespace sealcache::server

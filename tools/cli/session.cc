@@ -40,6 +40,8 @@ void AddGlobalOptions(po::options_description& d, GlobalOptions* o) {
       "tls-no-verify", po::bool_switch(&o->tls_no_verify),
       "with --tls, do not verify the server certificate (testing only)")(
       "json", po::bool_switch(&o->json), "print one JSON document instead of text")(
+      "timeout-ms", po::value(&o->timeout_ms)->default_value(o->timeout_ms),
+      "give up on a server that does not answer within this long, ms (0 = wait forever)")(
       "help,h", "show help (after a command: that command's help)");
 }
 
@@ -74,6 +76,7 @@ std::variant<Connection, Failure> Connect(const GlobalOptions& o, const std::str
   co.tls = o.tls;
   co.tls_ca_file = o.tls_ca;
   co.tls_verify = !o.tls_no_verify;
+  co.timeout_ms = o.timeout_ms;
   auto c = client::Client::Connect(co);
   if (!c.ok()) return Failure{c.status(), kExitConnection};
   auto hello = (*c)->Hello(token);

@@ -21,6 +21,8 @@ struct GlobalOptions {
   std::string tls_ca;
   bool tls_no_verify = false;
   bool json = false;
+  // A server that does not answer within this long fails the command (exit CONNECTION).
+  int64_t timeout_ms = 60'000;
 };
 
 // Registers the global options (accepted before or after the command).

@@ -39,6 +39,11 @@ struct ClientOptions {
   bool tls_verify = true;
   // Largest response frame accepted, in bytes. Default 64 MiB.
   size_t max_frame_bytes = 64u << 20;
+  // Sending a request or reading a response gives up after this long, in ms, with IOError
+  // "timed out" (a server that stopped answering: paused, or cut off); the connection is
+  // closed then, and the outcome of requests without a response is unknown. 0 = wait
+  // forever. Default 0.
+  int64_t timeout_ms = 0;
 };
 
 struct PutArgs {
