@@ -231,9 +231,7 @@ Status ClusterNode::Register() {
   return Status::Ok();
 }
 
-Status ClusterNode::Join(const std::string& native_address, const std::string& resp_address) {
-  native_address_ = native_address;
-  resp_address_ = resp_address;
+Status ClusterNode::CheckCanJoin() {
   if (first_join_) {
     // Joining deletes every copy no record gives this node: a data directory that already
     // holds orgs is not silently emptied.
@@ -247,6 +245,13 @@ Status ClusterNode::Join(const std::string& native_address, const std::string& r
           "with an empty data directory (server/CLUSTER.md)");
     }
   }
+  return Status::Ok();
+}
+
+Status ClusterNode::Join(const std::string& native_address, const std::string& resp_address) {
+  native_address_ = native_address;
+  resp_address_ = resp_address;
+  SC_RETURN_IF_ERROR(CheckCanJoin());
   {
     std::lock_guard<std::mutex> lock(copies_mu_);
     SC_RETURN_IF_ERROR(SaveState());

@@ -51,6 +51,9 @@ class ClusterNode final : public ClusterView {
                                                      CacheService* service);
   ~ClusterNode() override;
 
+  // FailedPrecondition if this data directory holds orgs and has never joined a cluster:
+  // joining would delete them. Join checks it too; call it before anything is published.
+  Status CheckCanJoin();
   // Registers this node with its addresses, reconciles its copies once (deleting those it
   // does not own before anything is served) and starts the lease, reconcile and election
   // threads. Until it returns OK, CheckServing answers Unavailable.

@@ -208,6 +208,7 @@ class ServerImpl final : public Server {
     const auto& c = options_.cluster;
     SC_ASSIGN_OR_RETURN(
         cluster_, cluster::ClusterNode::Create(c, service_->store().data_dir(), service_.get()));
+    SC_RETURN_IF_ERROR(cluster_->CheckCanJoin());
     SC_RETURN_IF_ERROR(service_->SetCluster(cluster_.get()));
     const std::string host = c.advertise_host.empty() ? options_.listen_address : c.advertise_host;
     const std::string resp =

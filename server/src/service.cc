@@ -642,6 +642,9 @@ Result<OrgLease> CacheServiceImpl::OrgOf(const Session& s) {
     // The serving rule: only while the cluster names this node the org's owner.
     Status serving = cluster->CheckServing(s.org, binding.org_uid);
     if (serving.IsNotFound()) {
+      // Gone for good (dropped, or created again as another tenant): later requests of this
+      // session stop at its check, without asking etcd again.
+      s.binding->revoked.store(true);
       return Status::Unauthenticated("the org of this session no longer exists");
     }
     SC_RETURN_IF_ERROR(serving);

@@ -464,6 +464,10 @@ TEST_F(ClusterTest, ADataDirectoryWithOrgsThatNeverJoinedIsNotEmptiedByJoining) 
   EXPECT_TRUE(std::filesystem::exists(single.data_dir() + "/orgs/kept"));
   EXPECT_FALSE(std::filesystem::exists(single.data_dir() + "/cluster.json"));
   EXPECT_TRUE(Record("kept").is_null());
+  // Nothing of it was published either: the three nodes' admin tokens are all etcd holds.
+  auto tokens = etcd_->Client().GetPrefix("/sealcache/tokens/");
+  ASSERT_TRUE(tokens.ok());
+  EXPECT_EQ(tokens->size(), 3u);
 }
 
 }  // namespace
