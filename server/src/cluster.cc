@@ -262,8 +262,8 @@ Status ClusterNode::Join(const std::string& native_address, const std::string& r
     std::lock_guard<std::mutex> lock(mu_);
     joined_ = true;
   }
-  std::fprintf(stderr, "sealcached: cluster: joined as node %s through etcd at %s:%u\n",
-               node_id_.c_str(), etcd_.host().c_str(), etcd_.port());
+  std::fprintf(stderr, "sealcached: cluster: joined as node %s through etcd at %s\n",
+               node_id_.c_str(), etcd_.Describe().c_str());
   lease_thread_ = std::thread([this] { LeaseLoop(); });
   reconcile_thread_ = std::thread([this] { ReconcileLoop(); });
   election_thread_ = std::thread([this] { ElectionLoop(); });

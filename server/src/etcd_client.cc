@@ -19,6 +19,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
 
+// How a call that ran out of time says so (Campaign tells a wait that ended from a failure).
+constexpr std::string_view kDidNotAnswer = "did not answer";
 // etcd's replies are small (a range of the cluster's records is a few KiB per org).
 constexpr size_t kMaxReplyBytes = 64u << 20;
 
@@ -122,37 +124,74 @@ Result<std::string> Base64Decode(std::string_view text) {
   return out;
 }
 
-Result<EtcdClient> EtcdClient::Create(std::string_view endpoint,
+Result<EtcdClient> EtcdClient::Create(std::string_view endpoints,
                                       std::chrono::milliseconds timeout) {
-  std::string_view rest = endpoint;
-  if (rest.starts_with("http://")) rest.remove_prefix(7);
-  if (rest.starts_with("https://")) {
-    return Status::InvalidArgument("etcd endpoint " + std::string(endpoint) +
-                                   ": TLS to etcd is not supported; give http://host:port");
+  std::vector<Endpoint> parsed;
+  std::string_view list = endpoints;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view rest = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    const std::string given(rest);
+    if (rest.starts_with("http://")) rest.remove_prefix(7);
+    if (rest.starts_with("https://")) {
+      return Status::InvalidArgument("etcd endpoint " + given +
+                                     ": TLS to etcd is not supported; give http://host:port");
+    }
+    while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+    const size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      return Status::InvalidArgument("etcd endpoint " + given + ": expected http://host:port");
+    }
+    const std::string_view port_text = rest.substr(colon + 1);
+    uint32_t port = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
+        port > 65535) {
+      return Status::InvalidArgument("etcd endpoint " + given + ": bad port");
+    }
+    parsed.push_back({std::string(rest.substr(0, colon)), static_cast<uint16_t>(port)});
   }
-  while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  const size_t colon = rest.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string_view::npos || colon == 0) {
-    return Status::InvalidArgument("etcd endpoint " + std::string(endpoint) +
-                                   ": expected http://host:port");
+  if (parsed.empty()) return Status::InvalidArgument("no etcd endpoint given");
+  return EtcdClient(std::move(parsed), timeout);
+}
+
+std::string EtcdClient::Describe() const {
+  std::string out;
+  for (const auto& e : endpoints_) {
+    out += (out.empty() ? "" : ",") + e.host + ":" + std::to_string(e.port);
   }
-  const std::string_view port_text = rest.substr(colon + 1);
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
-      port > 65535) {
-    return Status::InvalidArgument("etcd endpoint " + std::string(endpoint) + ": bad port");
-  }
-  return EtcdClient(std::string(rest.substr(0, colon)), static_cast<uint16_t>(port), timeout);
+  return out;
 }
 
 Result<std::string> EtcdClient::Call(const std::string& path, const std::string& body,
                                      std::chrono::milliseconds timeout) const {
+  const size_t first = preferred_.load(std::memory_order_relaxed);
+  Status why;
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    const size_t at = (first + i) % endpoints_.size();
+    std::string reply;
+    switch (CallOne(endpoints_[at], path, body, timeout, &reply, &why)) {
+      case Outcome::kReply:
+        preferred_.store(at, std::memory_order_relaxed);
+        return reply;
+      case Outcome::kFailed:
+        return why;
+      case Outcome::kNoConnection:
+        break;  // the next member
+    }
+  }
+  return why;
+}
+
+EtcdClient::Outcome EtcdClient::CallOne(const Endpoint& e, const std::string& path,
+                                        const std::string& body, std::chrono::milliseconds timeout,
+                                        std::string* out, Status* why) const {
   asio::io_context io;
   beast::tcp_stream stream(io);
   tcp::resolver resolver(io);
   http::request<http::string_body> request{http::verb::post, path, 11};
-  request.set(http::field::host, host_);
+  request.set(http::field::host, e.host);
   request.set(http::field::content_type, "application/json");
   request.body() = body;
   request.prepare_payload();
@@ -160,7 +199,7 @@ Result<std::string> EtcdClient::Call(const std::string& path, const std::string&
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxReplyBytes);
   boost::system::error_code failure;
-  bool complete = false;
+  bool connected = false, complete = false;
 
   // The reply is complete when the message ends or, for a stream, once its body holds one
   // whole JSON document.
@@ -178,7 +217,7 @@ Result<std::string> EtcdClient::Call(const std::string& path, const std::string&
   };
   stream.expires_after(timeout);
   resolver.async_resolve(
-      host_, std::to_string(port_),
+      e.host, std::to_string(e.port),
       [&](boost::system::error_code ec, const tcp::resolver::results_type& endpoints) {
         if (ec) {
           failure = ec;
@@ -189,6 +228,7 @@ Result<std::string> EtcdClient::Call(const std::string& path, const std::string&
             failure = ec;
             return;
           }
+          connected = true;
           http::async_write(stream, request, [&](boost::system::error_code ec, size_t) {
             if (ec) {
               failure = ec;
@@ -202,21 +242,28 @@ Result<std::string> EtcdClient::Call(const std::string& path, const std::string&
   io.run();
   boost::system::error_code ignored;
   stream.socket().close(ignored);
-  const std::string where = "etcd at " + host_ + ":" + std::to_string(port_);
+  const std::string where = "etcd at " + e.host + ":" + std::to_string(e.port);
   if (!complete) {
-    if (failure == beast::error::timeout) {
-      return Status::Unavailable(where + " did not answer " + path + " within " +
-                                 std::to_string(timeout.count()) + " ms");
+    if (!connected) {
+      *why = Status::Unavailable("cannot reach " + where + ": " + failure.message());
+      return Outcome::kNoConnection;
     }
-    return Status::Unavailable("cannot reach " + where + ": " + failure.message());
+    if (failure == beast::error::timeout) {
+      *why = Status::Unavailable(where + " " + std::string(kDidNotAnswer) + " " + path +
+                                 " within " + std::to_string(timeout.count()) + " ms");
+    } else {
+      *why = Status::Unavailable(where + " broke off " + path + ": " + failure.message());
+    }
+    return Outcome::kFailed;
   }
   const unsigned code = parser.get().result_int();
-  std::string reply = std::move(parser.get().body());
+  *out = std::move(parser.get().body());
   // Errors carry a JSON body with the reason (ErrorOf reads it); anything else is unknown.
-  if (code != 200 && reply.find("\"message\"") == std::string::npos) {
-    return Status::Unavailable(where + " answered HTTP " + std::to_string(code) + " to " + path);
+  if (code != 200 && out->find("\"message\"") == std::string::npos) {
+    *why = Status::Unavailable(where + " answered HTTP " + std::to_string(code) + " to " + path);
+    return Outcome::kFailed;
   }
-  return reply;
+  return Outcome::kReply;
 }
 
 Result<std::pair<int64_t, int64_t>> EtcdClient::GrantLease(int64_t ttl_seconds) const {
@@ -312,7 +359,7 @@ Result<bool> EtcdClient::Campaign(const std::string& election, int64_t lease,
   auto text = Call("/v3/election/campaign", body, wait);
   if (!text.ok()) {
     // Still waiting behind the leader: closing the connection withdraws the candidacy.
-    if (text.status().message().find("did not answer") != std::string::npos) return false;
+    if (text.status().message().find(kDidNotAnswer) != std::string::npos) return false;
     return text.status();
   }
   SC_ASSIGN_OR_RETURN(Json reply, ParseReply(*text, "election campaign"));

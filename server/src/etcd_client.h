@@ -2,10 +2,12 @@
 // JSON gateway over HTTP/1.1 (Boost.Beast): leases, ranges, compare-and-set transactions and
 // the election service. Keys and values are bytes (base64 on the wire, as the gateway wants);
 // int64 fields travel as decimal strings. Each call opens its own connection, so one client
-// may be used from any number of threads. No call throws; an unreachable etcd or a deadline
-// passed is Unavailable.
+// may be used from any number of threads. Given the members of an etcd cluster, a call that
+// cannot connect to one tries the next (and later calls start from the one that answered).
+// No call throws; no member reachable, or a deadline passed, is Unavailable.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -25,8 +27,13 @@ struct EtcdKeyValue {
 
 class EtcdClient {
  public:
-  // `endpoint`: "http://host:port" or "host:port". Every call gives up after `timeout`.
-  static Result<EtcdClient> Create(std::string_view endpoint, std::chrono::milliseconds timeout);
+  // `endpoints`: "http://host:port" or "host:port", several separated by commas (the
+  // members of one etcd cluster). Every call gives up after `timeout`.
+  static Result<EtcdClient> Create(std::string_view endpoints, std::chrono::milliseconds timeout);
+  EtcdClient(EtcdClient&& other) noexcept
+      : endpoints_(std::move(other.endpoints_)),
+        timeout_(other.timeout_),
+        preferred_(other.preferred_.load()) {}
 
   // A new lease of `ttl_seconds`; returns its id and the TTL etcd granted.
   Result<std::pair<int64_t, int64_t>> GrantLease(int64_t ttl_seconds) const;
@@ -53,20 +60,29 @@ class EtcdClient {
   Result<bool> Campaign(const std::string& election, int64_t lease, const std::string& value,
                         std::chrono::milliseconds wait) const;
 
-  const std::string& host() const { return host_; }
-  uint16_t port() const { return port_; }
+  // "host:port,host:port" of the members, for messages.
+  std::string Describe() const;
 
  private:
-  EtcdClient(std::string host, uint16_t port, std::chrono::milliseconds timeout)
-      : host_(std::move(host)), port_(port), timeout_(timeout) {}
+  struct Endpoint {
+    std::string host;
+    uint16_t port = 0;
+  };
+  enum class Outcome { kReply, kNoConnection, kFailed };
+  EtcdClient(std::vector<Endpoint> endpoints, std::chrono::milliseconds timeout)
+      : endpoints_(std::move(endpoints)), timeout_(timeout) {}
+  // One POST to one member; kNoConnection when it could not be reached at all (the next
+  // member is tried), kFailed when it was reached but the exchange failed or timed out.
+  Outcome CallOne(const Endpoint& e, const std::string& path, const std::string& body,
+                  std::chrono::milliseconds timeout, std::string* reply, Status* why) const;
   // POSTs `body` (JSON) to `path`; returns the first JSON document of the reply. Streaming
   // replies (lease keep-alive) are cut after their first message.
   Result<std::string> Call(const std::string& path, const std::string& body,
                            std::chrono::milliseconds timeout) const;
 
-  std::string host_;
-  uint16_t port_ = 0;
+  std::vector<Endpoint> endpoints_;
   std::chrono::milliseconds timeout_;
+  mutable std::atomic<size_t> preferred_{0};  // the member that answered last
 };
 
 // Base64 (RFC 4648, padded), as etcd's gateway encodes bytes.

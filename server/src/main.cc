@@ -137,7 +137,8 @@ int main(int argc, char** argv) {
       "hit-flush-ms", po::value(&o.service.hit_flush_period_ms)->default_value(1000),
       "how often hit counts are written, ms")(
       "etcd", po::value(&o.cluster.etcd_endpoint),
-      "join the cluster whose records live in this etcd, http://HOST:PORT (server/CLUSTER.md)")(
+      "join the cluster whose records live in this etcd: http://HOST:PORT, or its members "
+      "separated by commas (server/CLUSTER.md)")(
       "cluster-prefix", po::value(&o.cluster.prefix)->default_value(o.cluster.prefix),
       "etcd key prefix of the cluster's records")(
       "node-id", po::value(&o.cluster.node_id),

@@ -85,7 +85,8 @@ class EtcdProcess {
 
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
   server::cluster::EtcdClient Client() const {
-    return *server::cluster::EtcdClient::Create(endpoint(), std::chrono::milliseconds(2000));
+    auto client = server::cluster::EtcdClient::Create(endpoint(), std::chrono::milliseconds(2000));
+    return std::move(client).value();
   }
 
  private:

@@ -143,9 +143,32 @@ TEST_F(EtcdTest, AKeyUnderALeaseGoesWithItAndTheElectionHasOneLeader) {
   EXPECT_TRUE(etcd.KeepAlive(lease->first).status().IsNotFound());
   EXPECT_TRUE(*etcd.Campaign("/election", other->first, "second", std::chrono::seconds(2)));
   EXPECT_FALSE(EtcdClient::Create("https://127.0.0.1:1", std::chrono::seconds(1)).ok());
+  EXPECT_FALSE(EtcdClient::Create("", std::chrono::seconds(1)).ok());
+  EXPECT_FALSE(EtcdClient::Create("http://127.0.0.1:1,nohost", std::chrono::seconds(1)).ok());
   auto down = EtcdClient::Create("http://127.0.0.1:1", std::chrono::seconds(1));
   ASSERT_TRUE(down.ok());
   EXPECT_EQ(down->Get("/k").status().code(), Status::Code::kUnavailable);
+}
+
+TEST_F(EtcdTest, AMemberThatCannotBeReachedIsSkippedForTheNext) {
+  // The members of an etcd cluster, the first one down: every call goes to the next, and
+  // later calls start there.
+  const std::string dead = "http://127.0.0.1:" + std::to_string(FreePort());
+  auto etcd = EtcdClient::Create(dead + "," + etcd_->endpoint(), std::chrono::seconds(2));
+  ASSERT_TRUE(etcd.ok());
+  EXPECT_EQ(etcd->Describe().find("127.0.0.1:"), 0u);
+  ASSERT_TRUE(etcd->Put("/k", "v").ok());
+  auto kv = etcd->Get("/k");
+  ASSERT_TRUE(kv.ok()) << kv.status().ToString();
+  EXPECT_EQ(kv->value, "v");
+  auto lease = etcd->GrantLease(2);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  EXPECT_TRUE(etcd->KeepAlive(lease->first).ok());
+  // With no member reachable the call is Unavailable, naming the last one tried.
+  etcd_->Stop();
+  const Status down = etcd->Get("/k").status();
+  EXPECT_EQ(down.code(), Status::Code::kUnavailable);
+  EXPECT_NE(down.message().find("cannot reach etcd"), std::string::npos) << down.ToString();
 }
 
 // ---- the nodes ----------------------------------------------------------------------------
