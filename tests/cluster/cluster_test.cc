@@ -51,6 +51,18 @@ Status RawGet(Client& c, std::string_view name) {
   return f.ok() ? f->status() : f.status();
 }
 
+// The standard output of a shell command (its exit status is not looked at).
+std::string Output(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) out.append(buffer, n);
+  pclose(pipe);
+  return out;
+}
+
 // ---- etcd and placement, below the nodes -------------------------------------------------------
 
 TEST(ClusterPlacement, RendezvousIsStableMovesOnlyTheLostNodesOrgsAndPrefersTheLessLoaded) {
@@ -218,6 +230,22 @@ TEST_F(ClusterTest, OrgsArePlacedAcrossNodesAndEveryNodeRedirectsToTheOwner) {
         EXPECT_EQ(reply, "-MOVED 0 127.0.0.1:" + std::to_string(resp_ports_[owner]));
       }
     }
+  }
+  // A real Redis client in cluster mode follows the redirect: redis-cli -c, sent to a node
+  // that does not own the org, re-authenticates at the owner and gets its answer there.
+  if (access("/usr/bin/redis-cli", X_OK) == 0) {
+    const std::string org = tokens.begin()->first;
+    const int owner = Owner(org);
+    const int other = (owner + 1) % 3;
+    const std::string cli = "/usr/bin/redis-cli -c -p " + std::to_string(resp_ports_[other]) +
+                            " --user " + org + " --pass " + tokens[org] + " --no-auth-warning ";
+    EXPECT_EQ(Output(cli + "SET greeting hello"), "OK\n");
+    EXPECT_EQ(Output(cli + "GET greeting"), "hello\n");
+    RespLine at_owner(resp_ports_[owner]);
+    ASSERT_EQ(at_owner.Command({"AUTH", org, tokens[org]}), "+OK");
+    EXPECT_EQ(at_owner.Command({"GET", "greeting"}), "hello") << "written at the owner";
+  } else {
+    ADD_FAILURE() << "redis-cli is not installed (tools/setup.sh installs redis-tools)";
   }
   // An admin operation on a non-owner follows the redirect too (every node's admin token
   // is the cluster's), and creating an existing org is refused everywhere.
