@@ -103,25 +103,31 @@ struct SpawnedServer {
   }
 };
 
+// A loopback port the kernel found free a moment ago (bound to port 0, then released). A
+// port nobody listens on may still be another socket's local port (an outgoing connection),
+// which the server could then not bind; Spawn retries on another port if that happens.
 uint16_t FreePort() {
-  // Bind to port 0 through a throwaway client-less socket via the OS.
-  for (uint16_t p = 20000 + static_cast<uint16_t>(getpid() % 20000);; ++p) {
-    client::ClientOptions o;
-    o.port = p;
-    if (!client::Client::Connect(o).ok()) return p;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  uint16_t port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
   }
+  close(fd);
+  return port;
 }
 
-std::unique_ptr<SpawnedServer> Spawn(const Options& o, bool plaintext) {
-  auto s = std::make_unique<SpawnedServer>();
-  s->dir = (std::filesystem::temp_directory_path() / "sealcache-bench-XXXXXX").string();
-  if (mkdtemp(s->dir.data()) == nullptr) return nullptr;
-  if (!crypto::CreateMasterKeyFile(s->dir + "/master.key").ok()) return nullptr;
-  s->port = FreePort();
-  if (o.compare_resp_search) {
-    s->resp_port = static_cast<uint16_t>(s->port + 1);
-    if (s->resp_port == FreePort()) s->resp_port = FreePort();
-  }
+// Starts the server once on s.port; true once it accepts connections, false if it exited
+// (a port taken meanwhile, say) or did not listen within `timeout`.
+bool SpawnOnce(SpawnedServer& server, const Options& o, bool plaintext,
+               std::chrono::seconds timeout) {
+  SpawnedServer* s = &server;
   s->pid = fork();
   if (s->pid == 0) {
     if (plaintext) setenv("SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK", "1", 1);
@@ -145,11 +151,44 @@ std::unique_ptr<SpawnedServer> Spawn(const Options& o, bool plaintext) {
     }
     _exit(127);
   }
-  for (int i = 0; i < 1000; ++i) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
     client::ClientOptions co;
     co.port = s->port;
-    if (client::Client::Connect(co).ok()) return s;
+    // An answer, not only a connect: a connect to a port nobody listens on yet can succeed as
+    // a TCP self-connect. Before Hello the server answers a Ping with Unauthenticated.
+    if (auto c = client::Client::Connect(co); c.ok()) {
+      auto pong = (*c)->Ping();
+      if (pong.ok() || pong.status().code() == Status::Code::kUnauthenticated) return true;
+    }
+    if (waitpid(s->pid, nullptr, WNOHANG) == s->pid) {
+      s->pid = -1;
+      return false;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(s->pid, SIGKILL);
+  waitpid(s->pid, nullptr, 0);
+  s->pid = -1;
+  return false;
+}
+
+std::unique_ptr<SpawnedServer> Spawn(const Options& o, bool plaintext) {
+  auto s = std::make_unique<SpawnedServer>();
+  s->dir = (std::filesystem::temp_directory_path() / "sealcache-bench-XXXXXX").string();
+  if (mkdtemp(s->dir.data()) == nullptr) return nullptr;
+  if (!crypto::CreateMasterKeyFile(s->dir + "/master.key").ok()) return nullptr;
+  constexpr int kAttempts = 3;
+  constexpr auto kStartTimeout = std::chrono::seconds(60);
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    s->port = FreePort();
+    if (o.compare_resp_search) s->resp_port = FreePort();
+    if (SpawnOnce(*s, o, plaintext, kStartTimeout)) return s;
+    std::ifstream in(s->dir + "/sealcached.log");
+    const std::string log{std::istreambuf_iterator<char>(in), {}};
+    std::fprintf(stderr, "bench: sealcached did not start (attempt %d of %d); its log:\n%s\n",
+                 attempt, kAttempts, log.c_str());
+    std::filesystem::remove_all(s->dir + "/data");
   }
   return nullptr;
 }
