@@ -172,11 +172,24 @@ class ClusterTest : public ::testing::Test {
     return StartNode(i);
   }
   bool StartNode(int i) {
-    return nodes_[i]->Start({"--etcd", etcd_->endpoint(), "--node-id", NodeId(i),
-                             "--cluster-lease-s", std::to_string(kLeaseSeconds),
-                             "--cluster-reconcile-ms", std::to_string(kReconcileMs), "--resp",
-                             "--resp-port", std::to_string(resp_ports_[i]), "--metrics-port",
-                             std::to_string(metrics_ports_[i])});
+    // A port found free a moment ago can be taken meanwhile (the nodes' own connections to
+    // etcd take local ports all the time): then new ports, and again.
+    constexpr int kAttempts = 3;
+    for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+      const size_t log_before = nodes_[i]->Log().size();
+      if (nodes_[i]->Start({"--etcd", etcd_->endpoint(), "--node-id", NodeId(i),
+                            "--cluster-lease-s", std::to_string(kLeaseSeconds),
+                            "--cluster-reconcile-ms", std::to_string(kReconcileMs), "--resp",
+                            "--resp-port", std::to_string(resp_ports_[i]), "--metrics-port",
+                            std::to_string(metrics_ports_[i])})) {
+        return true;
+      }
+      if (nodes_[i]->Log().find("cannot listen", log_before) == std::string::npos) return false;
+      nodes_[i]->set_port(FreePort());
+      resp_ports_[i] = FreePort();
+      metrics_ports_[i] = FreePort();
+    }
+    return false;
   }
   static std::string NodeId(int i) { return "node" + std::to_string(i); }
   int IndexOf(const std::string& node_id) const {

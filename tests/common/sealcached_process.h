@@ -81,6 +81,8 @@ class SealcachedProcess {
   std::string master_key_path() const { return dir_ + "/master.key"; }
   std::string log_path() const { return dir_ + "/sealcached.log"; }
   uint16_t port() const { return port_; }
+  // The --port of the next Start (the constructor picks a free one).
+  void set_port(uint16_t port) { port_ = port; }
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
 
