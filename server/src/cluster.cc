@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <set>
 
 #include "sealcache/crypto/atomic_file.h"
 #include "sealcache/crypto/hash.h"
@@ -384,10 +385,8 @@ Status ClusterNode::WriteOrg(const std::string& org, const OrgRecord& record, in
   return Status::Ok();
 }
 
-Status ClusterNode::HoldCopy(const std::string& org, const OrgRecord& record) {
+Status ClusterNode::HoldCopy(const std::string& org, const OrgRecord& record, bool here) {
   auto it = copies_.find(org);
-  const auto held = service_->LocalOrgs();
-  const bool here = std::find(held.begin(), held.end(), org) != held.end();
   if (here && it != copies_.end() && it->second.uid == record.uid &&
       it->second.epoch == record.epoch) {
     return Status::Ok();
@@ -454,11 +453,14 @@ Status ClusterNode::Reconcile() {
 
   Status first;
   {
+    // Listed once: only this loop (under copies_mu_) adds or deletes copies meanwhile.
+    const auto listed = service_->LocalOrgs();
+    const std::set<std::string> held(listed.begin(), listed.end());
     for (const auto& [org, record] : orgs) {
       if (record.owner != node_id_) continue;
-      if (Status s = HoldCopy(org, record); !s.ok() && first.ok()) first = s;
+      if (Status s = HoldCopy(org, record, held.contains(org)); !s.ok() && first.ok()) first = s;
     }
-    for (const std::string& org : service_->LocalOrgs()) {
+    for (const std::string& org : held) {
       auto it = orgs.find(org);
       if (it != orgs.end() && it->second.owner == node_id_) continue;
       if (Status s = DropCopy(org); !s.ok() && first.ok()) first = s;
@@ -651,7 +653,8 @@ Result<std::string> ClusterNode::PlaceNewOrg(std::string_view org_view,
     }
   }
   std::lock_guard<std::mutex> copies(copies_mu_);
-  SC_RETURN_IF_ERROR(HoldCopy(org, record));
+  const auto held = service_->LocalOrgs();
+  SC_RETURN_IF_ERROR(HoldCopy(org, record, std::find(held.begin(), held.end(), org) != held.end()));
   return record.uid;
 }
 

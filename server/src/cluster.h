@@ -92,8 +92,9 @@ class ClusterNode final : public ClusterView {
   // reassigns the orgs of nodes that are gone.
   Status Reconcile();
   // Makes this node's copy of `org` the record's incarnation and epoch (an empty copy under
-  // new keys when it differs). REQUIRES: copies_mu_ held.
-  Status HoldCopy(const std::string& org, const OrgRecord& record);
+  // new keys when it differs); `here`: the service holds a copy of it now.
+  // REQUIRES: copies_mu_ held.
+  Status HoldCopy(const std::string& org, const OrgRecord& record, bool here);
   Status DropCopy(const std::string& org);  // REQUIRES: copies_mu_ held
   void Reassign(const std::map<std::string, NodeRecord>& nodes,
                 const std::map<std::string, OrgRecord>& orgs);

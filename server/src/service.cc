@@ -296,7 +296,7 @@ class CacheServiceImpl final : public CacheService {
   Reply DropOrg(const P::DropOrgRequest* r, FBB& fbb);
   // Deletes this node's copy of `org` (files, keys, runtime); `revoke_sessions` ends the
   // sessions bound to it (a drop), else they are told where the org went (a cluster move).
-  Reply DropLocal(const std::string& org, bool revoke_sessions, FBB& fbb);
+  Status DropLocal(const std::string& org, bool revoke_sessions);
   // OK when no cluster is set or the cluster lets this node serve `org` (any incarnation).
   Status ServedHere(std::string_view org) {
     ClusterView* cluster = cluster_.load();
@@ -1086,10 +1086,8 @@ Status CacheServiceImpl::AdoptOrgLocked(std::string_view org, const storage::Org
 }
 
 Status CacheServiceImpl::ForgetOrgLocked(std::string_view org) {
-  FBB fbb(64);
-  Reply dropped = DropLocal(std::string(org), /*revoke_sessions=*/false, fbb);
-  if (dropped.status.IsNotFound()) return Status::Ok();
-  return dropped.status;
+  Status dropped = DropLocal(std::string(org), /*revoke_sessions=*/false);
+  return dropped.IsNotFound() ? Status::Ok() : dropped;
 }
 
 Status CacheServiceImpl::SetCluster(ClusterView* cluster) {
@@ -1151,20 +1149,23 @@ Reply CacheServiceImpl::DropOrg(const P::DropOrgRequest* r, FBB& fbb) {
     if (Status here = ServedHere(org); !here.ok()) return {here};
     if (Status removed = cluster->RemoveOrg(org); !removed.ok()) return {removed};
     std::lock_guard<std::mutex> admin(admin_mu_);
-    Reply dropped = DropLocal(org, /*revoke_sessions=*/true, fbb);
-    if (!dropped.status.IsNotFound()) return dropped;
-    // The reconcile loop deleted the copy first (its record was gone): end the sessions.
-    std::lock_guard<std::mutex> lock(bindings_mu_);
-    RevokeBindings([&](const SessionBinding& b) { return b.org == org; });
-    return Ok(P::ResponseBody::DropOrgResponse, P::CreateDropOrgResponse(fbb));
+    Status dropped = DropLocal(org, /*revoke_sessions=*/true);
+    if (dropped.IsNotFound()) {
+      // The reconcile loop deleted the copy first (its record was gone): end the sessions.
+      std::lock_guard<std::mutex> lock(bindings_mu_);
+      RevokeBindings([&](const SessionBinding& b) { return b.org == org; });
+    } else if (!dropped.ok()) {
+      return {dropped};
+    }
+  } else {
+    std::lock_guard<std::mutex> admin(admin_mu_);
+    if (Status dropped = DropLocal(org, /*revoke_sessions=*/true); !dropped.ok()) return {dropped};
   }
-  std::lock_guard<std::mutex> admin(admin_mu_);
-  return DropLocal(org, /*revoke_sessions=*/true, fbb);
+  return Ok(P::ResponseBody::DropOrgResponse, P::CreateDropOrgResponse(fbb));
 }
 
-Reply CacheServiceImpl::DropLocal(const std::string& org, bool revoke_sessions, FBB& fbb) {
-  Status st = store_->DropOrg(org);
-  if (!st.ok()) return {st};
+Status CacheServiceImpl::DropLocal(const std::string& org, bool revoke_sessions) {
+  SC_RETURN_IF_ERROR(store_->DropOrg(org));
   std::shared_ptr<OrgRuntime> dropped;
   {
     std::unique_lock<std::shared_mutex> lock(orgs_mu_);
@@ -1183,7 +1184,7 @@ Reply CacheServiceImpl::DropLocal(const std::string& org, bool revoke_sessions, 
   while (dropped && dropped->requests_in_flight() > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  return Ok(P::ResponseBody::DropOrgResponse, P::CreateDropOrgResponse(fbb));
+  return Status::Ok();
 }
 
 Reply CacheServiceImpl::RotateKey(const P::RotateKeyRequest* r, FBB& fbb) {
