@@ -20,9 +20,6 @@ constexpr char kStateActive[] = "active";
 constexpr size_t kNodeIdBytes = 8;
 constexpr size_t kOrgUidBytes = 16;
 constexpr size_t kMaxNodeId = 64;
-// How long one election campaign call waits before it is withdrawn and made again (so a
-// stopping node is not stuck in it).
-constexpr auto kCampaignWait = std::chrono::milliseconds(2000);
 
 std::string ToText(std::span<const uint8_t> b) { return crypto::ToHex(b); }
 
@@ -262,12 +259,12 @@ Status ClusterNode::Join(const std::string& native_address, const std::string& r
   {
     std::lock_guard<std::mutex> lock(mu_);
     joined_ = true;
+    first_join_ = false;
   }
   std::fprintf(stderr, "sealcached: cluster: joined as node %s through etcd at %s\n",
                node_id_.c_str(), etcd_.Describe().c_str());
   lease_thread_ = std::thread([this] { LeaseLoop(); });
   reconcile_thread_ = std::thread([this] { ReconcileLoop(); });
-  election_thread_ = std::thread([this] { ElectionLoop(); });
   return Status::Ok();
 }
 
@@ -278,7 +275,7 @@ void ClusterNode::Leave() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
-  for (std::thread* t : {&lease_thread_, &reconcile_thread_, &election_thread_}) {
+  for (std::thread* t : {&lease_thread_, &reconcile_thread_}) {
     if (t->joinable()) t->join();
   }
   int64_t lease = 0;
@@ -333,33 +330,23 @@ void ClusterNode::ReconcileLoop() {
   }
 }
 
-void ClusterNode::ElectionLoop() {
-  const std::string election = options_.prefix + kElection;
-  for (;;) {
-    int64_t lease = 0;
-    bool leading = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      lease = lease_;
-      leading = leader_lease_ == lease_ && LeaseAlive(Clock::now());
-    }
-    if (leading || lease == 0) {
-      if (!Sleep(std::chrono::milliseconds(options_.reconcile_period_ms))) return;
-      continue;
-    }
-    auto won = etcd_.Campaign(election, lease, node_id_, kCampaignWait);
-    if (won.ok() && *won) {
-      std::lock_guard<std::mutex> lock(mu_);
-      leader_lease_ = lease;
-      std::fprintf(stderr, "sealcached: cluster: node %s leads the rebalancer\n", node_id_.c_str());
-    } else if (!won.ok() && !Sleep(std::chrono::milliseconds(options_.reconcile_period_ms))) {
-      return;
-    }
-    {
-      std::lock_guard<std::mutex> lock(stop_mu_);
-      if (stopping_) return;
-    }
+bool ClusterNode::StandForRebalancer(int64_t lease) {
+  // Asked at every reconcile, so a node acts as rebalancer only on an answer from etcd
+  // newer than one reconcile period (a leader keeps leading until its lease ends).
+  auto won = etcd_.Stand(options_.prefix + kElection, lease, node_id_);
+  std::lock_guard<std::mutex> lock(mu_);
+  const bool was = leader_lease_ == lease && lease != 0;
+  if (!won.ok() || lease != lease_ || !LeaseAlive(Clock::now())) {
+    leader_lease_ = 0;
+  } else {
+    leader_lease_ = *won ? lease : 0;
   }
+  const bool leading = leader_lease_ != 0;
+  if (leading != was) {
+    std::fprintf(stderr, "sealcached: cluster: node %s %s the rebalancer\n", node_id_.c_str(),
+                 leading ? "leads" : "no longer leads");
+  }
+  return leading;
 }
 
 // ---- reconcile -------------------------------------------------------------------------------
@@ -441,12 +428,7 @@ Status ClusterNode::Reconcile() {
   }
   SC_ASSIGN_OR_RETURN(auto orgs, ReadOrgs());
 
-  bool leading = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    leading = leader_lease_ == lease && lease == lease_ && LeaseAlive(Clock::now());
-  }
-  if (leading) {
+  if (lease != 0 && StandForRebalancer(lease)) {
     Reassign(nodes, orgs);
     SC_ASSIGN_OR_RETURN(orgs, ReadOrgs());
   }

@@ -55,7 +55,7 @@ class ClusterNode final : public ClusterView {
   // joining would delete them. Join checks it too; call it before anything is published.
   Status CheckCanJoin();
   // Registers this node with its addresses, reconciles its copies once (deleting those it
-  // does not own before anything is served) and starts the lease, reconcile and election
+  // does not own before anything is served) and starts the lease and reconcile
   // threads. Until it returns OK, CheckServing answers Unavailable.
   Status Join(const std::string& native_address, const std::string& resp_address);
   // Stops the threads and revokes the lease (the rebalancer then moves this node's orgs).
@@ -75,6 +75,7 @@ class ClusterNode final : public ClusterView {
   Status AddToken(std::span<const uint8_t> token_hash, const ClusterToken& token) override;
   Result<ClusterToken> FindToken(std::span<const uint8_t> token_hash) override;
   Result<uint64_t> RevokeTokens(std::string_view org, std::string_view token_id) override;
+  bool FirstJoin() const override { return first_join_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -107,7 +108,9 @@ class ClusterNode final : public ClusterView {
   Status ServingFromView(std::string_view org, std::string_view org_uid, bool final_answer);
   void LeaseLoop();
   void ReconcileLoop();
-  void ElectionLoop();
+  // Makes or keeps this node's candidacy in the rebalancer election under `lease` and
+  // answers whether it leads now.
+  bool StandForRebalancer(int64_t lease);
   bool Sleep(std::chrono::milliseconds d);  // false once stopping
 
   std::string OrgKey(std::string_view org) const;
@@ -146,7 +149,7 @@ class ClusterNode final : public ClusterView {
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopping_ = false;
-  std::thread lease_thread_, reconcile_thread_, election_thread_;
+  std::thread lease_thread_, reconcile_thread_;
 };
 
 }  // namespace sealcache::server::cluster

@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <charconv>
+#include <cstdio>
 #include <functional>
 #include <utility>  // before asio in C++20
 
@@ -19,7 +20,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
 
-// How a call that ran out of time says so (Campaign tells a wait that ended from a failure).
+// How a call that ran out of time says so.
 constexpr std::string_view kDidNotAnswer = "did not answer";
 // etcd's replies are small (a range of the cluster's records is a few KiB per org).
 constexpr size_t kMaxReplyBytes = 64u << 20;
@@ -352,18 +353,28 @@ Result<bool> EtcdClient::DeleteIf(const std::string& key, int64_t mod_revision) 
   return reply["succeeded"].is_bool() && reply["succeeded"].boolean();
 }
 
-Result<bool> EtcdClient::Campaign(const std::string& election, int64_t lease,
-                                  const std::string& value, std::chrono::milliseconds wait) const {
-  const std::string body = R"({"name":)" + Quote(Base64Encode(election)) + R"(,"lease":)" +
-                           Int(lease) + R"(,"value":)" + Quote(Base64Encode(value)) + "}";
-  auto text = Call("/v3/election/campaign", body, wait);
-  if (!text.ok()) {
-    // Still waiting behind the leader: closing the connection withdraws the candidacy.
-    if (text.status().message().find(kDidNotAnswer) != std::string::npos) return false;
-    return text.status();
+Result<bool> EtcdClient::Stand(const std::string& election, int64_t lease,
+                               const std::string& value) const {
+  // The key etcd's election service gives a candidate: the election's name, '/', the lease
+  // in lower-case hex. Made only if absent, so a standing candidacy keeps its place.
+  char hex[2 * sizeof(int64_t) + 1];
+  std::snprintf(hex, sizeof hex, "%llx", static_cast<unsigned long long>(lease));
+  SC_ASSIGN_OR_RETURN(bool created, PutIf(election + "/" + hex, value, /*mod_revision=*/0, lease));
+  (void)created;  // absent or already ours: either way this lease stands
+  // The leader is the candidate whose key was made first (the service's Leader call).
+  SC_ASSIGN_OR_RETURN(
+      std::string text,
+      Call("/v3/election/leader", R"({"name":)" + Quote(Base64Encode(election)) + "}", timeout_));
+  auto json = Json::Parse(text);
+  if (!json.ok() || !json->is_object()) {
+    return Status::Unavailable("etcd election leader: unreadable reply");
   }
-  SC_ASSIGN_OR_RETURN(Json reply, ParseReply(*text, "election campaign"));
-  return reply["leader"].is_object();
+  if (!(*json)["kv"].is_object()) {
+    // No candidate at all: ours went with its lease between the two calls.
+    SC_RETURN_IF_ERROR(ErrorOf(*json, "election leader"));
+    return false;
+  }
+  return IntField((*json)["kv"], "lease") == lease;
 }
 
 }  // namespace sealcache::server::cluster

@@ -54,11 +54,11 @@ class EtcdClient {
   // Deletes the key only if its mod revision is `mod_revision`. Returns whether it did.
   Result<bool> DeleteIf(const std::string& key, int64_t mod_revision) const;
 
-  // etcd's election service: campaigns for `election` with `lease`; returns true once this
-  // candidate leads, false if `wait` passed first (the candidacy is withdrawn then). A leader
-  // stays the leader until its lease ends.
-  Result<bool> Campaign(const std::string& election, int64_t lease, const std::string& value,
-                        std::chrono::milliseconds wait) const;
+  // etcd's election recipe, as its election service runs it: a candidate's key is
+  // `<election>/<lease in hex>` under its lease, and the leader is the candidate whose key
+  // was made first. Stand makes this lease's candidacy if it is not there yet and answers
+  // whether it leads now; it never waits. A leader stays the leader until its lease ends.
+  Result<bool> Stand(const std::string& election, int64_t lease, const std::string& value) const;
 
   // "host:port,host:port" of the members, for messages.
   std::string Describe() const;

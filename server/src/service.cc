@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 #include <omp.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <atomic>
@@ -328,6 +329,7 @@ class CacheServiceImpl final : public CacheService {
   static void ReportWalRecovery(const std::vector<std::string>& report);
   Result<storage::PutResult> DoPut(OrgRuntime& org, const P::PutRequest* r);
   Status BootstrapAdminToken();
+  Status PublishAdminToken(ClusterView& cluster);
   void BackgroundLoop();
   void StopBackground();
   std::vector<std::shared_ptr<OrgRuntime>> AllOrgs();
@@ -349,8 +351,6 @@ class CacheServiceImpl final : public CacheService {
   std::vector<std::weak_ptr<SessionBinding>> bindings_;
   size_t bindings_pruned_at_ = 0;
   std::string admin_token_path_;
-  // The admin token made at this first start: published to the cluster by SetCluster.
-  std::optional<std::pair<std::vector<uint8_t>, storage::TokenRecord>> bootstrap_token_;
   std::atomic<ClusterView*> cluster_{nullptr};
   std::atomic<uint64_t> auth_failures_{0}, connection_errors_{0}, corruptions_{0};
   std::atomic<uint64_t> key_provider_errors_{0};
@@ -374,8 +374,6 @@ Status CacheServiceImpl::BootstrapAdminToken() {
   SC_ASSIGN_OR_RETURN(auto token, NewToken());
   const auto hash = TokenHash(token.first);
   SC_RETURN_IF_ERROR(store_->AddToken(hash, {"", token.second, 0}));
-  bootstrap_token_.emplace(std::vector<uint8_t>(hash.begin(), hash.end()),
-                           storage::TokenRecord{"", token.second, NowMs()});
   std::string text = token.first + "\n";
   SC_RETURN_IF_ERROR(crypto::WriteFileAtomically(
       path, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
@@ -1092,13 +1090,30 @@ Status CacheServiceImpl::ForgetOrgLocked(std::string_view org) {
 
 Status CacheServiceImpl::SetCluster(ClusterView* cluster) {
   if (cluster_.load() != nullptr) return Status::FailedPrecondition("the cluster is already set");
-  if (bootstrap_token_) {
-    // This node's first admin token works on every node of the cluster.
-    SC_RETURN_IF_ERROR(cluster->AddToken(bootstrap_token_->first, {bootstrap_token_->second, ""}));
-    bootstrap_token_.reset();
-  }
+  if (cluster->FirstJoin()) SC_RETURN_IF_ERROR(PublishAdminToken(*cluster));
   cluster_.store(cluster);
   return Status::Ok();
+}
+
+Status CacheServiceImpl::PublishAdminToken(ClusterView& cluster) {
+  // This node's first admin token works on every node of the cluster. It is read back from
+  // its file rather than kept from its making: a start that made it and then stopped before
+  // joining (a port taken, etcd unreachable) must not leave a token that works nowhere.
+  const std::string path = store_->data_dir() + "/" + kAdminTokenFile;
+  auto bytes = crypto::ReadWholeFile(path);
+  if (!bytes.ok()) return bytes.status().IsNotFound() ? Status::Ok() : bytes.status();
+  std::string token(bytes->begin(), bytes->end());
+  OPENSSL_cleanse(bytes->data(), bytes->size());
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  const auto hash = TokenHash(token);
+  OPENSSL_cleanse(token.data(), token.size());
+  auto record = store_->FindToken(hash);
+  // Revoked here before this node ever joined: nothing to publish.
+  if (!record.ok()) return record.status().IsNotFound() ? Status::Ok() : record.status();
+  if (!record->org.empty()) return Status::Ok();
+  storage::TokenRecord published = *record;
+  if (published.created_ms == 0) published.created_ms = NowMs();
+  return cluster.AddToken(hash, {published, ""});
 }
 
 std::vector<std::string> CacheServiceImpl::LocalOrgs() {

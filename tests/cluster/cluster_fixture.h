@@ -83,6 +83,7 @@ class EtcdProcess {
     pid_ = -1;
   }
 
+  uint16_t port() const { return client_port_; }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
   server::cluster::EtcdClient Client() const {
     auto client = server::cluster::EtcdClient::Create(endpoint(), std::chrono::milliseconds(2000));

@@ -148,6 +148,9 @@ class ClusterView {
   // NotFound for an unknown or revoked token.
   virtual Result<ClusterToken> FindToken(std::span<const uint8_t> token_hash) = 0;
   virtual Result<uint64_t> RevokeTokens(std::string_view org, std::string_view token_id) = 0;
+  // True while this data directory has never completed a join (SetCluster then publishes
+  // the node's first admin token, also when an earlier start stopped before joining).
+  virtual bool FirstJoin() const = 0;
 };
 
 class CacheService {
