@@ -16,6 +16,28 @@ Sha256Digest Sha256(std::span<const uint8_t> data) {
   return d;
 }
 
+struct Sha256Hasher::State {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~State() { EVP_MD_CTX_free(ctx); }
+};
+
+Sha256Hasher::Sha256Hasher() : state_(std::make_unique<State>()) {
+  EVP_DigestInit_ex(state_->ctx, EVP_sha256(), nullptr);
+}
+Sha256Hasher::~Sha256Hasher() = default;
+
+void Sha256Hasher::Update(std::span<const uint8_t> data) {
+  EVP_DigestUpdate(state_->ctx, data.data(), data.size());
+}
+
+Sha256Digest Sha256Hasher::Finish() {
+  Sha256Digest d;
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(state_->ctx, d.data(), &len);
+  EVP_DigestInit_ex(state_->ctx, EVP_sha256(), nullptr);
+  return d;
+}
+
 Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data) {
   Sha256Digest d;
   unsigned int len = 0;

@@ -29,6 +29,8 @@ constexpr std::string_view kWrapInfo = "sealcache keystore wrap v1";
 constexpr std::string_view kMacInfo = "sealcache keystore mac v1";
 constexpr std::string_view kFingerprintInfo = "sealcache keystore fingerprint v1";
 constexpr std::string_view kWrapAadPurpose = "sealcache/keywrap/v1";
+// An exported ring: magic | record count (u32) | the records as the keystore stores them.
+constexpr char kRingExportMagic[8] = {'S', 'C', 'R', 'I', 'N', 'G', 'X', '1'};
 
 struct DerivedKeys {
   std::unique_ptr<KeyWrapper> wrap;
@@ -196,6 +198,31 @@ struct Keystore::Impl {
 
 namespace {
 
+// One key record as the file stores it (crypto/FORMAT.md): metadata and, unless destroyed,
+// the wrapped material.
+Status PutRecord(std::vector<uint8_t>& out, const KeyInfo& info, const KeystoreState& state) {
+  PutFixed8(out, static_cast<uint8_t>(info.ring.scope));
+  PutFixed8(out, static_cast<uint8_t>(info.ring.org.size()));
+  PutBytes(out, info.ring.org);
+  PutFixed32(out, info.version);
+  PutFixed8(out, static_cast<uint8_t>(info.state));
+  PutFixed64(out, static_cast<uint64_t>(info.created_ms));
+  PutFixed64(out, static_cast<uint64_t>(info.rotated_ms));
+  PutFixed64(out, static_cast<uint64_t>(info.destroyed_ms));
+  if (info.state == KeyState::kDestroyed) {
+    PutFixed16(out, 0);
+    return Status::Ok();
+  }
+  auto it = state.wrapped.find({info.ring, info.version});
+  if (it == state.wrapped.end() || it->second.size() != kWrappedKeySize) {
+    return Status::Internal("keystore lost the wrapped form of " + info.ring.ToString() +
+                            " version " + std::to_string(info.version));
+  }
+  PutFixed16(out, static_cast<uint16_t>(kWrappedKeySize));
+  PutBytes(out, it->second);
+  return Status::Ok();
+}
+
 Result<std::vector<uint8_t>> Serialize(const KeystoreState& state, const DerivedKeys& keys) {
   std::vector<KeyInfo> infos;
   for (const auto& [id, ring] : state.rings) {
@@ -208,27 +235,7 @@ Result<std::vector<uint8_t>> Serialize(const KeystoreState& state, const Derived
   PutFixed64(out, state.generation);
   PutBytes(out, keys.fingerprint);
   PutFixed32(out, static_cast<uint32_t>(infos.size()));
-  for (const KeyInfo& info : infos) {
-    PutFixed8(out, static_cast<uint8_t>(info.ring.scope));
-    PutFixed8(out, static_cast<uint8_t>(info.ring.org.size()));
-    PutBytes(out, info.ring.org);
-    PutFixed32(out, info.version);
-    PutFixed8(out, static_cast<uint8_t>(info.state));
-    PutFixed64(out, static_cast<uint64_t>(info.created_ms));
-    PutFixed64(out, static_cast<uint64_t>(info.rotated_ms));
-    PutFixed64(out, static_cast<uint64_t>(info.destroyed_ms));
-    if (info.state == KeyState::kDestroyed) {
-      PutFixed16(out, 0);
-      continue;
-    }
-    auto it = state.wrapped.find({info.ring, info.version});
-    if (it == state.wrapped.end() || it->second.size() != kWrappedKeySize) {
-      return Status::Internal("keystore lost the wrapped form of " + info.ring.ToString() +
-                              " version " + std::to_string(info.version));
-    }
-    PutFixed16(out, static_cast<uint16_t>(kWrappedKeySize));
-    PutBytes(out, it->second);
-  }
+  for (const KeyInfo& info : infos) SC_RETURN_IF_ERROR(PutRecord(out, info, state));
   SC_ASSIGN_OR_RETURN(Sha256Digest mac, HmacSha256(keys.mac, out));
   PutBytes(out, mac);
   return out;
@@ -532,6 +539,78 @@ std::vector<KeyInfo> Keystore::List() const {
     for (KeyInfo& info : ring.Versions()) out.push_back(std::move(info));
   }
   return out;
+}
+
+Result<std::vector<uint8_t>> Keystore::ExportRing(const RingId& ring) const {
+  std::shared_lock<std::shared_mutex> lock(impl_->mu);
+  auto it = impl_->state.rings.find(ring);
+  if (it == impl_->state.rings.end()) return Status::NotFound("unknown " + ring.ToString());
+  if (!it->second.has_active()) {
+    return Status::FailedPrecondition(ring.ToString() + " was dropped: nothing to export");
+  }
+  const std::vector<KeyInfo> versions = it->second.Versions();
+  std::vector<uint8_t> out;
+  PutBytes(out, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(kRingExportMagic), 8));
+  PutFixed32(out, static_cast<uint32_t>(versions.size()));
+  for (const KeyInfo& info : versions) SC_RETURN_IF_ERROR(PutRecord(out, info, impl_->state));
+  return out;
+}
+
+Status Keystore::ImportRing(const RingId& ring, std::span<const uint8_t> exported) {
+  if (ring.scope != KeyScope::kOrg) return Status::InvalidArgument("only org rings move");
+  SC_RETURN_IF_ERROR(ValidateOrgId(ring.org));
+  ByteReader r(exported);
+  std::span<const uint8_t> magic;
+  uint32_t count = 0;
+  if (!r.ReadBytes(sizeof(kRingExportMagic), &magic) ||
+      std::memcmp(magic.data(), kRingExportMagic, sizeof(kRingExportMagic)) != 0 ||
+      !r.ReadFixed32(&count) || count == 0 || count > exported.size() / 32) {
+    return Status::InvalidArgument("not an exported key ring");
+  }
+  // Everything is checked before anything changes: each record is this ring's, and each
+  // wrapped key unwraps under this keystore's master key for its ring and version.
+  KeyRing imported(ring);
+  std::map<uint32_t, std::vector<uint8_t>> wrapped;
+  {
+    std::shared_lock<std::shared_mutex> lock(impl_->mu);
+    for (uint32_t i = 0; i < count; ++i) {
+      auto rec = ParseRecord(r, i);
+      if (!rec.ok()) return Status::InvalidArgument("exported key ring: " + rec.status().message());
+      if (rec->info.ring != ring) {
+        return Status::InvalidArgument("exported key ring holds a key of " +
+                                       rec->info.ring.ToString() + ", not of " + ring.ToString());
+      }
+      std::shared_ptr<const SecretBytes> material;
+      if (rec->info.state != KeyState::kDestroyed) {
+        auto key = impl_->keys.wrap->Unwrap(ring, rec->info.version, rec->wrapped);
+        if (!key.ok()) {
+          return Status::PermissionDenied(
+              "exported key ring does not unwrap under this node's master key (the nodes of a "
+              "cluster must share one): " +
+              key.status().message());
+        }
+        material = std::make_shared<const SecretBytes>(std::move(key).value());
+        wrapped[rec->info.version].assign(rec->wrapped.begin(), rec->wrapped.end());
+      }
+      SC_RETURN_IF_ERROR(imported.Restore(rec->info, std::move(material)));
+    }
+  }
+  if (r.remaining() != 0) return Status::InvalidArgument("exported key ring has trailing bytes");
+  if (!imported.has_active()) return Status::InvalidArgument("exported key ring has no ACTIVE key");
+  return Mutate(kKeystoreImportRing, [&](KeystoreState& s) -> Status {
+    auto it = s.rings.find(ring);
+    if (it != s.rings.end() && it->second.has_active()) {
+      return Status::AlreadyExists(ring.ToString() + " already has an active key here");
+    }
+    // Versions of an earlier incarnation here are all destroyed: the imported ring replaces
+    // their records (their files are gone, and their material could never unwrap the new
+    // files' data keys anyway: a wrapped data key is bound to the material it was sealed
+    // under).
+    std::erase_if(s.wrapped, [&](const auto& w) { return w.first.first == ring; });
+    s.rings.insert_or_assign(ring, imported);
+    for (auto& [version, blob] : wrapped) s.wrapped[{ring, version}] = std::move(blob);
+    return Status::Ok();
+  });
 }
 
 std::string Keystore::master_key_fingerprint() const {

@@ -23,6 +23,24 @@ std::string Hex(const Sha256Digest& d) {
   return out;
 }
 
+// FIPS 180-2 example "abc", and the same digest from any split of the input.
+TEST(Sha256Hasher, PiecesGiveTheDigestOfTheWholeAndItStartsOverAfterFinish) {
+  const std::string abc_digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  EXPECT_EQ(Hex(Sha256(Bytes("abc"))), abc_digest);
+  Sha256Hasher h;
+  h.Update(Bytes("a"));
+  h.Update(Bytes(""));
+  h.Update(Bytes("bc"));
+  EXPECT_EQ(Hex(h.Finish()), abc_digest);
+  const std::string long_text(100'000, 'x');
+  for (size_t piece : {1u, 7u, 4096u, 99'999u}) {
+    for (size_t at = 0; at < long_text.size(); at += piece) {
+      h.Update(Bytes(long_text.substr(at, piece)));
+    }
+    EXPECT_EQ(h.Finish(), Sha256(Bytes(long_text))) << piece;
+  }
+}
+
 // RFC 4231, test case 2: key "Jefe", data "what do ya want for nothing?".
 TEST(HmacSha256Key, MatchesRfc4231AndTheOneShotHmac) {
   const std::string key_text = "Jefe";

@@ -44,6 +44,9 @@ class KeystoreTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomically(path_, b).ok());
   }
 
+  static bool SameKey(const SecretBytes& a, const SecretBytes& b) {
+    return std::ranges::equal(a.span(), b.span());
+  }
   static bool Contains(const std::vector<uint8_t>& hay, const SecretBytes& needle) {
     return std::search(hay.begin(), hay.end(), needle.data(), needle.data() + needle.size()) !=
            hay.end();
@@ -330,6 +333,62 @@ TEST_F(KeystoreTest, FileIsPrivate) {
   struct stat st {};
   ASSERT_EQ(stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u);
+}
+
+TEST_F(KeystoreTest, ARingMovesToAnotherKeystoreUnderTheSameMasterKeyAsWrappedKeysOnly) {
+  auto source = OpenOk(master_);
+  ASSERT_TRUE(source->CreateRing(kAcme).ok());
+  ASSERT_TRUE(source->Rotate(kAcme).ok());  // v1 RETIRING, v2 ACTIVE
+  ASSERT_TRUE(source->CreateRing(kGlobex).ok());
+  auto v1 = std::move(source->Key(kAcme, 1)).value();
+  auto v2 = std::move(source->Key(kAcme, 2)).value();
+  auto exported = source->ExportRing(kAcme);
+  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  EXPECT_FALSE(Contains(*exported, *v1));
+  EXPECT_FALSE(Contains(*exported, *v2));
+
+  // The destination once held an earlier acme (dropped: destroyed versions 1..3).
+  const std::string other_path = dir_ + "/other";
+  KeystoreOptions opts;
+  opts.clock = &clock_;
+  auto dest = std::move(Keystore::Open(other_path, master_, std::move(opts))).value();
+  ASSERT_TRUE(dest->CreateRing(kAcme).ok());
+  ASSERT_TRUE(dest->Rotate(kAcme).ok());
+  ASSERT_TRUE(dest->Rotate(kAcme).ok());
+  ASSERT_TRUE(dest->DestroyRing(kAcme).ok());
+  ASSERT_TRUE(dest->ImportRing(kAcme, *exported).ok());
+  EXPECT_TRUE(SameKey(*std::move(dest->Key(kAcme, 1)).value(), *v1));
+  EXPECT_TRUE(SameKey(*std::move(dest->Key(kAcme, 2)).value(), *v2));
+  EXPECT_EQ(dest->Active(kAcme)->version, 2u);
+  EXPECT_EQ((*dest->Versions(kAcme)).size(), 2u) << "the earlier incarnation's records went";
+  // Durable, and the keystore stays authentic.
+  dest.reset();
+  EXPECT_TRUE(Keystore::Verify(other_path, master_).ok());
+  KeystoreOptions again;
+  again.clock = &clock_;
+  dest = std::move(Keystore::Open(other_path, master_, std::move(again))).value();
+  EXPECT_TRUE(SameKey(*std::move(dest->Key(kAcme, 2)).value(), *v2));
+
+  // A live ring is never overwritten; another org's name, another master key, a changed
+  // byte or a dropped ring: refused, and nothing changes.
+  EXPECT_EQ(dest->ImportRing(kAcme, *exported).code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(dest->ImportRing(kGlobex, *exported).code(), Status::Code::kInvalidArgument);
+  auto flipped = *exported;
+  flipped[flipped.size() - 5] ^= 1;
+  EXPECT_FALSE(dest->ImportRing({KeyScope::kOrg, "initech"}, flipped).ok());
+  EXPECT_FALSE(dest->IsLive({KeyScope::kOrg, "initech"}));
+  const std::string foreign_path = dir_ + "/foreign";
+  KeystoreOptions foreign_opts;
+  foreign_opts.clock = &clock_;
+  auto foreign =
+      std::move(Keystore::Open(foreign_path, testing::FilledKey(0x77), std::move(foreign_opts)))
+          .value();
+  EXPECT_EQ(foreign->ImportRing(kAcme, *exported).code(), Status::Code::kPermissionDenied);
+  EXPECT_FALSE(foreign->IsLive(kAcme));
+  ASSERT_TRUE(source->DestroyRing(kAcme).ok());
+  EXPECT_EQ(source->ExportRing(kAcme).status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ(source->ExportRing({KeyScope::kOrg, "nobody"}).status().code(),
+            Status::Code::kNotFound);
 }
 
 }  // namespace

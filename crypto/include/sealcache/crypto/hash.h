@@ -15,6 +15,21 @@ namespace sealcache::crypto {
 using Sha256Digest = std::array<uint8_t, 32>;
 
 Sha256Digest Sha256(std::span<const uint8_t> data);
+// SHA-256 of data given in pieces (a file streamed in chunks).
+class Sha256Hasher {
+ public:
+  Sha256Hasher();
+  ~Sha256Hasher();
+  Sha256Hasher(const Sha256Hasher&) = delete;
+  Sha256Hasher& operator=(const Sha256Hasher&) = delete;
+  void Update(std::span<const uint8_t> data);
+  // The digest of everything given; the hasher starts over afterwards.
+  Sha256Digest Finish();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data);
 // An HMAC-SHA256 key prepared once (OpenSSL's MAC context, keyed), for keys that MAC many
 // short inputs: each Mac copies the keyed context instead of fetching the algorithm and

@@ -52,6 +52,7 @@ inline constexpr std::string_view kKeystoreRotate = "rotate";
 inline constexpr std::string_view kKeystoreDestroy = "destroy";
 inline constexpr std::string_view kKeystoreDestroyRing = "destroy_ring";
 inline constexpr std::string_view kKeystoreRotateMasterKey = "rotate_master_key";
+inline constexpr std::string_view kKeystoreImportRing = "import_ring";
 
 // "keystore.<operation>.<step>", `step` one of kAtomicWriteSteps.
 std::string KeystoreFaultPoint(std::string_view operation, std::string_view step);
@@ -108,6 +109,15 @@ class Keystore {
   Status Destroy(const RingId& ring, uint32_t version);
   // Destroys every version of the ring (DropOrg). The records stay for audit.
   Status DestroyRing(const RingId& ring);
+  // A ring's versions as stored (metadata and key material wrapped under the master key,
+  // never a plain key), to move an org to another node holding the same master key.
+  // NotFound for an unknown ring, FailedPrecondition for a dropped one.
+  Result<std::vector<uint8_t>> ExportRing(const RingId& ring) const;
+  // Adds a ring ExportRing made under the same master key. Every record must be `ring`'s and
+  // every wrapped key must unwrap here (PermissionDenied under another master key) before
+  // anything changes. AlreadyExists if `ring` has an ACTIVE version here; the records of an
+  // earlier incarnation (all destroyed) are replaced.
+  Status ImportRing(const RingId& ring, std::span<const uint8_t> exported);
   // Re-wraps every key under `new_master_key`; no data file changes.
   Status RotateMasterKey(const SecretBytes& new_master_key);
 
