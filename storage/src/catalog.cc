@@ -157,11 +157,14 @@ std::optional<OrgConfig> Catalog::FindOrg(std::string_view org) const {
   return it->second;
 }
 
-Status Catalog::AddOrg(const std::string& org, const OrgConfig& config) {
+Status Catalog::AddOrg(const std::string& org, const OrgConfig& config,
+                       std::shared_ptr<const crypto::SecretBytes> name_key) {
   std::lock_guard<std::mutex> lock(mu_);
   if (state_.orgs.count(org)) return Status::AlreadyExists("org " + org + " already exists");
   State next = state_;
   next.orgs.emplace(org, config);
+  next.name_keys.erase(org);
+  if (name_key != nullptr) next.name_keys.emplace(org, std::move(name_key));
   return Commit(std::move(next));
 }
 

@@ -36,8 +36,10 @@ class Catalog {
 
   std::map<std::string, OrgConfig> Orgs() const;
   std::optional<OrgConfig> FindOrg(std::string_view org) const;
-  // The org's commit record. AlreadyExists if it has one.
-  Status AddOrg(const std::string& org, const OrgConfig& config);
+  // The org's commit record (with its name key, for an org moved here). AlreadyExists if it
+  // has one.
+  Status AddOrg(const std::string& org, const OrgConfig& config,
+                std::shared_ptr<const crypto::SecretBytes> name_key = nullptr);
   // Replaces the config of an existing org (its limits). NotFound for an unknown org.
   Status UpdateOrg(const std::string& org, const OrgConfig& config);
   // Removes the org's record and every token of it, in one write (DropOrg's commit point).

@@ -457,6 +457,15 @@ Status StoreImpl::FlushOrg(OrgDb& db, const std::string& what) {
 }
 
 Status StoreImpl::LoadOrgs() {
+  {
+    // Files staged by imports that never committed (a move cut short): the source kept its
+    // copy and the records name it.
+    std::error_code ec;
+    std::filesystem::remove_all(layout_.incoming_dir(), ec);
+    if (ec) {
+      return Status::IOError("cannot remove " + layout_.incoming_dir() + ": " + ec.message());
+    }
+  }
   for (auto& [org, config] : catalog_->Orgs()) {
     auto state = std::make_unique<OrgState>();
     state->id = org;

@@ -163,6 +163,15 @@ class StoreImpl final : public Store {
 
   Result<OrgStats> Stats(std::string_view org) override;
   uint64_t DecryptOperations() const override { return decrypt_operations_.load(); }
+  Result<OrgExport> ExportOrg(std::string_view org) override;
+  Status ReopenOrg(std::string_view org) override;
+  Result<std::vector<uint8_t>> ReadExportedFile(std::string_view org, std::string_view file,
+                                                uint64_t offset, size_t max) override;
+  Status StageImport(std::string_view org) override;
+  Status WriteStaged(std::string_view org, std::string_view file, uint64_t offset,
+                     std::span<const uint8_t> bytes) override;
+  Status ImportOrg(std::string_view org, const OrgExport& from) override;
+  Status AbandonImport(std::string_view org) override;
   Status Flush() override;
   Status CompactOrg(std::string_view org) override;
   const std::string& data_dir() const override { return layout_.data_dir(); }

@@ -11,8 +11,11 @@
 namespace sealcache::storage {
 namespace {
 
+using testing::Bytes;
 using testing::MakeDigest;
+using testing::MakeTempDir;
 using testing::MakeVector;
+using testing::ReadFile;
 using testing::StoreTest;
 
 TEST_F(StoreTest, PutThenGetReturnsPayloadAndMetadata) {
@@ -442,6 +445,140 @@ TEST_F(StoreTest, AGetRacingADeleteIsAHitOrAMissNeverAMissingPayload) {
   writer.join();
   EXPECT_GT(hits, 0);
   EXPECT_GT(misses, 0);
+}
+
+// Copies an exported org from `from` to `to` the way a move streams it: each listed file
+// in pieces, through ReadExportedFile and WriteStaged.
+void CopyExport(Store& from, Store& to, const std::string& org, const OrgExport& exported) {
+  constexpr size_t kPiece = 3000;  // not a multiple of any block or chunk size
+  ASSERT_TRUE(to.StageImport(org).ok());
+  for (const std::string& file : exported.files) {
+    for (uint64_t offset = 0;;) {
+      auto piece = from.ReadExportedFile(org, file, offset, kPiece);
+      ASSERT_TRUE(piece.ok()) << file << ": " << piece.status().ToString();
+      if (piece->empty()) break;
+      ASSERT_TRUE(to.WriteStaged(org, file, offset, *piece).ok());
+      offset += piece->size();
+    }
+  }
+}
+
+TEST_F(StoreTest, AnOrgMovesToAnotherStoreWithItsEntriesNamesAndCiphertextIntact) {
+  Open();
+  CreateOrg("acme");
+  CreateOrg("globex");
+  ASSERT_TRUE(Put("globex", 1, "globex's").ok());
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(Put("acme", i, "answer " + std::to_string(i)).ok());
+  ASSERT_TRUE(store_->Flush().ok());
+  for (int i = 300; i < 400; ++i) ASSERT_TRUE(Put("acme", i, "answer " + std::to_string(i)).ok());
+  ASSERT_TRUE(store_->RotateKey("acme").ok());  // two key versions travel
+  for (int i = 400; i < 450; ++i) ASSERT_TRUE(Put("acme", i, "answer " + std::to_string(i)).ok());
+  ASSERT_TRUE(store_->Delete("acme", MakeDigest(7)).ok());
+  ASSERT_TRUE(store_->WriteOrgFile("acme", "snapshot", Bytes("graph bytes")).ok());
+  const Digest named = *store_->NameDigest("acme", "user:1");
+
+  auto exported = store_->ExportOrg("acme");
+  ASSERT_TRUE(exported.ok()) << exported.status().ToString();
+  // Closed while it moves; the other org serves.
+  EXPECT_EQ(store_->Get("acme", MakeDigest(1)).status().code(), Status::Code::kUnavailable);
+  EXPECT_EQ(PayloadOf("globex", 1), "globex's") << "globex serves";
+  for (const std::string& f : exported->files) {
+    EXPECT_EQ(f.find(".log"), std::string::npos) << "no WAL travels: " << f;
+  }
+
+  const std::string other_dir = MakeTempDir("sealcache-store-dest");
+  StoreOptions o = Options();
+  o.data_dir = other_dir;
+  auto dest = std::move(Store::Open(o, master_)).value();
+  CopyExport(*store_, *dest, "acme", *exported);
+  ASSERT_TRUE(dest->ImportOrg("acme", *exported).ok());
+  for (int i = 0; i < 450; ++i) {
+    auto e = dest->Get("acme", MakeDigest(i));
+    if (i == 7) {
+      EXPECT_TRUE(e.status().IsNotFound());
+      continue;
+    }
+    ASSERT_TRUE(e.ok()) << i << ": " << e.status().ToString();
+    EXPECT_EQ(std::string(e->payload.begin(), e->payload.end()), "answer " + std::to_string(i));
+  }
+  EXPECT_EQ(*dest->NameDigest("acme", "user:1"), named) << "client-named keys still map";
+  EXPECT_EQ(*dest->ReadOrgFile("acme", "snapshot"), Bytes("graph bytes"));
+  EXPECT_EQ(dest->KeyStatus("acme")->size(), 2u);
+  // Byte for byte the source's files: ciphertext moved, nothing re-encrypted.
+  for (const std::string& f : exported->files) {
+    // RocksDB writes a new MANIFEST, OPTIONS and CURRENT at every open.
+    if (f.rfind("MANIFEST", 0) == 0 || f.rfind("OPTIONS", 0) == 0 || f == "CURRENT") continue;
+    EXPECT_EQ(ReadFile(other_dir + "/orgs/acme/" + f), ReadFile(dir_ + "/orgs/acme/" + f)) << f;
+  }
+  // New writes after the move, and a reopen of the destination.
+  ASSERT_TRUE(dest->Put("acme",
+                        [&] {
+                          PutRequest r;
+                          r.digest = MakeDigest(1000);
+                          static const std::string p = "after the move";
+                          r.payload = {reinterpret_cast<const uint8_t*>(p.data()), p.size()};
+                          static const auto v = MakeVector(kDim, 1000);
+                          r.vector = v;
+                          r.ttl_ms = 60'000;
+                          return r;
+                        }())
+                  .ok());
+  dest.reset();
+  dest = std::move(Store::Open(o, master_)).value();
+  EXPECT_TRUE(dest->Get("acme", MakeDigest(1000)).ok());
+  EXPECT_TRUE(dest->Get("acme", MakeDigest(449)).ok());
+  EXPECT_EQ(dest->ImportOrg("acme", *exported).code(), Status::Code::kAlreadyExists);
+
+  // The source: a failed move reopens it; a finished one drops it.
+  ASSERT_TRUE(store_->ReopenOrg("acme").ok());
+  EXPECT_EQ(PayloadOf("acme", 3), "answer 3");
+  ASSERT_TRUE(store_->DropOrg("acme").ok());
+  std::filesystem::remove_all(other_dir);
+}
+
+TEST_F(StoreTest, AnImportThatCannotCompleteLeavesNothingOfTheOrg) {
+  Open();
+  CreateOrg("acme");
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(Put("acme", i, "answer").ok());
+  auto exported = store_->ExportOrg("acme");
+  ASSERT_TRUE(exported.ok());
+  const std::string other_dir = MakeTempDir("sealcache-store-dest");
+  StoreOptions o = Options();
+  o.data_dir = other_dir;
+  auto dest = std::move(Store::Open(o, master_)).value();
+  // Names outside the org's copy are refused.
+  ASSERT_TRUE(dest->StageImport("acme").ok());
+  for (std::string_view bad : {"../keys/keystore", "/etc/passwd", "a/b/c", ".hidden", "000001.log",
+                               "LOCK", "meta/../x", ""}) {
+    EXPECT_EQ(dest->WriteStaged("acme", bad, 0, Bytes("x")).code(), Status::Code::kInvalidArgument)
+        << bad;
+  }
+  EXPECT_EQ(dest->WriteStaged("acme", "CURRENT", 5, Bytes("x")).code(),
+            Status::Code::kInvalidArgument)
+      << "a gap";
+  // A missing file: refused, no ring and no directory left.
+  CopyExport(*store_, *dest, "acme", *exported);
+  std::filesystem::remove(other_dir + "/incoming/acme/CURRENT");
+  EXPECT_FALSE(dest->ImportOrg("acme", *exported).ok());
+  EXPECT_FALSE(std::filesystem::exists(other_dir + "/orgs/acme"));
+  EXPECT_TRUE(dest->KeyStatus("acme").status().IsNotFound() || dest->KeyStatus("acme")->empty());
+  // Under another master key the ring is refused and nothing is imported.
+  auto foreign_key = std::move(crypto::RandomSecret(32)).value();
+  StoreOptions f = Options();
+  f.data_dir = MakeTempDir("sealcache-store-foreign");
+  auto foreign = std::move(Store::Open(f, foreign_key)).value();
+  CopyExport(*store_, *foreign, "acme", *exported);
+  EXPECT_EQ(foreign->ImportOrg("acme", *exported).code(), Status::Code::kPermissionDenied);
+  EXPECT_FALSE(std::filesystem::exists(f.data_dir + "/orgs/acme"));
+  // A torn-off copy's staged files are gone at the next open.
+  CopyExport(*store_, *dest, "acme", *exported);
+  dest.reset();
+  dest = std::move(Store::Open(o, master_)).value();
+  EXPECT_FALSE(std::filesystem::exists(other_dir + "/incoming/acme"));
+  EXPECT_TRUE(dest->ListOrgs().empty());
+  foreign.reset();
+  std::filesystem::remove_all(f.data_dir);
+  std::filesystem::remove_all(other_dir);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 //   <data>/orgs/<org>/data/       SSTs of its family "data"            -> org key
 //   <data>/orgs/<org>/index/      index snapshots                      -> org key
 //   <data>/audit.log              JSON lines, no secrets
+//   <data>/incoming/<org>/        an org's files while it is moved here (copied bytes)
 //
 // Stores written before the per-org layout (one shared RocksDB instance) keep their files
 // in <data>/db/ (WAL: node key; db/meta/: plaintext; db/orgs/<org>/: org key) and
@@ -50,6 +51,8 @@ class DataLayout {
   std::string org_data_dir(const std::string& org) const { return org_dir(org) + "/data"; }
   std::string org_index_dir(const std::string& org) const { return org_dir(org) + "/index"; }
   std::string audit_log_path() const { return data_dir_ + "/audit.log"; }
+  // Files of orgs being moved here, until the import commits (removed at open).
+  std::string incoming_dir() const { return data_dir_ + "/incoming"; }
 
   // The shared instance of stores written before the per-org layout.
   std::string legacy_db_dir() const { return data_dir_ + "/db"; }

@@ -245,6 +245,21 @@ struct ReaperReport {
   uint64_t files_compacted = 0;
 };
 
+// What moving an org to another node carries besides its files (server/CLUSTER.md). No
+// plain key: the ring is wrapped under the master key the nodes of a cluster share, and the
+// name key is sealed under the org's active key version.
+struct OrgExport {
+  OrgConfig config;
+  std::vector<uint8_t> ring;  // crypto::Keystore::ExportRing
+  std::vector<uint8_t> sealed_name_key;
+  uint32_t name_key_version = 0;  // the ring version the name key is sealed under
+  // The files of the org's directory a copy needs, relative to it, in a stable order: its
+  // SSTs (encrypted data, plaintext metadata), MANIFEST, CURRENT, OPTIONS, IDENTITY and
+  // index snapshots; never its WAL (flushed first, and sealed under the node's own key),
+  // lock or info log.
+  std::vector<std::string> files;
+};
+
 class Store {
  public:
   // Opens (or creates) the store. Loads the keystore with `master_key` first: a wrong key
@@ -258,6 +273,28 @@ class Store {
   // Drops the org's column family and meta records and destroys every key version.
   virtual Status DropOrg(std::string_view org) = 0;
   virtual Result<OrgConfig> GetOrg(std::string_view org) const = 0;
+  // Moving an org to another node. ExportOrg flushes the org's database, closes it (its
+  // files stop changing; every operation on the org answers Unavailable) and answers what a
+  // copy needs; the files are then read from org_dir(). After a failed move ReopenOrg opens
+  // the database again; after a move DropOrg deletes the copy and its keys.
+  virtual Result<OrgExport> ExportOrg(std::string_view org) = 0;
+  virtual Status ReopenOrg(std::string_view org) = 0;
+  // Up to `max` bytes at `offset` of one of the files an ExportOrg listed (the org must be
+  // exported and not reopened); empty at the end of the file.
+  virtual Result<std::vector<uint8_t>> ReadExportedFile(std::string_view org, std::string_view file,
+                                                        uint64_t offset, size_t max) = 0;
+  // The receiving side. StageImport makes an empty private staging directory for the org
+  // (AlreadyExists if the org exists here); WriteStaged appends to a staged file (`offset`
+  // must be its size so far; the name is one ExportOrg could list); ImportOrg then adds the
+  // org: every listed file must be staged, the ring enters the keystore (checked under this
+  // node's master key), the files are synced and become the org's directory, its database
+  // opens, and the catalog record (with the name key) commits. On any failure nothing of
+  // the org is left; AbandonImport removes the staged files, and so does the next Open.
+  virtual Status StageImport(std::string_view org) = 0;
+  virtual Status WriteStaged(std::string_view org, std::string_view file, uint64_t offset,
+                             std::span<const uint8_t> bytes) = 0;
+  virtual Status ImportOrg(std::string_view org, const OrgExport& from) = 0;
+  virtual Status AbandonImport(std::string_view org) = 0;
   // Changes the org's capacity limits, durably, and at once: an org over a lower limit is
   // evicted down to it (unless its policy is noeviction: then only new writes are refused).
   // Returns what was evicted, for the caller's index.
