@@ -538,4 +538,26 @@ Result<uint64_t> Client::RevokeToken(std::string_view org, std::string_view toke
   return body->revoked();
 }
 
+Result<std::pair<std::string, uint64_t>> Client::MoveOrg(std::string_view org,
+                                                         std::string_view to_node) {
+  SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
+                        auto o = fbb.CreateString(org);
+                        auto t = fbb.CreateString(to_node);
+                        return As(protocol::RequestBody::MoveOrgRequest,
+                                  protocol::CreateMoveOrgRequest(fbb, o, t));
+                      }));
+  SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::MoveOrgResponse>(f));
+  return std::make_pair(body->node() ? body->node()->str() : "", body->bytes());
+}
+
+Result<uint64_t> Client::DrainNode(std::string_view node) {
+  SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
+                        auto n = fbb.CreateString(node);
+                        return As(protocol::RequestBody::DrainNodeRequest,
+                                  protocol::CreateDrainNodeRequest(fbb, n));
+                      }));
+  SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::DrainNodeResponse>(f));
+  return body->moved();
+}
+
 }  // namespace sealcache::client

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <set>
 
+#include "sealcache/client/client.h"
 #include "sealcache/crypto/atomic_file.h"
 #include "sealcache/crypto/hash.h"
 #include "sealcache/crypto/master_key.h"
@@ -17,6 +18,11 @@ constexpr char kStateFile[] = "cluster.json";
 constexpr char kElection[] = "rebalancer";
 constexpr char kStateCreating[] = "creating";
 constexpr char kStateActive[] = "active";
+constexpr char kStateMoving[] = "moving";
+// A planned move streams files in pieces of this size (well under the frame limit).
+constexpr size_t kMoveChunkBytes = 512u << 10;
+// A peer that stops answering during a move fails it after this long.
+constexpr int64_t kMoveCallTimeoutMs = 30'000;
 constexpr size_t kNodeIdBytes = 8;
 constexpr size_t kOrgUidBytes = 16;
 constexpr size_t kMaxNodeId = 64;
@@ -78,6 +84,7 @@ std::string EncodeOrg(const OrgRecord& r) {
   j.Set("owner", r.owner)
       .Set("epoch", r.epoch)
       .Set("state", r.state)
+      .Set("target", r.target)
       .Set("uid", r.uid)
       .Set("config", ConfigJson(r.config));
   return j.Dump();
@@ -92,6 +99,7 @@ Result<OrgRecord> DecodeOrg(const EtcdKeyValue& kv) {
   r.owner = Str((*j)["owner"]);
   r.epoch = Int((*j)["epoch"]);
   r.state = Str((*j)["state"]);
+  r.target = Str((*j)["target"]);
   r.uid = Str((*j)["uid"]);
   r.config = ConfigOf((*j)["config"]);
   r.mod_revision = kv.mod_revision;
@@ -218,6 +226,7 @@ Status ClusterNode::Register() {
                                  .Set("id", node_id_)
                                  .Set("native", native_address_)
                                  .Set("resp", resp_address_)
+                                 .Set("draining", draining_.load())
                                  .Dump();
   SC_RETURN_IF_ERROR(etcd_.Put(NodeKey(node_id_), record, lease.first));
   std::lock_guard<std::mutex> lock(mu_);
@@ -418,14 +427,7 @@ Status ClusterNode::Reconcile() {
     std::lock_guard<std::mutex> lock(mu_);
     lease = lease_;
   }
-  SC_ASSIGN_OR_RETURN(auto node_kvs, etcd_.GetPrefix(options_.prefix + "nodes/"));
-  std::map<std::string, NodeRecord> nodes;
-  for (const auto& kv : node_kvs) {
-    auto j = Json::Parse(kv.value);
-    if (!j.ok() || Str((*j)["id"]).empty()) continue;
-    NodeRecord n{Str((*j)["id"]), Str((*j)["native"]), Str((*j)["resp"])};
-    nodes.emplace(n.id, std::move(n));
-  }
+  SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
   SC_ASSIGN_OR_RETURN(auto orgs, ReadOrgs());
 
   if (lease != 0 && StandForRebalancer(lease)) {
@@ -445,6 +447,11 @@ Status ClusterNode::Reconcile() {
     for (const std::string& org : held) {
       auto it = orgs.find(org);
       if (it != orgs.end() && it->second.owner == node_id_) continue;
+      // A copy moved here, kept until the owner hands it over (or gives up: then the
+      // record no longer names this node, and the next pass deletes it).
+      if (it != orgs.end() && it->second.state == kStateMoving && it->second.target == node_id_) {
+        continue;
+      }
       if (Status s = DropCopy(org); !s.ok() && first.ok()) first = s;
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -462,12 +469,18 @@ Status ClusterNode::Reconcile() {
 void ClusterNode::Reassign(const std::map<std::string, NodeRecord>& nodes,
                            const std::map<std::string, OrgRecord>& orgs) {
   if (nodes.empty()) return;
+  const auto placeable = Placeable(nodes);
   std::map<std::string, size_t> owned;
   for (const auto& [org, r] : orgs) ++owned[r.owner];
   for (const auto& [org, record] : orgs) {
     if (nodes.contains(record.owner)) continue;
     OrgRecord moved = record;
-    moved.owner = PlaceOrg(org, nodes, owned);
+    moved.owner = PlaceOrg(org, placeable, owned);
+    if (moved.state == kStateMoving) {
+      // The owner died while moving it: the copy it was streaming is not complete.
+      moved.state = kStateActive;
+      moved.target.clear();
+    }
     moved.epoch = record.epoch + 1;
     bool written = false;
     Status s = WriteOrg(org, moved, record.mod_revision, &written);
@@ -518,6 +531,14 @@ std::string ClusterNode::MetricsText() const {
   line("sealcache_cluster_leases_lost_total", "counter",
        "Times this node found its lease gone (paused or cut off past its TTL).",
        leases_lost_.load());
+  line("sealcache_cluster_moves_out_total", "counter",
+       "Orgs this node handed over to another node in a planned move.", moves_out_.load());
+  line("sealcache_cluster_moves_in_total", "counter",
+       "Orgs moved to this node whose copy it committed.", moves_in_.load());
+  line("sealcache_cluster_moves_failed_total", "counter",
+       "Planned moves from this node that failed and were undone.", moves_failed_.load());
+  line("sealcache_cluster_move_bytes_total", "counter",
+       "Bytes of org files this node streamed out in planned moves.", move_bytes_.load());
   return out;
 }
 
@@ -560,6 +581,10 @@ Status ClusterNode::ServingFromView(std::string_view org, std::string_view org_u
   const OrgRecord& record = it->second;
   if (!org_uid.empty() && record.uid != org_uid) {
     return Status::NotFound("org " + std::string(org) + " was dropped");
+  }
+  if (record.owner == node_id_ && record.state == kStateMoving) {
+    return Status::Unavailable("org " + std::string(org) + " is moving to node " + record.target +
+                               "; retry");
   }
   if (record.owner != node_id_) {
     auto node = nodes_.find(record.owner);
@@ -611,8 +636,9 @@ Result<std::string> ClusterNode::PlaceNewOrg(std::string_view org_view,
       nodes = nodes_;
       for (const auto& [o, r] : orgs_) ++owned[r.owner];
     }
-    nodes.try_emplace(node_id_, NodeRecord{node_id_, native_address_, resp_address_});
-    record.owner = PlaceOrg(org, nodes, owned);
+    nodes.try_emplace(node_id_,
+                      NodeRecord{node_id_, native_address_, resp_address_, draining_.load()});
+    record.owner = PlaceOrg(org, Placeable(std::move(nodes)), owned);
     record.epoch = 1;
     record.state = kStateCreating;
     SC_ASSIGN_OR_RETURN(record.uid, RandomHex(kOrgUidBytes));
@@ -672,6 +698,386 @@ Status ClusterNode::RemoveOrg(std::string_view org_view) {
     copies_.erase(org);
   }
   return SaveState();
+}
+
+// ---- planned moves ---------------------------------------------------------------------------
+
+std::map<std::string, NodeRecord> ClusterNode::Placeable(std::map<std::string, NodeRecord> nodes) {
+  std::map<std::string, NodeRecord> open;
+  for (const auto& [id, node] : nodes) {
+    if (!node.draining) open.emplace(id, node);
+  }
+  return open.empty() ? nodes : open;
+}
+
+Result<std::map<std::string, NodeRecord>> ClusterNode::ReadNodes() const {
+  SC_ASSIGN_OR_RETURN(auto node_kvs, etcd_.GetPrefix(options_.prefix + "nodes/"));
+  std::map<std::string, NodeRecord> nodes;
+  for (const auto& kv : node_kvs) {
+    auto j = Json::Parse(kv.value);
+    if (!j.ok() || Str((*j)["id"]).empty()) continue;
+    NodeRecord n{Str((*j)["id"]), Str((*j)["native"]), Str((*j)["resp"]),
+                 (*j)["draining"].is_bool() && (*j)["draining"].boolean()};
+    nodes.emplace(n.id, std::move(n));
+  }
+  return nodes;
+}
+
+Result<bool> ClusterNode::SwapOrg(const std::string& org, OrgRecord record, int64_t mod_revision) {
+  bool written = false;
+  SC_RETURN_IF_ERROR(WriteOrg(org, record, mod_revision, &written));
+  if (!written) return false;
+  SC_ASSIGN_OR_RETURN(auto kv, etcd_.Get(OrgKey(org)));
+  SC_ASSIGN_OR_RETURN(OrgRecord stored, DecodeOrg(kv));
+  std::lock_guard<std::mutex> lock(mu_);
+  orgs_.insert_or_assign(org, std::move(stored));
+  return true;
+}
+
+Result<std::pair<std::string, uint64_t>> ClusterNode::MoveOrg(std::string_view org_view,
+                                                              std::string_view to_view) {
+  const std::string org(org_view), to_id(to_view);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!joined_ || !LeaseAlive(Clock::now())) {
+      return Status::Unavailable("this node's cluster lease is not known to be alive; retry");
+    }
+  }
+  std::lock_guard<std::mutex> one_move(move_mu_);
+  auto kv = etcd_.Get(OrgKey(org));
+  if (!kv.ok()) {
+    return kv.status().IsNotFound() ? Status::NotFound("unknown org " + org) : kv.status();
+  }
+  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(*kv));
+  SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
+  if (record.owner != node_id_) {
+    auto owner = nodes.find(record.owner);
+    if (owner == nodes.end()) {
+      return Status::Unavailable("the node of org " + org + " is down; retry");
+    }
+    return Status::Moved(owner->second.native_address + " " + owner->second.resp_address);
+  }
+  if (record.state != kStateActive) {
+    return Status::FailedPrecondition("org " + org + " is " + record.state + "; retry later");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto copy = copies_.find(org);
+    if (copy == copies_.end() || copy->second.uid != record.uid ||
+        copy->second.epoch != record.epoch) {
+      return Status::Unavailable("org " + org + " is being loaded on this node; retry");
+    }
+  }
+  nodes.erase(node_id_);
+  std::string target = to_id;
+  if (target.empty()) {
+    std::map<std::string, size_t> owned;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [o, r] : orgs_) ++owned[r.owner];
+    }
+    target = PlaceOrg(org, Placeable(nodes), owned);
+    if (target.empty())
+      return Status::FailedPrecondition("no other live node to move org " + org + " to");
+  } else if (target == node_id_) {
+    return Status::InvalidArgument("org " + org + " is on node " + target + " already");
+  }
+  auto to = nodes.find(target);
+  if (to == nodes.end()) return Status::NotFound("no live node " + target);
+
+  // From here on the org answers Unavailable (retry) until the hand-over or the undo.
+  OrgRecord moving = record;
+  moving.state = kStateMoving;
+  moving.target = target;
+  SC_ASSIGN_OR_RETURN(bool marked, SwapOrg(org, moving, record.mod_revision));
+  if (!marked) return Status::Unavailable("org " + org + " changed while it was moved; retry");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    moving.mod_revision = orgs_.at(org).mod_revision;
+  }
+  std::fprintf(stderr, "sealcached: cluster: moving org %s to node %s\n", org.c_str(),
+               target.c_str());
+  auto bytes = StreamAndHandOver(org, moving, to->second);
+  if (!bytes.ok()) {
+    moves_failed_.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr, "sealcached: cluster: move of org %s to node %s failed: %s\n", org.c_str(),
+                 target.c_str(), bytes.status().ToString().c_str());
+    return bytes.status().WithContext("moving org " + org + " to node " + target);
+  }
+  moves_out_.fetch_add(1, std::memory_order_relaxed);
+  move_bytes_.fetch_add(*bytes, std::memory_order_relaxed);
+  std::fprintf(stderr, "sealcached: cluster: org %s handed over to node %s (%llu bytes)\n",
+               org.c_str(), target.c_str(), static_cast<unsigned long long>(*bytes));
+  return std::make_pair(target, *bytes);
+}
+
+Result<uint64_t> ClusterNode::StreamAndHandOver(const std::string& org, OrgRecord moving,
+                                                const NodeRecord& to) {
+  namespace P = ::sealcache::protocol;
+  const int64_t next_epoch = moving.epoch + 1;
+  std::unique_ptr<client::Client> peer;
+  std::string token_key;
+  bool exported = false;
+  // Undoes what was done when the move cannot finish: the new node drops what it staged (a
+  // copy it committed goes with its next reconcile, as the record no longer names it), the
+  // org reopens here and its record is active here again.
+  auto undo = [&](Status why) -> Status {
+    if (peer != nullptr) {
+      (void)peer->Call([&](flatbuffers::FlatBufferBuilder& fbb) {
+        auto o = fbb.CreateString(org);
+        P::ImportOrgRequestBuilder b(fbb);
+        b.add_phase(P::ImportPhase::ABANDON);
+        b.add_org(o);
+        return std::make_pair(P::RequestBody::ImportOrgRequest, b.Finish().Union());
+      });
+    }
+    if (exported) {
+      if (Status s = service_->UndoExport(org); !s.ok()) why = why.WithContext(s.ToString());
+    }
+    OrgRecord active = moving;
+    active.state = kStateActive;
+    active.target.clear();
+    auto back = SwapOrg(org, active, moving.mod_revision);
+    if (!back.ok() || !*back) {
+      std::fprintf(stderr,
+                   "sealcached: cluster: org %s: the record changed during the move; the "
+                   "reconcile follows it\n",
+                   org.c_str());
+    }
+    if (!token_key.empty()) (void)etcd_.Delete(token_key);
+    return why;
+  };
+
+  auto exp = service_->ExportOrg(org);
+  if (!exp.ok()) return undo(exp.status());
+  exported = true;
+  const storage::OrgExport& e = *exp;
+
+  // An admin token for this move only, under this node's lease: it goes with the lease if
+  // this node dies, and is deleted when the move ends.
+  auto secret = RandomHex(32);
+  if (!secret.ok()) return undo(secret.status());
+  const std::string token = "scmv_" + *secret;
+  const auto hash = crypto::Sha256({reinterpret_cast<const uint8_t*>(token.data()), token.size()});
+  int64_t lease = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    lease = lease_;
+  }
+  token_key = TokenKey(hash);
+  const std::string token_record = Json::MakeObject()
+                                       .Set("org", "")
+                                       .Set("token_id", "move-" + node_id_)
+                                       .Set("created_ms", int64_t{0})
+                                       .Set("org_uid", "")
+                                       .Dump();
+  if (Status s = etcd_.Put(token_key, token_record, lease); !s.ok()) return undo(s);
+
+  client::ClientOptions copts;
+  const size_t colon = to.native_address.rfind(':');
+  if (colon == std::string::npos)
+    return undo(Status::Internal("bad node address " + to.native_address));
+  copts.host = to.native_address.substr(0, colon);
+  copts.port = static_cast<uint16_t>(std::stoi(to.native_address.substr(colon + 1)));
+  copts.tls = options_.peer_tls;
+  copts.tls_ca_file = options_.peer_ca_file;
+  copts.timeout_ms = kMoveCallTimeoutMs;
+  auto connected = client::Client::Connect(copts);
+  if (!connected.ok()) return undo(connected.status());
+  peer = std::move(connected).value();
+  if (auto hello = peer->Hello(token); !hello.ok()) return undo(hello.status());
+
+  auto import =
+      [&](P::ImportPhase phase,
+          const std::function<void(flatbuffers::FlatBufferBuilder&, P::ImportOrgRequestBuilder&)>&
+              fill,
+          const std::function<void(flatbuffers::FlatBufferBuilder&)>& pre = {}) -> Status {
+    auto f = peer->Call([&](flatbuffers::FlatBufferBuilder& fbb) {
+      // Strings and vectors first (flatbuffers builds children before their table).
+      auto o = fbb.CreateString(org);
+      auto u = fbb.CreateString(moving.uid);
+      if (pre) pre(fbb);
+      P::ImportOrgRequestBuilder b(fbb);
+      b.add_phase(phase);
+      b.add_org(o);
+      b.add_uid(u);
+      b.add_epoch(next_epoch);
+      if (fill) fill(fbb, b);
+      return std::make_pair(P::RequestBody::ImportOrgRequest, b.Finish().Union());
+    });
+    if (!f.ok()) return f.status();
+    if ((*f)->status() != P::StatusCode::OK) {
+      const auto* m = (*f)->message();
+      return Status::Unavailable(
+          "node " + to.id + " refused the import: " + (m != nullptr ? m->str() : std::string("?")));
+    }
+    return Status::Ok();
+  };
+
+  if (Status s = import(P::ImportPhase::BEGIN, {}); !s.ok()) return undo(s);
+  uint64_t total = 0;
+  // What was streamed, for the audit log: each file's SHA-256, so that an operator (and the
+  // tests) can check the new owner holds the same bytes.
+  std::string streamed;
+  crypto::Sha256Hasher hasher;
+  for (const std::string& file : e.files) {
+    for (uint64_t offset = 0;;) {
+      auto piece = service_->store().ReadExportedFile(org, file, offset, kMoveChunkBytes);
+      if (!piece.ok()) return undo(piece.status());
+      // The first piece is sent even when empty, so that an empty file exists there too.
+      if (piece->empty() && offset > 0) break;
+      flatbuffers::Offset<flatbuffers::String> name;
+      flatbuffers::Offset<flatbuffers::Vector<uint8_t>> data;
+      Status sent = import(
+          P::ImportPhase::CHUNK,
+          [&](flatbuffers::FlatBufferBuilder&, P::ImportOrgRequestBuilder& b) {
+            b.add_file(name);
+            b.add_offset(offset);
+            b.add_data(data);
+          },
+          [&](flatbuffers::FlatBufferBuilder& fbb) {
+            name = fbb.CreateString(file);
+            data = fbb.CreateVector(piece->data(), piece->size());
+          });
+      if (!sent.ok()) return undo(sent);
+      hasher.Update(*piece);
+      offset += piece->size();
+      total += piece->size();
+      if (piece->size() < kMoveChunkBytes) break;
+    }
+    streamed += (streamed.empty() ? "" : " ") + file + "=" + ToText(hasher.Finish());
+  }
+  {
+    flatbuffers::Offset<P::CreateOrgRequest> config;
+    flatbuffers::Offset<flatbuffers::Vector<uint8_t>> ring, name_key;
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<flatbuffers::String>>> files;
+    Status s = import(
+        P::ImportPhase::COMMIT,
+        [&](flatbuffers::FlatBufferBuilder&, P::ImportOrgRequestBuilder& b) {
+          b.add_config(config);
+          b.add_created_ms(e.config.created_ms);
+          b.add_ring(ring);
+          b.add_sealed_name_key(name_key);
+          b.add_name_key_version(e.name_key_version);
+          b.add_files(files);
+        },
+        [&](flatbuffers::FlatBufferBuilder& fbb) {
+          const storage::OrgConfig& c = e.config;
+          config = P::CreateCreateOrgRequest(
+              fbb, 0, c.dimension, fbb.CreateString(c.metric), fbb.CreateString(c.index_kind),
+              c.hnsw_m, c.ef_construction, c.ef_search, c.seal_threshold, c.limits.max_bytes,
+              c.limits.max_entries, fbb.CreateString(c.limits.eviction_policy));
+          ring = fbb.CreateVector(e.ring);
+          name_key = fbb.CreateVector(e.sealed_name_key);
+          files = fbb.CreateVectorOfStrings(e.files);
+        });
+    if (!s.ok()) return undo(s);
+  }
+
+  // The hand-over: one compare-and-set from the moving record this node wrote.
+  OrgRecord handed = moving;
+  handed.owner = to.id;
+  handed.epoch = next_epoch;
+  handed.state = kStateActive;
+  handed.target.clear();
+  auto swapped = SwapOrg(org, handed, moving.mod_revision);
+  if (!swapped.ok() || !*swapped) {
+    return undo(swapped.ok() ? Status::Unavailable("org " + org + " changed during the move")
+                             : swapped.status());
+  }
+  // The new owner reads the record now rather than at its next reconcile.
+  if (Status s = import(P::ImportPhase::ACTIVATE, {}); !s.ok()) {
+    std::fprintf(stderr, "sealcached: cluster: org %s: %s (the new owner's reconcile follows)\n",
+                 org.c_str(), s.ToString().c_str());
+  }
+  (void)etcd_.Delete(token_key);
+  (void)service_->store().AuditEvent("org_moved_out", {{"org", org},
+                                                       {"to", to.id},
+                                                       {"epoch", next_epoch},
+                                                       {"bytes", static_cast<int64_t>(total)},
+                                                       {"files", streamed}});
+  // This node's copy goes: files and every key version.
+  std::lock_guard<std::mutex> copies(copies_mu_);
+  if (Status s = DropCopy(org); !s.ok()) {
+    std::fprintf(stderr, "sealcached: cluster: org %s moved; deleting the old copy: %s\n",
+                 org.c_str(), s.ToString().c_str());
+  }
+  return total;
+}
+
+Result<uint64_t> ClusterNode::DrainNode(std::string_view node_view) {
+  const std::string node(node_view);
+  if (!node.empty() && node != node_id_) {
+    SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
+    auto it = nodes.find(node);
+    if (it == nodes.end()) return Status::NotFound("no live node " + node);
+    return Status::Moved(it->second.native_address + " " + it->second.resp_address);
+  }
+  if (!draining_.exchange(true)) {
+    // Published in this node's record (under its lease): placement skips it from now on.
+    int64_t lease = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      lease = lease_;
+    }
+    const std::string record = Json::MakeObject()
+                                   .Set("id", node_id_)
+                                   .Set("native", native_address_)
+                                   .Set("resp", resp_address_)
+                                   .Set("draining", true)
+                                   .Dump();
+    if (Status s = etcd_.Put(NodeKey(node_id_), record, lease); !s.ok()) {
+      draining_.store(false);
+      return s;
+    }
+    std::fprintf(stderr, "sealcached: cluster: node %s is draining\n", node_id_.c_str());
+  }
+  SC_ASSIGN_OR_RETURN(auto orgs, ReadOrgs());
+  uint64_t moved = 0;
+  for (const auto& [org, record] : orgs) {
+    if (record.owner != node_id_) continue;
+    SC_RETURN_IF_ERROR(MoveOrg(org, "").status());
+    ++moved;
+  }
+  return moved;
+}
+
+Status ClusterNode::CheckImport(std::string_view org_view, std::string_view uid, int64_t epoch) {
+  const std::string org(org_view);
+  SC_ASSIGN_OR_RETURN(auto kv, etcd_.Get(OrgKey(org)));
+  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(kv));
+  if (record.state != kStateMoving || record.target != node_id_ || record.uid != uid ||
+      record.epoch + 1 != epoch) {
+    return Status::FailedPrecondition("org " + org + " is not moving to node " + node_id_ +
+                                      " at epoch " + std::to_string(epoch));
+  }
+  return Status::Ok();
+}
+
+Status ClusterNode::NoteImportedCopy(std::string_view org_view, std::string_view uid,
+                                     int64_t epoch) {
+  const std::string org(org_view);
+  std::lock_guard<std::mutex> copies(copies_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    copies_[org] = {std::string(uid), epoch};
+  }
+  moves_in_.fetch_add(1, std::memory_order_relaxed);
+  std::fprintf(stderr, "sealcached: cluster: holding org %s (epoch %lld), moved here\n",
+               org.c_str(), static_cast<long long>(epoch));
+  return SaveState();
+}
+
+Status ClusterNode::RefreshOrg(std::string_view org_view) {
+  const std::string org(org_view);
+  SC_ASSIGN_OR_RETURN(auto kv, etcd_.Get(OrgKey(org)));
+  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(kv));
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = orgs_.find(org);
+  if (it == orgs_.end() || it->second.mod_revision < record.mod_revision) {
+    orgs_.insert_or_assign(org, std::move(record));
+  }
+  return Status::Ok();
 }
 
 // ---- tokens -------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ namespace sealcache::server::cluster {
 struct OrgRecord {
   std::string owner;          // node id
   int64_t epoch = 0;          // + 1 at each change of owner
-  std::string state;          // "creating" or "active"
+  std::string state;          // "creating", "active" or "moving" (to `target`)
+  std::string target;         // while moving: the node it moves to
   std::string uid;            // the incarnation: a new one for each create-org
   storage::OrgConfig config;  // to create the org's empty copy on a new owner
   int64_t mod_revision = 0;   // etcd's, for the compare-and-set
@@ -36,6 +37,7 @@ struct NodeRecord {
   std::string id;
   std::string native_address;  // host:port of the native protocol
   std::string resp_address;    // host:port of the Redis protocol, or "" when off
+  bool draining = false;       // takes no new orgs (DrainNode)
 };
 
 // Weighted rendezvous hashing: the node of `nodes` that `org` goes to, each node's weight
@@ -76,6 +78,12 @@ class ClusterNode final : public ClusterView {
   Result<ClusterToken> FindToken(std::span<const uint8_t> token_hash) override;
   Result<uint64_t> RevokeTokens(std::string_view org, std::string_view token_id) override;
   bool FirstJoin() const override { return first_join_; }
+  Result<std::pair<std::string, uint64_t>> MoveOrg(std::string_view org,
+                                                   std::string_view to_node) override;
+  Result<uint64_t> DrainNode(std::string_view node) override;
+  Status CheckImport(std::string_view org, std::string_view uid, int64_t epoch) override;
+  Status NoteImportedCopy(std::string_view org, std::string_view uid, int64_t epoch) override;
+  Status RefreshOrg(std::string_view org) override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -112,6 +120,16 @@ class ClusterNode final : public ClusterView {
   // answers whether it leads now.
   bool StandForRebalancer(int64_t lease);
   bool Sleep(std::chrono::milliseconds d);  // false once stopping
+  // The nodes new or moved orgs may go to: those not draining (all of them if every one is).
+  static std::map<std::string, NodeRecord> Placeable(std::map<std::string, NodeRecord> nodes);
+  // The live nodes as etcd has them now.
+  Result<std::map<std::string, NodeRecord>> ReadNodes() const;
+  // Compare-and-set of an org record; on success the view holds it with its new revision.
+  Result<bool> SwapOrg(const std::string& org, OrgRecord record, int64_t mod_revision);
+  // The streaming and hand-over of one move, after the record says moving. REQUIRES:
+  // move_mu_ held.
+  Result<uint64_t> StreamAndHandOver(const std::string& org, OrgRecord moving,
+                                     const NodeRecord& to);
 
   std::string OrgKey(std::string_view org) const;
   std::string NodeKey(std::string_view node) const;
@@ -145,6 +163,10 @@ class ClusterNode final : public ClusterView {
   std::map<std::string, LocalCopy> copies_;
 
   std::atomic<uint64_t> failovers_{0}, redirects_{0}, copies_deleted_{0}, leases_lost_{0};
+  std::atomic<uint64_t> moves_out_{0}, moves_in_{0}, moves_failed_{0}, move_bytes_{0};
+  // One planned move at a time from this node; draining_ is published in its node record.
+  std::mutex move_mu_;
+  std::atomic<bool> draining_{false};
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

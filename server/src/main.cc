@@ -151,6 +151,10 @@ int main(int argc, char** argv) {
       "cluster-reconcile-ms",
       po::value(&o.cluster.reconcile_period_ms)->default_value(o.cluster.reconcile_period_ms),
       "how often the cluster's records are read and applied, ms")(
+      "cluster-peer-ca", po::value(&o.cluster.peer_ca_file),
+      "PEM CA that the other nodes' --tls-cert chains to, trusted when this node streams an "
+      "org to another in a planned move (over TLS when --tls-cert is set); default: the "
+      "system CAs")(
       "insecure-plaintext-for-benchmarks", po::bool_switch(&plaintext),
       "BENCHMARKS ONLY: store payloads and vectors unencrypted (also needs the environment "
       "variable SEALCACHE_ALLOW_PLAINTEXT_BENCHMARK=1)");
@@ -164,6 +168,9 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return Fail(std::string(e.what()) + " (see --help)");
   }
+  // The nodes of a cluster are configured alike: a node that serves TLS streams to its
+  // peers over TLS.
+  o.cluster.peer_tls = !o.tls_cert_file.empty();
   if (vm.count("help")) {
     std::cout << desc << "\n";
     return 0;

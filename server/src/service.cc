@@ -276,6 +276,8 @@ class CacheServiceImpl final : public CacheService {
   std::vector<std::string> LocalOrgs() override;
   Status AdoptOrg(std::string_view org, const storage::OrgConfig& config) override;
   Status ForgetOrg(std::string_view org) override;
+  Result<storage::OrgExport> ExportOrg(std::string_view org) override;
+  Status UndoExport(std::string_view org) override;
   std::string MetricsText() override;
   Status Flush() override;
   const std::string& admin_token_path() const override { return admin_token_path_; }
@@ -295,6 +297,9 @@ class CacheServiceImpl final : public CacheService {
   Reply Stats(const Session& s, FBB& fbb);
   Reply CreateOrg(const P::CreateOrgRequest* r, FBB& fbb);
   Reply DropOrg(const P::DropOrgRequest* r, FBB& fbb);
+  Reply MoveOrg(const P::MoveOrgRequest* r, FBB& fbb);
+  Reply DrainNode(const P::DrainNodeRequest* r, FBB& fbb);
+  Reply ImportOrg(const P::ImportOrgRequest* r, FBB& fbb);
   // Deletes this node's copy of `org` (files, keys, runtime); `revoke_sessions` ends the
   // sessions bound to it (a drop), else they are told where the org went (a cluster move).
   Status DropLocal(const std::string& org, bool revoke_sessions);
@@ -564,6 +569,12 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
       return IssueToken(req.body_as_IssueTokenRequest(), fbb);
     case B::RevokeTokenRequest:
       return RevokeToken(req.body_as_RevokeTokenRequest(), fbb);
+    case B::MoveOrgRequest:
+      return MoveOrg(req.body_as_MoveOrgRequest(), fbb);
+    case B::DrainNodeRequest:
+      return DrainNode(req.body_as_DrainNodeRequest(), fbb);
+    case B::ImportOrgRequest:
+      return ImportOrg(req.body_as_ImportOrgRequest(), fbb);
     default:
       return {Status::InvalidArgument("unknown request type")};
   }
@@ -1133,6 +1144,131 @@ Status CacheServiceImpl::AdoptOrg(std::string_view org, const storage::OrgConfig
 Status CacheServiceImpl::ForgetOrg(std::string_view org) {
   std::lock_guard<std::mutex> admin(admin_mu_);
   return ForgetOrgLocked(org);
+}
+
+Result<storage::OrgExport> CacheServiceImpl::ExportOrg(std::string_view org) {
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  std::shared_ptr<OrgRuntime> rt;
+  {
+    std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+    if (auto it = orgs_.find(org); it != orgs_.end()) rt = it->second;
+  }
+  if (rt == nullptr) return Status::NotFound("org " + std::string(org) + " is not held here");
+  // A snapshot of the index as it is now: the new owner loads it instead of rebuilding the
+  // graphs from every vector.
+  SC_RETURN_IF_ERROR(rt->WriteSnapshot(*store_, NowMs()));
+  return store_->ExportOrg(org);
+}
+
+Status CacheServiceImpl::UndoExport(std::string_view org) {
+  std::lock_guard<std::mutex> admin(admin_mu_);
+  return store_->ReopenOrg(org);
+}
+
+Reply CacheServiceImpl::MoveOrg(const P::MoveOrgRequest* r, FBB& fbb) {
+  ClusterView* cluster = cluster_.load();
+  if (cluster == nullptr) return {Status::FailedPrecondition("this server is not in a cluster")};
+  const std::string org(StrOf(r->org()));
+  if (Status valid = crypto::ValidateOrgId(org); !valid.ok()) return {valid};
+  auto moved = cluster->MoveOrg(org, StrOf(r->to_node()));
+  if (!moved.ok()) return {moved.status()};
+  return Ok(P::ResponseBody::MoveOrgResponse,
+            P::CreateMoveOrgResponse(fbb, fbb.CreateString(moved->first), moved->second));
+}
+
+Reply CacheServiceImpl::DrainNode(const P::DrainNodeRequest* r, FBB& fbb) {
+  ClusterView* cluster = cluster_.load();
+  if (cluster == nullptr) return {Status::FailedPrecondition("this server is not in a cluster")};
+  auto moved = cluster->DrainNode(StrOf(r->node()));
+  if (!moved.ok()) return {moved.status()};
+  return Ok(P::ResponseBody::DrainNodeResponse, P::CreateDrainNodeResponse(fbb, *moved));
+}
+
+Reply CacheServiceImpl::ImportOrg(const P::ImportOrgRequest* r, FBB& fbb) {
+  ClusterView* cluster = cluster_.load();
+  if (cluster == nullptr) return {Status::FailedPrecondition("this server is not in a cluster")};
+  const std::string org(StrOf(r->org()));
+  const std::string uid(StrOf(r->uid()));
+  if (Status valid = crypto::ValidateOrgId(org); !valid.ok()) return {valid};
+  auto done = [&] {
+    return Ok(P::ResponseBody::ImportOrgResponse, P::CreateImportOrgResponse(fbb));
+  };
+  switch (r->phase()) {
+    case P::ImportPhase::BEGIN: {
+      if (Status ok = cluster->CheckImport(org, uid, r->epoch()); !ok.ok()) return {ok};
+      std::lock_guard<std::mutex> admin(admin_mu_);
+      if (Status staged = store_->StageImport(org); !staged.ok()) return {staged};
+      return done();
+    }
+    case P::ImportPhase::CHUNK: {
+      std::span<const uint8_t> data;
+      if (r->data() != nullptr) data = {r->data()->data(), r->data()->size()};
+      if (Status written = store_->WriteStaged(org, StrOf(r->file()), r->offset(), data);
+          !written.ok()) {
+        return {written};
+      }
+      return done();
+    }
+    case P::ImportPhase::COMMIT: {
+      if (Status ok = cluster->CheckImport(org, uid, r->epoch()); !ok.ok()) return {ok};
+      const P::CreateOrgRequest* c = r->config();
+      if (c == nullptr || r->ring() == nullptr || r->sealed_name_key() == nullptr) {
+        return {Status::InvalidArgument("an import commit needs the config, ring and name key")};
+      }
+      storage::OrgExport from;
+      from.config.dimension = c->dimension();
+      from.config.metric = StrOf(c->metric());
+      from.config.index_kind = StrOf(c->index_kind());
+      from.config.hnsw_m = c->hnsw_m();
+      from.config.ef_construction = c->ef_construction();
+      from.config.ef_search = c->ef_search();
+      from.config.seal_threshold = c->seal_threshold();
+      from.config.limits.max_bytes = c->max_bytes();
+      from.config.limits.max_entries = c->max_entries();
+      from.config.limits.eviction_policy = StrOf(c->eviction_policy());
+      from.config.created_ms = r->created_ms();
+      from.ring.assign(r->ring()->begin(), r->ring()->end());
+      from.sealed_name_key.assign(r->sealed_name_key()->begin(), r->sealed_name_key()->end());
+      from.name_key_version = r->name_key_version();
+      if (r->files() != nullptr) {
+        for (const auto* f : *r->files()) from.files.push_back(f->str());
+      }
+      {
+        std::lock_guard<std::mutex> admin(admin_mu_);
+        if (Status imported = store_->ImportOrg(org, from); !imported.ok()) return {imported};
+        std::string log;
+        auto rt = OrgRuntime::Load(*store_, org, index_params_, &log);
+        if (!rt.ok()) {
+          (void)store_->DropOrg(org);
+          return {rt.status()};
+        }
+        {
+          std::unique_lock<std::shared_mutex> lock(orgs_mu_);
+          orgs_[org] = std::move(rt).value();
+          unavailable_orgs_.erase(org);
+        }
+        // Sessions of this org opened here while another node served it say Hello again.
+        std::lock_guard<std::mutex> lock(bindings_mu_);
+        RevokeBindings([&](const SessionBinding& b) { return b.org == org; });
+      }
+      if (Status noted = cluster->NoteImportedCopy(org, uid, r->epoch()); !noted.ok()) {
+        return {noted};
+      }
+      return done();
+    }
+    case P::ImportPhase::ABANDON: {
+      // A committed copy that is not handed over goes with the next reconcile (no record
+      // gives it to this node); staged files go now.
+      std::lock_guard<std::mutex> admin(admin_mu_);
+      if (Status gone = store_->AbandonImport(org); !gone.ok()) return {gone};
+      return done();
+    }
+    case P::ImportPhase::ACTIVATE: {
+      if (Status fresh = cluster->RefreshOrg(org); !fresh.ok()) return {fresh};
+      return done();
+    }
+  }
+  return {Status::InvalidArgument("unknown import phase")};
 }
 
 Reply CacheServiceImpl::SetOrgLimits(const P::SetOrgLimitsRequest* r, FBB& fbb) {

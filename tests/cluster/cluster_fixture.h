@@ -10,6 +10,7 @@
 
 #include <boost/asio.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -142,7 +143,8 @@ class RespLine {
   std::string buffer_;
 };
 
-// Three nodes of one cluster (more with AddNode), each with its own data dir and master key.
+// Three nodes of one cluster (more with AddNode), each with its own data dir, sharing one master
+// key as the nodes of a cluster must.
 class ClusterTest : public ::testing::Test {
  protected:
   static constexpr int kLeaseSeconds = 3;
@@ -153,6 +155,16 @@ class ClusterTest : public ::testing::Test {
       GTEST_SKIP() << "etcd is not installed (tools/setup.sh installs etcd-server)";
     }
     dir_ = MakeTempDir("sealcache-cluster");
+    // The nodes of a cluster share one master key (a move hands over key rings wrapped
+    // under it).
+    ASSERT_TRUE(crypto::CreateMasterKeyFile(master_key_path()).ok());
+    if (tls_) {
+      const std::string cmd =
+          "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+          "-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 -keyout " +
+          tls_key() + " -out " + tls_cert() + " >/dev/null 2>&1";
+      ASSERT_EQ(std::system(cmd.c_str()), 0);
+    }
     etcd_ = std::make_unique<EtcdProcess>(dir_);
     ASSERT_TRUE(etcd_->Start()) << "etcd did not start; see " << dir_ << "/etcd.log";
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(AddNode());
@@ -168,6 +180,8 @@ class ClusterTest : public ::testing::Test {
     const std::string dir = dir_ + "/node" + std::to_string(i);
     std::filesystem::create_directories(dir);
     nodes_.push_back(std::make_unique<SealcachedProcess>(SEALCACHED_PATH, dir));
+    nodes_.back()->set_master_key_spec("file:" + master_key_path());
+    if (tls_) nodes_.back()->set_tls_ca(tls_cert());
     resp_ports_.push_back(FreePort());
     metrics_ports_.push_back(FreePort());
     return StartNode(i);
@@ -178,13 +192,24 @@ class ClusterTest : public ::testing::Test {
     constexpr int kAttempts = 3;
     for (int attempt = 1; attempt <= kAttempts; ++attempt) {
       const size_t log_before = nodes_[i]->Log().size();
-      if (nodes_[i]->Start({"--etcd", etcd_->endpoint(), "--node-id", NodeId(i),
-                            "--cluster-lease-s", std::to_string(kLeaseSeconds),
-                            "--cluster-reconcile-ms", std::to_string(kReconcileMs), "--resp",
-                            "--resp-port", std::to_string(resp_ports_[i]), "--metrics-port",
-                            std::to_string(metrics_ports_[i])})) {
-        return true;
+      std::vector<std::string> args = {"--etcd",
+                                       etcd_->endpoint(),
+                                       "--node-id",
+                                       NodeId(i),
+                                       "--cluster-lease-s",
+                                       std::to_string(kLeaseSeconds),
+                                       "--cluster-reconcile-ms",
+                                       std::to_string(kReconcileMs),
+                                       "--resp",
+                                       "--resp-port",
+                                       std::to_string(resp_ports_[i]),
+                                       "--metrics-port",
+                                       std::to_string(metrics_ports_[i])};
+      if (tls_) {
+        args.insert(args.end(), {"--tls-cert", tls_cert(), "--tls-key", tls_key(),
+                                 "--cluster-peer-ca", tls_cert()});
       }
+      if (nodes_[i]->Start(args)) return true;
       if (nodes_[i]->Log().find("cannot listen", log_before) == std::string::npos) return false;
       nodes_[i]->set_port(FreePort());
       resp_ports_[i] = FreePort();
@@ -193,6 +218,10 @@ class ClusterTest : public ::testing::Test {
     return false;
   }
   static std::string NodeId(int i) { return "node" + std::to_string(i); }
+  std::string master_key_path() const { return dir_ + "/cluster-master.key"; }
+  // One self-signed certificate serves every node (and is the CA they trust), when tls_.
+  std::string tls_cert() const { return dir_ + "/tls-cert.pem"; }
+  std::string tls_key() const { return dir_ + "/tls-key.pem"; }
   int IndexOf(const std::string& node_id) const {
     for (int i = 0; i < static_cast<int>(nodes_.size()); ++i) {
       if (NodeId(i) == node_id) return i;
@@ -235,6 +264,7 @@ class ClusterTest : public ::testing::Test {
     return std::chrono::milliseconds(kLeaseSeconds * 1000 + 2 * kReconcileMs + 5000);
   }
 
+  bool tls_ = false;  // set by a fixture before SetUp: every node serves TLS
   std::string dir_;
   std::unique_ptr<EtcdProcess> etcd_;
   std::vector<std::unique_ptr<SealcachedProcess>> nodes_;

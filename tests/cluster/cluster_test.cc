@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -569,6 +570,198 @@ TEST_F(ClusterTest, AFirstStartThatStoppedBeforeJoiningStillGetsAWorkingAdminTok
     ASSERT_NE(admin, nullptr) << "the first start's admin token is refused";
     EXPECT_TRUE(admin->ListOrgs().ok());
   }
+}
+
+// ---- planned moves -------------------------------------------------------------------------
+
+// Every node serves TLS (one self-signed certificate, trusted by the nodes and the tests):
+// planned moves stream over it.
+class ClusterTlsTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    tls_ = true;
+    ClusterTest::SetUp();
+  }
+};
+
+// The last "org_moved_out" audit event of `node` for `org`: file name -> SHA-256 hex.
+std::map<std::string, std::string> StreamedFiles(const SealcachedProcess& node,
+                                                 const std::string& org) {
+  std::ifstream in(node.data_dir() + "/audit.log");
+  std::map<std::string, std::string> files;
+  for (std::string line; std::getline(in, line);) {
+    auto j = Json::Parse(line);
+    if (!j.ok() || (*j)["event"].string() != "org_moved_out" || (*j)["org"].string() != org) {
+      continue;
+    }
+    files.clear();
+    std::istringstream list((*j)["files"].string());
+    for (std::string item; list >> item;) {
+      const size_t eq = item.find('=');
+      files[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+  }
+  return files;
+}
+
+std::string FileSha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), {}};
+  return crypto::ToHex(
+      crypto::Sha256({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}));
+}
+
+TEST_F(ClusterTlsTest, ADrainMovesEveryOrgOverTlsWithItsEntriesAndTheSameCiphertext) {
+  const std::vector<std::string> orgs = {"acme", "globex", "initech", "umbrella", "hooli", "stark"};
+  std::map<std::string, std::string> tokens;
+  for (const auto& org : orgs) tokens[org] = CreateOrg(0, org);
+  std::map<int, int> owned;
+  for (const auto& org : orgs) ++owned[Owner(org)];
+  int victim = 0;
+  for (const auto& [node, n] : owned) {
+    if (n > owned[victim]) victim = node;
+  }
+  ASSERT_GT(owned[victim], 0);
+  constexpr int kEntries = 150;
+  auto name = [](const std::string& org, int i) { return org + "/q" + std::to_string(i); };
+  auto seed = [](const std::string& org, int i) {
+    return static_cast<uint64_t>(std::hash<std::string>{}(org)) % 100'000 * 1000 + i;
+  };
+  for (const auto& org : orgs) {
+    auto c = nodes_[0]->ConnectAs(tokens[org]);  // follows MOVED to the owner (over TLS)
+    ASSERT_NE(c, nullptr);
+    for (int i = 0; i < kEntries; ++i) {
+      ASSERT_TRUE(
+          PutText(*c, name(org, i), org + " answer " + std::to_string(i), seed(org, i)).ok());
+    }
+  }
+  std::vector<std::string> drained_orgs;
+  for (const auto& org : orgs) {
+    if (Owner(org) == victim) drained_orgs.push_back(org);
+  }
+
+  auto admin = nodes_[0]->ConnectAs(nodes_[0]->AdminToken());
+  ASSERT_NE(admin, nullptr);
+  auto moved = admin->DrainNode(NodeId(victim));  // node 0 redirects to the victim if need be
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString() << "\n" << nodes_[victim]->Log();
+  EXPECT_EQ(*moved, drained_orgs.size());
+  EXPECT_EQ(Metric(victim, "sealcache_cluster_moves_out_total"), drained_orgs.size());
+  double moved_in = 0;
+  for (int n = 0; n < 3; ++n) moved_in += Metric(n, "sealcache_cluster_moves_in_total");
+  EXPECT_EQ(moved_in, drained_orgs.size());
+
+  for (const auto& org : drained_orgs) {
+    const int owner = Owner(org);
+    ASSERT_NE(owner, victim) << org;
+    EXPECT_EQ(Epoch(org), 2) << org;
+    EXPECT_EQ(Record(org)["state"].string(), "active");
+    EXPECT_FALSE(HoldsCopy(victim, org)) << "the source deleted its copy of " << org;
+    EXPECT_TRUE(HoldsCopy(owner, org));
+    // The new owner holds the bytes the source streamed: its SSTs and index snapshot are the
+    // source's ciphertext, byte for byte (MANIFEST, OPTIONS and CURRENT are rewritten at
+    // every open).
+    const auto streamed = StreamedFiles(*nodes_[victim], org);
+    ASSERT_FALSE(streamed.empty()) << org;
+    int data_ssts = 0, snapshots = 0;
+    for (const auto& [file, sha] : streamed) {
+      if (file.rfind("MANIFEST", 0) == 0 || file.rfind("OPTIONS", 0) == 0 || file == "CURRENT") {
+        continue;
+      }
+      const std::string there = nodes_[owner]->data_dir() + "/orgs/" + org + "/" + file;
+      if (!std::filesystem::exists(there) && file.ends_with(".sst")) continue;  // compacted since
+      EXPECT_EQ(FileSha256(there), sha) << org << "/" << file;
+      data_ssts += file.rfind("data/", 0) == 0 ? 1 : 0;
+      snapshots += file.rfind("index/", 0) == 0 ? 1 : 0;
+    }
+    EXPECT_GT(data_ssts, 0) << org;
+    EXPECT_GT(snapshots, 0) << org;
+    // Still ciphertext: no payload in the clear in any file of the new copy.
+    const std::string clear = org + " answer 1";
+    for (const auto& f : std::filesystem::recursive_directory_iterator(nodes_[owner]->data_dir() +
+                                                                       "/orgs/" + org)) {
+      if (!f.is_regular_file()) continue;
+      std::ifstream in(f.path(), std::ios::binary);
+      const std::string bytes{std::istreambuf_iterator<char>(in), {}};
+      EXPECT_EQ(bytes.find(clear), std::string::npos) << f.path();
+    }
+  }
+  // Every entry of every org is still served, by Get and by Lookup, through any node.
+  for (const auto& org : orgs) {
+    for (int via = 0; via < 3; ++via) {
+      auto c = nodes_[via]->ConnectAs(tokens[org]);
+      ASSERT_NE(c, nullptr) << org << " via " << via;
+      for (int i = 0; i < kEntries; i += (via == 0 ? 1 : 37)) {
+        EXPECT_EQ(GetText(*c, name(org, i)), org + " answer " + std::to_string(i))
+            << org << " via node " << via;
+      }
+      const auto probe = MakeVector(8, seed(org, 5));
+      auto hits = c->Lookup({.vector = probe, .k = 1});
+      ASSERT_TRUE(hits.ok()) << hits.status().ToString();
+      ASSERT_EQ(hits->size(), 1u);
+      EXPECT_EQ((*hits)[0].entry.digest, DigestOf(name(org, 5)));
+    }
+  }
+  // The drained node takes no new orgs.
+  for (int i = 0; i < 6; ++i) {
+    const std::string org = "later" + std::to_string(i);
+    ASSERT_FALSE(CreateOrg(0, org).empty());
+    EXPECT_NE(Owner(org), victim) << org;
+  }
+}
+
+TEST_F(ClusterTest, AMovedOrgKeepsItsRedisKeysAndTokensAndAFailedMoveChangesNothing) {
+  const std::string token = CreateOrg(0, "acme");
+  const int source = Owner("acme");
+  const int target = (source + 1) % 3, other = (source + 2) % 3;
+  {
+    RespLine resp(resp_ports_[source]);
+    ASSERT_EQ(resp.Command({"AUTH", "acme", token}), "+OK");
+    ASSERT_EQ(resp.Command({"SET", "user:1", "alice"}), "+OK");
+    auto c = nodes_[source]->ConnectAs(token);
+    ASSERT_TRUE(PutText(*c, "q1", "a1", 1).ok());
+  }
+  auto admin = nodes_[other]->ConnectAs(nodes_[other]->AdminToken());
+  ASSERT_NE(admin, nullptr);
+
+  // Refused moves change nothing: an unknown node, the node it is on, a node that died.
+  EXPECT_EQ(admin->MoveOrg("acme", "nobody").status().code(), Status::Code::kNotFound);
+  EXPECT_EQ(admin->MoveOrg("acme", NodeId(source)).status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(admin->MoveOrg("ghost", "").status().code(), Status::Code::kNotFound);
+  nodes_[other]->Kill(SIGKILL);  // its lease lives on for a moment: still listed as live
+  admin = nodes_[target]->ConnectAs(nodes_[target]->AdminToken());
+  auto failed = admin->MoveOrg("acme", NodeId(other));
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(Owner("acme"), source);
+  EXPECT_EQ(Epoch("acme"), 1);
+  EXPECT_EQ(Record("acme")["state"].string(), "active");
+  EXPECT_EQ(Metric(source, "sealcache_cluster_moves_failed_total"), 1);
+  {
+    auto c = nodes_[target]->ConnectAs(token);
+    EXPECT_EQ(GetText(*c, "q1"), "a1") << "served again after the failed move";
+  }
+
+  // A move: the org's Redis keys (named under its moved name key) and its tokens work at
+  // the new owner; the old owner points there.
+  auto moved = admin->MoveOrg("acme", NodeId(target));
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString() << "\n" << nodes_[source]->Log();
+  EXPECT_EQ(moved->first, NodeId(target));
+  EXPECT_GT(moved->second, 0u);
+  EXPECT_EQ(Owner("acme"), target);
+  EXPECT_EQ(Epoch("acme"), 2);
+  EXPECT_FALSE(HoldsCopy(source, "acme"));
+  RespLine resp(resp_ports_[target]);
+  ASSERT_EQ(resp.Command({"AUTH", "acme", token}), "+OK");
+  EXPECT_EQ(resp.Command({"GET", "user:1"}), "alice");
+  RespLine old(resp_ports_[source]);
+  ASSERT_EQ(old.Command({"AUTH", "acme", token}), "+OK");
+  EXPECT_EQ(old.Command({"GET", "user:1"}).rfind("-MOVED 0 127.0.0.1:", 0), 0u);
+  auto c = nodes_[source]->ConnectAs(token);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(GetText(*c, "q1"), "a1");
+  // The move's own admin token is gone: etcd holds the nodes' admin tokens and acme's.
+  auto tokens = etcd_->Client().GetPrefix("/sealcache/tokens/");
+  ASSERT_TRUE(tokens.ok());
+  for (const auto& kv : *tokens) EXPECT_EQ(kv.value.find("move-"), std::string::npos);
 }
 
 }  // namespace

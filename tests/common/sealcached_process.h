@@ -85,6 +85,16 @@ class SealcachedProcess {
   void set_port(uint16_t port) { port_ = port; }
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }
+  // Clients of this test (the readiness probe, ConnectAs) speak TLS trusting `ca_file`
+  // (for a server started with --tls-cert); empty: plain TCP.
+  void set_tls_ca(std::string ca_file) { tls_ca_ = std::move(ca_file); }
+  client::ClientOptions ClientOptionsFor() const {
+    client::ClientOptions o;
+    o.port = port_;
+    o.tls = !tls_ca_.empty();
+    o.tls_ca_file = tls_ca_;
+    return o;
+  }
 
   // Starts the server with --data, --master-key, --port, --threads 2 and `extra` flags;
   // `env` entries ("NAME=value") are added to the child's environment. stderr goes to
@@ -119,8 +129,7 @@ class SealcachedProcess {
     }
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      client::ClientOptions o;
-      o.port = port_;
+      const client::ClientOptions o = ClientOptionsFor();
       // A response, not just a connect: connecting to a port nobody listens on yet can
       // succeed as a TCP self-connect (the kernel picks the same port as the source), and
       // then the "server" echoes our own request back. The server answers a Ping before
@@ -171,15 +180,14 @@ class SealcachedProcess {
   }
   // A connected client that said Hello with `token`, or nullptr.
   std::unique_ptr<client::Client> ConnectAs(const std::string& token) const {
-    client::ClientOptions o;
-    o.port = port_;
-    auto c = client::Client::Connect(o);
+    auto c = client::Client::Connect(ClientOptionsFor());
     if (!c.ok() || !(*c)->Hello(token).ok()) return nullptr;
     return std::move(c).value();
   }
 
  private:
   std::string master_key_spec_;
+  std::string tls_ca_;
   std::string binary_;
   std::string dir_;
   uint16_t port_ = 0;

@@ -132,6 +132,33 @@ Body SetOrgLimitsBody(uint64_t id, std::string_view org, uint64_t max_bytes, uin
                 P::CreateSetOrgLimitsRequest(fbb, o, max_bytes, max_entries, p));
 }
 
+Body MoveOrgBody(uint64_t id, std::string_view org, std::string_view to_node) {
+  FBB fbb;
+  auto o = fbb.CreateString(org);
+  auto t = fbb.CreateString(to_node);
+  return Finish(fbb, id, P::RequestBody::MoveOrgRequest, P::CreateMoveOrgRequest(fbb, o, t));
+}
+
+Body DrainNodeBody(uint64_t id, std::string_view node) {
+  FBB fbb;
+  auto n = fbb.CreateString(node);
+  return Finish(fbb, id, P::RequestBody::DrainNodeRequest, P::CreateDrainNodeRequest(fbb, n));
+}
+
+Body ImportOrgChunkBody(uint64_t id, std::string_view org, std::string_view file,
+                        std::span<const uint8_t> data) {
+  FBB fbb;
+  auto o = fbb.CreateString(org);
+  auto f = fbb.CreateString(file);
+  auto d = fbb.CreateVector(data.data(), data.size());
+  P::ImportOrgRequestBuilder b(fbb);
+  b.add_phase(P::ImportPhase::CHUNK);
+  b.add_org(o);
+  b.add_file(f);
+  b.add_data(d);
+  return Finish(fbb, id, P::RequestBody::ImportOrgRequest, b.Finish());
+}
+
 Body KeyStatusBody(uint64_t id, std::string_view org) {
   FBB fbb;
   auto o = fbb.CreateString(org);

@@ -49,6 +49,11 @@ Body RotateKeyBody(uint64_t id, std::string_view org);
 Body RotateMasterKeyBody(uint64_t id, std::string_view to);
 Body SetOrgLimitsBody(uint64_t id, std::string_view org, uint64_t max_bytes, uint64_t max_entries,
                       std::string_view eviction_policy);
+// The cluster's moves (answered FAILED_PRECONDITION by a single node).
+Body MoveOrgBody(uint64_t id, std::string_view org, std::string_view to_node);
+Body DrainNodeBody(uint64_t id, std::string_view node);
+Body ImportOrgChunkBody(uint64_t id, std::string_view org, std::string_view file,
+                        std::span<const uint8_t> data);
 Body KeyStatusBody(uint64_t id, std::string_view org);
 Body ListOrgsBody(uint64_t id);
 Body IssueTokenBody(uint64_t id, std::string_view org);

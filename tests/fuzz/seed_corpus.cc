@@ -98,6 +98,11 @@ std::vector<SeedInput> RefusalSeeds() {
       Seed("refusal-admin-operation-from-org", S::kOrgA, {ListOrgsBody(1)}),
       Seed("refusal-data-operation-from-admin", S::kAdmin, {StatsBody(1)}),
       Seed("refusal-not-a-request", S::kOrgA, {not_a_request}),
+      // The cluster's requests: a single node (the fuzz fixture) refuses each.
+      Seed("refusal-move-org-on-a-single-node", S::kAdmin, {MoveOrgBody(1, kOrgA, "node1")}),
+      Seed("refusal-drain-node-on-a-single-node", S::kAdmin, {DrainNodeBody(1, "")}),
+      Seed("refusal-import-org-on-a-single-node", S::kAdmin,
+           {ImportOrgChunkBody(1, kScratchOrg, "data/000001.sst", std::vector<uint8_t>(64, 7))}),
   };
 }
 

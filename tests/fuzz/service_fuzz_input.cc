@@ -81,16 +81,22 @@ P::ResponseBody ResponseTypeFor(P::RequestBody request) {
       return R::RevokeTokenResponse;
     case Q::SetOrgLimitsRequest:
       return R::SetOrgLimitsResponse;
+    case Q::MoveOrgRequest:
+      return R::MoveOrgResponse;
+    case Q::DrainNodeRequest:
+      return R::DrainNodeResponse;
+    case Q::ImportOrgRequest:
+      return R::ImportOrgResponse;
   }
   return R::NONE;
 }
 
-// The admin operations (protocol.fbs): a run of the RequestBody union, and the master-key
-// rotation and org limits added after SetExpiryRequest.
+// The admin operations (protocol.fbs): a run of the RequestBody union, and those added
+// after SetExpiryRequest (master-key rotation, org limits, the cluster's moves).
 bool IsAdminOperation(P::RequestBody type) {
   using Q = P::RequestBody;
   return (type >= Q::CreateOrgRequest && type <= Q::RevokeTokenRequest) ||
-         type == Q::RotateMasterKeyRequest || type == Q::SetOrgLimitsRequest;
+         type >= Q::RotateMasterKeyRequest;
 }
 
 // The token a session of `state` says Hello with ("" for none).

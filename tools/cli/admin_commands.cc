@@ -1,6 +1,6 @@
 // Admin commands: create-org, drop-org, list-orgs, set-org-limits, rotate-key, rotate-master-key,
-// key-status, issue-token, revoke-token. They need the admin token (<data>/admin.token on the
-// server's first start).
+// key-status, issue-token, revoke-token, move-org, drain-node. They need the admin token
+// (<data>/admin.token on the server's first start).
 #include "command.h"
 #include "render.h"
 
@@ -289,6 +289,45 @@ Result<Action> ParseRevokeToken(const po::variables_map& vm) {
   });
 }
 
+// ---- move-org, drain-node (a cluster) ----
+
+void AddMoveOrgOptions(po::options_description& d) {
+  AddOrgPositional(d);
+  d.add_options()("to", po::value<std::string>(),
+                  "NODE: the node to move it to (default: the one placement picks)");
+}
+
+Result<Action> ParseMoveOrg(const po::variables_map& vm) {
+  SC_ASSIGN_OR_RETURN(std::string org, OrgArgument(vm));
+  const std::string to = OptionText(vm, "to");
+  if (vm.count("to") && to.empty()) return Status::InvalidArgument("--to needs a node id");
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(auto moved, s.client.MoveOrg(org, to));
+    Report r;
+    r.json.Set("org", org).Set("node", moved.first).Set("bytes", moved.second);
+    r.text = "org " + org + " moved to node " + moved.first + " (" + std::to_string(moved.second) +
+             " bytes of files streamed)\n";
+    return r;
+  });
+}
+
+void AddDrainNodeOptions(po::options_description& d) {
+  d.add_options()("node", po::value<std::string>(),
+                  "NODE: the node to drain (default: the node connected to)");
+}
+
+Result<Action> ParseDrainNode(const po::variables_map& vm) {
+  const std::string node = OptionText(vm, "node");
+  return Action([=](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(uint64_t moved, s.client.DrainNode(node));
+    Report r;
+    r.json.Set("node", node).Set("moved", moved);
+    r.text = "drained" + (node.empty() ? std::string() : " node " + node) + ": " +
+             std::to_string(moved) + " org(s) moved to other nodes\n";
+    return r;
+  });
+}
+
 }  // namespace
 
 const std::vector<CommandSpec>& AdminCommands() {
@@ -324,6 +363,13 @@ const std::vector<CommandSpec>& AdminCommands() {
        AddIssueTokenOptions, ParseIssueToken},
       {"revoke-token", "ORG [--id TOKEN_ID]", "revoke one token of an org, or all of them", "",
        "org", AddRevokeTokenOptions, ParseRevokeToken},
+      {"move-org", "ORG [--to NODE]", "move an org, entries and all, to another node (a cluster)",
+       "The owner streams the org's encrypted files and wrapped key ring to the new node and "
+       "hands it over; meanwhile its requests answer UNAVAILABLE (retry). server/CLUSTER.md.",
+       "org", AddMoveOrgOptions, ParseMoveOrg},
+      {"drain-node", "[NODE]", "move every org of a node elsewhere; it takes no new orgs",
+       "NODE defaults to the node connected to. server/CLUSTER.md.", "node", AddDrainNodeOptions,
+       ParseDrainNode},
   };
   return kCommands;
 }

@@ -166,6 +166,11 @@ class Client {
   Result<ResponseFrame> ListOrgs();
   Result<std::pair<std::string, std::string>> IssueToken(std::string_view org);  // token, id
   Result<uint64_t> RevokeToken(std::string_view org, std::string_view token_id);
+  // Cluster (server/CLUSTER.md): moves the org, entries and all, to `to_node` (empty: the
+  // node placement picks); returns the new owner and the bytes streamed. DrainNode moves
+  // every org of `node` (empty: the node connected to) elsewhere; returns how many.
+  Result<std::pair<std::string, uint64_t>> MoveOrg(std::string_view org, std::string_view to_node);
+  Result<uint64_t> DrainNode(std::string_view node);
 
  protected:
   std::vector<ResponseFrame> pending_;  // received while waiting for another id

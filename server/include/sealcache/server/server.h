@@ -30,6 +30,11 @@ struct ClusterOptions {
   int64_t reconcile_period_ms = 1000;
   // One etcd call gives up after this long, in ms. Default 2000.
   int64_t etcd_timeout_ms = 2000;
+  // Planned moves stream an org to its new owner over the native protocol: with TLS when
+  // `peer_tls` (set by sealcached when its own listener uses TLS), trusting `peer_ca_file`
+  // (empty: the system CAs).
+  bool peer_tls = false;
+  std::string peer_ca_file;
 };
 
 struct ServerOptions {

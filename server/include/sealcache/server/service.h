@@ -151,6 +151,22 @@ class ClusterView {
   // True while this data directory has never completed a join (SetCluster then publishes
   // the node's first admin token, also when an earlier start stopped before joining).
   virtual bool FirstJoin() const = 0;
+
+  // Planned moves. MoveOrg: Moved to the owner unless this node owns `org`; else streams
+  // the org to `to_node` (empty: placement picks among the other live nodes that are not
+  // draining) and hands it over. Returns the new owner and the bytes streamed. DrainNode:
+  // Moved to `node` if that is another node; else this node takes no new orgs from now on
+  // and moves every org it owns. Returns how many moved. Called without service locks.
+  virtual Result<std::pair<std::string, uint64_t>> MoveOrg(std::string_view org,
+                                                           std::string_view to_node) = 0;
+  virtual Result<uint64_t> DrainNode(std::string_view node) = 0;
+  // The receiving side of a move: OK while the record says `org` (incarnation `uid`) moves
+  // to this node, to be at `epoch` here. NoteImportedCopy: a committed import is this
+  // node's copy at that incarnation and epoch. RefreshOrg: reads the org's record (after
+  // the hand-over) into the view the serving rule reads. Called without service locks.
+  virtual Status CheckImport(std::string_view org, std::string_view uid, int64_t epoch) = 0;
+  virtual Status NoteImportedCopy(std::string_view org, std::string_view uid, int64_t epoch) = 0;
+  virtual Status RefreshOrg(std::string_view org) = 0;
 };
 
 class CacheService {
@@ -215,6 +231,11 @@ class CacheService {
   virtual std::vector<std::string> LocalOrgs() = 0;
   virtual Status AdoptOrg(std::string_view org, const storage::OrgConfig& config) = 0;
   virtual Status ForgetOrg(std::string_view org) = 0;
+  // The source side of a move: writes the org's index snapshot, then closes its database
+  // (Store::ExportOrg; every request on the org answers Unavailable until UndoExport or
+  // ForgetOrg) and answers what a copy needs besides the files.
+  virtual Result<storage::OrgExport> ExportOrg(std::string_view org) = 0;
+  virtual Status UndoExport(std::string_view org) = 0;
 
   // Prometheus text exposition of every metric.
   virtual std::string MetricsText() = 0;
