@@ -16,27 +16,9 @@ RECONCILE=${3:-1000}
 BUILD=${BUILD_DIR:-build}
 SERVER=$BUILD/server/sealcached
 CLI=$BUILD/tools/cli/sealcache-cli
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now_ms() { date +%s%3N; }
-
-ETCD_PORT=$(free_port)
-ETCD_PEER=$(free_port)
-ETCD=http://127.0.0.1:$ETCD_PORT
-etcd --name bench --data-dir "$WORK/etcd" --listen-client-urls "$ETCD" --advertise-client-urls "$ETCD" \
-  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-  --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
-  --initial-cluster "bench=http://127.0.0.1:$ETCD_PEER" >"$WORK/etcd.log" 2>&1 &
-PIDS+=($!)
-disown $!
-until curl -sf "$ETCD/v3/kv/range" -d '{"key":"AA=="}' >/dev/null; do sleep 0.1; done
+# shellcheck source=cluster_common.sh
+source bench/cluster_common.sh
+start_etcd
 
 declare -a PORT NODE_PID
 start_node() {  # start_node I
@@ -66,10 +48,7 @@ TOKEN=$("$CLI" --port "${PORT[0]}" --json create-org bench --dim 8 |
   /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 SEALCACHE_TOKEN=$TOKEN
 
-owner() {
-  curl -s "$ETCD/v3/kv/range" -d "{\"key\":\"$(printf /sealcache/orgs/bench | base64)\"}" |
-    /usr/bin/python3 -c 'import json,sys,base64; kv=json.load(sys.stdin)["kvs"][0]; print(json.loads(base64.b64decode(kv["value"]))["owner"][4:])'
-}
+owner() { owner_of bench; }
 
 times=()
 for run in $(seq 1 "$RUNS"); do

@@ -121,6 +121,24 @@ std::string_view StrOf(const flatbuffers::String* s) {
   return s == nullptr ? std::string_view() : s->string_view();
 }
 
+// An org's config as create-org (and a move's commit) carries it.
+storage::OrgConfig ConfigFrom(const P::CreateOrgRequest& r) {
+  storage::OrgConfig config;
+  config.dimension = r.dimension();
+  if (r.metric() != nullptr) config.metric = r.metric()->str();
+  if (r.index_kind() != nullptr && r.index_kind()->size() > 0) {
+    config.index_kind = r.index_kind()->str();
+  }
+  config.hnsw_m = r.hnsw_m();
+  config.ef_construction = r.ef_construction();
+  config.ef_search = r.ef_search();
+  config.seal_threshold = r.seal_threshold();
+  config.limits.max_bytes = r.max_bytes();
+  config.limits.max_entries = r.max_entries();
+  config.limits.eviction_policy = StrOf(r.eviction_policy());
+  return config;
+}
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -1021,19 +1039,7 @@ Reply CacheServiceImpl::Stats(const Session& s, FBB& fbb) {
 Reply CacheServiceImpl::CreateOrg(const P::CreateOrgRequest* r, FBB& fbb) {
   std::unique_lock<std::mutex> admin(admin_mu_);
   std::string org(StrOf(r->org()));
-  storage::OrgConfig config;
-  config.dimension = r->dimension();
-  if (r->metric() != nullptr) config.metric = r->metric()->str();
-  if (r->index_kind() != nullptr && r->index_kind()->size() > 0) {
-    config.index_kind = r->index_kind()->str();
-  }
-  config.hnsw_m = r->hnsw_m();
-  config.ef_construction = r->ef_construction();
-  config.ef_search = r->ef_search();
-  config.seal_threshold = r->seal_threshold();
-  config.limits.max_bytes = r->max_bytes();
-  config.limits.max_entries = r->max_entries();
-  config.limits.eviction_policy = StrOf(r->eviction_policy());
+  storage::OrgConfig config = ConfigFrom(*r);
   Status st = internal::ValidateOrgIndexParams(config, index_params_);
   if (st.ok()) st = crypto::ValidateOrgId(org);
   if (!st.ok()) return {st};
@@ -1216,16 +1222,7 @@ Reply CacheServiceImpl::ImportOrg(const P::ImportOrgRequest* r, FBB& fbb) {
         return {Status::InvalidArgument("an import commit needs the config, ring and name key")};
       }
       storage::OrgExport from;
-      from.config.dimension = c->dimension();
-      from.config.metric = StrOf(c->metric());
-      from.config.index_kind = StrOf(c->index_kind());
-      from.config.hnsw_m = c->hnsw_m();
-      from.config.ef_construction = c->ef_construction();
-      from.config.ef_search = c->ef_search();
-      from.config.seal_threshold = c->seal_threshold();
-      from.config.limits.max_bytes = c->max_bytes();
-      from.config.limits.max_entries = c->max_entries();
-      from.config.limits.eviction_policy = StrOf(c->eviction_policy());
+      from.config = ConfigFrom(*c);
       from.config.created_ms = r->created_ms();
       from.ring.assign(r->ring()->begin(), r->ring()->end());
       from.sealed_name_key.assign(r->sealed_name_key()->begin(), r->sealed_name_key()->end());
