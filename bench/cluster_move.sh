@@ -90,9 +90,19 @@ if [[ $TLS == 0 ]]; then
   for phase in before after; do
     /usr/bin/python3 - "$WORK/$phase.json" "$phase" <<'PY'
 import json, sys
-d = json.load(open(sys.argv[1]))
-r = d["rounds"][0] if "rounds" in d else d
-print(sys.argv[2], {k: r[k] for k in r if any(s in k for s in ("hit_rate", "recall", "lookups_per_s", "false"))})
+def report(d):  # the first object holding the lookup figures
+    if isinstance(d, dict):
+        if "hit_rate" in d:
+            return d
+        d = list(d.values())
+    for v in d if isinstance(d, list) else []:
+        r = report(v)
+        if r:
+            return r
+    return None
+r = report(json.load(open(sys.argv[1])))
+keys = ("lookup_qps", "hit_rate", "false_hit_rate", "recall_at_1", "recall_at_1_fresh", "errors")
+print(f"{sys.argv[2]:7s}", "  ".join(f"{k} {r[k]}" for k in keys))
 PY
   done
 fi
