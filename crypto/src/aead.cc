@@ -38,13 +38,15 @@ Status SealRawInto(EvpContextPool& pool, std::span<const uint8_t> nonce,
   EVP_CIPHER_CTX* ctx = lease.get();
   std::memcpy(out, nonce.data(), Aead::kNonceSize);
   uint8_t* body = out + Aead::kNonceSize;
-  int len = 0;
+  // The AAD's update reports the AAD's length: kept apart from the body's, so that Final's
+  // output pointer is the end of the body (an empty body: `body` itself).
+  int aad_len = 0, body_len = 0, final_len = 0;
   if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce.data()) != 1 ||
       (!aad.empty() &&
-       EVP_EncryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
-      (!plaintext.empty() && EVP_EncryptUpdate(ctx, body, &len, plaintext.data(),
+       EVP_EncryptUpdate(ctx, nullptr, &aad_len, aad.data(), static_cast<int>(aad.size())) != 1) ||
+      (!plaintext.empty() && EVP_EncryptUpdate(ctx, body, &body_len, plaintext.data(),
                                                static_cast<int>(plaintext.size())) != 1) ||
-      EVP_EncryptFinal_ex(ctx, body + len, &len) != 1 ||
+      EVP_EncryptFinal_ex(ctx, body + body_len, &final_len) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, Aead::kTagSize, body + plaintext.size()) !=
           1) {
     return Status::Internal("AES-256-GCM encryption failed");
@@ -117,15 +119,17 @@ Status Aead::OpenBody(const uint8_t* nonce, std::span<const uint8_t> body_span,
 
   SC_ASSIGN_OR_RETURN(auto lease, impl_->open_pool->Acquire());
   EVP_CIPHER_CTX* ctx = lease.get();
-  int len = 0;  // stays 0 for an empty plaintext
+  // As in SealRawInto: the AAD's reported length never moves Final's output pointer (an
+  // empty plaintext may come with a null `out`).
+  int aad_len = 0, body_len = 0, final_len = 0;
   if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, nonce) != 1 ||
       (!aad.empty() &&
-       EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1) ||
-      (n > 0 && EVP_DecryptUpdate(ctx, out, &len, body, static_cast<int>(n)) != 1) ||
+       EVP_DecryptUpdate(ctx, nullptr, &aad_len, aad.data(), static_cast<int>(aad.size())) != 1) ||
+      (n > 0 && EVP_DecryptUpdate(ctx, out, &body_len, body, static_cast<int>(n)) != 1) ||
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, kTagSize, tag) != 1) {
     return Status::Internal("AES-256-GCM decryption failed");
   }
-  if (EVP_DecryptFinal_ex(ctx, out + len, &len) != 1) {
+  if (EVP_DecryptFinal_ex(ctx, out + body_len, &final_len) != 1) {
     OPENSSL_cleanse(out, n);
     return Status::Corruption(
         "authentication failed: wrong key, wrong associated data, or tampered ciphertext");

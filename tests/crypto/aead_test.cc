@@ -106,6 +106,21 @@ TEST(Aead, WrongAadOrWrongKeyFailsAuthentication) {
   EXPECT_TRUE(other->Open(*sealed, AsBytes("org=a;v=1")).status().IsCorruption());
 }
 
+// An empty plaintext under a long AAD (an empty catalog is sealed so): the tag alone
+// authenticates it. The undefined-behaviour sanitizer once caught the AAD's length used as
+// an offset into the (empty) output here.
+TEST(Aead, AnEmptyPlaintextUnderALongAadRoundTripsAndIsAuthenticated) {
+  auto aead = MakeAead(FilledKey(7));
+  const std::string aad(34, 'a');
+  auto sealed = aead->Seal({}, AsBytes(aad));
+  ASSERT_TRUE(sealed.ok());
+  EXPECT_EQ(sealed->size(), Aead::kOverhead);
+  auto opened = aead->Open(*sealed, AsBytes(aad));
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_TRUE(opened->empty());
+  EXPECT_TRUE(aead->Open(*sealed, AsBytes(aad + "b")).status().IsCorruption());
+}
+
 TEST(Aead, TruncatedCiphertextIsRejected) {
   auto aead = MakeAead(FilledKey(7));
   auto sealed = aead->Seal(AsBytes("secret"), {});
