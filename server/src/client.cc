@@ -560,4 +560,13 @@ Result<uint64_t> Client::DrainNode(std::string_view node) {
   return body->moved();
 }
 
+Result<uint64_t> Client::Rebalance() {
+  SC_ASSIGN_OR_RETURN(auto f, Call([&](FBB& fbb) {
+                        return As(protocol::RequestBody::RebalanceRequest,
+                                  protocol::CreateRebalanceRequest(fbb));
+                      }));
+  SC_ASSIGN_OR_RETURN(auto* body, BodyOf<protocol::RebalanceResponse>(f));
+  return body->moved();
+}
+
 }  // namespace sealcache::client

@@ -1,5 +1,7 @@
 #include "cluster.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -815,15 +817,14 @@ Result<uint64_t> ClusterNode::StreamAndHandOver(const std::string& org, OrgRecor
                                                 const NodeRecord& to) {
   namespace P = ::sealcache::protocol;
   const int64_t next_epoch = moving.epoch + 1;
-  std::unique_ptr<client::Client> peer;
-  std::string token_key;
+  std::unique_ptr<PeerSession> peer;
   bool exported = false;
   // Undoes what was done when the move cannot finish: the new node drops what it staged (a
   // copy it committed goes with its next reconcile, as the record no longer names it), the
   // org reopens here and its record is active here again.
   auto undo = [&](Status why) -> Status {
     if (peer != nullptr) {
-      (void)peer->Call([&](flatbuffers::FlatBufferBuilder& fbb) {
+      (void)peer->client->Call([&](flatbuffers::FlatBufferBuilder& fbb) {
         auto o = fbb.CreateString(org);
         P::ImportOrgRequestBuilder b(fbb);
         b.add_phase(P::ImportPhase::ABANDON);
@@ -844,7 +845,6 @@ Result<uint64_t> ClusterNode::StreamAndHandOver(const std::string& org, OrgRecor
                    "reconcile follows it\n",
                    org.c_str());
     }
-    if (!token_key.empty()) (void)etcd_.Delete(token_key);
     return why;
   };
 
@@ -853,46 +853,16 @@ Result<uint64_t> ClusterNode::StreamAndHandOver(const std::string& org, OrgRecor
   exported = true;
   const storage::OrgExport& e = *exp;
 
-  // An admin token for this move only, under this node's lease: it goes with the lease if
-  // this node dies, and is deleted when the move ends.
-  auto secret = RandomHex(32);
-  if (!secret.ok()) return undo(secret.status());
-  const std::string token = "scmv_" + *secret;
-  const auto hash = crypto::Sha256({reinterpret_cast<const uint8_t*>(token.data()), token.size()});
-  int64_t lease = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    lease = lease_;
-  }
-  token_key = TokenKey(hash);
-  const std::string token_record = Json::MakeObject()
-                                       .Set("org", "")
-                                       .Set("token_id", "move-" + node_id_)
-                                       .Set("created_ms", int64_t{0})
-                                       .Set("org_uid", "")
-                                       .Dump();
-  if (Status s = etcd_.Put(token_key, token_record, lease); !s.ok()) return undo(s);
-
-  client::ClientOptions copts;
-  const size_t colon = to.native_address.rfind(':');
-  if (colon == std::string::npos)
-    return undo(Status::Internal("bad node address " + to.native_address));
-  copts.host = to.native_address.substr(0, colon);
-  copts.port = static_cast<uint16_t>(std::stoi(to.native_address.substr(colon + 1)));
-  copts.tls = options_.peer_tls;
-  copts.tls_ca_file = options_.peer_ca_file;
-  copts.timeout_ms = kMoveCallTimeoutMs;
-  auto connected = client::Client::Connect(copts);
+  auto connected = ConnectPeer(to, kMoveCallTimeoutMs);
   if (!connected.ok()) return undo(connected.status());
   peer = std::move(connected).value();
-  if (auto hello = peer->Hello(token); !hello.ok()) return undo(hello.status());
 
   auto import =
       [&](P::ImportPhase phase,
           const std::function<void(flatbuffers::FlatBufferBuilder&, P::ImportOrgRequestBuilder&)>&
               fill,
           const std::function<void(flatbuffers::FlatBufferBuilder&)>& pre = {}) -> Status {
-    auto f = peer->Call([&](flatbuffers::FlatBufferBuilder& fbb) {
+    auto f = peer->client->Call([&](flatbuffers::FlatBufferBuilder& fbb) {
       // Strings and vectors first (flatbuffers builds children before their table).
       auto o = fbb.CreateString(org);
       auto u = fbb.CreateString(moving.uid);
@@ -990,7 +960,7 @@ Result<uint64_t> ClusterNode::StreamAndHandOver(const std::string& org, OrgRecor
     std::fprintf(stderr, "sealcached: cluster: org %s: %s (the new owner's reconcile follows)\n",
                  org.c_str(), s.ToString().c_str());
   }
-  (void)etcd_.Delete(token_key);
+  peer.reset();  // its token goes with it
   (void)service_->store().AuditEvent("org_moved_out", {{"org", org},
                                                        {"to", to.id},
                                                        {"epoch", next_epoch},
@@ -1003,6 +973,96 @@ Result<uint64_t> ClusterNode::StreamAndHandOver(const std::string& org, OrgRecor
                  org.c_str(), s.ToString().c_str());
   }
   return total;
+}
+
+ClusterNode::PeerSession::~PeerSession() {
+  client.reset();
+  if (!token_key.empty()) (void)etcd->Delete(token_key);
+}
+
+Result<std::unique_ptr<ClusterNode::PeerSession>> ClusterNode::ConnectPeer(const NodeRecord& to,
+                                                                           int64_t timeout_ms) {
+  auto session = std::make_unique<PeerSession>();
+  session->etcd = &etcd_;
+  SC_ASSIGN_OR_RETURN(std::string secret, RandomHex(32));
+  const std::string token = "scpeer_" + secret;
+  const auto hash = crypto::Sha256({reinterpret_cast<const uint8_t*>(token.data()), token.size()});
+  int64_t lease = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    lease = lease_;
+  }
+  const std::string record = Json::MakeObject()
+                                 .Set("org", "")
+                                 .Set("token_id", "peer-" + node_id_)
+                                 .Set("created_ms", int64_t{0})
+                                 .Set("org_uid", "")
+                                 .Dump();
+  SC_RETURN_IF_ERROR(etcd_.Put(TokenKey(hash), record, lease));
+  session->token_key = TokenKey(hash);
+  client::ClientOptions options;
+  const size_t colon = to.native_address.rfind(':');
+  if (colon == std::string::npos) {
+    return Status::Internal("node " + to.id + " has no host:port address");
+  }
+  options.host = to.native_address.substr(0, colon);
+  uint16_t port = 0;
+  const std::string port_text = to.native_address.substr(colon + 1);
+  if (std::from_chars(port_text.data(), port_text.data() + port_text.size(), port).ec !=
+          std::errc() ||
+      port == 0) {
+    return Status::Internal("node " + to.id + " has a bad address " + to.native_address);
+  }
+  options.port = port;
+  options.tls = options_.peer_tls;
+  options.tls_ca_file = options_.peer_ca_file;
+  options.timeout_ms = timeout_ms;
+  SC_ASSIGN_OR_RETURN(session->client, client::Client::Connect(options));
+  SC_RETURN_IF_ERROR(session->client->Hello(token).status());
+  return session;
+}
+
+Result<uint64_t> ClusterNode::Rebalance() {
+  SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
+  SC_ASSIGN_OR_RETURN(auto orgs, ReadOrgs());
+  // The plan: the fewest moves that leave every open (not draining) node within one org of
+  // every other, taking orgs from the most loaded node to the least loaded in turn.
+  std::map<std::string, std::vector<std::string>> owned;
+  for (const auto& [id, node] : nodes) {
+    if (!node.draining) owned[id];
+  }
+  for (const auto& [org, record] : orgs) {
+    auto it = owned.find(record.owner);
+    if (it != owned.end() && record.state == kStateActive) it->second.push_back(org);
+  }
+  if (owned.size() < 2) return uint64_t{0};
+  std::vector<std::pair<std::string, std::string>> plan;  // (org, to)
+  std::map<std::string, size_t> count;
+  for (const auto& [id, list] : owned) count[id] = list.size();
+  for (;;) {
+    auto [lo, hi] =
+        std::minmax_element(count.begin(), count.end(),
+                            [](const auto& a, const auto& b) { return a.second < b.second; });
+    if (hi->second <= lo->second + 1) break;
+    auto& from = owned[hi->first];
+    plan.emplace_back(from.back(), lo->first);
+    from.pop_back();
+    --hi->second;
+    ++lo->second;
+  }
+  uint64_t moved = 0;
+  for (const auto& [org, to] : plan) {
+    const std::string owner = orgs.at(org).owner;
+    if (owner == node_id_) {
+      SC_RETURN_IF_ERROR(MoveOrg(org, to).status());
+    } else {
+      // The owner runs the move; it may take as long as its files take to stream.
+      SC_ASSIGN_OR_RETURN(auto peer, ConnectPeer(nodes.at(owner), /*timeout_ms=*/0));
+      SC_RETURN_IF_ERROR(peer->client->MoveOrg(org, to).status());
+    }
+    ++moved;
+  }
+  return moved;
 }
 
 Result<uint64_t> ClusterNode::DrainNode(std::string_view node_view) {

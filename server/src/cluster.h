@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "etcd_client.h"
+#include "sealcache/client/client.h"
 #include "sealcache/server/server.h"
 #include "sealcache/server/service.h"
 
@@ -81,6 +82,7 @@ class ClusterNode final : public ClusterView {
   Result<std::pair<std::string, uint64_t>> MoveOrg(std::string_view org,
                                                    std::string_view to_node) override;
   Result<uint64_t> DrainNode(std::string_view node) override;
+  Result<uint64_t> Rebalance() override;
   Status CheckImport(std::string_view org, std::string_view uid, int64_t epoch) override;
   Status NoteImportedCopy(std::string_view org, std::string_view uid, int64_t epoch) override;
   Status RefreshOrg(std::string_view org) override;
@@ -126,6 +128,16 @@ class ClusterNode final : public ClusterView {
   Result<std::map<std::string, NodeRecord>> ReadNodes() const;
   // Compare-and-set of an org record; on success the view holds it with its new revision.
   Result<bool> SwapOrg(const std::string& org, OrgRecord record, int64_t mod_revision);
+  // A connection to another node as an admin of this one use: the token is made for it,
+  // under this node's lease (so it goes if this node dies), and deleted with the session.
+  struct PeerSession {
+    ~PeerSession();
+    std::unique_ptr<client::Client> client;
+    std::string token_key;
+    const EtcdClient* etcd = nullptr;
+  };
+  // `timeout_ms` bounds each call on the connection (0: none).
+  Result<std::unique_ptr<PeerSession>> ConnectPeer(const NodeRecord& to, int64_t timeout_ms);
   // The streaming and hand-over of one move, after the record says moving. REQUIRES:
   // move_mu_ held.
   Result<uint64_t> StreamAndHandOver(const std::string& org, OrgRecord moving,

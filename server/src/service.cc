@@ -318,6 +318,7 @@ class CacheServiceImpl final : public CacheService {
   Reply MoveOrg(const P::MoveOrgRequest* r, FBB& fbb);
   Reply DrainNode(const P::DrainNodeRequest* r, FBB& fbb);
   Reply ImportOrg(const P::ImportOrgRequest* r, FBB& fbb);
+  Reply Rebalance(FBB& fbb);
   // Deletes this node's copy of `org` (files, keys, runtime); `revoke_sessions` ends the
   // sessions bound to it (a drop), else they are told where the org went (a cluster move).
   Status DropLocal(const std::string& org, bool revoke_sessions);
@@ -593,6 +594,8 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
       return DrainNode(req.body_as_DrainNodeRequest(), fbb);
     case B::ImportOrgRequest:
       return ImportOrg(req.body_as_ImportOrgRequest(), fbb);
+    case B::RebalanceRequest:
+      return Rebalance(fbb);
     default:
       return {Status::InvalidArgument("unknown request type")};
   }
@@ -1188,6 +1191,14 @@ Reply CacheServiceImpl::DrainNode(const P::DrainNodeRequest* r, FBB& fbb) {
   auto moved = cluster->DrainNode(StrOf(r->node()));
   if (!moved.ok()) return {moved.status()};
   return Ok(P::ResponseBody::DrainNodeResponse, P::CreateDrainNodeResponse(fbb, *moved));
+}
+
+Reply CacheServiceImpl::Rebalance(FBB& fbb) {
+  ClusterView* cluster = cluster_.load();
+  if (cluster == nullptr) return {Status::FailedPrecondition("this server is not in a cluster")};
+  auto moved = cluster->Rebalance();
+  if (!moved.ok()) return {moved.status()};
+  return Ok(P::ResponseBody::RebalanceResponse, P::CreateRebalanceResponse(fbb, *moved));
 }
 
 Reply CacheServiceImpl::ImportOrg(const P::ImportOrgRequest* r, FBB& fbb) {

@@ -761,7 +761,41 @@ TEST_F(ClusterTest, AMovedOrgKeepsItsRedisKeysAndTokensAndAFailedMoveChangesNoth
   // The move's own admin token is gone: etcd holds the nodes' admin tokens and acme's.
   auto tokens = etcd_->Client().GetPrefix("/sealcache/tokens/");
   ASSERT_TRUE(tokens.ok());
-  for (const auto& kv : *tokens) EXPECT_EQ(kv.value.find("move-"), std::string::npos);
+  for (const auto& kv : *tokens) EXPECT_EQ(kv.value.find("peer-"), std::string::npos);
+}
+
+TEST_F(ClusterTest, RebalanceEvensOutTheOrgsAndKeepsTheirEntries) {
+  const std::vector<std::string> orgs = {"a1", "a2", "a3", "a4", "a5", "a6", "a7"};
+  std::map<std::string, std::string> tokens;
+  for (const auto& org : orgs) tokens[org] = CreateOrg(0, org);
+  auto admin = nodes_[1]->ConnectAs(nodes_[1]->AdminToken());
+  ASSERT_NE(admin, nullptr);
+  // Everything on node 0 first, with an entry each.
+  for (const auto& org : orgs) {
+    if (Owner(org) != 0) {
+      ASSERT_TRUE(admin->MoveOrg(org, NodeId(0)).ok()) << org;
+    }
+    auto c = nodes_[0]->ConnectAs(tokens[org]);
+    ASSERT_TRUE(PutText(*c, "q", org + "'s answer", 7).ok());
+  }
+  auto moved = admin->Rebalance();  // sent to node 1; node 0 runs the moves
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(*moved, 4u) << "7 orgs over 3 nodes: 3/2/2 takes 4 moves from 7/0/0";
+  std::map<int, int> owned;
+  for (const auto& org : orgs) ++owned[Owner(org)];
+  for (int n = 0; n < 3; ++n) EXPECT_GE(owned[n], 2) << n;
+  for (const auto& org : orgs) {
+    auto c = nodes_[2]->ConnectAs(tokens[org]);
+    EXPECT_EQ(GetText(*c, "q"), org + "'s answer") << org;
+    EXPECT_TRUE(HoldsCopy(Owner(org), org));
+  }
+  auto again = admin->Rebalance();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u) << "balanced already";
+  // The move's admin tokens are gone with their sessions.
+  auto kept = etcd_->Client().GetPrefix("/sealcache/tokens/");
+  ASSERT_TRUE(kept.ok());
+  for (const auto& kv : *kept) EXPECT_EQ(kv.value.find("peer-"), std::string::npos);
 }
 
 }  // namespace

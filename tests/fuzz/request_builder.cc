@@ -159,6 +159,11 @@ Body ImportOrgChunkBody(uint64_t id, std::string_view org, std::string_view file
   return Finish(fbb, id, P::RequestBody::ImportOrgRequest, b.Finish());
 }
 
+Body RebalanceBody(uint64_t id) {
+  FBB fbb;
+  return Finish(fbb, id, P::RequestBody::RebalanceRequest, P::CreateRebalanceRequest(fbb));
+}
+
 Body KeyStatusBody(uint64_t id, std::string_view org) {
   FBB fbb;
   auto o = fbb.CreateString(org);

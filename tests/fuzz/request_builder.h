@@ -52,6 +52,7 @@ Body SetOrgLimitsBody(uint64_t id, std::string_view org, uint64_t max_bytes, uin
 // The cluster's moves (answered FAILED_PRECONDITION by a single node).
 Body MoveOrgBody(uint64_t id, std::string_view org, std::string_view to_node);
 Body DrainNodeBody(uint64_t id, std::string_view node);
+Body RebalanceBody(uint64_t id);
 Body ImportOrgChunkBody(uint64_t id, std::string_view org, std::string_view file,
                         std::span<const uint8_t> data);
 Body KeyStatusBody(uint64_t id, std::string_view org);

@@ -101,6 +101,7 @@ std::vector<SeedInput> RefusalSeeds() {
       // The cluster's requests: a single node (the fuzz fixture) refuses each.
       Seed("refusal-move-org-on-a-single-node", S::kAdmin, {MoveOrgBody(1, kOrgA, "node1")}),
       Seed("refusal-drain-node-on-a-single-node", S::kAdmin, {DrainNodeBody(1, "")}),
+      Seed("refusal-rebalance-on-a-single-node", S::kAdmin, {RebalanceBody(1)}),
       Seed("refusal-import-org-on-a-single-node", S::kAdmin,
            {ImportOrgChunkBody(1, kScratchOrg, "data/000001.sst", std::vector<uint8_t>(64, 7))}),
   };

@@ -87,6 +87,8 @@ P::ResponseBody ResponseTypeFor(P::RequestBody request) {
       return R::DrainNodeResponse;
     case Q::ImportOrgRequest:
       return R::ImportOrgResponse;
+    case Q::RebalanceRequest:
+      return R::RebalanceResponse;
   }
   return R::NONE;
 }

@@ -1,5 +1,5 @@
 // Admin commands: create-org, drop-org, list-orgs, set-org-limits, rotate-key, rotate-master-key,
-// key-status, issue-token, revoke-token, move-org, drain-node. They need the admin token
+// key-status, issue-token, revoke-token, move-org, drain-node, rebalance. They need the admin token
 // (<data>/admin.token on the server's first start).
 #include "command.h"
 #include "render.h"
@@ -328,6 +328,16 @@ Result<Action> ParseDrainNode(const po::variables_map& vm) {
   });
 }
 
+Result<Action> ParseRebalance(const po::variables_map&) {
+  return Action([](Session& s) -> Result<Report> {
+    SC_ASSIGN_OR_RETURN(uint64_t moved, s.client.Rebalance());
+    Report r;
+    r.json.Set("moved", moved);
+    r.text = "rebalanced: " + std::to_string(moved) + " org(s) moved\n";
+    return r;
+  });
+}
+
 }  // namespace
 
 const std::vector<CommandSpec>& AdminCommands() {
@@ -370,6 +380,10 @@ const std::vector<CommandSpec>& AdminCommands() {
       {"drain-node", "[NODE]", "move every org of a node elsewhere; it takes no new orgs",
        "NODE defaults to the node connected to. server/CLUSTER.md.", "node", AddDrainNodeOptions,
        ParseDrainNode},
+      {"rebalance", "", "move orgs until every node owns within one org of the others",
+       "Nodes that are draining are left out. Each move is run by the org's owner. "
+       "server/CLUSTER.md.",
+       "", AddNoOptions, ParseRebalance},
   };
   return kCommands;
 }

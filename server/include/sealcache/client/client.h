@@ -171,6 +171,8 @@ class Client {
   // every org of `node` (empty: the node connected to) elsewhere; returns how many.
   Result<std::pair<std::string, uint64_t>> MoveOrg(std::string_view org, std::string_view to_node);
   Result<uint64_t> DrainNode(std::string_view node);
+  // Evens out the orgs over the nodes that are not draining; returns how many moved.
+  Result<uint64_t> Rebalance();
 
  protected:
   std::vector<ResponseFrame> pending_;  // received while waiting for another id

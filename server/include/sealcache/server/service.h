@@ -160,6 +160,10 @@ class ClusterView {
   virtual Result<std::pair<std::string, uint64_t>> MoveOrg(std::string_view org,
                                                            std::string_view to_node) = 0;
   virtual Result<uint64_t> DrainNode(std::string_view node) = 0;
+  // Moves orgs between the nodes that are not draining until each owns within one org of
+  // every other (the fewest moves, most loaded to least loaded; each run by its org's
+  // owner). Returns how many moved.
+  virtual Result<uint64_t> Rebalance() = 0;
   // The receiving side of a move: OK while the record says `org` (incarnation `uid`) moves
   // to this node, to be at `epoch` here. NoteImportedCopy: a committed import is this
   // node's copy at that incarnation and epoch. RefreshOrg: reads the org's record (after
