@@ -631,11 +631,13 @@ Result<std::string> ClusterNode::PlaceNewOrg(std::string_view org_view,
     SC_ASSIGN_OR_RETURN(record, DecodeOrg(*existing));
     if (record.state != kStateCreating) return Status::AlreadyExists("org " + org + " exists");
   } else {
-    std::map<std::string, NodeRecord> nodes;
+    // The nodes as etcd has them now, not as of the last reconcile: a node that joined or
+    // started draining a moment ago counts (creates are rare).
+    SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
     std::map<std::string, size_t> owned;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      nodes = nodes_;
+      for (const auto& [id, node] : nodes) nodes_.insert_or_assign(id, node);
       for (const auto& [o, r] : orgs_) ++owned[r.owner];
     }
     nodes.try_emplace(node_id_,

@@ -1255,6 +1255,7 @@ Reply CacheServiceImpl::ImportOrg(const P::ImportOrgRequest* r, FBB& fbb) {
           orgs_[org] = std::move(rt).value();
           unavailable_orgs_.erase(org);
         }
+        std::fprintf(stderr, "sealcached: moved here: %s\n", log.c_str());
         // Sessions of this org opened here while another node served it say Hello again.
         std::lock_guard<std::mutex> lock(bindings_mu_);
         RevokeBindings([&](const SessionBinding& b) { return b.org == org; });

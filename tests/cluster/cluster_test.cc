@@ -657,6 +657,11 @@ TEST_F(ClusterTlsTest, ADrainMovesEveryOrgOverTlsWithItsEntriesAndTheSameCiphert
     EXPECT_EQ(Record(org)["state"].string(), "active");
     EXPECT_FALSE(HoldsCopy(victim, org)) << "the source deleted its copy of " << org;
     EXPECT_TRUE(HoldsCopy(owner, org));
+    // Its index came along as the snapshot written at the move: nothing was rebuilt.
+    EXPECT_NE(nodes_[owner]->Log().find("moved here: org " + org +
+                                        ": loaded snapshot; replayed 0 vectors"),
+              std::string::npos)
+        << nodes_[owner]->Log();
     // The new owner holds the bytes the source streamed: its SSTs and index snapshot are the
     // source's ciphertext, byte for byte (MANIFEST, OPTIONS and CURRENT are rewritten at
     // every open).
