@@ -85,6 +85,7 @@ took=$(($(now_ms) - start))
 bytes=$(echo "$moved" | json_field '["bytes"]')
 echo "moved $ENTRIES entries (384 dims, 2 KiB payloads) from node$from to node$(owner) over $([[ $TLS == 1 ]] && echo TLS || echo TCP):" \
   "$took ms, $bytes bytes of files, $(/usr/bin/python3 -c "print(round($bytes / 1e6 / max($took, 1) * 1000, 1))") MB/s"
+grep -h "moved here" "$WORK/n$to/log" | sed 's/^sealcached: /new owner: /'
 if [[ $TLS == 0 ]]; then
   bench "$to" --skip-load >"$WORK/after.json"
   for phase in before after; do
