@@ -1024,6 +1024,32 @@ Result<std::unique_ptr<ClusterNode::PeerSession>> ClusterNode::ConnectPeer(const
   return session;
 }
 
+Result<std::vector<std::pair<std::string, client::ResponseFrame>>> ClusterNode::ListOrgsOfPeers() {
+  constexpr int64_t kListTimeoutMs = 10'000;
+  SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
+  std::vector<std::pair<std::string, client::ResponseFrame>> out;
+  for (const auto& [id, node] : nodes) {
+    if (id == node_id_) continue;
+    auto listed = [&]() -> Result<client::ResponseFrame> {
+      SC_ASSIGN_OR_RETURN(auto peer, ConnectPeer(node, kListTimeoutMs));
+      SC_ASSIGN_OR_RETURN(
+          client::ResponseFrame f, peer->client->Call([](flatbuffers::FlatBufferBuilder& fbb) {
+            return std::make_pair(
+                protocol::RequestBody::ListOrgsRequest,
+                protocol::CreateListOrgsRequest(fbb, /*this_node_only=*/true).Union());
+          }));
+      SC_RETURN_IF_ERROR(f.status());
+      return f;
+    }();
+    if (!listed.ok()) {
+      return Status::Unavailable("node " + id +
+                                 " did not list its orgs: " + listed.status().ToString());
+    }
+    out.emplace_back(id, std::move(listed).value());
+  }
+  return out;
+}
+
 Result<uint64_t> ClusterNode::Rebalance() {
   SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
   SC_ASSIGN_OR_RETURN(auto orgs, ReadOrgs());

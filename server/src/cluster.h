@@ -64,7 +64,7 @@ class ClusterNode final : public ClusterView {
   // Stops the threads and revokes the lease (the rebalancer then moves this node's orgs).
   void Leave();
 
-  const std::string& node_id() const { return node_id_; }
+  const std::string& node_id() const override { return node_id_; }
   // Prometheus text: lease, leadership, orgs owned, live nodes, and counters of failovers
   // made, redirects answered, copies deleted and leases lost.
   std::string MetricsText() const;
@@ -86,6 +86,7 @@ class ClusterNode final : public ClusterView {
   Status CheckImport(std::string_view org, std::string_view uid, int64_t epoch) override;
   Status NoteImportedCopy(std::string_view org, std::string_view uid, int64_t epoch) override;
   Status RefreshOrg(std::string_view org) override;
+  Result<std::vector<std::pair<std::string, client::ResponseFrame>>> ListOrgsOfPeers() override;
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -335,7 +335,7 @@ class CacheServiceImpl final : public CacheService {
   Reply RotateMasterKey(const P::RotateMasterKeyRequest* r, FBB& fbb);
   Reply SetOrgLimits(const P::SetOrgLimitsRequest* r, FBB& fbb);
   Reply KeyStatus(const P::KeyStatusRequest* r, FBB& fbb);
-  Reply ListOrgs(FBB& fbb);
+  Reply ListOrgs(const P::ListOrgsRequest* r, FBB& fbb);
   Reply IssueToken(const P::IssueTokenRequest* r, FBB& fbb);
   Reply RevokeToken(const P::RevokeTokenRequest* r, FBB& fbb);
 
@@ -583,7 +583,7 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
     case B::KeyStatusRequest:
       return KeyStatus(req.body_as_KeyStatusRequest(), fbb);
     case B::ListOrgsRequest:
-      return ListOrgs(fbb);
+      return ListOrgs(req.body_as_ListOrgsRequest(), fbb);
     case B::IssueTokenRequest:
       return IssueToken(req.body_as_IssueTokenRequest(), fbb);
     case B::RevokeTokenRequest:
@@ -1415,8 +1415,28 @@ Reply CacheServiceImpl::KeyStatus(const P::KeyStatusRequest* r, FBB& fbb) {
   return Ok(P::ResponseBody::KeyStatusResponse, P::CreateKeyStatusResponse(fbb, org, vv));
 }
 
-Reply CacheServiceImpl::ListOrgs(FBB& fbb) {
-  std::vector<flatbuffers::Offset<P::OrgSummary>> orgs;
+Reply CacheServiceImpl::ListOrgs(const P::ListOrgsRequest* r, FBB& fbb) {
+  ClusterView* cluster = cluster_.load();
+  const std::string here = cluster != nullptr ? cluster->node_id() : "";
+  // (org, node) -> summary: one list in a stable order across the nodes.
+  std::map<std::pair<std::string, std::string>, flatbuffers::Offset<P::OrgSummary>> orgs;
+  if (cluster != nullptr && !(r != nullptr && r->this_node_only())) {
+    // Every other node's, as it answers for itself.
+    auto peers = cluster->ListOrgsOfPeers();
+    if (!peers.ok()) return {peers.status()};
+    for (const auto& [node, frame] : *peers) {
+      const auto* listed = frame->body_as_ListOrgsResponse();
+      if (listed == nullptr || listed->orgs() == nullptr) continue;
+      for (const P::OrgSummary* o : *listed->orgs()) {
+        orgs[{std::string(StrOf(o->org())), node}] = P::CreateOrgSummary(
+            fbb, fbb.CreateString(StrOf(o->org())), o->dimension(),
+            fbb.CreateString(StrOf(o->metric())), fbb.CreateString(StrOf(o->index_kind())),
+            o->created_ms(), o->hnsw_m(), o->ef_construction(), o->ef_search(), o->seal_threshold(),
+            o->max_bytes(), o->max_entries(), fbb.CreateString(StrOf(o->eviction_policy())),
+            o->entries(), o->bytes(), fbb.CreateString(node));
+      }
+    }
+  }
   for (const std::string& id : store_->ListOrgs()) {
     auto c = store_->GetOrg(id);
     if (!c.ok()) continue;
@@ -1427,12 +1447,15 @@ Reply CacheServiceImpl::ListOrgs(FBB& fbb) {
     const std::string policy(storage::EvictionPolicyName(
         st.ok() ? st->eviction_policy : options_.store.default_eviction_policy));
     auto p = fbb.CreateString(policy);
-    orgs.push_back(P::CreateOrgSummary(
+    auto n = here.empty() ? flatbuffers::Offset<flatbuffers::String>() : fbb.CreateString(here);
+    orgs[{id, here}] = P::CreateOrgSummary(
         fbb, o, c->dimension, m, k, c->created_ms, c->hnsw_m, c->ef_construction, c->ef_search,
         c->seal_threshold, c->limits.max_bytes, c->limits.max_entries, p,
-        st.ok() ? st->live_entries : 0, st.ok() ? st->logical_bytes : 0));
+        st.ok() ? st->live_entries : 0, st.ok() ? st->logical_bytes : 0, n);
   }
-  auto v = fbb.CreateVector(orgs);
+  std::vector<flatbuffers::Offset<P::OrgSummary>> ordered;
+  for (const auto& [key, summary] : orgs) ordered.push_back(summary);
+  auto v = fbb.CreateVector(ordered);
   return Ok(P::ResponseBody::ListOrgsResponse, P::CreateListOrgsResponse(fbb, v));
 }
 

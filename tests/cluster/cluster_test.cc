@@ -797,6 +797,17 @@ TEST_F(ClusterTest, RebalanceEvensOutTheOrgsAndKeepsTheirEntries) {
   auto again = admin->Rebalance();
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0u) << "balanced already";
+  // list-orgs through any node lists every node's orgs, each with its node and entries.
+  auto listed = admin->ListOrgs();
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  const auto* summaries = (*listed)->body_as_ListOrgsResponse()->orgs();
+  ASSERT_NE(summaries, nullptr);
+  ASSERT_EQ(summaries->size(), orgs.size());
+  for (const protocol::OrgSummary* o : *summaries) {
+    const std::string org = o->org()->str();
+    EXPECT_EQ(o->node()->str(), NodeId(Owner(org))) << org;
+    EXPECT_EQ(o->entries(), 1u) << org;
+  }
   // The move's admin tokens are gone with their sessions.
   auto kept = etcd_->Client().GetPrefix("/sealcache/tokens/");
   ASSERT_TRUE(kept.ok());

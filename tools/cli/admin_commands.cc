@@ -200,27 +200,34 @@ Result<Action> ParseKeyStatus(const po::variables_map& vm) {
 Report ListOrgsReport(const protocol::ListOrgsResponse& lo) {
   Report r;
   Json orgs = Json::MakeArray();
-  char line[256];
+  // A cluster names each org's node: a NODE column then.
+  bool cluster = false;
+  if (lo.orgs() != nullptr) {
+    for (const protocol::OrgSummary* o : *lo.orgs()) cluster |= !Str(o->node()).empty();
+  }
+  char line[320];
   std::snprintf(line, sizeof(line), "%-24s %6s %-8s %-6s %-20s %10s %12s %s\n", "ORG", "DIM",
                 "METRIC", "INDEX", "CREATED", "ENTRIES", "BYTES", "LIMITS");
-  r.text = line;
+  r.text = cluster ? std::string("NODE") + std::string(12, ' ') + line : line;
   if (lo.orgs() != nullptr) {
     for (const protocol::OrgSummary* o : *lo.orgs()) {
-      orgs.Push(Json::MakeObject()
-                    .Set("org", Str(o->org()))
-                    .Set("dimension", o->dimension())
-                    .Set("metric", Str(o->metric()))
-                    .Set("index", Str(o->index_kind()))
-                    .Set("created_ms", o->created_ms())
-                    .Set("hnsw_m", o->hnsw_m())
-                    .Set("ef_construction", o->ef_construction())
-                    .Set("ef_search", o->ef_search())
-                    .Set("seal_threshold", o->seal_threshold())
-                    .Set("entries", o->entries())
-                    .Set("bytes", o->bytes())
-                    .Set("max_bytes", o->max_bytes())
-                    .Set("max_entries", o->max_entries())
-                    .Set("eviction_policy", Str(o->eviction_policy())));
+      Json org = Json::MakeObject();
+      if (cluster) org.Set("node", Str(o->node()));
+      org.Set("org", Str(o->org()))
+          .Set("dimension", o->dimension())
+          .Set("metric", Str(o->metric()))
+          .Set("index", Str(o->index_kind()))
+          .Set("created_ms", o->created_ms())
+          .Set("hnsw_m", o->hnsw_m())
+          .Set("ef_construction", o->ef_construction())
+          .Set("ef_search", o->ef_search())
+          .Set("seal_threshold", o->seal_threshold())
+          .Set("entries", o->entries())
+          .Set("bytes", o->bytes())
+          .Set("max_bytes", o->max_bytes())
+          .Set("max_entries", o->max_entries())
+          .Set("eviction_policy", Str(o->eviction_policy()));
+      orgs.Push(std::move(org));
       const std::string limits =
           (o->max_bytes() ? "max_bytes=" + std::to_string(o->max_bytes()) + " " : "") +
           (o->max_entries() ? "max_entries=" + std::to_string(o->max_entries()) + " " : "") +
@@ -230,6 +237,11 @@ Report ListOrgsReport(const protocol::ListOrgsResponse& lo) {
                     Str(o->index_kind()).c_str(), FormatTime(o->created_ms()).c_str(),
                     static_cast<unsigned long long>(o->entries()),
                     static_cast<unsigned long long>(o->bytes()), limits.c_str());
+      if (cluster) {
+        char node[64];
+        std::snprintf(node, sizeof(node), "%-15s ", Str(o->node()).c_str());
+        r.text += node;
+      }
       r.text += line;
     }
   }

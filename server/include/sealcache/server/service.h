@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "sealcache/client/client.h"
 #include "sealcache/crypto/secret_bytes.h"
 #include "sealcache/status.h"
 #include "sealcache/storage/store.h"
@@ -171,6 +172,10 @@ class ClusterView {
   virtual Status CheckImport(std::string_view org, std::string_view uid, int64_t epoch) = 0;
   virtual Status NoteImportedCopy(std::string_view org, std::string_view uid, int64_t epoch) = 0;
   virtual Status RefreshOrg(std::string_view org) = 0;
+  // This node's id, and the ListOrgs answers (this_node_only) of every other live node, by
+  // node id; Unavailable naming a node that does not answer.
+  virtual const std::string& node_id() const = 0;
+  virtual Result<std::vector<std::pair<std::string, client::ResponseFrame>>> ListOrgsOfPeers() = 0;
 };
 
 class CacheService {
