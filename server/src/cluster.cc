@@ -1028,7 +1028,10 @@ Result<std::vector<std::pair<std::string, client::ResponseFrame>>> ClusterNode::
   constexpr int64_t kListTimeoutMs = 10'000;
   SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
   std::vector<std::pair<std::string, client::ResponseFrame>> out;
-  for (const auto& [id, node] : nodes) {
+  for (const auto& entry : nodes) {
+    // Not a structured binding: clang 14 (the sanitizer trees) cannot capture one.
+    const std::string& id = entry.first;
+    const NodeRecord& node = entry.second;
     if (id == node_id_) continue;
     auto listed = [&]() -> Result<client::ResponseFrame> {
       SC_ASSIGN_OR_RETURN(auto peer, ConnectPeer(node, kListTimeoutMs));
