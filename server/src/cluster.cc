@@ -999,6 +999,7 @@ Result<std::unique_ptr<ClusterNode::PeerSession>> ClusterNode::ConnectPeer(const
                                  .Set("token_id", "peer-" + node_id_)
                                  .Set("created_ms", int64_t{0})
                                  .Set("org_uid", "")
+                                 .Set("scope", "peer")
                                  .Dump();
   SC_RETURN_IF_ERROR(etcd_.Put(TokenKey(hash), record, lease));
   session->token_key = TokenKey(hash);
@@ -1179,6 +1180,7 @@ Status ClusterNode::AddToken(std::span<const uint8_t> token_hash, const ClusterT
                                 .Set("token_id", token.record.token_id)
                                 .Set("created_ms", token.record.created_ms)
                                 .Set("org_uid", token.org_uid)
+                                .Set("scope", token.peer ? "peer" : "")
                                 .Dump();
   return etcd_.Put(TokenKey(token_hash), value);
 }
@@ -1195,6 +1197,7 @@ Result<ClusterToken> ClusterNode::FindToken(std::span<const uint8_t> token_hash)
   t.record.token_id = Str((*j)["token_id"]);
   t.record.created_ms = Int((*j)["created_ms"]);
   t.org_uid = Str((*j)["org_uid"]);
+  t.peer = Str((*j)["scope"]) == "peer";
   return t;
 }
 

@@ -38,6 +38,7 @@ struct SessionBinding {
   // The hash of the token, kept in a cluster so that an admin session can be checked
   // against etcd on each admin request (a revocation on any node ends it).
   crypto::Sha256Digest token_hash{};
+  bool peer = false;  // a node's peer-session token (ClusterToken::peer)
   std::weak_ptr<internal::OrgRuntime> runtime;
   // The org could not be loaded at start (a damaged file): requests get `unavailable`.
   Status unavailable;
@@ -568,6 +569,12 @@ Reply CacheServiceImpl::Dispatch(Session& s, const P::Request& req, FBB& fbb) {
       s = Session{};
       return {Status::Unauthenticated("the token of this session was revoked; send Hello again")};
     }
+    // A peer session's token does what moves and listings need, nothing else.
+    if (s.binding->peer && type != B::ImportOrgRequest && type != B::ListOrgsRequest &&
+        type != B::MoveOrgRequest) {
+      return {Status::PermissionDenied(
+          "a node's peer token may only import, move and list orgs; use an admin token")};
+    }
   }
   switch (type) {
     case B::CreateOrgRequest:
@@ -622,6 +629,7 @@ Reply CacheServiceImpl::Hello(Session& s, const P::HelloRequest* r, FBB& fbb) {
         record = shared->record;
         binding->org_uid = shared->org_uid;
         binding->clustered = true;
+        binding->peer = shared->peer;
         binding->token_hash = hash;
       }
     }

@@ -767,6 +767,23 @@ TEST_F(ClusterTest, AMovedOrgKeepsItsRedisKeysAndTokensAndAFailedMoveChangesNoth
   auto tokens = etcd_->Client().GetPrefix("/sealcache/tokens/");
   ASSERT_TRUE(tokens.ok());
   for (const auto& kv : *tokens) EXPECT_EQ(kv.value.find("peer-"), std::string::npos);
+
+  // A peer token (as a node makes for one session) can list and move orgs, nothing else.
+  const std::string peer_token = "scpeer_for_this_test";
+  const auto hash = crypto::Sha256(Bytes(peer_token));
+  ASSERT_TRUE(etcd_->Client()
+                  .Put("/sealcache/tokens/" + crypto::ToHex(hash),
+                       R"({"org":"","token_id":"peer-test","created_ms":0,"org_uid":"",)"
+                       R"("scope":"peer"})")
+                  .ok());
+  auto peer = nodes_[target]->ConnectAs(peer_token);
+  ASSERT_NE(peer, nullptr);
+  // (A listing asks every live node: it answers once the killed node's lease has ended.)
+  EXPECT_TRUE(Eventually([&] { return peer->ListOrgs().ok(); }, FailoverBound()));
+  EXPECT_EQ(peer->CreateOrg("other", 8).status().code(), Status::Code::kPermissionDenied);
+  EXPECT_EQ(peer->IssueToken("acme").status().code(), Status::Code::kPermissionDenied);
+  EXPECT_EQ(peer->DropOrg("acme").code(), Status::Code::kPermissionDenied);
+  EXPECT_EQ(Owner("acme"), target);
 }
 
 TEST_F(ClusterTest, RebalanceEvensOutTheOrgsAndKeepsTheirEntries) {

@@ -119,6 +119,9 @@ class OrgAttachment {
 struct ClusterToken {
   storage::TokenRecord record;
   std::string org_uid;  // empty for an admin token
+  // A node's token for one peer session (a move's import, a listing, a rebalance's move): an
+  // admin token that may do only those.
+  bool peer = false;
 };
 
 // What the cluster (server/CLUSTER.md) tells the service; absent on a single node. Every
