@@ -108,6 +108,14 @@ Result<OrgRecord> DecodeOrg(const EtcdKeyValue& kv) {
   return r;
 }
 
+// A node record as the node writes it (Register); nullopt if it is not one.
+std::optional<NodeRecord> DecodeNode(const std::string& value) {
+  auto j = Json::Parse(value);
+  if (!j.ok() || Str((*j)["id"]).empty()) return std::nullopt;
+  return NodeRecord{Str((*j)["id"]), Str((*j)["native"]), Str((*j)["resp"]),
+                    (*j)["draining"].is_bool() && (*j)["draining"].boolean()};
+}
+
 // A 53-bit uniform draw in (0, 1) from SHA-256(node "/" org).
 double Draw(std::string_view node, std::string_view org) {
   std::string key(node);
@@ -552,22 +560,15 @@ Status ClusterNode::CheckServing(std::string_view org, std::string_view org_uid)
   // know (a node that just joined) is read from etcd once before the answer.
   Status answer = ServingFromView(org, org_uid, /*final_answer=*/false);
   if (answer.ok() || !answer.IsNotFound()) return answer;
-  auto kv = etcd_.Get(OrgKey(org));
-  if (!kv.ok()) return kv.status().IsNotFound() ? answer : kv.status();
-  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(*kv));
+  auto record = ReadOrg(std::string(org));
+  if (!record.ok()) return record.status().IsNotFound() ? answer : record.status();
   std::optional<NodeRecord> owner;
-  if (auto node = etcd_.Get(NodeKey(record.owner)); node.ok()) {
-    auto j = Json::Parse(node->value);
-    if (j.ok()) owner = NodeRecord{record.owner, Str((*j)["native"]), Str((*j)["resp"])};
-  }
-  {
+  if (auto node = etcd_.Get(NodeKey(record->owner)); node.ok()) owner = DecodeNode(node->value);
+  if (owner) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = orgs_.find(org);
-    if (it == orgs_.end() || it->second.mod_revision < record.mod_revision) {
-      orgs_.insert_or_assign(std::string(org), record);
-    }
-    if (owner) nodes_.try_emplace(owner->id, *owner);
+    nodes_.try_emplace(owner->id, *owner);
   }
+  RememberOrg(std::string(org), std::move(record).value());
   return ServingFromView(org, org_uid, /*final_answer=*/true);
 }
 
@@ -672,12 +673,11 @@ Result<std::string> ClusterNode::PlaceNewOrg(std::string_view org_view,
 
 Status ClusterNode::ActivateOrg(std::string_view org_view) {
   const std::string org(org_view);
-  SC_ASSIGN_OR_RETURN(auto kv, etcd_.Get(OrgKey(org)));
-  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(kv));
+  SC_ASSIGN_OR_RETURN(OrgRecord record, ReadOrg(org));
   if (record.state == kStateActive) return Status::Ok();
   record.state = kStateActive;
   bool written = false;
-  SC_RETURN_IF_ERROR(WriteOrg(org, record, kv.mod_revision, &written));
+  SC_RETURN_IF_ERROR(WriteOrg(org, record, record.mod_revision, &written));
   if (!written) return Status::Unavailable("org " + org + " changed while it was created; retry");
   std::lock_guard<std::mutex> lock(mu_);
   orgs_[org] = record;
@@ -686,13 +686,9 @@ Status ClusterNode::ActivateOrg(std::string_view org_view) {
 
 Status ClusterNode::RemoveOrg(std::string_view org_view) {
   const std::string org(org_view);
-  auto kv = etcd_.Get(OrgKey(org));
-  if (!kv.ok()) {
-    return kv.status().IsNotFound() ? Status::NotFound("unknown org " + org) : kv.status();
-  }
-  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(*kv));
+  SC_ASSIGN_OR_RETURN(OrgRecord record, ReadOrg(org));
   if (record.owner != node_id_) return Status::Unavailable("org " + org + " moved; retry");
-  SC_ASSIGN_OR_RETURN(bool deleted, etcd_.DeleteIf(OrgKey(org), kv->mod_revision));
+  SC_ASSIGN_OR_RETURN(bool deleted, etcd_.DeleteIf(OrgKey(org), record.mod_revision));
   if (!deleted) return Status::Unavailable("org " + org + " changed while it was dropped; retry");
   SC_RETURN_IF_ERROR(RevokeTokens(org, "").status());
   std::lock_guard<std::mutex> copies(copies_mu_);
@@ -718,23 +714,33 @@ Result<std::map<std::string, NodeRecord>> ClusterNode::ReadNodes() const {
   SC_ASSIGN_OR_RETURN(auto node_kvs, etcd_.GetPrefix(options_.prefix + "nodes/"));
   std::map<std::string, NodeRecord> nodes;
   for (const auto& kv : node_kvs) {
-    auto j = Json::Parse(kv.value);
-    if (!j.ok() || Str((*j)["id"]).empty()) continue;
-    NodeRecord n{Str((*j)["id"]), Str((*j)["native"]), Str((*j)["resp"]),
-                 (*j)["draining"].is_bool() && (*j)["draining"].boolean()};
-    nodes.emplace(n.id, std::move(n));
+    if (auto node = DecodeNode(kv.value)) nodes.emplace(node->id, std::move(*node));
   }
   return nodes;
+}
+
+Result<OrgRecord> ClusterNode::ReadOrg(const std::string& org) const {
+  auto kv = etcd_.Get(OrgKey(org));
+  if (!kv.ok()) {
+    return kv.status().IsNotFound() ? Status::NotFound("unknown org " + org) : kv.status();
+  }
+  return DecodeOrg(*kv);
+}
+
+void ClusterNode::RememberOrg(const std::string& org, OrgRecord record) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = orgs_.find(org);
+  if (it == orgs_.end() || it->second.mod_revision < record.mod_revision) {
+    orgs_.insert_or_assign(org, std::move(record));
+  }
 }
 
 Result<bool> ClusterNode::SwapOrg(const std::string& org, OrgRecord record, int64_t mod_revision) {
   bool written = false;
   SC_RETURN_IF_ERROR(WriteOrg(org, record, mod_revision, &written));
   if (!written) return false;
-  SC_ASSIGN_OR_RETURN(auto kv, etcd_.Get(OrgKey(org)));
-  SC_ASSIGN_OR_RETURN(OrgRecord stored, DecodeOrg(kv));
-  std::lock_guard<std::mutex> lock(mu_);
-  orgs_.insert_or_assign(org, std::move(stored));
+  SC_ASSIGN_OR_RETURN(OrgRecord stored, ReadOrg(org));
+  RememberOrg(org, std::move(stored));
   return true;
 }
 
@@ -748,11 +754,7 @@ Result<std::pair<std::string, uint64_t>> ClusterNode::MoveOrg(std::string_view o
     }
   }
   std::lock_guard<std::mutex> one_move(move_mu_);
-  auto kv = etcd_.Get(OrgKey(org));
-  if (!kv.ok()) {
-    return kv.status().IsNotFound() ? Status::NotFound("unknown org " + org) : kv.status();
-  }
-  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(*kv));
+  SC_ASSIGN_OR_RETURN(OrgRecord record, ReadOrg(org));
   SC_ASSIGN_OR_RETURN(auto nodes, ReadNodes());
   if (record.owner != node_id_) {
     auto owner = nodes.find(record.owner);
@@ -1136,8 +1138,7 @@ Result<uint64_t> ClusterNode::DrainNode(std::string_view node_view) {
 
 Status ClusterNode::CheckImport(std::string_view org_view, std::string_view uid, int64_t epoch) {
   const std::string org(org_view);
-  SC_ASSIGN_OR_RETURN(auto kv, etcd_.Get(OrgKey(org)));
-  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(kv));
+  SC_ASSIGN_OR_RETURN(OrgRecord record, ReadOrg(org));
   if (record.state != kStateMoving || record.target != node_id_ || record.uid != uid ||
       record.epoch + 1 != epoch) {
     return Status::FailedPrecondition("org " + org + " is not moving to node " + node_id_ +
@@ -1162,13 +1163,8 @@ Status ClusterNode::NoteImportedCopy(std::string_view org_view, std::string_view
 
 Status ClusterNode::RefreshOrg(std::string_view org_view) {
   const std::string org(org_view);
-  SC_ASSIGN_OR_RETURN(auto kv, etcd_.Get(OrgKey(org)));
-  SC_ASSIGN_OR_RETURN(OrgRecord record, DecodeOrg(kv));
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = orgs_.find(org);
-  if (it == orgs_.end() || it->second.mod_revision < record.mod_revision) {
-    orgs_.insert_or_assign(org, std::move(record));
-  }
+  SC_ASSIGN_OR_RETURN(OrgRecord record, ReadOrg(org));
+  RememberOrg(org, std::move(record));
   return Status::Ok();
 }
 

@@ -127,6 +127,10 @@ class ClusterNode final : public ClusterView {
   static std::map<std::string, NodeRecord> Placeable(std::map<std::string, NodeRecord> nodes);
   // The live nodes as etcd has them now.
   Result<std::map<std::string, NodeRecord>> ReadNodes() const;
+  // The org's record as etcd has it now (NotFound: no such org).
+  Result<OrgRecord> ReadOrg(const std::string& org) const;
+  // Puts `record` in the view unless the view has it at a later revision.
+  void RememberOrg(const std::string& org, OrgRecord record);
   // Compare-and-set of an org record; on success the view holds it with its new revision.
   Result<bool> SwapOrg(const std::string& org, OrgRecord record, int64_t mod_revision);
   // A connection to another node as an admin of this one use: the token is made for it,
