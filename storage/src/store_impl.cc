@@ -392,6 +392,7 @@ Result<std::unique_ptr<OrgDb>> StoreImpl::OpenOrgDb(const std::string& org, bool
                               "/CURRENT)");
   }
   auto out = std::make_unique<OrgDb>();
+  out->incarnation = next_db_incarnation_.fetch_add(1) + 1;
   SC_ASSIGN_OR_RETURN(out->info_log, InfoLog::Open(dir));
   rocksdb::DBOptions db_options = OrgDbOptions();
   db_options.create_if_missing = create;
@@ -766,9 +767,12 @@ Status StoreImpl::ValidatePut(const OrgState& org, const PutRequest& r) const {
 }
 
 Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest,
-                                      const rocksdb::ReadOptions& ro) {
+                                      const rocksdb::ReadOptions& ro, PendingWrites* pending) {
   std::string value;
-  rocksdb::Status s = org.db->db->Get(ro, org.db->meta(), EntryKey(org.id, digest), &value);
+  const std::string key = EntryKey(org.id, digest);
+  rocksdb::Status s = pending != nullptr ? pending->batch.GetFromBatchAndDB(
+                                               org.db->db, ro, org.db->meta(), key, &value)
+                                         : org.db->db->Get(ro, org.db->meta(), key, &value);
   if (s.IsNotFound()) return Status::NotFound("no entry with this digest");
   if (!s.ok()) return FromRocks(s, "cannot read entry metadata");
   return DecodeEntryMeta(value, digest);
@@ -776,9 +780,12 @@ Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest,
 
 Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest,
                                                     const rocksdb::ReadOptions& ro,
-                                                    int64_t* expires_ms) {
+                                                    int64_t* expires_ms, PendingWrites* pending) {
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = org.db->db->Get(ro, org.db->data(), PayloadKey(digest), &value);
+  const std::string key = PayloadKey(digest);
+  rocksdb::Status s = pending != nullptr ? pending->batch.GetFromBatchAndDB(
+                                               org.db->db, ro, org.db->data(), key, &value)
+                                         : org.db->db->Get(ro, org.db->data(), key, &value);
   if (s.IsNotFound()) return Status::Corruption("entry metadata exists but its payload is missing");
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
@@ -789,14 +796,20 @@ Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const D
 Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  return PutEntry(*org, r, nullptr);
+}
+
+Result<PutResult> StoreImpl::PutEntry(OrgState& org_ref, const PutRequest& r,
+                                      PendingWrites* pending) {
+  OrgState* org = &org_ref;
   SC_RETURN_IF_ERROR(ValidatePut(*org, r));
   const int64_t now = clock_->NowMillis();
   PutResult result;
   // The put's growth stays reserved until it is counted (capacity.h); the victims it needs
-  // are chosen first and evicted in its own write.
-  Reservation room;
+  // are chosen first and evicted in its own write (in a transaction: in its commit).
+  auto room = std::make_unique<Reservation>();
   RoomPlan plan;
-  SC_RETURN_IF_ERROR(PlanRoom(*org, r, now, &room, &plan));
+  SC_RETURN_IF_ERROR(PlanRoom(*org, r, now, room.get(), &plan));
   Status put;
   {
     // The put's digest and its victims' together, in stripe order: a put that waits for a
@@ -808,10 +821,20 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
     std::vector<std::unique_lock<std::mutex>> locks;
     locks.reserve(stripes.size());
     for (size_t stripe : stripes) locks.emplace_back(org->digest_locks[stripe]);
-    put = PutLocked(*org, r, now, plan, &result);
-    for (const auto& v : plan.victims) org->capacity->Release(v);  // those not evicted
+    put = PutLocked(*org, r, now, plan, &result, pending);
+    if (pending == nullptr || !put.ok()) {
+      for (const auto& v : plan.victims) org->capacity->Release(v);  // those not evicted
+    }
   }
   if (!put.ok()) return put;
+  if (pending != nullptr) {
+    // Given back (those not evicted), counted and evicted elsewhere at the commit.
+    pending->victims.insert(pending->victims.end(), plan.victims.begin(), plan.victims.end());
+    pending->rooms.push_back(std::move(room));
+    if (plan.elsewhere != nullptr)
+      pending->elsewhere.emplace_back(plan.elsewhere, plan.elsewhere_bytes);
+    return result;
+  }
   if (plan.elsewhere != nullptr) {
     // The put is acknowledged whatever happens here: another org's eviction is its own write.
     auto evicted = EvictFrom(*plan.elsewhere, plan.elsewhere_bytes, 0, /*server_limit=*/true);
@@ -824,10 +847,10 @@ Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
 
 // The put itself. REQUIRES: the digest's lock and the victims' locks held.
 Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
-                            const RoomPlan& plan, PutResult* result) {
+                            const RoomPlan& plan, PutResult* result, PendingWrites* pending) {
   OrgState* org = &org_ref;
   result->expires_ms = now + r.ttl_ms;
-  auto old = ReadMeta(*org, r.digest);
+  auto old = ReadMeta(*org, r.digest, {}, pending);
   if (!old.ok() && !old.status().IsNotFound()) return old.status();
   const bool live = old.ok() && old->expires_ms > now;
   using Condition = PutRequest::Condition;
@@ -839,7 +862,7 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
   }
   if (r.keep_expiry && live) result->expires_ms = old->expires_ms;
   if (r.return_previous && live) {
-    SC_ASSIGN_OR_RETURN(result->previous, ReadPayload(*org, r.digest));
+    SC_ASSIGN_OR_RETURN(result->previous, ReadPayload(*org, r.digest, {}, nullptr, pending));
   }
 
   EntryMeta meta;
@@ -852,7 +875,9 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
   const bool with_vector = !r.vector.empty();
   meta.vector_slot = result->slot = with_vector ? org->next_slot.fetch_add(1) : kNoVectorSlot;
 
-  rocksdb::WriteBatch batch;
+  rocksdb::WriteBatch own;
+  rocksdb::WriteBatchBase& batch =
+      pending != nullptr ? static_cast<rocksdb::WriteBatchBase&>(pending->batch) : own;
   batch.Put(org->db->meta(), EntryKey(org->id, r.digest), EncodeEntryMeta(meta));
   batch.Put(org->db->data(), PayloadKey(r.digest), EncodePayloadValue(meta.expires_ms, r.payload));
   if (with_vector) {
@@ -871,7 +896,8 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
   const uint64_t want_bytes = plan.need_bytes - std::min(plan.need_bytes, old_bytes);
   const uint64_t want_entries = plan.need_entries - std::min<uint64_t>(plan.need_entries, live);
   uint64_t taken_bytes = 0;
-  std::vector<const CapacityTracker::Victim*> taken;
+  std::vector<CapacityTracker::Victim> taken;
+  std::vector<Digest> written = {r.digest};
   for (const auto& v : plan.victims) {
     if (taken_bytes >= want_bytes && taken.size() >= want_entries) break;
     if (v.digest == r.digest || !org->capacity->StillChosen(v)) continue;
@@ -880,23 +906,40 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
     gone.digest = v.digest;
     gone.vector_slot = v.vector_slot;
     DeleteEntry(*org, gone, &batch);
-    taken.push_back(&v);
+    taken.push_back(v);
+    written.push_back(v.digest);
   }
-  rocksdb::Status s = Write(*org->db, write_options_, &batch);
-  if (!s.ok()) return FromRocks(s, "put failed");
-  org->capacity->Upsert(meta, EntryLogicalBytes(meta, org->config.dimension));
-  for (const CapacityTracker::Victim* v : taken) {
-    org->capacity->Evicted(*v);
+  for (const CapacityTracker::Victim& v : taken) {
     result->evicted.count++;
-    if (v->vector_slot != kNoVectorSlot) {
-      result->evicted.slots.push_back(v->vector_slot);
+    if (v.vector_slot != kNoVectorSlot) {
+      result->evicted.slots.push_back(v.vector_slot);
     } else {
-      result->evicted.exact_only.push_back(v->digest);
+      result->evicted.exact_only.push_back(v.digest);
     }
   }
-  (plan.server_limit ? org->counters.evictions_server_limit : org->counters.evictions_org_limit) +=
-      result->evicted.count;
-  org->counters.puts++;
+  const uint64_t bytes = EntryLogicalBytes(meta, org->config.dimension);
+  auto counted = [org, meta = std::move(meta), bytes, taken = std::move(taken),
+                  server_limit = plan.server_limit] {
+    org->capacity->Upsert(meta, bytes);
+    for (const CapacityTracker::Victim& v : taken) org->capacity->Evicted(v);
+    (server_limit ? org->counters.evictions_server_limit : org->counters.evictions_org_limit) +=
+        taken.size();
+    org->counters.puts++;
+  };
+  return WriteOrHold(*org, &own, pending, std::move(written), std::move(counted), "put failed");
+}
+
+Status StoreImpl::WriteOrHold(OrgState& org, rocksdb::WriteBatch* own, PendingWrites* pending,
+                              std::vector<Digest> digests, std::function<void()> counted,
+                              std::string_view what) {
+  if (pending != nullptr) {
+    pending->digests.insert(pending->digests.end(), digests.begin(), digests.end());
+    pending->counted.push_back(std::move(counted));
+    return Status::Ok();
+  }
+  rocksdb::Status s = Write(*org.db, write_options_, own);
+  if (!s.ok()) return FromRocks(s, std::string(what));
+  counted();
   return Status::Ok();
 }
 
@@ -1157,15 +1200,16 @@ Result<RemovedEntries> StoreImpl::SetOrgLimits(std::string_view org_id, const Or
 // payload is gone, the entry changed under the read, which is tried again (a snapshot would
 // do it in one go, but releasing snapshots makes RocksDB rewrite every fresh bottommost file
 // once more). Only a payload still missing under unchanged meta is corrupt.
-Result<Entry> StoreImpl::ReadEntry(const OrgState& org, const Digest& digest, bool with_payload) {
+Result<Entry> StoreImpl::ReadEntry(const OrgState& org, const Digest& digest, bool with_payload,
+                                   PendingWrites* pending) {
   for (int attempt = 0;; ++attempt) {
-    SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(org, digest));
+    SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(org, digest, {}, pending));
     if (meta.expires_ms <= clock_->NowMillis()) return Status::NotFound("entry expired");
     Entry entry;
     entry.meta = std::move(meta);
     if (!with_payload) return entry;
     int64_t payload_expiry = 0;
-    auto payload = ReadPayload(org, digest, {}, &payload_expiry);
+    auto payload = ReadPayload(org, digest, {}, &payload_expiry, pending);
     const bool changed = (payload.ok() && payload_expiry != entry.meta.expires_ms) ||
                          payload.status().code() == Status::Code::kCorruption;
     if (changed && attempt < kChangedEntryRereads) continue;
@@ -1189,11 +1233,20 @@ Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool
 Result<StoredValue> StoreImpl::GetValue(std::string_view org_id, const Digest& digest) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  return ReadValue(*org, digest, nullptr);
+}
+
+Result<StoredValue> StoreImpl::ReadValue(OrgState& org_ref, const Digest& digest,
+                                         PendingWrites* pending) {
+  OrgState* org = &org_ref;
   org->counters.gets++;
   // Meta, payload and vector records of an entry are written and removed in one batch, and
   // the payload record's expiry is the entry's: it alone says whether the entry is live.
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = org->db->db->Get({}, org->db->data(), PayloadKey(digest), &value);
+  const std::string key = PayloadKey(digest);
+  rocksdb::Status s = pending != nullptr ? pending->batch.GetFromBatchAndDB(
+                                               org->db->db, {}, org->db->data(), key, &value)
+                                         : org->db->db->Get({}, org->db->data(), key, &value);
   if (s.IsNotFound()) {
     org->counters.misses++;
     return Status::NotFound("no entry with this digest");
@@ -1305,7 +1358,7 @@ Result<Entry> StoreImpl::GetBySlot(std::string_view org_id, uint64_t slot, bool 
   return entry;
 }
 
-void StoreImpl::DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch) {
+void StoreImpl::DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatchBase* batch) {
   batch->Delete(org.db->meta(), EntryKey(org.id, meta.digest));
   batch->Delete(org.db->data(), PayloadKey(meta.digest));
   if (meta.vector_slot != kNoVectorSlot) batch->Delete(org.db->data(), VectorKey(meta.vector_slot));
@@ -1314,14 +1367,24 @@ void StoreImpl::DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::Write
 Result<RemovedEntries> StoreImpl::Delete(std::string_view org_id, const Digest& digest) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  return DeleteOne(*org, digest, nullptr);
+}
+
+Result<RemovedEntries> StoreImpl::DeleteOne(OrgState& org_ref, const Digest& digest,
+                                            PendingWrites* pending) {
+  OrgState* org = &org_ref;
   std::lock_guard<std::mutex> digest_lock(org->LockFor(digest));
-  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest));
-  rocksdb::WriteBatch batch;
-  DeleteEntry(*org, meta, &batch);
-  rocksdb::Status s = Write(*org->db, write_options_, &batch);
-  if (!s.ok()) return FromRocks(s, "delete failed");
-  org->capacity->Remove(digest);
-  org->counters.deletes++;
+  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest, {}, pending));
+  rocksdb::WriteBatch own;
+  DeleteEntry(*org, meta,
+              pending != nullptr ? static_cast<rocksdb::WriteBatchBase*>(&pending->batch) : &own);
+  SC_RETURN_IF_ERROR(WriteOrHold(
+      *org, &own, pending, {digest},
+      [org, digest] {
+        org->capacity->Remove(digest);
+        org->counters.deletes++;
+      },
+      "delete failed"));
   RemovedEntries removed{1, {}, {}};
   if (meta.vector_slot != kNoVectorSlot) {
     removed.slots.push_back(meta.vector_slot);
@@ -1398,27 +1461,41 @@ Result<EntryMeta> StoreImpl::SetExpiry(std::string_view org_id, const Digest& di
                                        int64_t expires_ms) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
+  return SetEntryExpiry(*org, digest, expires_ms, nullptr);
+}
+
+rocksdb::Status StoreImpl::ReadData(const OrgState& org, const std::string& key, std::string* value,
+                                    PendingWrites* pending) {
+  return pending != nullptr
+             ? pending->batch.GetFromBatchAndDB(org.db->db, {}, org.db->data(), key, value)
+             : org.db->db->Get({}, org.db->data(), key, value);
+}
+
+Result<EntryMeta> StoreImpl::SetEntryExpiry(OrgState& org_ref, const Digest& digest,
+                                            int64_t expires_ms, PendingWrites* pending) {
+  OrgState* org = &org_ref;
   const int64_t now = clock_->NowMillis();
   if (expires_ms <= now || expires_ms - now > options_.max_ttl_ms) {
     return Status::InvalidArgument("expiry must be after now and at most " +
                                    std::to_string(options_.max_ttl_ms) + " ms ahead");
   }
   std::lock_guard<std::mutex> digest_lock(org->LockFor(digest));
-  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest));
+  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest, {}, pending));
   if (meta.expires_ms <= now) return Status::NotFound("entry expired");
-  rocksdb::DB* db = org->db->db;
   std::string payload, vector;
-  rocksdb::Status s = db->Get({}, org->db->data(), PayloadKey(digest), &payload);
+  rocksdb::Status s = ReadData(*org, PayloadKey(digest), &payload, pending);
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org->id);
   if (payload.size() < kExpirySize) return Status::Corruption("payload record is truncated");
   if (meta.vector_slot != kNoVectorSlot) {
-    s = db->Get({}, org->db->data(), VectorKey(meta.vector_slot), &vector);
+    s = ReadData(*org, VectorKey(meta.vector_slot), &vector, pending);
     if (!s.ok()) return FromRocks(s, "cannot read vector of org " + org->id);
     if (vector.size() < kExpirySize) return Status::Corruption("vector record is truncated");
   }
   meta.expires_ms = expires_ms;
   meta.ttl_ms = expires_ms - now;
-  rocksdb::WriteBatch batch;
+  rocksdb::WriteBatch own;
+  rocksdb::WriteBatchBase& batch =
+      pending != nullptr ? static_cast<rocksdb::WriteBatchBase&>(pending->batch) : own;
   batch.Put(org->db->meta(), EntryKey(org->id, digest), EncodeEntryMeta(meta));
   ReplaceValueExpiry(&payload, expires_ms);
   batch.Put(org->db->data(), PayloadKey(digest), payload);
@@ -1426,9 +1503,10 @@ Result<EntryMeta> StoreImpl::SetExpiry(std::string_view org_id, const Digest& di
     ReplaceValueExpiry(&vector, expires_ms);
     batch.Put(org->db->data(), VectorKey(meta.vector_slot), vector);
   }
-  s = Write(*org->db, write_options_, &batch);
-  if (!s.ok()) return FromRocks(s, "cannot change the expiry");
-  org->capacity->SetExpiry(digest, expires_ms);
+  SC_RETURN_IF_ERROR(WriteOrHold(
+      *org, &own, pending, {digest},
+      [org, digest, expires_ms] { org->capacity->SetExpiry(digest, expires_ms); },
+      "cannot change the expiry"));
   return meta;
 }
 

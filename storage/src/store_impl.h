@@ -4,17 +4,20 @@
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/sst_file_manager.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_buffer_manager.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "capacity.h"
 #include "catalog.h"
@@ -44,6 +47,8 @@ struct OrgDb {
   ~OrgDb();
 
   rocksdb::DB* db = nullptr;
+  // Distinct for every instance a store opens (a drop and create, or a reopen, makes another).
+  uint64_t incarnation = 0;
   // default, meta, data, as DB::Open returned them.
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   std::shared_ptr<InfoLog> info_log;
@@ -135,6 +140,7 @@ class StoreImpl final : public Store {
   Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) override;
   Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
                               int64_t expires_ms) override;
+  Result<std::unique_ptr<OrgTransaction>> BeginTransaction(std::string_view org) override;
   Result<Digest> NameDigest(std::string_view org, std::string_view name) override;
   Status ScanMeta(std::string_view org, const std::function<bool(const EntryMeta&)>& fn,
                   const Digest& from) override;
@@ -178,6 +184,7 @@ class StoreImpl final : public Store {
   std::vector<std::string> RecoveryReport() const override { return recovery_report_; }
 
  private:
+  friend class OrgTransactionImpl;
   StoreImpl(StoreOptions options, DataLayout layout);
 
   Status OpenKeystoreAndAudit(const crypto::SecretBytes& master_key);
@@ -207,14 +214,24 @@ class StoreImpl final : public Store {
   Result<OrgState*> FindOrg(std::string_view org) const;
   // FindOrg, and the reason it cannot serve if its database did not open.
   Result<OrgState*> FindOpenOrg(std::string_view org) const;
+  struct PendingWrites;
+  // The reads below see a transaction's writes when given its `pending` (null: the store's
+  // alone).
   // A live entry's meta (and payload), consistent with each other. NotFound if none.
-  Result<Entry> ReadEntry(const OrgState& org, const Digest& digest, bool with_payload);
+  Result<Entry> ReadEntry(const OrgState& org, const Digest& digest, bool with_payload,
+                          PendingWrites* pending = nullptr);
   Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest,
-                             const rocksdb::ReadOptions& ro = {});
+                             const rocksdb::ReadOptions& ro = {}, PendingWrites* pending = nullptr);
   // Corruption if missing; `expires_ms` (if given) receives the record's expiry prefix.
   Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest,
                                            const rocksdb::ReadOptions& ro = {},
-                                           int64_t* expires_ms = nullptr);
+                                           int64_t* expires_ms = nullptr,
+                                           PendingWrites* pending = nullptr);
+  // A record of the org's data family. REQUIRES: orgs_mu_ held.
+  rocksdb::Status ReadData(const OrgState& org, const std::string& key, std::string* value,
+                           PendingWrites* pending);
+  // A live entry's payload and expiry (GetValue). REQUIRES: orgs_mu_ held.
+  Result<StoredValue> ReadValue(OrgState& org, const Digest& digest, PendingWrites* pending);
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
 
   // Capacity (capacity.h). Builds the org's tracker from its metadata and applies its limits.
@@ -234,6 +251,8 @@ class StoreImpl final : public Store {
       bytes_ = bytes;
       entries_ = entries;
     }
+    // The tracker is gone (its org was dropped): nothing to give back.
+    void Forget() { tracker_ = nullptr; }
 
    private:
     CapacityTracker* tracker_ = nullptr;
@@ -260,7 +279,29 @@ class StoreImpl final : public Store {
   // Put under the digest's lock and the victims' (REQUIRES: held): the put and the
   // evictions that are still valid in one write.
   Status PutLocked(OrgState& org, const PutRequest& r, int64_t now, const RoomPlan& plan,
-                   PutResult* result);
+                   PutResult* result, PendingWrites* pending);
+  // Writes held back by an OrgTransaction: one indexed batch (so its reads see it), and what
+  // the tracker and the counters learn once it is written.
+  struct PendingWrites {
+    PendingWrites() : batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true) {}
+    rocksdb::WriteBatchWithIndex batch;
+    std::vector<Digest> digests;                      // every entry written: locked for the commit
+    std::vector<std::function<void()>> counted;       // in the order of the writes, after them
+    std::vector<CapacityTracker::Victim> victims;     // evicted or given back at the end
+    std::vector<std::unique_ptr<Reservation>> rooms;  // the puts' growth, until the end
+    std::vector<std::pair<OrgState*, uint64_t>> elsewhere;  // server-wide evictions after
+  };
+  // The put, delete and expiry change of one entry: written at once (pending null), or
+  // held in a transaction's batch. REQUIRES: orgs_mu_ shared.
+  Result<PutResult> PutEntry(OrgState& org, const PutRequest& r, PendingWrites* pending);
+  Result<RemovedEntries> DeleteOne(OrgState& org, const Digest& digest, PendingWrites* pending);
+  Result<EntryMeta> SetEntryExpiry(OrgState& org, const Digest& digest, int64_t expires_ms,
+                                   PendingWrites* pending);
+  // Writes `own` now and runs `counted`, or, in a transaction (where the writes went into
+  // its batch), notes `digests` and keeps `counted` for its commit.
+  Status WriteOrHold(OrgState& org, rocksdb::WriteBatch* own, PendingWrites* pending,
+                     std::vector<Digest> digests, std::function<void()> counted,
+                     std::string_view what);
   // Evicts `victims` of `org` in one write: locks their digests in stripe order (waiting;
   // REQUIRES: the caller holds no digest lock), skips those replaced or removed since they
   // were chosen, and tells the tracker. Returns what left; adds its bytes to `*freed_bytes`.
@@ -271,7 +312,7 @@ class StoreImpl final : public Store {
   // digest lock held.
   Result<RemovedEntries> EvictFrom(OrgState& org, uint64_t bytes, uint64_t entries,
                                    bool server_limit, const Digest& keep = Digest{});
-  void DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatch* batch);
+  void DeleteEntry(OrgState& org, const EntryMeta& meta, rocksdb::WriteBatchBase* batch);
   // Live SSTs of an org's data family with their key versions. REQUIRES: orgs_mu_ held.
   Result<std::vector<OrgFile>> OrgFiles(const OrgState& org);
   Result<uint32_t> FileKeyVersion(const std::string& path);
@@ -325,6 +366,7 @@ class StoreImpl final : public Store {
   std::mutex log_tails_mu_;
   std::vector<LogTail> log_tails_;  // GUARDED_BY(log_tails_mu_)
 
+  std::atomic<uint64_t> next_db_incarnation_{0};
   // Serialises CreateOrg and DropOrg. Taken before orgs_mu_.
   std::mutex org_admin_mu_;
   // Guards the org map; every operation on an org holds it shared for its duration, so an

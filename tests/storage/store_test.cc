@@ -581,5 +581,113 @@ TEST_F(StoreTest, AnImportThatCannotCompleteLeavesNothingOfTheOrg) {
   std::filesystem::remove_all(other_dir);
 }
 
+// The Redis front's MULTI/EXEC: a transaction's writes are invisible until its commit and
+// then all there at once; its own reads see them.
+TEST_F(StoreTest, ATransactionWritesNothingUntilItsCommitAndThenEverythingAtOnce) {
+  Open();
+  CreateOrg("acme");
+  clock_.Set(1'000'000);
+  ASSERT_TRUE(Put("acme", 1, "old", 10'000).ok());
+  ASSERT_TRUE(Put("acme", 3, "doomed", 10'000).ok());
+  auto txn = store_->BeginTransaction("acme");
+  ASSERT_TRUE(txn.ok()) << txn.status().ToString();
+  const std::vector<float> vec = MakeVector(kDim, 7);
+  auto put = [&](uint64_t i, std::string_view payload) {
+    PutRequest r;
+    r.digest = MakeDigest(i);
+    r.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+    r.vector = vec;
+    r.ttl_ms = 20'000;
+    return (*txn)->Put(r);
+  };
+  ASSERT_TRUE(put(1, "new").ok());
+  ASSERT_TRUE(put(2, "two").ok());
+  ASSERT_TRUE((*txn)->Delete(MakeDigest(3)).ok());
+  auto moved = (*txn)->SetExpiry(MakeDigest(1), 1'050'000);
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_TRUE((*txn)->Delete(MakeDigest(9)).status().IsNotFound());  // refused alone
+  // Its own reads see its writes ...
+  auto own = (*txn)->Get(MakeDigest(1));
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  EXPECT_EQ(std::string(own->payload.begin(), own->payload.end()), "new");
+  EXPECT_EQ(own->meta.expires_ms, 1'050'000);
+  EXPECT_EQ((*txn)->GetValue(MakeDigest(1))->expires_ms, 1'050'000);
+  EXPECT_EQ((*txn)->GetValue(MakeDigest(2))->payload, Bytes("two"));
+  EXPECT_TRUE((*txn)->Get(MakeDigest(3)).status().IsNotFound());
+  // ... nobody else does.
+  EXPECT_EQ(PayloadOf("acme", 1), "old");
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(2)).status().IsNotFound());
+  EXPECT_EQ(PayloadOf("acme", 3), "doomed");
+  EXPECT_EQ(store_->Stats("acme")->live_entries, 2u);
+  EXPECT_EQ(CountVectors("acme"), 2u);
+
+  auto committed = (*txn)->Commit();
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  EXPECT_EQ(PayloadOf("acme", 1), "new");
+  EXPECT_EQ(store_->Get("acme", MakeDigest(1))->meta.expires_ms, 1'050'000);
+  EXPECT_EQ(store_->GetValue("acme", MakeDigest(1))->expires_ms, 1'050'000);
+  EXPECT_EQ(PayloadOf("acme", 2), "two");
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(3)).status().IsNotFound());
+  EXPECT_EQ(store_->Stats("acme")->live_entries, 2u);
+  EXPECT_EQ(CountVectors("acme"), 2u);  // 1's new one and 2's; 1's old one and 3's are gone
+  EXPECT_EQ((*txn)->Commit().status().code(), Status::Code::kFailedPrecondition);
+  EXPECT_EQ((*txn)->Put({}).status().code(), Status::Code::kFailedPrecondition);
+  txn->reset();
+
+  // Durable as any write.
+  Open();
+  EXPECT_EQ(PayloadOf("acme", 1), "new");
+  EXPECT_EQ(PayloadOf("acme", 2), "two");
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(3)).status().IsNotFound());
+}
+
+TEST_F(StoreTest, ATransactionDroppedUncommittedWritesNothingAndGivesBackWhatItReserved) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(store_->SetOrgLimits("acme", {0, 2, "lru"}).ok());
+  ASSERT_TRUE(Put("acme", 1, "one").ok());
+  clock_.Advance(10);
+  ASSERT_TRUE(Put("acme", 2, "two").ok());
+  clock_.Advance(10);
+  {
+    auto txn = store_->BeginTransaction("acme");
+    ASSERT_TRUE(txn.ok());
+    PutRequest r;
+    r.digest = MakeDigest(3);
+    const std::string payload = "three";
+    r.payload = {reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
+    r.ttl_ms = 60'000;
+    auto put = (*txn)->Put(r);
+    ASSERT_TRUE(put.ok()) << put.status().ToString();
+    EXPECT_EQ(put->evicted.count, 1u);  // the least recently used, in the same write
+    EXPECT_TRUE((*txn)->Get(MakeDigest(1)).status().IsNotFound());
+    EXPECT_EQ(CountVectors("acme"), 2u);  // (a scan: a read would make 1 the most recent)
+  }
+  // Nothing written; entry 1 is the least recent candidate again (a put evicts it, not 2),
+  // and the room the put had reserved is free.
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(3)).status().IsNotFound());
+  EXPECT_EQ(CountVectors("acme"), 2u);
+  EXPECT_EQ(store_->Stats("acme")->live_entries, 2u);
+  clock_.Advance(10);
+  auto put = Put("acme", 4, "four");
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->evicted.count, 1u);
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(1)).status().IsNotFound());
+  EXPECT_EQ(PayloadOf("acme", 2), "two");
+  EXPECT_EQ(store_->Stats("acme")->live_entries, 2u);
+
+  // A transaction whose org is dropped under it writes nothing into a later org of the name.
+  auto txn = store_->BeginTransaction("acme");
+  ASSERT_TRUE(txn.ok());
+  ASSERT_TRUE(Put("acme", 5, "five").ok());
+  ASSERT_TRUE(store_->DropOrg("acme").ok());
+  CreateOrg("acme");
+  EXPECT_EQ((*txn)->Delete(MakeDigest(5)).status().code(), Status::Code::kUnavailable);
+  EXPECT_EQ((*txn)->Commit().status().code(), Status::Code::kUnavailable);
+  txn->reset();
+  EXPECT_EQ(store_->Stats("acme")->live_entries, 0u);
+  EXPECT_TRUE(store_->BeginTransaction("nosuch").status().IsNotFound());
+}
+
 }  // namespace
 }  // namespace sealcache::storage

@@ -260,6 +260,26 @@ struct OrgExport {
   std::vector<std::string> files;
 };
 
+// Writes of one org held back and made as one (the Redis front's MULTI/EXEC): Put, Delete
+// and SetExpiry through it check and answer as the Store's own do, but nothing is written
+// until Commit writes them all in one atomic write: all of them or none, across a crash
+// too, and no reader sees some without the others. Its own reads see its writes. Used by
+// one thread at a time; keeping other writers of the same entries out until Commit is the
+// caller's (the service holds back every other write of the org). Destroyed without a
+// successful Commit, it writes nothing and gives back the room and victims it reserved.
+class OrgTransaction {
+ public:
+  virtual ~OrgTransaction() = default;
+  virtual Result<PutResult> Put(const PutRequest& request) = 0;
+  virtual Result<RemovedEntries> Delete(const Digest& digest) = 0;
+  virtual Result<EntryMeta> SetExpiry(const Digest& digest, int64_t expires_ms) = 0;
+  virtual Result<Entry> Get(const Digest& digest, bool with_payload = true) = 0;
+  virtual Result<StoredValue> GetValue(const Digest& digest) = 0;
+  // Writes everything (nothing to write is OK) and counts it; once only. Returns the
+  // entries of other orgs that the puts' server-wide limit evicted afterwards, by org.
+  virtual Result<std::vector<std::pair<std::string, RemovedEntries>>> Commit() = 0;
+};
+
 class Store {
  public:
   // Opens (or creates) the store. Loads the keystore with `master_key` first: a wrong key
@@ -325,6 +345,8 @@ class Store {
   // Returns the updated metadata.
   virtual Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
                                       int64_t expires_ms) = 0;
+  // A transaction on the org's entries (OrgTransaction).
+  virtual Result<std::unique_ptr<OrgTransaction>> BeginTransaction(std::string_view org) = 0;
   // The digest a client-named key of the org maps to (the Redis front's key names):
   // HMAC-SHA256 of the name under the org's name key, a random key kept sealed in the
   // catalog and made at the first use. The same name gives the same digest across restarts
