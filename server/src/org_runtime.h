@@ -68,6 +68,9 @@ class OrgRuntime {
   // `expires_ms`.
   void OnExpiryChanged(const storage::Digest& digest, uint64_t slot, int64_t expires_ms);
   std::mutex& StripeFor(const storage::Digest& d) { return stripes_[d[2] % stripes_.size()]; }
+  // Held shared by every write of the org for its duration, and exclusively by a
+  // transaction (CacheService::Transact) from its start to its commit.
+  std::shared_mutex& writes_gate() { return writes_gate_; }
 
   // Searches inside the filter "live, not expired, in namespace (if given)".
   struct Candidate {
@@ -119,6 +122,7 @@ class OrgRuntime {
   std::unique_ptr<index::VectorIndex> index_;
   OrgMetrics metrics_;
   std::array<std::mutex, 64> stripes_;
+  std::shared_mutex writes_gate_;
 
   std::shared_mutex mu_;  // guards slots_, namespaces_
   std::unordered_map<uint64_t, SlotInfo> slots_;

@@ -766,7 +766,7 @@ Result<bool> DeleteKey(Context& c, std::string_view name) {
         existed = current != nullptr;
         if (existed) {
           change.kind = EntryChange::Kind::kDelete;
-          change.on_applied = [&] { OnHashWritten(c, digest, name, {}); };
+          change.on_applied = HashWrittenHook(c, digest, name, {});
         }
         return change;
       }));
@@ -865,20 +865,27 @@ void SetWithExpiry(Context& c, int64_t unit_ms) {
 void SetEx(Context& c) { SetWithExpiry(c, kMsPerSecond); }
 void PSetEx(Context& c) { SetWithExpiry(c, 1); }
 
+// MGET: every key read from one view of the store, as Redis answers it at one moment (an
+// EXEC's writes are seen all or none).
 void MGet(Context& c) {
-  std::vector<std::optional<std::string>> values;
+  std::vector<storage::Digest> digests;
   for (size_t i = 1; i < c.args.size(); ++i) {
-    auto s = ReadString(c, c.args[i]);
-    if (s.ok()) {
-      values.emplace_back(std::move(s->value));
-    } else if (s.status().IsNotFound() || s.status().code() == Status::Code::kFailedPrecondition) {
-      values.emplace_back();  // missing, or not a string: nil, as Redis's MGET
-    } else {
-      return ReplyError(c.out, s.status(), c.args[0]);  // e.g. a revoked session
-    }
+    auto digest = KeyDigest(c, c.args[i]);
+    if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
+    digests.push_back(*digest);
   }
-  c.out.ArrayHeader(values.size());
-  for (const auto& v : values) v ? c.out.Bulk(*v) : c.out.NullBulk();
+  auto values = c.service->ReadMany(c.s.session, digests);
+  if (!values.ok()) return ReplyError(c.out, values.status(), c.args[0]);  // e.g. revoked
+  for (const auto& v : *values) {
+    if (!v.ok() && !v.status().IsNotFound()) return ReplyError(c.out, v.status(), c.args[0]);
+  }
+  c.out.ArrayHeader(values->size());
+  for (size_t i = 0; i < values->size(); ++i) {
+    const auto& v = (*values)[i];
+    // Missing, or not a string: nil, as Redis's MGET.
+    auto value = v.ok() ? StringValue(v->payload, c.args[i + 1]) : std::nullopt;
+    value ? c.out.Bulk(*value) : c.out.NullBulk();
+  }
 }
 
 // DEL and UNLINK: how many of the keys existed.
@@ -1115,6 +1122,14 @@ void Command(Context& c) {
   }
 }
 
+// What may be queued between MULTI and EXEC: commands whose writes are entry writes (one
+// atomic write at EXEC). Not: a new authentication (it would change the org under the
+// transaction), writes of many entries at once or of index definitions, admin commands.
+bool AllowedInTransaction(const std::string& name, const CommandSpec& spec) {
+  return !spec.admin_only && name != "auth" && name != "hello" && name != "flushdb" &&
+         name != "ft.create" && name != "ft.dropindex";
+}
+
 std::string UnknownCommand(const RespCommand& args) {
   std::string quoted;
   for (size_t i = 1; i < args.size() && quoted.size() < kQuotedArgumentsBytes; ++i) {
@@ -1151,8 +1166,21 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
     s.queued.clear();
     if (name == "discard") return out.SimpleString("OK");
     if (refused) return out.Error("EXECABORT Transaction discarded because of previous errors.");
-    out.ArrayHeader(queued.size());
-    for (const RespCommand& q : queued) Run(s, q, out);
+    auto run_queue = [&] {
+      out.ArrayHeader(queued.size());
+      for (const RespCommand& q : queued) Run(s, q, out);
+    };
+    // An admin session has no org and queues no writes (those are refused in MULTI).
+    if (s.session.admin) return run_queue();
+    // The queued writes are one atomic write, made when the last command has run; their
+    // replies go out only then, and none does if it is not made.
+    const size_t mark = out.buffer().size();
+    Status written = service_->Transact(s.session, run_queue);
+    if (!written.ok()) {
+      out.buffer().resize(mark);
+      if (written.code() == Status::Code::kUnauthenticated) s.session = Session{};
+      return ReplyError(out, written, "exec");
+    }
     return;
   }
   if (s.in_multi && name != "quit" && name != "reset") {
@@ -1167,6 +1195,8 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
         refusal = "ERR wrong number of arguments for '" + name + "' command";
       } else if (!service_->CheckSession(s.session).ok()) {
         refusal = kNoAuth;
+      } else if (!AllowedInTransaction(name, it->second)) {
+        refusal = "ERR Command not allowed inside a transaction";
       }
     }
     if (!refusal.empty()) {

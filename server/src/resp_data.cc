@@ -75,7 +75,6 @@ void HSetCommon(Context& c, bool reply_ok) {
   auto digest = KeyDigest(c, name);
   if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
   int64_t added = 0;
-  HashFields written;
   Status st =
       c.service->Update(c.s.session, *digest, [&](const LiveEntry* current) -> Result<EntryChange> {
         HashFields fields;
@@ -101,8 +100,7 @@ void HSetCommon(Context& c, bool reply_ok) {
         change.vector = VectorForHash(c, name, fields);
         change.ttl_ms = c.facts->default_ttl_ms;
         change.keep_expiry = current != nullptr;
-        written = std::move(fields);
-        change.on_applied = [&] { OnHashWritten(c, *digest, name, written); };
+        change.on_applied = HashWrittenHook(c, *digest, name, std::move(fields));
         return change;
       });
   if (!st.ok()) return ReplyError(c.out, st, c.args[0]);
@@ -235,7 +233,6 @@ void HDel(Context& c) {
   auto digest = KeyDigest(c, name);
   if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
   int64_t removed = 0;
-  std::optional<HashFields> written;
   Status st =
       c.service->Update(c.s.session, *digest, [&](const LiveEntry* current) -> Result<EntryChange> {
         removed = 0;
@@ -254,7 +251,7 @@ void HDel(Context& c) {
         if (removed == 0) return change;
         if (fields.empty()) {
           change.kind = EntryChange::Kind::kDelete;
-          change.on_applied = [&] { OnHashWritten(c, *digest, name, {}); };
+          change.on_applied = HashWrittenHook(c, *digest, name, {});
           return change;
         }
         change.kind = EntryChange::Kind::kPut;
@@ -262,8 +259,7 @@ void HDel(Context& c) {
         change.vector = VectorForHash(c, name, fields);
         change.ttl_ms = c.facts->default_ttl_ms;
         change.keep_expiry = true;
-        written = std::move(fields);
-        change.on_applied = [&] { OnHashWritten(c, *digest, name, *written); };
+        change.on_applied = HashWrittenHook(c, *digest, name, std::move(fields));
         return change;
       });
   if (!st.ok()) return ReplyError(c.out, st, c.args[0]);
@@ -341,7 +337,7 @@ void FlushDb(Context& c) {
       EntryChange change;
       if (current != nullptr) {
         change.kind = EntryChange::Kind::kDelete;
-        change.on_applied = [&] { OnHashWritten(c, e.digest, "", {}); };
+        change.on_applied = HashWrittenHook(c, e.digest, "", {});
       }
       return Result<EntryChange>(std::move(change));
     });

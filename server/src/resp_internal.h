@@ -121,9 +121,10 @@ void WriteSearchModule(RespWriter& out);
 // first search index whose prefix `name` has (empty: none, or the field is missing or
 // malformed, which that index counts as an indexing failure, as RediSearch does).
 std::vector<float> VectorForHash(Context& c, std::string_view name, const HashFields& fields);
-// Keeps the search state of the session's org in step with hash `name` written with
-// `fields` (empty: removed). Called under the digest's lock, after the write.
-void OnHashWritten(Context& c, const storage::Digest& digest, std::string_view name,
-                   const HashFields& fields);
+// What keeps the search state of the session's org in step with hash `name` written with
+// `fields` (empty: removed): an EntryChange's on_applied, run once the write is made (at
+// once, or at a transaction's commit), so it holds what it needs by value.
+std::function<void()> HashWrittenHook(Context& c, const storage::Digest& digest,
+                                      std::string_view name, HashFields fields);
 
 }  // namespace sealcache::server::internal::resp

@@ -831,18 +831,21 @@ std::vector<float> VectorForHash(Context& c, std::string_view name, const HashFi
   return {};
 }
 
-void OnHashWritten(Context& c, const storage::Digest& digest, std::string_view name,
-                   const HashFields& fields) {
+std::function<void()> HashWrittenHook(Context& c, const storage::Digest& digest,
+                                      std::string_view name, HashFields fields) {
   auto state = StateOf(c);
-  if (!state.ok()) return;  // loaded from the store at the next successful use
-  std::unique_lock<std::shared_mutex> lock((*state)->mu);
-  std::optional<Doc> doc;
-  if (!fields.empty()) doc = (*state)->DocFor(name, fields);
-  if (doc) {
-    (*state)->docs[digest] = std::move(*doc);
-  } else {
-    (*state)->docs.erase(digest);
-  }
+  if (!state.ok()) return {};  // loaded from the store at the next successful use
+  return [state = std::move(state).value(), digest, name = std::string(name),
+          fields = std::move(fields)] {
+    std::unique_lock<std::shared_mutex> lock(state->mu);
+    std::optional<Doc> doc;
+    if (!fields.empty()) doc = state->DocFor(name, fields);
+    if (doc) {
+      state->docs[digest] = std::move(*doc);
+    } else {
+      state->docs.erase(digest);
+    }
+  };
 }
 
 void WriteSearchModule(RespWriter& out) {

@@ -45,6 +45,15 @@ struct SessionBinding {
   std::atomic<bool> revoked{false};
 };
 
+// A session's open transaction (CacheService::Transact): the org's writes gate held
+// exclusively, the store transaction its writes go into, and what they change in the org's
+// runtime (index, slot table, a front's state) once they are written, in their order.
+struct SessionTransaction {
+  internal::OrgLease org;
+  std::unique_ptr<storage::OrgTransaction> store;
+  std::vector<std::function<void()>> after_commit;
+};
+
 namespace {
 
 using FBB = flatbuffers::FlatBufferBuilder;
@@ -259,9 +268,12 @@ class CacheServiceImpl final : public CacheService {
 
   Status Update(const Session& s, const storage::Digest& digest,
                 const std::function<Result<EntryChange>(const LiveEntry*)>& change) override;
+  Status Transact(Session& s, const std::function<void()>& body) override;
   Result<EntryPage> Scan(const Session& s, const storage::Digest& from, size_t count) override;
   Result<std::vector<SearchHit>> Search(const Session& s, const SearchQuery& query) override;
   Result<storage::StoredValue> Read(const Session& s, const storage::Digest& digest) override;
+  Result<std::vector<Result<storage::StoredValue>>> ReadMany(
+      const Session& s, std::span<const storage::Digest> digests) override;
   Result<uint32_t> Dimension(const Session& s) override {
     SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
     return org->config().dimension;
@@ -352,7 +364,15 @@ class CacheServiceImpl final : public CacheService {
   std::mutex corruption_log_mu_;
   std::map<std::string, CorruptionLog> corruption_log_;  // by org
   static void ReportWalRecovery(const std::vector<std::string>& report);
-  Result<storage::PutResult> DoPut(OrgRuntime& org, const P::PutRequest* r);
+  Result<storage::PutResult> DoPut(const Session& s, OrgRuntime& org, const P::PutRequest* r);
+  // The session's transaction if one is open (null if none); FailedPrecondition if it is
+  // open on another org than `rt` (it acts on the org it began with only).
+  static Result<SessionTransaction*> TransactionOf(const Session& s, OrgRuntime& rt);
+  // One write's shared hold of the org's writes gate; nothing inside a transaction, which
+  // holds it exclusively.
+  static std::shared_lock<std::shared_mutex> WriteGate(SessionTransaction* txn, OrgRuntime& rt);
+  // Runs `fn` now, or once the transaction (if any) has committed.
+  static void AfterWrite(SessionTransaction* txn, std::function<void()> fn);
   Status BootstrapAdminToken();
   Status PublishAdminToken(ClusterView& cluster);
   void BackgroundLoop();
@@ -705,7 +725,8 @@ Result<OrgLease> CacheServiceImpl::OrgOf(const Session& s) {
 
 // ---- data operations ----------------------------------------------------------------------
 
-Result<storage::PutResult> CacheServiceImpl::DoPut(OrgRuntime& org, const P::PutRequest* r) {
+Result<storage::PutResult> CacheServiceImpl::DoPut(const Session& s, OrgRuntime& org,
+                                                   const P::PutRequest* r) {
   if (r == nullptr) return Status::InvalidArgument("empty put");
   SC_ASSIGN_OR_RETURN(storage::Digest digest, DigestFrom(r->digest()));
   storage::PutRequest put;
@@ -728,7 +749,20 @@ Result<storage::PutResult> CacheServiceImpl::DoPut(OrgRuntime& org, const P::Put
   }
   put.keep_expiry = r->keep_expiry();
   put.return_previous = r->return_previous();
+  SC_ASSIGN_OR_RETURN(SessionTransaction * txn, TransactionOf(s, org));
+  auto gate = WriteGate(txn, org);
   std::lock_guard<std::mutex> stripe(org.StripeFor(digest));
+  if (txn != nullptr) {
+    SC_ASSIGN_OR_RETURN(storage::PutResult result, txn->store->Put(put));
+    txn->after_commit.push_back([&org, digest, result,
+                                 vector = std::vector<float>(put.vector.begin(), put.vector.end()),
+                                 ns = std::string(put.name_space)] {
+      std::lock_guard<std::mutex> stripe(org.StripeFor(digest));
+      org.OnPut(digest, result, vector, ns);
+      org.metrics().puts.fetch_add(1, std::memory_order_relaxed);
+    });
+    return result;
+  }
   SC_ASSIGN_OR_RETURN(storage::PutResult result, store_->Put(org.id(), put));
   org.OnPut(digest, result, put.vector, put.name_space);
   OnEvictedElsewhere(result);
@@ -736,11 +770,61 @@ Result<storage::PutResult> CacheServiceImpl::DoPut(OrgRuntime& org, const P::Put
   return result;
 }
 
+Result<SessionTransaction*> CacheServiceImpl::TransactionOf(const Session& s, OrgRuntime& rt) {
+  if (s.transaction == nullptr) return nullptr;
+  if (&*s.transaction->org != &rt) {
+    return Status::FailedPrecondition("a transaction acts on the org it began with only");
+  }
+  return s.transaction;
+}
+
+std::shared_lock<std::shared_mutex> CacheServiceImpl::WriteGate(SessionTransaction* txn,
+                                                                OrgRuntime& rt) {
+  if (txn != nullptr) return {};
+  return std::shared_lock<std::shared_mutex>(rt.writes_gate());
+}
+
+void CacheServiceImpl::AfterWrite(SessionTransaction* txn, std::function<void()> fn) {
+  if (txn != nullptr) {
+    txn->after_commit.push_back(std::move(fn));
+  } else {
+    fn();
+  }
+}
+
+Status CacheServiceImpl::Transact(Session& s, const std::function<void()>& body) {
+  if (s.transaction != nullptr) {
+    return Status::FailedPrecondition("a transaction is open on this session already");
+  }
+  SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+  OrgRuntime& rt = *org;
+  // Every other write of the org waits from here to the commit: what the body reads stays
+  // what it wrote over.
+  std::unique_lock<std::shared_mutex> gate(rt.writes_gate());
+  SC_ASSIGN_OR_RETURN(std::unique_ptr<storage::OrgTransaction> store_txn,
+                      store_->BeginTransaction(rt.id()));
+  SessionTransaction txn{std::move(org), std::move(store_txn), {}};
+  {
+    struct Open {
+      Session& s;
+      ~Open() { s.transaction = nullptr; }
+    } open{s};
+    s.transaction = &txn;
+    body();
+  }
+  SC_ASSIGN_OR_RETURN(auto evicted_elsewhere, txn.store->Commit());
+  for (const auto& fn : txn.after_commit) fn();
+  storage::PutResult evicted;
+  evicted.evicted_elsewhere = std::move(evicted_elsewhere);
+  OnEvictedElsewhere(evicted);
+  return Status::Ok();
+}
+
 Reply CacheServiceImpl::Put(const Session& s, const P::PutRequest* r, FBB& fbb) {
   const auto start = std::chrono::steady_clock::now();
   auto org = OrgOf(s);
   if (!org.ok()) return {org.status()};
-  auto result = DoPut(**org, r);
+  auto result = DoPut(s, **org, r);
   (*org)->metrics().put_latency.Observe(SecondsSince(start));
   if (!result.ok()) return {result.status()};
   auto previous = result->previous ? fbb.CreateVector(*result->previous) : 0;
@@ -761,7 +845,7 @@ Reply CacheServiceImpl::PutBatch(const Session& s, const P::PutBatchRequest* r, 
   }
   std::vector<flatbuffers::Offset<P::ItemResult>> results;
   for (const P::PutRequest* item : *r->items()) {
-    auto put = DoPut(**org, item);
+    auto put = DoPut(s, **org, item);
     auto msg = fbb.CreateString(put.ok() ? "" : put.status().message());
     results.push_back(
         P::CreateItemResult(fbb, ToWireCode(put.status().code()), msg, put.ok() ? put->slot : 0));
@@ -778,7 +862,10 @@ Reply CacheServiceImpl::Get(const Session& s, const P::GetEntryRequest* r, FBB& 
   if (!digest.ok()) return {digest.status()};
   OrgRuntime& rt = **org;
   rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
-  auto entry = store_->Get(rt.id(), *digest, r->with_payload());
+  auto txn = TransactionOf(s, rt);
+  if (!txn.ok()) return {txn.status()};
+  auto entry = *txn != nullptr ? (*txn)->store->Get(*digest, r->with_payload())
+                               : store_->Get(rt.id(), *digest, r->with_payload());
   rt.metrics().get_latency.Observe(SecondsSince(start));
   if (!entry.ok()) {
     if (entry.status().IsNotFound()) rt.metrics().get_misses.fetch_add(1);
@@ -850,8 +937,11 @@ Status CacheServiceImpl::Update(
     const std::function<Result<EntryChange>(const LiveEntry*)>& change) {
   SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
   OrgRuntime& rt = *org;
+  SC_ASSIGN_OR_RETURN(SessionTransaction * txn, TransactionOf(s, rt));
+  auto gate = WriteGate(txn, rt);
   std::lock_guard<std::mutex> stripe(rt.StripeFor(digest));
-  auto current = store_->Get(rt.id(), digest, /*with_payload=*/true);
+  auto current = txn != nullptr ? txn->store->Get(digest, /*with_payload=*/true)
+                                : store_->Get(rt.id(), digest, /*with_payload=*/true);
   if (!current.ok() && !current.status().IsNotFound()) return current.status();
   std::optional<LiveEntry> live;
   if (current.ok()) {
@@ -863,10 +953,17 @@ Status CacheServiceImpl::Update(
     case EntryChange::Kind::kKeep:
       return Status::Ok();
     case EntryChange::Kind::kDelete: {
-      SC_ASSIGN_OR_RETURN(storage::RemovedEntries removed, store_->Delete(rt.id(), digest));
-      rt.OnRemoved(removed);
-      rt.metrics().deletes.fetch_add(removed.count);
-      if (c.on_applied) c.on_applied();
+      SC_ASSIGN_OR_RETURN(storage::RemovedEntries removed, txn != nullptr
+                                                               ? txn->store->Delete(digest)
+                                                               : store_->Delete(rt.id(), digest));
+      AfterWrite(
+          txn, [&rt, digest, removed, applied = std::move(c.on_applied), in_txn = txn != nullptr] {
+            std::unique_lock<std::mutex> stripe(rt.StripeFor(digest), std::defer_lock);
+            if (in_txn) stripe.lock();  // (held by the caller otherwise)
+            rt.OnRemoved(removed);
+            rt.metrics().deletes.fetch_add(removed.count);
+            if (applied) applied();
+          });
       return Status::Ok();
     }
     case EntryChange::Kind::kPut: {
@@ -876,11 +973,17 @@ Status CacheServiceImpl::Update(
       put.vector = c.vector;
       put.ttl_ms = c.ttl_ms;
       put.keep_expiry = c.keep_expiry;
-      SC_ASSIGN_OR_RETURN(storage::PutResult result, store_->Put(rt.id(), put));
-      rt.OnPut(digest, result, put.vector, put.name_space);
-      OnEvictedElsewhere(result);
-      rt.metrics().puts.fetch_add(1, std::memory_order_relaxed);
-      if (c.on_applied) c.on_applied();
+      SC_ASSIGN_OR_RETURN(storage::PutResult result,
+                          txn != nullptr ? txn->store->Put(put) : store_->Put(rt.id(), put));
+      if (txn == nullptr) OnEvictedElsewhere(result);  // (a transaction's: at its commit)
+      AfterWrite(txn, [&rt, digest, result, vector = std::move(c.vector),
+                       applied = std::move(c.on_applied), in_txn = txn != nullptr] {
+        std::unique_lock<std::mutex> stripe(rt.StripeFor(digest), std::defer_lock);
+        if (in_txn) stripe.lock();  // (held by the caller otherwise)
+        rt.OnPut(digest, result, vector, "");
+        rt.metrics().puts.fetch_add(1, std::memory_order_relaxed);
+        if (applied) applied();
+      });
       return Status::Ok();
     }
   }
@@ -893,7 +996,8 @@ Result<storage::StoredValue> CacheServiceImpl::Read(const Session& s,
   SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
   OrgRuntime& rt = *org;
   rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
-  auto value = store_->GetValue(rt.id(), digest);
+  SC_ASSIGN_OR_RETURN(SessionTransaction * txn, TransactionOf(s, rt));
+  auto value = txn != nullptr ? txn->store->GetValue(digest) : store_->GetValue(rt.id(), digest);
   rt.metrics().get_latency.Observe(SecondsSince(start));
   if (!value.ok()) {
     if (value.status().IsNotFound()) rt.metrics().get_misses.fetch_add(1);
@@ -902,6 +1006,33 @@ Result<storage::StoredValue> CacheServiceImpl::Read(const Session& s,
   rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
   rt.CountHit(digest, NowMs());
   return value;
+}
+
+Result<std::vector<Result<storage::StoredValue>>> CacheServiceImpl::ReadMany(
+    const Session& s, std::span<const storage::Digest> digests) {
+  const auto start = std::chrono::steady_clock::now();
+  SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+  OrgRuntime& rt = *org;
+  SC_ASSIGN_OR_RETURN(SessionTransaction * txn, TransactionOf(s, rt));
+  std::vector<Result<storage::StoredValue>> values;
+  if (txn != nullptr) {  // (no other writer until its commit: one view already)
+    for (const storage::Digest& d : digests) values.push_back(txn->store->GetValue(d));
+  } else {
+    values = store_->GetValues(rt.id(), digests);
+  }
+  const int64_t now = NowMs();
+  for (size_t i = 0; i < values.size(); ++i) {
+    rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
+    if (values[i].ok()) {
+      rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
+      rt.CountHit(digests[i], now);
+    } else if (values[i].status().IsNotFound()) {
+      rt.metrics().get_misses.fetch_add(1, std::memory_order_relaxed);
+      values[i] = Status::NotFound("miss");
+    }
+  }
+  rt.metrics().get_latency.Observe(SecondsSince(start));
+  return values;
 }
 
 Result<EntryPage> CacheServiceImpl::Scan(const Session& s, const storage::Digest& from,
@@ -970,11 +1101,19 @@ Reply CacheServiceImpl::Delete(const Session& s, const P::DeleteRequest* r, FBB&
   auto digest = DigestFrom(r->digest());
   if (!digest.ok()) return {digest.status()};
   OrgRuntime& rt = **org;
+  auto txn = TransactionOf(s, rt);
+  if (!txn.ok()) return {txn.status()};
+  auto gate = WriteGate(*txn, rt);
   std::lock_guard<std::mutex> stripe(rt.StripeFor(*digest));
-  auto removed = store_->Delete(rt.id(), *digest);
+  auto removed =
+      *txn != nullptr ? (*txn)->store->Delete(*digest) : store_->Delete(rt.id(), *digest);
   if (!removed.ok()) return {removed.status()};
-  rt.OnRemoved(*removed);
-  rt.metrics().deletes.fetch_add(removed->count);
+  AfterWrite(*txn, [&rt, d = *digest, gone = *removed, in_txn = *txn != nullptr] {
+    std::unique_lock<std::mutex> stripe(rt.StripeFor(d), std::defer_lock);
+    if (in_txn) stripe.lock();  // (held by the caller otherwise)
+    rt.OnRemoved(gone);
+    rt.metrics().deletes.fetch_add(gone.count);
+  });
   return Ok(P::ResponseBody::DeleteResponse, P::CreateDeleteResponse(fbb, removed->count));
 }
 
@@ -989,19 +1128,32 @@ Reply CacheServiceImpl::SetExpiry(const Session& s, const P::SetExpiryRequest* r
   if (r->ttl_ms() < 0) return {Status::InvalidArgument("ttl_ms must be positive")};
   const int64_t expires_ms = r->ttl_ms() != 0 ? NowMs() + r->ttl_ms() : r->expires_ms();
   OrgRuntime& rt = **org;
+  auto txn = TransactionOf(s, rt);
+  if (!txn.ok()) return {txn.status()};
+  auto gate = WriteGate(*txn, rt);
   std::lock_guard<std::mutex> stripe(rt.StripeFor(*digest));
-  auto meta = store_->SetExpiry(rt.id(), *digest, expires_ms);
+  auto meta = *txn != nullptr ? (*txn)->store->SetExpiry(*digest, expires_ms)
+                              : store_->SetExpiry(rt.id(), *digest, expires_ms);
   if (!meta.ok()) return {meta.status()};
-  rt.OnExpiryChanged(*digest, meta->vector_slot, meta->expires_ms);
+  AfterWrite(*txn, [&rt, d = *digest, slot = meta->vector_slot, at = meta->expires_ms,
+                    in_txn = *txn != nullptr] {
+    std::unique_lock<std::mutex> stripe(rt.StripeFor(d), std::defer_lock);
+    if (in_txn) stripe.lock();  // (held by the caller otherwise)
+    rt.OnExpiryChanged(d, slot, at);
+  });
   return Ok(P::ResponseBody::SetExpiryResponse, P::CreateSetExpiryResponse(fbb, meta->expires_ms));
 }
 
 Reply CacheServiceImpl::Invalidate(const Session& s, const P::InvalidateRequest* r, FBB& fbb) {
   auto org = OrgOf(s);
   if (!org.ok()) return {org.status()};
+  if (s.transaction != nullptr) {
+    return {Status::FailedPrecondition("invalidate is not one of a transaction's writes")};
+  }
   storage::InvalidateFilter filter;
   if (r->name_space() != nullptr) filter.name_space = r->name_space()->str();
   if (r->older_than_ms() != 0) filter.older_than_ms = r->older_than_ms();
+  auto gate = WriteGate(nullptr, **org);
   auto removed = store_->Invalidate((*org)->id(), filter);
   if (!removed.ok()) return {removed.status()};
   (*org)->OnRemoved(*removed);

@@ -1236,34 +1236,61 @@ Result<StoredValue> StoreImpl::GetValue(std::string_view org_id, const Digest& d
   return ReadValue(*org, digest, nullptr);
 }
 
-Result<StoredValue> StoreImpl::ReadValue(OrgState& org_ref, const Digest& digest,
+Result<StoredValue> StoreImpl::ReadValue(OrgState& org, const Digest& digest,
                                          PendingWrites* pending) {
-  OrgState* org = &org_ref;
-  org->counters.gets++;
-  // Meta, payload and vector records of an entry are written and removed in one batch, and
-  // the payload record's expiry is the entry's: it alone says whether the entry is live.
   rocksdb::PinnableSlice value;
   const std::string key = PayloadKey(digest);
   rocksdb::Status s = pending != nullptr ? pending->batch.GetFromBatchAndDB(
-                                               org->db->db, {}, org->db->data(), key, &value)
-                                         : org->db->db->Get({}, org->db->data(), key, &value);
+                                               org.db->db, {}, org.db->data(), key, &value)
+                                         : org.db->db->Get({}, org.db->data(), key, &value);
+  return ValueOf(org, digest, s, value);
+}
+
+Result<StoredValue> StoreImpl::ValueOf(OrgState& org, const Digest& digest,
+                                       const rocksdb::Status& s, const rocksdb::Slice& value) {
+  org.counters.gets++;
+  // Meta, payload and vector records of an entry are written and removed in one batch, and
+  // the payload record's expiry is the entry's: it alone says whether the entry is live.
   if (s.IsNotFound()) {
-    org->counters.misses++;
+    org.counters.misses++;
     return Status::NotFound("no entry with this digest");
   }
-  if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org->id);
+  if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
   StoredValue out;
   out.expires_ms = *ValueExpiry(View(value));
   if (out.expires_ms <= clock_->NowMillis()) {
-    org->counters.misses++;
+    org.counters.misses++;
     return Status::NotFound("entry expired");
   }
   out.payload.assign(value.data() + kExpirySize, value.data() + value.size());
-  org->counters.hits++;
-  if (org->ordered.load(std::memory_order_relaxed)) {
-    org->capacity->Touch(digest, clock_->NowMillis());
+  org.counters.hits++;
+  if (org.ordered.load(std::memory_order_relaxed)) {
+    org.capacity->Touch(digest, clock_->NowMillis());
   }
+  return out;
+}
+
+std::vector<Result<StoredValue>> StoreImpl::GetValues(std::string_view org_id,
+                                                      std::span<const Digest> digests) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  auto org = FindOpenOrg(org_id);
+  if (!org.ok()) return std::vector<Result<StoredValue>>(digests.size(), org.status());
+  const size_t n = digests.size();
+  std::vector<std::string> keys(n);
+  std::vector<rocksdb::Slice> slices(n);
+  for (size_t i = 0; i < n; ++i) {
+    keys[i] = PayloadKey(digests[i]);
+    slices[i] = keys[i];
+  }
+  // One MultiGet reads one view of the family: a batch is in it whole or not at all.
+  std::vector<rocksdb::PinnableSlice> values(n);
+  std::vector<rocksdb::Status> statuses(n);
+  (*org)->db->db->MultiGet({}, (*org)->db->data(), n, slices.data(), values.data(),
+                           statuses.data());
+  std::vector<Result<StoredValue>> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) out.push_back(ValueOf(**org, digests[i], statuses[i], values[i]));
   return out;
 }
 

@@ -135,6 +135,8 @@ class StoreImpl final : public Store {
                                       bool with_payload) override;
   Result<Entry> GetBySlot(std::string_view org, uint64_t slot, bool with_payload) override;
   Result<StoredValue> GetValue(std::string_view org, const Digest& digest) override;
+  std::vector<Result<StoredValue>> GetValues(std::string_view org,
+                                             std::span<const Digest> digests) override;
   Result<RemovedEntries> Delete(std::string_view org, const Digest& digest) override;
   Result<RemovedEntries> Invalidate(std::string_view org, const InvalidateFilter& filter) override;
   Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) override;
@@ -232,6 +234,9 @@ class StoreImpl final : public Store {
                            PendingWrites* pending);
   // A live entry's payload and expiry (GetValue). REQUIRES: orgs_mu_ held.
   Result<StoredValue> ReadValue(OrgState& org, const Digest& digest, PendingWrites* pending);
+  // What GetValue answers for a payload record read with status `s`.
+  Result<StoredValue> ValueOf(OrgState& org, const Digest& digest, const rocksdb::Status& s,
+                              const rocksdb::Slice& value);
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
 
   // Capacity (capacity.h). Builds the org's tracker from its metadata and applies its limits.

@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -65,6 +66,13 @@ class Server:
 
     def restart(self):
         self.shutdown()
+        self.start()
+
+    def kill_and_restart(self):
+        """SIGKILL (no flush, no snapshot) and a start on the same data directory."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.log.close()
         self.start()
 
     def stop(self):
@@ -1013,6 +1021,118 @@ class IsolationMatrix(unittest.TestCase):
         self.assertIn(b"victim-secret", dict(own)["GET"])
         self.assertEqual(victim.dbsize(), 0)
         self.assert_victim_intact(successor)
+
+
+class Transactions(TwoOrgs):
+    """MULTI/EXEC: the queued writes of one EXEC are one atomic write."""
+
+    DIM = 8
+    KEYS = ["tx:k%d" % i for i in range(8)]
+
+    def exec_all(self, r, value):
+        p = r.pipeline(transaction=True)
+        for k in self.KEYS:
+            p.set(k, value)
+        p.hset("tx:h", "v", value)
+        return p.execute()
+
+    def test_no_reader_sees_part_of_an_exec(self):
+        writer, reader = self.org("acme"), self.org("acme")
+        done = threading.Event()
+        errors = []
+
+        def write():
+            try:
+                for i in range(300):
+                    self.exec_all(writer, str(i))
+            except Exception as e:  # noqa: BLE001 - reported by the test thread
+                errors.append(e)
+            finally:
+                done.set()
+
+        t = threading.Thread(target=write)
+        t.start()
+        reads, torn = 0, []
+        while not done.is_set():
+            p = reader.pipeline(transaction=False)
+            p.mget(self.KEYS)
+            values = p.execute()[0]
+            reads += 1
+            if len(set(values)) != 1:
+                torn.append(values)
+        t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(torn[:3], [])
+        self.assertGreater(reads, 20)
+        self.assertEqual(reader.mget(self.KEYS), [b"299"] * len(self.KEYS))
+        self.assertEqual(reader.hget("tx:h", "v"), b"299")
+
+    def test_an_exec_survives_a_kill_whole_or_not_at_all(self):
+        r = self.org("globex")
+        stop = threading.Event()
+        last = [None]
+
+        def write():
+            i = 0
+            try:
+                while not stop.is_set():
+                    self.exec_all(r, "v%d" % i)
+                    last[0] = i
+                    i += 1
+            except redis.exceptions.ConnectionError:
+                pass
+
+        t = threading.Thread(target=write)
+        t.start()
+        time.sleep(1.5)
+        self.server.kill_and_restart()
+        stop.set()
+        t.join()
+        self.assertIsNotNone(last[0])
+        r = self.org("globex")
+        values = r.mget(self.KEYS)
+        self.assertEqual(len(set(values)), 1, values)
+        # Every acknowledged EXEC survives; one in flight at the kill may too.
+        self.assertIn(int(values[0][1:]), (last[0], last[0] + 1))
+        self.assertEqual(r.hget("tx:h", "v"), values[0])
+
+    def test_an_exec_reads_its_own_writes_and_its_vectors_are_searchable_after_it(self):
+        r = self.org("acme")
+        r.execute_command("FT.CREATE", "txidx", "ON", "HASH", "PREFIX", "1", "txdoc:", "SCHEMA",
+                          "t", "TAG", "v", "VECTOR", "HNSW", "6", "TYPE", "FLOAT32", "DIM",
+                          str(self.DIM), "DISTANCE_METRIC", "COSINE")
+        p = r.pipeline(transaction=True)
+        p.set("tx:x", "1")
+        p.get("tx:x")
+        p.hset("txdoc:1", mapping={"v": vec(*unit(3)), "t": "a"})
+        p.hget("txdoc:1", "t")
+        p.expire("tx:x", 100)
+        p.ttl("tx:x")
+        p.delete("tx:x")
+        p.exists("tx:x")
+        p.get("tx:x")
+        self.assertEqual(p.execute(), [True, b"1", 2, b"a", True, 100, 1, 0, None])
+        reply = r.execute_command("FT.SEARCH", "txidx", "*=>[KNN 1 @v $q AS d]", "PARAMS", "2",
+                                  "q", vec(*unit(3)), "DIALECT", "2")
+        self.assertEqual(reply[:2], [1, b"txdoc:1"])
+        self.assertEqual(r.execute_command("FT.SEARCH", "txidx", "@t:{a}", "NOCONTENT"),
+                         [1, b"txdoc:1"])
+        # Removed in a transaction: gone from the search as well.
+        p = r.pipeline(transaction=True)
+        p.delete("txdoc:1")
+        p.execute()
+        self.assertEqual(r.execute_command("FT.SEARCH", "txidx", "@t:{a}", "NOCONTENT"), [0])
+
+    def test_commands_that_are_not_entry_writes_are_refused_inside_multi(self):
+        auth = b"AUTH acme " + self.tokens["acme"] + b"\r\n"
+        for command in (b"FLUSHDB", b"FT.CREATE i ON HASH SCHEMA t TAG", b"FT.DROPINDEX i",
+                        b"AUTH acme x"):
+            reply = raw(self.server.port, auth + b"MULTI\r\nSET tx:r 1\r\n" + command +
+                        b"\r\nEXEC\r\nGET tx:r\r\n", until=b"$-1\r\n")
+            self.assertEqual(reply, b"+OK\r\n+OK\r\n+QUEUED\r\n"
+                                    b"-ERR Command not allowed inside a transaction\r\n"
+                                    b"-EXECABORT Transaction discarded because of previous "
+                                    b"errors.\r\n$-1\r\n", command)
 
 
 class NodeClients(unittest.TestCase):

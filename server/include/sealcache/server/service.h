@@ -53,6 +53,7 @@ struct ServiceOptions {
 // What Hello bound a session to: its token and, for an org token, the one incarnation of
 // the org that existed at Hello. Defined by the service; transports only copy the pointer.
 struct SessionBinding;
+struct SessionTransaction;  // an open CacheService::Transact
 
 // A connection's session. Checked on every request, not only at Hello: once a revoke-token,
 // drop-org (or an admin token's revocation) is acknowledged, every session opened with that
@@ -63,6 +64,7 @@ struct Session {
   bool admin = false;
   std::string org;  // set when bound to an org
   std::shared_ptr<SessionBinding> binding;
+  SessionTransaction* transaction = nullptr;  // set by Transact while its body runs
 };
 
 // A live entry as a front sees it.
@@ -204,10 +206,21 @@ class CacheService {
   // that digest in between. An error from `change` is returned and nothing is written.
   virtual Status Update(const Session& session, const storage::Digest& digest,
                         const std::function<Result<EntryChange>(const LiveEntry*)>& change) = 0;
+  // Runs `body` as one transaction of the session's org (the Redis front's EXEC): the
+  // session's writes in it (Update, and Put, SetExpiry and Delete requests through Handle)
+  // are held back and made as one atomic write when `body` returns, and its reads (Read,
+  // GetEntry requests, Update's own) see them; no other write of the org runs from its
+  // start to its end. Scan, Search and Lookup see what was written before it. Not OK: none
+  // of its writes was made (nor is any later). FailedPrecondition if one is open already.
+  virtual Status Transact(Session& session, const std::function<void()>& body) = 0;
   // A live entry's payload and expiry, in one store read (Store::GetValue); NotFound if
   // absent or expired. Counted as a Get, and as a hit of the entry.
   virtual Result<storage::StoredValue> Read(const Session& session,
                                             const storage::Digest& digest) = 0;
+  // Read of each digest, all from one view of the store (Store::GetValues): a
+  // transaction's writes are seen all or none.
+  virtual Result<std::vector<Result<storage::StoredValue>>> ReadMany(
+      const Session& session, std::span<const storage::Digest> digests) = 0;
   // The dimension of the session's org's vectors.
   virtual Result<uint32_t> Dimension(const Session& session) = 0;
   // Live entries (with payloads) in digest order from `from` on, at most `count`; `next` is

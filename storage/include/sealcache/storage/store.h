@@ -333,6 +333,10 @@ class Store {
   // A live entry's payload and expiry in one read (the payload record carries its expiry):
   // for readers that need no other metadata. NotFound if absent or expired.
   virtual Result<StoredValue> GetValue(std::string_view org, const Digest& digest) = 0;
+  // GetValue of each digest, all read from one view of the store: entries written in one
+  // batch (a transaction) are read all as written or all as before.
+  virtual std::vector<Result<StoredValue>> GetValues(std::string_view org,
+                                                     std::span<const Digest> digests) = 0;
   // Meta and payload of the entry whose vector is at `slot`, if it is still live.
   virtual Result<Entry> GetBySlot(std::string_view org, uint64_t slot,
                                   bool with_payload = true) = 0;
