@@ -1123,6 +1123,22 @@ class Transactions(TwoOrgs):
         p.execute()
         self.assertEqual(r.execute_command("FT.SEARCH", "txidx", "@t:{a}", "NOCONTENT"), [0])
 
+    def test_pipelined_entry_commands_answer_in_order_each_seeing_the_ones_before(self):
+        """Requests that arrive in one packet, outside MULTI: each answers in order, as if
+        it ran alone, and sees the writes before it."""
+        auth = b"AUTH acme " + self.tokens["acme"] + b"\r\n"
+        reply = raw(self.server.port, auth + b"SET tx:p 1\r\nGET tx:p\r\nHSET tx:p f v\r\n"
+                    b"SET tx:p 2 XX GET\r\nDEL tx:p\r\nGET tx:p\r\nSET tx:p 3 NX\r\n"
+                    b"EXPIRE tx:p 100\r\nTTL tx:p\r\nHSET tx:q f v\r\nHGET tx:q f\r\n"
+                    b"DBSIZE\r\nMGET tx:p tx:q\r\nQUIT\r\n")
+        lines = reply.split(b"\r\n")
+        self.assertEqual(lines[:16], [b"+OK", b"+OK", b"$1", b"1",
+                                      b"-WRONGTYPE Operation against a key holding the wrong kind "
+                                      b"of value", b"$1", b"1", b":1", b"$-1", b"+OK", b":1",
+                                      b":100", b":1", b"$1", b"v", lines[15]])
+        self.assertRegex(lines[15], rb"^:[0-9]+$")  # DBSIZE
+        self.assertEqual(lines[16:], [b"*2", b"$1", b"3", b"$-1", b"+OK", b""])
+
     def test_commands_that_are_not_entry_writes_are_refused_inside_multi(self):
         auth = b"AUTH acme " + self.tokens["acme"] + b"\r\n"
         for command in (b"FLUSHDB", b"FT.CREATE i ON HASH SCHEMA t TAG", b"FT.DROPINDEX i",
