@@ -1467,21 +1467,68 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
   return removed;
 }
 
+// Hit counts are written a digest-lock stripe at a time: that stripe's hits (at most
+// kHitsPerWrite) read with one MultiGet and written back in one write, under its lock, so
+// no put of one of those entries comes between the read and the write. (One read and one
+// write per hit made the hit counting of a read-only load cost more than the reads.)
+constexpr size_t kHitsPerWrite = 128;
+
 Status StoreImpl::RecordHits(std::string_view org_id, std::span<const HitUpdate> hits) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
-  for (const HitUpdate& h : hits) {
-    std::lock_guard<std::mutex> digest_lock(org->LockFor(h.digest));
-    auto meta = ReadMeta(*org, h.digest);
-    if (meta.status().IsNotFound()) continue;  // deleted since the hit: nothing to count
-    if (!meta.ok()) return meta.status();
-    meta->hits += h.hits;
-    meta->last_hit_ms = std::max(meta->last_hit_ms, h.last_hit_ms);
-    rocksdb::Status s = org->db->db->Put(write_options_, org->db->meta(),
-                                         EntryKey(org->id, h.digest), EncodeEntryMeta(*meta));
-    if (!s.ok()) return FromRocks(s, "cannot record hits");
+  // By stripe, then digest; one update per digest.
+  std::vector<HitUpdate> sorted(hits.begin(), hits.end());
+  std::sort(sorted.begin(), sorted.end(), [](const HitUpdate& a, const HitUpdate& b) {
+    const size_t sa = OrgState::StripeOf(a.digest), sb = OrgState::StripeOf(b.digest);
+    return sa != sb ? sa < sb : a.digest < b.digest;
+  });
+  std::vector<HitUpdate> merged;
+  merged.reserve(sorted.size());
+  for (const HitUpdate& h : sorted) {
+    if (!merged.empty() && merged.back().digest == h.digest) {
+      merged.back().hits += h.hits;
+      merged.back().last_hit_ms = std::max(merged.back().last_hit_ms, h.last_hit_ms);
+    } else {
+      merged.push_back(h);
+    }
+  }
+  for (size_t i = 0; i < merged.size();) {
+    const size_t stripe = OrgState::StripeOf(merged[i].digest);
+    size_t j = i + 1;
+    while (j < merged.size() && j - i < kHitsPerWrite &&
+           OrgState::StripeOf(merged[j].digest) == stripe) {
+      ++j;
+    }
+    SC_RETURN_IF_ERROR(RecordStripeHits(*org, stripe, std::span(merged).subspan(i, j - i)));
+    i = j;
   }
   return Status::Ok();
+}
+
+Status StoreImpl::RecordStripeHits(OrgState& org, size_t stripe, std::span<const HitUpdate> hits) {
+  std::lock_guard<std::mutex> digest_lock(org.digest_locks[stripe]);
+  const size_t n = hits.size();
+  std::vector<std::string> keys(n);
+  std::vector<rocksdb::Slice> slices(n);
+  for (size_t i = 0; i < n; ++i) {
+    keys[i] = EntryKey(org.id, hits[i].digest);
+    slices[i] = keys[i];
+  }
+  std::vector<rocksdb::PinnableSlice> values(n);
+  std::vector<rocksdb::Status> statuses(n);
+  org.db->db->MultiGet({}, org.db->meta(), n, slices.data(), values.data(), statuses.data());
+  rocksdb::WriteBatch batch;
+  for (size_t i = 0; i < n; ++i) {
+    if (statuses[i].IsNotFound()) continue;  // deleted since the hit: nothing to count
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "cannot record hits");
+    SC_ASSIGN_OR_RETURN(EntryMeta meta, DecodeEntryMeta(View(values[i]), hits[i].digest));
+    meta.hits += hits[i].hits;
+    meta.last_hit_ms = std::max(meta.last_hit_ms, hits[i].last_hit_ms);
+    batch.Put(org.db->meta(), keys[i], EncodeEntryMeta(meta));
+  }
+  if (batch.Count() == 0) return Status::Ok();
+  rocksdb::Status s = Write(*org.db, write_options_, &batch);
+  return s.ok() ? Status::Ok() : FromRocks(s, "cannot record hits");
 }
 
 Result<EntryMeta> StoreImpl::SetExpiry(std::string_view org_id, const Digest& digest,

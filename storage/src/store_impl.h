@@ -140,6 +140,8 @@ class StoreImpl final : public Store {
   Result<RemovedEntries> Delete(std::string_view org, const Digest& digest) override;
   Result<RemovedEntries> Invalidate(std::string_view org, const InvalidateFilter& filter) override;
   Status RecordHits(std::string_view org, std::span<const HitUpdate> hits) override;
+  // RecordHits of hits whose digests are all in lock stripe `stripe`, one per digest.
+  Status RecordStripeHits(OrgState& org, size_t stripe, std::span<const HitUpdate> hits);
   Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
                               int64_t expires_ms) override;
   Result<std::unique_ptr<OrgTransaction>> BeginTransaction(std::string_view org) override;

@@ -241,6 +241,25 @@ TEST_F(StoreTest, RecordHitsAccumulatesCountsAndLastHit) {
   EXPECT_EQ(e->meta.last_hit_ms, 5000);
   Open();
   EXPECT_EQ(store_->Get("acme", MakeDigest(1), false)->meta.hits, 5u);
+
+  // Many at once (written a lock stripe at a time, in batches): digests named twice add up,
+  // deleted ones are skipped, and an entry's other metadata is kept.
+  constexpr uint64_t kEntries = 600;
+  for (uint64_t i = 10; i < 10 + kEntries; ++i) ASSERT_TRUE(Put("acme", i, "y", 60'000, "ns").ok());
+  ASSERT_TRUE(store_->Delete("acme", MakeDigest(11)).ok());
+  std::vector<HitUpdate> hits;
+  for (uint64_t i = 10; i < 10 + kEntries; ++i)
+    hits.push_back({MakeDigest(i), i, 1000 + int64_t(i)});
+  for (uint64_t i = 10; i < 10 + kEntries; i += 3) hits.push_back({MakeDigest(i), 1, 9});
+  ASSERT_TRUE(store_->RecordHits("acme", hits).ok());
+  for (uint64_t i = 12; i < 10 + kEntries; ++i) {
+    auto got = store_->Get("acme", MakeDigest(i), false);
+    ASSERT_TRUE(got.ok()) << i;
+    EXPECT_EQ(got->meta.hits, i + ((i - 10) % 3 == 0 ? 1 : 0)) << i;
+    EXPECT_EQ(got->meta.last_hit_ms, 1000 + int64_t(i));
+    EXPECT_EQ(got->meta.name_space, "ns");
+  }
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(11), false).status().IsNotFound());
 }
 
 TEST_F(StoreTest, OrgFilesRoundTripAndRejectBadNames) {
