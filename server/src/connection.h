@@ -62,12 +62,15 @@ struct RespServerFacts;  // resp_commands.h
 struct ConnectionContext {
   CacheService* service;
   const ServerOptions* options;
-  asio::any_io_executor pool;  // where requests run
+  asio::any_io_executor pool;  // where requests run (native requests but Hello)
   RequestBudget* budget;
   // Open connections that have not yet completed a Hello (each counts itself once).
   std::atomic<uint32_t>* unauthenticated;
   // The Redis front's server facts; null on the native port.
   RespServerFacts* resp_facts = nullptr;
+  // Where the connection's socket, strand and timers run: one of the server's I/O threads,
+  // each with its own event loop, so a connection's events never cross threads.
+  asio::any_io_executor io;
 };
 
 class ConnectionBase {
@@ -88,7 +91,7 @@ class ConnectionCore : public ConnectionBase,
   ConnectionCore(Stream stream, ConnectionContext ctx,
                  std::function<void(ConnectionBase*)> on_close)
       : stream_(std::move(stream)),
-        strand_(asio::make_strand(ctx.pool)),
+        strand_(asio::make_strand(ctx.io)),
         ctx_(ctx),
         watchdog_(strand_),
         on_close_(std::move(on_close)),
