@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Server CPU per GET over the Redis protocol, for before/after checks of the GET path: each
+# binary in turn (A B A B ...) on a fresh data directory, 100,000 keys of 2 KiB loaded with
+# SET, then `redis-benchmark -t get -c 16 -P PIPELINE -n REQUESTS`; prints the GET rate and
+# the server's CPU time (user + system, all threads, the hit-count flush after the run
+# included) per GET. CPU per request is steadier than a rate on a shared machine.
+#
+#   bench/resp_get_cpu.sh ROUNDS PIPELINE REQUESTS SEALCACHED...
+set -euo pipefail
+rounds=$1 pipeline=$2 requests=$3
+shift 3
+ticks=$(getconf CLK_TCK)
+for ((r = 1; r <= rounds; r++)); do
+  for bin in "$@"; do
+    work=$(mktemp -d)
+    "$bin" --dev --data "$work/data" --port 0 --resp-port 0 >"$work/log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+      grep -q "Redis protocol on" "$work/log" 2>/dev/null && break
+      sleep 0.1
+    done
+    port=$(sed -n 's/.*Redis protocol on [0-9.]*:\([0-9]*\).*/\1/p' "$work/log")
+    admin=$(cat "$work/data/admin.token")
+    token=$(redis-cli -p "$port" --user admin --pass "$admin" --no-auth-warning \
+      SEALCACHE.CREATEORG bench 4 | sed -n 4p)
+    auth=(--user bench -a "$token")
+    redis-benchmark -p "$port" "${auth[@]}" -t set -d 2048 -c 16 -n 200000 -r 100000 -P 16 \
+      -q >/dev/null 2>&1
+    sleep 3  # the load's own hit flush and memtable flushes
+    cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    rate=$(redis-benchmark -p "$port" "${auth[@]}" -t get -d 2048 -c 16 -n "$requests" \
+      -r 100000 -P "$pipeline" --csv 2>/dev/null | awk -F'"' '/GET/ {print int($4)}')
+    sleep 2.5  # hit counts are flushed about every second
+    cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    /usr/bin/python3 -c "print('round $r $(basename "$bin"): GET -P $pipeline %d/s, server CPU %.1f us per GET' % ($rate, ($cpu1 - $cpu0) * 1e6 / $ticks / $requests))"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$work"
+  done
+done
