@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
       "development default: --data ./data and a generated ./data/master.key (0600) if none")(
       "listen", po::value(&o.listen_address)->default_value(o.listen_address), "listen address")(
       "port", po::value(&o.port)->default_value(o.port), "TCP port")(
-      "threads", po::value(&o.threads)->default_value(0), "I/O and request threads; 0 = cores")(
+      "threads", po::value(&o.threads)->default_value(0),
+      "I/O loops (one thread each) and request pool threads, each; 0 = cores")(
       "tls-cert", po::value(&o.tls_cert_file), "PEM certificate chain; enables TLS with --tls-key")(
       "tls-key", po::value(&o.tls_key_file), "PEM private key")(
       "resp", po::bool_switch(&o.resp_enabled),
