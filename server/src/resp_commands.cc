@@ -193,6 +193,8 @@ constexpr char kWrongPass[] = "WRONGPASS invalid username-password pair or user 
 constexpr char kAdminUser[] = "admin";
 // Longest argument quoted back in "unknown command" (Redis: 128).
 constexpr size_t kQuotedArgumentsBytes = 128;
+// What a queued argument costs besides its bytes, counted against a transaction's bound.
+constexpr size_t kQueuedArgumentOverhead = sizeof(std::string);
 
 // A native request through CacheService::Handle, as a native connection would send it.
 class NativeCall {
@@ -1153,6 +1155,7 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
     s.in_multi = true;
     s.multi_refused = false;
     s.queued.clear();
+    s.queued_bytes = 0;
     return out.SimpleString("OK");
   }
   if (name == "exec" || name == "discard") {
@@ -1164,6 +1167,7 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
     const bool refused = s.multi_refused;
     s.in_multi = s.multi_refused = false;
     s.queued.clear();
+    s.queued_bytes = 0;
     if (name == "discard") return out.SimpleString("OK");
     if (refused) return out.Error("EXECABORT Transaction discarded because of previous errors.");
     auto run_queue = [&] {
@@ -1199,14 +1203,28 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
         refusal = "ERR Command not allowed inside a transaction";
       }
     }
+    // A transaction is held in memory until EXEC and then written at once: it is bounded
+    // as one request is (max_frame_bytes).
+    size_t bytes = 0;
+    for (const std::string& arg : args) bytes += arg.size() + kQueuedArgumentOverhead;
+    if (refusal.empty() && s.queued_bytes + bytes > facts_->max_transaction_bytes) {
+      refusal = "ERR the commands queued since MULTI exceed " +
+                std::to_string(facts_->max_transaction_bytes) +
+                " bytes (max_frame_bytes): the transaction is discarded";
+    }
     if (!refusal.empty()) {
       s.multi_refused = true;
+      s.queued.clear();  // EXEC answers EXECABORT: nothing of it needs keeping
+      s.queued_bytes = 0;
       return out.Error(refusal);
     }
-    s.queued.push_back(args);
+    if (!s.multi_refused) {
+      s.queued.push_back(args);
+      s.queued_bytes += bytes;
+    }
     return out.SimpleString("QUEUED");
   }
-  if (name == "reset") s.in_multi = s.multi_refused = false, s.queued.clear();
+  if (name == "reset") s.in_multi = s.multi_refused = false, s.queued.clear(), s.queued_bytes = 0;
   Run(s, args, out);
 }
 

@@ -29,6 +29,8 @@ struct RespServerFacts {
   std::atomic<uint64_t> connections_received{0};
   // The TTL of a write that names none (SET without EX/PX): every entry expires.
   int64_t default_ttl_ms = 86'400'000;
+  // The most a MULTI may queue, its arguments' bytes (the server's max_frame_bytes).
+  size_t max_transaction_bytes = 16u << 20;
 };
 
 // The state of one RESP connection.
@@ -42,6 +44,7 @@ struct RespSession {
   bool in_multi = false;
   bool multi_refused = false;
   std::vector<RespCommand> queued;
+  size_t queued_bytes = 0;  // of `queued`, bounded by max_transaction_bytes
 };
 
 class RespCommands {

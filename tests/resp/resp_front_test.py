@@ -1139,6 +1139,21 @@ class Transactions(TwoOrgs):
         self.assertRegex(lines[15], rb"^:[0-9]+$")  # DBSIZE
         self.assertEqual(lines[16:], [b"*2", b"$1", b"3", b"$-1", b"+OK", b""])
 
+    def test_a_transaction_is_bounded_like_one_request(self):
+        """What MULTI queues is held until EXEC: at most max_frame_bytes (16 MiB by default)
+        of arguments, past which the transaction is discarded (and its queue freed)."""
+        auth = b"AUTH acme " + self.tokens["acme"] + b"\r\n"
+        value = b"v" * 1_000_000
+        sets = b"".join(b"*3\r\n$3\r\nSET\r\n$7\r\ntx:b%03d\r\n$%d\r\n%s\r\n"
+                        % (i, len(value), value) for i in range(18))
+        reply = raw(self.server.port, auth + b"MULTI\r\n" + sets + b"EXEC\r\nGET tx:b000\r\n",
+                    until=b"$-1\r\n")
+        self.assertEqual(reply, b"+OK\r\n+OK\r\n" + b"+QUEUED\r\n" * 16 +
+                         b"-ERR the commands queued since MULTI exceed 16777216 bytes "
+                         b"(max_frame_bytes): the transaction is discarded\r\n+QUEUED\r\n"
+                         b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+                         b"$-1\r\n")
+
     def test_commands_that_are_not_entry_writes_are_refused_inside_multi(self):
         auth = b"AUTH acme " + self.tokens["acme"] + b"\r\n"
         for command in (b"FLUSHDB", b"FT.CREATE i ON HASH SCHEMA t TAG", b"FT.DROPINDEX i",
