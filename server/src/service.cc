@@ -371,8 +371,11 @@ class CacheServiceImpl final : public CacheService {
   // One write's shared hold of the org's writes gate; nothing inside a transaction, which
   // holds it exclusively.
   static std::shared_lock<std::shared_mutex> WriteGate(SessionTransaction* txn, OrgRuntime& rt);
-  // Runs `fn` now, or once the transaction (if any) has committed.
-  static void AfterWrite(SessionTransaction* txn, std::function<void()> fn);
+  // Runs `fn`, a write's effect on the org's runtime (index, slot table, a front's state):
+  // now, under the digest's stripe lock that the caller holds, or once the transaction (if
+  // any) has committed, under that lock taken then.
+  static void AfterWrite(SessionTransaction* txn, OrgRuntime& rt, const storage::Digest& digest,
+                         std::function<void()> fn);
   Status BootstrapAdminToken();
   Status PublishAdminToken(ClusterView& cluster);
   void BackgroundLoop();
@@ -754,13 +757,13 @@ Result<storage::PutResult> CacheServiceImpl::DoPut(const Session& s, OrgRuntime&
   std::lock_guard<std::mutex> stripe(org.StripeFor(digest));
   if (txn != nullptr) {
     SC_ASSIGN_OR_RETURN(storage::PutResult result, txn->store->Put(put));
-    txn->after_commit.push_back([&org, digest, result,
-                                 vector = std::vector<float>(put.vector.begin(), put.vector.end()),
-                                 ns = std::string(put.name_space)] {
-      std::lock_guard<std::mutex> stripe(org.StripeFor(digest));
-      org.OnPut(digest, result, vector, ns);
-      org.metrics().puts.fetch_add(1, std::memory_order_relaxed);
-    });
+    AfterWrite(
+        txn, org, digest,
+        [&org, digest, result, vector = std::vector<float>(put.vector.begin(), put.vector.end()),
+         ns = std::string(put.name_space)] {
+          org.OnPut(digest, result, vector, ns);
+          org.metrics().puts.fetch_add(1, std::memory_order_relaxed);
+        });
     return result;
   }
   SC_ASSIGN_OR_RETURN(storage::PutResult result, store_->Put(org.id(), put));
@@ -784,12 +787,13 @@ std::shared_lock<std::shared_mutex> CacheServiceImpl::WriteGate(SessionTransacti
   return std::shared_lock<std::shared_mutex>(rt.writes_gate());
 }
 
-void CacheServiceImpl::AfterWrite(SessionTransaction* txn, std::function<void()> fn) {
-  if (txn != nullptr) {
-    txn->after_commit.push_back(std::move(fn));
-  } else {
+void CacheServiceImpl::AfterWrite(SessionTransaction* txn, OrgRuntime& rt,
+                                  const storage::Digest& digest, std::function<void()> fn) {
+  if (txn == nullptr) return fn();
+  txn->after_commit.push_back([&rt, digest, fn = std::move(fn)] {
+    std::lock_guard<std::mutex> stripe(rt.StripeFor(digest));
     fn();
-  }
+  });
 }
 
 Status CacheServiceImpl::Transact(Session& s, const std::function<void()>& body) {
@@ -956,14 +960,11 @@ Status CacheServiceImpl::Update(
       SC_ASSIGN_OR_RETURN(storage::RemovedEntries removed, txn != nullptr
                                                                ? txn->store->Delete(digest)
                                                                : store_->Delete(rt.id(), digest));
-      AfterWrite(
-          txn, [&rt, digest, removed, applied = std::move(c.on_applied), in_txn = txn != nullptr] {
-            std::unique_lock<std::mutex> stripe(rt.StripeFor(digest), std::defer_lock);
-            if (in_txn) stripe.lock();  // (held by the caller otherwise)
-            rt.OnRemoved(removed);
-            rt.metrics().deletes.fetch_add(removed.count);
-            if (applied) applied();
-          });
+      AfterWrite(txn, rt, digest, [&rt, removed, applied = std::move(c.on_applied)] {
+        rt.OnRemoved(removed);
+        rt.metrics().deletes.fetch_add(removed.count);
+        if (applied) applied();
+      });
       return Status::Ok();
     }
     case EntryChange::Kind::kPut: {
@@ -976,14 +977,13 @@ Status CacheServiceImpl::Update(
       SC_ASSIGN_OR_RETURN(storage::PutResult result,
                           txn != nullptr ? txn->store->Put(put) : store_->Put(rt.id(), put));
       if (txn == nullptr) OnEvictedElsewhere(result);  // (a transaction's: at its commit)
-      AfterWrite(txn, [&rt, digest, result, vector = std::move(c.vector),
-                       applied = std::move(c.on_applied), in_txn = txn != nullptr] {
-        std::unique_lock<std::mutex> stripe(rt.StripeFor(digest), std::defer_lock);
-        if (in_txn) stripe.lock();  // (held by the caller otherwise)
-        rt.OnPut(digest, result, vector, "");
-        rt.metrics().puts.fetch_add(1, std::memory_order_relaxed);
-        if (applied) applied();
-      });
+      AfterWrite(
+          txn, rt, digest,
+          [&rt, digest, result, vector = std::move(c.vector), applied = std::move(c.on_applied)] {
+            rt.OnPut(digest, result, vector, "");
+            rt.metrics().puts.fetch_add(1, std::memory_order_relaxed);
+            if (applied) applied();
+          });
       return Status::Ok();
     }
   }
@@ -1108,9 +1108,7 @@ Reply CacheServiceImpl::Delete(const Session& s, const P::DeleteRequest* r, FBB&
   auto removed =
       *txn != nullptr ? (*txn)->store->Delete(*digest) : store_->Delete(rt.id(), *digest);
   if (!removed.ok()) return {removed.status()};
-  AfterWrite(*txn, [&rt, d = *digest, gone = *removed, in_txn = *txn != nullptr] {
-    std::unique_lock<std::mutex> stripe(rt.StripeFor(d), std::defer_lock);
-    if (in_txn) stripe.lock();  // (held by the caller otherwise)
+  AfterWrite(*txn, rt, *digest, [&rt, gone = *removed] {
     rt.OnRemoved(gone);
     rt.metrics().deletes.fetch_add(gone.count);
   });
@@ -1135,12 +1133,10 @@ Reply CacheServiceImpl::SetExpiry(const Session& s, const P::SetExpiryRequest* r
   auto meta = *txn != nullptr ? (*txn)->store->SetExpiry(*digest, expires_ms)
                               : store_->SetExpiry(rt.id(), *digest, expires_ms);
   if (!meta.ok()) return {meta.status()};
-  AfterWrite(*txn, [&rt, d = *digest, slot = meta->vector_slot, at = meta->expires_ms,
-                    in_txn = *txn != nullptr] {
-    std::unique_lock<std::mutex> stripe(rt.StripeFor(d), std::defer_lock);
-    if (in_txn) stripe.lock();  // (held by the caller otherwise)
-    rt.OnExpiryChanged(d, slot, at);
-  });
+  AfterWrite(*txn, rt, *digest,
+             [&rt, d = *digest, slot = meta->vector_slot, at = meta->expires_ms] {
+               rt.OnExpiryChanged(d, slot, at);
+             });
   return Ok(P::ResponseBody::SetExpiryResponse, P::CreateSetExpiryResponse(fbb, meta->expires_ms));
 }
 
