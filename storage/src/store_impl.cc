@@ -769,10 +769,8 @@ Status StoreImpl::ValidatePut(const OrgState& org, const PutRequest& r) const {
 Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest,
                                       const rocksdb::ReadOptions& ro, PendingWrites* pending) {
   std::string value;
-  const std::string key = EntryKey(org.id, digest);
-  rocksdb::Status s = pending != nullptr ? pending->batch.GetFromBatchAndDB(
-                                               org.db->db, ro, org.db->meta(), key, &value)
-                                         : org.db->db->Get(ro, org.db->meta(), key, &value);
+  rocksdb::Status s =
+      ReadRecord(org, org.db->meta(), EntryKey(org.id, digest), &value, pending, ro);
   if (s.IsNotFound()) return Status::NotFound("no entry with this digest");
   if (!s.ok()) return FromRocks(s, "cannot read entry metadata");
   return DecodeEntryMeta(value, digest);
@@ -782,10 +780,7 @@ Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const D
                                                     const rocksdb::ReadOptions& ro,
                                                     int64_t* expires_ms, PendingWrites* pending) {
   rocksdb::PinnableSlice value;
-  const std::string key = PayloadKey(digest);
-  rocksdb::Status s = pending != nullptr ? pending->batch.GetFromBatchAndDB(
-                                               org.db->db, ro, org.db->data(), key, &value)
-                                         : org.db->db->Get(ro, org.db->data(), key, &value);
+  rocksdb::Status s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, pending, ro);
   if (s.IsNotFound()) return Status::Corruption("entry metadata exists but its payload is missing");
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
@@ -1239,10 +1234,7 @@ Result<StoredValue> StoreImpl::GetValue(std::string_view org_id, const Digest& d
 Result<StoredValue> StoreImpl::ReadValue(OrgState& org, const Digest& digest,
                                          PendingWrites* pending) {
   rocksdb::PinnableSlice value;
-  const std::string key = PayloadKey(digest);
-  rocksdb::Status s = pending != nullptr ? pending->batch.GetFromBatchAndDB(
-                                               org.db->db, {}, org.db->data(), key, &value)
-                                         : org.db->db->Get({}, org.db->data(), key, &value);
+  rocksdb::Status s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, pending);
   return ValueOf(org, digest, s, value);
 }
 
@@ -1538,13 +1530,6 @@ Result<EntryMeta> StoreImpl::SetExpiry(std::string_view org_id, const Digest& di
   return SetEntryExpiry(*org, digest, expires_ms, nullptr);
 }
 
-rocksdb::Status StoreImpl::ReadData(const OrgState& org, const std::string& key, std::string* value,
-                                    PendingWrites* pending) {
-  return pending != nullptr
-             ? pending->batch.GetFromBatchAndDB(org.db->db, {}, org.db->data(), key, value)
-             : org.db->db->Get({}, org.db->data(), key, value);
-}
-
 Result<EntryMeta> StoreImpl::SetEntryExpiry(OrgState& org_ref, const Digest& digest,
                                             int64_t expires_ms, PendingWrites* pending) {
   OrgState* org = &org_ref;
@@ -1557,11 +1542,11 @@ Result<EntryMeta> StoreImpl::SetEntryExpiry(OrgState& org_ref, const Digest& dig
   SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest, {}, pending));
   if (meta.expires_ms <= now) return Status::NotFound("entry expired");
   std::string payload, vector;
-  rocksdb::Status s = ReadData(*org, PayloadKey(digest), &payload, pending);
+  rocksdb::Status s = ReadRecord(*org, org->db->data(), PayloadKey(digest), &payload, pending);
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org->id);
   if (payload.size() < kExpirySize) return Status::Corruption("payload record is truncated");
   if (meta.vector_slot != kNoVectorSlot) {
-    s = ReadData(*org, VectorKey(meta.vector_slot), &vector, pending);
+    s = ReadRecord(*org, org->db->data(), VectorKey(meta.vector_slot), &vector, pending);
     if (!s.ok()) return FromRocks(s, "cannot read vector of org " + org->id);
     if (vector.size() < kExpirySize) return Status::Corruption("vector record is truncated");
   }

@@ -231,9 +231,16 @@ class StoreImpl final : public Store {
                                            const rocksdb::ReadOptions& ro = {},
                                            int64_t* expires_ms = nullptr,
                                            PendingWrites* pending = nullptr);
-  // A record of the org's data family. REQUIRES: orgs_mu_ held.
-  rocksdb::Status ReadData(const OrgState& org, const std::string& key, std::string* value,
-                           PendingWrites* pending);
+  // A record of `family`: through a transaction's batch (its writes first) when `pending`
+  // is given, else from the database. `Value`: std::string or rocksdb::PinnableSlice.
+  // REQUIRES: orgs_mu_ held.
+  template <typename Value>
+  static rocksdb::Status ReadRecord(const OrgState& org, rocksdb::ColumnFamilyHandle* family,
+                                    const std::string& key, Value* value, PendingWrites* pending,
+                                    const rocksdb::ReadOptions& ro = {}) {
+    return pending != nullptr ? pending->batch.GetFromBatchAndDB(org.db->db, ro, family, key, value)
+                              : org.db->db->Get(ro, family, key, value);
+  }
   // A live entry's payload and expiry (GetValue). REQUIRES: orgs_mu_ held.
   Result<StoredValue> ReadValue(OrgState& org, const Digest& digest, PendingWrites* pending);
   // What GetValue answers for a payload record read with status `s`.
