@@ -2,6 +2,7 @@
 // FlatSegment that one writer appends to while readers scan it; once full it is frozen.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -23,8 +24,14 @@ class FlatSegment final : public Segment {
   uint64_t slot(size_t local) const override {
     return blocks_[local / kBlockEntries]->slots[local % kBlockEntries];
   }
-  const float* vector(size_t local) const override {
+  const float* vector(size_t local) const {
     return blocks_[local / kBlockEntries]->vectors.get() + (local % kBlockEntries) * dimension();
+  }
+  float Similarity(const float* query, size_t local) const override {
+    return InnerProductFunction()(query, vector(local), dimension());
+  }
+  void CopyVector(size_t local, float* out) const override {
+    std::copy_n(vector(local), dimension(), out);
   }
 
   // Appends and publishes one entry; returns its local id. Readers see it once this returns.

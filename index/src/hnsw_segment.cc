@@ -34,16 +34,14 @@ class LiveAndAdmitted final : public faiss::IDSelector {
 }  // namespace
 
 HnswSegment::HnswSegment(uint64_t id, std::shared_ptr<Tombstones> tombstones,
-                         std::unique_ptr<faiss::IndexHNSWFlat> index, std::vector<uint64_t> slots,
+                         std::unique_ptr<HnswGraph> graph, std::vector<uint64_t> slots,
                          int ef_search)
-    : Segment(id, static_cast<size_t>(index->d), std::move(tombstones)),
-      index_(std::move(index)),
+    : Segment(id, graph->d, std::move(tombstones)),
+      graph_(std::move(graph)),
       slots_(std::move(slots)),
-      xb_(static_cast<const faiss::IndexFlat*>(index_->storage)->get_xb()),
-      codes_(WalkCodes::Of(xb_, slots_.size(), dimension())),
       ef_search_(ef_search) {
-  // Fixed before the index is shared with readers: see SearchHnsw.
-  index_->hnsw.efSearch = ef_search;
+  // Fixed before the graph is shared with readers: see WalkHnsw.
+  graph_->links.efSearch = ef_search;
 }
 
 void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) const {
@@ -55,7 +53,7 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   std::vector<GraphHit> hits;
   Live live(*tombstones());
   const faiss::IDSelector* live_only = tombstones()->count() == 0 ? nullptr : &live;
-  if (WalkHnsw(*index_, query, k, live_only, &codes_, hits).ok()) {
+  if (WalkHnsw(*graph_, query, k, live_only, WalkOn::kCodes, hits).ok()) {
     std::vector<const GraphHit*> admitted;
     for (const GraphHit& h : hits) {
       if (admitted.size() == k) break;
@@ -70,7 +68,7 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   }
   if (filter != nullptr) {  // the filter rejected too many of the walk's nodes
     LiveAndAdmitted selector(*this, filter);
-    if (WalkHnsw(*index_, query, k, &selector, &codes_, hits).ok() && hits.size() >= k) {
+    if (WalkHnsw(*graph_, query, k, &selector, WalkOn::kCodes, hits).ok() && hits.size() >= k) {
       for (size_t i = 0; i < k; ++i)
         top.Offer(slots_[static_cast<size_t>(hits[i].label)], hits[i].score);
       return;

@@ -1,8 +1,7 @@
-// HnswSegment: an immutable FAISS HNSW graph (inner product, SIMD distances) over a sealed
-// run of vectors. FAISS labels are the segment's local ids; `slots_` maps them to slots.
+// HnswSegment: an immutable HNSW graph (HnswGraph: FAISS's links, inner product, vectors in
+// half precision and int8 codes) over a sealed run of vectors. The graph's ids are the
+// segment's local ids; `slots_` maps them to slots.
 #pragma once
-
-#include <faiss/IndexHNSW.h>
 
 #include <memory>
 #include <vector>
@@ -14,32 +13,32 @@ namespace sealcache::index {
 
 class HnswSegment final : public Segment {
  public:
-  // REQUIRES: index->ntotal == slots.size(); tombstones->capacity() >= slots.size().
-  HnswSegment(uint64_t id, std::shared_ptr<Tombstones> tombstones,
-              std::unique_ptr<faiss::IndexHNSWFlat> index, std::vector<uint64_t> slots,
-              int ef_search);
+  // REQUIRES: graph->n == slots.size(); tombstones->capacity() >= slots.size().
+  HnswSegment(uint64_t id, std::shared_ptr<Tombstones> tombstones, std::unique_ptr<HnswGraph> graph,
+              std::vector<uint64_t> slots, int ef_search);
 
   Kind kind() const override { return Kind::kHnsw; }
   size_t size() const override { return slots_.size(); }
   uint64_t slot(size_t local) const override { return slots_[local]; }
-  const float* vector(size_t local) const override { return xb_ + local * dimension(); }
+  float Similarity(const float* query, size_t local) const override {
+    return graph_->Similarity(query, local);
+  }
+  void CopyVector(size_t local, float* out) const override { graph_->Vector(local, out); }
 
   // A graph walk over int8 codes that skips tombstoned entries, its nodes re-scored with the
-  // float vectors; the filter is then asked about them best first, so a lookup asks it
+  // half-precision vectors; the filter is then asked about them best first, so a lookup asks it
   // about a handful of entries instead of every node the walk keeps. If fewer than k of the
   // walk's nodes pass (a selective filter), the walk is repeated with the filter inside it;
   // if that finds fewer than k too, or gives up (SearchHnsw), the segment is scanned exactly,
   // so k admitted results come back whenever k exist.
   void Search(const float* query, const Filter* filter, TopK& top) const override;
 
-  const faiss::IndexHNSWFlat& faiss_index() const { return *index_; }
+  const HnswGraph& graph() const { return *graph_; }
   int ef_search() const { return ef_search_; }
 
  private:
-  std::unique_ptr<faiss::IndexHNSWFlat> index_;
+  std::unique_ptr<HnswGraph> graph_;
   std::vector<uint64_t> slots_;
-  const float* xb_;
-  WalkCodes codes_;  // int8 copies of the vectors for the walk: +25% memory, 4x fewer bytes read
   int ef_search_;
 };
 

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 namespace sealcache::index {
@@ -142,6 +143,122 @@ __attribute__((target("avx2"))) int32_t Int8CodeProductAvx2(const int8_t* a, con
 Int8CodeProductFn Int8CodeProductFunction() {
   static const Int8CodeProductFn fn =
       CpuHasAvx2Fma() ? &Int8CodeProductAvx2 : &Int8CodeProductScalar;
+  return fn;
+}
+
+uint16_t FloatToHalf(float f) {
+  const uint32_t x = std::bit_cast<uint32_t>(f);
+  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  const uint32_t magnitude = x & 0x7fffffffu;
+  constexpr uint32_t kInfinity = 0x7f800000u;
+  constexpr uint32_t kFirstOverflow = 0x477ff000u;   // 65520: rounds to infinity
+  constexpr uint32_t kSmallestNormal = 0x38800000u;  // 2^-14
+  if (magnitude > kInfinity) return sign | 0x7e00u;  // NaN (quiet)
+  if (magnitude >= kFirstOverflow) return sign | 0x7c00u;
+  if (magnitude < kSmallestNormal) {
+    // A subnormal half counts units of 2^-24; the product is exact and nearbyint rounds it
+    // to nearest even in the default rounding mode. 1024 units is the smallest normal.
+    const float units = std::bit_cast<float>(magnitude) * 16777216.0f;
+    return sign | static_cast<uint16_t>(std::nearbyint(units));
+  }
+  // Rebias the exponent (127 -> 15) and round the mantissa from 23 to 10 bits, ties to
+  // even; a carry out of the mantissa correctly bumps the exponent.
+  uint32_t rebiased = magnitude - 0x38000000u;
+  rebiased += 0x0fffu + ((rebiased >> 13) & 1u);
+  return sign | static_cast<uint16_t>(rebiased >> 13);
+}
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1fu;
+  const uint32_t mantissa = h & 0x3ffu;
+  if (exponent == 0) {  // zero or subnormal: mantissa units of 2^-24
+    const float magnitude = static_cast<float>(mantissa) * (1.0f / 16777216.0f);
+    return sign != 0 ? -magnitude : magnitude;
+  }
+  if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
+  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+}
+
+bool CpuHasAvx2FmaF16c() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return CpuHasAvx2Fma() && __builtin_cpu_supports("f16c");
+  }();
+  return has;
+}
+
+namespace {
+
+__attribute__((target("avx2,f16c"))) void EncodeHalfF16c(const float* v, size_t d, uint16_t* out) {
+  size_t i = 0;
+  for (; i + 8 <= d; i += 8) {
+    __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(v + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
+  }
+  for (; i < d; ++i) out[i] = FloatToHalf(v[i]);
+}
+
+__attribute__((target("avx2,f16c"))) void DecodeHalfF16c(const uint16_t* h, size_t d, float* out) {
+  size_t i = 0;
+  for (; i + 8 <= d; i += 8) {
+    __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i));
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(x));
+  }
+  for (; i < d; ++i) out[i] = HalfToFloat(h[i]);
+}
+
+}  // namespace
+
+void EncodeHalf(const float* v, size_t d, uint16_t* out) {
+  if (CpuHasAvx2FmaF16c()) return EncodeHalfF16c(v, d, out);
+  for (size_t i = 0; i < d; ++i) out[i] = FloatToHalf(v[i]);
+}
+
+void DecodeHalf(const uint16_t* h, size_t d, float* out) {
+  if (CpuHasAvx2FmaF16c()) return DecodeHalfF16c(h, d, out);
+  for (size_t i = 0; i < d; ++i) out[i] = HalfToFloat(h[i]);
+}
+
+float HalfInnerProductScalar(const float* q, const uint16_t* half, size_t d) {
+  float sum = 0.0f;
+  for (size_t i = 0; i < d; ++i) sum += q[i] * HalfToFloat(half[i]);
+  return sum;
+}
+
+static inline __attribute__((target("avx2,f16c"))) __m256 LoadHalf8(const uint16_t* h) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
+}
+
+// As InnerProductAvx2Fma, with each 8 halves widened by one vcvtph2ps.
+__attribute__((target("avx2,fma,f16c"))) float HalfInnerProductAvx2Fma(const float* q,
+                                                                       const uint16_t* half,
+                                                                       size_t d) {
+  __m256 acc0 = _mm256_setzero_ps();
+  __m256 acc1 = _mm256_setzero_ps();
+  __m256 acc2 = _mm256_setzero_ps();
+  __m256 acc3 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 32 <= d; i += 32) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), LoadHalf8(half + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), LoadHalf8(half + i + 8), acc1);
+    acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 16), LoadHalf8(half + i + 16), acc2);
+    acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 24), LoadHalf8(half + i + 24), acc3);
+  }
+  for (; i + 8 <= d; i += 8)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), LoadHalf8(half + i), acc0);
+  __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
+  __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
+  __m128 sum1 = _mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 0x1));
+  float sum = _mm_cvtss_f32(sum1);
+  for (; i < d; ++i) sum += q[i] * HalfToFloat(half[i]);
+  return sum;
+}
+
+HalfInnerProductFn HalfInnerProductFunction() {
+  static const HalfInnerProductFn fn =
+      CpuHasAvx2FmaF16c() ? &HalfInnerProductAvx2Fma : &HalfInnerProductScalar;
   return fn;
 }
 

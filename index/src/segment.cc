@@ -33,10 +33,9 @@ std::vector<Hit> TopK::Take() && {
 }
 
 void Segment::ExactScan(const float* query, size_t n, const Filter* filter, TopK& top) const {
-  InnerProductFn ip = InnerProductFunction();
   for (size_t local = 0; local < n; ++local) {
     if (tombstones_->Test(local)) continue;
-    float score = ip(query, vector(local), dimension());
+    float score = Similarity(query, local);
     if (!top.MayKeep(score)) continue;
     uint64_t s = slot(local);
     if (filter != nullptr && !filter->Admits(s)) continue;

@@ -54,7 +54,10 @@ class Segment {
   virtual size_t size() const = 0;
   // REQUIRES: local < size()
   virtual uint64_t slot(size_t local) const = 0;
-  virtual const float* vector(size_t local) const = 0;
+  // Inner product of `query` with the entry's vector, as the segment stores it.
+  virtual float Similarity(const float* query, size_t local) const = 0;
+  // The entry's vector as the segment stores it, widened to dimension() floats.
+  virtual void CopyVector(size_t local, float* out) const = 0;
 
   // Offers this segment's best live, admitted entries for `query` (unit length) to `top`.
   virtual void Search(const float* query, const Filter* filter, TopK& top) const = 0;

@@ -7,6 +7,7 @@
 #include <exception>
 #include <iterator>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,27 +15,6 @@
 
 namespace sealcache::index {
 namespace {
-
-class SimdInnerProductComputer final : public faiss::FlatCodesDistanceComputer {
- public:
-  SimdInnerProductComputer(const float* xb, size_t d)
-      : faiss::FlatCodesDistanceComputer(reinterpret_cast<const uint8_t*>(xb), d * sizeof(float)),
-        xb_(xb),
-        d_(d),
-        ip_(InnerProductFunction()) {}
-
-  void set_query(const float* x) override { query_ = x; }
-  float distance_to_code(const uint8_t* code) override {
-    return ip_(query_, reinterpret_cast<const float*>(code), d_);
-  }
-  float symmetric_dis(idx_t i, idx_t j) override { return ip_(xb_ + i * d_, xb_ + j * d_, d_); }
-
- private:
-  const float* xb_;
-  size_t d_;
-  InnerProductFn ip_;
-  const float* query_ = nullptr;
-};
 
 // Graph construction on int8 codes (WalkCodes). A construction spends most of its time in
 // distances (77% of a build thread's samples in the float inner product, measured at 4 x 100k
@@ -70,7 +50,9 @@ class Int8BuildComputer final : public faiss::DistanceComputer {
 
 Status CheckGraph(const faiss::HNSW& g, size_t n) {
   const auto& cum = g.cum_nneighbor_per_level;
-  if (cum.empty() || cum[0] != 0) return Status::Corruption("hnsw: bad level table");
+  if (cum.empty() || cum[0] != 0 || g.assign_probas.size() + 1 != cum.size()) {
+    return Status::Corruption("hnsw: bad level table");
+  }
   for (size_t l = 1; l < cum.size(); ++l) {
     if (cum[l] < cum[l - 1]) return Status::Corruption("hnsw: bad level table");
   }
@@ -105,96 +87,85 @@ Status CheckGraph(const faiss::HNSW& g, size_t n) {
   return Status::Ok();
 }
 
-// Adds x[0..n) to `index` in batches, checking `cancel` between them. On SimdFlatStorage the
-// graph is built on int8 codes of every vector (Int8BuildComputer).
-Status AddInBatches(faiss::IndexHNSWFlat& index, const float* x, size_t n,
-                    const HnswBuildOptions& options, const std::atomic<bool>* cancel) {
-  size_t d = static_cast<size_t>(index.d);
-  index.hnsw.efConstruction = options.ef_construction;
-  auto* simd_storage = dynamic_cast<SimdFlatStorage*>(index.storage);
-  WalkCodes codes;
-  if (simd_storage != nullptr) {
-    const size_t existing = static_cast<size_t>(simd_storage->ntotal);
-    codes = WalkCodes::Of(simd_storage->get_xb(), existing, d);
-    codes.codes.resize((existing + n) * d);
-    codes.scales.resize(existing + n);
-    for (size_t i = 0; i < n; ++i) {
-      codes.scales[existing + i] = QuantizeInt8(x + i * d, d, &codes.codes[(existing + i) * d]);
-    }
-    simd_storage->set_build_codes(&codes);
+// The storage FAISS's construction sees: it keeps no vectors (the graph keeps them in half
+// precision and as codes) and answers every distance from the int8 codes of all vectors,
+// those being added included. IndexHNSW::add only appends to its storage and asks it for
+// distance computers.
+class CodesOnlyStorage final : public faiss::Index {
+ public:
+  CodesOnlyStorage(idx_t d, const WalkCodes& codes)
+      : faiss::Index(d, faiss::METRIC_INNER_PRODUCT), codes_(codes) {}
+  void add(idx_t n, const float*) override { ntotal += n; }
+  void search(idx_t, const float*, idx_t, float*, idx_t*,
+              const faiss::SearchParameters*) const override {
+    throw std::logic_error("the construction storage keeps no vectors to search");
   }
-  struct ClearBuildCodes {
-    SimdFlatStorage* storage;
-    ~ClearBuildCodes() {
-      if (storage != nullptr) storage->set_build_codes(nullptr);
-    }
-  } clear{simd_storage};
+  void reset() override { ntotal = 0; }
+  faiss::DistanceComputer* get_distance_computer() const override {
+    return new Int8BuildComputer(codes_, static_cast<size_t>(d));
+  }
+
+ private:
+  const WalkCodes& codes_;
+};
+
+// Adds the n x d row-major `x` to `graph` (whose links, codes and halves hold graph.n
+// vectors) in batches, checking `cancel` between them.
+Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOptions& options,
+                  const std::atomic<bool>* cancel) {
+  const size_t d = graph.d;
+  graph.codes.Append(x, n, d);
+  graph.half.resize((graph.n + n) * d);
+  EncodeHalf(x, n * d, graph.half.data() + graph.n * d);
   try {
+    CodesOnlyStorage storage(static_cast<faiss::Index::idx_t>(d), graph.codes);
+    storage.ntotal = static_cast<faiss::Index::idx_t>(graph.n);
+    faiss::IndexHNSW index(&storage, options.m);
+    index.hnsw = std::move(graph.links);
+    index.hnsw.efConstruction = options.ef_construction;
+    index.ntotal = storage.ntotal;
+    struct GiveBackLinks {  // also when the build is cancelled or throws
+      faiss::IndexHNSW& index;
+      HnswGraph& graph;
+      ~GiveBackLinks() { graph.links = std::move(index.hnsw); }
+    } give_back{index, graph};
     for (size_t i = 0; i < n; i += options.batch) {
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
         return Status::FailedPrecondition("hnsw build cancelled");
       }
-      size_t count = std::min(options.batch, n - i);
+      const size_t count = std::min(options.batch, n - i);
       index.add(static_cast<faiss::Index::idx_t>(count), x + i * d);
     }
   } catch (const std::exception& e) {
     return Status::Internal(std::string("faiss hnsw build: ") + e.what());
   }
+  graph.n += n;
   return Status::Ok();
 }
 
 }  // namespace
 
-faiss::FlatCodesDistanceComputer* SimdFlatStorage::get_FlatCodesDistanceComputer() const {
-  return new SimdInnerProductComputer(get_xb(), d);
+Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
+                                             const HnswBuildOptions& options,
+                                             const std::atomic<bool>* cancel) {
+  auto graph = std::make_unique<HnswGraph>();
+  graph->links = faiss::HNSW(options.m);
+  graph->d = d;
+  SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel));
+  return graph;
 }
 
-faiss::DistanceComputer* SimdFlatStorage::get_distance_computer() const {
-  if (build_codes_ != nullptr) return new Int8BuildComputer(*build_codes_, d);
-  return get_FlatCodesDistanceComputer();
+Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float* x, size_t n,
+                                              const HnswBuildOptions& options,
+                                              const std::atomic<bool>* cancel) {
+  auto graph = std::make_unique<HnswGraph>(base);  // links, level RNG state, halves, codes
+  SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel));
+  return graph;
 }
 
-Result<std::unique_ptr<faiss::IndexHNSWFlat>> BuildHnsw(const float* x, size_t n, size_t d,
-                                                        const HnswBuildOptions& options,
-                                                        const std::atomic<bool>* cancel) {
-  std::unique_ptr<faiss::IndexHNSWFlat> index;
-  try {
-    index = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(d), options.m,
-                                                   faiss::METRIC_INNER_PRODUCT);
-    if (options.simd) {
-      delete index->storage;
-      index->storage = new SimdFlatStorage(static_cast<faiss::Index::idx_t>(d));
-    }
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("faiss hnsw build: ") + e.what());
-  }
-  SC_RETURN_IF_ERROR(AddInBatches(*index, x, n, options, cancel));
-  return index;
-}
+Status ValidateLinks(const faiss::HNSW& links, size_t n) { return CheckGraph(links, n); }
 
-Result<std::unique_ptr<faiss::IndexHNSWFlat>> ExtendHnsw(const faiss::IndexHNSWFlat& base,
-                                                         const float* x, size_t n,
-                                                         const HnswBuildOptions& options,
-                                                         const std::atomic<bool>* cancel) {
-  std::unique_ptr<faiss::IndexHNSWFlat> index;
-  try {
-    index = std::make_unique<faiss::IndexHNSWFlat>(base.d, 2, faiss::METRIC_INNER_PRODUCT);
-    delete index->storage;
-    auto* storage = new SimdFlatStorage(base.d);
-    index->storage = storage;
-    const auto* base_storage = static_cast<const faiss::IndexFlat*>(base.storage);
-    storage->codes = base_storage->codes;
-    storage->ntotal = base_storage->ntotal;
-    index->hnsw = base.hnsw;  // graph, level tables and the level RNG's state
-    index->ntotal = base.ntotal;
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("faiss hnsw copy: ") + e.what());
-  }
-  SC_RETURN_IF_ERROR(AddInBatches(*index, x, n, options, cancel));
-  return index;
-}
-
-Status ValidateHnsw(const faiss::IndexHNSWFlat& index, size_t n, size_t d) {
+Result<std::unique_ptr<HnswGraph>> FromFaissHnsw(faiss::IndexHNSWFlat& index, size_t n, size_t d) {
   if (index.metric_type != faiss::METRIC_INNER_PRODUCT || index.d != static_cast<int64_t>(d) ||
       index.ntotal != static_cast<int64_t>(n)) {
     return Status::Corruption("hnsw: metric, dimension or size does not match the header");
@@ -205,17 +176,15 @@ Status ValidateHnsw(const faiss::IndexHNSWFlat& index, size_t n, size_t d) {
       storage->code_size != d * sizeof(float) || storage->codes.size() != n * d * sizeof(float)) {
     return Status::Corruption("hnsw: storage does not match the header");
   }
-  return CheckGraph(index.hnsw, n);
-}
-
-void AdoptSimdStorage(faiss::IndexHNSWFlat& index) {
-  auto* old_storage = static_cast<faiss::IndexFlat*>(index.storage);
-  auto* storage = new SimdFlatStorage(index.d);
-  storage->codes.swap(old_storage->codes);
-  storage->ntotal = old_storage->ntotal;
-  if (index.own_fields) delete old_storage;
-  index.storage = storage;
-  index.own_fields = true;
+  SC_RETURN_IF_ERROR(CheckGraph(index.hnsw, n));
+  auto graph = std::make_unique<HnswGraph>();
+  graph->links = std::move(index.hnsw);
+  graph->n = n;
+  graph->d = d;
+  graph->half.resize(n * d);
+  EncodeHalf(storage->get_xb(), n * d, graph->half.data());
+  graph->codes = WalkCodes::Of(storage->get_xb(), n, d);
+  return graph;
 }
 
 namespace {
@@ -263,15 +232,17 @@ inline void Prefetch(const void* p, size_t bytes) {
   for (size_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(c + offset, 0, 3);
 }
 
-// Similarity from the float vectors.
-struct FloatVectors {
-  const float* xb;
-  size_t d;
-  InnerProductFn ip;
+// Similarity from the half-precision vectors.
+struct HalfVectors {
+  const HnswGraph& graph;
+  HalfInnerProductFn ip;
   const float* query;
-  float operator()(int32_t id) const { return ip(query, At(id), d); }
-  const float* At(int32_t id) const { return xb + static_cast<size_t>(id) * d; }
-  void Prefetch(int32_t id) const { index::Prefetch(At(id), d * sizeof(float)); }
+  float operator()(int32_t id) const {
+    return ip(query, graph.Half(static_cast<size_t>(id)), graph.d);
+  }
+  void Prefetch(int32_t id) const {
+    index::Prefetch(graph.Half(static_cast<size_t>(id)), graph.d * sizeof(uint16_t));
+  }
 };
 
 // Approximate similarity from int8 codes: a quarter of the memory traffic.
@@ -370,32 +341,37 @@ bool WalkGraph(const faiss::HNSW& g, size_t n, const Similarity& similarity, siz
 
 WalkCodes WalkCodes::Of(const float* xb, size_t n, size_t d) {
   WalkCodes out;
-  out.codes.resize(n * d);
-  out.scales.resize(n);
-  for (size_t i = 0; i < n; ++i) out.scales[i] = QuantizeInt8(xb + i * d, d, &out.codes[i * d]);
+  out.Append(xb, n, d);
   return out;
 }
 
-Status WalkHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
-                const faiss::IDSelector* sel, const WalkCodes* codes, std::vector<GraphHit>& out) {
+void WalkCodes::Append(const float* x, size_t n, size_t d) {
+  const size_t first = scales.size();
+  codes.resize((first + n) * d);
+  scales.resize(first + n);
+  for (size_t i = 0; i < n; ++i) {
+    scales[first + i] = QuantizeInt8(x + i * d, d, &codes[(first + i) * d]);
+  }
+}
+
+Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const faiss::IDSelector* sel,
+                WalkOn on, std::vector<GraphHit>& out) {
   out.clear();
-  const size_t n = static_cast<size_t>(index.ntotal);
+  const size_t n = graph.n;
   if (n == 0 || k == 0) return Status::Ok();
-  const size_t d = static_cast<size_t>(index.d);
-  const float* xb = static_cast<const faiss::IndexFlat*>(index.storage)->get_xb();
-  const size_t ef = std::max(static_cast<size_t>(std::max(index.hnsw.efSearch, 1)), k);
+  const size_t ef = std::max(static_cast<size_t>(std::max(graph.links.efSearch, 1)), k);
   std::vector<Scored> kept;
   kept.reserve(ef + 1);
-  const FloatVectors exact{xb, d, InnerProductFunction(), query};
+  const HalfVectors half{graph, HalfInnerProductFunction(), query};
   bool finished;
-  if (codes != nullptr) {
-    finished = WalkGraph(index.hnsw, n,
-                         Int8Vectors{codes->codes.data(), codes->scales.data(), d,
+  if (on == WalkOn::kCodes) {
+    finished = WalkGraph(graph.links, n,
+                         Int8Vectors{graph.codes.codes.data(), graph.codes.scales.data(), graph.d,
                                      Int8InnerProductFunction(), query},
                          ef, sel, kept);
-    for (Scored& s : kept) s.similarity = exact(s.id);  // re-score with the float vectors
+    for (Scored& s : kept) s.similarity = half(s.id);  // re-score with the halves
   } else {
-    finished = WalkGraph(index.hnsw, n, exact, ef, sel, kept);
+    finished = WalkGraph(graph.links, n, half, ef, sel, kept);
   }
   if (!finished) {
     return Status::ResourceExhausted("hnsw walk reached half the graph without enough matches");
@@ -408,13 +384,12 @@ Status WalkHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
   return Status::Ok();
 }
 
-Status SearchHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
-                  const faiss::IDSelector* sel, float* scores, int64_t* labels,
-                  const WalkCodes* codes) {
+Status SearchHnsw(const HnswGraph& graph, const float* query, size_t k,
+                  const faiss::IDSelector* sel, float* scores, int64_t* labels, WalkOn on) {
   std::fill_n(scores, k, -std::numeric_limits<float>::infinity());
   std::fill_n(labels, k, int64_t{-1});
   std::vector<GraphHit> hits;
-  SC_RETURN_IF_ERROR(WalkHnsw(index, query, k, sel, codes, hits));
+  SC_RETURN_IF_ERROR(WalkHnsw(graph, query, k, sel, on, hits));
   for (size_t i = 0; i < std::min(k, hits.size()); ++i) {
     scores[i] = hits[i].score;
     labels[i] = hits[i].label;

@@ -1,14 +1,15 @@
-// FAISS HNSW over our SIMD inner products.
+// HNSW graphs built with FAISS's construction over our SIMD distances, walked by our own
+// search.
 //
-// Debian's libfaiss.a computes distances with a scalar loop. faiss::IndexHNSW gets every
-// distance (build and search) from `storage->get_distance_computer()`; SimdFlatStorage is an
-// IndexFlatIP whose computer calls InnerProductFunction(). It serialises as a plain
-// IndexFlatIP (write_index dispatches on dynamic type), and AdoptSimdStorage swaps it back in
-// after read_index.
+// A sealed graph (HnswGraph) is FAISS's link structure (faiss::HNSW) over n vectors that it
+// keeps twice, never as float32: in half precision, to score the nodes a walk keeps, and as
+// int8 codes, to navigate (the walk) and to build (FAISS's construction asks a distance
+// computer for every distance; ours reads the codes). 768 + 388 bytes a vector at d = 384,
+// against 1,536 + 388 with float vectors.
 #pragma once
 
-#include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/impl/HNSW.h>
 #include <faiss/impl/IDSelector.h>
 
 #include <atomic>
@@ -16,84 +17,88 @@
 #include <memory>
 #include <vector>
 
+#include "sealcache/index/inner_product.h"
 #include "sealcache/status.h"
 
 namespace sealcache::index {
 
-struct WalkCodes;
+// Int8 codes of n x d vectors (QuantizeInt8 in inner_product.h) for walks that read a
+// quarter of the bytes of the float vectors.
+struct WalkCodes {
+  std::vector<int8_t> codes;  // n x d
+  std::vector<float> scales;  // n
+  static WalkCodes Of(const float* xb, size_t n, size_t d);
+  // Appends the codes of the n x d vectors `x`.
+  void Append(const float* x, size_t n, size_t d);
+};
 
-class SimdFlatStorage final : public faiss::IndexFlatIP {
- public:
-  explicit SimdFlatStorage(idx_t d) : faiss::IndexFlatIP(d) {}
-  faiss::FlatCodesDistanceComputer* get_FlatCodesDistanceComputer() const override;
-  // While build codes are set (AddInBatches), FAISS's graph construction gets its distances
-  // from them: the int8 codes of every vector, those being added included.
-  faiss::DistanceComputer* get_distance_computer() const override;
-  void set_build_codes(const WalkCodes* codes) { build_codes_ = codes; }
+struct HnswGraph {
+  faiss::HNSW links;  // neighbour lists, levels, entry point; efSearch is the walk's ef
+  size_t n = 0;
+  size_t d = 0;
+  std::vector<uint16_t> half;  // n x d, IEEE binary16
+  WalkCodes codes;
 
- private:
-  const WalkCodes* build_codes_ = nullptr;
+  const uint16_t* Half(size_t i) const { return half.data() + i * d; }
+  // Inner product of `query` with vector i, from its half-precision copy.
+  float Similarity(const float* query, size_t i) const {
+    return HalfInnerProductFunction()(query, Half(i), d);
+  }
+  // Vector i widened back to float.
+  void Vector(size_t i, float* out) const { DecodeHalf(Half(i), d, out); }
 };
 
 struct HnswBuildOptions {
   int m = 32;
   int ef_construction = 128;
-  // false: keep FAISS's own (scalar, in Debian's build) distance code. For benchmarks.
-  bool simd = true;
   // Vectors added per IndexHNSW::add call; `cancel` is checked between batches.
   size_t batch = 2048;
 };
 
-// Builds an inner-product IndexHNSWFlat over the n x d row-major `x`. Uses the calling
-// thread's OpenMP thread count. FailedPrecondition if `cancel` became true.
-Result<std::unique_ptr<faiss::IndexHNSWFlat>> BuildHnsw(const float* x, size_t n, size_t d,
-                                                        const HnswBuildOptions& options,
-                                                        const std::atomic<bool>* cancel);
+// Builds an inner-product graph over the n x d row-major `x`. Uses the calling thread's
+// OpenMP thread count. FailedPrecondition if `cancel` became true.
+Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
+                                             const HnswBuildOptions& options,
+                                             const std::atomic<bool>* cancel);
 
-// A copy of `base` (graph and vectors, on SimdFlatStorage) with the n x d row-major `x`
-// added as local ids base.ntotal.. onwards. `base` is not modified, so readers may keep
-// searching it. Same cancellation and threading as BuildHnsw.
-Result<std::unique_ptr<faiss::IndexHNSWFlat>> ExtendHnsw(const faiss::IndexHNSWFlat& base,
-                                                         const float* x, size_t n,
-                                                         const HnswBuildOptions& options,
-                                                         const std::atomic<bool>* cancel);
+// A copy of `base` with the n x d row-major `x` added as ids base.n.. onwards. `base` is not
+// modified, so readers may keep searching it. Same cancellation and threading as BuildHnsw.
+Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float* x, size_t n,
+                                              const HnswBuildOptions& options,
+                                              const std::atomic<bool>* cancel);
 
-// Checks everything a search reads in a deserialized index: metric, dimension, storage type
-// and size, and that the graph's levels, offsets and neighbour ids stay in range. Corruption
-// otherwise.
-Status ValidateHnsw(const faiss::IndexHNSWFlat& index, size_t n, size_t d);
+// Checks everything a walk reads in deserialized links over n vectors: the level table,
+// per-node levels and offsets, the entry point, and that every neighbour id is in range and
+// on the level it is linked from. Corruption otherwise.
+Status ValidateLinks(const faiss::HNSW& links, size_t n);
 
-// Replaces a deserialized index's IndexFlatIP storage by a SimdFlatStorage holding the same
-// vectors. REQUIRES: ValidateHnsw passed.
-void AdoptSimdStorage(faiss::IndexHNSWFlat& index);
-
-// Int8 codes of an index's n x d vectors (QuantizeInt8 in inner_product.h) for walks that
-// read a quarter of the bytes of the float vectors.
-struct WalkCodes {
-  std::vector<int8_t> codes;  // n x d
-  std::vector<float> scales;  // n
-  static WalkCodes Of(const float* xb, size_t n, size_t d);
-};
+// A graph from a deserialized FAISS IndexHNSWFlat (snapshot format 1) over n x d float
+// vectors: its links, its vectors in half precision and their codes. Corruption if the
+// index's metric, dimension, storage or links do not check out (ValidateLinks).
+Result<std::unique_ptr<HnswGraph>> FromFaissHnsw(faiss::IndexHNSWFlat& index, size_t n, size_t d);
 
 struct GraphHit {
-  float score;    // inner product with the float vector
-  int64_t label;  // local id
+  float score;    // inner product with the half-precision vector
+  int64_t label;  // id
 };
 
-// One query on the calling thread: up to max(index.hnsw.efSearch, k) members of `sel` (all
-// if null) into `out`, best first (ties by smaller label), scored exactly.
+// What a walk compares the query with while it navigates; the nodes it keeps are scored
+// from the half-precision vectors either way.
+enum class WalkOn { kCodes, kHalf };
+
+// One query on the calling thread: up to max(graph.links.efSearch, k) members of `sel` (all
+// if null) into `out`, best first (ties by smaller label).
 // Our own walk over FAISS's graph (not HNSW::search): no allocation per query (per-thread
 // visited marks), prefetched neighbour lists and vectors, SIMD distances, and the hnswlib
 // stopping rule that keeps ef admitted nodes, so tombstones and filters do not shrink the
-// result list. With `codes` the walk compares int8 codes and re-scores the nodes it keeps
-// with the float vectors. ResourceExhausted if the walk reaches half the graph without
-// finishing (a filter that admits almost nothing): the caller scans instead.
-Status WalkHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
-                const faiss::IDSelector* sel, const WalkCodes* codes, std::vector<GraphHit>& out);
+// result list. ResourceExhausted if the walk reaches half the graph without finishing (a
+// filter that admits almost nothing): the caller scans instead.
+Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const faiss::IDSelector* sel,
+                WalkOn on, std::vector<GraphHit>& out);
 
 // WalkHnsw's best k into scores/labels; missing results get label -1.
-Status SearchHnsw(const faiss::IndexHNSW& index, const float* query, size_t k,
+Status SearchHnsw(const HnswGraph& graph, const float* query, size_t k,
                   const faiss::IDSelector* sel, float* scores, int64_t* labels,
-                  const WalkCodes* codes = nullptr);
+                  WalkOn on = WalkOn::kCodes);
 
 }  // namespace sealcache::index

@@ -28,16 +28,31 @@ void PutFloats(std::vector<uint8_t>& out, const float* v, size_t n) {
   out.insert(out.end(), bytes, bytes + n * sizeof(float));
 }
 
-Status PutHnswBlob(const faiss::IndexHNSWFlat& index, std::vector<uint8_t>& out) {
-  try {
-    faiss::VectorIOWriter writer;
-    faiss::write_index(&index, &writer);
-    PutFixed64(out, writer.data.size());
-    PutBytes(out, writer.data);
-    return Status::Ok();
-  } catch (const std::exception& e) {
-    return Status::Internal(std::string("faiss write_index: ") + e.what());
+// The largest level table a snapshot may declare: FAISS's default for M >= 2 has ~30 levels.
+constexpr uint32_t kMaxLevels = 64;
+
+void PutHalves(std::vector<uint8_t>& out, const uint16_t* v, size_t n) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(v);
+  out.insert(out.end(), bytes, bytes + n * sizeof(uint16_t));
+}
+
+// Version 2 HNSW segment body: index/FORMAT.md.
+Status PutHnsw(const HnswGraph& graph, size_t n, std::vector<uint8_t>& out) {
+  const faiss::HNSW& links = graph.links;
+  if (graph.n != n || links.levels.size() != n || links.cum_nneighbor_per_level.empty() ||
+      links.cum_nneighbor_per_level.size() > kMaxLevels ||
+      links.assign_probas.size() + 1 != links.cum_nneighbor_per_level.size()) {
+    return Status::Internal("snapshot: hnsw segment does not match its capture");
   }
+  PutHalves(out, graph.half.data(), n * graph.d);
+  PutFixed32(out, static_cast<uint32_t>(links.cum_nneighbor_per_level.size()));
+  for (int c : links.cum_nneighbor_per_level) PutFixed32(out, static_cast<uint32_t>(c));
+  for (double p : links.assign_probas) PutFixed64(out, std::bit_cast<uint64_t>(p));
+  PutFixed32(out, static_cast<uint32_t>(links.entry_point));
+  PutFixed32(out, static_cast<uint32_t>(links.max_level));
+  for (int level : links.levels) PutFixed8(out, static_cast<uint8_t>(level));
+  for (faiss::HNSW::storage_idx_t v : links.neighbors) PutFixed32(out, static_cast<uint32_t>(v));
+  return Status::Ok();
 }
 
 Status EncodeSegment(const SegmentCapture& capture, size_t dimension, std::vector<uint8_t>& out) {
@@ -47,9 +62,11 @@ Status EncodeSegment(const SegmentCapture& capture, size_t dimension, std::vecto
   PutFixed64(out, capture.size);
   for (size_t local = 0; local < capture.size; ++local) PutFixed64(out, segment.slot(local));
   for (uint64_t word : capture.tombstone_words) PutFixed64(out, word);
-  if (hnsw) return PutHnswBlob(static_cast<const HnswSegment&>(segment).faiss_index(), out);
+  if (hnsw) return PutHnsw(static_cast<const HnswSegment&>(segment).graph(), capture.size, out);
+  std::vector<float> vector(dimension);
   for (size_t local = 0; local < capture.size; ++local) {
-    PutFloats(out, segment.vector(local), dimension);
+    segment.CopyVector(local, vector.data());
+    PutFloats(out, vector.data(), dimension);
   }
   return Status::Ok();
 }
@@ -73,8 +90,9 @@ class SpanReader final : public faiss::IOReader {
   size_t position_ = 0;
 };
 
-Result<std::unique_ptr<faiss::IndexHNSWFlat>> ReadHnswBlob(std::span<const uint8_t> blob, size_t n,
-                                                           size_t dimension) {
+// Version 1: the links and float vectors of a FAISS IndexHNSWFlat blob.
+Result<std::unique_ptr<HnswGraph>> ReadHnswBlob(std::span<const uint8_t> blob, size_t n,
+                                                size_t dimension) {
   std::unique_ptr<faiss::Index> read;
   try {
     SpanReader reader(blob);
@@ -87,14 +105,88 @@ Result<std::unique_ptr<faiss::IndexHNSWFlat>> ReadHnswBlob(std::span<const uint8
   }
   auto* hnsw = dynamic_cast<faiss::IndexHNSWFlat*>(read.get());
   if (hnsw == nullptr) return Status::Corruption("snapshot: faiss blob is not an IndexHNSWFlat");
-  read.release();
-  std::unique_ptr<faiss::IndexHNSWFlat> index(hnsw);
-  SC_RETURN_IF_ERROR(ValidateHnsw(*index, n, dimension).WithContext("snapshot"));
-  AdoptSimdStorage(*index);
-  return index;
+  auto graph = FromFaissHnsw(*hnsw, n, dimension);
+  if (!graph.ok()) return graph.status().WithContext("snapshot");
+  return graph;
 }
 
-Status DecodeSegment(ByteReader& in, size_t dimension, DecodedSegment& out) {
+// Version 2: halves, then links (PutHnsw).
+Result<std::unique_ptr<HnswGraph>> ReadHnsw(ByteReader& in, size_t n, size_t dimension) {
+  auto graph = std::make_unique<HnswGraph>();
+  graph->n = n;
+  graph->d = dimension;
+  std::span<const uint8_t> bytes;
+  if (n > in.remaining() / (dimension * sizeof(uint16_t)) ||
+      !in.ReadBytes(n * dimension * sizeof(uint16_t), &bytes)) {
+    return Status::Corruption("snapshot: truncated hnsw vectors");
+  }
+  graph->half.resize(n * dimension);
+  std::memcpy(graph->half.data(), bytes.data(), bytes.size());
+
+  faiss::HNSW& links = graph->links;
+  uint32_t table_size = 0;
+  if (!in.ReadFixed32(&table_size) || table_size < 2 || table_size > kMaxLevels) {
+    return Status::Corruption("snapshot: bad hnsw level table size");
+  }
+  links.cum_nneighbor_per_level.resize(table_size);
+  for (int& c : links.cum_nneighbor_per_level) {
+    uint32_t v = 0;
+    in.ReadFixed32(&v);
+    c = static_cast<int>(v);
+  }
+  links.assign_probas.resize(table_size - 1);
+  for (double& p : links.assign_probas) {
+    uint64_t v = 0;
+    in.ReadFixed64(&v);
+    p = std::bit_cast<double>(v);
+  }
+  uint32_t entry_point = 0, max_level = 0;
+  in.ReadFixed32(&entry_point);
+  in.ReadFixed32(&max_level);
+  links.entry_point = static_cast<faiss::HNSW::storage_idx_t>(entry_point);
+  links.max_level = static_cast<int>(max_level);
+  if (in.failed() || n > in.remaining() || !in.ReadBytes(n, &bytes)) {
+    return Status::Corruption("snapshot: truncated hnsw links");
+  }
+  for (int c : links.cum_nneighbor_per_level) {
+    if (c < 0 || c > (1 << 16)) return Status::Corruption("snapshot: bad hnsw level table");
+  }
+  for (double p : links.assign_probas) {
+    if (!(p >= 0.0 && p <= 1.0)) return Status::Corruption("snapshot: bad hnsw level odds");
+  }
+  links.levels.resize(n);
+  links.offsets.assign(1, 0);
+  links.offsets.reserve(n + 1);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t level = bytes[i];
+    if (level < 1 || level >= table_size) {
+      return Status::Corruption("snapshot: node " + std::to_string(i) + " has a bad level");
+    }
+    links.levels[i] = level;
+    links.offsets.push_back(links.offsets.back() +
+                            static_cast<size_t>(links.cum_nneighbor_per_level[level]));
+  }
+  const size_t neighbours = links.offsets.back();
+  if (neighbours > in.remaining() / 4) return Status::Corruption("snapshot: truncated hnsw links");
+  links.neighbors.resize(neighbours);
+  for (faiss::HNSW::storage_idx_t& v : links.neighbors) {
+    uint32_t id = 0;
+    in.ReadFixed32(&id);
+    v = static_cast<faiss::HNSW::storage_idx_t>(id);
+  }
+  SC_RETURN_IF_ERROR(ValidateLinks(links, n).WithContext("snapshot"));
+  // The walk navigates on int8 codes of what it scores with: the halves.
+  std::vector<float> vector(dimension);
+  graph->codes.codes.reserve(n * dimension);
+  graph->codes.scales.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    graph->Vector(i, vector.data());
+    graph->codes.Append(vector.data(), 1, dimension);
+  }
+  return graph;
+}
+
+Status DecodeSegment(ByteReader& in, uint32_t version, size_t dimension, DecodedSegment& out) {
   uint8_t kind = 0;
   uint64_t n = 0;
   if (!in.ReadFixed8(&kind) || !in.ReadFixed64(&n)) {
@@ -126,6 +218,10 @@ Status DecodeSegment(ByteReader& in, size_t dimension, DecodedSegment& out) {
     std::memcpy(out.vectors.data(), bytes.data(), bytes.size());
     return Status::Ok();
   }
+  if (version != kSnapshotFormatVersion1) {
+    SC_ASSIGN_OR_RETURN(out.hnsw, ReadHnsw(in, n, dimension));
+    return Status::Ok();
+  }
   uint64_t blob_size = 0;
   std::span<const uint8_t> blob;
   if (!in.ReadFixed64(&blob_size) || blob_size > in.remaining() ||
@@ -138,9 +234,12 @@ Status DecodeSegment(ByteReader& in, size_t dimension, DecodedSegment& out) {
 
 }  // namespace
 
-const float* DecodedSegment::vector(size_t local, size_t dimension) const {
-  if (kind == Segment::Kind::kFlat) return vectors.data() + local * dimension;
-  return static_cast<const faiss::IndexFlat*>(hnsw->storage)->get_xb() + local * dimension;
+void DecodedSegment::CopyVector(size_t local, size_t dimension, float* out) const {
+  if (kind == Segment::Kind::kFlat) {
+    std::copy_n(vectors.data() + local * dimension, dimension, out);
+  } else {
+    hnsw->Vector(local, out);
+  }
 }
 
 Result<std::vector<uint8_t>> EncodeSnapshot(size_t dimension, std::optional<uint64_t> highest_slot,
@@ -175,7 +274,7 @@ Result<DecodedSnapshot> DecodeSnapshot(std::span<const uint8_t> bytes) {
   if (std::memcmp(magic.data(), kSnapshotMagic, 4) != 0) {
     return Status::Corruption("snapshot: bad magic (not a vector index snapshot)");
   }
-  if (version != kSnapshotFormatVersion) {
+  if (version != kSnapshotFormatVersion && version != kSnapshotFormatVersion1) {
     return Status::Corruption("snapshot: unsupported format version " + std::to_string(version));
   }
   if (body_size != header.remaining() || !header.ReadBytes(body_size, &body)) {
@@ -204,7 +303,7 @@ Result<DecodedSnapshot> DecodeSnapshot(std::span<const uint8_t> bytes) {
   if (has_highest) snapshot.highest_slot = highest;
   snapshot.segments.resize(segment_count);
   for (uint32_t i = 0; i < segment_count; ++i) {
-    SC_RETURN_IF_ERROR(DecodeSegment(in, dimension, snapshot.segments[i])
+    SC_RETURN_IF_ERROR(DecodeSegment(in, version, dimension, snapshot.segments[i])
                            .WithContext("segment " + std::to_string(i)));
   }
   if (in.remaining() != 0) return Status::Corruption("snapshot: trailing bytes after segments");

@@ -1,8 +1,6 @@
 // Encoding and decoding of VectorIndex snapshots; the byte layout is in index/FORMAT.md.
 #pragma once
 
-#include <faiss/IndexHNSW.h>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -11,11 +9,15 @@
 
 #include "sealcache/status.h"
 #include "segment.h"
+#include "simd_hnsw.h"
 
 namespace sealcache::index {
 
 inline constexpr uint8_t kSnapshotMagic[4] = {'S', 'C', 'V', 'X'};
-inline constexpr uint32_t kSnapshotFormatVersion = 1;
+// Version 2 keeps a sealed (HNSW) segment's vectors in half precision and its links in our
+// own layout; version 1 (float vectors inside a FAISS blob) is still read.
+inline constexpr uint32_t kSnapshotFormatVersion = 2;
+inline constexpr uint32_t kSnapshotFormatVersion1 = 1;
 inline constexpr size_t kSnapshotHeaderSize = 4 + 4 + 8 + 32;
 // Largest dimension a snapshot may declare; bounds allocations made from a header.
 inline constexpr uint32_t kMaxSnapshotDimension = 1 << 16;
@@ -35,11 +37,11 @@ struct DecodedSegment {
   Segment::Kind kind = Segment::Kind::kFlat;
   std::vector<uint64_t> slots;
   std::vector<uint64_t> tombstone_words;
-  std::vector<float> vectors;                  // kFlat: slots.size() x dimension
-  std::unique_ptr<faiss::IndexHNSWFlat> hnsw;  // kHnsw: validated, on SimdFlatStorage
+  std::vector<float> vectors;       // kFlat: slots.size() x dimension
+  std::unique_ptr<HnswGraph> hnsw;  // kHnsw: validated
 
   bool removed(size_t local) const { return (tombstone_words[local / 64] >> (local % 64)) & 1; }
-  const float* vector(size_t local, size_t dimension) const;
+  void CopyVector(size_t local, size_t dimension, float* out) const;
 };
 
 struct DecodedSnapshot {
@@ -49,7 +51,7 @@ struct DecodedSnapshot {
 };
 
 // Corruption for anything that does not check out: magic, version, length, checksum, sizes,
-// the FAISS blobs and the HNSW graphs inside them.
+// the HNSW links (and, in version 1, the FAISS blobs that hold them).
 Result<DecodedSnapshot> DecodeSnapshot(std::span<const uint8_t> bytes);
 
 }  // namespace sealcache::index

@@ -158,10 +158,12 @@ class VectorIndex::Impl {
         SC_RETURN_IF_ERROR(LoadHnswLocked(decoded));
         continue;
       }
+      std::vector<float> vector(params_.dimension);
       for (size_t local = 0; local < decoded.slots.size(); ++local) {
         if (decoded.removed(local)) continue;
         SC_RETURN_IF_ERROR(CheckNotLiveLocked(decoded.slots[local]));
-        AppendLocked(decoded.slots[local], decoded.vector(local, params_.dimension));
+        decoded.CopyVector(local, params_.dimension, vector.data());
+        AppendLocked(decoded.slots[local], vector.data());
       }
     }
     PublishLocked();
@@ -372,7 +374,7 @@ class VectorIndex::Impl {
     std::vector<float> vectors(n * d);
     std::vector<uint64_t> slots(n);
     for (size_t local = 0; local < n; ++local) {
-      std::copy_n(flat->vector(local), d, vectors.data() + local * d);
+      flat->CopyVector(local, vectors.data() + local * d);
       slots[local] = flat->slot(local);
     }
     HnswBuildOptions options{.m = params_.hnsw_m, .ef_construction = params_.ef_construction};
@@ -407,8 +409,7 @@ class VectorIndex::Impl {
   Status Extend(const HnswSegment& base, const Segment& flat, const std::vector<float>& vectors,
                 std::vector<uint64_t> flat_slots, const HnswBuildOptions& options) {
     size_t old_n = base.size(), n = flat_slots.size();
-    SC_ASSIGN_OR_RETURN(auto index,
-                        ExtendHnsw(base.faiss_index(), vectors.data(), n, options, &stop_));
+    SC_ASSIGN_OR_RETURN(auto index, ExtendHnsw(base.graph(), vectors.data(), n, options, &stop_));
     std::vector<uint64_t> slots(old_n + n);
     for (size_t local = 0; local < old_n; ++local) slots[local] = base.slot(local);
     std::copy(flat_slots.begin(), flat_slots.end(), slots.begin() + old_n);
@@ -446,7 +447,8 @@ class VectorIndex::Impl {
       if (old->tombstones()->Test(local)) continue;
       old_locals.push_back(local);
       slots.push_back(old->slot(local));
-      vectors.insert(vectors.end(), old->vector(local), old->vector(local) + d);
+      vectors.resize(vectors.size() + d);
+      old->CopyVector(local, vectors.data() + vectors.size() - d);
     }
     size_t n = old_locals.size();
     uint64_t new_id;

@@ -1,6 +1,6 @@
 #include "simd_hnsw.h"
 
-#include <faiss/impl/DistanceComputer.h>
+#include <faiss/IndexHNSW.h>
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -18,55 +18,73 @@ using testing::VectorSet;
 
 // One OpenMP thread, as in the index's background thread: deterministic graphs, and no
 // uninstrumented libgomp threads to confuse TSan.
-std::unique_ptr<faiss::IndexHNSWFlat> Build(const VectorSet& set, bool simd) {
+std::unique_ptr<HnswGraph> Build(const VectorSet& set, int ef_search = 64) {
   omp_set_num_threads(1);
-  HnswBuildOptions options{.m = 16, .ef_construction = 64, .simd = simd};
+  HnswBuildOptions options{.m = 16, .ef_construction = 64};
   auto built = BuildHnsw(set.data.data(), set.size(), set.d, options, nullptr);
   EXPECT_TRUE(built.ok()) << built.status().ToString();
-  return std::move(built).value();
+  std::unique_ptr<HnswGraph> graph = std::move(built).value();
+  graph->links.efSearch = ef_search;
+  return graph;
 }
 
-TEST(SimdHnsw, GraphDistancesComeFromOurInnerProduct) {
+// The bound from inner_product.h: each half is within 2^-11 of its float, so a unit query's
+// similarity to a unit vector moves by at most 2^-11.
+constexpr float kHalfScoreError = 1.0f / 2048;
+
+TEST(SimdHnsw, TheGraphKeepsEveryVectorInHalfPrecisionAndAsInt8Codes) {
   VectorSet set = IsotropicVectors(300, 48, 1);
-  auto index = Build(set, /*simd=*/true);
-  ASSERT_NE(dynamic_cast<SimdFlatStorage*>(index->storage), nullptr);
-  std::unique_ptr<faiss::DistanceComputer> dc(index->storage->get_distance_computer());
-  dc->set_query(set.row(5).data());
+  auto graph = Build(set);
+  ASSERT_EQ(graph->n, set.size());
+  ASSERT_EQ(graph->half.size(), set.size() * set.d);
+  ASSERT_EQ(graph->codes.scales.size(), set.size());
+  std::vector<float> widened(set.d);
   for (size_t i = 0; i < set.size(); ++i) {
-    float expected = InnerProduct(set.row(5).data(), set.row(i).data(), set.d);
-    ASSERT_EQ((*dc)(static_cast<faiss::Index::idx_t>(i)), expected);
-    ASSERT_NEAR(dc->symmetric_dis(3, static_cast<faiss::Index::idx_t>(i)),
-                InnerProductScalar(set.row(3).data(), set.row(i).data(), set.d), 1e-5);
+    graph->Vector(i, widened.data());
+    for (size_t j = 0; j < set.d; ++j) {
+      ASSERT_EQ(widened[j], HalfToFloat(FloatToHalf(set.row(i)[j])));
+    }
+    ASSERT_NEAR(graph->Similarity(set.row(5).data(), i),
+                InnerProductScalar(set.row(5).data(), set.row(i).data(), set.d), kHalfScoreError);
   }
 }
 
-TEST(SimdHnsw, SimdDistancesMatchFaissScalarDistancesWithin1e5) {
-  VectorSet set = IsotropicVectors(500, 384, 2);
-  auto simd = Build(set, /*simd=*/true);
-  auto scalar = Build(set, /*simd=*/false);
-  ASSERT_EQ(dynamic_cast<SimdFlatStorage*>(scalar->storage), nullptr);
-  std::unique_ptr<faiss::DistanceComputer> a(simd->storage->get_distance_computer());
-  std::unique_ptr<faiss::DistanceComputer> b(scalar->storage->get_distance_computer());
-  VectorSet queries = IsotropicVectors(20, 384, 3);
+TEST(SimdHnsw, OurGraphFindsWhatFaissOwnHnswFinds) {
+  // FAISS's own construction and search (scalar distances in Debian's build) are the
+  // reference: ours builds on int8 codes and scores with halves, and must agree on the
+  // nearest neighbour of nearly every query.
+  VectorSet set = IsotropicVectors(3000, 64, 2);
+  auto graph = Build(set);
+  omp_set_num_threads(1);
+  faiss::IndexHNSWFlat faiss_own(64, 16, faiss::METRIC_INNER_PRODUCT);
+  faiss_own.hnsw.efConstruction = 64;
+  faiss_own.hnsw.efSearch = 64;
+  faiss_own.add(static_cast<faiss::Index::idx_t>(set.size()), set.data.data());
+  VectorSet queries = IsotropicVectors(200, 64, 3);
+  size_t same = 0;
   for (size_t q = 0; q < queries.size(); ++q) {
-    a->set_query(queries.row(q).data());
-    b->set_query(queries.row(q).data());
-    for (faiss::Index::idx_t i = 0; i < 500; ++i) ASSERT_NEAR((*a)(i), (*b)(i), 1e-5);
+    float ours_score, faiss_score;
+    int64_t ours_label;
+    faiss::Index::idx_t faiss_label;
+    ASSERT_TRUE(
+        SearchHnsw(*graph, queries.row(q).data(), 1, nullptr, &ours_score, &ours_label).ok());
+    faiss_own.search(1, queries.row(q).data(), 1, &faiss_score, &faiss_label);
+    same += ours_label == faiss_label;
   }
+  EXPECT_GE(same, 190u);
 }
 
 TEST(SimdHnsw, SearchFindsEachStoredVectorAsItsOwnNearestNeighbour) {
   VectorSet set = IsotropicVectors(2000, 32, 4);
-  auto index = Build(set, /*simd=*/true);
-  index->hnsw.efSearch = 64;
+  auto graph = Build(set);
   size_t found = 0;
   for (size_t i = 0; i < set.size(); ++i) {
     float score;
     int64_t label;
-    ASSERT_TRUE(SearchHnsw(*index, set.row(i).data(), 1, nullptr, &score, &label).ok());
+    ASSERT_TRUE(SearchHnsw(*graph, set.row(i).data(), 1, nullptr, &score, &label).ok());
     if (label == static_cast<int64_t>(i)) {
       ++found;
-      EXPECT_NEAR(score, 1.0f, 1e-5);
+      EXPECT_NEAR(score, 1.0f, kHalfScoreError);
     }
   }
   EXPECT_GE(found, set.size() * 99 / 100);
@@ -74,8 +92,7 @@ TEST(SimdHnsw, SearchFindsEachStoredVectorAsItsOwnNearestNeighbour) {
 
 TEST(SimdHnsw, SelectorExcludesIdsInsideTheGraphWalk) {
   VectorSet set = IsotropicVectors(2000, 32, 5);
-  auto index = Build(set, /*simd=*/true);
-  index->hnsw.efSearch = 64;
+  auto graph = Build(set);
   struct EvenOnly : faiss::IDSelector {
     bool is_member(idx_t id) const override { return id % 2 == 0; }
   } even;
@@ -83,7 +100,7 @@ TEST(SimdHnsw, SelectorExcludesIdsInsideTheGraphWalk) {
   std::vector<int64_t> labels(10);
   for (size_t q = 1; q < 200; q += 2) {
     ASSERT_TRUE(
-        SearchHnsw(*index, set.row(q).data(), 10, &even, scores.data(), labels.data()).ok());
+        SearchHnsw(*graph, set.row(q).data(), 10, &even, scores.data(), labels.data()).ok());
     for (int64_t label : labels) {
       ASSERT_GE(label, 0);
       EXPECT_EQ(label % 2, 0);
@@ -99,43 +116,74 @@ TEST(SimdHnsw, BuildStopsWhenCancelled) {
   EXPECT_EQ(built.status().code(), Status::Code::kFailedPrecondition);
 }
 
-TEST(SimdHnsw, ValidationRejectsGraphsASearchCouldFollowOutOfBounds) {
-  VectorSet set = IsotropicVectors(400, 16, 7);
-  auto index = Build(set, /*simd=*/true);
-  ASSERT_TRUE(ValidateHnsw(*index, 400, 16).ok());
-  EXPECT_TRUE(ValidateHnsw(*index, 401, 16).IsCorruption());
-  EXPECT_TRUE(ValidateHnsw(*index, 400, 17).IsCorruption());
-
-  int saved = index->hnsw.neighbors[3];
-  index->hnsw.neighbors[3] = 400;
-  EXPECT_TRUE(ValidateHnsw(*index, 400, 16).IsCorruption());
-  index->hnsw.neighbors[3] = saved;
-
-  auto saved_entry = index->hnsw.entry_point;
-  index->hnsw.entry_point = 1000;
-  EXPECT_TRUE(ValidateHnsw(*index, 400, 16).IsCorruption());
-  index->hnsw.entry_point = saved_entry;
-
-  index->hnsw.levels[10] += 5;
-  EXPECT_TRUE(ValidateHnsw(*index, 400, 16).IsCorruption());
+TEST(SimdHnsw, ExtendingAddsTheNewVectorsAndLeavesTheBaseAsItWas) {
+  VectorSet set = IsotropicVectors(3000, 32, 8);
+  omp_set_num_threads(1);
+  auto base = BuildHnsw(set.data.data(), 2000, set.d, {.m = 16, .ef_construction = 64}, nullptr);
+  ASSERT_TRUE(base.ok());
+  const std::vector<uint16_t> base_half = (*base)->half;
+  const std::vector<int32_t> base_neighbors = (*base)->links.neighbors;
+  auto extended =
+      ExtendHnsw(**base, set.row(2000).data(), 1000, {.m = 16, .ef_construction = 64}, nullptr);
+  ASSERT_TRUE(extended.ok()) << extended.status().ToString();
+  EXPECT_EQ((*base)->n, 2000u);
+  EXPECT_EQ((*base)->half, base_half);
+  EXPECT_EQ((*base)->links.neighbors, base_neighbors);
+  HnswGraph& graph = **extended;
+  ASSERT_EQ(graph.n, 3000u);
+  ASSERT_TRUE(ValidateLinks(graph.links, 3000).ok());
+  graph.links.efSearch = 64;
+  size_t found = 0;
+  for (size_t i = 0; i < set.size(); i += 3) {
+    float score;
+    int64_t label;
+    ASSERT_TRUE(SearchHnsw(graph, set.row(i).data(), 1, nullptr, &score, &label).ok());
+    found += label == static_cast<int64_t>(i);
+  }
+  EXPECT_GE(found, 990u);
 }
 
-// The int8 walk re-scores with the float vectors: the same nearest neighbours, exact scores.
-TEST(SimdHnsw, Int8WalkFindsTheSameNeighboursWithExactScores) {
+TEST(SimdHnsw, ValidationRejectsLinksAWalkCouldFollowOutOfBounds) {
+  VectorSet set = IsotropicVectors(400, 16, 7);
+  auto graph = Build(set);
+  faiss::HNSW& links = graph->links;
+  ASSERT_TRUE(ValidateLinks(links, 400).ok());
+  EXPECT_TRUE(ValidateLinks(links, 401).IsCorruption());
+
+  int saved = links.neighbors[3];
+  links.neighbors[3] = 400;
+  EXPECT_TRUE(ValidateLinks(links, 400).IsCorruption());
+  links.neighbors[3] = saved;
+
+  auto saved_entry = links.entry_point;
+  links.entry_point = 1000;
+  EXPECT_TRUE(ValidateLinks(links, 400).IsCorruption());
+  links.entry_point = saved_entry;
+
+  links.assign_probas.push_back(0.5);  // a level the table has no neighbour count for
+  EXPECT_TRUE(ValidateLinks(links, 400).IsCorruption());
+  links.assign_probas.pop_back();
+
+  links.levels[10] += 5;
+  EXPECT_TRUE(ValidateLinks(links, 400).IsCorruption());
+}
+
+// The int8 walk re-scores with the halves: the same nearest neighbours as a walk on the
+// halves, and scores from the halves, not the codes.
+TEST(SimdHnsw, Int8WalkFindsTheSameNeighboursAsAWalkOnTheHalves) {
   VectorSet set = IsotropicVectors(3000, 64, 21);
-  auto index = Build(set, /*simd=*/true);
-  index->hnsw.efSearch = 64;
-  WalkCodes codes = WalkCodes::Of(static_cast<const faiss::IndexFlat*>(index->storage)->get_xb(),
-                                  set.size(), set.d);
+  auto graph = Build(set);
   size_t same = 0;
   for (size_t i = 0; i < 300; ++i) {
-    float f_score, c_score;
-    int64_t f_label, c_label;
-    ASSERT_TRUE(SearchHnsw(*index, set.row(i).data(), 1, nullptr, &f_score, &f_label).ok());
-    ASSERT_TRUE(SearchHnsw(*index, set.row(i).data(), 1, nullptr, &c_score, &c_label, &codes).ok());
-    same += f_label == c_label;
+    float h_score, c_score;
+    int64_t h_label, c_label;
+    ASSERT_TRUE(
+        SearchHnsw(*graph, set.row(i).data(), 1, nullptr, &h_score, &h_label, WalkOn::kHalf).ok());
+    ASSERT_TRUE(
+        SearchHnsw(*graph, set.row(i).data(), 1, nullptr, &c_score, &c_label, WalkOn::kCodes).ok());
+    same += h_label == c_label;
     if (c_label == static_cast<int64_t>(i)) {
-      EXPECT_NEAR(c_score, 1.0f, 1e-5);  // the float score, not the code's
+      EXPECT_EQ(c_score, graph->Similarity(set.row(i).data(), i));
     }
   }
   EXPECT_GE(same, 297u);

@@ -36,6 +36,9 @@ inline uint32_t DecodeFixed32(const uint8_t* p) {
   for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
   return v;
 }
+inline uint16_t DecodeFixed16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
 inline void EncodeFixed64(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
