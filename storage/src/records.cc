@@ -7,6 +7,7 @@
 
 #include "records_generated.h"
 #include "sealcache/encoding.h"
+#include "sealcache/half.h"
 
 namespace sealcache::storage::internal {
 namespace {
@@ -205,26 +206,38 @@ std::string EncodePayloadValue(int64_t expires_ms, std::span<const uint8_t> payl
 
 std::string EncodeVectorValue(int64_t expires_ms, const Digest& digest,
                               std::span<const float> vector) {
-  const size_t bytes = vector.size() * sizeof(float);
+  const size_t bytes = vector.size() * sizeof(uint16_t);
   std::string s = WithExpiry(expires_ms, kDigestSize + bytes);
   s.append(reinterpret_cast<const char*>(digest.data()), digest.size());
-  s.append(reinterpret_cast<const char*>(vector.data()), bytes);  // little-endian float32
+  const size_t start = s.size();
+  s.resize(start + bytes);
+  std::vector<uint16_t> halves(vector.size());
+  EncodeHalf(vector.data(), vector.size(), halves.data());
+  std::memcpy(s.data() + start, halves.data(), bytes);  // little-endian binary16
   return s;
 }
 
 Result<VectorValue> DecodeVectorValue(std::string_view value, uint32_t dimension,
                                       std::vector<float>* buffer) {
-  const size_t expected = kExpirySize + kDigestSize + size_t{dimension} * sizeof(float);
-  if (value.size() != expected) {
+  const size_t head = kExpirySize + kDigestSize;
+  const size_t halves = head + size_t{dimension} * sizeof(uint16_t);
+  const size_t floats = head + size_t{dimension} * sizeof(float);  // records before halves
+  if (value.size() != halves && value.size() != floats) {
     return Status::Corruption("vector record has " + std::to_string(value.size()) +
-                              " bytes, expected " + std::to_string(expected));
+                              " bytes, expected " + std::to_string(halves) + " (or " +
+                              std::to_string(floats) + " in float32)");
   }
   VectorValue v;
   v.expires_ms = *ValueExpiry(value);
   std::memcpy(v.digest.data(), value.data() + kExpirySize, kDigestSize);
   buffer->resize(dimension);
-  std::memcpy(buffer->data(), value.data() + kExpirySize + kDigestSize,
-              size_t{dimension} * sizeof(float));
+  if (value.size() == floats) {
+    std::memcpy(buffer->data(), value.data() + head, size_t{dimension} * sizeof(float));
+  } else {
+    std::vector<uint16_t> raw(dimension);
+    std::memcpy(raw.data(), value.data() + head, size_t{dimension} * sizeof(uint16_t));
+    DecodeHalf(raw.data(), dimension, buffer->data());
+  }
   v.vector = *buffer;
   return v;
 }

@@ -48,6 +48,7 @@ std::string EncodeOrgInfo(const OrgConfig& config);
 Result<OrgConfig> DecodeOrgInfo(std::string_view value);
 
 std::string EncodePayloadValue(int64_t expires_ms, std::span<const uint8_t> payload);
+// The vector is kept in half precision (sealcache/half.h), as the index scores it.
 std::string EncodeVectorValue(int64_t expires_ms, const Digest& digest,
                               std::span<const float> vector);
 struct VectorValue {
@@ -55,7 +56,8 @@ struct VectorValue {
   Digest digest{};
   std::span<const float> vector;  // points into a copy held by the caller's buffer
 };
-// `buffer` receives an aligned copy of the floats.
+// `buffer` receives the vector as floats: widened from halves, or copied from a record
+// written before vectors were kept in half precision (float32).
 Result<VectorValue> DecodeVectorValue(std::string_view value, uint32_t dimension,
                                       std::vector<float>* buffer);
 Result<uint64_t> DecodeVectorKey(std::string_view key);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "org_runtime.h"
+#include "sealcache/half.h"
 #include "sealcache/storage/file_header.h"
 #include "server_fixture.h"
 
@@ -159,6 +160,11 @@ TEST_P(IndexIntegrationTest, SnapshotFileHoldsNoVectorBytesInTheClear) {
       auto* b = reinterpret_cast<const uint8_t*>(vec->data());
       EXPECT_EQ(std::search(file.begin(), file.end(), b, b + 16), file.end()) << i;
     }
+    // Sealed segments keep the normalised vectors in half precision.
+    uint16_t halves[8];
+    EncodeHalf(n.data(), 8, halves);
+    auto* h = reinterpret_cast<const uint8_t*>(halves);
+    EXPECT_EQ(std::search(file.begin(), file.end(), h, h + 16), file.end()) << i;
   }
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "sealcache/crypto/master_key.h"
+#include "sealcache/half.h"
 #include "sealcache/storage/data_layout.h"
 #include "store_fixture.h"
 
@@ -29,6 +30,14 @@ std::vector<float> MarkerVector(float base) {
 
 std::span<const uint8_t> AsBytes(const std::vector<float>& v) {
   return {reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float)};
+}
+
+// The first 16 components as the store keeps them: half precision.
+std::vector<uint8_t> AsHalfBytes(const std::vector<float>& v) {
+  std::vector<uint16_t> halves(16);
+  EncodeHalf(v.data(), halves.size(), halves.data());
+  const auto* bytes = reinterpret_cast<const uint8_t*>(halves.data());
+  return {bytes, bytes + halves.size() * sizeof(uint16_t)};
 }
 
 std::string RandomMarker() {
@@ -83,6 +92,8 @@ class EncryptionAtRestTest : public StoreTest {
             << when << ": payload marker in " << f;
         EXPECT_FALSE(Contains(bytes, AsBytes(p.vector).first(32)))
             << when << ": vector bytes in " << f;
+        EXPECT_FALSE(Contains(bytes, AsHalfBytes(p.vector)))
+            << when << ": half-precision vector bytes in " << f;
       }
     }
   }
@@ -104,6 +115,7 @@ TEST_F(EncryptionAtRestTest, NoPayloadOrVectorBytesInTheClearAnywhere) {
     for (const auto& p : planted) {
       EXPECT_FALSE(Contains(bytes, Bytes(p.payload_marker))) << f;
       EXPECT_FALSE(Contains(bytes, AsBytes(p.vector).first(32))) << f;
+      EXPECT_FALSE(Contains(bytes, AsHalfBytes(p.vector))) << f;
     }
   }
 }

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "sealcache/half.h"
+
 namespace sealcache::index {
 
 using InnerProductFn = float (*)(const float* a, const float* b, size_t d);
@@ -56,21 +58,11 @@ int32_t Int8CodeProductScalar(const int8_t* a, const int8_t* b, size_t d);
 // REQUIRES: CpuHasAvx2Fma()
 int32_t Int8CodeProductAvx2(const int8_t* a, const int8_t* b, size_t d);
 
-// ---- half precision (IEEE 754 binary16) for sealed vectors ----
+// ---- half precision (sealcache/half.h) for sealed vectors ----
 //
 // Sealed HNSW segments keep their vectors in half precision: half the memory and snapshot
-// bytes of float32, and re-scoring reads 12 cache lines instead of 24 for d = 384. A half
-// keeps 11 significant bits, so each component is off by at most 2^-11 of itself (unit
-// vectors' components are far above the subnormal range): |q.v - q.half(v)| <= 2^-11 |q||v|,
-// 4.9e-4 for unit vectors at worst, ~1e-5 typically (the errors have random signs).
-
-// Round to nearest, ties to even; overflow gives infinity, NaN stays NaN.
-uint16_t FloatToHalf(float f);
-float HalfToFloat(uint16_t h);
-
-// Converts d floats (F16C where the CPU has it; the same results either way).
-void EncodeHalf(const float* v, size_t d, uint16_t* out);
-void DecodeHalf(const uint16_t* h, size_t d, float* out);
+// bytes of float32, and re-scoring reads 12 cache lines instead of 24 for d = 384; scores
+// move by at most 2^-11 for unit vectors.
 
 // sum(q[i] * half[i]) with the halves widened to float.
 using HalfInnerProductFn = float (*)(const float* q, const uint16_t* half, size_t d);
