@@ -68,9 +68,10 @@ for sealcached in "$@"; do
   /usr/bin/python3 - "$sealcached" "$work/lookups.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[2]))["results"][0]
-print("== %s: lookups %.0f/s, recall@1 %.4f (fresh %.4f), hit rate %.4f, false hits %.4f"
-      % (sys.argv[1], r["lookup_qps"], r["recall_at_1"], r["recall_at_1_fresh"], r["hit_rate"],
-         r["false_hit_rate"]))
+print("== %s: indexed %.0f entries/s, lookups %.0f/s, recall@1 %.4f (fresh %.4f), hit rate "
+      "%.4f, false hits %.4f"
+      % (sys.argv[1], r["indexed_entries_per_s"], r["lookup_qps"], r["recall_at_1"],
+         r["recall_at_1_fresh"], r["hit_rate"], r["false_hit_rate"]))
 PY
   echo "   RSS after the load:        $((rss / n)) B/entry"
   echo "   disk while running:        $running"
