@@ -158,7 +158,18 @@ Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
 Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float* x, size_t n,
                                               const HnswBuildOptions& options,
                                               const std::atomic<bool>* cancel) {
-  auto graph = std::make_unique<HnswGraph>(base);  // links, level RNG state, halves, codes
+  // A copy with room for the new vectors, so appending them does not copy everything again.
+  auto graph = std::make_unique<HnswGraph>();
+  graph->links = base.links;  // with the level generator's state
+  graph->n = base.n;
+  graph->d = base.d;
+  const size_t total = base.n + n;
+  graph->half.reserve(total * base.d);
+  graph->half.assign(base.half.begin(), base.half.end());
+  graph->codes.codes.reserve(total * base.d);
+  graph->codes.codes.assign(base.codes.codes.begin(), base.codes.codes.end());
+  graph->codes.scales.reserve(total);
+  graph->codes.scales.assign(base.codes.scales.begin(), base.codes.scales.end());
   SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel));
   return graph;
 }
