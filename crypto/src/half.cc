@@ -1,5 +1,6 @@
 #include "sealcache/half.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <bit>
@@ -44,7 +45,11 @@ float HalfToFloat(uint16_t h) {
 bool CpuHasF16c() {
   static const bool has = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+    // __builtin_cpu_supports knows "avx" (which includes the OS's support for the ymm
+    // registers) in GCC and Clang, but "f16c" only in GCC: CPUID leaf 1 says that.
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return __builtin_cpu_supports("avx") && __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 &&
+           (ecx & bit_F16C) != 0;
   }();
   return has;
 }
