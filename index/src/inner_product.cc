@@ -21,6 +21,14 @@ bool CpuHasAvx2Fma() {
   return has;
 }
 
+// The sum of the 8 lanes.
+static inline __attribute__((target("avx2"))) float HorizontalSum(__m256 v) {
+  __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
+  __m128 sum1 = _mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 0x1));
+  return _mm_cvtss_f32(sum1);
+}
+
 // Four independent 8-lane accumulators hide the FMA latency (4 cycles, 2 ports); the tail
 // shorter than 8 floats is summed in scalar.
 __attribute__((target("avx2,fma"))) float InnerProductAvx2Fma(const float* a, const float* b,
@@ -40,10 +48,7 @@ __attribute__((target("avx2,fma"))) float InnerProductAvx2Fma(const float* a, co
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
   }
   __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-  __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
-  __m128 sum1 = _mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 0x1));
-  float sum = _mm_cvtss_f32(sum1);
+  float sum = HorizontalSum(acc);
   for (; i < d; ++i) sum += a[i] * b[i];
   return sum;
 }
@@ -93,10 +98,7 @@ __attribute__((target("avx2,fma"))) float Int8InnerProductAvx2Fma(const float* q
     acc1 = _mm256_fmadd_ps(hi, _mm256_loadu_ps(q + i + 8), acc1);
   }
   __m256 acc = _mm256_add_ps(acc0, acc1);
-  __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
-  __m128 sum1 = _mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 0x1));
-  float sum = _mm_cvtss_f32(sum1);
+  float sum = HorizontalSum(acc);
   for (; i < d; ++i) sum += q[i] * static_cast<float>(code[i]);
   return sum;
 }
@@ -178,10 +180,7 @@ __attribute__((target("avx2,fma,f16c"))) float HalfInnerProductAvx2Fma(const flo
   for (; i + 8 <= d; i += 8)
     acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), LoadHalf8(half + i), acc0);
   __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-  __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
-  __m128 sum1 = _mm_add_ss(sum2, _mm_shuffle_ps(sum2, sum2, 0x1));
-  float sum = _mm_cvtss_f32(sum1);
+  float sum = HorizontalSum(acc);
   for (; i < d; ++i) sum += q[i] * HalfToFloat(half[i]);
   return sum;
 }
