@@ -53,7 +53,10 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   std::vector<GraphHit> hits;
   Live live(*tombstones());
   const faiss::IDSelector* live_only = tombstones()->count() == 0 ? nullptr : &live;
-  if (WalkHnsw(*graph_, query, k, live_only, WalkOn::kCodes, hits).ok()) {
+  // Unfiltered, the best k are the answer; filtered, the walk's further nodes stand in for
+  // those the filter rejects, so all of them are ranked.
+  const size_t ranked = filter == nullptr ? k : kAllKept;
+  if (WalkHnsw(*graph_, query, k, live_only, WalkOn::kCodes, ranked, hits).ok()) {
     std::vector<const GraphHit*> admitted;
     for (const GraphHit& h : hits) {
       if (admitted.size() == k) break;
@@ -68,7 +71,7 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   }
   if (filter != nullptr) {  // the filter rejected too many of the walk's nodes
     LiveAndAdmitted selector(*this, filter);
-    if (WalkHnsw(*graph_, query, k, &selector, WalkOn::kCodes, hits).ok() && hits.size() >= k) {
+    if (WalkHnsw(*graph_, query, k, &selector, WalkOn::kCodes, k, hits).ok() && hits.size() >= k) {
       for (size_t i = 0; i < k; ++i)
         top.Offer(slots_[static_cast<size_t>(hits[i].label)], hits[i].score);
       return;

@@ -4,7 +4,10 @@
 #include <faiss/impl/HNSW.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <limits>
 #include <stdexcept>
@@ -365,8 +368,62 @@ void WalkCodes::Append(const float* x, size_t n, size_t d) {
   }
 }
 
+float Int8ScoreErrorBound(float scale, float query_abs_sum, size_t d) {
+  // |q.x - scale * q.code| <= sum |q_i| * scale / 2, and the float sum of d products of up to
+  // 127 * |q_i| adds at most d * 2^-24 * 127 * scale * sum |q_i| (twice that here). A half
+  // holds x_i to 2^-11 of |x_i|, so for the unit vectors the index stores |q.x - q.half| <=
+  // 2^-11 plus its own float sum's d * 2^-24 (again doubled).
+  const double fd = static_cast<double>(d);
+  const double code = scale * query_abs_sum * (0.5 + 127.0 * fd * 0x1p-23);
+  const double half = 0x1p-11 + fd * 0x1p-23;
+  return static_cast<float>(code + half);
+}
+
+namespace {
+
+// Scores the kept nodes of a walk on codes from the halves and leaves in `kept` the best
+// `ranked` of them, best first. A node's half score lies within its error bound of its int8
+// score, so a node whose upper bound is below the `ranked`-th best lower bound cannot be
+// among the best `ranked`: it is dropped without reading its half-precision vector (for a
+// near-duplicate query usually all but the nearest).
+void RescoreFromHalves(const HnswGraph& graph, const float* query, size_t ranked,
+                       std::vector<Scored>& kept) {
+  const HalfInnerProductFn half_ip = HalfInnerProductFunction();
+  auto by_score = [](const Scored& a, const Scored& b) {
+    return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
+  };
+  if (ranked < kept.size()) {
+    float query_abs_sum = 0.0f;
+    for (size_t i = 0; i < graph.d; ++i) query_abs_sum += std::fabs(query[i]);
+    // 1.001: the sum above is itself a float sum of d terms.
+    query_abs_sum *= 1.001f;
+    std::vector<float> lower(kept.size()), upper(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) {
+      const float bound =
+          Int8ScoreErrorBound(graph.codes.scales[kept[i].id], query_abs_sum, graph.d);
+      lower[i] = kept[i].similarity - bound;
+      upper[i] = kept[i].similarity + bound;
+    }
+    std::vector<float> lowest_first = lower;
+    std::nth_element(lowest_first.begin(), lowest_first.begin() + (ranked - 1), lowest_first.end(),
+                     std::greater<float>());
+    const float threshold = lowest_first[ranked - 1];
+    size_t out = 0;
+    for (size_t i = 0; i < kept.size(); ++i) {
+      if (upper[i] >= threshold) kept[out++] = kept[i];
+    }
+    kept.resize(out);
+  }
+  for (Scored& s : kept)
+    s.similarity = half_ip(query, graph.Half(static_cast<size_t>(s.id)), graph.d);
+  std::sort(kept.begin(), kept.end(), by_score);
+  if (kept.size() > ranked) kept.resize(ranked);
+}
+
+}  // namespace
+
 Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const faiss::IDSelector* sel,
-                WalkOn on, std::vector<GraphHit>& out) {
+                WalkOn on, size_t ranked, std::vector<GraphHit>& out) {
   out.clear();
   const size_t n = graph.n;
   if (n == 0 || k == 0) return Status::Ok();
@@ -380,16 +437,21 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const fais
                          Int8Vectors{graph.codes.codes.data(), graph.codes.scales.data(), graph.d,
                                      Int8InnerProductFunction(), query},
                          ef, sel, kept);
-    for (Scored& s : kept) s.similarity = half(s.id);  // re-score with the halves
   } else {
     finished = WalkGraph(graph.links, n, half, ef, sel, kept);
   }
   if (!finished) {
     return Status::ResourceExhausted("hnsw walk reached half the graph without enough matches");
   }
-  std::sort(kept.begin(), kept.end(), [](const Scored& a, const Scored& b) {
-    return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
-  });
+  if (ranked == 0) ranked = 1;
+  if (on == WalkOn::kCodes) {
+    RescoreFromHalves(graph, query, ranked, kept);
+  } else {
+    std::sort(kept.begin(), kept.end(), [](const Scored& a, const Scored& b) {
+      return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
+    });
+    if (kept.size() > ranked) kept.resize(ranked);
+  }
   out.reserve(kept.size());
   for (const Scored& s : kept) out.push_back({s.similarity, s.id});
   return Status::Ok();
@@ -400,7 +462,7 @@ Status SearchHnsw(const HnswGraph& graph, const float* query, size_t k,
   std::fill_n(scores, k, -std::numeric_limits<float>::infinity());
   std::fill_n(labels, k, int64_t{-1});
   std::vector<GraphHit> hits;
-  SC_RETURN_IF_ERROR(WalkHnsw(graph, query, k, sel, on, hits));
+  SC_RETURN_IF_ERROR(WalkHnsw(graph, query, k, sel, on, k, hits));
   for (size_t i = 0; i < std::min(k, hits.size()); ++i) {
     scores[i] = hits[i].score;
     labels[i] = hits[i].label;

@@ -86,15 +86,24 @@ struct GraphHit {
 // from the half-precision vectors either way.
 enum class WalkOn { kCodes, kHalf };
 
-// One query on the calling thread: up to max(graph.links.efSearch, k) members of `sel` (all
-// if null) into `out`, best first (ties by smaller label).
+// One query on the calling thread: members of `sel` (all if null) into `out`, best first
+// (ties by smaller label): the best `ranked` of the max(graph.links.efSearch, k) nodes the
+// walk keeps, or all of them if `ranked` is larger (kAllKept). Scores are from the
+// half-precision vectors; a walk on codes re-scores only the kept nodes that can still be
+// among the best `ranked`, so the output is the same as re-scoring them all.
 // Our own walk over FAISS's graph (not HNSW::search): no allocation per query (per-thread
 // visited marks), prefetched neighbour lists and vectors, SIMD distances, and the hnswlib
 // stopping rule that keeps ef admitted nodes, so tombstones and filters do not shrink the
 // result list. ResourceExhausted if the walk reaches half the graph without finishing (a
 // filter that admits almost nothing): the caller scans instead.
+inline constexpr size_t kAllKept = SIZE_MAX;
 Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const faiss::IDSelector* sel,
-                WalkOn on, std::vector<GraphHit>& out);
+                WalkOn on, size_t ranked, std::vector<GraphHit>& out);
+
+// How far an int8 walk score (WalkCodes) of a kept node can be from its half-precision score,
+// for a query whose absolute values sum to `query_abs_sum`: the rounding of each code to
+// scale / 2, of each half to 2^-11 relative, and the float sums of d products of each.
+float Int8ScoreErrorBound(float scale, float query_abs_sum, size_t d);
 
 // WalkHnsw's best k into scores/labels; missing results get label -1.
 Status SearchHnsw(const HnswGraph& graph, const float* query, size_t k,

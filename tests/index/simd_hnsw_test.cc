@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "hnsw_segment.h"
@@ -187,6 +189,62 @@ TEST(SimdHnsw, Int8WalkFindsTheSameNeighboursAsAWalkOnTheHalves) {
     }
   }
   EXPECT_GE(same, 297u);
+}
+
+TEST(SimdHnsw, Int8ScoresStayWithinTheirErrorBoundOfTheHalfScores) {
+  // The bound lets a walk on codes skip re-scoring nodes that cannot be among the best, so it
+  // must hold for every vector, also the lopsided ones whose large coordinate coarsens every
+  // other coordinate's code.
+  const size_t d = 384;
+  VectorSet set = IsotropicVectors(400, d, 31);
+  for (size_t i = 0; i < 100; ++i) {  // one coordinate carries most of the norm
+    float* row = set.data.data() + i * d;
+    row[i % d] = 8.0f;
+    testing::NormalizeRow(row, d);
+  }
+  auto graph = Build(set);
+  const HalfInnerProductFn half_ip = HalfInnerProductFunction();
+  const Int8InnerProductFn int8_ip = Int8InnerProductFunction();
+  VectorSet queries = IsotropicVectors(50, d, 32);
+  float worst_ratio = 0.0f;
+  for (size_t q = 0; q < queries.size() + 20; ++q) {
+    const float* query = q < queries.size() ? queries.row(q).data() : set.row(q).data();
+    float abs_sum = 0.0f;
+    for (size_t j = 0; j < d; ++j) abs_sum += std::fabs(query[j]);
+    for (size_t i = 0; i < set.size(); ++i) {
+      const float scale = graph->codes.scales[i];
+      const float int8 = scale * int8_ip(query, graph->codes.codes.data() + i * d, d);
+      const float half = half_ip(query, graph->Half(i), d);
+      const float bound = Int8ScoreErrorBound(scale, abs_sum, d);
+      ASSERT_LE(std::fabs(int8 - half), bound) << "query " << q << " vector " << i;
+      worst_ratio = std::max(worst_ratio, std::fabs(int8 - half) / bound);
+    }
+  }
+  // Not so loose that it re-scores everything: the typical error is far inside it.
+  EXPECT_LT(worst_ratio, 0.5f);
+}
+
+TEST(SimdHnsw, RankingOnlyTheBestKGivesTheHitsRankingEveryKeptNodeGives) {
+  // Isotropic vectors keep many nodes within the int8 error of each other: the case where
+  // skipping a re-score could change the answer if the bound were wrong.
+  VectorSet set = IsotropicVectors(3000, 64, 33);
+  auto graph = Build(set, 48);
+  VectorSet queries = IsotropicVectors(100, 64, 34);
+  std::vector<GraphHit> all, best;
+  for (size_t q = 0; q < queries.size(); ++q) {
+    for (size_t k : {1, 2, 3, 5, 10, 47}) {
+      ASSERT_TRUE(
+          WalkHnsw(*graph, queries.row(q).data(), k, nullptr, WalkOn::kCodes, kAllKept, all).ok());
+      ASSERT_TRUE(
+          WalkHnsw(*graph, queries.row(q).data(), k, nullptr, WalkOn::kCodes, k, best).ok());
+      ASSERT_EQ(all.size(), 48u);
+      ASSERT_EQ(best.size(), k);
+      for (size_t i = 0; i < k; ++i) {
+        ASSERT_EQ(best[i].label, all[i].label) << "query " << q << " k " << k << " rank " << i;
+        ASSERT_EQ(best[i].score, all[i].score);
+      }
+    }
+  }
 }
 
 }  // namespace
