@@ -17,6 +17,20 @@ class Live final : public faiss::IDSelector {
   const Tombstones& tombstones_;
 };
 
+// Admits local ids whose entry the caller's filter admits.
+class Admitted final : public faiss::IDSelector {
+ public:
+  Admitted(const std::vector<uint64_t>& slots, const Filter* filter)
+      : slots_(slots), filter_(filter) {}
+  bool is_member(idx_t id) const override {
+    return filter_->Admits(slots_[static_cast<size_t>(id)]);
+  }
+
+ private:
+  const std::vector<uint64_t>& slots_;
+  const Filter* filter_;
+};
+
 // Admits local ids that are neither tombstoned nor rejected by the caller's filter.
 class LiveAndAdmitted final : public faiss::IDSelector {
  public:
@@ -53,21 +67,14 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   std::vector<GraphHit> hits;
   Live live(*tombstones());
   const faiss::IDSelector* live_only = tombstones()->count() == 0 ? nullptr : &live;
-  // Unfiltered, the best k are the answer; filtered, the walk's further nodes stand in for
-  // those the filter rejects, so all of them are ranked.
-  const size_t ranked = filter == nullptr ? k : kAllKept;
-  if (WalkHnsw(*graph_, query, k, live_only, WalkOn::kCodes, ranked, hits).ok()) {
-    std::vector<const GraphHit*> admitted;
-    for (const GraphHit& h : hits) {
-      if (admitted.size() == k) break;
-      if (filter == nullptr || filter->Admits(slots_[static_cast<size_t>(h.label)])) {
-        admitted.push_back(&h);
-      }
-    }
-    if (admitted.size() == k) {
-      for (const GraphHit* h : admitted) top.Offer(slots_[static_cast<size_t>(h->label)], h->score);
-      return;
-    }
+  // The walk keeps live nodes; of those, the caller's filter decides which may be answers,
+  // before any is ranked.
+  Admitted admitted(slots_, filter);
+  const faiss::IDSelector* answers = filter == nullptr ? nullptr : &admitted;
+  if (WalkHnsw(*graph_, query, k, live_only, WalkOn::kCodes, k, hits, answers).ok() &&
+      hits.size() == k) {
+    for (const GraphHit& h : hits) top.Offer(slots_[static_cast<size_t>(h.label)], h.score);
+    return;
   }
   if (filter != nullptr) {  // the filter rejected too many of the walk's nodes
     LiveAndAdmitted selector(*this, filter);

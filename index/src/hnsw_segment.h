@@ -25,10 +25,11 @@ class HnswSegment final : public Segment {
   }
   void CopyVector(size_t local, float* out) const override { graph_->Vector(local, out); }
 
-  // A graph walk over int8 codes that skips tombstoned entries, its nodes re-scored with the
-  // half-precision vectors; the filter is then asked about them best first, so a lookup asks it
-  // about a handful of entries instead of every node the walk keeps. If fewer than k of the
-  // walk's nodes pass (a selective filter), the walk is repeated with the filter inside it;
+  // A graph walk over int8 codes that skips tombstoned entries; its kept nodes are then taken
+  // by decreasing bound on their score, asked the filter and re-scored with the half-precision
+  // vectors until no further one can be among the best k, so a lookup asks the filter and
+  // reads the halves of a handful of entries instead of every node the walk keeps. If fewer than k
+  // of the walk's nodes pass (a selective filter), the walk is repeated with the filter inside it;
   // if that finds fewer than k too, or gives up (SearchHnsw), the segment is scanned exactly,
   // so k admitted results come back whenever k exist.
   void Search(const float* query, const Filter* filter, TopK& top) const override;

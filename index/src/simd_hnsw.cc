@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <iterator>
 #include <limits>
 #include <stdexcept>
@@ -382,48 +381,43 @@ float Int8ScoreErrorBound(float scale, float query_abs_sum, size_t d) {
 namespace {
 
 // Scores the kept nodes of a walk on codes from the halves and leaves in `kept` the best
-// `ranked` of them, best first. A node's half score lies within its error bound of its int8
-// score, so a node whose upper bound is below the `ranked`-th best lower bound cannot be
-// among the best `ranked`: it is dropped without reading its half-precision vector (for a
-// near-duplicate query usually all but the nearest).
+// `ranked` of those `rank_only` admits (all if null), best first. A node's half score lies
+// within its error bound of its int8 score, so the nodes are taken by decreasing upper bound
+// and the rest dropped once the `ranked`-th best score found beats the next upper bound:
+// neither the filter nor the half-precision vector of a node that cannot be among the best
+// is read (for a near-duplicate query usually all but the nearest few).
 void RescoreFromHalves(const HnswGraph& graph, const float* query, size_t ranked,
-                       std::vector<Scored>& kept) {
+                       const faiss::IDSelector* rank_only, std::vector<Scored>& kept) {
   const HalfInnerProductFn half_ip = HalfInnerProductFunction();
-  auto by_score = [](const Scored& a, const Scored& b) {
+  float query_abs_sum = 0.0f;
+  for (size_t i = 0; i < graph.d; ++i) query_abs_sum += std::fabs(query[i]);
+  query_abs_sum *= 1.001f;  // the sum above is itself a float sum of d terms
+  for (Scored& s : kept) {  // from here on, each node's upper bound
+    s.similarity += Int8ScoreErrorBound(graph.codes.scales[s.id], query_abs_sum, graph.d);
+  }
+  std::sort(kept.begin(), kept.end(),
+            [](const Scored& a, const Scored& b) { return a.similarity > b.similarity; });
+  auto better = [](const Scored& a, const Scored& b) {
     return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
   };
-  if (ranked < kept.size()) {
-    float query_abs_sum = 0.0f;
-    for (size_t i = 0; i < graph.d; ++i) query_abs_sum += std::fabs(query[i]);
-    // 1.001: the sum above is itself a float sum of d terms.
-    query_abs_sum *= 1.001f;
-    std::vector<float> lower(kept.size()), upper(kept.size());
-    for (size_t i = 0; i < kept.size(); ++i) {
-      const float bound =
-          Int8ScoreErrorBound(graph.codes.scales[kept[i].id], query_abs_sum, graph.d);
-      lower[i] = kept[i].similarity - bound;
-      upper[i] = kept[i].similarity + bound;
-    }
-    std::vector<float> lowest_first = lower;
-    std::nth_element(lowest_first.begin(), lowest_first.begin() + (ranked - 1), lowest_first.end(),
-                     std::greater<float>());
-    const float threshold = lowest_first[ranked - 1];
-    size_t out = 0;
-    for (size_t i = 0; i < kept.size(); ++i) {
-      if (upper[i] >= threshold) kept[out++] = kept[i];
-    }
-    kept.resize(out);
+  std::vector<Scored> best;  // best first, at most `ranked`
+  best.reserve(std::min(ranked, kept.size()) + 1);
+  for (const Scored& candidate : kept) {
+    if (best.size() == ranked && candidate.similarity < best.back().similarity) break;
+    if (rank_only != nullptr && !rank_only->is_member(candidate.id)) continue;
+    Scored scored{half_ip(query, graph.Half(static_cast<size_t>(candidate.id)), graph.d),
+                  candidate.id};
+    best.insert(std::upper_bound(best.begin(), best.end(), scored, better), scored);
+    if (best.size() > ranked) best.pop_back();
   }
-  for (Scored& s : kept)
-    s.similarity = half_ip(query, graph.Half(static_cast<size_t>(s.id)), graph.d);
-  std::sort(kept.begin(), kept.end(), by_score);
-  if (kept.size() > ranked) kept.resize(ranked);
+  kept = std::move(best);
 }
 
 }  // namespace
 
 Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const faiss::IDSelector* sel,
-                WalkOn on, size_t ranked, std::vector<GraphHit>& out) {
+                WalkOn on, size_t ranked, std::vector<GraphHit>& out,
+                const faiss::IDSelector* rank_only) {
   out.clear();
   const size_t n = graph.n;
   if (n == 0 || k == 0) return Status::Ok();
@@ -445,8 +439,11 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const fais
   }
   if (ranked == 0) ranked = 1;
   if (on == WalkOn::kCodes) {
-    RescoreFromHalves(graph, query, ranked, kept);
+    RescoreFromHalves(graph, query, ranked, rank_only, kept);
   } else {
+    if (rank_only != nullptr) {
+      std::erase_if(kept, [&](const Scored& s) { return !rank_only->is_member(s.id); });
+    }
     std::sort(kept.begin(), kept.end(), [](const Scored& a, const Scored& b) {
       return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
     });

@@ -88,9 +88,11 @@ enum class WalkOn { kCodes, kHalf };
 
 // One query on the calling thread: members of `sel` (all if null) into `out`, best first
 // (ties by smaller label): the best `ranked` of the max(graph.links.efSearch, k) nodes the
-// walk keeps, or all of them if `ranked` is larger (kAllKept). Scores are from the
-// half-precision vectors; a walk on codes re-scores only the kept nodes that can still be
-// among the best `ranked`, so the output is the same as re-scoring them all.
+// walk keeps, or all of them if `ranked` is larger (kAllKept). `rank_only`, if not null,
+// drops the kept nodes it rejects before they are ranked: they steered the walk, but cannot
+// be answers (a caller's filter checked after the walk). Scores are from the half-precision
+// vectors; a walk on codes re-scores only the kept nodes that can still be among the best
+// `ranked`, so the output is the same as re-scoring them all.
 // Our own walk over FAISS's graph (not HNSW::search): no allocation per query (per-thread
 // visited marks), prefetched neighbour lists and vectors, SIMD distances, and the hnswlib
 // stopping rule that keeps ef admitted nodes, so tombstones and filters do not shrink the
@@ -98,7 +100,8 @@ enum class WalkOn { kCodes, kHalf };
 // filter that admits almost nothing): the caller scans instead.
 inline constexpr size_t kAllKept = SIZE_MAX;
 Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const faiss::IDSelector* sel,
-                WalkOn on, size_t ranked, std::vector<GraphHit>& out);
+                WalkOn on, size_t ranked, std::vector<GraphHit>& out,
+                const faiss::IDSelector* rank_only = nullptr);
 
 // How far an int8 walk score (WalkCodes) of a kept node can be from its half-precision score,
 // for a query whose absolute values sum to `query_abs_sum`: the rounding of each code to

@@ -231,6 +231,9 @@ TEST(SimdHnsw, RankingOnlyTheBestKGivesTheHitsRankingEveryKeptNodeGives) {
   auto graph = Build(set, 48);
   VectorSet queries = IsotropicVectors(100, 64, 34);
   std::vector<GraphHit> all, best;
+  struct NotAThird : faiss::IDSelector {
+    bool is_member(idx_t id) const override { return id % 3 != 0; }
+  } not_third;
   for (size_t q = 0; q < queries.size(); ++q) {
     for (size_t k : {1, 2, 3, 5, 10, 47}) {
       ASSERT_TRUE(
@@ -242,6 +245,19 @@ TEST(SimdHnsw, RankingOnlyTheBestKGivesTheHitsRankingEveryKeptNodeGives) {
       for (size_t i = 0; i < k; ++i) {
         ASSERT_EQ(best[i].label, all[i].label) << "query " << q << " k " << k << " rank " << i;
         ASSERT_EQ(best[i].score, all[i].score);
+      }
+      // A filter checked after the walk: the best k it admits, in the order of all kept.
+      std::vector<GraphHit> admitted;
+      for (const GraphHit& h : all) {
+        if (h.label % 3 != 0 && admitted.size() < k) admitted.push_back(h);
+      }
+      ASSERT_TRUE(
+          WalkHnsw(*graph, queries.row(q).data(), k, nullptr, WalkOn::kCodes, k, best, &not_third)
+              .ok());
+      ASSERT_EQ(best.size(), admitted.size());
+      for (size_t i = 0; i < admitted.size(); ++i) {
+        ASSERT_EQ(best[i].label, admitted[i].label) << "query " << q << " k " << k;
+        ASSERT_EQ(best[i].score, admitted[i].score);
       }
     }
   }
