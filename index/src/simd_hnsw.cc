@@ -237,6 +237,11 @@ struct WorseFirst {  // heap comparator: the least similar on top
 struct BetterFirst {  // heap comparator: the most similar on top
   bool operator()(const Scored& a, const Scored& b) const { return a.similarity < b.similarity; }
 };
+struct Ranked {  // sort order of answers: the most similar first, ties by smaller id
+  bool operator()(const Scored& a, const Scored& b) const {
+    return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
+  }
+};
 
 // Asks for `bytes` at `p` before they are read: the walk jumps across a graph far larger
 // than the caches, so each neighbour is otherwise a chain of misses.
@@ -397,9 +402,6 @@ void RescoreFromHalves(const HnswGraph& graph, const float* query, size_t ranked
   }
   std::sort(kept.begin(), kept.end(),
             [](const Scored& a, const Scored& b) { return a.similarity > b.similarity; });
-  auto better = [](const Scored& a, const Scored& b) {
-    return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
-  };
   std::vector<Scored> best;  // best first, at most `ranked`
   best.reserve(std::min(ranked, kept.size()) + 1);
   for (const Scored& candidate : kept) {
@@ -407,7 +409,7 @@ void RescoreFromHalves(const HnswGraph& graph, const float* query, size_t ranked
     if (rank_only != nullptr && !rank_only->is_member(candidate.id)) continue;
     Scored scored{half_ip(query, graph.Half(static_cast<size_t>(candidate.id)), graph.d),
                   candidate.id};
-    best.insert(std::upper_bound(best.begin(), best.end(), scored, better), scored);
+    best.insert(std::upper_bound(best.begin(), best.end(), scored, Ranked{}), scored);
     if (best.size() > ranked) best.pop_back();
   }
   kept = std::move(best);
@@ -444,9 +446,7 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const fais
     if (rank_only != nullptr) {
       std::erase_if(kept, [&](const Scored& s) { return !rank_only->is_member(s.id); });
     }
-    std::sort(kept.begin(), kept.end(), [](const Scored& a, const Scored& b) {
-      return a.similarity != b.similarity ? a.similarity > b.similarity : a.id < b.id;
-    });
+    std::sort(kept.begin(), kept.end(), Ranked{});
     if (kept.size() > ranked) kept.resize(ranked);
   }
   out.reserve(kept.size());
