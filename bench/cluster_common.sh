@@ -9,7 +9,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$(dirname "${BASH_SOURCE[0]}")/server_common.sh"  # free_port
 now_ms() { date +%s%3N; }
 
 start_etcd() {

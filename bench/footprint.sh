@@ -21,7 +21,7 @@ done
 bench=build/bench/loadgen/sealcache-bench
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/server_common.sh
 n=$((orgs * entries))
 
 # Bytes per entry under the data directory by part: the org databases' SSTs, their WALs, the
@@ -50,13 +50,7 @@ PY
 
 for sealcached in "$@"; do
   rm -rf "$work/data"
-  head -c 32 /dev/urandom >"$work/master.key"
-  chmod 600 "$work/master.key"
-  port=$(free_port)
-  "$sealcached" --data "$work/data" --master-key "file:$work/master.key" --port "$port" \
-    --threads 2 >"$work/sealcached.log" 2>&1 &
-  server=$!
-  for _ in $(seq 100); do [[ -s "$work/data/admin.token" ]] && break; sleep 0.1; done
+  start_sealcached "$sealcached" "$work"
   "$bench" --port "$port" --admin-token-file "$work/data/admin.token" --orgs "$orgs" \
     --entries "$entries" --duration 20 --rounds 2 --recall-sample 200 --json \
     >"$work/lookups.json" 2>"$work/lookups.log"

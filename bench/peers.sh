@@ -20,17 +20,11 @@ duration=${4:-20}
 bench=build/bench/loadgen/sealcache-bench
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/server_common.sh
 size=(--orgs "$orgs" --entries "$entries")
 
 echo "== sealcache: load ${orgs} x ${entries} x 384, lookups, Gets (server $sealcached)"
-head -c 32 /dev/urandom >"$work/master.key"
-chmod 600 "$work/master.key"
-port=$(free_port)
-"$sealcached" --data "$work/data" --master-key "file:$work/master.key" --port "$port" \
-  --threads 2 >"$work/sealcached.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do [[ -s "$work/data/admin.token" ]] && break; sleep 0.1; done
+start_sealcached "$sealcached" "$work"
 target=(--port "$port" --admin-token-file "$work/data/admin.token")
 "$bench" "${target[@]}" "${size[@]}" --duration "$duration" --rounds 2 --recall-sample 200 \
   --json >"$work/lookups.json" 2>"$work/lookups.log"

@@ -18,7 +18,7 @@ rounds=${3:-3}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/server_common.sh
 redis_port=$(free_port)
 redis-server --port "$redis_port" --save '' --appendonly no --daemonize no \
   --dir "$work" --logfile "$work/redis.log" &
