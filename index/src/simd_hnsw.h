@@ -1,11 +1,11 @@
-// HNSW graphs built with FAISS's construction over our SIMD distances, walked by our own
-// search.
+// HNSW graphs in FAISS's link layout, built and walked by our own code over our SIMD
+// distances.
 //
-// A sealed graph (HnswGraph) is FAISS's link structure (faiss::HNSW) over n vectors that it
-// keeps twice, never as float32: in half precision, to score the nodes a walk keeps, and as
-// int8 codes, to navigate (the walk) and to build (FAISS's construction asks a distance
-// computer for every distance; ours reads the codes). 768 + 388 bytes a vector at d = 384,
-// against 1,536 + 388 with float vectors.
+// A sealed graph (HnswGraph) is FAISS's link structure (faiss::HNSW, which snapshots
+// serialize) over n vectors that it keeps twice, never as float32: in half precision, to
+// score the nodes a walk keeps, and as int8 codes, to navigate (the walk) and to build (the
+// construction's distances). 768 + 388 bytes a vector at d = 384, against 1,536 + 388 with
+// float vectors.
 #pragma once
 
 #include <faiss/IndexHNSW.h>
@@ -51,18 +51,19 @@ struct HnswGraph {
 struct HnswBuildOptions {
   int m = 32;
   int ef_construction = 128;
-  // Vectors added per IndexHNSW::add call; `cancel` is checked between batches.
+  // Vectors inserted between two checks of `cancel`.
   size_t batch = 2048;
 };
 
-// Builds an inner-product graph over the n x d row-major `x`. Uses the calling thread's
-// OpenMP thread count. FailedPrecondition if `cancel` became true.
+// Builds an inner-product graph over the n x d row-major `x` on the calling thread (the
+// construction of Malkov & Yashunin with FAISS's choices: its level draws, its neighbour
+// heuristic, lists re-pruned when full). FailedPrecondition if `cancel` became true.
 Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
                                              const HnswBuildOptions& options,
                                              const std::atomic<bool>* cancel);
 
 // A copy of `base` with the n x d row-major `x` added as ids base.n.. onwards. `base` is not
-// modified, so readers may keep searching it. Same cancellation and threading as BuildHnsw.
+// modified, so readers may keep searching it. Same construction and cancellation as BuildHnsw.
 Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float* x, size_t n,
                                               const HnswBuildOptions& options,
                                               const std::atomic<bool>* cancel);

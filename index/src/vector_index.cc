@@ -1,6 +1,5 @@
 #include "sealcache/index/vector_index.h"
 
-#include <omp.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -74,7 +73,6 @@ Status ValidateIndexParams(const IndexParams& p) {
   if (!(p.rebuild_tombstone_ratio > 0.0 && p.rebuild_tombstone_ratio <= 1.0)) {
     return Status::InvalidArgument("rebuild_tombstone_ratio must be in (0, 1]");
   }
-  if (p.build_threads < 1) return Status::InvalidArgument("build_threads must be positive");
   return Status::Ok();
 }
 
@@ -341,7 +339,6 @@ class VectorIndex::Impl {
     // about a tenth of a contended core (a server has one per org), so lookups and gets keep
     // their latency during a large load and the graphs catch up when requests pause.
     setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kBuildThreadNice);
-    omp_set_num_threads(params_.build_threads);
     std::unique_lock lock(bg_mu_);
     while (true) {
       bg_cv_.wait(lock, [&] { return stop_.load() || !jobs_.empty(); });

@@ -122,6 +122,17 @@ TEST(Int8CodeProduct, SimdEqualsScalarExactlyAndApproximatesTheFloatProduct) {
   if (CpuHasAvx2Fma()) {
     EXPECT_EQ(Int8CodeProductAvx2(extreme.data(), extreme.data(), extreme.size()), expected);
   }
+  // Opposite extremes, and pairs that would saturate int16 if the sign were lost.
+  std::vector<int8_t> plus(1030, 127), alternating(1030);
+  for (size_t i = 0; i < alternating.size(); ++i) alternating[i] = i % 2 == 0 ? -127 : 127;
+  for (const auto& other : {extreme, alternating}) {
+    const int32_t want = Int8CodeProductScalar(plus.data(), other.data(), plus.size());
+    EXPECT_EQ(want, other == extreme ? -expected : 0);
+    if (CpuHasAvx2Fma()) {
+      EXPECT_EQ(Int8CodeProductAvx2(plus.data(), other.data(), plus.size()), want);
+      EXPECT_EQ(Int8CodeProductAvx2(other.data(), plus.data(), plus.size()), want);
+    }
+  }
 }
 
 TEST(HalfInnerProduct, SimdMatchesScalarAndStaysWithinTheHalfBound) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <set>
 
 #include "hnsw_segment.h"
 #include "sealcache/index/inner_product.h"
@@ -18,10 +19,7 @@ namespace {
 using testing::IsotropicVectors;
 using testing::VectorSet;
 
-// One OpenMP thread, as in the index's background thread: deterministic graphs, and no
-// uninstrumented libgomp threads to confuse TSan.
 std::unique_ptr<HnswGraph> Build(const VectorSet& set, int ef_search = 64) {
-  omp_set_num_threads(1);
   HnswBuildOptions options{.m = 16, .ef_construction = 64};
   auto built = BuildHnsw(set.data.data(), set.size(), set.d, options, nullptr);
   EXPECT_TRUE(built.ok()) << built.status().ToString();
@@ -110,6 +108,44 @@ TEST(SimdHnsw, SelectorExcludesIdsInsideTheGraphWalk) {
   }
 }
 
+// What a walk relies on in every list the construction writes: ids in range, on the list's
+// level, packed from the front (a walk stops at the first -1), never the node itself and
+// never twice.
+TEST(SimdHnsw, ConstructionWritesPackedListsWithoutSelfOrRepeatedLinks) {
+  VectorSet set = IsotropicVectors(4000, 32, 9);
+  auto base = Build(set);
+  auto extended = ExtendHnsw(*base, set.row(0).data(), 1000, {.m = 16, .ef_construction = 64},
+                             nullptr);  // the same vectors again: exact duplicates
+  ASSERT_TRUE(extended.ok()) << extended.status().ToString();
+  for (const HnswGraph* graph : {base.get(), extended->get()}) {
+    const faiss::HNSW& g = graph->links;
+    ASSERT_TRUE(ValidateLinks(g, graph->n).ok());
+    size_t level0_links = 0;
+    for (size_t i = 0; i < graph->n; ++i) {
+      for (int level = 0; level < g.levels[i]; ++level) {
+        size_t begin, end;
+        g.neighbor_range(static_cast<faiss::HNSW::idx_t>(i), level, &begin, &end);
+        std::set<int32_t> seen;
+        bool ended = false;
+        for (size_t j = begin; j < end; ++j) {
+          const int32_t v = g.neighbors[j];
+          if (v < 0) {
+            ended = true;
+            continue;
+          }
+          ASSERT_FALSE(ended) << "node " << i << " level " << level << ": a link after a -1";
+          ASSERT_NE(v, static_cast<int32_t>(i)) << "node " << i << " links to itself";
+          ASSERT_TRUE(seen.insert(v).second) << "node " << i << " links to " << v << " twice";
+          level0_links += level == 0;
+        }
+      }
+    }
+    // Nodes are linked, and pruning drops links: level-0 lists (degree 32) average 26 here.
+    EXPECT_GT(level0_links, graph->n * 16);
+    EXPECT_LT(level0_links, graph->n * 30);
+  }
+}
+
 TEST(SimdHnsw, BuildStopsWhenCancelled) {
   VectorSet set = IsotropicVectors(5000, 16, 6);
   std::atomic<bool> cancel{true};
@@ -120,7 +156,6 @@ TEST(SimdHnsw, BuildStopsWhenCancelled) {
 
 TEST(SimdHnsw, ExtendingAddsTheNewVectorsAndLeavesTheBaseAsItWas) {
   VectorSet set = IsotropicVectors(3000, 32, 8);
-  omp_set_num_threads(1);
   auto base = BuildHnsw(set.data.data(), 2000, set.d, {.m = 16, .ef_construction = 64}, nullptr);
   ASSERT_TRUE(base.ok());
   const std::vector<uint16_t> base_half = (*base)->half;

@@ -49,7 +49,8 @@ float Int8InnerProductScalar(const float* q, const int8_t* code, size_t d);
 // REQUIRES: CpuHasAvx2Fma()
 float Int8InnerProductAvx2Fma(const float* q, const int8_t* code, size_t d);
 
-// sum(a[i] * b[i]) of two codes, exact in int32 (d <= 2^17): multiply by both scales for
+// sum(a[i] * b[i]) of two codes (QuantizeInt8's, so in [-127, 127]; the SIMD version needs
+// that), exact in int32 (d <= 2^17): multiply by both scales for
 // the approximate inner product of the two vectors. For building graphs, which compare
 // stored vectors with each other.
 using Int8CodeProductFn = int32_t (*)(const int8_t* a, const int8_t* b, size_t d);

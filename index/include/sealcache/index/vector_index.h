@@ -77,10 +77,6 @@ struct IndexParams {
   // Exact mode: never build HNSW; every segment is searched exactly (flat). For small orgs
   // or when exact recall is required.
   bool exact = false;
-
-  // OpenMP threads the background thread uses to build an HNSW segment. Searches never use
-  // OpenMP. Keep 1 on a server whose cores serve requests.
-  int build_threads = 1;
 };
 
 // Checks the ranges documented on IndexParams.
