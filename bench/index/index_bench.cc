@@ -64,10 +64,23 @@ std::vector<float> Clustered(size_t n, uint32_t stream) {
 }
 
 struct Data {
-  std::vector<float> base, queries, near_queries;
-  std::vector<int64_t> exact_top1, near_exact_top1;    // per query
-  std::vector<int64_t> exact_top10, near_exact_top10;  // kRecallK per query
+  std::vector<float> base, queries, near_queries, far_queries;
+  std::vector<int64_t> exact_top1, near_exact_top1;                     // per query
+  std::vector<int64_t> exact_top10, near_exact_top10, far_exact_top10;  // kRecallK per query
 };
+
+// Random directions, far from every cluster (best cosine ~0.2, many near-ties): the fresh
+// queries of sealcache-bench, misses for a cache, and the hardest to navigate.
+std::vector<float> Isotropic(size_t n) {
+  std::mt19937 rng(77);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  std::vector<float> out(n * kDim);
+  for (size_t q = 0; q < n; ++q) {
+    for (size_t j = 0; j < kDim; ++j) out[q * kDim + j] = gauss(rng);
+    Normalize(&out[q * kDim]);
+  }
+  return out;
+}
 
 // Near-duplicates of base vectors (cosine ~0.97 to their source), like a gateway's repeated
 // prompts: the lookups a semantic cache exists for.
@@ -108,8 +121,10 @@ const Data& GetData() {
     d.base = Clustered(BenchN(), 0);
     d.queries = Clustered(kQueries, 1);
     d.near_queries = NearDuplicates(d.base, kQueries);
+    d.far_queries = Isotropic(kQueries);
     d.exact_top10 = ExactTopK(d.base, d.queries);
     d.near_exact_top10 = ExactTopK(d.base, d.near_queries);
+    d.far_exact_top10 = ExactTopK(d.base, d.far_queries);
     for (size_t q = 0; q < kQueries; ++q) {
       d.exact_top1.push_back(d.exact_top10[q * kRecallK]);
       d.near_exact_top1.push_back(d.near_exact_top10[q * kRecallK]);
@@ -155,6 +170,15 @@ void BM_HnswBuild(benchmark::State& state) {
   const double seconds = ours ? Hnsw<true>().seconds : Hnsw<false>().seconds;
   for (auto _ : state) state.SetIterationTime(seconds);
   state.counters["vectors_per_s"] = static_cast<double>(BenchN()) / seconds;
+  // Links a walk follows from each node it expands (level 0; the degree caps it at 2M).
+  const faiss::HNSW& links = ours ? Hnsw<true>().ours->links : Hnsw<false>().faiss_own->hnsw;
+  size_t level0 = 0;
+  for (size_t i = 0; i < BenchN(); ++i) {
+    size_t begin, end;
+    links.neighbor_range(static_cast<faiss::HNSW::idx_t>(i), 0, &begin, &end);
+    for (size_t j = begin; j < end && links.neighbors[j] >= 0; ++j) ++level0;
+  }
+  state.counters["level0_degree"] = static_cast<double>(level0) / static_cast<double>(BenchN());
   state.SetLabel(ours ? std::string(InnerProductImplementationName()) : "faiss-own");
 }
 
@@ -179,15 +203,20 @@ void BM_HnswSearch(benchmark::State& state) {
 }
 
 // Our graph walked by our SearchHnsw (per-thread visited marks, prefetching, hnswlib
-// stopping rule). Arg 0: fresh queries; arg 1: near-duplicates. Second arg: ef_search.
+// stopping rule). Arg 0: fresh queries from the clusters; 1: near-duplicates; 2: random
+// directions (Isotropic). Second arg: ef_search.
 // Third: 1 = walk int8 codes (what HnswSegment does), 0 = the half-precision vectors.
 void BM_OurGraphWalk(benchmark::State& state) {
   HnswGraph& graph = *Hnsw<true>().ours;
   graph.links.efSearch = static_cast<int>(state.range(1));
   const Data& d = GetData();
-  const bool near = state.range(0) == 1;
-  const std::vector<float>& queries = near ? d.near_queries : d.queries;
-  const std::vector<int64_t>& exact = near ? d.near_exact_top10 : d.exact_top10;
+  const int64_t kind = state.range(0);
+  const std::vector<float>& queries = kind == 0   ? d.queries
+                                      : kind == 1 ? d.near_queries
+                                                  : d.far_queries;
+  const std::vector<int64_t>& exact = kind == 0   ? d.exact_top10
+                                      : kind == 1 ? d.near_exact_top10
+                                                  : d.far_exact_top10;
   const WalkOn on = state.range(2) == 1 ? WalkOn::kCodes : WalkOn::kHalf;
   float score[kRecallK];
   int64_t label[kRecallK];
@@ -284,7 +313,7 @@ BENCHMARK(BM_InnerProduct384)->Arg(0)->Arg(1);
 BENCHMARK(BM_HnswBuild)->Arg(0)->Arg(1)->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
 BENCHMARK(BM_HnswSearch)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_OurGraphWalk)
-    ->ArgsProduct({{0, 1}, {16, 32, 48, 64}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2}, {16, 32, 48, 64}, {0, 1}})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_FlatScan)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_VectorIndexSearch)

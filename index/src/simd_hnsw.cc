@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <iterator>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -355,6 +356,8 @@ class GraphBuilder {
   std::vector<Scored> candidates_, found_, links_, pool_, relinked_;
 };
 
+constexpr uint32_t kInsertionOrderSeed = 789;
+
 // Adds the n x d row-major `x` to `graph` (whose links, codes and halves hold graph.n
 // vectors), checking `cancel` every options.batch vectors.
 Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOptions& options,
@@ -368,13 +371,24 @@ Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOpt
   EncodeHalf(x, n * d, graph.half.data() + graph.n * d);
   graph.links.efConstruction = options.ef_construction;
   graph.links.prepare_level_tab(n, /*preset_levels=*/false);
+  // FAISS's insertion order: the nodes of the highest levels first, so the upper levels a
+  // walk descends through are complete before level 0 fills, and each level's nodes in a
+  // random order (fixed seed: the same input builds the same graph), so the order the
+  // vectors came in (by time, often by topic) does not shape the graph.
+  std::vector<int32_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(graph.n + i);
+  std::mt19937 shuffle(kInsertionOrderSeed);
+  std::shuffle(order.begin(), order.end(), shuffle);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return graph.links.levels[a] > graph.links.levels[b];
+  });
   GraphBuilder builder(graph, static_cast<size_t>(options.ef_construction));
   const size_t batch = std::max<size_t>(options.batch, 1);
   for (size_t i = 0; i < n; ++i) {
     if (i % batch == 0 && cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
       return Status::FailedPrecondition("hnsw build cancelled");
     }
-    builder.Insert(static_cast<int32_t>(graph.n + i));
+    builder.Insert(order[i]);
   }
   graph.n += n;
   return Status::Ok();
