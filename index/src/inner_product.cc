@@ -77,38 +77,6 @@ float QuantizeInt8(const float* v, size_t d, int8_t* code) {
   return scale;
 }
 
-float Int8InnerProductScalar(const float* q, const int8_t* code, size_t d) {
-  float sum = 0.0f;
-  for (size_t i = 0; i < d; ++i) sum += q[i] * static_cast<float>(code[i]);
-  return sum;
-}
-
-// 16 codes a step: sign-extend 8 to int32, convert, FMA against the float query; two
-// accumulators hide the FMA latency.
-__attribute__((target("avx2,fma"))) float Int8InnerProductAvx2Fma(const float* q,
-                                                                  const int8_t* code, size_t d) {
-  __m256 acc0 = _mm256_setzero_ps();
-  __m256 acc1 = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 16 <= d; i += 16) {
-    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(code + i));
-    __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(c));
-    __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(c, 8)));
-    acc0 = _mm256_fmadd_ps(lo, _mm256_loadu_ps(q + i), acc0);
-    acc1 = _mm256_fmadd_ps(hi, _mm256_loadu_ps(q + i + 8), acc1);
-  }
-  __m256 acc = _mm256_add_ps(acc0, acc1);
-  float sum = HorizontalSum(acc);
-  for (; i < d; ++i) sum += q[i] * static_cast<float>(code[i]);
-  return sum;
-}
-
-Int8InnerProductFn Int8InnerProductFunction() {
-  static const Int8InnerProductFn fn =
-      CpuHasAvx2Fma() ? &Int8InnerProductAvx2Fma : &Int8InnerProductScalar;
-  return fn;
-}
-
 int32_t Int8CodeProductScalar(const int8_t* a, const int8_t* b, size_t d) {
   int32_t sum = 0;
   for (size_t i = 0; i < d; ++i) sum += int32_t{a[i]} * int32_t{b[i]};

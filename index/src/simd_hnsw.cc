@@ -117,15 +117,17 @@ struct HalfVectors {
   }
 };
 
-// Approximate similarity from int8 codes: a quarter of the memory traffic.
+// Approximate similarity from int8 codes, the query's own code against each node's: a
+// quarter of the memory traffic of the halves, and one integer product a node.
 struct Int8Vectors {
-  const int8_t* codes;
-  const float* scales;
+  const WalkCodes& codes;
   size_t d;
-  Int8InnerProductFn ip;
-  const float* query;
-  float operator()(int32_t id) const { return scales[id] * ip(query, At(id), d); }
-  const int8_t* At(int32_t id) const { return codes + static_cast<size_t>(id) * d; }
+  const Int8Query& query;
+  Int8CodeProductFn ip;
+  float operator()(int32_t id) const {
+    return query.scale * codes.scales[id] * static_cast<float>(ip(query.code.data(), At(id), d));
+  }
+  const int8_t* At(int32_t id) const { return codes.codes.data() + static_cast<size_t>(id) * d; }
   void Prefetch(int32_t id) const { index::Prefetch(At(id), d); }
 };
 
@@ -236,14 +238,14 @@ bool WalkGraph(const faiss::HNSW& g, size_t n, const Similarity& similarity, siz
 
 // Our own HNSW construction (Malkov & Yashunin, algorithms 1 and 4) into FAISS's link layout,
 // every distance an integer product of two int8 codes (WalkCodes), the new vector's own code
-// included. It makes the choices FAISS's construction made here before (its level draws, the
-// same neighbour-selection heuristic, a full list re-pruned when a reverse link overflows
-// it, so lists stay as sparse and walks as short), but searches with the query walk's
-// SearchLevel (prefetched lists and codes, no virtual call or allocation per distance) and
-// multiplies codes with vpmaddubsw. Measured at 50k x 384 clustered, M 16, efC 100, one core:
-// FAISS's construction over our distances 35.4 s, this 14.6 s, recall@1 and @10 of the walk
-// the same at ef 16 to 48 (bench/README.md). Quantizing the new vector too (instead of
-// float-against-code products while it searches) is 1.2x of that with the same recall.
+// included. It makes the choices FAISS's construction made here before (its level draws and
+// insertion order, the same neighbour-selection heuristic, a full list re-pruned when a
+// reverse link overflows it, so lists stay as sparse and walks as short), but searches with
+// the query walk's SearchLevel (prefetched lists and codes, no virtual call or allocation per
+// distance) and multiplies codes with vpmaddubsw. Measured at 100k x 384 clustered, M 16,
+// efC 100, one core: FAISS's construction over our distances 54-60 s, this 30-34 s, recall of
+// the walk the same (bench/README.md); at 50k, using the new vector's code rather than its
+// float vector while it searches was 1.13x with the same recall.
 class GraphBuilder {
  public:
   GraphBuilder(HnswGraph& graph, size_t ef_construction)
@@ -464,15 +466,35 @@ void WalkCodes::Append(const float* x, size_t n, size_t d) {
   }
 }
 
-float Int8ScoreErrorBound(float scale, float query_abs_sum, size_t d) {
-  // |q.x - scale * q.code| <= sum |q_i| * scale / 2, and the float sum of d products of up to
-  // 127 * |q_i| adds at most d * 2^-24 * 127 * scale * sum |q_i| (twice that here). A half
-  // holds x_i to 2^-11 of |x_i|, so for the unit vectors the index stores |q.x - q.half| <=
-  // 2^-11 plus its own float sum's d * 2^-24 (again doubled).
+Int8Query Int8Query::Of(const float* query, size_t d) {
+  Int8Query q;
+  q.code.resize(d);
+  q.scale = QuantizeInt8(query, d, q.code.data());
+  double abs_sum = 0.0, error2 = 0.0;
+  for (size_t i = 0; i < d; ++i) {
+    abs_sum += std::fabs(double{query[i]});
+    const double e = double{query[i]} - double{q.scale} * q.code[i];
+    error2 += e * e;
+  }
+  // Computed in double, then rounded up by far more than float's rounding of each.
+  q.abs_sum = static_cast<float>(abs_sum * (1.0 + 0x1p-12));
+  q.error_norm = static_cast<float>(std::sqrt(error2) * (1.0 + 0x1p-12));
+  return q;
+}
+
+float Int8Query::ErrorBound(float node_scale, size_t d) const {
+  // With q = scale * code_q + e_q and x = node_scale * code_x + e_x (|e_x,i| <= node_scale /
+  // 2), q.x - scale * node_scale * (code_q . code_x) = (scale * code_q) . e_x + e_q . x, at
+  // most node_scale / 2 * sum |scale * code_q,i| (<= abs_sum + d * scale / 2) plus
+  // error_norm * |x| (|x| <= 1 + 2^-11: a unit vector, or its half when the codes were made
+  // from the halves). The integer product is exact; the two float multiplications add at
+  // most 2^-22 of a score below 2. A half holds x_i to 2^-11 of |x_i|, so |q.x - q.half| <=
+  // 2^-11, plus the half product's float sum of d terms, d * 2^-24 (doubled).
   const double fd = static_cast<double>(d);
-  const double code = scale * query_abs_sum * (0.5 + 127.0 * fd * 0x1p-23);
-  const double half = 0x1p-11 + fd * 0x1p-23;
-  return static_cast<float>(code + half);
+  const double codes =
+      node_scale * 0.5 * (abs_sum + fd * scale * 0.5) + error_norm * (1.0 + 0x1p-10);
+  const double arithmetic = 0x1p-21 + fd * 0x1p-23;
+  return static_cast<float>((codes + 0x1p-11 + arithmetic) * (1.0 + 0x1p-12));
 }
 
 namespace {
@@ -483,14 +505,12 @@ namespace {
 // and the rest dropped once the `ranked`-th best score found beats the next upper bound:
 // neither the filter nor the half-precision vector of a node that cannot be among the best
 // is read (for a near-duplicate query usually all but the nearest few).
-void RescoreFromHalves(const HnswGraph& graph, const float* query, size_t ranked,
-                       const faiss::IDSelector* rank_only, std::vector<Scored>& kept) {
+void RescoreFromHalves(const HnswGraph& graph, const float* query, const Int8Query& walked,
+                       size_t ranked, const faiss::IDSelector* rank_only,
+                       std::vector<Scored>& kept) {
   const HalfInnerProductFn half_ip = HalfInnerProductFunction();
-  float query_abs_sum = 0.0f;
-  for (size_t i = 0; i < graph.d; ++i) query_abs_sum += std::fabs(query[i]);
-  query_abs_sum *= 1.001f;  // the sum above is itself a float sum of d terms
   for (Scored& s : kept) {  // from here on, each node's upper bound
-    s.similarity += Int8ScoreErrorBound(graph.codes.scales[s.id], query_abs_sum, graph.d);
+    s.similarity += walked.ErrorBound(graph.codes.scales[s.id], graph.d);
   }
   std::sort(kept.begin(), kept.end(),
             [](const Scored& a, const Scored& b) { return a.similarity > b.similarity; });
@@ -520,11 +540,12 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const fais
   kept.reserve(ef + 1);
   const HalfVectors half{graph, HalfInnerProductFunction(), query};
   bool finished;
+  Int8Query walked;
   if (on == WalkOn::kCodes) {
+    walked = Int8Query::Of(query, graph.d);
     finished = WalkGraph(graph.links, n,
-                         Int8Vectors{graph.codes.codes.data(), graph.codes.scales.data(), graph.d,
-                                     Int8InnerProductFunction(), query},
-                         ef, sel, kept);
+                         Int8Vectors{graph.codes, graph.d, walked, Int8CodeProductFunction()}, ef,
+                         sel, kept);
   } else {
     finished = WalkGraph(graph.links, n, half, ef, sel, kept);
   }
@@ -533,7 +554,7 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const fais
   }
   if (ranked == 0) ranked = 1;
   if (on == WalkOn::kCodes) {
-    RescoreFromHalves(graph, query, ranked, rank_only, kept);
+    RescoreFromHalves(graph, query, walked, ranked, rank_only, kept);
   } else {
     if (rank_only != nullptr) {
       std::erase_if(kept, [&](const Scored& s) { return !rank_only->is_member(s.id); });

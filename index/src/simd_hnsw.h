@@ -104,10 +104,29 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const fais
                 WalkOn on, size_t ranked, std::vector<GraphHit>& out,
                 const faiss::IDSelector* rank_only = nullptr);
 
-// How far an int8 walk score (WalkCodes) of a kept node can be from its half-precision score,
-// for a query whose absolute values sum to `query_abs_sum`: the rounding of each code to
-// scale / 2, of each half to 2^-11 relative, and the float sums of d products of each.
-float Int8ScoreErrorBound(float scale, float query_abs_sum, size_t d);
+// A unit query as a walk on codes reads it: its own int8 code (QuantizeInt8), so each node the
+// walk scores costs one integer product of two codes (Int8CodeProductFunction).
+struct Int8Query {
+  std::vector<int8_t> code;
+  float scale = 0.0f;       // query ~ scale * code
+  float abs_sum = 0.0f;     // sum |query_i|, rounded up
+  float error_norm = 0.0f;  // |query - scale * code| (Euclidean), rounded up
+  static Int8Query Of(const float* query, size_t d);
+
+  // The walk's similarity to stored vector i.
+  float Similarity(const WalkCodes& codes, size_t i, size_t d) const {
+    return scale * codes.scales[i] *
+           static_cast<float>(
+               Int8CodeProductFunction()(code.data(), codes.codes.data() + i * d, d));
+  }
+
+  // How far Similarity of a unit vector whose code has `node_scale` can be from the
+  // half-precision score of that vector: the vector's code rounding (node_scale / 2 a
+  // coordinate) against the query's code, the query's code rounding against the vector
+  // (error_norm, by Cauchy-Schwarz), the half's rounding (2^-11 relative) and the float
+  // arithmetic of both scores.
+  float ErrorBound(float node_scale, size_t d) const;
+};
 
 // WalkHnsw's best k into scores/labels; missing results get label -1.
 Status SearchHnsw(const HnswGraph& graph, const float* query, size_t k,

@@ -34,25 +34,19 @@ float InnerProductAvx2Fma(const float* a, const float* b, size_t d);
 
 // ---- int8 codes for graph walks ----
 //
-// A graph walk reads one far-away vector per distance, so it is bound by memory, not by
+// A graph walk reads one far-away vector per distance, so it is bound by memory as much as by
 // arithmetic: a 384-d float vector is 24 cache lines. Walks read 8-bit codes instead (6
 // lines): code[i] = round(v[i] / scale) with scale = max|v[i]| / 127, one scale per vector.
-// The walk's candidates are then re-scored with the float vectors.
+// The query is quantized the same way, so a walk's distance is one integer product of two
+// codes; the nodes a walk keeps are then re-scored with the half-precision vectors.
 
 // Writes the d codes of `v` to `code` and returns its scale (0 for the zero vector).
 float QuantizeInt8(const float* v, size_t d, int8_t* code);
 
-// sum(q[i] * code[i]): multiply by the code's scale for the approximate inner product.
-using Int8InnerProductFn = float (*)(const float* q, const int8_t* code, size_t d);
-Int8InnerProductFn Int8InnerProductFunction();
-float Int8InnerProductScalar(const float* q, const int8_t* code, size_t d);
-// REQUIRES: CpuHasAvx2Fma()
-float Int8InnerProductAvx2Fma(const float* q, const int8_t* code, size_t d);
-
 // sum(a[i] * b[i]) of two codes (QuantizeInt8's, so in [-127, 127]; the SIMD version needs
 // that), exact in int32 (d <= 2^17): multiply by both scales for
 // the approximate inner product of the two vectors. For building graphs, which compare
-// stored vectors with each other.
+// stored vectors with each other, and for walks, which compare the query's code with them.
 using Int8CodeProductFn = int32_t (*)(const int8_t* a, const int8_t* b, size_t d);
 Int8CodeProductFn Int8CodeProductFunction();
 int32_t Int8CodeProductScalar(const int8_t* a, const int8_t* b, size_t d);
