@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <iterator>
 #include <limits>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -238,8 +237,8 @@ bool WalkGraph(const faiss::HNSW& g, size_t n, const Similarity& similarity, siz
 
 // Our own HNSW construction (Malkov & Yashunin, algorithms 1 and 4) into FAISS's link layout,
 // every distance an integer product of two int8 codes (WalkCodes), the new vector's own code
-// included. It makes the choices FAISS's construction made here before (its level draws and
-// insertion order, the same neighbour-selection heuristic, a full list re-pruned when a
+// included. It makes the choices FAISS's construction made here before (its level draws, the
+// same neighbour-selection heuristic, a full list re-pruned when a
 // reverse link overflows it, so lists stay as sparse and walks as short), but searches with
 // the query walk's SearchLevel (prefetched lists and codes, no virtual call or allocation per
 // distance) and multiplies codes with vpmaddubsw. Measured at 100k x 384 clustered, M 16,
@@ -358,10 +357,12 @@ class GraphBuilder {
   std::vector<Scored> candidates_, found_, links_, pool_, relinked_;
 };
 
-constexpr uint32_t kInsertionOrderSeed = 789;
-
 // Adds the n x d row-major `x` to `graph` (whose links, codes and halves hold graph.n
-// vectors), checking `cancel` every options.batch vectors.
+// vectors), checking `cancel` every options.batch vectors. In the order they come, as
+// hnswlib, Lucene and pgvector insert: FAISS's order (the highest levels first, each level
+// shuffled) gave the same recall at 100k but built 10-17% slower, because a shuffled
+// insertion reaches across the whole of the code and link arrays from the start where the
+// arrival order works in a prefix that stays in the caches.
 Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOptions& options,
                   const std::atomic<bool>* cancel) {
   const size_t d = graph.d;
@@ -373,24 +374,13 @@ Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOpt
   EncodeHalf(x, n * d, graph.half.data() + graph.n * d);
   graph.links.efConstruction = options.ef_construction;
   graph.links.prepare_level_tab(n, /*preset_levels=*/false);
-  // FAISS's insertion order: the nodes of the highest levels first, so the upper levels a
-  // walk descends through are complete before level 0 fills, and each level's nodes in a
-  // random order (fixed seed: the same input builds the same graph), so the order the
-  // vectors came in (by time, often by topic) does not shape the graph.
-  std::vector<int32_t> order(n);
-  for (size_t i = 0; i < n; ++i) order[i] = static_cast<int32_t>(graph.n + i);
-  std::mt19937 shuffle(kInsertionOrderSeed);
-  std::shuffle(order.begin(), order.end(), shuffle);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-    return graph.links.levels[a] > graph.links.levels[b];
-  });
   GraphBuilder builder(graph, static_cast<size_t>(options.ef_construction));
   const size_t batch = std::max<size_t>(options.batch, 1);
   for (size_t i = 0; i < n; ++i) {
     if (i % batch == 0 && cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
       return Status::FailedPrecondition("hnsw build cancelled");
     }
-    builder.Insert(order[i]);
+    builder.Insert(static_cast<int32_t>(graph.n + i));
   }
   graph.n += n;
   return Status::Ok();
