@@ -130,6 +130,13 @@ struct Int8Vectors {
   void Prefetch(int32_t id) const { index::Prefetch(At(id), d); }
 };
 
+// How many nodes ahead of the one being scored SearchLevel asks for codes. A walk on codes is
+// bound by memory latency (a code is 6 cache lines far outside the caches, its product a
+// few dozen cycles), so one node ahead leaves most of each miss exposed: in index_bench at
+// 100k x 384, ef 48, one process, 1 / 4 / 6 / 8 / 12 ahead walked in 97-104 / 85-92 / 82-89
+// / 86-92 / 86-91 us.
+constexpr size_t kPrefetchAhead = 4;
+
 // One greedy pass on an upper level: moves to the most similar neighbour until none is more
 // similar than the current node.
 template <typename Similarity>
@@ -192,9 +199,9 @@ bool SearchLevel(const faiss::HNSW& g, int level, const Similarity& similarity, 
     }
     visits += count;
     if (visits > max_visits) return false;
-    if (count > 0) similarity.Prefetch(fresh[0]);
+    for (size_t j = 0; j < std::min(count, kPrefetchAhead); ++j) similarity.Prefetch(fresh[j]);
     for (size_t j = 0; j < count; ++j) {
-      if (j + 1 < count) similarity.Prefetch(fresh[j + 1]);
+      if (j + kPrefetchAhead < count) similarity.Prefetch(fresh[j + kPrefetchAhead]);
       int32_t v = fresh[j];
       float s = similarity(v);
       if (kept.size() >= ef && s <= kept.front().similarity) continue;
