@@ -116,15 +116,17 @@ struct HalfVectors {
   }
 };
 
-// Approximate similarity from int8 codes, the query's own code against each node's: a
-// quarter of the memory traffic of the halves, and one integer product a node.
+// Approximate similarity from int8 codes, a query's code against each node's: a quarter of
+// the memory traffic of the halves, and one integer product a node. The query is a lookup's
+// (Int8Query) or, while a graph is built, the new node's own code.
 struct Int8Vectors {
   const WalkCodes& codes;
   size_t d;
-  const Int8Query& query;
+  const int8_t* query_code;
+  float query_scale;
   Int8CodeProductFn ip;
   float operator()(int32_t id) const {
-    return query.scale * codes.scales[id] * static_cast<float>(ip(query.code.data(), At(id), d));
+    return query_scale * codes.scales[id] * static_cast<float>(ip(query_code, At(id), d));
   }
   const int8_t* At(int32_t id) const { return codes.codes.data() + static_cast<size_t>(id) * d; }
   void Prefetch(int32_t id) const { index::Prefetch(At(id), d); }
@@ -245,19 +247,18 @@ bool WalkGraph(const faiss::HNSW& g, size_t n, const Similarity& similarity, siz
 // Our own HNSW construction (Malkov & Yashunin, algorithms 1 and 4) into FAISS's link layout,
 // every distance an integer product of two int8 codes (WalkCodes), the new vector's own code
 // included. It makes the choices FAISS's construction made here before (its level draws, the
-// same neighbour-selection heuristic, a full list re-pruned when a
-// reverse link overflows it, so lists stay as sparse and walks as short), but searches with
-// the query walk's SearchLevel (prefetched lists and codes, no virtual call or allocation per
-// distance) and multiplies codes with vpmaddubsw. Measured at 100k x 384 clustered, M 16,
-// efC 100, one core: FAISS's construction over our distances 54-60 s, this 30-34 s, recall of
-// the walk the same (bench/README.md); at 50k, using the new vector's code rather than its
-// float vector while it searches was 1.13x with the same recall.
+// same neighbour-selection heuristic, a full list re-pruned when a reverse link overflows
+// it, so lists stay as sparse and walks as short), but searches with the query walk's
+// SearchLevel (prefetched lists and codes, no virtual call or allocation per distance) and
+// multiplies codes with vpmaddubsw. Measured at 100k x 384 clustered, M 16, efC 100, one
+// core: FAISS's construction over our distances 54-60 s, this 30-31 s, recall of the walk
+// the same (bench/README.md); at 50k, using the new vector's code rather than its float
+// vector while it searches was 1.13x with the same recall.
 class GraphBuilder {
  public:
   GraphBuilder(HnswGraph& graph, size_t ef_construction)
       : g_(graph.links),
-        codes_(graph.codes.codes.data()),
-        scales_(graph.codes.scales.data()),
+        codes_(graph.codes),
         d_(graph.d),
         ef_(std::max<size_t>(ef_construction, 1)),
         code_ip_(Int8CodeProductFunction()) {}
@@ -270,7 +271,7 @@ class GraphBuilder {
       g_.max_level = level;
       return;
     }
-    const CodeVectors similarity{this, id};
+    const Int8Vectors similarity{codes_, d_, Code(id), codes_.scales[id], code_ip_};
     Scored current{similarity(g_.entry_point), g_.entry_point};
     for (int l = g_.max_level; l > level; --l) current = GreedyOnLevel(g_, l, similarity, current);
     const auto& cum = g_.cum_nneighbor_per_level;
@@ -292,16 +293,9 @@ class GraphBuilder {
   }
 
  private:
-  const int8_t* Code(int32_t i) const { return codes_ + static_cast<size_t>(i) * d_; }
-  // Similarity to a stored node, for SearchLevel.
-  struct CodeVectors {
-    const GraphBuilder* builder;
-    int32_t node;
-    float operator()(int32_t id) const { return builder->CodeSimilarity(node, id); }
-    void Prefetch(int32_t id) const { index::Prefetch(builder->Code(id), builder->d_); }
-  };
+  const int8_t* Code(int32_t i) const { return codes_.codes.data() + static_cast<size_t>(i) * d_; }
   float CodeSimilarity(int32_t a, int32_t b) const {
-    return scales_[a] * scales_[b] * static_cast<float>(code_ip_(Code(a), Code(b), d_));
+    return codes_.scales[a] * codes_.scales[b] * static_cast<float>(code_ip_(Code(a), Code(b), d_));
   }
 
   // The heuristic of algorithm 4 (as FAISS and hnswlib apply it): from `candidates`, best
@@ -355,8 +349,7 @@ class GraphBuilder {
   }
 
   faiss::HNSW& g_;
-  const int8_t* codes_;
-  const float* scales_;
+  const WalkCodes& codes_;
   const size_t d_;
   const size_t ef_;
   const Int8CodeProductFn code_ip_;
@@ -541,8 +534,9 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const fais
   if (on == WalkOn::kCodes) {
     walked = Int8Query::Of(query, graph.d);
     finished = WalkGraph(graph.links, n,
-                         Int8Vectors{graph.codes, graph.d, walked, Int8CodeProductFunction()}, ef,
-                         sel, kept);
+                         Int8Vectors{graph.codes, graph.d, walked.code.data(), walked.scale,
+                                     Int8CodeProductFunction()},
+                         ef, sel, kept);
   } else {
     finished = WalkGraph(graph.links, n, half, ef, sel, kept);
   }
