@@ -44,9 +44,9 @@ float InnerProductAvx2Fma(const float* a, const float* b, size_t d);
 float QuantizeInt8(const float* v, size_t d, int8_t* code);
 
 // sum(a[i] * b[i]) of two codes (QuantizeInt8's, so in [-127, 127]; the SIMD version needs
-// that), exact in int32 (d <= 2^17): multiply by both scales for
-// the approximate inner product of the two vectors. For building graphs, which compare
-// stored vectors with each other, and for walks, which compare the query's code with them.
+// that), exact in int32 (d <= 2^17): multiply by both scales for the approximate inner
+// product of the two vectors. For building graphs, which compare stored vectors with each
+// other, and for walks, which compare the query's code with them.
 using Int8CodeProductFn = int32_t (*)(const int8_t* a, const int8_t* b, size_t d);
 Int8CodeProductFn Int8CodeProductFunction();
 int32_t Int8CodeProductScalar(const int8_t* a, const int8_t* b, size_t d);
