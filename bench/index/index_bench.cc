@@ -228,6 +228,36 @@ void BM_OurGraphWalk(benchmark::State& state) {
   state.counters["recall@10"] = static_cast<double>(found) / static_cast<double>(total * kRecallK);
 }
 
+// A cache lookup's walk: k = 1 above a threshold (WalkOptions::min_score), which walks a
+// short beam first and the full ef only when that finds no answer above the threshold. Args:
+// query kind (as BM_OurGraphWalk), ef_search, the short walk's ef, min_score in hundredths.
+// Reports recall@1 against exact search and the share of queries answered above the threshold.
+void BM_ThresholdWalk(benchmark::State& state) {
+  HnswGraph& graph = *Hnsw<true>().ours;
+  graph.links.efSearch = static_cast<int>(state.range(1));
+  const Data& d = GetData();
+  const int64_t kind = state.range(0);
+  const std::vector<float>& queries = kind == 0   ? d.queries
+                                      : kind == 1 ? d.near_queries
+                                                  : d.far_queries;
+  const std::vector<int64_t>& exact = kind == 0   ? d.exact_top10
+                                      : kind == 1 ? d.near_exact_top10
+                                                  : d.far_exact_top10;
+  const WalkOptions options{.min_score = static_cast<float>(state.range(3)) / 100.0f,
+                            .short_ef = static_cast<size_t>(state.range(2))};
+  std::vector<GraphHit> hits;
+  size_t q = 0, correct = 0, answered = 0, total = 0;
+  for (auto _ : state) {
+    (void)WalkHnsw(graph, &queries[q * kDim], 1, options, hits);
+    correct += !hits.empty() && hits[0].label == exact[q * kRecallK];
+    answered += !hits.empty() && hits[0].score >= options.min_score;
+    ++total;
+    q = (q + 1) % kQueries;
+  }
+  state.counters["recall@1"] = static_cast<double>(correct) / static_cast<double>(total);
+  state.counters["answered"] = static_cast<double>(answered) / static_cast<double>(total);
+}
+
 // The whole VectorIndex (HNSW segments + exact mutable segment), k=5. Arg 0: fresh queries
 // from the same clusters (hard); arg 1: near-duplicates of stored vectors (a cache's hits).
 // Reports QPS per thread, p50/p99 latency, recall@1 against exact search, and how long
@@ -309,6 +339,9 @@ BENCHMARK(BM_HnswBuild)->Arg(0)->Arg(1)->Iterations(1)->UseManualTime()->Unit(be
 BENCHMARK(BM_HnswSearch)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_OurGraphWalk)
     ->ArgsProduct({{0, 1, 2}, {16, 32, 48, 64}, {0, 1}})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ThresholdWalk)
+    ->ArgsProduct({{0, 1, 2}, {48}, {8, 16, 48}, {90}})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_FlatScan)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_VectorIndexSearch)

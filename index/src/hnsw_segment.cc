@@ -71,14 +71,17 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   // before any is ranked.
   Admitted admitted(slots_, filter);
   const faiss::IDSelector* answers = filter == nullptr ? nullptr : &admitted;
-  if (WalkHnsw(*graph_, query, k, live_only, WalkOn::kCodes, k, hits, answers).ok() &&
+  if (WalkHnsw(*graph_, query, k,
+               {.sel = live_only, .rank_only = answers, .min_score = top.min_score()}, hits)
+          .ok() &&
       hits.size() == k) {
     for (const GraphHit& h : hits) top.Offer(slots_[static_cast<size_t>(h.label)], h.score);
     return;
   }
   if (filter != nullptr) {  // the filter rejected too many of the walk's nodes
     LiveAndAdmitted selector(*this, filter);
-    if (WalkHnsw(*graph_, query, k, &selector, WalkOn::kCodes, k, hits).ok() && hits.size() >= k) {
+    if (WalkHnsw(*graph_, query, k, {.sel = &selector, .min_score = top.min_score()}, hits).ok() &&
+        hits.size() >= k) {
       for (size_t i = 0; i < k; ++i)
         top.Offer(slots_[static_cast<size_t>(hits[i].label)], hits[i].score);
       return;

@@ -28,6 +28,7 @@ class TopK {
     return k_ != 0 && score >= min_score_ && (heap_.size() < k_ || score >= heap_.front().score);
   }
   size_t capacity() const { return k_; }
+  float min_score() const { return min_score_; }
   // The hits, best first, ties by smaller slot.
   std::vector<Hit> Take() &&;
 

@@ -519,39 +519,60 @@ void RescoreFromHalves(const HnswGraph& graph, const float* query, const Int8Que
 
 }  // namespace
 
-Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const faiss::IDSelector* sel,
-                WalkOn on, size_t ranked, std::vector<GraphHit>& out,
-                const faiss::IDSelector* rank_only) {
+Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const WalkOptions& options,
+                std::vector<GraphHit>& out) {
   out.clear();
   const size_t n = graph.n;
   if (n == 0 || k == 0) return Status::Ok();
   const size_t ef = std::max(static_cast<size_t>(std::max(graph.links.efSearch, 1)), k);
+  const size_t ranked = options.ranked == 0 ? k : options.ranked;
+  const bool on_codes = options.on == WalkOn::kCodes;
+  Int8Query walked;
+  if (on_codes) walked = Int8Query::Of(query, graph.d);
   std::vector<Scored> kept;
   kept.reserve(ef + 1);
-  const HalfVectors half{graph, HalfInnerProductFunction(), query};
-  bool finished;
-  Int8Query walked;
-  if (on == WalkOn::kCodes) {
-    walked = Int8Query::Of(query, graph.d);
-    finished = WalkGraph(graph.links, n,
-                         Int8Vectors{graph.codes, graph.d, walked.code.data(), walked.scale,
-                                     Int8CodeProductFunction()},
-                         ef, sel, kept);
-  } else {
-    finished = WalkGraph(graph.links, n, half, ef, sel, kept);
-  }
-  if (!finished) {
-    return Status::ResourceExhausted("hnsw walk reached half the graph without enough matches");
-  }
-  if (ranked == 0) ranked = 1;
-  if (on == WalkOn::kCodes) {
-    RescoreFromHalves(graph, query, walked, ranked, rank_only, kept);
-  } else {
-    if (rank_only != nullptr) {
-      std::erase_if(kept, [&](const Scored& s) { return !rank_only->is_member(s.id); });
+  auto walk = [&](size_t beam) {
+    if (options.stats != nullptr) ++options.stats->walks;
+    if (on_codes) {
+      return WalkGraph(graph.links, n,
+                       Int8Vectors{graph.codes, graph.d, walked.code.data(), walked.scale,
+                                   Int8CodeProductFunction()},
+                       beam, options.sel, kept);
+    }
+    return WalkGraph(graph.links, n, HalfVectors{graph, HalfInnerProductFunction(), query}, beam,
+                     options.sel, kept);
+  };
+  auto rank = [&] {
+    if (on_codes) {
+      RescoreFromHalves(graph, query, walked, ranked, options.rank_only, kept);
+      return;
+    }
+    if (options.rank_only != nullptr) {
+      std::erase_if(kept, [&](const Scored& s) { return !options.rank_only->is_member(s.id); });
     }
     std::sort(kept.begin(), kept.end(), Ranked{});
     if (kept.size() > ranked) kept.resize(ranked);
+  };
+
+  const size_t short_ef = std::max(options.short_ef, k);
+  bool answered = false;
+  if (on_codes && options.min_score > -std::numeric_limits<float>::infinity() && short_ef < ef &&
+      walk(short_ef) && kept.size() == short_ef) {
+    // kept is a WorseFirst heap: its front has the lowest code score of the beam.
+    const Scored& worst = kept.front();
+    const bool past_threshold =
+        worst.similarity + walked.ErrorBound(graph.codes.scales[worst.id], graph.d) <
+        options.min_score;
+    if (past_threshold) {
+      rank();
+      answered = kept.size() >= std::min(ranked, k) && kept.front().similarity >= options.min_score;
+    }
+  }
+  if (!answered) {
+    if (!walk(ef)) {
+      return Status::ResourceExhausted("hnsw walk reached half the graph without enough matches");
+    }
+    rank();
   }
   out.reserve(kept.size());
   for (const Scored& s : kept) out.push_back({s.similarity, s.id});
@@ -563,7 +584,7 @@ Status SearchHnsw(const HnswGraph& graph, const float* query, size_t k,
   std::fill_n(scores, k, -std::numeric_limits<float>::infinity());
   std::fill_n(labels, k, int64_t{-1});
   std::vector<GraphHit> hits;
-  SC_RETURN_IF_ERROR(WalkHnsw(graph, query, k, sel, on, k, hits));
+  SC_RETURN_IF_ERROR(WalkHnsw(graph, query, k, {.sel = sel, .on = on}, hits));
   for (size_t i = 0; i < std::min(k, hits.size()); ++i) {
     scores[i] = hits[i].score;
     labels[i] = hits[i].label;

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -87,22 +88,56 @@ struct GraphHit {
 // from the half-precision vectors either way.
 enum class WalkOn { kCodes, kHalf };
 
-// One query on the calling thread: members of `sel` (all if null) into `out`, best first
-// (ties by smaller label): the best `ranked` of the max(graph.links.efSearch, k) nodes the
-// walk keeps, or all of them if `ranked` is larger (kAllKept). `rank_only`, if not null,
-// drops the kept nodes it rejects before they are ranked: they steered the walk, but cannot
-// be answers (a caller's filter checked after the walk). Scores are from the half-precision
-// vectors; a walk on codes re-scores only the kept nodes that can still be among the best
-// `ranked`, so the output is the same as re-scoring them all.
+// How wide the first walk of a threshold query is (WalkOptions::min_score): see WalkHnsw.
+// At 100k x 384 (index_bench, BM_ThresholdWalk), near duplicates at min_score 0.9 with a
+// short ef of 8 / 12 / 16 / 48 (none) were walked in 30 / 32 / 38 / 73 us, every one answered
+// with its exact nearest; misses, walked twice, in 88 / 95 / 103 / 76 us.
+inline constexpr size_t kShortWalkEf = 8;
+
+inline constexpr size_t kAllKept = SIZE_MAX;
+
+// What a walk did, for tests and benchmarks.
+struct WalkStats {
+  size_t walks = 0;  // graph walks started (a threshold query's short one included)
+};
+
+struct WalkOptions {
+  // Nodes the walk may keep (all if null): rejected ones (tombstoned, filtered) are walked
+  // through but never kept.
+  const faiss::IDSelector* sel = nullptr;
+  WalkOn on = WalkOn::kCodes;
+  // How many of the kept nodes come back (0: k; kAllKept: all of them).
+  size_t ranked = 0;
+  // If not null, drops the kept nodes it rejects before they are ranked: they steered the
+  // walk, but cannot be answers (a caller's filter checked after the walk).
+  const faiss::IDSelector* rank_only = nullptr;
+  // The caller keeps no answer scored below this (a cache lookup's threshold).
+  float min_score = -std::numeric_limits<float>::infinity();
+  // ef of the first walk of a threshold query on codes.
+  size_t short_ef = kShortWalkEf;
+  WalkStats* stats = nullptr;  // added to, if not null
+};
+
+// One query on the calling thread into `out`, best first (ties by smaller label): the best
+// `ranked` of the max(graph.links.efSearch, k) nodes the walk keeps. Scores are from the
+// half-precision vectors; a walk on codes re-scores only the kept nodes that can still be
+// among the best `ranked`, so the output is the same as re-scoring them all.
 // Our own walk over FAISS's graph (not HNSW::search): no allocation per query (per-thread
 // visited marks), prefetched neighbour lists and vectors, SIMD distances, and the hnswlib
 // stopping rule that keeps ef admitted nodes, so tombstones and filters do not shrink the
 // result list. ResourceExhausted if the walk reaches half the graph without finishing (a
 // filter that admits almost nothing): the caller scans instead.
-inline constexpr size_t kAllKept = SIZE_MAX;
-Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const faiss::IDSelector* sel,
-                WalkOn on, size_t ranked, std::vector<GraphHit>& out,
-                const faiss::IDSelector* rank_only = nullptr);
+//
+// A threshold query on codes (min_score above -infinity) first walks with short_ef: if that
+// walk's beam reached past the threshold (its worst kept node is certainly below min_score)
+// and its best answer is at or above it, the answers at or above the threshold are those a
+// wider beam would find but for the walk's approximation, and they come back at a fraction
+// of the cost. This is the common case of a semantic cache: a repeated prompt's near
+// duplicate, the one or few stored vectors above the threshold packed next to each other in
+// the graph. Otherwise (a miss, or more answers above the threshold than the short beam
+// holds) the query is walked again with the full ef.
+Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const WalkOptions& options,
+                std::vector<GraphHit>& out);
 
 // A unit query as a walk on codes reads it: its own int8 code (QuantizeInt8), so each node the
 // walk scores costs one integer product of two codes (Int8CodeProductFunction).

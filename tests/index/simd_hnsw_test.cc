@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <random>
 #include <set>
 
 #include "hnsw_segment.h"
@@ -16,6 +17,7 @@
 namespace sealcache::index {
 namespace {
 
+using testing::ClusteredVectors;
 using testing::IsotropicVectors;
 using testing::VectorSet;
 
@@ -268,10 +270,8 @@ TEST(SimdHnsw, RankingOnlyTheBestKGivesTheHitsRankingEveryKeptNodeGives) {
   } not_third;
   for (size_t q = 0; q < queries.size(); ++q) {
     for (size_t k : {1, 2, 3, 5, 10, 47}) {
-      ASSERT_TRUE(
-          WalkHnsw(*graph, queries.row(q).data(), k, nullptr, WalkOn::kCodes, kAllKept, all).ok());
-      ASSERT_TRUE(
-          WalkHnsw(*graph, queries.row(q).data(), k, nullptr, WalkOn::kCodes, k, best).ok());
+      ASSERT_TRUE(WalkHnsw(*graph, queries.row(q).data(), k, {.ranked = kAllKept}, all).ok());
+      ASSERT_TRUE(WalkHnsw(*graph, queries.row(q).data(), k, {}, best).ok());
       ASSERT_EQ(all.size(), 48u);
       ASSERT_EQ(best.size(), k);
       for (size_t i = 0; i < k; ++i) {
@@ -283,9 +283,7 @@ TEST(SimdHnsw, RankingOnlyTheBestKGivesTheHitsRankingEveryKeptNodeGives) {
       for (const GraphHit& h : all) {
         if (h.label % 3 != 0 && admitted.size() < k) admitted.push_back(h);
       }
-      ASSERT_TRUE(
-          WalkHnsw(*graph, queries.row(q).data(), k, nullptr, WalkOn::kCodes, k, best, &not_third)
-              .ok());
+      ASSERT_TRUE(WalkHnsw(*graph, queries.row(q).data(), k, {.rank_only = &not_third}, best).ok());
       ASSERT_EQ(best.size(), admitted.size());
       for (size_t i = 0; i < admitted.size(); ++i) {
         ASSERT_EQ(best[i].label, admitted[i].label) << "query " << q << " k " << k;
@@ -293,6 +291,89 @@ TEST(SimdHnsw, RankingOnlyTheBestKGivesTheHitsRankingEveryKeptNodeGives) {
       }
     }
   }
+}
+
+// The answers of `hits` at or above `min_score`, as a threshold query's caller keeps them.
+std::vector<GraphHit> AtOrAbove(const std::vector<GraphHit>& hits, float min_score) {
+  std::vector<GraphHit> out;
+  for (const GraphHit& h : hits) {
+    if (h.score >= min_score) out.push_back(h);
+  }
+  return out;
+}
+
+void ExpectSameHits(const std::vector<GraphHit>& a, const std::vector<GraphHit>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].label, b[i].label) << "rank " << i;
+    EXPECT_EQ(a[i].score, b[i].score) << "rank " << i;
+  }
+}
+
+TEST(SimdHnsw, AThresholdQueryWithAnAnswerIsAnsweredByItsShortWalk) {
+  // Near duplicates of stored vectors (cosine ~0.99): the short beam reaches past the
+  // threshold, so one walk answers, with the answers above the threshold of a full walk.
+  constexpr size_t kD = 64;
+  constexpr float kMinScore = 0.9f;
+  VectorSet set = ClusteredVectors(4000, kD, 41, 0, 100);
+  auto graph = Build(set, 48);
+  std::mt19937 rng(42);
+  std::normal_distribution<float> noise(0.0f, 0.02f);
+  for (size_t source = 0; source < set.size(); source += 20) {
+    std::vector<float> query(set.row(source).begin(), set.row(source).end());
+    for (float& x : query) x += noise(rng);
+    testing::NormalizeRow(query.data(), kD);
+    for (size_t k : {1, 3}) {
+      std::vector<GraphHit> full, thresholded;
+      ASSERT_TRUE(WalkHnsw(*graph, query.data(), k, {}, full).ok());
+      WalkStats stats;
+      ASSERT_TRUE(
+          WalkHnsw(*graph, query.data(), k, {.min_score = kMinScore, .stats = &stats}, thresholded)
+              .ok());
+      EXPECT_EQ(stats.walks, 1u) << "source " << source;
+      ASSERT_FALSE(thresholded.empty());
+      EXPECT_EQ(thresholded[0].label, static_cast<int64_t>(source));
+      ExpectSameHits(AtOrAbove(thresholded, kMinScore), AtOrAbove(full, kMinScore));
+    }
+  }
+}
+
+TEST(SimdHnsw, AThresholdQueryWithoutAnAnswerOrWithMoreThanItsShortBeamIsWalkedInFull) {
+  constexpr size_t kD = 64;
+  constexpr float kMinScore = 0.9f;
+  VectorSet set = ClusteredVectors(4000, kD, 43, 0, 100);
+  // 30 near-copies of vector 7: more answers above the threshold than a short beam holds.
+  std::mt19937 rng(44);
+  std::normal_distribution<float> noise(0.0f, 0.005f);
+  for (int copy = 0; copy < 30; ++copy) {
+    std::vector<float> v(set.row(7).begin(), set.row(7).end());
+    for (float& x : v) x += noise(rng);
+    testing::NormalizeRow(v.data(), kD);
+    set.data.insert(set.data.end(), v.begin(), v.end());
+  }
+  auto graph = Build(set, 48);
+  VectorSet misses = IsotropicVectors(100, kD, 45);  // best cosine far below the threshold
+  std::vector<std::vector<float>> queries;
+  for (size_t q = 0; q < misses.size(); ++q) {
+    queries.emplace_back(misses.row(q).begin(), misses.row(q).end());
+  }
+  queries.emplace_back(set.row(7).begin(), set.row(7).end());
+  for (const std::vector<float>& query : queries) {
+    for (size_t k : {1, 5}) {
+      std::vector<GraphHit> full, thresholded;
+      ASSERT_TRUE(WalkHnsw(*graph, query.data(), k, {}, full).ok());
+      WalkStats stats;
+      ASSERT_TRUE(
+          WalkHnsw(*graph, query.data(), k, {.min_score = kMinScore, .stats = &stats}, thresholded)
+              .ok());
+      EXPECT_EQ(stats.walks, 2u);
+      ExpectSameHits(thresholded, full);
+    }
+  }
+  // The near-copies are answers: the full walk returns k of them.
+  std::vector<GraphHit> hits;
+  ASSERT_TRUE(WalkHnsw(*graph, queries.back().data(), 5, {.min_score = kMinScore}, hits).ok());
+  EXPECT_EQ(AtOrAbove(hits, kMinScore).size(), 5u);
 }
 
 }  // namespace
