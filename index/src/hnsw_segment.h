@@ -25,7 +25,8 @@ class HnswSegment final : public Segment {
   }
   void CopyVector(size_t local, float* out) const override { graph_->Vector(local, out); }
 
-  // A graph walk over int8 codes that skips tombstoned entries; its kept nodes are then taken
+  // A graph walk over int8 codes that skips tombstoned entries (a short one first when the
+  // lookup has a threshold: see WalkHnsw); its kept nodes are then taken
   // by decreasing bound on their score, asked the filter and re-scored with the half-precision
   // vectors until no further one can be among the best k, so a lookup asks the filter and
   // reads the halves of a handful of entries instead of every node the walk keeps. If fewer than k
