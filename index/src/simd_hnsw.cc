@@ -608,8 +608,9 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const Walk
 
   const size_t short_ef = std::max(options.short_ef, k);
   bool answered = false;
-  if (on_codes && options.min_score > -std::numeric_limits<float>::infinity() && short_ef < ef &&
-      walk(short_ef) && kept.size() == short_ef) {
+  // A threshold at or below -1 (the least cosine of unit vectors) keeps every node.
+  if (on_codes && options.min_score > kLeastCosine && short_ef < ef && walk(short_ef) &&
+      kept.size() == short_ef) {
     // kept is a WorseFirst heap: its front has the lowest code score of the beam.
     const Scored& worst = kept.front();
     const bool past_threshold =

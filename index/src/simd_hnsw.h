@@ -96,6 +96,9 @@ inline constexpr size_t kShortWalkEf = 8;
 
 inline constexpr size_t kAllKept = SIZE_MAX;
 
+// The least cosine of two unit vectors: a threshold at or below it keeps every node.
+inline constexpr float kLeastCosine = -1.0f;
+
 // What a walk did, for tests and benchmarks.
 struct WalkStats {
   size_t walks = 0;  // graph walks started (a threshold query's short one included)
@@ -128,7 +131,7 @@ struct WalkOptions {
 // result list. ResourceExhausted if the walk reaches half the graph without finishing (a
 // filter that admits almost nothing): the caller scans instead.
 //
-// A threshold query on codes (min_score above -infinity) first walks with short_ef: if that
+// A threshold query on codes (min_score above kLeastCosine, -1) first walks with short_ef: if that
 // walk's beam reached past the threshold (its worst kept node is certainly below min_score)
 // and its best answer is at or above it, the answers at or above the threshold are those a
 // wider beam would find but for the walk's approximation, and they come back at a fraction

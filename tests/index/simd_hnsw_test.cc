@@ -370,6 +370,16 @@ TEST(SimdHnsw, AThresholdQueryWithoutAnAnswerOrWithMoreThanItsShortBeamIsWalkedI
       ExpectSameHits(thresholded, full);
     }
   }
+  // A threshold of -1 keeps every node: one walk, the full one.
+  for (const std::vector<float>& query : {queries.front(), queries.back()}) {
+    std::vector<GraphHit> full, everything;
+    ASSERT_TRUE(WalkHnsw(*graph, query.data(), 3, {}, full).ok());
+    WalkStats stats;
+    ASSERT_TRUE(
+        WalkHnsw(*graph, query.data(), 3, {.min_score = -1.0f, .stats = &stats}, everything).ok());
+    EXPECT_EQ(stats.walks, 1u);
+    ExpectSameHits(everything, full);
+  }
   // The near-copies are answers: the full walk returns k of them.
   std::vector<GraphHit> hits;
   ASSERT_TRUE(WalkHnsw(*graph, queries.back().data(), 5, {.min_score = kMinScore}, hits).ok());
