@@ -1,5 +1,8 @@
 // FlatSegment: vectors searched by exact scan. The mutable segment of an index is a
 // FlatSegment that one writer appends to while readers scan it; once full it is frozen.
+// Each vector is kept as floats and as its int8 code: a scan multiplies the query's code with
+// each vector's and computes the float score only of vectors whose bound on it can still make
+// the top k, so it returns the float scan's hits while reading a quarter of the bytes.
 #pragma once
 
 #include <algorithm>
@@ -45,6 +48,8 @@ class FlatSegment final : public Segment {
   static constexpr size_t kBlockEntries = 256;
   struct Block {
     std::unique_ptr<float[]> vectors;
+    std::unique_ptr<int8_t[]> codes;  // QuantizeInt8 of each vector
+    float scales[kBlockEntries];
     uint64_t slots[kBlockEntries];
   };
 

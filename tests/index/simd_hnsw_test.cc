@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 
+#include "flat_segment.h"
 #include "hnsw_segment.h"
 #include "sealcache/index/inner_product.h"
 #include "test_util.h"
@@ -384,6 +385,43 @@ TEST(SimdHnsw, AThresholdQueryWithoutAnAnswerOrWithMoreThanItsShortBeamIsWalkedI
   std::vector<GraphHit> hits;
   ASSERT_TRUE(WalkHnsw(*graph, queries.back().data(), 5, {.min_score = kMinScore}, hits).ok());
   EXPECT_EQ(AtOrAbove(hits, kMinScore).size(), 5u);
+}
+
+TEST(FlatSegment, AScanOnCodesReturnsTheHitsOfTheFloatScan) {
+  // The scan skips the float score of vectors whose code score plus its error bound cannot
+  // make the top k: the hits must be exactly those of scoring every vector in float, also
+  // among isotropic near-ties, lopsided vectors, tombstones and a filter.
+  const size_t d = 384;
+  VectorSet set = IsotropicVectors(1500, d, 51);
+  for (size_t i = 0; i < 100; ++i) {  // one coordinate carries most of the norm
+    float* row = set.data.data() + i * d;
+    row[i % d] = 8.0f;
+    testing::NormalizeRow(row, d);
+  }
+  FlatSegment segment(1, d, set.size());
+  for (size_t i = 0; i < set.size(); ++i) segment.Append(1000 + i, set.row(i).data());
+  for (size_t i = 0; i < set.size(); i += 7) segment.tombstones()->Set(i);
+  FunctionFilter not_fifth([](uint64_t slot) { return slot % 5 != 0; });
+  VectorSet queries = IsotropicVectors(20, d, 52);
+  for (size_t q = 0; q < queries.size() + 10; ++q) {  // then 10 lopsided stored vectors
+    const float* query = q < queries.size() ? queries.row(q).data() : set.row(q * 3).data();
+    for (size_t k : {1, 5, 50}) {
+      for (float min_score : {-1.0f, 0.05f, 0.9f}) {
+        for (const Filter* filter :
+             {static_cast<const Filter*>(nullptr), static_cast<const Filter*>(&not_fifth)}) {
+          TopK scanned(k, min_score), exact(k, min_score);
+          segment.Search(query, filter, scanned);
+          segment.ExactScan(query, segment.size(), filter, exact);
+          std::vector<Hit> got = std::move(scanned).Take(), want = std::move(exact).Take();
+          ASSERT_EQ(got.size(), want.size()) << "query " << q << " k " << k;
+          for (size_t i = 0; i < want.size(); ++i) {
+            ASSERT_EQ(got[i].slot, want[i].slot) << "query " << q << " k " << k << " rank " << i;
+            ASSERT_EQ(got[i].score, want[i].score);
+          }
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
