@@ -197,6 +197,19 @@ void BM_HnswSearch(benchmark::State& state) {
   state.SetLabel("faiss-own");
 }
 
+// The queries of one kind and their exact top kRecallK: 0 fresh from the clusters, 1
+// near-duplicates, 2 random directions.
+struct QuerySet {
+  const std::vector<float>& queries;
+  const std::vector<int64_t>& exact;
+};
+QuerySet QueriesOfKind(int64_t kind) {
+  const Data& d = GetData();
+  if (kind == 0) return {d.queries, d.exact_top10};
+  if (kind == 1) return {d.near_queries, d.near_exact_top10};
+  return {d.far_queries, d.far_exact_top10};
+}
+
 // Our graph walked by our SearchHnsw (per-thread visited marks, prefetching, hnswlib
 // stopping rule). Arg 0: fresh queries from the clusters; 1: near-duplicates; 2: random
 // directions (Isotropic). Second arg: ef_search.
@@ -204,14 +217,7 @@ void BM_HnswSearch(benchmark::State& state) {
 void BM_OurGraphWalk(benchmark::State& state) {
   HnswGraph& graph = *Hnsw<true>().ours;
   graph.links.efSearch = static_cast<int>(state.range(1));
-  const Data& d = GetData();
-  const int64_t kind = state.range(0);
-  const std::vector<float>& queries = kind == 0   ? d.queries
-                                      : kind == 1 ? d.near_queries
-                                                  : d.far_queries;
-  const std::vector<int64_t>& exact = kind == 0   ? d.exact_top10
-                                      : kind == 1 ? d.near_exact_top10
-                                                  : d.far_exact_top10;
+  const auto [queries, exact] = QueriesOfKind(state.range(0));
   const WalkOn on = state.range(2) == 1 ? WalkOn::kCodes : WalkOn::kHalf;
   float score[kRecallK];
   int64_t label[kRecallK];
@@ -235,14 +241,7 @@ void BM_OurGraphWalk(benchmark::State& state) {
 void BM_ThresholdWalk(benchmark::State& state) {
   HnswGraph& graph = *Hnsw<true>().ours;
   graph.links.efSearch = static_cast<int>(state.range(1));
-  const Data& d = GetData();
-  const int64_t kind = state.range(0);
-  const std::vector<float>& queries = kind == 0   ? d.queries
-                                      : kind == 1 ? d.near_queries
-                                                  : d.far_queries;
-  const std::vector<int64_t>& exact = kind == 0   ? d.exact_top10
-                                      : kind == 1 ? d.near_exact_top10
-                                                  : d.far_exact_top10;
+  const auto [queries, exact] = QueriesOfKind(state.range(0));
   const WalkOptions options{.min_score = static_cast<float>(state.range(3)) / 100.0f,
                             .short_ef = static_cast<size_t>(state.range(2))};
   std::vector<GraphHit> hits;

@@ -31,6 +31,17 @@ std::unique_ptr<HnswGraph> Build(const VectorSet& set, int ef_search = 64) {
   return graph;
 }
 
+// `set` with its first `n` vectors made lopsided: one coordinate carries most of the norm,
+// which coarsens every other coordinate's int8 code.
+VectorSet LopsidedFirst(VectorSet set, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    float* row = set.data.data() + i * set.d;
+    row[i % set.d] = 8.0f;
+    testing::NormalizeRow(row, set.d);
+  }
+  return set;
+}
+
 // The bound from inner_product.h: each half is within 2^-11 of its float, so a unit query's
 // similarity to a unit vector moves by at most 2^-11.
 constexpr float kHalfScoreError = 1.0f / 2048;
@@ -234,12 +245,7 @@ TEST(SimdHnsw, Int8ScoresStayWithinTheirErrorBoundOfTheHalfScores) {
   // must hold for every vector and every query, also the lopsided ones whose large
   // coordinate coarsens every other coordinate's code.
   const size_t d = 384;
-  VectorSet set = IsotropicVectors(400, d, 31);
-  for (size_t i = 0; i < 100; ++i) {  // one coordinate carries most of the norm
-    float* row = set.data.data() + i * d;
-    row[i % d] = 8.0f;
-    testing::NormalizeRow(row, d);
-  }
+  VectorSet set = LopsidedFirst(IsotropicVectors(400, d, 31), 100);
   auto graph = Build(set);
   const HalfInnerProductFn half_ip = HalfInnerProductFunction();
   VectorSet queries = IsotropicVectors(50, d, 32);
@@ -392,12 +398,7 @@ TEST(FlatSegment, AScanOnCodesReturnsTheHitsOfTheFloatScan) {
   // make the top k: the hits must be exactly those of scoring every vector in float, also
   // among isotropic near-ties, lopsided vectors, tombstones and a filter.
   const size_t d = 384;
-  VectorSet set = IsotropicVectors(1500, d, 51);
-  for (size_t i = 0; i < 100; ++i) {  // one coordinate carries most of the norm
-    float* row = set.data.data() + i * d;
-    row[i % d] = 8.0f;
-    testing::NormalizeRow(row, d);
-  }
+  VectorSet set = LopsidedFirst(IsotropicVectors(1500, d, 51), 100);
   FlatSegment segment(1, d, set.size());
   for (size_t i = 0; i < set.size(); ++i) segment.Append(1000 + i, set.row(i).data());
   for (size_t i = 0; i < set.size(); i += 7) segment.tombstones()->Set(i);
