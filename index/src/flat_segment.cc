@@ -31,12 +31,12 @@ size_t FlatSegment::Append(uint64_t slot, const float* vec) {
   return local;
 }
 
-void FlatSegment::Search(const float* query, const Filter* filter, TopK& top) const {
+void FlatSegment::Search(const float* query, const Int8Query& code, const Filter* filter,
+                         TopK& top) const {
   const size_t n = size();
   const size_t d = dimension();
   // The code score plus its error bound (Int8Query::ErrorBound, for unit vectors) is at least
   // the float score, so a vector whose bound cannot make the top k cannot either.
-  const Int8Query code = Int8Query::Of(query, d);
   const Int8CodeProductFn code_ip = Int8CodeProductFunction();
   for (size_t local = 0; local < n; ++local) {
     if (tombstones()->Test(local)) continue;

@@ -42,7 +42,8 @@ class FlatSegment final : public Segment {
   // `vec` has dimension() floats.
   size_t Append(uint64_t slot, const float* vec);
 
-  void Search(const float* query, const Filter* filter, TopK& top) const override;
+  void Search(const float* query, const Int8Query& code, const Filter* filter,
+              TopK& top) const override;
 
  private:
   static constexpr size_t kBlockEntries = 256;

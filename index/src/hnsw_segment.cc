@@ -58,7 +58,8 @@ HnswSegment::HnswSegment(uint64_t id, std::shared_ptr<Tombstones> tombstones,
   graph_->links.efSearch = ef_search;
 }
 
-void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) const {
+void HnswSegment::Search(const float* query, const Int8Query& code, const Filter* filter,
+                         TopK& top) const {
   size_t n = size();
   if (n == 0) return;
   size_t k = top.capacity();
@@ -71,8 +72,10 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   // before any is ranked.
   Admitted admitted(slots_, filter);
   const faiss::IDSelector* answers = filter == nullptr ? nullptr : &admitted;
-  if (WalkHnsw(*graph_, query, k,
-               {.sel = live_only, .rank_only = answers, .min_score = top.min_score()}, hits)
+  if (WalkHnsw(
+          *graph_, query, k,
+          {.sel = live_only, .rank_only = answers, .min_score = top.min_score(), .code = &code},
+          hits)
           .ok() &&
       hits.size() == k) {
     for (const GraphHit& h : hits) top.Offer(slots_[static_cast<size_t>(h.label)], h.score);
@@ -80,7 +83,9 @@ void HnswSegment::Search(const float* query, const Filter* filter, TopK& top) co
   }
   if (filter != nullptr) {  // the filter rejected too many of the walk's nodes
     LiveAndAdmitted selector(*this, filter);
-    if (WalkHnsw(*graph_, query, k, {.sel = &selector, .min_score = top.min_score()}, hits).ok() &&
+    if (WalkHnsw(*graph_, query, k, {.sel = &selector, .min_score = top.min_score(), .code = &code},
+                 hits)
+            .ok() &&
         hits.size() >= k) {
       for (size_t i = 0; i < k; ++i)
         top.Offer(slots_[static_cast<size_t>(hits[i].label)], hits[i].score);

@@ -33,7 +33,8 @@ class HnswSegment final : public Segment {
   // of the walk's nodes pass (a selective filter), the walk is repeated with the filter inside it;
   // if that finds fewer than k too, or gives up (SearchHnsw), the segment is scanned exactly,
   // so k admitted results come back whenever k exist.
-  void Search(const float* query, const Filter* filter, TopK& top) const override;
+  void Search(const float* query, const Int8Query& code, const Filter* filter,
+              TopK& top) const override;
 
   const HnswGraph& graph() const { return *graph_; }
   int ef_search() const { return ef_search_; }

@@ -14,6 +14,8 @@
 
 namespace sealcache::index {
 
+struct Int8Query;  // simd_hnsw.h
+
 // Keeps the best k hits (score >= min_score) offered by any number of segments.
 class TopK {
  public:
@@ -60,8 +62,10 @@ class Segment {
   // The entry's vector as the segment stores it, widened to dimension() floats.
   virtual void CopyVector(size_t local, float* out) const = 0;
 
-  // Offers this segment's best live, admitted entries for `query` (unit length) to `top`.
-  virtual void Search(const float* query, const Filter* filter, TopK& top) const = 0;
+  // Offers this segment's best live, admitted entries for `query` (unit length; `code`, its
+  // Int8Query::Of, computed once for every segment a search reads) to `top`.
+  virtual void Search(const float* query, const Int8Query& code, const Filter* filter,
+                      TopK& top) const = 0;
 
   // Exact scan over entries [0, n): skips tombstoned and non-admitted entries. The filter is
   // asked only about entries whose score would make the top k.

@@ -579,8 +579,9 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const Walk
   const size_t ef = std::max(static_cast<size_t>(std::max(graph.links.efSearch, 1)), k);
   const size_t ranked = options.ranked == 0 ? k : options.ranked;
   const bool on_codes = options.on == WalkOn::kCodes;
-  Int8Query walked;
-  if (on_codes) walked = Int8Query::Of(query, graph.d);
+  Int8Query own_code;
+  if (on_codes && options.code == nullptr) own_code = Int8Query::Of(query, graph.d);
+  const Int8Query& walked = options.code != nullptr ? *options.code : own_code;
   std::vector<Scored> kept;
   kept.reserve(ef + 1);
   auto walk = [&](size_t beam) {

@@ -99,6 +99,8 @@ inline constexpr size_t kAllKept = SIZE_MAX;
 // The least cosine of two unit vectors: a threshold at or below it keeps every node.
 inline constexpr float kLeastCosine = -1.0f;
 
+struct Int8Query;
+
 // What a walk did, for tests and benchmarks.
 struct WalkStats {
   size_t walks = 0;  // graph walks started (a threshold query's short one included)
@@ -118,6 +120,8 @@ struct WalkOptions {
   float min_score = -std::numeric_limits<float>::infinity();
   // ef of the first walk of a threshold query on codes.
   size_t short_ef = kShortWalkEf;
+  // The query's Int8Query::Of, if the caller has it (a walk on codes computes it otherwise).
+  const Int8Query* code = nullptr;
   WalkStats* stats = nullptr;  // added to, if not null
 };
 

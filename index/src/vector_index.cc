@@ -120,7 +120,10 @@ class VectorIndex::Impl {
                           const Filter* filter) const {
     std::shared_ptr<const SegmentList> snapshot = Snapshot();
     TopK top(k, min_score);
-    for (const SegmentPtr& segment : snapshot->segments) segment->Search(unit, filter, top);
+    const Int8Query code = Int8Query::Of(unit, params_.dimension);
+    for (const SegmentPtr& segment : snapshot->segments) {
+      segment->Search(unit, code, filter, top);
+    }
     return std::move(top).Take();
   }
 

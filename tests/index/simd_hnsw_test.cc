@@ -411,7 +411,7 @@ TEST(FlatSegment, AScanOnCodesReturnsTheHitsOfTheFloatScan) {
         for (const Filter* filter :
              {static_cast<const Filter*>(nullptr), static_cast<const Filter*>(&not_fifth)}) {
           TopK scanned(k, min_score), exact(k, min_score);
-          segment.Search(query, filter, scanned);
+          segment.Search(query, Int8Query::Of(query, d), filter, scanned);
           segment.ExactScan(query, segment.size(), filter, exact);
           std::vector<Hit> got = std::move(scanned).Take(), want = std::move(exact).Take();
           ASSERT_EQ(got.size(), want.size()) << "query " << q << " k " << k;
