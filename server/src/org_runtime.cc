@@ -11,6 +11,10 @@ namespace {
 // scan costs a lookup ~10 us, less than extending (copying) the org's graph is worth.
 constexpr size_t kIdleSealMinVectors = 256;
 
+// Width of the expiry buckets the sweep reads (OrgRuntime::expiring_): a sweep reads the
+// buckets up to now's, each slot in them once.
+constexpr int64_t kExpiryBucketMs = 1000;
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -76,6 +80,7 @@ Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, cons
       return true;
     }
     rt->slots_[m.vector_slot] = SlotInfo{m.digest, m.expires_ms, rt->NamespaceId(m.name_space)};
+    rt->FileExpiry(m.vector_slot, m.expires_ms);
     return true;
   }));
 
@@ -167,6 +172,7 @@ void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& 
     if (put.replaced_slot) slots_.erase(*put.replaced_slot);
     if (with_vector) {
       slots_[put.slot] = SlotInfo{digest, put.expires_ms, NamespaceId(name_space)};
+      FileExpiry(put.slot, put.expires_ms);
       exact_only_.erase(digest);
     } else {
       exact_only_[digest] = put.expires_ms;
@@ -186,7 +192,14 @@ void OrgRuntime::OnExpiryChanged(const storage::Digest& digest, uint64_t slot, i
     return;
   }
   auto it = slots_.find(slot);
-  if (it != slots_.end()) it->second.expires_ms = expires_ms;
+  if (it == slots_.end()) return;
+  // A later expiry is re-filed when the bucket the entry is filed under comes due.
+  if (expires_ms < it->second.expires_ms) FileExpiry(slot, expires_ms);
+  it->second.expires_ms = expires_ms;
+}
+
+void OrgRuntime::FileExpiry(uint64_t slot, int64_t expires_ms) {
+  expiring_[expires_ms / kExpiryBucketMs].push_back(slot);
 }
 
 void OrgRuntime::OnRemoved(const storage::RemovedEntries& removed) {
@@ -301,10 +314,23 @@ bool OrgRuntime::MaybeSealIdle(int64_t now_ms, int64_t idle_after_ms) {
 size_t OrgRuntime::SweepExpired(int64_t now_ms) {
   std::vector<uint64_t> expired;
   {
-    std::shared_lock<std::shared_mutex> lock(mu_);
-    for (const auto& [slot, info] : slots_) {
-      if (info.expires_ms <= now_ms) expired.push_back(slot);
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    std::vector<uint64_t> later;  // filed under a bucket that came due, but expiring after now
+    const int64_t due = now_ms / kExpiryBucketMs;
+    while (!expiring_.empty() && expiring_.begin()->first <= due) {
+      auto bucket = expiring_.extract(expiring_.begin());
+      for (uint64_t slot : bucket.mapped()) {
+        auto it = slots_.find(slot);
+        if (it == slots_.end()) continue;  // removed since it was filed
+        (it->second.expires_ms <= now_ms ? expired : later).push_back(slot);
+      }
     }
+    // A slot filed twice (its expiry moved earlier) is swept or re-filed once.
+    for (std::vector<uint64_t>* v : {&expired, &later}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    for (uint64_t slot : later) FileExpiry(slot, slots_[slot].expires_ms);
   }
   OnRemoved(expired);
   size_t exact = 0;

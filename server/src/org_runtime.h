@@ -114,7 +114,8 @@ class OrgRuntime {
  private:
   friend class OrgLease;
   OrgRuntime() = default;
-  uint32_t NamespaceId(std::string_view ns);  // REQUIRES: mu_ held exclusively
+  uint32_t NamespaceId(std::string_view ns);           // REQUIRES: mu_ held exclusively
+  void FileExpiry(uint64_t slot, int64_t expires_ms);  // REQUIRES: mu_ held exclusively
   Status WriteSnapshotLocked(storage::Store& store, int64_t now_ms);  // REQUIRES: snapshot_mu_
 
   std::string id_;
@@ -124,11 +125,17 @@ class OrgRuntime {
   std::array<std::mutex, 64> stripes_;
   std::shared_mutex writes_gate_;
 
-  std::shared_mutex mu_;  // guards slots_, namespaces_
+  std::shared_mutex mu_;  // guards slots_, namespaces_, exact_only_, expiring_
   std::unordered_map<uint64_t, SlotInfo> slots_;
   std::map<std::string, uint32_t, std::less<>> namespaces_;  // "" is id 0
   // Entries without a vector, by digest, with their expiry (for DBSIZE and the sweep).
   std::unordered_map<storage::Digest, int64_t, DigestHash> exact_only_;
+  // The slots filed by the bucket (kExpiryBucketMs) their entry expires in, so a sweep reads
+  // the buckets that came due rather than every slot. Filed lazily: an entry whose expiry
+  // moved later stays filed under its earlier bucket and is re-filed when that comes due; one
+  // whose expiry moved earlier is filed again under the earlier bucket; the filings of
+  // removed slots are dropped when their bucket comes due.
+  std::map<int64_t, std::vector<uint64_t>> expiring_;
 
   std::mutex hits_mu_;
   std::unordered_map<storage::Digest, storage::HitUpdate, DigestHash> pending_hits_;

@@ -114,6 +114,46 @@ TEST_P(IndexIntegrationTest, SnapshotPlusReplayAnswersLikeARebuild) {
   }
 }
 
+TEST_P(IndexIntegrationTest, TheSweepRemovesAnEntryWhenItsExpiryComesDueWhereverItMoved) {
+  std::string log;
+  auto rt = Load(&log);
+  ASSERT_NE(rt, nullptr);
+  std::vector<storage::PutResult> puts;  // entries a (kept), b (later), c (earlier), d (removed)
+  for (int i = 0; i < 4; ++i) {
+    auto v = MakeVector(kDim, i);
+    storage::PutRequest r;
+    r.digest = MakeDigest(i);
+    r.vector = v;
+    r.payload = {reinterpret_cast<const uint8_t*>("p"), 1};
+    r.ttl_ms = 3'600'000;
+    auto put = store_->Put("acme", r);
+    ASSERT_TRUE(put.ok()) << put.status().ToString();
+    rt->OnPut(r.digest, *put, v, "");
+    puts.push_back(*put);
+  }
+  const storage::PutResult &a = puts[0], &b = puts[1], &c = puts[2], &d = puts[3];
+  const int64_t b_expires = b.expires_ms + 600'000, c_expires = c.expires_ms - 600'000;
+  rt->OnExpiryChanged(MakeDigest(1), b.slot, b_expires);
+  rt->OnExpiryChanged(MakeDigest(2), c.slot, c_expires);
+  rt->OnRemoved(std::vector<uint64_t>{d.slot});
+  ASSERT_EQ(rt->live_slots(), 3u);
+
+  EXPECT_EQ(rt->SweepExpired(c_expires - 1), 0u);
+  EXPECT_EQ(rt->SweepExpired(c_expires), 1u);  // c, at its earlier expiry
+  EXPECT_EQ(rt->live_slots(), 2u);
+  EXPECT_EQ(rt->SweepExpired(a.expires_ms - 1), 0u);
+  // a at its expiry; b's first filing comes due with it but b now expires later.
+  EXPECT_EQ(rt->SweepExpired(std::max(a.expires_ms, b.expires_ms) + 1000), 1u);
+  EXPECT_EQ(rt->live_slots(), 1u);
+  EXPECT_EQ(rt->SweepExpired(b_expires - 1), 0u);
+  EXPECT_EQ(rt->SweepExpired(b_expires), 1u);  // b, at its later expiry
+  EXPECT_EQ(rt->live_slots(), 0u);
+  EXPECT_EQ(rt->SweepExpired(b_expires + 3'600'000), 0u);  // d's filing: already removed
+  auto hits = rt->Search(MakeVector(kDim, 1), 4, -1.0f, nullptr, 0);
+  ASSERT_TRUE(hits.ok());
+  EXPECT_TRUE(hits->empty());
+}
+
 TEST_P(IndexIntegrationTest, DamagedSnapshotFallsBackToARebuild) {
   PutRange(0, 300);
   std::string log;
