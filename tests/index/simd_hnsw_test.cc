@@ -317,6 +317,22 @@ void ExpectSameHits(const std::vector<GraphHit>& a, const std::vector<GraphHit>&
   }
 }
 
+// A query walked without a threshold and with `min_score`, and how many graph walks the
+// thresholded one took.
+struct BothWalks {
+  std::vector<GraphHit> full, thresholded;
+  size_t walks = 0;
+};
+BothWalks WalkBoth(const HnswGraph& graph, const float* query, size_t k, float min_score) {
+  BothWalks out;
+  EXPECT_TRUE(WalkHnsw(graph, query, k, {}, out.full).ok());
+  WalkStats stats;
+  EXPECT_TRUE(
+      WalkHnsw(graph, query, k, {.min_score = min_score, .stats = &stats}, out.thresholded).ok());
+  out.walks = stats.walks;
+  return out;
+}
+
 TEST(SimdHnsw, AThresholdQueryWithAnAnswerIsAnsweredByItsShortWalk) {
   // Near duplicates of stored vectors (cosine ~0.99): the short beam reaches past the
   // threshold, so one walk answers, with the answers above the threshold of a full walk.
@@ -331,16 +347,11 @@ TEST(SimdHnsw, AThresholdQueryWithAnAnswerIsAnsweredByItsShortWalk) {
     for (float& x : query) x += noise(rng);
     testing::NormalizeRow(query.data(), kD);
     for (size_t k : {1, 3}) {
-      std::vector<GraphHit> full, thresholded;
-      ASSERT_TRUE(WalkHnsw(*graph, query.data(), k, {}, full).ok());
-      WalkStats stats;
-      ASSERT_TRUE(
-          WalkHnsw(*graph, query.data(), k, {.min_score = kMinScore, .stats = &stats}, thresholded)
-              .ok());
-      EXPECT_EQ(stats.walks, 1u) << "source " << source;
-      ASSERT_FALSE(thresholded.empty());
-      EXPECT_EQ(thresholded[0].label, static_cast<int64_t>(source));
-      ExpectSameHits(AtOrAbove(thresholded, kMinScore), AtOrAbove(full, kMinScore));
+      const BothWalks walked = WalkBoth(*graph, query.data(), k, kMinScore);
+      EXPECT_EQ(walked.walks, 1u) << "source " << source;
+      ASSERT_FALSE(walked.thresholded.empty());
+      EXPECT_EQ(walked.thresholded[0].label, static_cast<int64_t>(source));
+      ExpectSameHits(AtOrAbove(walked.thresholded, kMinScore), AtOrAbove(walked.full, kMinScore));
     }
   }
 }
@@ -367,25 +378,16 @@ TEST(SimdHnsw, AThresholdQueryWithoutAnAnswerOrWithMoreThanItsShortBeamIsWalkedI
   queries.emplace_back(set.row(7).begin(), set.row(7).end());
   for (const std::vector<float>& query : queries) {
     for (size_t k : {1, 5}) {
-      std::vector<GraphHit> full, thresholded;
-      ASSERT_TRUE(WalkHnsw(*graph, query.data(), k, {}, full).ok());
-      WalkStats stats;
-      ASSERT_TRUE(
-          WalkHnsw(*graph, query.data(), k, {.min_score = kMinScore, .stats = &stats}, thresholded)
-              .ok());
-      EXPECT_EQ(stats.walks, 2u);
-      ExpectSameHits(thresholded, full);
+      const BothWalks walked = WalkBoth(*graph, query.data(), k, kMinScore);
+      EXPECT_EQ(walked.walks, 2u);
+      ExpectSameHits(walked.thresholded, walked.full);
     }
   }
   // A threshold of -1 keeps every node: one walk, the full one.
   for (const std::vector<float>& query : {queries.front(), queries.back()}) {
-    std::vector<GraphHit> full, everything;
-    ASSERT_TRUE(WalkHnsw(*graph, query.data(), 3, {}, full).ok());
-    WalkStats stats;
-    ASSERT_TRUE(
-        WalkHnsw(*graph, query.data(), 3, {.min_score = -1.0f, .stats = &stats}, everything).ok());
-    EXPECT_EQ(stats.walks, 1u);
-    ExpectSameHits(everything, full);
+    const BothWalks walked = WalkBoth(*graph, query.data(), 3, -1.0f);
+    EXPECT_EQ(walked.walks, 1u);
+    ExpectSameHits(walked.thresholded, walked.full);
   }
   // The near-copies are answers: the full walk returns k of them.
   std::vector<GraphHit> hits;

@@ -48,8 +48,9 @@ class IndexIntegrationTest : public ::testing::TestWithParam<std::string> {
       ASSERT_TRUE(store_->Put("acme", r).ok());
     }
   }
-  // Puts entry i as a request would: in the store, then in the org's runtime.
-  void PutThrough(OrgRuntime& rt, int i) {
+  // Puts entry i as a request would: in the store, then in the org's runtime; the store's
+  // answer into `result` if given.
+  void PutThrough(OrgRuntime& rt, int i, storage::PutResult* result = nullptr) {
     auto v = MakeVector(kDim, i);
     storage::PutRequest r;
     r.digest = MakeDigest(i);
@@ -59,6 +60,7 @@ class IndexIntegrationTest : public ::testing::TestWithParam<std::string> {
     auto put = store_->Put("acme", r);
     ASSERT_TRUE(put.ok()) << put.status().ToString();
     rt.OnPut(r.digest, *put, v, "");
+    if (result != nullptr) *result = *put;
   }
   std::unique_ptr<OrgRuntime> Load(std::string* log, index::IndexParams params = {}) {
     auto rt = OrgRuntime::Load(*store_, "acme", params, log);
@@ -118,19 +120,9 @@ TEST_P(IndexIntegrationTest, TheSweepRemovesAnEntryWhenItsExpiryComesDueWherever
   std::string log;
   auto rt = Load(&log);
   ASSERT_NE(rt, nullptr);
-  std::vector<storage::PutResult> puts;  // entries a (kept), b (later), c (earlier), d (removed)
-  for (int i = 0; i < 4; ++i) {
-    auto v = MakeVector(kDim, i);
-    storage::PutRequest r;
-    r.digest = MakeDigest(i);
-    r.vector = v;
-    r.payload = {reinterpret_cast<const uint8_t*>("p"), 1};
-    r.ttl_ms = 3'600'000;
-    auto put = store_->Put("acme", r);
-    ASSERT_TRUE(put.ok()) << put.status().ToString();
-    rt->OnPut(r.digest, *put, v, "");
-    puts.push_back(*put);
-  }
+  // Entries a (kept), b (expiry moved later), c (moved earlier), d (removed).
+  std::vector<storage::PutResult> puts(4);
+  for (int i = 0; i < 4; ++i) ASSERT_NO_FATAL_FAILURE(PutThrough(*rt, i, &puts[i]));
   const storage::PutResult &a = puts[0], &b = puts[1], &c = puts[2], &d = puts[3];
   const int64_t b_expires = b.expires_ms + 600'000, c_expires = c.expires_ms - 600'000;
   rt->OnExpiryChanged(MakeDigest(1), b.slot, b_expires);
