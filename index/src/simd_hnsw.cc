@@ -305,27 +305,41 @@ class GraphBuilder {
     return codes_.scales[a] * codes_.scales[b] * static_cast<float>(code_ip_(Code(a), Code(b), d_));
   }
 
+  // A link in a re-selection: whether it is checked against the list's other checked links.
+  struct Pooled {
+    Scored link;
+    bool checked;
+  };
+  static const Scored& LinkOf(const Scored& s) { return s; }
+  static const Scored& LinkOf(const Pooled& p) { return p.link; }
+  static bool Checked(const Scored&) { return false; }
+  static bool Checked(const Pooled& p) { return p.checked; }
+
   // The heuristic of algorithm 4 (as FAISS and hnswlib apply it): from `candidates`, best
   // first by similarity to the node being linked, keeps a candidate unless an already kept
   // one is more similar to it than the node is, up to `max` of them. Fewer than `max`
-  // candidates are all kept.
-  void SelectDiverse(const std::vector<Scored>& candidates, size_t max, std::vector<Scored>& out) {
+  // candidates are all kept. Two checked candidates (Pooled) are not compared: one earlier
+  // selection already kept both.
+  template <typename Candidate>
+  void SelectDiverse(const std::vector<Candidate>& candidates, size_t max,
+                     std::vector<Candidate>& out) {
     out.clear();
     if (candidates.size() < max) {
       out = candidates;
       return;
     }
     for (size_t i = 0; i < candidates.size() && out.size() < max; ++i) {
-      if (i + 1 < candidates.size()) Prefetch(Code(candidates[i + 1].id), d_);
-      const Scored& c = candidates[i];
+      if (i + 1 < candidates.size()) Prefetch(Code(LinkOf(candidates[i + 1]).id), d_);
+      const Scored& c = LinkOf(candidates[i]);
       bool diverse = true;
-      for (const Scored& kept : out) {
-        if (CodeSimilarity(c.id, kept.id) > c.similarity) {
+      for (const Candidate& kept : out) {
+        if (Checked(candidates[i]) && Checked(kept)) continue;
+        if (CodeSimilarity(c.id, LinkOf(kept).id) > c.similarity) {
           diverse = false;
           break;
         }
       }
-      if (diverse) out.push_back(c);
+      if (diverse) out.push_back(candidates[i]);
     }
   }
 
@@ -367,31 +381,12 @@ class GraphBuilder {
     }
     std::sort(pool_.begin(), pool_.end(),
               [](const Pooled& a, const Pooled& b) { return Ranked{}(a.link, b.link); });
-    const size_t max = end - begin;
-    relinked_.clear();
-    for (size_t i = 0; i < pool_.size() && relinked_.size() < max; ++i) {
-      if (i + 1 < pool_.size()) Prefetch(Code(pool_[i + 1].link.id), d_);
-      const Pooled& c = pool_[i];
-      bool diverse = true;
-      for (const Pooled& kept : relinked_) {
-        if (c.checked && kept.checked) continue;
-        if (CodeSimilarity(c.link.id, kept.link.id) > c.link.similarity) {
-          diverse = false;
-          break;
-        }
-      }
-      if (diverse) relinked_.push_back(c);
-    }
+    SelectDiverse(pool_, end - begin, relinked_);
     size_t j = begin;
     for (const Pooled& kept : relinked_) SetLink(j++, kept.link, 1);
     for (; j < end; ++j) SetLink(j, {kUnknownSimilarity, -1}, 0);
   }
 
-  // A link in a re-selection: whether it is checked against the list's other checked links.
-  struct Pooled {
-    Scored link;
-    bool checked;
-  };
   static constexpr float kUnknownSimilarity = std::numeric_limits<float>::quiet_NaN();
 
   faiss::HNSW& g_;
