@@ -315,22 +315,27 @@ size_t OrgRuntime::SweepExpired(int64_t now_ms) {
   std::vector<uint64_t> expired;
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
-    std::vector<uint64_t> later;  // filed under a bucket that came due, but expiring after now
+    // Filed under a bucket that came due, but expiring after now: (slot, its expiry).
+    std::vector<std::pair<uint64_t, int64_t>> later;
     const int64_t due = now_ms / kExpiryBucketMs;
     while (!expiring_.empty() && expiring_.begin()->first <= due) {
       auto bucket = expiring_.extract(expiring_.begin());
       for (uint64_t slot : bucket.mapped()) {
         auto it = slots_.find(slot);
         if (it == slots_.end()) continue;  // removed since it was filed
-        (it->second.expires_ms <= now_ms ? expired : later).push_back(slot);
+        if (it->second.expires_ms <= now_ms) {
+          expired.push_back(slot);
+        } else {
+          later.emplace_back(slot, it->second.expires_ms);
+        }
       }
     }
     // A slot filed twice (its expiry moved earlier) is swept or re-filed once.
-    for (std::vector<uint64_t>* v : {&expired, &later}) {
-      std::sort(v->begin(), v->end());
-      v->erase(std::unique(v->begin(), v->end()), v->end());
-    }
-    for (uint64_t slot : later) FileExpiry(slot, slots_[slot].expires_ms);
+    std::sort(expired.begin(), expired.end());
+    expired.erase(std::unique(expired.begin(), expired.end()), expired.end());
+    std::sort(later.begin(), later.end());
+    later.erase(std::unique(later.begin(), later.end()), later.end());
+    for (const auto& [slot, expires_ms] : later) FileExpiry(slot, expires_ms);
   }
   OnRemoved(expired);
   size_t exact = 0;
