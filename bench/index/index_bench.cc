@@ -177,6 +177,31 @@ void BM_HnswBuild(benchmark::State& state) {
   state.SetLabel(ours ? std::string(InnerProductImplementationName()) : "faiss-own");
 }
 
+// A graph grown as an org's seals grow it: the first kSealStep vectors built, each further
+// kSealStep added by ExtendHnsw to the graph before it, which stays alive until the next
+// version is done (as readers keep it). Wall time of the whole series, one core.
+constexpr size_t kSealStep = 4096;
+
+void BM_HnswBuildBySeals(benchmark::State& state) {
+  const Data& d = GetData();
+  const HnswBuildOptions options{.m = kM, .ef_construction = kEfConstruction};
+  double seconds = 0;
+  for (auto _ : state) {
+    auto start = std::chrono::steady_clock::now();
+    std::unique_ptr<HnswGraph> graph;
+    for (size_t first = 0; first < BenchN(); first += kSealStep) {
+      const size_t n = std::min(kSealStep, BenchN() - first);
+      const float* x = d.base.data() + first * kDim;
+      graph = std::move(graph == nullptr ? BuildHnsw(x, n, kDim, options, nullptr)
+                                         : ExtendHnsw(*graph, x, n, options, nullptr))
+                  .value();
+    }
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(seconds);
+  }
+  state.counters["vectors_per_s"] = static_cast<double>(BenchN()) / seconds;
+}
+
 // Single-query latency through FAISS's own IndexHNSW::search (1 OpenMP thread): the peer of
 // BM_OurGraphWalk.
 void BM_HnswSearch(benchmark::State& state) {
@@ -335,6 +360,7 @@ void BM_InnerProduct384(benchmark::State& state) {
 
 BENCHMARK(BM_InnerProduct384)->Arg(0)->Arg(1);
 BENCHMARK(BM_HnswBuild)->Arg(0)->Arg(1)->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
+BENCHMARK(BM_HnswBuildBySeals)->Iterations(1)->UseManualTime()->Unit(benchmark::kSecond);
 BENCHMARK(BM_HnswSearch)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_OurGraphWalk)
     ->ArgsProduct({{0, 1, 2}, {16, 32, 48, 64}, {0, 1}})

@@ -20,27 +20,32 @@
 
 #include "sealcache/index/inner_product.h"
 #include "sealcache/status.h"
+#include "shared_rows.h"
 
 namespace sealcache::index {
 
 // Int8 codes of n x d vectors (QuantizeInt8 in inner_product.h) for walks that read a
 // quarter of the bytes of the float vectors.
 struct WalkCodes {
-  std::vector<int8_t> codes;  // n x d
-  std::vector<float> scales;  // n
-  static WalkCodes Of(const float* xb, size_t n, size_t d);
+  SharedRows<int8_t> codes;  // n x d
+  SharedRows<float> scales;  // n x 1
+
+  const int8_t* Code(size_t i) const { return codes.Row(i); }
+  float Scale(size_t i) const { return scales.data()[i]; }
   // Appends the codes of the n x d vectors `x`.
   void Append(const float* x, size_t n, size_t d);
 };
 
+// A graph's vectors and codes are shared with the graph it was extended from (SharedRows);
+// only its links are its own.
 struct HnswGraph {
   faiss::HNSW links;  // neighbour lists, levels, entry point; efSearch is the walk's ef
   size_t n = 0;
   size_t d = 0;
-  std::vector<uint16_t> half;  // n x d, IEEE binary16
+  SharedRows<uint16_t> half;  // n x d, IEEE binary16
   WalkCodes codes;
 
-  const uint16_t* Half(size_t i) const { return half.data() + i * d; }
+  const uint16_t* Half(size_t i) const { return half.data() + i * d; }  // (Int8Vectors::At)
   // Inner product of `query` with vector i, from its half-precision copy.
   float Similarity(const float* query, size_t i) const {
     return HalfInnerProductFunction()(query, Half(i), d);
@@ -63,8 +68,9 @@ Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
                                              const HnswBuildOptions& options,
                                              const std::atomic<bool>* cancel);
 
-// A copy of `base` with the n x d row-major `x` added as ids base.n.. onwards. `base` is not
-// modified, so readers may keep searching it. Same construction and cancellation as BuildHnsw.
+// `base` with the n x d row-major `x` added as ids base.n.. onwards: its links copied, its
+// vectors and codes shared (SharedRows). `base` is not modified, so readers may keep
+// searching it. Same construction and cancellation as BuildHnsw.
 Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float* x, size_t n,
                                               const HnswBuildOptions& options,
                                               const std::atomic<bool>* cancel);
@@ -157,9 +163,8 @@ struct Int8Query {
 
   // The walk's similarity to stored vector i.
   float Similarity(const WalkCodes& codes, size_t i, size_t d) const {
-    return scale * codes.scales[i] *
-           static_cast<float>(
-               Int8CodeProductFunction()(code.data(), codes.codes.data() + i * d, d));
+    return scale * codes.Scale(i) *
+           static_cast<float>(Int8CodeProductFunction()(code.data(), codes.Code(i), d));
   }
 
   // How far Similarity of a unit vector whose code has `node_scale` can be from the

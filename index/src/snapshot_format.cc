@@ -120,8 +120,9 @@ Result<std::unique_ptr<HnswGraph>> ReadHnsw(ByteReader& in, size_t n, size_t dim
       !in.ReadBytes(n * dimension * sizeof(uint16_t), &bytes)) {
     return Status::Corruption("snapshot: truncated hnsw vectors");
   }
-  graph->half.resize(n * dimension);
-  std::memcpy(graph->half.data(), bytes.data(), bytes.size());
+  graph->half = SharedRows<uint16_t>(dimension);
+  graph->half.Grow(n);
+  if (n > 0) std::memcpy(graph->half.MutableRow(0), bytes.data(), bytes.size());
 
   faiss::HNSW& links = graph->links;
   uint32_t table_size = 0;
@@ -176,12 +177,14 @@ Result<std::unique_ptr<HnswGraph>> ReadHnsw(ByteReader& in, size_t n, size_t dim
   }
   SC_RETURN_IF_ERROR(ValidateLinks(links, n).WithContext("snapshot"));
   // The walk navigates on int8 codes of what it scores with: the halves.
+  graph->codes = {SharedRows<int8_t>(dimension), SharedRows<float>(1)};
+  graph->codes.codes.Grow(n);
+  graph->codes.scales.Grow(n);
   std::vector<float> vector(dimension);
-  graph->codes.codes.reserve(n * dimension);
-  graph->codes.scales.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     graph->Vector(i, vector.data());
-    graph->codes.Append(vector.data(), 1, dimension);
+    *graph->codes.scales.MutableRow(i) =
+        QuantizeInt8(vector.data(), dimension, graph->codes.codes.MutableRow(i));
   }
   return graph;
 }

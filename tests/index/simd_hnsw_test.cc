@@ -50,8 +50,9 @@ TEST(SimdHnsw, TheGraphKeepsEveryVectorInHalfPrecisionAndAsInt8Codes) {
   VectorSet set = IsotropicVectors(300, 48, 1);
   auto graph = Build(set);
   ASSERT_EQ(graph->n, set.size());
-  ASSERT_EQ(graph->half.size(), set.size() * set.d);
-  ASSERT_EQ(graph->codes.scales.size(), set.size());
+  ASSERT_EQ(graph->half.rows(), set.size());
+  ASSERT_EQ(graph->half.width(), set.d);
+  ASSERT_EQ(graph->codes.scales.rows(), set.size());
   std::vector<float> widened(set.d);
   for (size_t i = 0; i < set.size(); ++i) {
     graph->Vector(i, widened.data());
@@ -168,30 +169,112 @@ TEST(SimdHnsw, BuildStopsWhenCancelled) {
   EXPECT_EQ(built.status().code(), Status::Code::kFailedPrecondition);
 }
 
+// Every row of `rows`, as one array.
+template <typename T>
+std::vector<T> AllRows(const SharedRows<T>& rows) {
+  return {rows.data(), rows.data() + rows.rows() * rows.width()};
+}
+
+// Half-precision vectors and codes of a graph, to check that no version changes another's.
+struct GraphRows {
+  std::vector<uint16_t> half;
+  std::vector<int8_t> codes;
+  std::vector<float> scales;
+  explicit GraphRows(const HnswGraph& g)
+      : half(AllRows(g.half)), codes(AllRows(g.codes.codes)), scales(AllRows(g.codes.scales)) {}
+  bool operator==(const GraphRows&) const = default;
+};
+
+// Whether the graph finds most of rows [first, last) of `set` as their own nearest.
+size_t FoundAsTheirOwnNearest(HnswGraph& graph, const VectorSet& set, size_t first, size_t last) {
+  graph.links.efSearch = 64;
+  size_t found = 0;
+  for (size_t i = first; i < last; ++i) {
+    float score;
+    int64_t label;
+    EXPECT_TRUE(SearchHnsw(graph, set.row(i).data(), 1, nullptr, &score, &label).ok());
+    found += label == static_cast<int64_t>(i);
+  }
+  return found;
+}
+
 TEST(SimdHnsw, ExtendingAddsTheNewVectorsAndLeavesTheBaseAsItWas) {
   VectorSet set = IsotropicVectors(3000, 32, 8);
   auto base = BuildHnsw(set.data.data(), 2000, set.d, {.m = 16, .ef_construction = 64}, nullptr);
   ASSERT_TRUE(base.ok());
-  const std::vector<uint16_t> base_half = (*base)->half;
+  const GraphRows base_rows(**base);
   const std::vector<int32_t> base_neighbors = (*base)->links.neighbors;
   auto extended =
       ExtendHnsw(**base, set.row(2000).data(), 1000, {.m = 16, .ef_construction = 64}, nullptr);
   ASSERT_TRUE(extended.ok()) << extended.status().ToString();
   EXPECT_EQ((*base)->n, 2000u);
-  EXPECT_EQ((*base)->half, base_half);
+  EXPECT_EQ(GraphRows(**base), base_rows);
   EXPECT_EQ((*base)->links.neighbors, base_neighbors);
   HnswGraph& graph = **extended;
   ASSERT_EQ(graph.n, 3000u);
   ASSERT_TRUE(ValidateLinks(graph.links, 3000).ok());
-  graph.links.efSearch = 64;
-  size_t found = 0;
-  for (size_t i = 0; i < set.size(); i += 3) {
-    float score;
-    int64_t label;
-    ASSERT_TRUE(SearchHnsw(graph, set.row(i).data(), 1, nullptr, &score, &label).ok());
-    found += label == static_cast<int64_t>(i);
+  EXPECT_GE(FoundAsTheirOwnNearest(graph, set, 0, 3000), 2970u);
+}
+
+// A seal extends the newest version of a graph while readers walk it: the extension appends
+// to the rows it shares with that version. Extending an older version again (or the same one
+// twice) must copy instead, or the two extensions would write the same rows.
+TEST(SimdHnsw, ExtensionsShareTheirBasesRowsAndASecondExtensionOfOneBaseCopiesThem) {
+  VectorSet set = IsotropicVectors(2500, 32, 9);
+  const HnswBuildOptions options{.m = 16, .ef_construction = 64};
+  // A built graph has room for as many rows again.
+  auto base = BuildHnsw(set.data.data(), 1000, set.d, options, nullptr);
+  ASSERT_TRUE(base.ok());
+  auto first = ExtendHnsw(**base, set.row(1000).data(), 500, options, nullptr);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE((*first)->half.SharesBlockWith((*base)->half));
+  EXPECT_TRUE((*first)->codes.codes.SharesBlockWith((*base)->codes.codes));
+  EXPECT_TRUE((*first)->codes.scales.SharesBlockWith((*base)->codes.scales));
+  const GraphRows base_rows(**base), first_rows(**first);
+
+  // `base` extended again, with other vectors: its rows past 1000 are the first's.
+  auto again = ExtendHnsw(**base, set.row(2000).data(), 500, options, nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE((*again)->half.SharesBlockWith((*base)->half));
+  EXPECT_FALSE((*again)->codes.codes.SharesBlockWith((*base)->codes.codes));
+  EXPECT_FALSE((*again)->codes.scales.SharesBlockWith((*base)->codes.scales));
+
+  // The newest version still extends in place.
+  auto second = ExtendHnsw(**first, set.row(1500).data(), 500, options, nullptr);
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE((*second)->half.SharesBlockWith((*first)->half));
+
+  EXPECT_EQ(GraphRows(**base), base_rows);
+  EXPECT_EQ(GraphRows(**first), first_rows);
+  EXPECT_EQ(GraphRows(**second).half.size(), 2000 * set.d);
+  // Each extension holds its own vectors past 1000 and finds them.
+  VectorSet again_set = set;  // rows 1000.. of `again` are the set's rows 2000..
+  std::copy(set.row(2000).data(), set.row(2000).data() + 500 * set.d,
+            again_set.data.begin() + 1000 * set.d);
+  std::vector<float> widened(set.d);
+  for (size_t i = 1000; i < 1500; ++i) {
+    (*second)->Vector(i, widened.data());
+    ASSERT_EQ(widened[0], HalfToFloat(FloatToHalf(set.row(i)[0])));
+    (*again)->Vector(i, widened.data());
+    ASSERT_EQ(widened[0], HalfToFloat(FloatToHalf(again_set.row(i)[0])));
   }
-  EXPECT_GE(found, 990u);
+  EXPECT_GE(FoundAsTheirOwnNearest(**second, set, 0, 2000), 1980u);
+  EXPECT_GE(FoundAsTheirOwnNearest(**again, again_set, 0, 1500), 1485u);
+}
+
+TEST(SimdHnsw, ACancelledExtensionLeavesItsBaseToBeExtendedAgain) {
+  VectorSet set = IsotropicVectors(3000, 32, 10);
+  const HnswBuildOptions options{.m = 16, .ef_construction = 64, .batch = 1};
+  auto first = BuildHnsw(set.data.data(), 2000, set.d, options, nullptr);
+  ASSERT_TRUE(first.ok());
+  const GraphRows first_rows(**first);
+  std::atomic<bool> cancel{true};
+  EXPECT_FALSE(ExtendHnsw(**first, set.row(2000).data(), 1000, options, &cancel).ok());
+  auto retried = ExtendHnsw(**first, set.row(2000).data(), 1000, options, nullptr);
+  ASSERT_TRUE(retried.ok());
+  EXPECT_FALSE((*retried)->half.SharesBlockWith((*first)->half));
+  EXPECT_EQ(GraphRows(**first), first_rows);
+  EXPECT_GE(FoundAsTheirOwnNearest(**retried, set, 0, 3000), 2970u);
 }
 
 TEST(SimdHnsw, ValidationRejectsLinksAWalkCouldFollowOutOfBounds) {
@@ -256,7 +339,7 @@ TEST(SimdHnsw, Int8ScoresStayWithinTheirErrorBoundOfTheHalfScores) {
     for (size_t i = 0; i < set.size(); ++i) {
       const float int8 = walked.Similarity(graph->codes, i, d);
       const float half = half_ip(query, graph->Half(i), d);
-      const float bound = walked.ErrorBound(graph->codes.scales[i], d);
+      const float bound = walked.ErrorBound(graph->codes.Scale(i), d);
       ASSERT_LE(std::fabs(int8 - half), bound) << "query " << q << " vector " << i;
       worst_ratio = std::max(worst_ratio, std::fabs(int8 - half) / bound);
     }

@@ -263,7 +263,8 @@ TEST(VectorIndexSnapshot, AnHnswSegmentIsWrittenAsHalvesThenLinks) {
     p += 8;
   }
   const faiss::HNSW& links = graph_copy.links;
-  for (size_t i = 0; i < n * kDim; ++i, p += 2) ASSERT_EQ(DecodeFixed16(p), graph_copy.half[i]);
+  for (size_t i = 0; i < n * kDim; ++i, p += 2)
+    ASSERT_EQ(DecodeFixed16(p), graph_copy.half.data()[i]);
   const size_t table = links.cum_nneighbor_per_level.size();
   EXPECT_EQ(DecodeFixed32(p), table);
   p += 4;
