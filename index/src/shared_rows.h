@@ -10,6 +10,10 @@
 // new block, as it does when the block is full. A new block has room for as many rows again
 // as it holds: pages past the rows written are never touched, so the room costs address
 // space, not memory.
+//
+// Blocks of a huge page or more ask the kernel for transparent huge pages (AllocateRows): a
+// walk reads one code each of hundreds of nodes spread over tens of megabytes, and with
+// 4 KiB pages nearly each of those reads also missed the TLB.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +24,14 @@
 #include <type_traits>
 
 namespace sealcache::index {
+
+// Memory for rows: blocks of kHugePageBytes or more are aligned to it, rounded up to it and
+// advised as huge pages (used where the kernel's transparent huge pages are in madvise or
+// always mode); smaller ones come from the heap. Throws std::bad_alloc without memory, as
+// new does.
+inline constexpr size_t kHugePageBytes = size_t{2} << 20;
+void* AllocateRows(size_t bytes);
+void FreeRows(void* p);
 
 template <typename T>
 class SharedRows {
@@ -61,9 +73,12 @@ class SharedRows {
 
  private:
   struct Block {
+    struct Free {
+      void operator()(T* p) const { FreeRows(p); }
+    };
     explicit Block(size_t capacity)
-        : data(std::make_unique_for_overwrite<T[]>(capacity)), capacity(capacity) {}
-    std::unique_ptr<T[]> data;
+        : data(static_cast<T*>(AllocateRows(capacity * sizeof(T)))), capacity(capacity) {}
+    std::unique_ptr<T, Free> data;
     size_t capacity;                 // elements
     std::atomic<size_t> claimed{0};  // elements written by the newest extension
   };
