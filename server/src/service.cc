@@ -70,7 +70,8 @@ constexpr auto kCorruptionLogInterval = std::chrono::seconds(10);
 
 // Free heap memory the allocator keeps that makes the background loop hand it back to the
 // kernel. Building HNSW graphs frees large copies (a seal extends a copy of the org's graph
-// and drops the old one) on many threads; glibc keeps most of that in its per-thread arenas:
+// links and drops the old one; the vectors and codes are copied when their block is full) on
+// many threads; glibc keeps most of that in its per-thread arenas:
 // measured after loading 4 x 25k x 384, 382 of 841 MB of heap were free, and malloc_trim
 // brought the RSS from 734 to 404 MB.
 constexpr size_t kHeapTrimThreshold = 32u << 20;

@@ -60,14 +60,16 @@ struct IndexParams {
   // Vectors in the mutable (exact) segment that trigger sealing it. Max 2^30. Every search
   // scans the mutable segment (and frozen ones waiting for their graph) exactly, at ~40 ns
   // per 384-d vector: 4096 keeps that scan near the cost of one graph walk, while a seal
-  // (which copies the graph it extends) stays rare enough to be cheap per insert.
+  // (which copies the links of the graph it extends) stays rare enough to be cheap per insert.
   size_t seal_threshold = 4096;
 
   // Sealing adds the frozen vectors to a copy of an existing HNSW segment while that stays
   // below this size, so an org keeps few large graphs: every extra segment is one more graph
   // walk per search (measured at 100k x 384: 6 segments of 16k cost 5 ms a query, one graph
-  // 0.5 ms). A seal copies the segment it extends (~1.5 KB per 384-d vector), so this also
-  // bounds that transient memory. In [seal_threshold, 2^31).
+  // 0.5 ms). A seal copies the links of the segment it extends (~140 bytes a vector at M 16);
+  // its vectors and codes are shared with the new version and copied only when their block
+  // is full (~1.2 KB a 384-d vector, into a block twice as large), so this also bounds that
+  // transient memory. In [seal_threshold, 2^31).
   size_t max_segment_size = 262144;
 
   // A sealed segment whose removed fraction exceeds this is rebuilt without the removed
