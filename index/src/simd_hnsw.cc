@@ -445,11 +445,8 @@ Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOpt
 Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
                                              const HnswBuildOptions& options,
                                              const std::atomic<bool>* cancel) {
-  auto graph = std::make_unique<HnswGraph>();
+  auto graph = std::make_unique<HnswGraph>(d);
   graph->links = faiss::HNSW(options.m);
-  graph->d = d;
-  graph->half = SharedRows<uint16_t>(d);
-  graph->codes = {SharedRows<int8_t>(d), SharedRows<float>(1)};
   SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel));
   return graph;
 }
@@ -481,14 +478,11 @@ Result<std::unique_ptr<HnswGraph>> FromFaissHnsw(faiss::IndexHNSWFlat& index, si
     return Status::Corruption("hnsw: storage does not match the header");
   }
   SC_RETURN_IF_ERROR(CheckGraph(index.hnsw, n));
-  auto graph = std::make_unique<HnswGraph>();
+  auto graph = std::make_unique<HnswGraph>(d);
   graph->links = std::move(index.hnsw);
   graph->n = n;
-  graph->d = d;
-  graph->half = SharedRows<uint16_t>(d);
   graph->half.Grow(n);
   EncodeHalf(storage->get_xb(), n * d, graph->half.MutableRow(0));
-  graph->codes = {SharedRows<int8_t>(d), SharedRows<float>(1)};
   graph->codes.Append(storage->get_xb(), n, d);
   return graph;
 }

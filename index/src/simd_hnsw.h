@@ -45,6 +45,11 @@ struct HnswGraph {
   SharedRows<uint16_t> half;  // n x d, IEEE binary16
   WalkCodes codes;
 
+  HnswGraph() = default;
+  // No vectors yet, rows of d.
+  explicit HnswGraph(size_t dimension)
+      : d(dimension), half(dimension), codes{SharedRows<int8_t>(dimension), SharedRows<float>(1)} {}
+
   const uint16_t* Half(size_t i) const { return half.data() + i * d; }  // (Int8Vectors::At)
   // Inner product of `query` with vector i, from its half-precision copy.
   float Similarity(const float* query, size_t i) const {

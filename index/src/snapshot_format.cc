@@ -112,15 +112,13 @@ Result<std::unique_ptr<HnswGraph>> ReadHnswBlob(std::span<const uint8_t> blob, s
 
 // Version 2: halves, then links (PutHnsw).
 Result<std::unique_ptr<HnswGraph>> ReadHnsw(ByteReader& in, size_t n, size_t dimension) {
-  auto graph = std::make_unique<HnswGraph>();
+  auto graph = std::make_unique<HnswGraph>(dimension);
   graph->n = n;
-  graph->d = dimension;
   std::span<const uint8_t> bytes;
   if (n > in.remaining() / (dimension * sizeof(uint16_t)) ||
       !in.ReadBytes(n * dimension * sizeof(uint16_t), &bytes)) {
     return Status::Corruption("snapshot: truncated hnsw vectors");
   }
-  graph->half = SharedRows<uint16_t>(dimension);
   graph->half.Grow(n);
   if (n > 0) std::memcpy(graph->half.MutableRow(0), bytes.data(), bytes.size());
 
@@ -177,7 +175,6 @@ Result<std::unique_ptr<HnswGraph>> ReadHnsw(ByteReader& in, size_t n, size_t dim
   }
   SC_RETURN_IF_ERROR(ValidateLinks(links, n).WithContext("snapshot"));
   // The walk navigates on int8 codes of what it scores with: the halves.
-  graph->codes = {SharedRows<int8_t>(dimension), SharedRows<float>(1)};
   graph->codes.codes.Grow(n);
   graph->codes.scales.Grow(n);
   std::vector<float> vector(dimension);
