@@ -185,7 +185,7 @@ struct GraphRows {
   bool operator==(const GraphRows&) const = default;
 };
 
-// Whether the graph finds most of rows [first, last) of `set` as their own nearest.
+// How many of rows [first, last) of `set` the graph finds as their own nearest.
 size_t FoundAsTheirOwnNearest(HnswGraph& graph, const VectorSet& set, size_t first, size_t last) {
   graph.links.efSearch = 64;
   size_t found = 0;
