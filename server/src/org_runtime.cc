@@ -25,19 +25,18 @@ int64_t NowMs() {
 // locking: the caller holds its lock (shared) for the whole search.
 class SlotFilter final : public index::Filter {
  public:
-  SlotFilter(const std::unordered_map<uint64_t, SlotInfo>& slots, int64_t now_ms,
-             std::optional<uint32_t> ns_id,
+  SlotFilter(const SlotTable& slots, int64_t now_ms, std::optional<uint32_t> ns_id,
              const std::function<bool(const storage::Digest&)>* admit)
       : slots_(slots), now_ms_(now_ms), ns_id_(ns_id), admit_(admit) {}
   bool Admits(uint64_t slot) const override {
-    auto it = slots_.find(slot);
-    if (it == slots_.end() || it->second.expires_ms <= now_ms_) return false;
-    if (ns_id_ && it->second.ns_id != *ns_id_) return false;
-    return admit_ == nullptr || (*admit_)(it->second.digest);
+    const SlotInfo* info = slots_.Find(slot);
+    if (info == nullptr || info->expires_ms <= now_ms_) return false;
+    if (ns_id_ && info->ns_id != *ns_id_) return false;
+    return admit_ == nullptr || (*admit_)(info->digest);
   }
 
  private:
-  const std::unordered_map<uint64_t, SlotInfo>& slots_;
+  const SlotTable& slots_;
   int64_t now_ms_;
   std::optional<uint32_t> ns_id_;
   const std::function<bool(const storage::Digest&)>* admit_;
@@ -79,7 +78,7 @@ Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, cons
       rt->exact_only_[m.digest] = m.expires_ms;
       return true;
     }
-    rt->slots_[m.vector_slot] = SlotInfo{m.digest, m.expires_ms, rt->NamespaceId(m.name_space)};
+    rt->slots_.Set(m.vector_slot, SlotInfo{m.digest, m.expires_ms, rt->NamespaceId(m.name_space)});
     rt->FileExpiry(m.vector_slot, m.expires_ms);
     return true;
   }));
@@ -107,12 +106,12 @@ Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, cons
   // 3. Add live vectors the snapshot lacks (normally only slots newer than it).
   std::unordered_set<uint64_t> missing;
   uint64_t from = UINT64_MAX;
-  for (const auto& [slot, info] : rt->slots_) {
+  rt->slots_.ForEach([&](uint64_t slot, const SlotInfo&) {
     if (!rt->index_->Contains(slot)) {
       missing.insert(slot);
       from = std::min(from, slot);
     }
-  }
+  });
   size_t replayed = 0;
   if (!missing.empty()) {
     Status add_status;
@@ -129,7 +128,7 @@ Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, cons
   size_t dropped = 0;
   if (auto highest = rt->index_->HighestSlot()) {
     for (uint64_t s = 0; s <= *highest; ++s) {
-      if (rt->index_->Contains(s) && !rt->slots_.count(s)) {
+      if (rt->index_->Contains(s) && !rt->slots_.Contains(s)) {
         (void)rt->index_->Remove(s);
         ++dropped;
       }
@@ -169,9 +168,9 @@ void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& 
   if (put.replaced_slot) (void)index_->Remove(*put.replaced_slot);
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
-    if (put.replaced_slot) slots_.erase(*put.replaced_slot);
+    if (put.replaced_slot) slots_.Erase(*put.replaced_slot);
     if (with_vector) {
-      slots_[put.slot] = SlotInfo{digest, put.expires_ms, NamespaceId(name_space)};
+      slots_.Set(put.slot, SlotInfo{digest, put.expires_ms, NamespaceId(name_space)});
       FileExpiry(put.slot, put.expires_ms);
       exact_only_.erase(digest);
     } else {
@@ -191,11 +190,11 @@ void OrgRuntime::OnExpiryChanged(const storage::Digest& digest, uint64_t slot, i
     exact_only_[digest] = expires_ms;
     return;
   }
-  auto it = slots_.find(slot);
-  if (it == slots_.end()) return;
+  SlotInfo* info = slots_.Find(slot);
+  if (info == nullptr) return;
   // A later expiry is re-filed when the bucket the entry is filed under comes due.
-  if (expires_ms < it->second.expires_ms) FileExpiry(slot, expires_ms);
-  it->second.expires_ms = expires_ms;
+  if (expires_ms < info->expires_ms) FileExpiry(slot, expires_ms);
+  info->expires_ms = expires_ms;
 }
 
 void OrgRuntime::FileExpiry(uint64_t slot, int64_t expires_ms) {
@@ -212,7 +211,7 @@ void OrgRuntime::OnRemoved(const storage::RemovedEntries& removed) {
 void OrgRuntime::OnRemoved(std::span<const uint64_t> slots) {
   for (uint64_t s : slots) (void)index_->Remove(s);
   std::unique_lock<std::shared_mutex> lock(mu_);
-  for (uint64_t s : slots) slots_.erase(s);
+  for (uint64_t s : slots) slots_.Erase(s);
 }
 
 Result<std::vector<OrgRuntime::Candidate>> OrgRuntime::Search(
@@ -230,8 +229,8 @@ Result<std::vector<OrgRuntime::Candidate>> OrgRuntime::Search(
   std::vector<Candidate> out;
   out.reserve(hits.size());
   for (const auto& h : hits) {
-    auto it = slots_.find(h.slot);
-    if (it != slots_.end()) out.push_back({h.slot, h.score, it->second.digest});
+    const SlotInfo* info = slots_.Find(h.slot);
+    if (info != nullptr) out.push_back({h.slot, h.score, info->digest});
   }
   return out;
 }
@@ -321,12 +320,12 @@ size_t OrgRuntime::SweepExpired(int64_t now_ms) {
     while (!expiring_.empty() && expiring_.begin()->first <= due) {
       auto bucket = expiring_.extract(expiring_.begin());
       for (uint64_t slot : bucket.mapped()) {
-        auto it = slots_.find(slot);
-        if (it == slots_.end()) continue;  // removed since it was filed
-        if (it->second.expires_ms <= now_ms) {
+        const SlotInfo* info = slots_.Find(slot);
+        if (info == nullptr) continue;  // removed since it was filed
+        if (info->expires_ms <= now_ms) {
           expired.push_back(slot);
         } else {
-          later.emplace_back(slot, it->second.expires_ms);
+          later.emplace_back(slot, info->expires_ms);
         }
       }
     }

@@ -20,6 +20,7 @@
 #include "sealcache/index/vector_index.h"
 #include "sealcache/server/service.h"
 #include "sealcache/storage/store.h"
+#include "slot_table.h"
 
 namespace sealcache::server::internal {
 
@@ -29,12 +30,6 @@ struct DigestHash {
     std::memcpy(&h, d.data(), sizeof(h));  // digests are hashes already
     return h;
   }
-};
-
-struct SlotInfo {
-  storage::Digest digest{};
-  int64_t expires_ms = 0;
-  uint32_t ns_id = 0;
 };
 
 // The index parameters of an org: the server's `base`, overridden by the org's own
@@ -126,7 +121,7 @@ class OrgRuntime {
   std::shared_mutex writes_gate_;
 
   std::shared_mutex mu_;  // guards slots_, namespaces_, exact_only_, expiring_
-  std::unordered_map<uint64_t, SlotInfo> slots_;
+  SlotTable slots_;
   std::map<std::string, uint32_t, std::less<>> namespaces_;  // "" is id 0
   // Entries without a vector, by digest, with their expiry (for DBSIZE and the sweep).
   std::unordered_map<storage::Digest, int64_t, DigestHash> exact_only_;

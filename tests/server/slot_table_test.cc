@@ -1,0 +1,152 @@
+// The slot table: an open-addressing map from vector slot to the entry's digest, expiry and
+// namespace, which every lookup asks about each candidate it keeps.
+#include "slot_table.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+namespace sealcache::server::internal {
+namespace {
+
+SlotInfo Info(uint64_t slot) {
+  SlotInfo info;
+  info.digest[0] = static_cast<uint8_t>(slot);
+  info.digest[31] = static_cast<uint8_t>(slot >> 8);
+  info.expires_ms = static_cast<int64_t>(slot) * 1000 + 7;
+  info.ns_id = static_cast<uint32_t>(slot % 5);
+  return info;
+}
+
+void ExpectHolds(const SlotTable& table, const std::unordered_map<uint64_t, SlotInfo>& want) {
+  ASSERT_EQ(table.size(), want.size());
+  for (const auto& [slot, info] : want) {
+    const SlotInfo* got = table.Find(slot);
+    ASSERT_NE(got, nullptr) << "slot " << slot;
+    EXPECT_EQ(got->digest, info.digest) << "slot " << slot;
+    EXPECT_EQ(got->expires_ms, info.expires_ms) << "slot " << slot;
+    EXPECT_EQ(got->ns_id, info.ns_id) << "slot " << slot;
+  }
+  size_t seen = 0;
+  table.ForEach([&](uint64_t slot, const SlotInfo&) {
+    EXPECT_EQ(want.count(slot), 1u) << "slot " << slot;
+    ++seen;
+  });
+  EXPECT_EQ(seen, want.size());
+}
+
+TEST(SlotTableTest, FindsWhatWasSetAndNothingElse) {
+  SlotTable table;
+  EXPECT_EQ(table.Find(0), nullptr);
+  table.Set(0, Info(0));
+  table.Set(41, Info(41));
+  ASSERT_NE(table.Find(41), nullptr);
+  EXPECT_EQ(table.Find(41)->expires_ms, Info(41).expires_ms);
+  EXPECT_TRUE(table.Contains(0));
+  EXPECT_FALSE(table.Contains(1));
+  EXPECT_FALSE(table.Contains(40));
+  EXPECT_EQ(table.size(), 2u);
+}
+
+TEST(SlotTableTest, SetReplacesAndFindChangesInPlace) {
+  SlotTable table;
+  table.Set(9, Info(9));
+  table.Set(9, Info(10));
+  EXPECT_EQ(table.size(), 1u);
+  EXPECT_EQ(table.Find(9)->expires_ms, Info(10).expires_ms);
+  table.Find(9)->expires_ms = 5;
+  EXPECT_EQ(table.Find(9)->expires_ms, 5);
+}
+
+TEST(SlotTableTest, EraseRemovesOnlyThatSlotAndReportsAbsentOnes) {
+  SlotTable table;
+  for (uint64_t s = 0; s < 10; ++s) table.Set(s, Info(s));
+  EXPECT_TRUE(table.Erase(4));
+  EXPECT_FALSE(table.Erase(4));
+  EXPECT_FALSE(table.Erase(100));
+  std::unordered_map<uint64_t, SlotInfo> want;
+  for (uint64_t s = 0; s < 10; ++s)
+    if (s != 4) want[s] = Info(s);
+  ExpectHolds(table, want);
+}
+
+// Slots are issued in order: an org holds a dense run, grown one slot at a time.
+TEST(SlotTableTest, HoldsADenseRunAndStaysWithinItsLoadLimit) {
+  SlotTable table;
+  std::unordered_map<uint64_t, SlotInfo> want;
+  for (uint64_t s = 1000; s < 21000; ++s) {
+    table.Set(s, Info(s));
+    want[s] = Info(s);
+    ASSERT_LE(table.size() * 16, table.capacity() * 13);
+  }
+  ExpectHolds(table, want);
+}
+
+// Slots a capacity apart, and runs wider than the table, share home cells under a plain
+// modulo; every one of them must still be found and erased.
+TEST(SlotTableTest, KeysThatShareLowBitsAreAllFoundAndErased) {
+  SlotTable table;
+  std::unordered_map<uint64_t, SlotInfo> want;
+  for (uint64_t i = 0; i < 3000; ++i) {
+    const uint64_t slot = i * 1024 + (i % 3);
+    table.Set(slot, Info(slot));
+    want[slot] = Info(slot);
+  }
+  ExpectHolds(table, want);
+  for (uint64_t i = 0; i < 3000; i += 2) {
+    const uint64_t slot = i * 1024 + (i % 3);
+    ASSERT_TRUE(table.Erase(slot));
+    want.erase(slot);
+  }
+  ExpectHolds(table, want);
+}
+
+// A cache's life: puts at the head of the slot range, replaces and expiries anywhere behind
+// it. Checked against a std::unordered_map after every step, so every backward shift of an
+// erase and every resize is covered.
+TEST(SlotTableTest, MatchesAMapThroughPutsReplacesAndExpiries) {
+  SlotTable table;
+  std::unordered_map<uint64_t, SlotInfo> want;
+  std::vector<uint64_t> live;
+  std::mt19937_64 rng(17);
+  uint64_t next_slot = 0;
+  for (int step = 0; step < 60000; ++step) {
+    const int op = static_cast<int>(rng() % 10);
+    if (op < 5 || live.empty()) {  // put: a new slot
+      const uint64_t slot = next_slot++;
+      table.Set(slot, Info(slot));
+      want[slot] = Info(slot);
+      live.push_back(slot);
+    } else if (op < 9) {  // replace or expire: an older slot goes
+      const size_t at = rng() % live.size();
+      const uint64_t slot = live[at];
+      live[at] = live.back();
+      live.pop_back();
+      ASSERT_TRUE(table.Erase(slot)) << "step " << step;
+      want.erase(slot);
+    } else {  // expiry moved
+      const uint64_t slot = live[rng() % live.size()];
+      table.Find(slot)->expires_ms = step;
+      want[slot].expires_ms = step;
+    }
+    if (step % 997 == 0) ExpectHolds(table, want);
+  }
+  ExpectHolds(table, want);
+}
+
+TEST(SlotTableTest, GivesMemoryBackWhenEmptied) {
+  SlotTable table;
+  const size_t empty_capacity = table.capacity();
+  for (uint64_t s = 0; s < 50000; ++s) table.Set(s, Info(s));
+  EXPECT_GE(table.capacity(), 50000u * 16 / 13);
+  for (uint64_t s = 0; s < 50000; ++s) ASSERT_TRUE(table.Erase(s));
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_EQ(table.capacity(), empty_capacity);
+  table.Set(7, Info(7));
+  EXPECT_TRUE(table.Contains(7));
+}
+
+}  // namespace
+}  // namespace sealcache::server::internal
