@@ -135,7 +135,8 @@ int main(int argc, char** argv) {
       "key reaper period, ms")(
       "rotation-interval-days", po::value(&rotation_days)->default_value(kRotationDays),
       "rotate every org's key when its active version is this old, days (0 = off)")(
-      "hit-flush-ms", po::value(&o.service.hit_flush_period_ms)->default_value(1000),
+      "hit-flush-ms",
+      po::value(&o.service.hit_flush_period_ms)->default_value(o.service.hit_flush_period_ms),
       "how often hit counts are written, ms")(
       "etcd", po::value(&o.cluster.etcd_endpoint),
       "join the cluster whose records live in this etcd: http://HOST:PORT, or its members "

@@ -76,6 +76,11 @@ constexpr auto kCorruptionLogInterval = std::chrono::seconds(10);
 // brought the RSS from 734 to 404 MB.
 constexpr size_t kHeapTrimThreshold = 32u << 20;
 
+// How often the background loop sweeps expired entries, seals idle orgs' vectors and checks
+// whether a snapshot is due (and writes hit counts, if ServiceOptions::hit_flush_period_ms is
+// shorter).
+constexpr int64_t kBackgroundPassMs = 1000;
+
 // Returns free heap pages to the kernel once the allocator holds kHeapTrimThreshold more
 // free bytes than after the last trim. glibc keeps counting trimmed chunks as free (their
 // pages are released, the chunks stay in its bins), so the free count alone would trim on
@@ -451,15 +456,18 @@ std::vector<std::shared_ptr<OrgRuntime>> CacheServiceImpl::AllOrgs() {
 void CacheServiceImpl::BackgroundLoop() {
   omp_set_num_threads(1);
   size_t heap_free_after_trim = 0;
+  const int64_t pass_ms = std::min(options_.hit_flush_period_ms, kBackgroundPassMs);
+  int64_t hits_flushed_ms = NowMs();
   std::unique_lock<std::mutex> lock(bg_mu_);
   while (!stopping_) {
-    bg_cv_.wait_for(lock, std::chrono::milliseconds(options_.hit_flush_period_ms),
-                    [this] { return stopping_; });
+    bg_cv_.wait_for(lock, std::chrono::milliseconds(pass_ms), [this] { return stopping_; });
     if (stopping_) break;
     lock.unlock();
     const int64_t now = NowMs();
+    const bool flush_hits = now - hits_flushed_ms >= options_.hit_flush_period_ms;
+    if (flush_hits) hits_flushed_ms = now;
     for (auto& org : AllOrgs()) {
-      Status s = org->FlushHits(*store_);
+      Status s = flush_hits ? org->FlushHits(*store_) : Status::Ok();
       if (s.ok()) org->SweepExpired(now);
       org->MaybeSealIdle(now, options_.idle_seal_after_ms);
       if (s.ok()) {

@@ -28,8 +28,11 @@ struct ServiceOptions {
   uint32_t max_k = 100;
   // Largest number of items in one PutBatch. Default 1000.
   uint32_t max_batch_items = 1000;
-  // How often accumulated hit counts are written to the store, in ms. Default 1000.
-  int64_t hit_flush_period_ms = 1000;
+  // How often accumulated hit counts are written to the store, in ms (a crash loses the
+  // counts of at most this long). Default 5000: each write reads and rewrites the metadata of
+  // every entry hit since the last, a burst that lookups queue behind; once a second it put
+  // the p99 of lookups paced at 10,150 /s at 2.15-2.52 ms, every 5 s at 1.81-2.14 ms.
+  int64_t hit_flush_period_ms = 5000;
   // Write an org's index snapshot after this many inserts since the last one. Default 50000.
   uint64_t snapshot_every_inserts = 50'000;
   // ... or after this long with any insert since the last one, in ms. Default 10 minutes.
