@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
   if (!policy.ok()) return Fail("--eviction-policy: " + policy.status().message());
   o.service.store.default_eviction_policy = *policy;
   if (rotation_days < 0) return Fail("--rotation-interval-days must be 0 (off) or more");
+  if (o.service.hit_flush_period_ms < 1) return Fail("--hit-flush-ms must be 1 or more");
   o.service.store.rotation_interval_ms = rotation_days * kMsPerDay;
 #ifdef SEALCACHE_FAULT_POINTS
   if (Status s = sealcache::server::InstallCrashPointFromEnvironment(&o.service.store); !s.ok()) {

@@ -152,5 +152,25 @@ TEST_F(ProcessTest, RefusesToStartWithoutAKeyOrWithAnOpenKeyFile) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
 }
 
+TEST_F(ProcessTest, RefusesAHitFlushPeriodBelowOneMillisecond) {
+  const std::string err = dir_ + "/stderr";
+  pid_t p = fork();
+  if (p == 0) {
+    std::string data = dir_ + "/data", key = "file:" + dir_ + "/master.key";
+    int out = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(out, 2);
+    execl(SEALCACHED_PATH, SEALCACHED_PATH, "--data", data.c_str(), "--master-key", key.c_str(),
+          "--hit-flush-ms", "0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(p, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  std::ifstream in(err);
+  const std::string message{std::istreambuf_iterator<char>(in), {}};
+  EXPECT_NE(message.find("--hit-flush-ms must be 1 or more"), std::string::npos) << message;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/data"));
+}
+
 }  // namespace
 }  // namespace sealcache::server
