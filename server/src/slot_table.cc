@@ -41,20 +41,19 @@ SlotInfo* SlotTable::Find(uint64_t slot) {
 }
 
 void SlotTable::Set(uint64_t slot, const SlotInfo& info) {
-  if ((size_ + 1) * kMaxLoadDen > capacity() * kMaxLoadNum) Resize(capacity() * 2);
-  for (size_t i = Home(slot);; i = (i + 1) & mask_) {
-    Cell& c = cells_[i];
-    if (c.slot == slot) {
-      c.info = info;
-      return;
-    }
-    if (c.slot == kFree) {
-      c.slot = slot;
-      c.info = info;
-      ++size_;
-      return;
-    }
+  if (SlotInfo* present = Find(slot)) {
+    *present = info;
+    return;
   }
+  if ((size_ + 1) * kMaxLoadDen > capacity() * kMaxLoadNum) Resize(capacity() * 2);
+  Place(Cell{slot, info});
+  ++size_;
+}
+
+void SlotTable::Place(const Cell& cell) {
+  size_t i = Home(cell.slot);
+  while (cells_[i].slot != kFree) i = (i + 1) & mask_;
+  cells_[i] = cell;
 }
 
 bool SlotTable::Erase(uint64_t slot) {
@@ -86,11 +85,7 @@ void SlotTable::Resize(size_t capacity) {
   mask_ = capacity - 1;
   shift_ = 64 - std::countr_zero(capacity);
   for (size_t i = 0; i < old_capacity; ++i) {
-    const Cell& c = old[i];
-    if (c.slot == kFree) continue;
-    size_t j = Home(c.slot);
-    while (cells_[j].slot != kFree) j = (j + 1) & mask_;
-    cells_[j] = c;
+    if (old[i].slot != kFree) Place(old[i]);
   }
 }
 

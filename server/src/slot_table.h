@@ -55,6 +55,7 @@ class SlotTable {
   };
 
   size_t Home(uint64_t slot) const;
+  void Place(const Cell& cell);  // into the first free cell from its home; slot not present
   void Resize(size_t capacity);  // a power of two that holds size_ within the load limit
 
   std::unique_ptr<Cell[]> cells_;

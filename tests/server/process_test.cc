@@ -10,6 +10,7 @@
 #include <boost/asio.hpp>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "sealcache/crypto/master_key.h"
 #include "server_fixture.h"
@@ -55,6 +56,24 @@ class ProcessTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     FAIL() << "sealcached did not start listening";
+  }
+  // Runs sealcached with `args` to its exit, its stderr into `stderr_path`; returns its exit
+  // code (128 + the signal if one ended it).
+  int RunToExit(const std::vector<std::string>& args,
+                const std::string& stderr_path = "/dev/null") {
+    std::vector<char*> argv{const_cast<char*>(SEALCACHED_PATH)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    const pid_t p = fork();
+    if (p == 0) {
+      int err = open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(err, 2);
+      execv(SEALCACHED_PATH, argv.data());
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(p, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   int WaitExit() {
     int status = 0;
@@ -127,45 +146,16 @@ TEST_F(ProcessTest, SigtermUnderLoadDrainsExitsZeroAndLosesNoAcknowledgedPut) {
 }
 
 TEST_F(ProcessTest, RefusesToStartWithoutAKeyOrWithAnOpenKeyFile) {
-  pid_t p = fork();
-  if (p == 0) {
-    std::string data = dir_ + "/data";
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 2);
-    execl(SEALCACHED_PATH, SEALCACHED_PATH, "--data", data.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(p, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  const std::string data = dir_ + "/data", key = "file:" + dir_ + "/master.key";
+  EXPECT_EQ(RunToExit({"--data", data}), 1);
   chmod((dir_ + "/master.key").c_str(), 0644);
-  p = fork();
-  if (p == 0) {
-    std::string data = dir_ + "/data", key = "file:" + dir_ + "/master.key";
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 2);
-    execl(SEALCACHED_PATH, SEALCACHED_PATH, "--data", data.c_str(), "--master-key", key.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  waitpid(p, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  EXPECT_EQ(RunToExit({"--data", data, "--master-key", key}), 1);
 }
 
 TEST_F(ProcessTest, RefusesAHitFlushPeriodBelowOneMillisecond) {
+  const std::string data = dir_ + "/data", key = "file:" + dir_ + "/master.key";
   const std::string err = dir_ + "/stderr";
-  pid_t p = fork();
-  if (p == 0) {
-    std::string data = dir_ + "/data", key = "file:" + dir_ + "/master.key";
-    int out = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(out, 2);
-    execl(SEALCACHED_PATH, SEALCACHED_PATH, "--data", data.c_str(), "--master-key", key.c_str(),
-          "--hit-flush-ms", "0", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(p, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  EXPECT_EQ(RunToExit({"--data", data, "--master-key", key, "--hit-flush-ms", "0"}, err), 1);
   std::ifstream in(err);
   const std::string message{std::istreambuf_iterator<char>(in), {}};
   EXPECT_NE(message.find("--hit-flush-ms must be 1 or more"), std::string::npos) << message;
