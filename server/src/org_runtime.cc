@@ -75,7 +75,7 @@ Result<std::unique_ptr<OrgRuntime>> OrgRuntime::Load(storage::Store& store, cons
   // 1. The live entries, from plaintext metadata.
   SC_RETURN_IF_ERROR(store.ScanMeta(org, [&](const storage::EntryMeta& m) {
     if (m.vector_slot == storage::kNoVectorSlot) {  // exact-only: counted, not indexed
-      rt->exact_only_[m.digest] = m.expires_ms;
+      rt->SetExactOnly(m.digest, m.expires_ms);
       return true;
     }
     rt->slots_.Set(m.vector_slot, SlotInfo{m.digest, m.expires_ms, rt->NamespaceId(m.name_space)});
@@ -174,7 +174,7 @@ void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& 
       FileExpiry(put.slot, put.expires_ms);
       exact_only_.erase(digest);
     } else {
-      exact_only_[digest] = put.expires_ms;
+      SetExactOnly(digest, put.expires_ms);
     }
   }
   if (with_vector || put.replaced_slot) {
@@ -187,7 +187,7 @@ void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& 
 void OrgRuntime::OnExpiryChanged(const storage::Digest& digest, uint64_t slot, int64_t expires_ms) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   if (slot == storage::kNoVectorSlot) {
-    exact_only_[digest] = expires_ms;
+    SetExactOnly(digest, expires_ms);
     return;
   }
   SlotInfo* info = slots_.Find(slot);
@@ -199,6 +199,16 @@ void OrgRuntime::OnExpiryChanged(const storage::Digest& digest, uint64_t slot, i
 
 void OrgRuntime::FileExpiry(uint64_t slot, int64_t expires_ms) {
   expiring_[expires_ms / kExpiryBucketMs].push_back(slot);
+}
+
+void OrgRuntime::SetExactOnly(const storage::Digest& digest, int64_t expires_ms) {
+  auto [it, added] = exact_only_.try_emplace(digest, expires_ms);
+  // Filed again only where the filing it has would come due too late: a new entry, or an
+  // expiry moved to an earlier bucket. One moved later is re-filed when its bucket comes
+  // due, so rewriting a key never piles up filings.
+  const bool file = added || expires_ms / kExpiryBucketMs < it->second / kExpiryBucketMs;
+  it->second = expires_ms;
+  if (file) expiring_exact_[expires_ms / kExpiryBucketMs].push_back(digest);
 }
 
 void OrgRuntime::OnRemoved(const storage::RemovedEntries& removed) {
@@ -337,12 +347,29 @@ size_t OrgRuntime::SweepExpired(int64_t now_ms) {
     for (const auto& [slot, expires_ms] : later) FileExpiry(slot, expires_ms);
   }
   OnRemoved(expired);
-  size_t exact = 0;
-  {
-    std::unique_lock<std::shared_mutex> lock(mu_);
-    exact = std::erase_if(exact_only_, [&](const auto& e) { return e.second <= now_ms; });
+  return expired.size() + SweepExpiredExactOnly(now_ms);
+}
+
+size_t OrgRuntime::SweepExpiredExactOnly(int64_t now_ms) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  size_t swept = 0;
+  std::vector<std::pair<int64_t, storage::Digest>> later;  // (its bucket now, digest)
+  const int64_t due = now_ms / kExpiryBucketMs;
+  while (!expiring_exact_.empty() && expiring_exact_.begin()->first <= due) {
+    auto bucket = expiring_exact_.extract(expiring_exact_.begin());
+    for (const storage::Digest& digest : bucket.mapped()) {
+      auto it = exact_only_.find(digest);
+      if (it == exact_only_.end()) continue;  // removed (or swept) since it was filed
+      if (it->second <= now_ms) {
+        exact_only_.erase(it);
+        ++swept;
+      } else {
+        later.emplace_back(it->second / kExpiryBucketMs, digest);  // its expiry moved later
+      }
+    }
   }
-  return expired.size() + exact;
+  for (const auto& [b, digest] : later) expiring_exact_[b].push_back(digest);
+  return swept;
 }
 
 size_t OrgRuntime::live_slots() {

@@ -110,6 +110,30 @@ TEST_F(RespServerTest, ConnectionsFromBothPortsShareOneServer) {
   EXPECT_EQ(s.ReadUntil(":1\r\n"), ":1\r\n");
 }
 
+// Keys without a vector are swept by the bucket their expiry falls in, also after EXPIRE
+// moved it later (kept) or earlier (swept then); DBSIZE counts entries until they are swept.
+TEST_F(RespServerTest, KeysAreSweptWhenTheirExpiryComesAlsoAfterItMoved) {
+  RespSocket s(server_->resp_port());
+  s.Send(Auth() + "SET short v PX 300\r\nSET extended v PX 300\r\nPEXPIRE extended 60000\r\n" +
+         "SET shortened v EX 60\r\nPEXPIRE shortened 300\r\nSET kept v\r\nDBSIZE\r\n");
+  EXPECT_EQ(s.ReadUntil(":4\r\n"), "+OK\r\n+OK\r\n+OK\r\n:1\r\n+OK\r\n:1\r\n+OK\r\n:4\r\n");
+  // 10 s bounds a sweep due every second on a loaded machine; it is not a measurement.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string size;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    s.Send("DBSIZE\r\n");
+    size = s.ReadUntil("\r\n");
+  } while (size != ":2\r\n" && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(size, ":2\r\n");
+  s.Send("GET short\r\nGET shortened\r\nEXISTS extended kept\r\n");
+  EXPECT_EQ(s.ReadUntil(":2\r\n"), "$-1\r\n$-1\r\n:2\r\n");
+  // Swept once, not again: the two that stay are still counted a few sweeps later.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  s.Send("DBSIZE\r\n");
+  EXPECT_EQ(s.ReadUntil("\r\n"), ":2\r\n");
+}
+
 TEST_F(RespServerTest, AProtocolErrorIsAnsweredAndCloses) {
   RespSocket s(server_->resp_port());
   s.Send("*1\r\nx\r\n");
