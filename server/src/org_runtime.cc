@@ -254,20 +254,14 @@ std::shared_ptr<OrgAttachment> OrgRuntime::Attachment(
 
 uint64_t OrgRuntime::CountHit(const storage::Digest& digest, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(hits_mu_);
-  auto& h = pending_hits_[digest];
-  h.digest = digest;
-  h.hits++;
-  h.last_hit_ms = std::max(h.last_hit_ms, now_ms);
-  return h.hits;
+  return pending_hits_.Add(digest, now_ms);
 }
 
 Status OrgRuntime::FlushHits(storage::Store& store) {
   std::vector<storage::HitUpdate> batch;
   {
     std::lock_guard<std::mutex> lock(hits_mu_);
-    batch.reserve(pending_hits_.size());
-    for (auto& [d, h] : pending_hits_) batch.push_back(h);
-    pending_hits_.clear();
+    batch = pending_hits_.Take();
   }
   if (batch.empty()) return Status::Ok();
   return store.RecordHits(id_, batch);

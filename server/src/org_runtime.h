@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "hit_table.h"
 #include "metrics.h"
 #include "sealcache/index/vector_index.h"
 #include "sealcache/server/service.h"
@@ -139,7 +140,7 @@ class OrgRuntime {
   std::map<int64_t, std::vector<storage::Digest>> expiring_exact_;
 
   std::mutex hits_mu_;
-  std::unordered_map<storage::Digest, storage::HitUpdate, DigestHash> pending_hits_;
+  HitTable pending_hits_;
 
   // True if the index changed since the last snapshot: inserts, or background seals that
   // turned flat segments into graphs (a snapshot taken before them would make a restart

@@ -1,12 +1,18 @@
-// The slot table: an open-addressing map from vector slot to the entry's digest, expiry and
-// namespace, which every lookup asks about each candidate it keeps.
+// Two open-addressing maps of the server: the slot table (vector slot to the entry's digest,
+// expiry and namespace, which every lookup asks about each candidate it keeps) and the hit
+// table (hits counted per digest until they are written to the store).
 #include "slot_table.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+#include <map>
 #include <random>
 #include <unordered_map>
 #include <vector>
+
+#include "hit_table.h"
 
 namespace sealcache::server::internal {
 namespace {
@@ -146,6 +152,79 @@ TEST(SlotTableTest, GivesMemoryBackWhenEmptied) {
   EXPECT_EQ(table.capacity(), empty_capacity);
   table.Set(7, Info(7));
   EXPECT_TRUE(table.Contains(7));
+}
+
+}  // namespace
+}  // namespace sealcache::server::internal
+
+// The hit table: hits counted per digest between two writes of them to the store.
+namespace sealcache::server::internal {
+namespace {
+
+storage::Digest DigestOf(uint64_t i) {
+  storage::Digest d{};
+  std::memcpy(d.data() + 24, &i, sizeof(i));  // the first 24 bytes shared by every digest
+  return d;
+}
+
+TEST(HitTableTest, CountsEachDigestsHitsAndKeepsTheLatestTime) {
+  HitTable table;
+  EXPECT_EQ(table.Add(DigestOf(1), 100), 1u);
+  EXPECT_EQ(table.Add(DigestOf(2), 150), 1u);
+  EXPECT_EQ(table.Add(DigestOf(1), 300), 2u);
+  EXPECT_EQ(table.Add(DigestOf(1), 200), 3u);  // an earlier clock reading keeps 300
+  EXPECT_EQ(table.size(), 2u);
+  auto taken = table.Take();
+  std::sort(taken.begin(), taken.end(),
+            [](const auto& a, const auto& b) { return a.digest < b.digest; });
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_EQ(taken[0].digest, DigestOf(1));
+  EXPECT_EQ(taken[0].hits, 3u);
+  EXPECT_EQ(taken[0].last_hit_ms, 300);
+  EXPECT_EQ(taken[1].digest, DigestOf(2));
+  EXPECT_EQ(taken[1].hits, 1u);
+  EXPECT_EQ(taken[1].last_hit_ms, 150);
+}
+
+TEST(HitTableTest, TakeEmptiesItAndCountsStartAgain) {
+  HitTable table;
+  table.Add(DigestOf(7), 1);
+  table.Add(DigestOf(7), 2);
+  EXPECT_EQ(table.Take().size(), 1u);
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_TRUE(table.Take().empty());
+  EXPECT_EQ(table.Add(DigestOf(7), 3), 1u);
+}
+
+// Many digests that differ only in their last bytes, through several periods of growing and
+// shrinking counts, against a std::map.
+TEST(HitTableTest, MatchesAMapThroughManyPeriods) {
+  HitTable table;
+  std::mt19937_64 rng(11);
+  for (size_t period : {1000u, 60000u, 3u, 20000u, 0u, 500u}) {
+    std::map<storage::Digest, storage::HitUpdate> want;
+    for (size_t i = 0; i < period * 3; ++i) {
+      const storage::Digest d = DigestOf(rng() % (period + 1));
+      const int64_t now = static_cast<int64_t>(rng() % 1'000'000);
+      auto& w = want[d];
+      w.digest = d;
+      w.last_hit_ms = std::max(w.last_hit_ms, now);
+      ASSERT_EQ(table.Add(d, now), ++w.hits);
+    }
+    ASSERT_EQ(table.size(), want.size());
+    EXPECT_LE(table.size() * 16, table.capacity() * 13);
+    auto taken = table.Take();
+    ASSERT_EQ(taken.size(), want.size());
+    for (const auto& h : taken) {
+      auto it = want.find(h.digest);
+      ASSERT_NE(it, want.end());
+      EXPECT_EQ(h.hits, it->second.hits);
+      EXPECT_EQ(h.last_hit_ms, it->second.last_hit_ms);
+      want.erase(it);
+    }
+    // Room for as many as the period had, not for the largest period ever seen.
+    EXPECT_LE(table.capacity(), std::max<size_t>(16, taken.size() * 16 / 13 * 2 + 2));
+  }
 }
 
 }  // namespace
