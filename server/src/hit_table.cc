@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
-#include <random>
 
 namespace sealcache::server::internal {
 namespace {
@@ -12,7 +10,6 @@ constexpr size_t kMinCapacity = 16;
 // Grows (doubles) past 13/16 full, as the slot table (slot_table.cc says why).
 constexpr size_t kMaxLoadNum = 13, kMaxLoadDen = 16;
 constexpr uint64_t kFibonacci = 0x9E3779B97F4A7C15ull;
-constexpr uint64_t kMix = 0xBF58476D1CE4E5B9ull;  // odd; from splitmix64's finaliser
 
 // The smallest power of two, at least kMinCapacity, that holds n within the load limit.
 size_t CapacityFor(size_t n) {
@@ -23,19 +20,10 @@ size_t CapacityFor(size_t n) {
 
 }  // namespace
 
-HitTable::HitTable() : seed_(std::random_device{}() * kFibonacci ^ std::random_device{}()) {
-  Resize(kMinCapacity);
-}
+HitTable::HitTable() { Resize(kMinCapacity); }
 
 size_t HitTable::Home(const storage::Digest& digest) const {
-  uint64_t words[storage::kDigestSize / sizeof(uint64_t)];
-  std::memcpy(words, digest.data(), sizeof(words));
-  uint64_t h = seed_;
-  for (uint64_t w : words) {
-    h = (h ^ w) * kMix;
-    h ^= h >> 31;
-  }
-  return static_cast<size_t>((h * kFibonacci) >> shift_);
+  return static_cast<size_t>((uint64_t{hash_(digest)} * kFibonacci) >> shift_);
 }
 
 uint64_t HitTable::Add(const storage::Digest& digest, int64_t now_ms) {

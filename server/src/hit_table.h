@@ -2,8 +2,8 @@
 // Every exact Get and every lookup that answers counts one (CountHit), so an add has to cost
 // one cache miss and no allocation: an open-addressing table with linear probing and entries
 // stored inline, emptied as a whole when the hits are written (Take). Digests come from
-// clients, so the table hashes all 32 bytes with a seed of its own: digests chosen to share
-// a prefix do not pile into one probe run. Not synchronised: the owner's lock guards it.
+// clients, so the table hashes them with a seeded storage::DigestHash: digests chosen to
+// share a prefix do not pile into one probe run. Not synchronised: the owner's lock guards it.
 // Private to server/.
 #pragma once
 
@@ -42,7 +42,7 @@ class HitTable {
   size_t mask_ = 0;  // capacity - 1
   int shift_ = 0;    // 64 - log2(capacity)
   size_t size_ = 0;
-  uint64_t seed_ = 0;
+  storage::DigestHash hash_;
 };
 
 }  // namespace sealcache::server::internal

@@ -5,7 +5,6 @@
 
 #include <array>
 #include <atomic>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,14 +23,6 @@
 #include "slot_table.h"
 
 namespace sealcache::server::internal {
-
-struct DigestHash {
-  size_t operator()(const storage::Digest& d) const {
-    size_t h;
-    std::memcpy(&h, d.data(), sizeof(h));  // digests are hashes already
-    return h;
-  }
-};
 
 // The index parameters of an org: the server's `base`, overridden by the org's own
 // (non-zero) values.
@@ -128,7 +119,7 @@ class OrgRuntime {
   SlotTable slots_;
   std::map<std::string, uint32_t, std::less<>> namespaces_;  // "" is id 0
   // Entries without a vector, by digest, with their expiry (for DBSIZE and the sweep).
-  std::unordered_map<storage::Digest, int64_t, DigestHash> exact_only_;
+  std::unordered_map<storage::Digest, int64_t, storage::DigestHash> exact_only_;
   // The slots filed by the bucket (kExpiryBucketMs) their entry expires in, so a sweep reads
   // the buckets that came due rather than every slot. Filed lazily: an entry whose expiry
   // moved later stays filed under its earlier bucket and is re-filed when that comes due; one

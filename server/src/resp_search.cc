@@ -96,9 +96,9 @@ struct Doc {
 class SearchState final : public OrgAttachment {
  public:
   std::shared_mutex mu;
-  bool loaded = false;                                        // GUARDED_BY(mu)
-  std::map<std::string, IndexDef> indexes;                    // GUARDED_BY(mu)
-  std::unordered_map<storage::Digest, Doc, DigestHash> docs;  // GUARDED_BY(mu)
+  bool loaded = false;                                                 // GUARDED_BY(mu)
+  std::map<std::string, IndexDef> indexes;                             // GUARDED_BY(mu)
+  std::unordered_map<storage::Digest, Doc, storage::DigestHash> docs;  // GUARDED_BY(mu)
 
   // The fields of `fields` that an index covering `name` filters on; nullopt if no index
   // covers `name`. REQUIRES: mu held.

@@ -38,7 +38,7 @@ void CapacityTracker::Insert(const Digest& d, const Item& item) {
   entries_.fetch_add(1, std::memory_order_relaxed);
 }
 
-void CapacityTracker::Erase(std::unordered_map<Digest, Item, DigestHasher>::iterator it) {
+void CapacityTracker::Erase(std::unordered_map<Digest, Item, DigestHash>::iterator it) {
   const Item& item = it->second;
   by_expiry_.erase({item.expires_ms, it->first});
   if (item.pending) {

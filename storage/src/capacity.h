@@ -16,7 +16,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -28,14 +27,6 @@
 #include "sealcache/storage/store.h"
 
 namespace sealcache::storage::internal {
-
-struct DigestHasher {
-  size_t operator()(const Digest& d) const {
-    size_t h;
-    std::memcpy(&h, d.data(), sizeof(h));  // digests are hashes already
-    return h;
-  }
-};
 
 class CapacityTracker {
  public:
@@ -109,13 +100,13 @@ class CapacityTracker {
   using OrderKey = std::tuple<int64_t, int64_t, uint64_t, Digest>;
 
   OrderKey KeyOf(const Digest& d, const Item& item) const;
-  void Erase(std::unordered_map<Digest, Item, DigestHasher>::iterator it);
+  void Erase(std::unordered_map<Digest, Item, DigestHash>::iterator it);
   void Insert(const Digest& d, const Item& item);
 
   mutable std::mutex mu_;
   EvictionPolicy policy_;
   bool ordered_ = false;
-  std::unordered_map<Digest, Item, DigestHasher> items_;
+  std::unordered_map<Digest, Item, DigestHash> items_;
   std::set<std::pair<int64_t, Digest>> by_expiry_;
   std::set<OrderKey> order_;  // only while ordered_
   uint64_t next_sequence_ = 0;

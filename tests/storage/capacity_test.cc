@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "store_fixture.h"
 
@@ -305,6 +308,40 @@ TEST_F(Capacity, ConcurrentWritersAtTheLimitKeepTheCountsExact) {
     readable += Live("acme", t * 1'000'000, t * 1'000'000 + kPerThread);
   EXPECT_EQ(readable, st->live_entries);
   EXPECT_EQ(CountVectors("acme"), st->live_entries);
+}
+
+}  // namespace
+}  // namespace sealcache::storage
+
+// Digests are chosen by clients: ones that share all but their last bytes spread over a hash
+// table's buckets as well as random ones, and each hasher is seeded on its own.
+namespace sealcache::storage {
+namespace {
+
+TEST(DigestHashTest, DigestsThatShareAPrefixSpreadOverTheBuckets) {
+  std::unordered_map<Digest, int, DigestHash> table;
+  constexpr uint64_t kDigests = 50'000;
+  for (uint64_t i = 0; i < kDigests; ++i) {
+    Digest d{};
+    d.fill(0xAB);
+    std::memcpy(d.data() + 24, &i, sizeof(i));
+    table.emplace(d, 0);
+  }
+  size_t fullest = 0;
+  for (size_t b = 0; b < table.bucket_count(); ++b)
+    fullest = std::max(fullest, table.bucket_size(b));
+  // Random keys at this load fill no bucket with more than ~8; a prefix hash puts all 50,000
+  // into one.
+  EXPECT_LE(fullest, 16u);
+}
+
+TEST(DigestHashTest, TwoHashersHashTheSameDigestDifferently) {
+  Digest d{};
+  d[0] = 1;
+  DigestHash a, b;
+  const DigestHash copy_of_a = a;
+  EXPECT_NE(a(d), b(d));
+  EXPECT_EQ(a(d), copy_of_a(d));
 }
 
 }  // namespace

@@ -36,6 +36,20 @@ inline constexpr size_t kMaxNamespaceBytes = 128;
 inline constexpr uint32_t kMaxDimension = 4096;
 using Digest = std::array<uint8_t, kDigestSize>;
 
+// Hashes digests for hash tables. A native put names its own digest, so a client can choose
+// digests that share any prefix; a table that hashed a prefix would put them all into one
+// bucket (or one probe run) and spend quadratic time on them. All 32 bytes are mixed with a
+// seed each hasher draws when it is made, so no fixed set of digests collides in every
+// table. Copies keep the seed.
+class DigestHash {
+ public:
+  DigestHash();
+  size_t operator()(const Digest& d) const;
+
+ private:
+  uint64_t seed_;
+};
+
 // How an org at its capacity limit makes room for a write (Redis's maxmemory-policy words).
 enum class EvictionPolicy : uint8_t {
   kLru,         // the least recently written or read entry goes first
