@@ -70,7 +70,7 @@ struct ConnectionContext {
   RespServerFacts* resp_facts = nullptr;
   // Where the connection's socket, strand and timers run: one of the server's I/O threads,
   // each with its own event loop, so a connection's events never cross threads.
-  asio::any_io_executor io;
+  asio::any_io_executor io{};
 };
 
 class ConnectionBase {
