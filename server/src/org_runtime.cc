@@ -15,6 +15,37 @@ constexpr size_t kIdleSealMinVectors = 256;
 // buckets up to now's, each slot in them once.
 constexpr int64_t kExpiryBucketMs = 1000;
 
+// Takes the buckets of `filed` (expiry bucket -> keys filed under it) that came due by
+// `now_ms` and returns their keys that expired, each once. `expiry_of(key)` is the key's
+// expiry now, nullopt if it is gone (removed since it was filed: its filing is dropped). A key
+// whose expiry moved later is filed again under the bucket it falls in now, once.
+template <typename Key, typename ExpiryOf>
+std::vector<Key> TakeExpired(std::map<int64_t, std::vector<Key>>& filed, int64_t now_ms,
+                             const ExpiryOf& expiry_of) {
+  std::vector<Key> expired;
+  std::vector<std::pair<int64_t, Key>> later;  // (the bucket it falls in now, key)
+  const int64_t due = now_ms / kExpiryBucketMs;
+  while (!filed.empty() && filed.begin()->first <= due) {
+    auto bucket = filed.extract(filed.begin());
+    for (const Key& key : bucket.mapped()) {
+      const std::optional<int64_t> expires_ms = expiry_of(key);
+      if (!expires_ms) continue;
+      if (*expires_ms <= now_ms) {
+        expired.push_back(key);
+      } else {
+        later.emplace_back(*expires_ms / kExpiryBucketMs, key);
+      }
+    }
+  }
+  // A key filed twice (its expiry moved earlier) is taken or filed again once.
+  std::sort(expired.begin(), expired.end());
+  expired.erase(std::unique(expired.begin(), expired.end()), expired.end());
+  std::sort(later.begin(), later.end());
+  later.erase(std::unique(later.begin(), later.end()), later.end());
+  for (const auto& [b, key] : later) filed[b].push_back(key);
+  return expired;
+}
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -316,54 +347,23 @@ bool OrgRuntime::MaybeSealIdle(int64_t now_ms, int64_t idle_after_ms) {
 
 size_t OrgRuntime::SweepExpired(int64_t now_ms) {
   std::vector<uint64_t> expired;
+  size_t exact = 0;
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
-    // Filed under a bucket that came due, but expiring after now: (slot, its expiry).
-    std::vector<std::pair<uint64_t, int64_t>> later;
-    const int64_t due = now_ms / kExpiryBucketMs;
-    while (!expiring_.empty() && expiring_.begin()->first <= due) {
-      auto bucket = expiring_.extract(expiring_.begin());
-      for (uint64_t slot : bucket.mapped()) {
-        const SlotInfo* info = slots_.Find(slot);
-        if (info == nullptr) continue;  // removed since it was filed
-        if (info->expires_ms <= now_ms) {
-          expired.push_back(slot);
-        } else {
-          later.emplace_back(slot, info->expires_ms);
-        }
-      }
+    expired = TakeExpired(expiring_, now_ms, [&](uint64_t slot) -> std::optional<int64_t> {
+      const SlotInfo* info = slots_.Find(slot);
+      return info != nullptr ? std::optional(info->expires_ms) : std::nullopt;
+    });
+    for (const storage::Digest& digest :
+         TakeExpired(expiring_exact_, now_ms, [&](const storage::Digest& d) {
+           auto it = exact_only_.find(d);
+           return it != exact_only_.end() ? std::optional(it->second) : std::nullopt;
+         })) {
+      exact += exact_only_.erase(digest);
     }
-    // A slot filed twice (its expiry moved earlier) is swept or re-filed once.
-    std::sort(expired.begin(), expired.end());
-    expired.erase(std::unique(expired.begin(), expired.end()), expired.end());
-    std::sort(later.begin(), later.end());
-    later.erase(std::unique(later.begin(), later.end()), later.end());
-    for (const auto& [slot, expires_ms] : later) FileExpiry(slot, expires_ms);
   }
   OnRemoved(expired);
-  return expired.size() + SweepExpiredExactOnly(now_ms);
-}
-
-size_t OrgRuntime::SweepExpiredExactOnly(int64_t now_ms) {
-  std::unique_lock<std::shared_mutex> lock(mu_);
-  size_t swept = 0;
-  std::vector<std::pair<int64_t, storage::Digest>> later;  // (its bucket now, digest)
-  const int64_t due = now_ms / kExpiryBucketMs;
-  while (!expiring_exact_.empty() && expiring_exact_.begin()->first <= due) {
-    auto bucket = expiring_exact_.extract(expiring_exact_.begin());
-    for (const storage::Digest& digest : bucket.mapped()) {
-      auto it = exact_only_.find(digest);
-      if (it == exact_only_.end()) continue;  // removed (or swept) since it was filed
-      if (it->second <= now_ms) {
-        exact_only_.erase(it);
-        ++swept;
-      } else {
-        later.emplace_back(it->second / kExpiryBucketMs, digest);  // its expiry moved later
-      }
-    }
-  }
-  for (const auto& [b, digest] : later) expiring_exact_[b].push_back(digest);
-  return swept;
+  return expired.size() + exact;
 }
 
 size_t OrgRuntime::live_slots() {
