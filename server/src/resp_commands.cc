@@ -88,7 +88,9 @@ void PutU32(std::vector<uint8_t>& out, size_t n) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(n >> (8 * i)));
 }
 void PutBytes(std::vector<uint8_t>& out, std::string_view bytes) {
-  out.insert(out.end(), bytes.begin(), bytes.end());
+  // As bytes: from char iterators the insert copies one byte at a time.
+  const auto* begin = reinterpret_cast<const uint8_t*>(bytes.data());
+  out.insert(out.end(), begin, begin + bytes.size());
 }
 
 bool TakeU32(std::span<const uint8_t> in, size_t* at, uint32_t* v) {

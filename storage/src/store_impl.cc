@@ -78,6 +78,14 @@ Status CheckWritable(const std::string& dir) {
 
 std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 
+// The payload of a payload record (the bytes after its expiry), as bytes: a std::vector<uint8_t>
+// filled from them copies with memcpy, from `const char*` one byte at a time (g++ 12: a 2 KiB
+// payload's copy was 3.7% of the server's samples serving GETs).
+// REQUIRES: value.size() >= kExpirySize.
+std::span<const uint8_t> PayloadBytes(const rocksdb::Slice& value) {
+  return {reinterpret_cast<const uint8_t*>(value.data()) + kExpirySize, value.size() - kExpirySize};
+}
+
 rocksdb::CompressionType PickCompression() {
   for (auto c : rocksdb::GetSupportedCompressions()) {
     if (c == rocksdb::kLZ4Compression) return c;
@@ -785,7 +793,8 @@ Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const D
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
   if (expires_ms != nullptr) *expires_ms = *ValueExpiry(View(value));
-  return std::vector<uint8_t>(value.data() + kExpirySize, value.data() + value.size());
+  const std::span<const uint8_t> payload = PayloadBytes(value);
+  return std::vector<uint8_t>(payload.begin(), payload.end());
 }
 
 Result<PutResult> StoreImpl::Put(std::string_view org_id, const PutRequest& r) {
@@ -1255,7 +1264,8 @@ Result<StoredValue> StoreImpl::ValueOf(OrgState& org, const Digest& digest,
     org.counters.misses++;
     return Status::NotFound("entry expired");
   }
-  out.payload.assign(value.data() + kExpirySize, value.data() + value.size());
+  const std::span<const uint8_t> payload = PayloadBytes(value);
+  out.payload.assign(payload.begin(), payload.end());
   org.counters.hits++;
   if (org.ordered.load(std::memory_order_relaxed)) {
     org.capacity->Touch(digest, clock_->NowMillis());
@@ -1355,7 +1365,8 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
       slot = ReadEntry(*org, digests[want_payload[j]], true);
       continue;
     }
-    slot->payload.assign(payloads[j].data() + kExpirySize, payloads[j].data() + payloads[j].size());
+    const std::span<const uint8_t> payload = PayloadBytes(payloads[j]);
+    slot->payload.assign(payload.begin(), payload.end());
   }
   return out;
 }
