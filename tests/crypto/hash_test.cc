@@ -55,6 +55,9 @@ TEST(HmacSha256Key, MatchesRfc4231AndTheOneShotHmac) {
   EXPECT_EQ(*mac, *HmacSha256(key, Bytes(data)));
   // The prepared key is not consumed: the next input gets its own MAC.
   EXPECT_EQ(*prepared->Mac(Bytes("other")), *HmacSha256(key, Bytes("other")));
+  // Nothing of one input stays for the next (contexts are reused).
+  EXPECT_EQ(Hex(*prepared->Mac(Bytes(data))),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 TEST(HmacSha256Key, ManyThreadsMacWithOnePreparedKey) {

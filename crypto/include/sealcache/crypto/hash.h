@@ -32,9 +32,10 @@ class Sha256Hasher {
 };
 Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data);
 // An HMAC-SHA256 key prepared once (OpenSSL's MAC context, keyed), for keys that MAC many
-// short inputs: each Mac copies the keyed context instead of fetching the algorithm and
-// hashing the key again. The key lives in OpenSSL's context and is wiped when it is freed.
-// Mac is safe to call from many threads at once.
+// short inputs: each Mac starts from a pooled copy of the keyed context instead of fetching
+// the algorithm and hashing the key again. The key lives in OpenSSL's contexts and is wiped
+// when they are freed (with the last copy of this object). Mac is safe to call from many
+// threads at once.
 class HmacSha256Key {
  public:
   static Result<HmacSha256Key> Create(const SecretBytes& key);
