@@ -16,25 +16,13 @@ Result<std::unique_ptr<EvpContextPool>> EvpContextPool::New(const EVP_CIPHER* ci
 }
 
 Result<EvpContextPool::Lease> EvpContextPool::Acquire() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!idle_.empty()) {
-      EvpCtxPtr ctx = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(this, std::move(ctx));
-    }
-  }
+  if (EvpCtxPtr idle = idle_.Take()) return Lease(this, std::move(idle));
   EvpCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return Status::ResourceExhausted("EVP_CIPHER_CTX_new failed");
   if (EVP_CIPHER_CTX_copy(ctx.get(), template_.get()) != 1) {
     return Status::Internal("EVP_CIPHER_CTX_copy failed");
   }
   return Lease(this, std::move(ctx));
-}
-
-void EvpContextPool::Return(EvpCtxPtr ctx) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (idle_.size() < kMaxIdle) idle_.push_back(std::move(ctx));
 }
 
 }  // namespace sealcache::crypto::internal

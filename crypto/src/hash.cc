@@ -9,8 +9,8 @@
 #include <openssl/sha.h>
 
 #include <memory>
-#include <mutex>
-#include <vector>
+
+#include "evp_context_pool.h"
 
 namespace sealcache::crypto {
 
@@ -58,43 +58,30 @@ Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t>
 // duplicated and freed for each Mac, whose allocations, reference counts and wipes were
 // most of the 5% OpenSSL took of the server serving Redis GETs (the key names' MACs).
 struct HmacSha256Key::Context {
-  // Idle copies kept; more concurrent callers than this duplicate and free their own.
-  static constexpr size_t kMaxIdle = 64;
-  EVP_MAC_CTX* keyed = nullptr;
-  mutable std::mutex mu;
-  mutable std::vector<EVP_MAC_CTX*> idle;  // GUARDED_BY(mu)
-  ~Context() {
-    for (EVP_MAC_CTX* c : idle) EVP_MAC_CTX_free(c);
-    EVP_MAC_CTX_free(keyed);
-  }
+  using Idle = internal::IdleContexts<EVP_MAC_CTX, EVP_MAC_CTX_free>;
+  Idle::Ptr keyed;  // never used directly; duplicated when no copy is idle
+  mutable Idle idle;
 };
 
 Result<HmacSha256Key> HmacSha256Key::Create(const SecretBytes& key) {
   EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (mac == nullptr) return Status::Internal("HMAC is not available in this OpenSSL");
   auto c = std::make_shared<Context>();
-  c->keyed = EVP_MAC_CTX_new(mac);
+  c->keyed.reset(EVP_MAC_CTX_new(mac));
   EVP_MAC_free(mac);
   if (c->keyed == nullptr) return Status::ResourceExhausted("EVP_MAC_CTX_new failed");
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
                          OSSL_PARAM_construct_end()};
-  if (EVP_MAC_init(c->keyed, key.data(), key.size(), params) != 1) {
+  if (EVP_MAC_init(c->keyed.get(), key.data(), key.size(), params) != 1) {
     return Status::Internal("HMAC-SHA256 key setup failed");
   }
   return HmacSha256Key(std::move(c));
 }
 
 Result<Sha256Digest> HmacSha256Key::Mac(std::span<const uint8_t> data) const {
-  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(nullptr, &EVP_MAC_CTX_free);
-  {
-    std::lock_guard<std::mutex> lock(ctx_->mu);
-    if (!ctx_->idle.empty()) {
-      ctx.reset(ctx_->idle.back());
-      ctx_->idle.pop_back();
-    }
-  }
-  if (ctx == nullptr) ctx.reset(EVP_MAC_CTX_dup(ctx_->keyed));
+  Context::Idle::Ptr ctx = ctx_->idle.Take();
+  if (ctx == nullptr) ctx.reset(EVP_MAC_CTX_dup(ctx_->keyed.get()));
   Sha256Digest d;
   size_t len = 0;
   if (ctx == nullptr || EVP_MAC_init(ctx.get(), nullptr, 0, nullptr) != 1 ||
@@ -102,8 +89,7 @@ Result<Sha256Digest> HmacSha256Key::Mac(std::span<const uint8_t> data) const {
       EVP_MAC_final(ctx.get(), d.data(), &len, d.size()) != 1 || len != d.size()) {
     return Status::Internal("HMAC-SHA256 failed");  // (a failed context is freed, not kept)
   }
-  std::lock_guard<std::mutex> lock(ctx_->mu);
-  if (ctx_->idle.size() < Context::kMaxIdle) ctx_->idle.push_back(ctx.release());
+  ctx_->idle.Put(std::move(ctx));
   return d;
 }
 
