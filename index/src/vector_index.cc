@@ -1,8 +1,5 @@
 #include "sealcache/index/vector_index.h"
 
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -23,8 +20,6 @@ namespace sealcache::index {
 namespace {
 
 using SegmentPtr = std::shared_ptr<const Segment>;
-
-constexpr int kBuildThreadNice = 10;
 
 // The unit vector of `v`, or InvalidArgument naming what is wrong with it.
 Result<std::vector<float>> Normalized(std::span<const float> v, size_t dimension,
@@ -338,10 +333,11 @@ class VectorIndex::Impl {
   }
 
   void WorkerLoop() {
-    // Builds take whatever CPU requests leave: at nice 10 the scheduler gives this thread
-    // about a tenth of a contended core (a server has one per org), so lookups and gets keep
-    // their latency during a large load and the graphs catch up when requests pause.
-    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kBuildThreadNice);
+    // Builds run at the requests' priority. Every lookup scans the vectors still waiting for
+    // their graph exactly, so a build put off is paid for again by each lookup until it is
+    // done: at nice 10 (as before) a build thread got too little of 2 cores busy with
+    // lookups to keep up with 2,500 puts/s, and the exact scans took 20-26% of the server
+    // (bench/README.md, session 19).
     std::unique_lock lock(bg_mu_);
     while (true) {
       bg_cv_.wait(lock, [&] { return stop_.load() || !jobs_.empty(); });
