@@ -268,14 +268,19 @@ bool WalkGraph(const faiss::HNSW& g, size_t n, const Similarity& similarity, siz
 // vector while it searches was 1.13x with the same recall.
 class GraphBuilder {
  public:
-  GraphBuilder(HnswGraph& graph, size_t ef_construction)
+  // `memo` describes the graph's slots up to its size (the rest are new: unknown) and is
+  // kept up to date as links are written.
+  GraphBuilder(HnswGraph& graph, size_t ef_construction, LinkMemo& memo)
       : g_(graph.links),
         codes_(graph.codes),
         d_(graph.d),
         ef_(std::max<size_t>(ef_construction, 1)),
         code_ip_(Int8CodeProductFunction()),
-        link_similarity_(g_.neighbors.size(), kUnknownSimilarity),
-        checked_(g_.neighbors.size(), 0) {}
+        link_similarity_(memo.similarity),
+        checked_(memo.checked) {
+    link_similarity_.resize(g_.neighbors.size(), kUnknownSimilarity);
+    checked_.resize(g_.neighbors.size(), 0);
+  }
 
   // Links node `id` (its level drawn by prepare_level_tab, its code stored) into the graph.
   void Insert(int32_t id) {
@@ -410,11 +415,10 @@ class GraphBuilder {
   const size_t d_;
   const size_t ef_;
   const Int8CodeProductFn code_ip_;
-  // Parallel to g_.neighbors, for the lists this builder writes: each link's similarity to
-  // its list's node (kUnknownSimilarity in an extended base's lists), and whether it is
-  // checked (SetLink). 5 bytes a link slot while a graph is built, ~17 MB at 100k x M 16.
-  std::vector<float> link_similarity_;
-  std::vector<uint8_t> checked_;
+  // The LinkMemo's: parallel to g_.neighbors, each link's similarity to its list's node
+  // (kUnknownSimilarity where not known) and whether it is checked (SetLink).
+  std::vector<float>& link_similarity_;
+  std::vector<uint8_t>& checked_;
   VisitedMarks visited_;
   std::vector<Scored> candidates_, found_, links_;
   std::vector<Pooled> pool_, relinked_;
@@ -427,7 +431,7 @@ class GraphBuilder {
 // insertion reaches across the whole of the code and link arrays from the start where the
 // arrival order works in a prefix that stays in the caches.
 Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOptions& options,
-                  const std::atomic<bool>* cancel) {
+                  const std::atomic<bool>* cancel, LinkMemo& memo) {
   const size_t d = graph.d;
   if (graph.n + n > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
     return Status::InvalidArgument("hnsw: more vectors than a graph can link");
@@ -437,7 +441,7 @@ Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOpt
   EncodeHalf(x, n * d, graph.half.MutableRow(graph.n));
   graph.links.efConstruction = options.ef_construction;
   graph.links.prepare_level_tab(n, /*preset_levels=*/false);
-  GraphBuilder builder(graph, static_cast<size_t>(options.ef_construction));
+  GraphBuilder builder(graph, static_cast<size_t>(options.ef_construction), memo);
   const size_t batch = std::max<size_t>(options.batch, 1);
   for (size_t i = 0; i < n; ++i) {
     if (i % batch == 0 && cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
@@ -453,23 +457,32 @@ Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOpt
 
 Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
                                              const HnswBuildOptions& options,
-                                             const std::atomic<bool>* cancel) {
+                                             const std::atomic<bool>* cancel, LinkMemo* memo) {
   auto graph = std::make_unique<HnswGraph>(d);
   graph->links = faiss::HNSW(options.m);
-  SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel));
+  LinkMemo own;
+  LinkMemo& used = memo != nullptr ? *memo : own;
+  used = {};
+  SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel, used));
   return graph;
 }
 
 Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float* x, size_t n,
                                               const HnswBuildOptions& options,
-                                              const std::atomic<bool>* cancel) {
+                                              const std::atomic<bool>* cancel, LinkMemo* memo) {
+  LinkMemo own;
+  LinkMemo& used = memo != nullptr ? *memo : own;
+  if (used.similarity.size() != base.links.neighbors.size() ||
+      used.checked.size() != base.links.neighbors.size()) {
+    used = {};
+  }
   auto graph = std::make_unique<HnswGraph>();
   graph->links = base.links;  // with the level generator's state
   graph->n = base.n;
   graph->d = base.d;
   graph->half = base.half;
   graph->codes = base.codes;
-  SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel));
+  SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel, used));
   return graph;
 }
 

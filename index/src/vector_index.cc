@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -20,6 +21,11 @@ namespace sealcache::index {
 namespace {
 
 using SegmentPtr = std::shared_ptr<const Segment>;
+
+// How long the background worker keeps the construction's memo of the graph it built last
+// (LinkMemo, ~170 bytes a vector) once it has nothing to do: long enough to span the seals
+// of a slow stream of puts, short enough that an idle org does not hold it.
+constexpr auto kLinkMemoIdle = std::chrono::seconds(30);
 
 // The unit vector of `v`, or InvalidArgument naming what is wrong with it.
 Result<std::vector<float>> Normalized(std::span<const float> v, size_t dimension,
@@ -340,7 +346,11 @@ class VectorIndex::Impl {
     // (bench/README.md, session 19).
     std::unique_lock lock(bg_mu_);
     while (true) {
-      bg_cv_.wait(lock, [&] { return stop_.load() || !jobs_.empty(); });
+      const auto ready = [&] { return stop_.load() || !jobs_.empty(); };
+      if (!bg_cv_.wait_for(lock, kLinkMemoIdle, ready)) {
+        ForgetLinkMemo();
+        bg_cv_.wait(lock, ready);
+      }
       if (stop_.load()) break;
       Job job = jobs_.front();
       jobs_.pop_front();
@@ -353,6 +363,21 @@ class VectorIndex::Impl {
       idle_cv_.notify_all();
     }
     idle_cv_.notify_all();
+  }
+
+  // The memo for a build that extends `graph` (null: a new graph): the worker's if it
+  // describes that graph, else emptied. It describes no graph until the build succeeds
+  // (a failed or abandoned build leaves it half updated). Worker thread only.
+  LinkMemo* LinkMemoFor(const HnswGraph* graph) {
+    if (graph == nullptr || graph != link_memo_graph_) link_memo_ = {};
+    link_memo_graph_ = nullptr;
+    return &link_memo_;
+  }
+
+  // Worker thread only.
+  void ForgetLinkMemo() {
+    link_memo_ = {};
+    link_memo_graph_ = nullptr;
   }
 
   // Only the worker replaces or drops segments, so the one a job names is still there.
@@ -378,7 +403,9 @@ class VectorIndex::Impl {
       return Extend(static_cast<const HnswSegment&>(*base), *flat, vectors, std::move(slots),
                     options);
     }
-    SC_ASSIGN_OR_RETURN(auto index, BuildHnsw(vectors.data(), n, d, options, &stop_));
+    SC_ASSIGN_OR_RETURN(auto index,
+                        BuildHnsw(vectors.data(), n, d, options, &stop_, LinkMemoFor(nullptr)));
+    link_memo_graph_ = index.get();
     auto sealed = std::make_shared<HnswSegment>(id, flat->tombstones(), std::move(index),
                                                 std::move(slots), params_.ef_search);
     std::lock_guard lock(write_mu_);
@@ -405,7 +432,9 @@ class VectorIndex::Impl {
   Status Extend(const HnswSegment& base, const Segment& flat, const std::vector<float>& vectors,
                 std::vector<uint64_t> flat_slots, const HnswBuildOptions& options) {
     size_t old_n = base.size(), n = flat_slots.size();
-    SC_ASSIGN_OR_RETURN(auto index, ExtendHnsw(base.graph(), vectors.data(), n, options, &stop_));
+    SC_ASSIGN_OR_RETURN(auto index, ExtendHnsw(base.graph(), vectors.data(), n, options, &stop_,
+                                               LinkMemoFor(&base.graph())));
+    link_memo_graph_ = index.get();
     std::vector<uint64_t> slots(old_n + n);
     for (size_t local = 0; local < old_n; ++local) slots[local] = base.slot(local);
     std::copy(flat_slots.begin(), flat_slots.end(), slots.begin() + old_n);
@@ -455,7 +484,9 @@ class VectorIndex::Impl {
     std::shared_ptr<Segment> rebuilt;
     if (n > 0 && old->kind() == Segment::Kind::kHnsw) {
       HnswBuildOptions options{.m = params_.hnsw_m, .ef_construction = params_.ef_construction};
-      SC_ASSIGN_OR_RETURN(auto index, BuildHnsw(vectors.data(), n, d, options, &stop_));
+      SC_ASSIGN_OR_RETURN(auto index,
+                          BuildHnsw(vectors.data(), n, d, options, &stop_, LinkMemoFor(nullptr)));
+      link_memo_graph_ = index.get();
       rebuilt = std::make_shared<HnswSegment>(new_id, std::make_shared<Tombstones>(n),
                                               std::move(index), slots, params_.ef_search);
     } else if (n > 0) {
@@ -502,6 +533,13 @@ class VectorIndex::Impl {
   size_t background_failures_ = 0;  // GUARDED_BY(bg_mu_)
   std::atomic<bool> stop_{false};   // also polled by HNSW builds to abandon them
   std::thread worker_;              // started by the first job
+  // The construction's memo of the graph the worker built last (LinkMemoFor), so that the
+  // next seal extending that graph re-selects its old nodes' lists with few products. Every
+  // graph of the index but those of a snapshot is built by the worker, which points this at
+  // each one it builds: a graph it does not point at is never taken for another at the same
+  // address. Worker thread only.
+  LinkMemo link_memo_;
+  const HnswGraph* link_memo_graph_ = nullptr;
 };
 
 VectorIndex::VectorIndex(const IndexParams& params, std::unique_ptr<Impl> impl)

@@ -262,6 +262,43 @@ TEST(SimdHnsw, ExtensionsShareTheirBasesRowsAndASecondExtensionOfOneBaseCopiesTh
   EXPECT_GE(FoundAsTheirOwnNearest(**again, again_set, 0, 1500), 1485u);
 }
 
+// The memo only spares products: extending with the memo of the base's build (or of the
+// last extension) links exactly as extending without one, through several extensions; a
+// memo of another graph's size is discarded rather than read.
+TEST(SimdHnsw, ExtendingWithTheBasesLinkMemoBuildsTheSameLinksAsWithout) {
+  VectorSet set = IsotropicVectors(4000, 32, 11);
+  const HnswBuildOptions options{.m = 8, .ef_construction = 32};
+  LinkMemo memo;
+  auto with = BuildHnsw(set.data.data(), 1000, set.d, options, nullptr, &memo);
+  auto without = BuildHnsw(set.data.data(), 1000, set.d, options, nullptr);
+  ASSERT_TRUE(with.ok() && without.ok());
+  ASSERT_EQ(memo.similarity.size(), (*with)->links.neighbors.size());
+  ASSERT_EQ(memo.checked.size(), (*with)->links.neighbors.size());
+  for (size_t first : {1000u, 1500u, 1600u, 2600u}) {
+    const size_t n = first == 1500u ? 100u : (first == 1600u ? 1000u : 500u);
+    auto next_with = ExtendHnsw(**with, set.row(first).data(), n, options, nullptr, &memo);
+    auto next_without = ExtendHnsw(**without, set.row(first).data(), n, options, nullptr);
+    ASSERT_TRUE(next_with.ok() && next_without.ok());
+    with = std::move(next_with);
+    without = std::move(next_without);
+    ASSERT_EQ((*with)->links.neighbors, (*without)->links.neighbors) << "after " << first + n;
+    ASSERT_EQ(memo.similarity.size(), (*with)->links.neighbors.size());
+  }
+  size_t known = 0;
+  for (size_t j = 0; j < memo.similarity.size(); ++j) {
+    known += !std::isnan(memo.similarity[j]) && (*with)->links.neighbors[j] >= 0;
+  }
+  EXPECT_GT(known, 0u);
+
+  LinkMemo other_graphs{.similarity = std::vector<float>(7, 2.0f),
+                        .checked = std::vector<uint8_t>(7, 1)};
+  auto with_other = ExtendHnsw(**with, set.row(3100).data(), 900, options, nullptr, &other_graphs);
+  auto plain = ExtendHnsw(**without, set.row(3100).data(), 900, options, nullptr);
+  ASSERT_TRUE(with_other.ok() && plain.ok());
+  EXPECT_EQ((*with_other)->links.neighbors, (*plain)->links.neighbors);
+  EXPECT_EQ(other_graphs.similarity.size(), (*plain)->links.neighbors.size());
+}
+
 TEST(SimdHnsw, ACancelledExtensionLeavesItsBaseToBeExtendedAgain) {
   VectorSet set = IsotropicVectors(3000, 32, 10);
   const HnswBuildOptions options{.m = 16, .ef_construction = 64, .batch = 1};
