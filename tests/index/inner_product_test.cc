@@ -92,6 +92,9 @@ TEST(Int8CodeProduct, SimdEqualsScalarExactlyAndApproximatesTheFloatProduct) {
     if (CpuHasAvx2Fma()) {
       ASSERT_EQ(Int8CodeProductAvx2(ca.data() + 1, cb.data() + 1, d), scalar) << "d=" << d;
     }
+    if (CpuHasAvx512Vnni()) {
+      ASSERT_EQ(Int8CodeProductAvx512Vnni(ca.data() + 1, cb.data() + 1, d), scalar) << "d=" << d;
+    }
     ASSERT_NEAR(sa * sb * static_cast<float>(scalar), InnerProductScalar(a.data(), b.data(), d),
                 2e-2f)
         << "d=" << d;
@@ -102,6 +105,9 @@ TEST(Int8CodeProduct, SimdEqualsScalarExactlyAndApproximatesTheFloatProduct) {
   if (CpuHasAvx2Fma()) {
     EXPECT_EQ(Int8CodeProductAvx2(extreme.data(), extreme.data(), extreme.size()), expected);
   }
+  if (CpuHasAvx512Vnni()) {
+    EXPECT_EQ(Int8CodeProductAvx512Vnni(extreme.data(), extreme.data(), extreme.size()), expected);
+  }
   // Opposite extremes, and pairs that would saturate int16 if the sign were lost.
   std::vector<int8_t> plus(1030, 127), alternating(1030);
   for (size_t i = 0; i < alternating.size(); ++i) alternating[i] = i % 2 == 0 ? -127 : 127;
@@ -111,6 +117,10 @@ TEST(Int8CodeProduct, SimdEqualsScalarExactlyAndApproximatesTheFloatProduct) {
     if (CpuHasAvx2Fma()) {
       EXPECT_EQ(Int8CodeProductAvx2(plus.data(), other.data(), plus.size()), want);
       EXPECT_EQ(Int8CodeProductAvx2(other.data(), plus.data(), plus.size()), want);
+    }
+    if (CpuHasAvx512Vnni()) {
+      EXPECT_EQ(Int8CodeProductAvx512Vnni(plus.data(), other.data(), plus.size()), want);
+      EXPECT_EQ(Int8CodeProductAvx512Vnni(other.data(), plus.data(), plus.size()), want);
     }
   }
 }

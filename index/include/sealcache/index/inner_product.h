@@ -52,6 +52,11 @@ Int8CodeProductFn Int8CodeProductFunction();
 int32_t Int8CodeProductScalar(const int8_t* a, const int8_t* b, size_t d);
 // REQUIRES: CpuHasAvx2Fma()
 int32_t Int8CodeProductAvx2(const int8_t* a, const int8_t* b, size_t d);
+// True when the CPU supports AVX-512 (F, BW) with VNNI, so Int8CodeProductAvx512Vnni may be
+// called.
+bool CpuHasAvx512Vnni();
+// REQUIRES: CpuHasAvx512Vnni()
+int32_t Int8CodeProductAvx512Vnni(const int8_t* a, const int8_t* b, size_t d);
 
 // ---- half precision (sealcache/half.h) for sealed vectors ----
 //
