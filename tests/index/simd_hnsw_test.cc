@@ -262,6 +262,33 @@ TEST(SimdHnsw, ExtensionsShareTheirBasesRowsAndASecondExtensionOfOneBaseCopiesTh
   EXPECT_GE(FoundAsTheirOwnNearest(**again, again_set, 0, 1500), 1485u);
 }
 
+// Extending continues the build exactly: the level draws, the entry point and every list
+// come out as if all the vectors had been built at once (so nothing of the base's links or
+// its level generator is lost in the copy an extension starts from).
+TEST(SimdHnsw, ABuildExtendedEqualsOneBuildOfAllItsVectors) {
+  VectorSet set = IsotropicVectors(3000, 32, 12);
+  const HnswBuildOptions options{.m = 8, .ef_construction = 32};
+  auto whole = BuildHnsw(set.data.data(), 3000, set.d, options, nullptr);
+  auto part = BuildHnsw(set.data.data(), 1800, set.d, options, nullptr);
+  ASSERT_TRUE(whole.ok() && part.ok());
+  auto extended = ExtendHnsw(**part, set.row(1800).data(), 700, options, nullptr);
+  ASSERT_TRUE(extended.ok());
+  extended = ExtendHnsw(**extended, set.row(2500).data(), 500, options, nullptr);
+  ASSERT_TRUE(extended.ok());
+  const faiss::HNSW& a = (*whole)->links;
+  const faiss::HNSW& b = (*extended)->links;
+  EXPECT_EQ(b.levels, a.levels);
+  EXPECT_EQ(b.offsets, a.offsets);
+  EXPECT_EQ(b.neighbors, a.neighbors);
+  EXPECT_EQ(b.entry_point, a.entry_point);
+  EXPECT_EQ(b.max_level, a.max_level);
+  EXPECT_EQ(b.efSearch, a.efSearch);
+  EXPECT_EQ(b.cum_nneighbor_per_level, a.cum_nneighbor_per_level);
+  EXPECT_EQ(GraphRows(**extended), GraphRows(**whole));
+  // Nor is it held with room to spare (growing the copy doubled the array once).
+  EXPECT_LT(b.neighbors.capacity(), b.neighbors.size() * 11 / 10);
+}
+
 // The memo only spares products: extending with the memo of the base's build (or of the
 // last extension) links exactly as extending without one, through several extensions; a
 // memo of another graph's size is discarded rather than read.
