@@ -341,9 +341,9 @@ class VectorIndex::Impl {
   void WorkerLoop() {
     // Builds run at the requests' priority. Every lookup scans the vectors still waiting for
     // their graph exactly, so a build put off is paid for again by each lookup until it is
-    // done: at nice 10 (as before) a build thread got too little of 2 cores busy with
-    // lookups to keep up with 2,500 puts/s, and the exact scans took 20-26% of the server
-    // (bench/README.md, session 19).
+    // done: a build thread at nice 10 got too little of 2 cores busy with lookups to keep up
+    // with 2,500 puts/s, and the exact scans took 20-26% of the server (bench/README.md,
+    // session 19).
     std::unique_lock lock(bg_mu_);
     while (true) {
       const auto ready = [&] { return stop_.load() || !jobs_.empty(); };
