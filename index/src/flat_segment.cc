@@ -46,7 +46,7 @@ void FlatSegment::Search(const float* query, const Int8Query& code, const Filter
     const float bound =
         code.scale * scale *
             static_cast<float>(code_ip(code.code.data(), block.codes.get() + in_block * d, d)) +
-        code.ErrorBound(scale, d);
+        code.ErrorBound(scale);
     if (!top.MayKeep(bound)) continue;
     const float score = Similarity(query, local);
     if (!top.MayKeep(score)) continue;

@@ -564,22 +564,22 @@ Int8Query Int8Query::Of(const float* query, size_t d) {
   // Computed in double, then rounded up by far more than float's rounding of each.
   q.abs_sum = static_cast<float>(abs_sum * (1.0 + 0x1p-12));
   q.error_norm = static_cast<float>(std::sqrt(error2) * (1.0 + 0x1p-12));
-  return q;
-}
-
-float Int8Query::ErrorBound(float node_scale, size_t d) const {
-  // With q = scale * code_q + e_q and x = node_scale * code_x + e_x (|e_x,i| <= node_scale /
-  // 2), q.x - scale * node_scale * (code_q . code_x) = (scale * code_q) . e_x + e_q . x, at
-  // most node_scale / 2 * sum |scale * code_q,i| (<= abs_sum + d * scale / 2) plus
-  // error_norm * |x| (|x| <= 1 + 2^-11: a unit vector, or its half when the codes were made
-  // from the halves). The integer product is exact; the two float multiplications add at
-  // most 2^-22 of a score below 2. A half holds x_i to 2^-11 of |x_i|, so |q.x - q.half| <=
-  // 2^-11, plus the half product's float sum of d terms, d * 2^-24 (doubled).
+  // ErrorBound's two terms. With q = scale * code_q + e_q and x = node_scale * code_x + e_x
+  // (|e_x,i| <= node_scale / 2), q.x - scale * node_scale * (code_q . code_x) = (scale *
+  // code_q) . e_x + e_q . x, at most node_scale / 2 * sum |scale * code_q,i| (<= abs_sum +
+  // d * scale / 2) plus error_norm * |x| (|x| <= 1 + 2^-11: a unit vector, or its half when
+  // the codes were made from the halves). The integer product is exact; the two float
+  // multiplications add at most 2^-22 of a score below 2. A half holds x_i to 2^-11 of
+  // |x_i|, so |q.x - q.half| <= 2^-11, plus the half product's float sum of d terms,
+  // d * 2^-24 (doubled). Both are rounded up by 2^-12, which also covers the three float
+  // roundings of ErrorBound (each at most 2^-24 relative).
   const double fd = static_cast<double>(d);
-  const double codes =
-      node_scale * 0.5 * (abs_sum + fd * scale * 0.5) + error_norm * (1.0 + 0x1p-10);
   const double arithmetic = 0x1p-21 + fd * 0x1p-23;
-  return static_cast<float>((codes + 0x1p-11 + arithmetic) * (1.0 + 0x1p-12));
+  q.bound_per_scale =
+      static_cast<float>(0.5 * (double{q.abs_sum} + fd * q.scale * 0.5) * (1.0 + 0x1p-12));
+  q.bound_base = static_cast<float>(
+      (double{q.error_norm} * (1.0 + 0x1p-10) + 0x1p-11 + arithmetic) * (1.0 + 0x1p-12));
+  return q;
 }
 
 namespace {
@@ -595,7 +595,7 @@ void RescoreFromHalves(const HnswGraph& graph, const float* query, const Int8Que
                        std::vector<Scored>& kept) {
   const HalfInnerProductFn half_ip = HalfInnerProductFunction();
   for (Scored& s : kept) {  // from here on, each node's upper bound
-    s.similarity += walked.ErrorBound(graph.codes.Scale(static_cast<size_t>(s.id)), graph.d);
+    s.similarity += walked.ErrorBound(graph.codes.Scale(static_cast<size_t>(s.id)));
   }
   std::sort(kept.begin(), kept.end(),
             [](const Scored& a, const Scored& b) { return a.similarity > b.similarity; });
@@ -658,8 +658,7 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const Walk
     // kept is a WorseFirst heap: its front has the lowest code score of the beam.
     const Scored& worst = kept.front();
     const bool past_threshold =
-        worst.similarity +
-            walked.ErrorBound(graph.codes.Scale(static_cast<size_t>(worst.id)), graph.d) <
+        worst.similarity + walked.ErrorBound(graph.codes.Scale(static_cast<size_t>(worst.id))) <
         options.min_score;
     if (past_threshold) {
       rank();

@@ -179,9 +179,11 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const Walk
 // walk scores costs one integer product of two codes (Int8CodeProductFunction).
 struct Int8Query {
   std::vector<int8_t> code;
-  float scale = 0.0f;       // query ~ scale * code
-  float abs_sum = 0.0f;     // sum |query_i|, rounded up
-  float error_norm = 0.0f;  // |query - scale * code| (Euclidean), rounded up
+  float scale = 0.0f;            // query ~ scale * code
+  float abs_sum = 0.0f;          // sum |query_i|, rounded up
+  float error_norm = 0.0f;       // |query - scale * code| (Euclidean), rounded up
+  float bound_per_scale = 0.0f;  // ErrorBound = node_scale * bound_per_scale + bound_base
+  float bound_base = 0.0f;
   static Int8Query Of(const float* query, size_t d);
 
   // The walk's similarity to stored vector i.
@@ -194,8 +196,9 @@ struct Int8Query {
   // half-precision score of that vector: the vector's code rounding (node_scale / 2 a
   // coordinate) against the query's code, the query's code rounding against the vector
   // (error_norm, by Cauchy-Schwarz), the half's rounding (2^-11 relative) and the float
-  // arithmetic of both scores.
-  float ErrorBound(float node_scale, size_t d) const;
+  // arithmetic of both scores. Its terms are computed once by Of: a flat scan asks it of
+  // every vector.
+  float ErrorBound(float node_scale) const { return node_scale * bound_per_scale + bound_base; }
 };
 
 // WalkHnsw's best k into scores/labels; missing results get label -1.

@@ -403,7 +403,7 @@ TEST(SimdHnsw, Int8ScoresStayWithinTheirErrorBoundOfTheHalfScores) {
     for (size_t i = 0; i < set.size(); ++i) {
       const float int8 = walked.Similarity(graph->codes, i, d);
       const float half = half_ip(query, graph->Half(i), d);
-      const float bound = walked.ErrorBound(graph->codes.Scale(i), d);
+      const float bound = walked.ErrorBound(graph->codes.Scale(i));
       ASSERT_LE(std::fabs(int8 - half), bound) << "query " << q << " vector " << i;
       worst_ratio = std::max(worst_ratio, std::fabs(int8 - half) / bound);
     }
