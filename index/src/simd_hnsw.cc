@@ -561,9 +561,10 @@ Int8Query Int8Query::Of(const float* query, size_t d) {
     const double e = double{query[i]} - double{q.scale} * q.code[i];
     error2 += e * e;
   }
-  // Computed in double, then rounded up by far more than float's rounding of each.
-  q.abs_sum = static_cast<float>(abs_sum * (1.0 + 0x1p-12));
-  q.error_norm = static_cast<float>(std::sqrt(error2) * (1.0 + 0x1p-12));
+  // sum |query_i| and error_norm = |query - scale * code| (Euclidean), computed in double,
+  // then rounded up by far more than float's rounding of each.
+  const float abs_sum_up = static_cast<float>(abs_sum * (1.0 + 0x1p-12));
+  const float error_norm = static_cast<float>(std::sqrt(error2) * (1.0 + 0x1p-12));
   // ErrorBound's two terms. With q = scale * code_q + e_q and x = node_scale * code_x + e_x
   // (|e_x,i| <= node_scale / 2), q.x - scale * node_scale * (code_q . code_x) = (scale *
   // code_q) . e_x + e_q . x, at most node_scale / 2 * sum |scale * code_q,i| (<= abs_sum +
@@ -576,9 +577,9 @@ Int8Query Int8Query::Of(const float* query, size_t d) {
   const double fd = static_cast<double>(d);
   const double arithmetic = 0x1p-21 + fd * 0x1p-23;
   q.bound_per_scale =
-      static_cast<float>(0.5 * (double{q.abs_sum} + fd * q.scale * 0.5) * (1.0 + 0x1p-12));
-  q.bound_base = static_cast<float>(
-      (double{q.error_norm} * (1.0 + 0x1p-10) + 0x1p-11 + arithmetic) * (1.0 + 0x1p-12));
+      static_cast<float>(0.5 * (double{abs_sum_up} + fd * q.scale * 0.5) * (1.0 + 0x1p-12));
+  q.bound_base = static_cast<float>((double{error_norm} * (1.0 + 0x1p-10) + 0x1p-11 + arithmetic) *
+                                    (1.0 + 0x1p-12));
   return q;
 }
 

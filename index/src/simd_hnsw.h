@@ -180,8 +180,6 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const Walk
 struct Int8Query {
   std::vector<int8_t> code;
   float scale = 0.0f;            // query ~ scale * code
-  float abs_sum = 0.0f;          // sum |query_i|, rounded up
-  float error_norm = 0.0f;       // |query - scale * code| (Euclidean), rounded up
   float bound_per_scale = 0.0f;  // ErrorBound = node_scale * bound_per_scale + bound_base
   float bound_base = 0.0f;
   static Int8Query Of(const float* query, size_t d);
@@ -195,9 +193,9 @@ struct Int8Query {
   // How far Similarity of a unit vector whose code has `node_scale` can be from the
   // half-precision score of that vector: the vector's code rounding (node_scale / 2 a
   // coordinate) against the query's code, the query's code rounding against the vector
-  // (error_norm, by Cauchy-Schwarz), the half's rounding (2^-11 relative) and the float
-  // arithmetic of both scores. Its terms are computed once by Of: a flat scan asks it of
-  // every vector.
+  // (the norm of the query's rounding, by Cauchy-Schwarz), the half's rounding (2^-11
+  // relative) and the float arithmetic of both scores. Its terms are computed once by Of: a
+  // flat scan asks it of every vector.
   float ErrorBound(float node_scale) const { return node_scale * bound_per_scale + bound_base; }
 };
 
