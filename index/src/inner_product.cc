@@ -83,6 +83,13 @@ int32_t Int8CodeProductScalar(const int8_t* a, const int8_t* b, size_t d) {
   return sum;
 }
 
+// The sum of the 8 int32 lanes.
+static inline __attribute__((target("avx2"))) int32_t HorizontalSum(__m256i v) {
+  __m128i sum4 = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  __m128i sum2 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(sum2, _mm_shuffle_epi32(sum2, 0xB1)));
+}
+
 // 32 codes a step with vpmaddubsw, which multiplies unsigned bytes by signed ones: |a| times
 // b with a's sign moved onto it (vpsignb, which also zeroes b where a is 0), adjacent
 // products summed into int16 (at most 2 * 127 * 127 < 2^15 in magnitude for codes in
@@ -110,11 +117,7 @@ __attribute__((target("avx2"))) int32_t Int8CodeProductAvx2(const int8_t* a, con
     acc0 = _mm256_add_epi32(acc0, CodeProduct32(a + i, b + i));
     i += 32;
   }
-  __m256i acc = _mm256_add_epi32(acc0, acc1);
-  __m128i sum4 = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-  __m128i sum2 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0x4E));
-  __m128i sum1 = _mm_add_epi32(sum2, _mm_shuffle_epi32(sum2, 0xB1));
-  int32_t sum = _mm_cvtsi128_si32(sum1);
+  int32_t sum = HorizontalSum(_mm256_add_epi32(acc0, acc1));
   for (; i < d; ++i) sum += int32_t{a[i]} * int32_t{b[i]};
   return sum;
 }
@@ -158,12 +161,8 @@ __attribute__((target("avx2,avx512f,avx512bw,avx512vnni"))) int32_t Int8CodeProd
   const __m512i acc = _mm512_add_epi32(acc0, acc1);
   // (_mm512_reduce_add_epi32 and _mm512_castsi512_si256 read an undefined register that
   // g++ 12 warns about.)
-  const __m256i sum8 = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, acc, 0),
-                                        _mm512_maskz_extracti64x4_epi64(0xFF, acc, 1));
-  const __m128i sum4 =
-      _mm_add_epi32(_mm256_castsi256_si128(sum8), _mm256_extracti128_si256(sum8, 1));
-  const __m128i sum2 = _mm_add_epi32(sum4, _mm_shuffle_epi32(sum4, 0x4E));
-  return _mm_cvtsi128_si32(_mm_add_epi32(sum2, _mm_shuffle_epi32(sum2, 0xB1)));
+  return HorizontalSum(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, acc, 0),
+                                        _mm512_maskz_extracti64x4_epi64(0xFF, acc, 1)));
 }
 
 Int8CodeProductFn Int8CodeProductFunction() {
