@@ -10,6 +10,9 @@
 # (--save '' --appendonly no), as a cache; sealcached with --dev (one org, its token as the
 # password; every value encrypted, and the WAL written without fsync, as redis-server).
 # Rounds alternate Redis, sealcache, Redis, ... and each ratio is the median of its rounds.
+# Each round's GETs follow its SETs at once: sealcached reads with its block cache cold and
+# beside the SETs' flushes and compactions. The warm rounds after them are GETs alone, each
+# after a pass of GETs over the same keys, as a cache that has been serving reads for a while.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sealcached=${1:-build/server/sealcached}
@@ -33,6 +36,16 @@ redis-cli -p "$redis_port" ping >/dev/null
 admin=$(cat "$work/data/admin.token")
 token=$(redis-cli -p "$resp_port" --user admin --pass "$admin" --no-auth-warning \
   SEALCACHE.CREATEORG bench 4 | sed -n 4p)
+
+warm_get() {  # port pipeline [auth...] -> "get_rps" of a second pass of GETs
+  local port=$1 pipeline=$2
+  shift 2
+  local pass
+  for pass in 1 2; do
+    redis-benchmark -p "$port" "$@" -t get -d 2048 -c 16 -n "$requests" -r 100000 \
+      -P "$pipeline" --csv 2>/dev/null | awk -F'"' '/"GET"/ {print int($4)}'
+  done | tail -1
+}
 
 run() {  # port pipeline [auth...] -> "set_rps get_rps"
   local port=$1 pipeline=$2
@@ -62,4 +75,17 @@ rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
 set_ratio = statistics.median(r[2] / r[0] for r in rows)
 get_ratio = statistics.median(r[3] / r[1] for r in rows)
 print('-P $pipeline: sealcache/redis SET %.2fx, GET %.2fx (median of %d rounds)' % (set_ratio, get_ratio, len(rows)))"
+done
+for pipeline in 1 16; do
+  results=()
+  for ((i = 1; i <= rounds; i++)); do
+    r=$(warm_get "$redis_port" "$pipeline")
+    s=$(warm_get "$resp_port" "$pipeline" --user bench -a "$token")
+    results+=("$r $s")
+    echo "  -P $pipeline warm round $i: redis GET $r   sealcache GET $s"
+  done
+  printf '%s\n' "${results[@]}" | /usr/bin/python3 -c "
+import statistics, sys
+rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
+print('-P $pipeline warm: sealcache/redis GET %.2fx (median of %d rounds)' % (statistics.median(r[1] / r[0] for r in rows), len(rows)))"
 done
