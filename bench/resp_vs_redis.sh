@@ -61,31 +61,28 @@ print(int(rows["SET"]), int(rows["GET"]))'
 echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on :$redis_port," \
   "sealcached RESP on :$resp_port; $requests requests, 2 KiB values, 16 connections," \
   "$rounds rounds"
-for pipeline in 1 16; do
-  results=()
-  for ((i = 1; i <= rounds; i++)); do
-    r=$(run "$redis_port" "$pipeline")
-    s=$(run "$resp_port" "$pipeline" --user bench -a "$token")
-    results+=("$r $s")
-    echo "  -P $pipeline round $i: redis SET/GET $r   sealcache SET/GET $s"
-  done
-  printf '%s\n' "${results[@]}" | /usr/bin/python3 -c "
+# compare MEASURE LABEL NAMES: MEASURE (run or warm_get) on both servers for each pipeline
+# depth, alternating, then the median sealcache/redis ratio of each figure NAMES lists
+# ("SET/GET", "GET").
+compare() {
+  local measure=$1 label=$2 names=$3 pipeline i r s
+  for pipeline in 1 16; do
+    local results=()
+    for ((i = 1; i <= rounds; i++)); do
+      r=$($measure "$redis_port" "$pipeline")
+      s=$($measure "$resp_port" "$pipeline" --user bench -a "$token")
+      results+=("$r $s")
+      echo "  -P $pipeline ${label}round $i: redis $names $r   sealcache $names $s"
+    done
+    printf '%s\n' "${results[@]}" | /usr/bin/python3 -c "
 import statistics, sys
+names = '$names'.split('/')
+k = len(names)
 rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
-set_ratio = statistics.median(r[2] / r[0] for r in rows)
-get_ratio = statistics.median(r[3] / r[1] for r in rows)
-print('-P $pipeline: sealcache/redis SET %.2fx, GET %.2fx (median of %d rounds)' % (set_ratio, get_ratio, len(rows)))"
-done
-for pipeline in 1 16; do
-  results=()
-  for ((i = 1; i <= rounds; i++)); do
-    r=$(warm_get "$redis_port" "$pipeline")
-    s=$(warm_get "$resp_port" "$pipeline" --user bench -a "$token")
-    results+=("$r $s")
-    echo "  -P $pipeline warm round $i: redis GET $r   sealcache GET $s"
+ratios = ', '.join('%s %.2fx' % (name, statistics.median(r[k + j] / r[j] for r in rows))
+                   for j, name in enumerate(names))
+print('-P $pipeline%s: sealcache/redis %s (median of %d rounds)' % (' ${label% }' if '$label' else '', ratios, len(rows)))"
   done
-  printf '%s\n' "${results[@]}" | /usr/bin/python3 -c "
-import statistics, sys
-rows = [list(map(int, l.split())) for l in sys.stdin if l.strip()]
-print('-P $pipeline warm: sealcache/redis GET %.2fx (median of %d rounds)' % (statistics.median(r[1] / r[0] for r in rows), len(rows)))"
-done
+}
+compare run "" SET/GET
+compare warm_get "warm " GET
