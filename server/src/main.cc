@@ -118,6 +118,10 @@ int main(int argc, char** argv) {
                                 po::value(&o.service.store.block_cache_bytes)
                                     ->default_value(o.service.store.block_cache_bytes),
                                 "RocksDB block cache shared by all orgs, bytes")(
+      "value-cache-bytes",
+      po::value(&o.service.store.value_cache_bytes)
+          ->default_value(o.service.store.value_cache_bytes),
+      "payloads of recently read entries, all orgs together, bytes; 0 = off")(
       "memtable-budget-bytes",
       po::value(&o.service.store.memtable_budget_bytes)
           ->default_value(o.service.store.memtable_budget_bytes),

@@ -339,6 +339,7 @@ Status StoreImpl::OpenEngine() {
   fs_ = NewPrivateFileSystem(std::move(fs_));
   env_ = rocksdb::NewCompositeEnv(fs_);
   block_cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  value_cache_ = std::make_unique<ValueCache>(options_.value_cache_bytes);
   // One memtable budget over every org: a flush of the largest memtable when it is spent.
   write_buffer_manager_ =
       std::make_shared<rocksdb::WriteBufferManager>(options_.memtable_budget_bytes);
@@ -401,6 +402,7 @@ Result<std::unique_ptr<OrgDb>> StoreImpl::OpenOrgDb(const std::string& org, bool
   }
   auto out = std::make_unique<OrgDb>();
   out->incarnation = next_db_incarnation_.fetch_add(1) + 1;
+  out->values = value_cache_.get();
   SC_ASSIGN_OR_RETURN(out->info_log, InfoLog::Open(dir));
   rocksdb::DBOptions db_options = OrgDbOptions();
   db_options.create_if_missing = create;
@@ -428,6 +430,7 @@ Result<std::unique_ptr<OrgDb>> StoreImpl::OpenOrgDb(const std::string& org, bool
 }
 
 OrgDb::~OrgDb() {
+  if (values != nullptr) values->ForgetDb(incarnation);
   if (db == nullptr) return;
   // RocksDB asserts (aborts) at Close if any handle is left.
   for (rocksdb::ColumnFamilyHandle* cf : handles) db->DestroyColumnFamilyHandle(cf);
@@ -438,8 +441,54 @@ OrgDb::~OrgDb() {
 rocksdb::Status StoreImpl::Write(OrgDb& db, const rocksdb::WriteOptions& options,
                                  rocksdb::WriteBatch* batch) {
   rocksdb::Status s = db.db->Write(options, batch);
-  if (!s.IsNoSpace() || !ResumeAfterNoSpace(db)) return s;
-  return db.db->Write(options, batch);
+  if (s.IsNoSpace() && ResumeAfterNoSpace(db)) s = db.db->Write(options, batch);
+  // Also after a failure: whether a failed write reached the memtable is not known here.
+  ForgetWrittenValues(db, *batch);
+  return s;
+}
+
+void StoreImpl::ForgetWrittenValues(OrgDb& db, rocksdb::WriteBatch& batch) {
+  // The payload keys of the data family that the batch puts, merges or deletes; a range
+  // deletion forgets the whole database's.
+  class Forget final : public rocksdb::WriteBatch::Handler {
+   public:
+    Forget(OrgDb& db, ValueCache& values) : db_(db), values_(values) {}
+    rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
+      return Key(cf, key);
+    }
+    rocksdb::Status MergeCF(uint32_t cf, const rocksdb::Slice& key,
+                            const rocksdb::Slice&) override {
+      return Key(cf, key);
+    }
+    rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      return Key(cf, key);
+    }
+    rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& key) override {
+      return Key(cf, key);
+    }
+    rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice&,
+                                  const rocksdb::Slice&) override {
+      if (cf == db_.data()->GetID()) values_.ForgetDb(db_.incarnation);
+      return rocksdb::Status::OK();
+    }
+
+   private:
+    rocksdb::Status Key(uint32_t cf, const rocksdb::Slice& key) {
+      if (cf != db_.data()->GetID() || key.size() != 1 + kDigestSize || key[0] != kPayloadPrefix) {
+        return rocksdb::Status::OK();
+      }
+      Digest digest;
+      std::memcpy(digest.data(), key.data() + 1, kDigestSize);
+      values_.Forget(db_.incarnation, digest);
+      return rocksdb::Status::OK();
+    }
+    OrgDb& db_;
+    ValueCache& values_;
+  };
+  if (db.values == nullptr) return;
+  Forget forget(db, *db.values);
+  rocksdb::Status s = batch.Iterate(&forget);
+  if (!s.ok()) db.values->ForgetDb(db.incarnation);  // (cannot happen: a batch just written)
 }
 
 bool StoreImpl::ResumeAfterNoSpace(OrgDb& db) {
@@ -787,13 +836,29 @@ Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest,
 Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest,
                                                     const rocksdb::ReadOptions& ro,
                                                     int64_t* expires_ms, PendingWrites* pending) {
+  // The table of hot values holds the latest writes: not for a transaction's reads or a
+  // snapshot's.
+  const bool latest = pending == nullptr && ro.snapshot == nullptr;
+  ValueCache::Ticket ticket;
+  if (latest) {
+    std::vector<uint8_t> cached;
+    int64_t cached_expiry = 0;
+    if (value_cache_->Lookup(org.db->incarnation, digest, &cached_expiry, &cached, &ticket)) {
+      if (expires_ms != nullptr) *expires_ms = cached_expiry;
+      return cached;
+    }
+  }
   rocksdb::PinnableSlice value;
   rocksdb::Status s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, pending, ro);
   if (s.IsNotFound()) return Status::Corruption("entry metadata exists but its payload is missing");
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
-  if (expires_ms != nullptr) *expires_ms = *ValueExpiry(View(value));
+  const int64_t expiry = *ValueExpiry(View(value));
+  if (expires_ms != nullptr) *expires_ms = expiry;
   const std::span<const uint8_t> payload = PayloadBytes(value);
+  if (latest && expiry > clock_->NowMillis()) {
+    value_cache_->Fill(org.db->incarnation, digest, ticket, expiry, payload);
+  }
   return std::vector<uint8_t>(payload.begin(), payload.end());
 }
 
@@ -1242,8 +1307,31 @@ Result<StoredValue> StoreImpl::GetValue(std::string_view org_id, const Digest& d
 
 Result<StoredValue> StoreImpl::ReadValue(OrgState& org, const Digest& digest,
                                          PendingWrites* pending) {
+  if (pending != nullptr) {  // (a transaction's own writes are not in the table)
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, pending);
+    return ValueOf(org, digest, s, value);
+  }
+  StoredValue cached;
+  ValueCache::Ticket ticket;
+  if (value_cache_->Lookup(org.db->incarnation, digest, &cached.expires_ms, &cached.payload,
+                           &ticket)) {
+    org.counters.gets++;
+    Status live = CountValueRead(org, digest, cached.expires_ms);
+    if (!live.ok()) {
+      value_cache_->Forget(org.db->incarnation, digest);  // expired: not kept
+      return live;
+    }
+    return cached;
+  }
   rocksdb::PinnableSlice value;
-  rocksdb::Status s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, pending);
+  rocksdb::Status s = org.db->db->Get({}, org.db->data(), PayloadKey(digest), &value);
+  if (s.ok() && value.size() >= kExpirySize) {
+    const int64_t expires_ms = *ValueExpiry(View(value));
+    if (expires_ms > clock_->NowMillis()) {
+      value_cache_->Fill(org.db->incarnation, digest, ticket, expires_ms, PayloadBytes(value));
+    }
+  }
   return ValueOf(org, digest, s, value);
 }
 
@@ -1260,17 +1348,22 @@ Result<StoredValue> StoreImpl::ValueOf(OrgState& org, const Digest& digest,
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
   StoredValue out;
   out.expires_ms = *ValueExpiry(View(value));
-  if (out.expires_ms <= clock_->NowMillis()) {
+  SC_RETURN_IF_ERROR(CountValueRead(org, digest, out.expires_ms));
+  const std::span<const uint8_t> payload = PayloadBytes(value);
+  out.payload.assign(payload.begin(), payload.end());
+  return out;
+}
+
+Status StoreImpl::CountValueRead(OrgState& org, const Digest& digest, int64_t expires_ms) {
+  if (expires_ms <= clock_->NowMillis()) {
     org.counters.misses++;
     return Status::NotFound("entry expired");
   }
-  const std::span<const uint8_t> payload = PayloadBytes(value);
-  out.payload.assign(payload.begin(), payload.end());
   org.counters.hits++;
   if (org.ordered.load(std::memory_order_relaxed)) {
     org.capacity->Touch(digest, clock_->NowMillis());
   }
-  return out;
+  return Status::Ok();
 }
 
 std::vector<Result<StoredValue>> StoreImpl::GetValues(std::string_view org_id,

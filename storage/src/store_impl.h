@@ -29,6 +29,7 @@
 #include "sealcache/storage/audit_log.h"
 #include "sealcache/storage/data_layout.h"
 #include "sealcache/storage/store.h"
+#include "value_cache.h"
 
 namespace sealcache::storage::internal {
 
@@ -49,6 +50,8 @@ struct OrgDb {
   rocksdb::DB* db = nullptr;
   // Distinct for every instance a store opens (a drop and create, or a reopen, makes another).
   uint64_t incarnation = 0;
+  // The store's table of hot values, which forgets this instance's when it closes.
+  ValueCache* values = nullptr;
   // default, meta, data, as DB::Open returned them.
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   std::shared_ptr<InfoLog> info_log;
@@ -246,6 +249,12 @@ class StoreImpl final : public Store {
   // What GetValue answers for a payload record read with status `s`.
   Result<StoredValue> ValueOf(OrgState& org, const Digest& digest, const rocksdb::Status& s,
                               const rocksdb::Slice& value);
+  // Counts a GetValue that found `digest`'s payload record expiring at `expires_ms`:
+  // NotFound if the entry has expired.
+  Status CountValueRead(OrgState& org, const Digest& digest, int64_t expires_ms);
+  // Forgets in value_cache_ the payloads a write to `db` wrote or deleted. REQUIRES: called
+  // once the write is applied, before it is acknowledged.
+  void ForgetWrittenValues(OrgDb& db, rocksdb::WriteBatch& batch);
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
 
   // Capacity (capacity.h). Builds the org's tracker from its metadata and applies its limits.
@@ -363,6 +372,8 @@ class StoreImpl final : public Store {
   std::unique_ptr<rocksdb::Env> env_;
   std::shared_ptr<rocksdb::EventListener> event_listener_;
   std::shared_ptr<rocksdb::Cache> block_cache_;
+  // Before orgs_: every OrgDb forgets its values in it when it closes.
+  std::unique_ptr<ValueCache> value_cache_;
   std::shared_ptr<rocksdb::WriteBufferManager> write_buffer_manager_;
   std::shared_ptr<rocksdb::SstFileManager> sst_file_manager_;
   std::unique_ptr<ExpiryCompactionFilter> expiry_filter_;

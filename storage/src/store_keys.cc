@@ -213,6 +213,10 @@ Result<ReaperReport> StoreImpl::ReapOrg(OrgState& org) {
     SC_RETURN_IF_ERROR(ReencryptSideFiles(org, info.version));
     SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperBeforeDestroy));
     SC_RETURN_IF_ERROR(keystore_->Destroy(org.ring(), info.version));
+    // Shredded means gone from memory too: no decrypted payload read while the key lived
+    // stays in the table of hot values (its live entries are read again from files under
+    // the newer key).
+    if (org.db != nullptr) value_cache_->ForgetDb(org.db->incarnation);
     SC_RETURN_IF_ERROR(ReachFaultPoint(kFaultReaperAfterDestroy));
     SC_RETURN_IF_ERROR(
         RecordAudit("key_destroyed", {{"org", org.id}, {"key_version", int64_t{info.version}}}));

@@ -33,6 +33,7 @@ constexpr int kConnectionsPerOrg = 8;  // 64 load connections
 constexpr int kAdminConnections = 1;
 constexpr uint32_t kMaxConnections = kOrgs * kConnectionsPerOrg + kAdminConnections;
 constexpr size_t kBlockCacheBytes = 32 * kMiB;
+constexpr size_t kValueCacheBytes = 16 * kMiB;
 constexpr size_t kMemtableBudgetBytes = 64 * kMiB;
 constexpr size_t kMaxFrameBytes = 4 * kMiB;
 constexpr size_t kMaxInflightBytes = 32 * kMiB;
@@ -51,7 +52,7 @@ constexpr auto kRssPeriod = std::chrono::milliseconds(100);
 constexpr auto kAdminPeriod = std::chrono::milliseconds(250);
 
 // What the server may hold at most, beyond its RSS when idle after start (see README.md):
-//  - block cache (--block-cache-bytes);
+//  - block cache (--block-cache-bytes) and the table of hot values (--value-cache-bytes);
 //  - memtables twice over (--memtable-budget-bytes counts mutable and immutable memtables
 //    together, and arena blocks are freed only after a flush finishes);
 //  - request frames being processed (--max-inflight-bytes);
@@ -71,8 +72,8 @@ size_t MemoryLimit(size_t idle_rss) {
   constexpr size_t kIndex = kOrgs * kIndexVectorsPerOrg * kIndexBytesPerVector;
   constexpr size_t kRocksWorking = 32 * kMiB;
   constexpr size_t kAllocatorSlack = 64 * kMiB;
-  return idle_rss + kBlockCacheBytes + 2 * kMemtableBudgetBytes + kMaxInflightBytes + kResponses +
-         kIndex + kRocksWorking + kAllocatorSlack;
+  return idle_rss + kBlockCacheBytes + kValueCacheBytes + 2 * kMemtableBudgetBytes +
+         kMaxInflightBytes + kResponses + kIndex + kRocksWorking + kAllocatorSlack;
 }
 
 int LoadSeconds() {
@@ -239,6 +240,7 @@ class Load : public FaultTest {
   std::vector<std::string> ServerFlags(uint16_t metrics_port) {
     return {"--max-connections",       std::to_string(kMaxConnections),
             "--block-cache-bytes",     std::to_string(kBlockCacheBytes),
+            "--value-cache-bytes",     std::to_string(kValueCacheBytes),
             "--memtable-budget-bytes", std::to_string(kMemtableBudgetBytes),
             "--max-frame-bytes",       std::to_string(kMaxFrameBytes),
             "--max-inflight-bytes",    std::to_string(kMaxInflightBytes),

@@ -1,0 +1,199 @@
+#include "value_cache.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <random>
+
+namespace sealcache::storage::internal {
+namespace {
+
+constexpr uint64_t kMix = 0xBF58476D1CE4E5B9ull;  // odd; splitmix64's finaliser constants
+constexpr uint64_t kMix2 = 0x94D049BB133111EBull;
+// Misses remembered for admission, per shard: one per 1 KiB of the shard's capacity (about
+// one per entry the shard holds at 1-2 KiB values), at least this many.
+constexpr size_t kMinMissedTags = 1024;
+constexpr size_t kBytesPerMissedTag = 1024;
+
+uint64_t RandomSeed() {
+  std::random_device random;
+  return (uint64_t{random()} << 32) | random();
+}
+
+}  // namespace
+
+ValueCache::ValueCache(size_t capacity_bytes)
+    : shard_capacity_(capacity_bytes / kShards), seed_(RandomSeed()) {
+  if (shard_capacity_ == 0) return;
+  const size_t tags = std::bit_ceil(std::max(kMinMissedTags, shard_capacity_ / kBytesPerMissedTag));
+  for (Shard& shard : shards_) {
+    shard.slots.resize(kFirstSlots);
+    shard.missed.assign(tags, 0);
+  }
+}
+
+ValueCache::~ValueCache() {
+  for (Shard& shard : shards_) {
+    for (Slot& slot : shard.slots) Release(slot);
+  }
+}
+
+ValueCache::Hashed ValueCache::HashOf(uint64_t db, const Digest& digest) const {
+  // Seeded, over every byte: a tenant choosing digests cannot choose their slots (digests of
+  // the native protocol are the client's).
+  uint64_t words[kDigestSize / sizeof(uint64_t)];
+  std::memcpy(words, digest.data(), sizeof(words));
+  uint64_t h = seed_ ^ (db * kMix2);
+  for (uint64_t w : words) {
+    h = (h ^ w) * kMix;
+    h ^= h >> 31;
+  }
+  h *= kMix2;
+  h ^= h >> 29;
+  const auto low = static_cast<uint32_t>(h);
+  return {.shard = low % kShards,
+          .stripe = (low / kShards) % kStripesPerShard,
+          .home = static_cast<uint32_t>(h >> 32),
+          .tag = low & ~kCountMask};
+}
+
+size_t ValueCache::Find(const Shard& shard, uint64_t db, const Digest& digest, uint32_t home) {
+  const size_t mask = shard.slots.size() - 1;
+  for (size_t i = home & mask;; i = (i + 1) & mask) {
+    const Slot& slot = shard.slots[i];
+    if (slot.db == 0 || (slot.db == db && slot.digest == digest)) return i;
+  }
+}
+
+bool ValueCache::Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms,
+                        std::vector<uint8_t>* payload, Ticket* ticket) {
+  if (shard_capacity_ == 0) return false;
+  const Hashed h = HashOf(db, digest);
+  Shard& shard = shards_[h.shard];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  Slot& slot = shard.slots[Find(shard, db, digest, h.home)];
+  if (slot.db != 0) {
+    slot.size |= kReferenced;
+    *expires_ms = slot.expires_ms;
+    payload->assign(slot.payload, slot.payload + (slot.size & ~kReferenced));
+    return true;
+  }
+  uint32_t& missed = shard.missed[(h.home >> 7) & (shard.missed.size() - 1)];
+  const uint32_t misses = (missed & ~kCountMask) == h.tag ? missed & kCountMask : 0;
+  ticket->admit = misses >= kMissesBeforeAdmission;
+  missed = h.tag | std::min(misses + 1, kCountMask);
+  ticket->forgotten = shard.forgotten[h.stripe];
+  return false;
+}
+
+void ValueCache::Fill(uint64_t db, const Digest& digest, const Ticket& ticket, int64_t expires_ms,
+                      std::span<const uint8_t> payload) {
+  if (!ticket.admit || payload.size() >= kMaxPayloadBytes ||
+      Charge(payload.size()) > shard_capacity_) {
+    return;
+  }
+  const Hashed h = HashOf(db, digest);
+  Shard& shard = shards_[h.shard];
+  // Copied before the lock: the shard's readers wait for as little as possible.
+  auto copy = std::make_unique_for_overwrite<uint8_t[]>(payload.size());
+  std::memcpy(copy.get(), payload.data(), payload.size());
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (shard.forgotten[h.stripe] != ticket.forgotten) return;  // written since the read
+  if (size_t i = Find(shard, db, digest, h.home); shard.slots[i].db != 0) EraseAt(shard, i);
+  // CLOCK: the hand spares a value read since it last passed, once.
+  const size_t mask = shard.slots.size() - 1;
+  while (shard.used > 0 && shard.bytes + Charge(payload.size()) > shard_capacity_) {
+    Slot& slot = shard.slots[shard.hand];
+    if (slot.db != 0 && (slot.size & kReferenced) == 0) {
+      EraseAt(shard, shard.hand);  // (the hand stays: a later slot may have moved here)
+      continue;
+    }
+    slot.size &= ~kReferenced;
+    shard.hand = (shard.hand + 1) & mask;
+  }
+  if ((shard.used + 1) * 2 > shard.slots.size()) Grow(shard);
+  Slot& slot = shard.slots[Find(shard, db, digest, h.home)];
+  slot = Slot{.db = db,
+              .digest = digest,
+              .expires_ms = expires_ms,
+              .payload = copy.release(),
+              .size = static_cast<uint32_t>(payload.size()),
+              .home = h.home};
+  shard.used++;
+  shard.bytes += Charge(payload.size());
+}
+
+void ValueCache::Forget(uint64_t db, const Digest& digest) {
+  if (shard_capacity_ == 0) return;
+  const Hashed h = HashOf(db, digest);
+  Shard& shard = shards_[h.shard];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  ++shard.forgotten[h.stripe];
+  if (size_t i = Find(shard, db, digest, h.home); shard.slots[i].db != 0) EraseAt(shard, i);
+}
+
+void ValueCache::ForgetDb(uint64_t db) {
+  if (shard_capacity_ == 0) return;
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (uint64_t& forgotten : shard.forgotten) ++forgotten;  // no read under way fills it
+    // Erasing shifts later slots back into i: look at i again until it holds another db.
+    for (size_t i = 0; i < shard.slots.size();) {
+      if (shard.slots[i].db == db) {
+        EraseAt(shard, i);
+      } else {
+        ++i;
+      }
+    }
+  }
+}
+
+void ValueCache::Release(Slot& slot) {
+  delete[] slot.payload;
+  slot = Slot{};
+}
+
+void ValueCache::EraseAt(Shard& shard, size_t i) {
+  shard.bytes -= Charge(shard.slots[i].size & ~kReferenced);
+  shard.used--;
+  Release(shard.slots[i]);
+  // Backward shift: each later slot of the probe run moves into the hole unless its home
+  // lies cyclically in (hole, slot], where a lookup starting at home would not pass the hole.
+  const size_t mask = shard.slots.size() - 1;
+  for (size_t j = (i + 1) & mask; shard.slots[j].db != 0; j = (j + 1) & mask) {
+    const size_t home = shard.slots[j].home & mask;
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      shard.slots[i] = shard.slots[j];
+      shard.slots[j] = Slot{};  // (ownership moved to i)
+      i = j;
+    }
+  }
+}
+
+void ValueCache::Grow(Shard& shard) {
+  std::vector<Slot> old = std::exchange(shard.slots, std::vector<Slot>(shard.slots.size() * 2));
+  for (const Slot& slot : old) {
+    if (slot.db != 0) shard.slots[Find(shard, slot.db, slot.digest, slot.home)] = slot;
+  }
+  shard.hand = 0;
+}
+
+size_t ValueCache::bytes() const {
+  size_t total = 0;
+  for (const Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    total += shard.bytes;
+  }
+  return total;
+}
+
+size_t ValueCache::entries() const {
+  size_t total = 0;
+  for (const Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    total += shard.used;
+  }
+  return total;
+}
+
+}  // namespace sealcache::storage::internal

@@ -1,0 +1,269 @@
+// The table of hot values (storage/src/value_cache.h): what it admits, keeps and forgets on
+// its own, and through the Store that every write, expiry, transaction, drop and shredded
+// key is seen by the next read exactly as without it.
+#include "value_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "store_fixture.h"
+
+namespace sealcache::storage::testing {
+namespace {
+
+using internal::ValueCache;
+
+constexpr int64_t kExpiry = 1'000'000;
+
+std::vector<uint8_t> Payload(size_t size, uint8_t fill) { return std::vector<uint8_t>(size, fill); }
+
+// Looks `d` up and, on a miss, fills what a read would have found: the cache's whole
+// protocol for one read. Returns whether it was a hit.
+bool Read(ValueCache& cache, uint64_t db, const Digest& d, const std::vector<uint8_t>& stored,
+          std::vector<uint8_t>* got = nullptr) {
+  int64_t expires = 0;
+  std::vector<uint8_t> payload;
+  ValueCache::Ticket ticket;
+  if (cache.Lookup(db, d, &expires, &payload, &ticket)) {
+    EXPECT_EQ(expires, kExpiry);
+    if (got != nullptr) *got = payload;
+    return true;
+  }
+  cache.Fill(db, d, ticket, kExpiry, stored);
+  return false;
+}
+
+TEST(ValueCache, AValueIsCachedAtItsThirdMissAndThenServedUntilForgotten) {
+  ValueCache cache(1 << 20);
+  const Digest d = MakeDigest(1);
+  const auto value = Payload(100, 7);
+  static_assert(ValueCache::kMissesBeforeAdmission == 2);
+  EXPECT_FALSE(Read(cache, 1, d, value));  // first and second miss: counted, not cached
+  EXPECT_FALSE(Read(cache, 1, d, value));
+  EXPECT_EQ(cache.entries(), 0u);
+  EXPECT_FALSE(Read(cache, 1, d, value));  // third miss: cached
+  std::vector<uint8_t> got;
+  EXPECT_TRUE(Read(cache, 1, d, value, &got));
+  EXPECT_EQ(got, value);
+  EXPECT_FALSE(Read(cache, 2, d, value)) << "another database's digest is another key";
+  cache.Forget(1, d);
+  EXPECT_FALSE(Read(cache, 1, d, value));
+}
+
+TEST(ValueCache, AReadThatMissedBeforeAWriteWasForgottenDoesNotFill) {
+  ValueCache cache(1 << 20);
+  const Digest d = MakeDigest(1);
+  const auto old_value = Payload(100, 1);
+  EXPECT_FALSE(Read(cache, 1, d, old_value));  // two misses counted: the next one admits
+  EXPECT_FALSE(Read(cache, 1, d, old_value));
+  int64_t expires = 0;
+  std::vector<uint8_t> payload;
+  ValueCache::Ticket ticket;
+  ASSERT_FALSE(cache.Lookup(1, d, &expires, &payload, &ticket));
+  ASSERT_TRUE(ticket.admit);
+  // A write of d is applied and forgotten between the read's miss and its fill: what the
+  // read found is older than the write and must not be kept.
+  cache.Forget(1, d);
+  cache.Fill(1, d, ticket, kExpiry, old_value);
+  EXPECT_FALSE(cache.Lookup(1, d, &expires, &payload, &ticket));
+  EXPECT_EQ(cache.entries(), 0u);
+}
+
+TEST(ValueCache, StaysWithinItsCapacityAndKeepsTheValuesReadAgain) {
+  constexpr size_t kCapacity = 256 << 10;
+  constexpr size_t kValue = 1000;
+  ValueCache cache(kCapacity);
+  const auto value = Payload(kValue, 3);
+  // 50 hot digests read again and again among 2,000 read three times each (admitted, then
+  // never read again): the hot ones stay.
+  for (int round = 0; round < 4; ++round) {
+    for (uint64_t i = 0; i < 2000; ++i) {
+      for (uint64_t hot = 0; hot < 50; hot += (i % 10 == 0) ? 1 : 50) {
+        Read(cache, 1, MakeDigest(1'000'000 + hot), value);
+      }
+      for (int read = 0; read < 3; ++read) Read(cache, 1, MakeDigest(round * 10'000 + i), value);
+      ASSERT_LE(cache.bytes(), kCapacity);
+    }
+  }
+  size_t hot_cached = 0;
+  for (uint64_t hot = 0; hot < 50; ++hot) {
+    hot_cached += Read(cache, 1, MakeDigest(1'000'000 + hot), value);
+  }
+  EXPECT_GE(hot_cached, 45u);
+  EXPECT_GT(cache.entries(), 100u);
+  EXPECT_EQ(cache.bytes(), cache.entries() * (kValue + ValueCache::kEntryOverhead));
+}
+
+TEST(ValueCache, AgreesWithAModelThroughFillsForgetsAndEvictions) {
+  // Many digests in a small table: probe runs, backward shifts at every erase, growth and
+  // CLOCK evictions. Every hit must return the digest's latest value.
+  ValueCache cache(64 << 10);
+  std::map<std::pair<uint64_t, uint64_t>, uint8_t> model;  // (db, digest) -> current fill
+  std::mt19937_64 rng(5);
+  for (int step = 0; step < 200'000; ++step) {
+    const uint64_t db = 1 + rng() % 3;
+    const uint64_t i = rng() % 400;
+    const Digest d = MakeDigest(i);
+    uint8_t& current = model[{db, i}];
+    switch (rng() % 8) {
+      case 0:  // a write
+        ++current;
+        cache.Forget(db, d);
+        break;
+      case 1:
+        if (rng() % 100 == 0) {
+          cache.ForgetDb(db);
+          for (auto& [key, fill] : model) {
+            if (key.first == db) ++fill;  // (forgotten; later reads fill the new values)
+          }
+        }
+        break;
+      default: {
+        std::vector<uint8_t> got;
+        const auto stored = Payload(16 + i % 200, current);
+        if (Read(cache, db, d, stored, &got)) {
+          ASSERT_EQ(got, stored) << "step " << step;
+        }
+      }
+    }
+  }
+  EXPECT_LE(cache.bytes(), size_t{64} << 10);
+}
+
+TEST(ValueCache, ForgetDbForgetsOnlyThatDatabase) {
+  ValueCache cache(1 << 20);
+  const auto value = Payload(10, 1);
+  for (uint64_t db : {1, 2}) {
+    for (uint64_t i = 0; i < 100; ++i) {
+      for (int read = 0; read < 3; ++read) Read(cache, db, MakeDigest(i), value);
+    }
+  }
+  ASSERT_EQ(cache.entries(), 200u);
+  cache.ForgetDb(1);
+  EXPECT_EQ(cache.entries(), 100u);
+  for (uint64_t i = 0; i < 100; ++i) {
+    EXPECT_TRUE(Read(cache, 2, MakeDigest(i), value));
+    EXPECT_FALSE(Read(cache, 1, MakeDigest(i), value));
+  }
+}
+
+TEST(ValueCache, ACapacityOfZeroCachesNothing) {
+  ValueCache cache(0);
+  const auto value = Payload(10, 1);
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(Read(cache, 1, MakeDigest(1), value));
+  EXPECT_EQ(cache.entries(), 0u);
+}
+
+// Through the Store: CachedValueOf reads a value until it is cached, and once more.
+class StoreValueCacheTest : public StoreTest {
+ protected:
+  std::string ValueOf(uint64_t i) {
+    auto v = store_->GetValue("acme", MakeDigest(i));
+    if (!v.ok()) return "<" + v.status().ToString() + ">";
+    return std::string(v->payload.begin(), v->payload.end());
+  }
+  std::string CachedValueOf(uint64_t i) {
+    for (uint32_t miss = 0; miss <= ValueCache::kMissesBeforeAdmission; ++miss) ValueOf(i);
+    return ValueOf(i);
+  }
+};
+
+TEST_F(StoreValueCacheTest, EveryWriteIsSeenByTheNextRead) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "first").ok());
+  EXPECT_EQ(CachedValueOf(1), "first");
+  ASSERT_TRUE(Put("acme", 1, "second").ok());
+  EXPECT_EQ(ValueOf(1), "second");
+  EXPECT_EQ(PayloadOf("acme", 1), "second") << "the native Get's payload read too";
+
+  EXPECT_EQ(CachedValueOf(1), "second");
+  const int64_t later = clock_.NowMillis() + 7'200'000;
+  ASSERT_TRUE(store_->SetExpiry("acme", MakeDigest(1), later).ok());
+  auto v = store_->GetValue("acme", MakeDigest(1));
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->expires_ms, later) << "a new expiry rewrites the payload record";
+
+  EXPECT_EQ(CachedValueOf(1), "second");
+  ASSERT_TRUE(store_->Delete("acme", MakeDigest(1)).ok());
+  EXPECT_TRUE(store_->GetValue("acme", MakeDigest(1)).status().IsNotFound());
+}
+
+TEST_F(StoreValueCacheTest, ACachedEntryExpiresOnTime) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "brief", /*ttl_ms=*/1000).ok());
+  EXPECT_EQ(CachedValueOf(1), "brief");
+  clock_.Advance(1000);
+  EXPECT_TRUE(store_->GetValue("acme", MakeDigest(1)).status().IsNotFound());
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(1)).status().IsNotFound());
+}
+
+TEST_F(StoreValueCacheTest, ATransactionsCommitIsSeenAndItsOwnReadsSeeItsWrites) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "before").ok());
+  EXPECT_EQ(CachedValueOf(1), "before");
+  auto txn = store_->BeginTransaction("acme");
+  ASSERT_TRUE(txn.ok());
+  PutRequest r;
+  const std::string after = "after";
+  r.digest = MakeDigest(1);
+  r.payload = {reinterpret_cast<const uint8_t*>(after.data()), after.size()};
+  const auto vec = MakeVector(kDim, 1);
+  r.vector = vec;
+  r.ttl_ms = 3'600'000;
+  ASSERT_TRUE((*txn)->Put(r).ok());
+  auto inside = (*txn)->GetValue(MakeDigest(1));
+  ASSERT_TRUE(inside.ok());
+  EXPECT_EQ(std::string(inside->payload.begin(), inside->payload.end()), "after");
+  EXPECT_EQ(ValueOf(1), "before") << "not committed yet";
+  ASSERT_TRUE((*txn)->Commit().ok());
+  EXPECT_EQ(ValueOf(1), "after");
+}
+
+TEST_F(StoreValueCacheTest, ADroppedOrgsValuesAreGoneWithIt) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "old tenant").ok());
+  EXPECT_EQ(CachedValueOf(1), "old tenant");
+  ASSERT_TRUE(store_->DropOrg("acme").ok());
+  CreateOrg("acme");
+  EXPECT_TRUE(store_->GetValue("acme", MakeDigest(1)).status().IsNotFound());
+}
+
+TEST_F(StoreValueCacheTest, ConcurrentReadsNeverSeeAValueOlderThanAnAcknowledgedWrite) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "0").ok());
+  std::atomic<int> acknowledged{0};
+  std::atomic<bool> stop{false};
+  std::atomic<int> stale{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        const int floor = acknowledged.load();
+        auto v = store_->GetValue("acme", MakeDigest(1));
+        if (!v.ok() || std::stoi(std::string(v->payload.begin(), v->payload.end())) < floor) {
+          stale.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (int version = 1; version <= 300; ++version) {
+    ASSERT_TRUE(Put("acme", 1, std::to_string(version)).ok());
+    acknowledged.store(version);
+  }
+  stop.store(true);
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(stale.load(), 0);
+  EXPECT_EQ(CachedValueOf(1), "300");
+}
+
+}  // namespace
+}  // namespace sealcache::storage::testing
