@@ -28,6 +28,9 @@ using Clock = std::chrono::steady_clock;
 inline constexpr auto kWatchdogPeriod = std::chrono::milliseconds(200);
 // How often a paused connection checks again for room (in-flight cap or byte budget).
 inline constexpr auto kBackPressurePoll = std::chrono::milliseconds(1);
+// A written buffer at most this large is kept for the connection's next replies
+// (TakeSpareBuffer); a larger one (a big reply) goes back to the heap.
+inline constexpr size_t kMaxSpareBufferBytes = 256u << 10;
 
 // Bytes of request frames being processed, server-wide. Frames are charged from the moment
 // their length is known until their response is queued.
@@ -168,6 +171,11 @@ class ConnectionCore : public ConnectionBase,
     if (counted_unauthenticated_.exchange(false)) ctx_.unauthenticated->fetch_sub(1);
   }
 
+  // The buffer of the last write done, emptied (capacity kept), or an empty one: a
+  // connection that builds its replies in a buffer of its own swaps it for this one, so
+  // neither is copied nor allocated again. REQUIRES: on the strand.
+  std::vector<uint8_t> TakeSpareBuffer() { return std::exchange(spare_, {}); }
+
   void MaybeClose() {
     if (!reading_done_ || inflight_ > 0 || writing_ || closed_) return;
     Finish();
@@ -179,7 +187,8 @@ class ConnectionCore : public ConnectionBase,
   asio::steady_timer watchdog_;
   std::function<void(ConnectionBase*)> on_close_;
   std::deque<std::vector<uint8_t>> out_;
-  size_t queued_bytes_ = 0;  // of out_ and the write under way
+  std::vector<uint8_t> spare_;  // TakeSpareBuffer
+  size_t queued_bytes_ = 0;     // of out_ and the write under way
   uint32_t inflight_ = 0;
   bool writing_ = false, reading_done_ = false, draining_ = false, closed_ = false;
   std::atomic<bool> counted_unauthenticated_{true};  // until the first successful Hello
@@ -214,6 +223,10 @@ class ConnectionCore : public ConnectionBase,
       co_await asio::async_write(stream_, asio::buffer(bytes),
                                  asio::redirect_error(use_awaitable, ec));
       queued_bytes_ -= bytes.size();
+      if (bytes.capacity() <= kMaxSpareBufferBytes) {
+        bytes.clear();
+        spare_ = std::move(bytes);
+      }
       if (ec) {
         for (const auto& unsent : out_) queued_bytes_ -= unsent.size();
         out_.clear();

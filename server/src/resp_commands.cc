@@ -778,10 +778,16 @@ Result<bool> DeleteKey(Context& c, std::string_view name) {
 }
 
 void Get(Context& c) {
-  auto s = ReadString(c, c.args[1]);
-  if (s.status().IsNotFound()) return c.out.NullBulk();
-  if (!s.ok()) return ReplyError(c.out, s.status(), c.args[0]);
-  c.out.Bulk(s->value);
+  // (Not through ReadString: the value is written into the reply from the record read,
+  // without a copy in between.)
+  auto digest = KeyDigest(c, c.args[1]);
+  if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
+  auto v = c.service->Read(c.s.session, *digest);
+  if (v.status().IsNotFound()) return c.out.NullBulk();
+  if (!v.ok()) return ReplyError(c.out, v.status(), c.args[0]);
+  auto value = StringValue(v->payload, c.args[1]);
+  if (!value) return ReplyError(c.out, Status::FailedPrecondition(kWrongType), c.args[0]);
+  c.out.Bulk(*value);
 }
 
 // Redis's SET: SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].

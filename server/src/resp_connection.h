@@ -120,10 +120,9 @@ class RespConnection final : public ConnectionCore<Stream> {
   }
 
   void Flush() {
-    std::string& bytes = writer_.buffer();
+    std::vector<uint8_t>& bytes = writer_.buffer();
     if (bytes.empty()) return;
-    this->Enqueue(std::vector<uint8_t>(bytes.begin(), bytes.end()));
-    bytes.clear();
+    this->Enqueue(std::exchange(bytes, this->TakeSpareBuffer()));
   }
 
   std::vector<uint8_t> ClosingError(const Status& why) override {

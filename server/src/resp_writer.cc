@@ -7,8 +7,8 @@ namespace sealcache::server::internal {
 
 void RespWriter::Line(char type, std::string_view s) {
   out_.push_back(type);
-  out_.append(s);
-  out_.append("\r\n");
+  Append(s);
+  Append("\r\n");
 }
 
 void RespWriter::SimpleString(std::string_view s) { Line('+', s); }
@@ -16,20 +16,20 @@ void RespWriter::SimpleString(std::string_view s) { Line('+', s); }
 void RespWriter::Error(std::string_view message) {
   out_.push_back('-');
   for (char c : message) out_.push_back(c == '\r' || c == '\n' ? ' ' : c);
-  out_.append("\r\n");
+  Append("\r\n");
 }
 
 void RespWriter::Integer(int64_t value) { Line(':', std::to_string(value)); }
 
 void RespWriter::Bulk(std::string_view s) {
   Line('$', std::to_string(s.size()));
-  out_.append(s);
-  out_.append("\r\n");
+  Append(s);
+  Append("\r\n");
 }
 
-void RespWriter::NullBulk() { out_.append(protocol_ >= 3 ? "_\r\n" : "$-1\r\n"); }
+void RespWriter::NullBulk() { Append(protocol_ >= 3 ? "_\r\n" : "$-1\r\n"); }
 
-void RespWriter::NullArray() { out_.append(protocol_ >= 3 ? "_\r\n" : "*-1\r\n"); }
+void RespWriter::NullArray() { Append(protocol_ >= 3 ? "_\r\n" : "*-1\r\n"); }
 
 void RespWriter::ArrayHeader(size_t elements) { Line('*', std::to_string(elements)); }
 
@@ -65,7 +65,7 @@ void RespWriter::Double(double value) {
 
 void RespWriter::Boolean(bool value) {
   if (protocol_ >= 3) {
-    out_.append(value ? "#t\r\n" : "#f\r\n");
+    Append(value ? "#t\r\n" : "#f\r\n");
   } else {
     Integer(value ? 1 : 0);
   }
@@ -74,10 +74,10 @@ void RespWriter::Boolean(bool value) {
 void RespWriter::Verbatim(std::string_view format, std::string_view s) {
   if (protocol_ < 3) return Bulk(s);
   Line('=', std::to_string(format.size() + 1 + s.size()));
-  out_.append(format);
+  Append(format);
   out_.push_back(':');
-  out_.append(s);
-  out_.append("\r\n");
+  Append(s);
+  Append("\r\n");
 }
 
 }  // namespace sealcache::server::internal

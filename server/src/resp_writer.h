@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sealcache::server::internal {
 
@@ -38,14 +39,21 @@ class RespWriter {
   // RESP3 verbatim string with a 3-letter format ("txt"); RESP2 bulk string.
   void Verbatim(std::string_view format, std::string_view s);
 
-  // The bytes written so far; the caller sends and clears them.
-  std::string& buffer() { return out_; }
+  // The bytes written so far; the caller sends and clears them (or swaps in an empty
+  // buffer: a connection hands them to its write queue without a copy).
+  std::vector<uint8_t>& buffer() { return out_; }
 
  private:
+  // As bytes: inserting `const char*` iterators into a byte vector copies one byte at a
+  // time (g++ 12), byte pointers with memmove.
+  void Append(std::string_view s) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(s.data());
+    out_.insert(out_.end(), bytes, bytes + s.size());
+  }
   void Line(char type, std::string_view s);
 
   int protocol_;
-  std::string out_;
+  std::vector<uint8_t> out_;
 };
 
 }  // namespace sealcache::server::internal

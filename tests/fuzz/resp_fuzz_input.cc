@@ -112,7 +112,9 @@ Status ExecuteOne(RespCommands& commands, RespSession& s, const RespCommand& arg
   const bool admin = s.session.admin;
   const size_t before = out.buffer().size();
   commands.Execute(s, args, out);
-  const std::string_view reply = std::string_view(out.buffer()).substr(before);
+  const std::string_view reply =
+      std::string_view(reinterpret_cast<const char*>(out.buffer().data()), out.buffer().size())
+          .substr(before);
   auto length = RespReplyLength(reply);
   if (!length || *length != reply.size()) return Broken("not exactly one RESP reply", args);
   const std::string name = Lower(args[0]);

@@ -100,7 +100,7 @@ TEST(RespParser, EnforcesItsConfiguredBounds) {
 std::string Written(int protocol, void (*write)(RespWriter&)) {
   RespWriter w(protocol);
   write(w);
-  return w.buffer();
+  return std::string(w.buffer().begin(), w.buffer().end());
 }
 
 TEST(RespWriter, WritesEachTypeInRESP2AndRESP3) {
