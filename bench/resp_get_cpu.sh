@@ -5,7 +5,10 @@
 # the server's CPU time (user + system, all threads, the hit-count flush after the run
 # included) per GET. CPU per request is steadier than a rate on a shared machine.
 #
-#   bench/resp_get_cpu.sh ROUNDS PIPELINE REQUESTS SEALCACHED...
+#   [WARM=N] bench/resp_get_cpu.sh ROUNDS PIPELINE REQUESTS SEALCACHED...
+#
+# WARM=N sends N GETs (pipelined by 16) before the measured ones. A SEALCACHED may be a
+# wrapper script that adds options (e.g. --value-cache-bytes) to a binary.
 set -euo pipefail
 rounds=$1 pipeline=$2 requests=$3
 shift 3
@@ -27,6 +30,10 @@ for ((r = 1; r <= rounds; r++)); do
     redis-benchmark -p "$port" "${auth[@]}" -t set -d 2048 -c 16 -n 200000 -r 100000 -P 16 \
       -q >/dev/null 2>&1
     sleep 3  # the load's own hit flush and memtable flushes
+    if [[ -n "${WARM:-}" ]]; then  # a pass of WARM GETs first: caches warm, values admitted
+      redis-benchmark -p "$port" "${auth[@]}" -t get -d 2048 -c 16 -n "$WARM" -r 100000 -P 16 \
+        -q >/dev/null 2>&1
+    fi
     cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     rate=$(redis-benchmark -p "$port" "${auth[@]}" -t get -d 2048 -c 16 -n "$requests" \
       -r 100000 -P "$pipeline" --csv 2>/dev/null | awk -F'"' '/GET/ {print int($4)}')

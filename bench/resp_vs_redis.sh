@@ -9,6 +9,9 @@
 # are ratios from one run, not absolute capacities). redis-server runs without persistence
 # (--save '' --appendonly no), as a cache; sealcached with --dev (one org, its token as the
 # password; every value encrypted, and the WAL written without fsync, as redis-server).
+# redis-server holds every value in memory; sealcached gets a table of hot values large
+# enough for the same 100,000 values of 2 KiB (--value-cache-bytes, 256 MiB; set
+# VALUE_CACHE_BYTES to another size, or to `default` for the server's default of 64 MiB).
 # Rounds alternate Redis, sealcache, Redis, ... and each ratio is the median of its rounds.
 # Each round's GETs follow its SETs at once: sealcached reads with its block cache cold and
 # beside the SETs' flushes and compactions. The warm rounds after them are GETs alone, each
@@ -18,6 +21,9 @@ cd "$(dirname "$0")/.."
 sealcached=${1:-build/server/sealcached}
 requests=${2:-200000}
 rounds=${3:-3}
+value_cache=${VALUE_CACHE_BYTES:-268435456}
+value_cache_flags=()
+[[ "$value_cache" == default ]] || value_cache_flags=(--value-cache-bytes "$value_cache")
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -25,7 +31,8 @@ source bench/server_common.sh
 redis_port=$(free_port)
 redis-server --port "$redis_port" --save '' --appendonly no --daemonize no \
   --dir "$work" --logfile "$work/redis.log" &
-"$sealcached" --dev --data "$work/data" --port 0 --resp-port 0 >"$work/sealcached.log" 2>&1 &
+"$sealcached" --dev --data "$work/data" --port 0 --resp-port 0 "${value_cache_flags[@]}" \
+  >"$work/sealcached.log" 2>&1 &
 for _ in $(seq 100); do
   grep -q "Redis protocol on" "$work/sealcached.log" 2>/dev/null && break
   sleep 0.1
