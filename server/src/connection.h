@@ -188,7 +188,9 @@ class ConnectionCore : public ConnectionBase,
   std::function<void(ConnectionBase*)> on_close_;
   std::deque<std::vector<uint8_t>> out_;
   std::vector<uint8_t> spare_;  // TakeSpareBuffer
-  size_t queued_bytes_ = 0;     // of out_ and the write under way
+  // Set by a connection that calls TakeSpareBuffer: others do not keep a written buffer.
+  bool keep_written_buffers_ = false;
+  size_t queued_bytes_ = 0;  // of out_ and the write under way
   uint32_t inflight_ = 0;
   bool writing_ = false, reading_done_ = false, draining_ = false, closed_ = false;
   std::atomic<bool> counted_unauthenticated_{true};  // until the first successful Hello
@@ -223,7 +225,7 @@ class ConnectionCore : public ConnectionBase,
       co_await asio::async_write(stream_, asio::buffer(bytes),
                                  asio::redirect_error(use_awaitable, ec));
       queued_bytes_ -= bytes.size();
-      if (bytes.capacity() <= kMaxSpareBufferBytes) {
+      if (keep_written_buffers_ && bytes.capacity() <= kMaxSpareBufferBytes) {
         bytes.clear();
         spare_ = std::move(bytes);
       }

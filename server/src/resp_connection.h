@@ -36,6 +36,7 @@ class RespConnection final : public ConnectionCore<Stream> {
         parser_(Limits(*ctx.options)),
         writer_(2) {
     session_.client_id = client_id;
+    this->keep_written_buffers_ = true;  // (Flush swaps them in)
   }
   ~RespConnection() override { this->ctx_.budget->Release(charged_); }
 
