@@ -13,6 +13,7 @@ constexpr uint64_t kMix2 = 0x94D049BB133111EBull;
 // Misses remembered for admission, per shard: one per 1 KiB of the shard's capacity (about
 // one per entry the shard holds at 1-2 KiB values), at least this many.
 constexpr size_t kMinMissedTags = 1024;
+constexpr size_t kMaxMissedTags = size_t{1} << 18;  // 1 MiB a shard, however large the table
 constexpr size_t kBytesPerMissedTag = 1024;
 
 uint64_t RandomSeed() {
@@ -25,7 +26,8 @@ uint64_t RandomSeed() {
 ValueCache::ValueCache(size_t capacity_bytes)
     : shard_capacity_(capacity_bytes / kShards), seed_(RandomSeed()) {
   if (shard_capacity_ == 0) return;
-  const size_t tags = std::bit_ceil(std::max(kMinMissedTags, shard_capacity_ / kBytesPerMissedTag));
+  const size_t tags = std::bit_ceil(
+      std::clamp(shard_capacity_ / kBytesPerMissedTag, kMinMissedTags, kMaxMissedTags));
   for (Shard& shard : shards_) {
     shard.slots.resize(kFirstSlots);
     shard.missed.assign(tags, 0);
@@ -89,7 +91,7 @@ bool ValueCache::Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms,
 void ValueCache::Fill(uint64_t db, const Digest& digest, const Ticket& ticket, int64_t expires_ms,
                       std::span<const uint8_t> payload) {
   if (!ticket.admit || payload.size() >= kMaxPayloadBytes ||
-      Charge(payload.size()) > shard_capacity_) {
+      Charge(payload.size()) > shard_capacity_ / kMaxShareOfShard) {
     return;
   }
   const Hashed h = HashOf(db, digest);

@@ -34,7 +34,10 @@ class ValueCache {
   static constexpr size_t kEntryOverhead = 4 * 64 + 16;
   // Misses of a key, within the admission window, before a read caches it.
   static constexpr uint32_t kMissesBeforeAdmission = 2;
-  // Payloads at least this large are not cached (the slot keeps sizes in 31 bits).
+  // A payload larger than a shard's capacity divided by this is not cached: one large value
+  // read three times does not evict a shard's worth of small hot ones.
+  static constexpr size_t kMaxShareOfShard = 8;
+  // Nor one this large (the slot keeps sizes in 31 bits).
   static constexpr size_t kMaxPayloadBytes = size_t{1} << 30;
 
   // A read's view of its stripe, taken when it missed: whether to fill, and the count of

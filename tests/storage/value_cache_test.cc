@@ -151,6 +151,21 @@ TEST(ValueCache, ForgetDbForgetsOnlyThatDatabase) {
   }
 }
 
+TEST(ValueCache, AValueLargerThanAnEighthOfAShardIsNotCached) {
+  constexpr size_t kCapacity = 16 << 20;  // 16 shards of 1 MiB
+  ValueCache cache(kCapacity);
+  const size_t shard = kCapacity / 16;
+  const auto fits = Payload(shard / ValueCache::kMaxShareOfShard - ValueCache::kEntryOverhead, 1);
+  const auto too_large = Payload(fits.size() + 1, 2);
+  for (int read = 0; read < 4; ++read) {
+    Read(cache, 1, MakeDigest(1), fits);
+    Read(cache, 1, MakeDigest(2), too_large);
+  }
+  EXPECT_TRUE(Read(cache, 1, MakeDigest(1), fits));
+  EXPECT_FALSE(Read(cache, 1, MakeDigest(2), too_large));
+  EXPECT_EQ(cache.entries(), 1u);
+}
+
 TEST(ValueCache, ACapacityOfZeroCachesNothing) {
   ValueCache cache(0);
   const auto value = Payload(10, 1);
