@@ -145,8 +145,25 @@ class ConnectionCore : public ConnectionBase,
     }
   }
 
-  // Queues bytes to send, in order. REQUIRES: on the strand.
+  // Sends bytes, in order: at once if the connection writes immediately, nothing is being
+  // written and the socket takes them all (plain TCP), else queued for the write loop.
+  // REQUIRES: on the strand.
   void Enqueue(std::vector<uint8_t> bytes) {
+    if constexpr (!kTls) {
+      // No write coroutine, strand dispatch and reactor round for a reply the socket's
+      // buffer takes at once: an unpipelined client's every round trip had them.
+      if (write_immediately_ && !writing_ && !bytes.empty()) {
+        boost::system::error_code ec;
+        const size_t sent = stream_.write_some(asio::buffer(bytes), ec);  // non-blocking
+        if (!ec && sent == bytes.size()) {
+          KeepForReuse(std::move(bytes));
+          MaybeClose();
+          return;
+        }
+        // The rest (or all, after would_block or an error the write loop meets again).
+        if (!ec) bytes.erase(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(sent));
+      }
+    }
     queued_bytes_ += bytes.size();
     out_.push_back(std::move(bytes));
     if (writing_) return;
@@ -171,6 +188,13 @@ class ConnectionCore : public ConnectionBase,
     if (counted_unauthenticated_.exchange(false)) ctx_.unauthenticated->fetch_sub(1);
   }
 
+  // A written buffer becomes the spare one if the connection reuses them.
+  void KeepForReuse(std::vector<uint8_t>&& bytes) {
+    if (!keep_written_buffers_ || bytes.capacity() > kMaxSpareBufferBytes) return;
+    bytes.clear();
+    spare_ = std::move(bytes);
+  }
+
   // The buffer of the last write done, emptied (capacity kept), or an empty one: a
   // connection that builds its replies in a buffer of its own swaps it for this one, so
   // neither is copied nor allocated again. REQUIRES: on the strand.
@@ -190,6 +214,10 @@ class ConnectionCore : public ConnectionBase,
   std::vector<uint8_t> spare_;  // TakeSpareBuffer
   // Set by a connection that calls TakeSpareBuffer: others do not keep a written buffer.
   bool keep_written_buffers_ = false;
+  // Set by a connection whose replies Enqueue sends at once when it can (plain TCP). The
+  // native port's lookups, answered from the pool, measured slower that way (bench/README.md,
+  // session 20), so it keeps the write loop.
+  bool write_immediately_ = false;
   size_t queued_bytes_ = 0;  // of out_ and the write under way
   uint32_t inflight_ = 0;
   bool writing_ = false, reading_done_ = false, draining_ = false, closed_ = false;
@@ -212,6 +240,14 @@ class ConnectionCore : public ConnectionBase,
         co_return Finish();
       }
     }
+    if (!kTls && write_immediately_) {
+      // Enqueue's immediate writes must not block the strand's thread.
+      Lowest().non_blocking(true, ec);
+      if (ec) {
+        ctx_.service->CountConnectionError();
+        co_return Finish();
+      }
+    }
     co_await ReadLoop();
     reading_done_ = true;
     MaybeClose();
@@ -225,10 +261,7 @@ class ConnectionCore : public ConnectionBase,
       co_await asio::async_write(stream_, asio::buffer(bytes),
                                  asio::redirect_error(use_awaitable, ec));
       queued_bytes_ -= bytes.size();
-      if (keep_written_buffers_ && bytes.capacity() <= kMaxSpareBufferBytes) {
-        bytes.clear();
-        spare_ = std::move(bytes);
-      }
+      KeepForReuse(std::move(bytes));
       if (ec) {
         for (const auto& unsent : out_) queued_bytes_ -= unsent.size();
         out_.clear();

@@ -37,6 +37,7 @@ class RespConnection final : public ConnectionCore<Stream> {
         writer_(2) {
     session_.client_id = client_id;
     this->keep_written_buffers_ = true;  // (Flush swaps them in)
+    this->write_immediately_ = true;     // -P 1 GETs: 11% less server CPU (bench/README.md)
   }
   ~RespConnection() override { this->ctx_.budget->Release(charged_); }
 
