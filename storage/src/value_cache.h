@@ -1,8 +1,8 @@
 // The payload records of recently read entries, in front of RocksDB: a Get of a hot key is
 // one probe of an open-addressed table instead of a memtable search, a block cache probe, an
-// index seek and a data block's binary search (bench/README.md, "A table of hot values,
-// session 20"). Shared by every org of a store, keyed by the org database's incarnation
-// (OrgDb) and the digest, bounded in bytes. Holds what the block cache holds (decrypted
+// index seek and a data block's binary search (bench/README.md, "A table of hot values and
+// fewer copies per GET, session 20"). Shared by every org of a store, keyed by the org
+// database's incarnation (OrgDb) and the digest, bounded in bytes. Holds what the block cache holds (decrypted
 // bytes of the org's records), in process memory only, never on disk.
 //
 // Admission and eviction: a value is cached at its third miss within a window of recent
