@@ -180,20 +180,11 @@ void ValueCache::Grow(Shard& shard) {
   shard.hand = 0;
 }
 
-size_t ValueCache::bytes() const {
+size_t ValueCache::Sum(size_t Shard::*count) const {
   size_t total = 0;
   for (const Shard& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    total += shard.bytes;
-  }
-  return total;
-}
-
-size_t ValueCache::entries() const {
-  size_t total = 0;
-  for (const Shard& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
-    total += shard.used;
+    total += shard.*count;
   }
   return total;
 }

@@ -2,8 +2,8 @@
 // one probe of an open-addressed table instead of a memtable search, a block cache probe, an
 // index seek and a data block's binary search (bench/README.md, "A table of hot values and
 // fewer copies per GET, session 20"). Shared by every org of a store, keyed by the org
-// database's incarnation (OrgDb) and the digest, bounded in bytes. Holds what the block cache holds (decrypted
-// bytes of the org's records), in process memory only, never on disk.
+// database's incarnation (OrgDb) and the digest, bounded in bytes. Holds what the block
+// cache holds (decrypted bytes of the org's records), in process memory only, never on disk.
 //
 // Admission and eviction: a value is cached at its third miss within a window of recent
 // misses (keys read once or twice never displace hot ones, and a working set far larger
@@ -66,8 +66,8 @@ class ValueCache {
   // Forgets every value of database `db`: it closes, or a key of its org is destroyed.
   void ForgetDb(uint64_t db);
 
-  size_t bytes() const;
-  size_t entries() const;
+  size_t bytes() const { return Sum(&Shard::bytes); }
+  size_t entries() const { return Sum(&Shard::used); }
 
  private:
   static constexpr size_t kShards = 16;
@@ -105,6 +105,8 @@ class ValueCache {
   // Empties slot i and shifts the probe sequence after it back (no tombstones).
   static void EraseAt(Shard& shard, size_t i);
   static void Grow(Shard& shard);
+  // A count of every shard, added up.
+  size_t Sum(size_t Shard::*count) const;
 
   const size_t shard_capacity_;
   const uint64_t seed_;
