@@ -1326,13 +1326,10 @@ Result<StoredValue> StoreImpl::ReadValue(OrgState& org, const Digest& digest,
   }
   rocksdb::PinnableSlice value;
   rocksdb::Status s = org.db->db->Get({}, org.db->data(), PayloadKey(digest), &value);
-  if (s.ok() && value.size() >= kExpirySize) {
-    const int64_t expires_ms = *ValueExpiry(View(value));
-    if (expires_ms > clock_->NowMillis()) {
-      value_cache_->Fill(org.db->incarnation, digest, ticket, expires_ms, PayloadBytes(value));
-    }
-  }
-  return ValueOf(org, digest, s, value);
+  auto out = ValueOf(org, digest, s, value);
+  if (out.ok())
+    value_cache_->Fill(org.db->incarnation, digest, ticket, out->expires_ms, out->payload);
+  return out;
 }
 
 Result<StoredValue> StoreImpl::ValueOf(OrgState& org, const Digest& digest,

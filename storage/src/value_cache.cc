@@ -3,28 +3,20 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <random>
 
 namespace sealcache::storage::internal {
 namespace {
 
-constexpr uint64_t kMix = 0xBF58476D1CE4E5B9ull;  // odd; splitmix64's finaliser constants
-constexpr uint64_t kMix2 = 0x94D049BB133111EBull;
+constexpr uint64_t kMix = 0x94D049BB133111EBull;  // odd; a splitmix64 finaliser constant
 // Misses remembered for admission, per shard: one per 1 KiB of the shard's capacity (about
 // one per entry the shard holds at 1-2 KiB values), at least this many.
 constexpr size_t kMinMissedTags = 1024;
 constexpr size_t kMaxMissedTags = size_t{1} << 18;  // 1 MiB a shard, however large the table
 constexpr size_t kBytesPerMissedTag = 1024;
 
-uint64_t RandomSeed() {
-  std::random_device random;
-  return (uint64_t{random()} << 32) | random();
-}
-
 }  // namespace
 
-ValueCache::ValueCache(size_t capacity_bytes)
-    : shard_capacity_(capacity_bytes / kShards), seed_(RandomSeed()) {
+ValueCache::ValueCache(size_t capacity_bytes) : shard_capacity_(capacity_bytes / kShards) {
   if (shard_capacity_ == 0) return;
   const size_t tags = std::bit_ceil(
       std::clamp(shard_capacity_ / kBytesPerMissedTag, kMinMissedTags, kMaxMissedTags));
@@ -41,16 +33,9 @@ ValueCache::~ValueCache() {
 }
 
 ValueCache::Hashed ValueCache::HashOf(uint64_t db, const Digest& digest) const {
-  // Seeded, over every byte: a tenant choosing digests cannot choose their slots (digests of
-  // the native protocol are the client's).
-  uint64_t words[kDigestSize / sizeof(uint64_t)];
-  std::memcpy(words, digest.data(), sizeof(words));
-  uint64_t h = seed_ ^ (db * kMix2);
-  for (uint64_t w : words) {
-    h = (h ^ w) * kMix;
-    h ^= h >> 31;
-  }
-  h *= kMix2;
+  // The store's seeded hash of every byte (a tenant choosing digests cannot choose their
+  // slots: digests of the native protocol are the client's), mixed with the database.
+  uint64_t h = (uint64_t{digest_hash_(digest)} ^ db) * kMix;
   h ^= h >> 29;
   const auto low = static_cast<uint32_t>(h);
   return {.shard = low % kShards,

@@ -109,7 +109,7 @@ class ValueCache {
   size_t Sum(size_t Shard::*count) const;
 
   const size_t shard_capacity_;
-  const uint64_t seed_;
+  DigestHash digest_hash_;
   std::array<Shard, kShards> shards_;
 };
 
