@@ -24,6 +24,7 @@
 #include <mutex>
 #include <thread>
 
+#include "get_bench.h"
 #include "sealcache/client/client.h"
 #include "sealcache/crypto/master_key.h"
 #include "workload.h"
@@ -62,6 +63,11 @@ struct Options {
   // Writes the workload's stored vectors and round 1's queries to this directory for an
   // in-process peer (bench/faiss_peer.py) and exits.
   std::string export_dir;
+  // Exact Gets of org 0's entries as redis-benchmark sends GETs (get_bench.h): `rounds`
+  // passes of max_requests (default 200,000) Gets, `pipeline` per connection at a time,
+  // after loading the entries without vectors (exact-only, as SET stores them).
+  bool get_bench = false;
+  uint32_t pipeline = 1;
 };
 
 // ---- a spawned server -----------------------------------------------------------------------
@@ -507,15 +513,18 @@ double LoadResp(const Target& t, const Workload& w, const Options& o) {
       });
 }
 
-// Loads every entry with PutBatch from `connections` threads. Returns entries per second.
+// Loads every entry with PutBatch from `connections` threads (without vectors for
+// --get-bench: exact-only entries). Returns entries per second.
 double Load(const Target& t, const Workload& w, const Options& o) {
   if (t.resp()) return LoadResp(t, w, o);
   return LoadInChunks(
       w, o, [&](uint32_t org) { return t.Connect(t.token(org)); },
       [&](client::Client& conn, uint32_t org, uint32_t first, uint32_t last) {
-        std::vector<std::vector<float>> vecs;
+        std::vector<std::vector<float>> vecs(last - first);
         std::vector<client::PutArgs> items;
-        for (uint32_t i = first; i < last; ++i) vecs.push_back(w.EntryVector(org, i));
+        if (!o.get_bench) {
+          for (uint32_t i = first; i < last; ++i) vecs[i - first] = w.EntryVector(org, i);
+        }
         for (uint32_t i = first; i < last; ++i) {
           auto p = w.Payload(org, i);
           items.push_back({w.DigestOf(org, i),
@@ -882,9 +891,55 @@ bool ExportWorkload(const Workload& w, const Options& o) {
   return static_cast<bool>(meta);
 }
 
+// --get-bench: loads org 0 (unless --skip-load) and runs the passes of Gets; prints each
+// pass's rate. Exit status 1 if any Get missed or failed.
+int RunGetBenchPasses(const Options& o, const Workload& w) {
+  std::ifstream in(o.admin_token_file);
+  std::string admin;
+  in >> admin;
+  if (admin.empty()) {
+    std::fprintf(stderr, "bench: no admin token (--admin-token-file)\n");
+    return 2;
+  }
+  Target t("server", o.host, o.port, admin);
+  if (!t.PrepareOrgs(w)) return 3;
+  if (!o.skip_load) {
+    const double rate = Load(t, w, o);
+    std::fprintf(stderr, "bench: loaded %u exact-only entries at %.0f /s\n", w.options().entries,
+                 rate);
+  }
+  GetBenchOptions g;
+  g.host = o.host;
+  g.port = o.port;
+  g.token = t.token(0);
+  g.connections = o.connections;
+  g.pipeline = o.pipeline;
+  g.requests = o.max_requests > 0 ? o.max_requests : 200'000;
+  g.keys = w.options().entries;
+  uint64_t failed = 0;
+  if (o.json) std::printf("{\"pipeline\":%u,\"get_qps\":[", o.pipeline);
+  for (uint32_t r = 0; r < o.rounds; ++r) {
+    g.seed = r + 1;
+    const GetBenchResult res = RunGetBench(g, w);
+    failed += res.misses + res.errors;
+    if (o.json) {
+      std::printf("%s%.0f", r ? "," : "", res.rate());
+    } else {
+      std::printf(
+          "get pass %u: %.0f /s (%u connections, pipeline %u, %llu hits, %llu misses, "
+          "%llu errors)\n",
+          r + 1, res.rate(), g.connections, g.pipeline, static_cast<unsigned long long>(res.hits),
+          static_cast<unsigned long long>(res.misses), static_cast<unsigned long long>(res.errors));
+    }
+  }
+  if (o.json) std::printf("],\"failed\":%llu}\n", static_cast<unsigned long long>(failed));
+  return failed ? 1 : 0;
+}
+
 int Run(const Options& o) {
   Workload w(o.workload);
   if (!o.export_dir.empty()) return ExportWorkload(w, o) ? 0 : 1;
+  if (o.get_bench) return RunGetBenchPasses(o, w);
   std::vector<std::unique_ptr<SpawnedServer>> spawned;
   std::vector<Target> targets;
   if (o.compare_resp_search) {
@@ -1054,6 +1109,11 @@ int main(int argc, char** argv) {
       "start lookups right after the load, while HNSW graphs are still being built (and, with "
       "--put-pct, do not wait after each round for its puts to be in graphs)")(
       "json", po::bool_switch(&o.json), "one JSON document on stdout")(
+      "get-bench", po::bool_switch(&o.get_bench),
+      "exact Gets of org 0 as redis-benchmark sends GETs: one thread, --connections "
+      "connections, --pipeline Gets each at a time, --rounds passes of --max-requests "
+      "(default 200000); loads the entries without vectors unless --skip-load")(
+      "pipeline", po::value(&o.pipeline)->default_value(1), "Gets in flight per connection")(
       "export-workload", po::value(&o.export_dir),
       "write the stored vectors and round 1's queries to DIR for bench/faiss_peer.py; exit");
   po::variables_map vm;
