@@ -439,20 +439,21 @@ OrgDb::~OrgDb() {
 }
 
 rocksdb::Status StoreImpl::Write(OrgDb& db, const rocksdb::WriteOptions& options,
-                                 rocksdb::WriteBatch* batch) {
+                                 rocksdb::WriteBatch* batch, bool forget_meta) {
   rocksdb::Status s = db.db->Write(options, batch);
   if (s.IsNoSpace() && ResumeAfterNoSpace(db)) s = db.db->Write(options, batch);
   // Also after a failure: whether a failed write reached the memtable is not known here.
-  ForgetWrittenValues(db, *batch);
+  ForgetWrittenValues(db, *batch, forget_meta);
   return s;
 }
 
-void StoreImpl::ForgetWrittenValues(OrgDb& db, rocksdb::WriteBatch& batch) {
-  // The payload keys of the data family that the batch puts, merges or deletes; a range
-  // deletion forgets the whole database's.
+void StoreImpl::ForgetWrittenValues(OrgDb& db, rocksdb::WriteBatch& batch, bool forget_meta) {
+  // The payload keys of the data family and the entry keys of the meta family that the
+  // batch puts, merges or deletes; a range deletion forgets the whole database's.
   class Forget final : public rocksdb::WriteBatch::Handler {
    public:
-    Forget(OrgDb& db, ValueCache& values) : db_(db), values_(values) {}
+    Forget(OrgDb& db, ValueCache& values, bool forget_meta)
+        : db_(db), values_(values), forget_meta_(forget_meta) {}
     rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& key, const rocksdb::Slice&) override {
       return Key(cf, key);
     }
@@ -468,25 +469,32 @@ void StoreImpl::ForgetWrittenValues(OrgDb& db, rocksdb::WriteBatch& batch) {
     }
     rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice&,
                                   const rocksdb::Slice&) override {
-      if (cf == db_.data()->GetID()) values_.ForgetDb(db_.incarnation);
+      if (cf == db_.data()->GetID() || (forget_meta_ && cf == db_.meta()->GetID())) {
+        values_.ForgetDb(db_.incarnation);
+      }
       return rocksdb::Status::OK();
     }
 
    private:
     rocksdb::Status Key(uint32_t cf, const rocksdb::Slice& key) {
-      if (cf != db_.data()->GetID() || key.size() != 1 + kDigestSize || key[0] != kPayloadPrefix) {
-        return rocksdb::Status::OK();
-      }
+      // A payload key is the prefix and the digest; an entry key the prefix, the org's
+      // name, a NUL and the digest.
+      const bool payload =
+          cf == db_.data()->GetID() && key.size() == 1 + kDigestSize && key[0] == kPayloadPrefix;
+      const bool meta = forget_meta_ && cf == db_.meta()->GetID() &&
+                        key.size() >= 2 + kDigestSize && key[0] == kEntryPrefix;
+      if (!payload && !meta) return rocksdb::Status::OK();
       Digest digest;
-      std::memcpy(digest.data(), key.data() + 1, kDigestSize);
+      std::memcpy(digest.data(), key.data() + key.size() - kDigestSize, kDigestSize);
       values_.Forget(db_.incarnation, digest);
       return rocksdb::Status::OK();
     }
     OrgDb& db_;
     ValueCache& values_;
+    const bool forget_meta_;
   };
   if (db.values == nullptr) return;
-  Forget forget(db, *db.values);
+  Forget forget(db, *db.values, forget_meta);
   rocksdb::Status s = batch.Iterate(&forget);
   if (!s.ok()) db.values->ForgetDb(db.incarnation);  // (cannot happen: a batch just written)
 }
@@ -1287,11 +1295,55 @@ Result<Entry> StoreImpl::ReadEntry(const OrgState& org, const Digest& digest, bo
   }
 }
 
+Result<Entry> StoreImpl::ReadEntryCached(const OrgState& org, const Digest& digest) {
+  const int64_t now = clock_->NowMillis();
+  ValueCache::Ticket ticket;
+  {
+    Entry entry;
+    int64_t expires_ms = 0;
+    std::string record;
+    if (value_cache_->Lookup(org.db->incarnation, digest, &expires_ms, &entry.payload, &ticket,
+                             &record)) {
+      SC_ASSIGN_OR_RETURN(entry.meta, DecodeEntryMeta(record, digest));
+      if (entry.meta.expires_ms <= now) return Status::NotFound("entry expired");
+      return entry;
+    }
+  }
+  // As ReadEntry, keeping the meta record for the table.
+  for (int attempt = 0;; ++attempt) {
+    std::string record;
+    rocksdb::Status s =
+        ReadRecord(org, org.db->meta(), EntryKey(org.id, digest), &record, nullptr, {});
+    if (s.IsNotFound()) return Status::NotFound("no entry with this digest");
+    if (!s.ok()) return FromRocks(s, "cannot read entry metadata");
+    Entry entry;
+    SC_ASSIGN_OR_RETURN(entry.meta, DecodeEntryMeta(record, digest));
+    if (entry.meta.expires_ms <= now) return Status::NotFound("entry expired");
+    rocksdb::PinnableSlice value;
+    s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, nullptr, {});
+    const bool missing = s.IsNotFound() || (s.ok() && value.size() < kExpirySize);
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "cannot read payload of org " + org.id);
+    const bool changed = missing || *ValueExpiry(View(value)) != entry.meta.expires_ms;
+    if (changed && attempt < kChangedEntryRereads) continue;
+    if (s.IsNotFound()) {
+      return Status::Corruption("entry metadata exists but its payload is missing");
+    }
+    if (missing) return Status::Corruption("payload record is truncated");
+    const std::span<const uint8_t> payload = PayloadBytes(value);
+    if (!changed) {
+      value_cache_->Fill(org.db->incarnation, digest, ticket, entry.meta.expires_ms, payload,
+                         record);
+    }
+    entry.payload.assign(payload.begin(), payload.end());
+    return entry;
+  }
+}
+
 Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool with_payload) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   org->counters.gets++;
-  auto entry = ReadEntry(*org, digest, with_payload);
+  auto entry = with_payload ? ReadEntryCached(*org, digest) : ReadEntry(*org, digest, false);
   (entry.ok() ? org->counters.hits : org->counters.misses)++;
   if (entry.ok() && org->ordered.load(std::memory_order_relaxed)) {
     org->capacity->Touch(digest, clock_->NowMillis());
@@ -1611,16 +1663,27 @@ Status StoreImpl::RecordStripeHits(OrgState& org, size_t stripe, std::span<const
   std::vector<rocksdb::Status> statuses(n);
   org.db->db->MultiGet({}, org.db->meta(), n, slices.data(), values.data(), statuses.data());
   rocksdb::WriteBatch batch;
+  std::vector<std::pair<const Digest*, std::string>> written;  // digest, new meta record
   for (size_t i = 0; i < n; ++i) {
     if (statuses[i].IsNotFound()) continue;  // deleted since the hit: nothing to count
     if (!statuses[i].ok()) return FromRocks(statuses[i], "cannot record hits");
     SC_ASSIGN_OR_RETURN(EntryMeta meta, DecodeEntryMeta(View(values[i]), hits[i].digest));
     meta.hits += hits[i].hits;
     meta.last_hit_ms = std::max(meta.last_hit_ms, hits[i].last_hit_ms);
-    batch.Put(org.db->meta(), keys[i], EncodeEntryMeta(meta));
+    written.emplace_back(&hits[i].digest, EncodeEntryMeta(meta));
+    batch.Put(org.db->meta(), keys[i], written.back().second);
   }
   if (batch.Count() == 0) return Status::Ok();
-  rocksdb::Status s = Write(*org.db, write_options_, &batch);
+  // The entries' payloads are unchanged: cached ones stay, with their new meta records
+  // (under the stripe's lock, so no other write of these digests comes between).
+  rocksdb::Status s = Write(*org.db, write_options_, &batch, /*forget_meta=*/false);
+  for (const auto& [digest, record] : written) {
+    if (s.ok()) {
+      value_cache_->RefreshMeta(org.db->incarnation, *digest, record);
+    } else {
+      value_cache_->Forget(org.db->incarnation, *digest);
+    }
+  }
   return s.ok() ? Status::Ok() : FromRocks(s, "cannot record hits");
 }
 

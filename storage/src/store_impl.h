@@ -211,8 +211,11 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyOptions DataFamilyOptions(const std::string& data_dir) const;
   Result<uint64_t> RecoverNextSlot(const OrgState& org);
   // db->Write, and after a NoSpace failure, once space is back, DB::Resume and one retry.
-  rocksdb::Status Write(OrgDb& db, const rocksdb::WriteOptions& options,
-                        rocksdb::WriteBatch* batch);
+  // Then forgets in value_cache_ what the batch wrote (ForgetWrittenValues); a write of hit
+  // counts (meta records only, `forget_meta` false) refreshes the cached meta records
+  // instead, itself.
+  rocksdb::Status Write(OrgDb& db, const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
+                        bool forget_meta = true);
   // Clears a NoSpace background error if the disk has room again; true if it did.
   bool ResumeAfterNoSpace(OrgDb& db);
   Status FlushOrg(OrgDb& db, const std::string& what);
@@ -229,6 +232,9 @@ class StoreImpl final : public Store {
                           PendingWrites* pending = nullptr);
   Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest,
                              const rocksdb::ReadOptions& ro = {}, PendingWrites* pending = nullptr);
+  // The live entry's meta and payload from value_cache_ when both are there; else read
+  // from the database and cached if admitted. NotFound if none.
+  Result<Entry> ReadEntryCached(const OrgState& org, const Digest& digest);
   // Corruption if missing; `expires_ms` (if given) receives the record's expiry prefix.
   Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest,
                                            const rocksdb::ReadOptions& ro = {},
@@ -252,9 +258,10 @@ class StoreImpl final : public Store {
   // Counts a GetValue that found `digest`'s payload record expiring at `expires_ms`:
   // NotFound if the entry has expired.
   Status CountValueRead(OrgState& org, const Digest& digest, int64_t expires_ms);
-  // Forgets in value_cache_ the payloads a write to `db` wrote or deleted. REQUIRES: called
-  // once the write is applied, before it is acknowledged.
-  void ForgetWrittenValues(OrgDb& db, rocksdb::WriteBatch& batch);
+  // Forgets in value_cache_ the entries a write to `db` wrote or deleted (their payload
+  // records, and with `forget_meta` their meta records). REQUIRES: called once the write is
+  // applied, before it is acknowledged.
+  void ForgetWrittenValues(OrgDb& db, rocksdb::WriteBatch& batch, bool forget_meta);
   Status ValidatePut(const OrgState& org, const PutRequest& request) const;
 
   // Capacity (capacity.h). Builds the org's tracker from its metadata and applies its limits.

@@ -52,18 +52,41 @@ size_t ValueCache::Find(const Shard& shard, uint64_t db, const Digest& digest, u
   }
 }
 
+size_t ValueCache::MetaSize(const Slot& slot) {
+  return size_t{slot.data[0]} | size_t{slot.data[1]} << 8;
+}
+
+std::unique_ptr<uint8_t[]> ValueCache::Pack(std::string_view meta,
+                                            std::span<const uint8_t> payload) {
+  auto data =
+      std::make_unique_for_overwrite<uint8_t[]>(kMetaLengthBytes + meta.size() + payload.size());
+  data[0] = static_cast<uint8_t>(meta.size());
+  data[1] = static_cast<uint8_t>(meta.size() >> 8);
+  std::memcpy(data.get() + kMetaLengthBytes, meta.data(), meta.size());
+  std::memcpy(data.get() + kMetaLengthBytes + meta.size(), payload.data(), payload.size());
+  return data;
+}
+
 bool ValueCache::Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms,
-                        std::vector<uint8_t>* payload, Ticket* ticket) {
+                        std::vector<uint8_t>* payload, Ticket* ticket, std::string* meta) {
   if (shard_capacity_ == 0) return false;
   const Hashed h = HashOf(db, digest);
   Shard& shard = shards_[h.shard];
   std::lock_guard<std::mutex> lock(shard.mu);
   Slot& slot = shard.slots[Find(shard, db, digest, h.home)];
-  if (slot.db != 0) {
+  if (slot.db != 0 && (meta == nullptr || MetaSize(slot) > 0)) {
     slot.size |= kReferenced;
     *expires_ms = slot.expires_ms;
-    payload->assign(slot.payload, slot.payload + (slot.size & ~kReferenced));
+    const uint8_t* record = slot.data + kMetaLengthBytes;
+    const size_t meta_size = MetaSize(slot);
+    if (meta != nullptr) meta->assign(reinterpret_cast<const char*>(record), meta_size);
+    payload->assign(record + meta_size, record + meta_size + PayloadSize(slot));
     return true;
+  }
+  if (slot.db != 0) {  // cached without its meta record: this read adds it
+    ticket->admit = true;
+    ticket->forgotten = shard.forgotten[h.stripe];
+    return false;
   }
   uint32_t& missed = shard.missed[(h.home >> 7) & (shard.missed.size() - 1)];
   const uint32_t misses = (missed & ~kCountMask) == h.tag ? missed & kCountMask : 0;
@@ -74,22 +97,23 @@ bool ValueCache::Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms,
 }
 
 void ValueCache::Fill(uint64_t db, const Digest& digest, const Ticket& ticket, int64_t expires_ms,
-                      std::span<const uint8_t> payload) {
+                      std::span<const uint8_t> payload, std::string_view meta) {
+  if (meta.size() > kMaxMetaBytes) meta = {};
+  const size_t charge = Charge(payload.size(), meta.size());
   if (!ticket.admit || payload.size() >= kMaxPayloadBytes ||
-      Charge(payload.size()) > shard_capacity_ / kMaxShareOfShard) {
+      charge > shard_capacity_ / kMaxShareOfShard) {
     return;
   }
   const Hashed h = HashOf(db, digest);
   Shard& shard = shards_[h.shard];
   // Copied before the lock: the shard's readers wait for as little as possible.
-  auto copy = std::make_unique_for_overwrite<uint8_t[]>(payload.size());
-  std::memcpy(copy.get(), payload.data(), payload.size());
+  std::unique_ptr<uint8_t[]> copy = Pack(meta, payload);
   std::lock_guard<std::mutex> lock(shard.mu);
   if (shard.forgotten[h.stripe] != ticket.forgotten) return;  // written since the read
   if (size_t i = Find(shard, db, digest, h.home); shard.slots[i].db != 0) EraseAt(shard, i);
   // CLOCK: the hand spares a value read since it last passed, once.
   const size_t mask = shard.slots.size() - 1;
-  while (shard.used > 0 && shard.bytes + Charge(payload.size()) > shard_capacity_) {
+  while (shard.used > 0 && shard.bytes + charge > shard_capacity_) {
     Slot& slot = shard.slots[shard.hand];
     if (slot.db != 0 && (slot.size & kReferenced) == 0) {
       EraseAt(shard, shard.hand);  // (the hand stays: a later slot may have moved here)
@@ -103,11 +127,31 @@ void ValueCache::Fill(uint64_t db, const Digest& digest, const Ticket& ticket, i
   slot = Slot{.db = db,
               .digest = digest,
               .expires_ms = expires_ms,
-              .payload = copy.release(),
+              .data = copy.release(),
               .size = static_cast<uint32_t>(payload.size()),
               .home = h.home};
   shard.used++;
-  shard.bytes += Charge(payload.size());
+  shard.bytes += charge;
+}
+
+void ValueCache::RefreshMeta(uint64_t db, const Digest& digest, std::string_view meta) {
+  if (shard_capacity_ == 0) return;
+  const Hashed h = HashOf(db, digest);
+  Shard& shard = shards_[h.shard];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  ++shard.forgotten[h.stripe];  // a read under way read the meta record before this write
+  const size_t i = Find(shard, db, digest, h.home);
+  Slot& slot = shard.slots[i];
+  if (slot.db == 0 || MetaSize(slot) == 0) return;
+  if (meta.empty() || meta.size() > kMaxMetaBytes) {
+    EraseAt(shard, i);
+    return;
+  }
+  const size_t old_charge = ChargeOf(slot);
+  const uint8_t* payload = slot.data + kMetaLengthBytes + MetaSize(slot);
+  std::unique_ptr<uint8_t[]> data = Pack(meta, {payload, PayloadSize(slot)});
+  delete[] std::exchange(slot.data, data.release());
+  shard.bytes = shard.bytes - old_charge + ChargeOf(slot);
 }
 
 void ValueCache::Forget(uint64_t db, const Digest& digest) {
@@ -136,12 +180,12 @@ void ValueCache::ForgetDb(uint64_t db) {
 }
 
 void ValueCache::Release(Slot& slot) {
-  delete[] slot.payload;
+  delete[] slot.data;
   slot = Slot{};
 }
 
 void ValueCache::EraseAt(Shard& shard, size_t i) {
-  shard.bytes -= Charge(shard.slots[i].size & ~kReferenced);
+  shard.bytes -= ChargeOf(shard.slots[i]);
   shard.used--;
   Release(shard.slots[i]);
   // Backward shift: each later slot of the probe run moves into the hole unless its home

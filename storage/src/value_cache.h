@@ -10,10 +10,16 @@
 // than the table does not churn it), and evicted by CLOCK (a value read since the hand last
 // passed is spared once).
 //
-// Coherence: every write of an org's data family forgets the payload keys it wrote once
-// RocksDB has applied it and before it is acknowledged (StoreImpl::Write), and a read that
-// missed fills the table only if no write of its stripe was forgotten since the miss (the
-// ticket): a value read before a write cannot come back after that write. Thread-safe.
+// A value may carry its entry's meta record too (a native Get reads both: one probe instead
+// of a memtable search for the meta), cached by a read of both; RESP reads of the payload
+// alone use the same slot.
+//
+// Coherence: every write of an org's entries forgets the keys it wrote once RocksDB has
+// applied it and before it is acknowledged (StoreImpl::Write), and a read that missed fills
+// the table only if no write of its stripe was forgotten since the miss (the ticket): a
+// value read before a write cannot come back after that write. The one write that keeps a
+// value, the hit counts' (meta records only), replaces the cached meta record instead
+// (RefreshMeta), which also counts as a write for the tickets. Thread-safe.
 #pragma once
 
 #include <array>
@@ -21,6 +27,8 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "sealcache/storage/store.h"
@@ -29,9 +37,13 @@ namespace sealcache::storage::internal {
 
 class ValueCache {
  public:
-  // What an entry costs beyond its payload, at most: its share of the slots (64 bytes each,
-  // a quarter to half of them used) and the payload's allocation header.
-  static constexpr size_t kEntryOverhead = 4 * 64 + 16;
+  // What an entry costs beyond its payload and meta record, at most: its share of the slots
+  // (64 bytes each, a quarter to half of them used), the allocation's header and the meta
+  // record's length.
+  static constexpr size_t kEntryOverhead = 4 * 64 + 16 + 2;
+  // Meta records longer than this are not cached (a namespace of at most 128 bytes and the
+  // fixed fields are far below it).
+  static constexpr size_t kMaxMetaBytes = 1024;
   // Misses of a key, within the admission window, before a read caches it.
   static constexpr uint32_t kMissesBeforeAdmission = 2;
   // A payload larger than a shard's capacity divided by this is not cached: one large value
@@ -54,13 +66,18 @@ class ValueCache {
   ValueCache& operator=(const ValueCache&) = delete;
 
   // True and the cached expiry and payload if `digest` of database `db` is cached (then it
-  // counts as just read); else false and the ticket for Fill.
+  // counts as just read); else false and the ticket for Fill. With `meta`, true only if the
+  // meta record is cached too, and *meta is set to it.
   bool Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms, std::vector<uint8_t>* payload,
-              Ticket* ticket);
-  // Caches what a read that missed with `ticket` found, if the ticket admits it and no write
-  // of the digest's stripe was forgotten since.
+              Ticket* ticket, std::string* meta = nullptr);
+  // Caches what a read that missed with `ticket` found (the meta record, if it read it), if
+  // the ticket admits it and no write of the digest's stripe was forgotten since.
   void Fill(uint64_t db, const Digest& digest, const Ticket& ticket, int64_t expires_ms,
-            std::span<const uint8_t> payload);
+            std::span<const uint8_t> payload, std::string_view meta = {});
+  // The digest's meta record was rewritten as `meta` with its payload unchanged (hit
+  // counts): a cached meta record becomes `meta`, and reads under way do not fill.
+  // REQUIRES: called after the write was applied, under the digest's write lock.
+  void RefreshMeta(uint64_t db, const Digest& digest, std::string_view meta);
   // Forgets `digest`'s value. REQUIRES: called after each write of it has been applied.
   void Forget(uint64_t db, const Digest& digest);
   // Forgets every value of database `db`: it closes, or a key of its org is destroyed.
@@ -79,10 +96,13 @@ class ValueCache {
     uint64_t db = 0;  // 0: empty (incarnations start at 1)
     Digest digest{};
     int64_t expires_ms = 0;
-    uint8_t* payload = nullptr;  // owned, `size` bytes
-    uint32_t size = 0;           // | kReferenced
-    uint32_t home = 0;           // the key's hash bits that choose its slot
+    // Owned: the meta record's length M (2 bytes, little-endian; 0: not cached), the meta
+    // record, then the payload.
+    uint8_t* data = nullptr;
+    uint32_t size = 0;  // the payload's | kReferenced
+    uint32_t home = 0;  // the key's hash bits that choose its slot
   };
+  static constexpr size_t kMetaLengthBytes = 2;
   struct Shard {
     mutable std::mutex mu;
     std::vector<Slot> slots;  // a power of two, at most half used; linear probing
@@ -98,7 +118,14 @@ class ValueCache {
   };
 
   Hashed HashOf(uint64_t db, const Digest& digest) const;
-  static size_t Charge(size_t payload_bytes) { return payload_bytes + kEntryOverhead; }
+  static size_t Charge(size_t payload_bytes, size_t meta_bytes) {
+    return payload_bytes + meta_bytes + kEntryOverhead;
+  }
+  static size_t MetaSize(const Slot& slot);
+  static size_t PayloadSize(const Slot& slot) { return slot.size & ~kReferenced; }
+  static size_t ChargeOf(const Slot& slot) { return Charge(PayloadSize(slot), MetaSize(slot)); }
+  // A slot's allocation holding `meta` and `payload`.
+  static std::unique_ptr<uint8_t[]> Pack(std::string_view meta, std::span<const uint8_t> payload);
   // The slot of the key, or the empty slot where its probe ended.
   static size_t Find(const Shard& shard, uint64_t db, const Digest& digest, uint32_t home);
   static void Release(Slot& slot);

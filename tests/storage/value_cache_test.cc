@@ -174,6 +174,50 @@ TEST(ValueCache, ACapacityOfZeroCachesNothing) {
 }
 
 // Through the Store: CachedValueOf reads a value until it is cached, and once more.
+TEST(ValueCache, AMetaRecordIsCachedWithItsPayloadAndRefreshedInPlace) {
+  ValueCache cache(1 << 20);
+  const Digest d = MakeDigest(1);
+  const auto value = Payload(100, 7);
+  int64_t expires = 0;
+  std::vector<uint8_t> payload;
+  std::string meta;
+  ValueCache::Ticket ticket;
+  // Cached without its meta record (a read of the payload alone): a read that wants both
+  // misses, and may add the meta record at once.
+  for (int i = 0; i < 3; ++i) Read(cache, 1, d, value);
+  ASSERT_TRUE(cache.Lookup(1, d, &expires, &payload, &ticket));
+  ASSERT_FALSE(cache.Lookup(1, d, &expires, &payload, &ticket, &meta));
+  EXPECT_TRUE(ticket.admit);
+  const size_t bytes_without = cache.bytes();
+  cache.Fill(1, d, ticket, kExpiry, value, "meta v1");
+  EXPECT_EQ(cache.bytes(), bytes_without + 7) << "the meta record is charged";
+  ASSERT_TRUE(cache.Lookup(1, d, &expires, &payload, &ticket, &meta));
+  EXPECT_EQ(meta, "meta v1");
+  EXPECT_EQ(payload, value);
+  // Hit counts rewrite the meta record alone: the payload stays, with the new record.
+  cache.RefreshMeta(1, d, "meta v2, longer");
+  ASSERT_TRUE(cache.Lookup(1, d, &expires, &payload, &ticket, &meta));
+  EXPECT_EQ(meta, "meta v2, longer");
+  EXPECT_EQ(payload, value);
+  EXPECT_EQ(cache.bytes(), bytes_without + 15);
+  payload.clear();
+  ASSERT_TRUE(cache.Lookup(1, d, &expires, &payload, &ticket)) << "a payload read hits too";
+  EXPECT_EQ(payload, value);
+  // A read that missed before a refresh read the older meta record: it does not fill.
+  const Digest e = MakeDigest(2);
+  for (int i = 0; i < 2; ++i) Read(cache, 1, e, value);
+  ASSERT_FALSE(cache.Lookup(1, e, &expires, &payload, &ticket, &meta));
+  ASSERT_TRUE(ticket.admit);
+  cache.RefreshMeta(1, e, "newer");
+  cache.Fill(1, e, ticket, kExpiry, value, "older");
+  EXPECT_FALSE(cache.Lookup(1, e, &expires, &payload, &ticket, &meta));
+  EXPECT_FALSE(cache.Lookup(1, e, &expires, &payload, &ticket));
+  // Forget drops both.
+  cache.Forget(1, d);
+  EXPECT_FALSE(cache.Lookup(1, d, &expires, &payload, &ticket, &meta));
+  EXPECT_FALSE(cache.Lookup(1, d, &expires, &payload, &ticket));
+}
+
 class StoreValueCacheTest : public StoreTest {
  protected:
   std::string ValueOf(uint64_t i) {
@@ -206,6 +250,60 @@ TEST_F(StoreValueCacheTest, EveryWriteIsSeenByTheNextRead) {
   EXPECT_EQ(CachedValueOf(1), "second");
   ASSERT_TRUE(store_->Delete("acme", MakeDigest(1)).ok());
   EXPECT_TRUE(store_->GetValue("acme", MakeDigest(1)).status().IsNotFound());
+}
+
+// A native Get reads meta and payload from the table: every write of either, hit counts
+// included, is in the next Get.
+TEST_F(StoreValueCacheTest, EveryWriteIsSeenByTheNextGetOfMetaAndPayload) {
+  auto Text = [](const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); };
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "first").ok());
+  auto get = [&] {
+    for (uint32_t miss = 0; miss <= ValueCache::kMissesBeforeAdmission; ++miss) {
+      (void)store_->Get("acme", MakeDigest(1));
+    }
+    return store_->Get("acme", MakeDigest(1));
+  };
+  auto e = get();
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(Text(e->payload), "first");
+  EXPECT_EQ(e->meta.hits, 0u);
+  // Hit counts: the meta record alone is rewritten, and the entry stays cached.
+  const HitUpdate hit{MakeDigest(1), 3, clock_.NowMillis()};
+  ASSERT_TRUE(store_->RecordHits("acme", {&hit, 1}).ok());
+  e = store_->Get("acme", MakeDigest(1));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->meta.hits, 3u);
+  EXPECT_EQ(e->meta.last_hit_ms, hit.last_hit_ms);
+  EXPECT_EQ(Text(e->payload), "first");
+  // A new expiry.
+  const int64_t later = clock_.NowMillis() + 7'200'000;
+  ASSERT_TRUE(store_->SetExpiry("acme", MakeDigest(1), later).ok());
+  e = store_->Get("acme", MakeDigest(1));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->meta.expires_ms, later);
+  EXPECT_EQ(e->meta.hits, 3u);
+  // A replacement, in a namespace.
+  e = get();
+  ASSERT_TRUE(e.ok());
+  PutRequest r;
+  const std::string second = "second";
+  r.digest = MakeDigest(1);
+  r.payload = {reinterpret_cast<const uint8_t*>(second.data()), second.size()};
+  r.ttl_ms = 60'000;
+  r.name_space = "ns";
+  ASSERT_TRUE(store_->Put("acme", r).ok());
+  e = store_->Get("acme", MakeDigest(1));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(Text(e->payload), "second");
+  EXPECT_EQ(e->meta.name_space, "ns");
+  EXPECT_EQ(e->meta.hits, 0u);
+  EXPECT_EQ(e->meta.expires_ms, clock_.NowMillis() + 60'000);
+  // A delete.
+  e = get();
+  ASSERT_TRUE(store_->Delete("acme", MakeDigest(1)).ok());
+  EXPECT_TRUE(store_->Get("acme", MakeDigest(1)).status().IsNotFound());
 }
 
 TEST_F(StoreValueCacheTest, ACachedEntryExpiresOnTime) {
