@@ -24,6 +24,13 @@ std::vector<uint8_t> EncodeFrame(std::span<const uint8_t> body) {
   return frame;
 }
 
+void AppendFrame(std::span<const uint8_t> body, std::vector<uint8_t>* out) {
+  const size_t at = out->size();
+  out->resize(at + kFrameHeaderSize + body.size());
+  EncodeFixed32(out->data() + at, static_cast<uint32_t>(body.size()));
+  std::copy(body.begin(), body.end(), out->begin() + static_cast<ptrdiff_t>(at + kFrameHeaderSize));
+}
+
 uint32_t DecodeFrameLength(const uint8_t header[kFrameHeaderSize]) { return DecodeFixed32(header); }
 
 Result<const protocol::Request*> VerifyRequest(std::span<const uint8_t> body) {

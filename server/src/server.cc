@@ -49,91 +49,146 @@ class NativeConnection final : public internal::ConnectionCore<Stream> {
  private:
   awaitable<void> ReadLoop() override {
     boost::system::error_code ec;
+    this->keep_written_buffers_ = true;
+    in_.resize(kReadChunk);
+    // The charge of a frame not yet whole goes back when the loop ends.
+    struct ReleaseAtEnd {
+      NativeConnection* c;
+      ~ReleaseAtEnd() { c->ctx_.budget->Release(std::exchange(c->head_charged_, 0)); }
+    } release_at_end{this};
     for (;;) {
-      while (this->inflight_ >= this->ctx_.options->max_inflight_per_connection &&
-             !this->draining_) {
+      bool paused = false;
+      const bool open = HandleBuffered(&paused);
+      FlushReplies();
+      if (!open || this->draining_) co_return;
+      if (paused) {
+        // Back-pressure: the connection's requests in flight are at their cap, or the
+        // budget has no room for the next frame. Waiting here is not idleness (the client
+        // has a frame on the way), so the idle clock is held.
+        this->last_activity_ = Clock::now();
         asio::steady_timer wait(this->strand_, internal::kBackPressurePoll);
         co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+        continue;
       }
-      if (this->draining_) co_return;
-      uint8_t header[kFrameHeaderSize];
-      co_await asio::async_read(this->stream_, asio::buffer(header),
-                                asio::redirect_error(use_awaitable, ec));
+      // Room for the whole frame under way (its length is known once its header is here),
+      // and at least a chunk: a read takes whatever the socket holds, later frames too.
+      const size_t have = in_end_ - in_begin_;
+      size_t room = kReadChunk;
+      if (have >= kFrameHeaderSize) {
+        room = std::max(room, kFrameHeaderSize + DecodeFrameLength(&in_[in_begin_]));
+      }
+      MakeRoom(room);
+      const size_t got =
+          co_await this->stream_.async_read_some(asio::buffer(&in_[in_end_], in_.size() - in_end_),
+                                                 asio::redirect_error(use_awaitable, ec));
       if (ec) co_return;  // peer closed, idle timeout or shutdown
-      const uint32_t n = DecodeFrameLength(header);
+      in_end_ += got;
+      this->last_activity_ = Clock::now();
+    }
+  }
+
+  // Handles every whole frame in the buffer, in order. Sets *paused and stops where the
+  // connection may not start another request yet (its cap of requests in flight, or no
+  // room in the budget for the next frame). False once it must close (the error is among
+  // the replies).
+  bool HandleBuffered(bool* paused) {
+    while (in_end_ - in_begin_ >= kFrameHeaderSize) {
+      if (this->inflight_ >= this->ctx_.options->max_inflight_per_connection) {
+        *paused = true;
+        return true;
+      }
+      const uint32_t n = DecodeFrameLength(&in_[in_begin_]);
       const bool authenticated = session_.authenticated;
       const size_t limit = authenticated ? this->ctx_.options->max_frame_bytes
                                          : this->ctx_.options->max_unauthenticated_frame_bytes;
       if (n > limit) {
         this->ctx_.service->CountConnectionError();
-        Answer(CacheService::ErrorResponse(
-            0, Status::ResourceExhausted(
-                   "frame of " + std::to_string(n) + " bytes exceeds " +
-                   (authenticated ? "max_frame_bytes (" : "the limit before Hello (") +
-                   std::to_string(limit) + "); closing the connection")));
-        co_return;
+        AppendFrame(CacheService::ErrorResponse(
+                        0, Status::ResourceExhausted(
+                               "frame of " + std::to_string(n) + " bytes exceeds " +
+                               (authenticated ? "max_frame_bytes (" : "the limit before Hello (") +
+                               std::to_string(limit) + "); closing the connection")),
+                    &replies_);
+        return false;
       }
-      // Back-pressure: the frame's bytes are charged before they are read. Waiting here is
-      // not idleness (the client has a frame on the way), so the idle clock is held.
-      while (!this->ctx_.budget->TryAcquire(n)) {
-        if (this->draining_) co_return;
-        this->last_activity_ = Clock::now();
-        asio::steady_timer wait(this->strand_, internal::kBackPressurePoll);
-        co_await wait.async_wait(asio::redirect_error(use_awaitable, ec));
+      // A frame is charged from the moment its length is known until its response is built.
+      const size_t frame = kFrameHeaderSize + n;
+      if (head_charged_ == 0) {
+        if (!this->ctx_.budget->TryAcquire(frame)) {
+          *paused = true;
+          return true;
+        }
+        head_charged_ = frame;
       }
-      auto body = std::make_shared<std::vector<uint8_t>>(n);
-      co_await asio::async_read(this->stream_, asio::buffer(*body),
-                                asio::redirect_error(use_awaitable, ec));
-      if (ec) {
-        this->ctx_.budget->Release(n);
-        co_return;
-      }
-      this->last_activity_ = Clock::now();
-      Dispatch(std::move(body));
+      if (in_end_ - in_begin_ < frame) return true;  // the rest is on the way
+      const std::span<const uint8_t> body(&in_[in_begin_ + kFrameHeaderSize], n);
+      in_begin_ += frame;
+      Dispatch(body, std::exchange(head_charged_, 0));
     }
+    return true;
+  }
+
+  // Room in the buffer for `room` bytes from the start of what it holds, which moves to the
+  // front. A buffer grown for a large frame shrinks back once that frame is handled.
+  void MakeRoom(size_t room) {
+    const size_t have = in_end_ - in_begin_;
+    if (in_begin_ > 0) {
+      std::memmove(in_.data(), &in_[in_begin_], have);
+      in_begin_ = 0;
+      in_end_ = have;
+    }
+    if (in_.size() < room) {
+      in_.resize(room);
+    } else if (in_.size() > kReadChunk && room <= kReadChunk) {
+      in_.resize(kReadChunk);
+      in_.shrink_to_fit();
+    }
+  }
+
+  void FlushReplies() {
+    if (!replies_.empty()) this->Enqueue(std::exchange(replies_, this->TakeSpareBuffer()));
   }
 
   std::vector<uint8_t> ClosingError(const Status& why) override {
     return EncodeFrame(CacheService::ErrorResponse(0, why));
   }
 
-  void Answer(const std::vector<uint8_t>& response) { this->Enqueue(EncodeFrame(response)); }
-
-  // Hello changes the session, so it runs here, in order; everything else runs on the pool
-  // with a copy of the session and is answered whenever it finishes.
-  // Releases the frame's budget charge once its response is built.
-  void Dispatch(std::shared_ptr<std::vector<uint8_t>> body) {
-    const size_t charged = body->size();
-    auto request = VerifyRequest(*body);
+  // Hello changes the session, so it runs here, in order; so do the reads RunsInline names.
+  // Their responses join the replies sent together once the buffer's frames are handled.
+  // Everything else runs on the pool with a copy of the session and is answered whenever it
+  // finishes. `charged` bytes of the budget are the request's until its response is built.
+  void Dispatch(std::span<const uint8_t> body, size_t charged) {
+    // flatbuffers reads aligned words: a body not 8-byte aligned in the buffer is copied.
+    if (reinterpret_cast<uintptr_t>(body.data()) % kBodyAlignment != 0) {
+      aligned_.assign(body.begin(), body.end());
+      body = aligned_;
+    }
+    auto request = VerifyRequest(body);
     if (request.ok() && RunsInline((*request)->body_type())) {
       Session session = session_;  // as on the pool: a copy
-      auto response = this->ctx_.service->Handle(session, *body);
-      body.reset();
+      this->ctx_.service->HandleFrame(session, body, builder_, &replies_);
       this->ctx_.budget->Release(charged);
-      Answer(response);
       return;
     }
     if (!request.ok() || (*request)->body_type() == protocol::RequestBody::HelloRequest) {
-      auto response = this->ctx_.service->Handle(session_, *body);
-      body.reset();
+      this->ctx_.service->HandleFrame(session_, body, builder_, &replies_);
       this->ctx_.budget->Release(charged);
       if (session_.authenticated) this->Uncount();
-      Answer(response);
       return;
     }
     ++this->inflight_;
     auto self = std::static_pointer_cast<NativeConnection>(this->shared_from_this());
-    asio::post(this->ctx_.pool,
-               [self, body = std::move(body), charged, session = session_]() mutable {
-                 auto response = self->ctx_.service->Handle(session, *body);
-                 body.reset();
-                 self->ctx_.budget->Release(charged);
-                 asio::post(self->strand_, [self, response = std::move(response)]() mutable {
-                   --self->inflight_;
-                   self->last_activity_ = Clock::now();
-                   self->Answer(response);
-                 });
-               });
+    asio::post(this->ctx_.pool, [self, owned = std::vector<uint8_t>(body.begin(), body.end()),
+                                 charged, session = session_]() mutable {
+      auto response = self->ctx_.service->Handle(session, owned);
+      owned = {};
+      self->ctx_.budget->Release(charged);
+      asio::post(self->strand_, [self, response = std::move(response)]() mutable {
+        --self->inflight_;
+        self->last_activity_ = Clock::now();
+        self->Enqueue(EncodeFrame(response));
+      });
+    });
   }
 
   // Requests answered on the connection's own loop instead of the pool: reads that wait for
@@ -149,6 +204,15 @@ class NativeConnection final : public internal::ConnectionCore<Stream> {
            type == protocol::RequestBody::PingRequest;
   }
 
+  // Read but not yet handled: in_[in_begin_, in_end_); the first frame there holds
+  // head_charged_ bytes of the budget once its length is known (0 before).
+  static constexpr size_t kReadChunk = 16u << 10;
+  static constexpr size_t kBodyAlignment = 8;
+  std::vector<uint8_t> in_;
+  size_t in_begin_ = 0, in_end_ = 0, head_charged_ = 0;
+  std::vector<uint8_t> aligned_;  // a misaligned body's copy
+  std::vector<uint8_t> replies_;  // response frames not yet queued
+  flatbuffers::FlatBufferBuilder builder_;
   Session session_;
 };
 

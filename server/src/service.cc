@@ -85,6 +85,10 @@ constexpr int64_t kHeapCheckPeriodMs = 10'000;
 // whether a snapshot is due (and writes hit counts, if ServiceOptions::hit_flush_period_ms is
 // shorter).
 constexpr int64_t kBackgroundPassMs = 1000;
+// A response builder's first allocation (Handle), and the most a caller's builder keeps
+// between responses (HandleFrame).
+constexpr size_t kResponseBuilderBytes = 1024;
+constexpr size_t kMaxKeptBuilderBytes = 256u << 10;
 
 // Returns free heap pages to the kernel once the allocator holds kHeapTrimThreshold more
 // free bytes than after the last trim. glibc keeps counting trimmed chunks as free (their
@@ -250,10 +254,30 @@ class CacheServiceImpl final : public CacheService {
   }
 
   std::vector<uint8_t> Handle(Session& session, std::span<const uint8_t> bytes) override {
+    FBB fbb(kResponseBuilderBytes);
+    std::optional<std::vector<uint8_t>> error = Respond(session, bytes, fbb);
+    if (error) return std::move(*error);
+    return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+  }
+
+  void HandleFrame(Session& session, std::span<const uint8_t> bytes, FBB& scratch,
+                   std::vector<uint8_t>* frames) override {
+    scratch.Clear();
+    std::optional<std::vector<uint8_t>> error = Respond(session, bytes, scratch);
+    AppendFrame(error ? std::span<const uint8_t>(*error)
+                      : std::span<const uint8_t>(scratch.GetBufferPointer(), scratch.GetSize()),
+                frames);
+    // A builder grown for a large response does not keep its memory.
+    if (scratch.GetSize() > kMaxKeptBuilderBytes) scratch.Reset();
+  }
+
+  // The response to a request frame body: finished in `fbb`, or an error response's body
+  // returned.
+  std::optional<std::vector<uint8_t>> Respond(Session& session, std::span<const uint8_t> bytes,
+                                              FBB& fbb) {
     auto request = VerifyRequest(bytes);
     if (!request.ok()) return ErrorResponse(0, request.status());
     const P::Request* req = *request;
-    FBB fbb(1024);
     Reply reply = Dispatch(session, *req, fbb);
     if (!reply.status.ok()) {
       if (reply.status.IsCorruption()) ReportCorruption(session, *req, reply.status);
@@ -269,7 +293,7 @@ class CacheServiceImpl final : public CacheService {
     rb.add_body_type(reply.type);
     rb.add_body(reply.body);
     fbb.Finish(rb.Finish(), kFileIdentifier);
-    return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
+    return std::nullopt;
   }
 
   Result<storage::Digest> NameDigest(const Session& s, std::string_view name) override {

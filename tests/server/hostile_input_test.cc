@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <random>
+#include <thread>
 
 #include "sealcache/encoding.h"
 #include "sealcache/server/frame.h"
+#include "sealcached_process.h"
 #include "server_fixture.h"
 
 namespace sealcache::server {
@@ -78,6 +82,108 @@ TEST_F(HostileInputTest, TruncatedFramesAndAbruptClosesDoNotDisturbOthers) {
     ASSERT_TRUE(c->SendRaw(part).ok());
   }  // each client disconnects mid-frame
   ExpectStillServing();
+}
+
+// The server reads whatever the socket holds and handles every whole frame in it: frames
+// however they are cut into writes, of every length and alignment in its buffer, larger than
+// the buffer, with garbage among them, are each answered once, right, and every byte they
+// charged to the in-flight budget is given back.
+class NativeFramesTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ServerTest::SetUp();
+    options_ = Options();
+    options_.metrics_port = test::FreePort();
+    StartServer(options_);
+    NewOrg("acme");
+  }
+  ServerOptions options_;
+};
+
+TEST_F(NativeFramesTest, FramesCutAnywhereAreEachAnsweredOnceAndReleaseTheirBudget) {
+  // A stream of Puts (payloads of 1 to 40,000 bytes: some frames larger than the read
+  // buffer), Gets of what they put, Pings, and a garbage body now and then.
+  enum class Kind { kPut, kGet, kPing, kGarbage };
+  std::map<uint64_t, std::pair<Kind, std::string>> expected;  // id -> kind, payload
+  std::vector<uint8_t> stream;
+  std::mt19937 rng(7);
+  std::vector<std::string> stored;
+  uint64_t garbage = 0;
+  for (uint64_t id = 1; id <= 400; ++id) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const uint32_t roll = rng() % 10;
+    if (roll < 4 || stored.empty()) {
+      const size_t size = rng() % 50 == 0 ? 20'000 + rng() % 20'000 : 1 + rng() % 3000;
+      std::string payload(size, static_cast<char>('a' + id % 26));
+      const auto vector = MakeVector(kDim, id);
+      auto put =
+          client::BuildPut(fbb, {MakeDigest(stored.size()), vector, Bytes(payload), 60'000, ""});
+      protocol::FinishRequestBuffer(
+          fbb, protocol::CreateRequest(fbb, id, protocol::RequestBody::PutRequest, put.Union()));
+      expected[id] = {Kind::kPut, ""};
+      stored.push_back(payload);
+    } else if (roll < 8) {
+      // Of an entry whose Put came earlier in the stream: Puts run on the pool, so only
+      // entries put by the previous round below are sure to be there.
+      const size_t i = rng() % stored.size();
+      auto d = fbb.CreateVector(MakeDigest(i).data(), 32);
+      auto get = protocol::CreateGetEntryRequest(fbb, d, true);
+      protocol::FinishRequestBuffer(
+          fbb,
+          protocol::CreateRequest(fbb, id, protocol::RequestBody::GetEntryRequest, get.Union()));
+      expected[id] = {Kind::kGet, std::to_string(i)};
+    } else if (roll < 9) {
+      auto ping = protocol::CreatePingRequest(fbb);
+      protocol::FinishRequestBuffer(
+          fbb, protocol::CreateRequest(fbb, id, protocol::RequestBody::PingRequest, ping.Union()));
+      expected[id] = {Kind::kPing, ""};
+    } else {
+      std::vector<uint8_t> body(1 + rng() % 99);
+      for (auto& byte : body) byte = static_cast<uint8_t>(rng());
+      AppendFrame(body, &stream);
+      ++garbage;
+      continue;
+    }
+    AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &stream);
+  }
+  // Round 1 puts every entry (its Gets may miss); round 2 sends the same stream again, cut
+  // differently, and every Get finds its entry.
+  for (int round = 1; round <= 2; ++round) {
+    auto c = ConnectAs(tokens_["acme"]);
+    for (size_t at = 0; at < stream.size();) {
+      const size_t n = std::min(stream.size() - at, size_t{1} + rng() % (round == 1 ? 700 : 9000));
+      ASSERT_TRUE(c->SendRaw({stream.data() + at, n}).ok());
+      at += n;
+      if (rng() % 8 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    std::set<uint64_t> answered;
+    uint64_t garbage_answered = 0;
+    while (answered.size() + garbage_answered < expected.size() + garbage) {
+      auto r = c->Receive();
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      if (r->id() == 0) {
+        EXPECT_EQ(r->status().code(), Status::Code::kInvalidArgument);
+        ++garbage_answered;
+        continue;
+      }
+      ASSERT_TRUE(expected.count(r->id())) << "unknown id " << r->id();
+      EXPECT_TRUE(answered.insert(r->id()).second) << "answered twice: " << r->id();
+      const auto& [kind, what] = expected[r->id()];
+      if (kind == Kind::kGet) {
+        if (round == 1 && r->status().code() == Status::Code::kNotFound) continue;
+        ASSERT_TRUE(r->status().ok()) << r->status().ToString();
+        const auto* p = (*r)->body_as_GetEntryResponse()->payload();
+        ASSERT_NE(p, nullptr);
+        EXPECT_EQ(std::string(p->begin(), p->end()), stored[std::stoul(what)]);
+      } else {
+        EXPECT_TRUE(r->status().ok()) << r->status().ToString();
+      }
+    }
+    EXPECT_TRUE(c->Ping().ok());
+  }
+  EXPECT_EQ(test::MetricValue(test::ScrapeMetrics(options_.metrics_port),
+                              "sealcache_inflight_request_bytes"),
+            0.0);
 }
 
 TEST_F(HostileInputTest, BadArgumentsAreRefusedAndStoreNothing) {

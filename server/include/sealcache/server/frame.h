@@ -17,6 +17,8 @@ inline constexpr char kFileIdentifier[] = "SCP1";
 
 // Length prefix + body, ready to write.
 std::vector<uint8_t> EncodeFrame(std::span<const uint8_t> body);
+// The same appended to `out`.
+void AppendFrame(std::span<const uint8_t> body, std::vector<uint8_t>* out);
 uint32_t DecodeFrameLength(const uint8_t header[kFrameHeaderSize]);
 
 // Verifies an untrusted body as a Request / Response (flatbuffers::Verifier with the file
