@@ -62,8 +62,11 @@ std::unique_ptr<uint8_t[]> ValueCache::Pack(std::string_view meta,
       std::make_unique_for_overwrite<uint8_t[]>(kMetaLengthBytes + meta.size() + payload.size());
   data[0] = static_cast<uint8_t>(meta.size());
   data[1] = static_cast<uint8_t>(meta.size() >> 8);
-  std::memcpy(data.get() + kMetaLengthBytes, meta.data(), meta.size());
-  std::memcpy(data.get() + kMetaLengthBytes + meta.size(), payload.data(), payload.size());
+  // (memcpy's pointers must not be null, even to copy nothing.)
+  if (!meta.empty()) std::memcpy(data.get() + kMetaLengthBytes, meta.data(), meta.size());
+  if (!payload.empty()) {
+    std::memcpy(data.get() + kMetaLengthBytes + meta.size(), payload.data(), payload.size());
+  }
   return data;
 }
 
