@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # GET and SET of 2 KiB values over the Redis protocol: sealcached's Redis front against a
 # redis-server, the same redis-benchmark run against both in one go, unpipelined and with
-# 16 commands in flight per connection, and the sealcache/Redis ratio of each.
+# 16 commands in flight per connection, and the sealcache/Redis ratio of each. Then warm
+# GETs of both fronts: the Redis front's and native Gets of 100,000 entries of ~2 KiB
+# (`sealcache-bench --get-bench`: one thread, 16 connections, the same pipeline depths, as
+# redis-benchmark sends them), each against redis-server's GETs in the same round.
 #
 #   bench/resp_vs_redis.sh [SEALCACHED] [REQUESTS] [ROUNDS]
 #
@@ -38,7 +41,11 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 resp_port=$(sed -n 's/.*Redis protocol on [0-9.]*:\([0-9]*\).*/\1/p' "$work/sealcached.log")
-[[ -n "$resp_port" ]] || { cat "$work/sealcached.log"; exit 1; }
+native_port=$(sed -n 's/.*serving .* on [0-9.]*:\([0-9]*\).*/\1/p' "$work/sealcached.log")
+[[ -n "$resp_port" && -n "$native_port" ]] || { cat "$work/sealcached.log"; exit 1; }
+bench=${SEALCACHE_BENCH:-build/bench/loadgen/sealcache-bench}
+native=("$bench" --port "$native_port" --admin-token-file "$work/data/admin.token" --orgs 1
+  --entries 100000 --get-bench --max-requests "$requests")
 redis-cli -p "$redis_port" ping >/dev/null
 admin=$(cat "$work/data/admin.token")
 token=$(redis-cli -p "$resp_port" --user admin --pass "$admin" --no-auth-warning \
@@ -52,6 +59,10 @@ warm_get() {  # port pipeline [auth...] -> "get_rps" of a second pass of GETs
     redis-benchmark -p "$port" "$@" -t get -d 2048 -c 16 -n "$requests" -r 100000 \
       -P "$pipeline" --csv 2>/dev/null | awk -F'"' '/"GET"/ {print int($4)}'
   done | tail -1
+}
+
+native_get() {  # (port) pipeline -> "get_rps" of a second pass of native Gets
+  "${native[@]}" --skip-load --pipeline "$2" --rounds 2 | sed -n 's/^get pass 2: \([0-9]*\) .*/\1/p'
 }
 
 run() {  # port pipeline [auth...] -> "set_rps get_rps"
@@ -71,13 +82,14 @@ echo "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') o
 # compare MEASURE LABEL NAMES: MEASURE (run or warm_get) on both servers for each pipeline
 # depth, alternating, then the median sealcache/redis ratio of each figure NAMES lists
 # ("SET/GET", "GET").
+# MEASURE_SEALCACHE (default MEASURE) measures sealcached's side.
 compare() {
-  local measure=$1 label=$2 names=$3 pipeline i r s
+  local measure=$1 label=$2 names=$3 measure_sealcache=${4:-$1} pipeline i r s
   for pipeline in 1 16; do
     local results=()
     for ((i = 1; i <= rounds; i++)); do
       r=$($measure "$redis_port" "$pipeline")
-      s=$($measure "$resp_port" "$pipeline" --user bench -a "$token")
+      s=$($measure_sealcache "$resp_port" "$pipeline" --user bench -a "$token")
       results+=("$r $s")
       echo "  -P $pipeline ${label}round $i: redis $names $r   sealcache $names $s"
     done
@@ -93,3 +105,6 @@ print('-P $pipeline%s: sealcache/redis %s (median of %d rounds)' % (' ${label% }
 }
 compare run "" SET/GET
 compare warm_get "warm " GET
+echo "native Gets: loading 100000 exact-only entries"
+"${native[@]}" --pipeline 1 --rounds 1 >/dev/null 2>&1
+compare warm_get "native warm " GET native_get
