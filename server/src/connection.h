@@ -149,6 +149,7 @@ class ConnectionCore : public ConnectionBase,
   // written and the socket takes them all (plain TCP), else queued for the write loop.
   // REQUIRES: on the strand.
   void Enqueue(std::vector<uint8_t> bytes) {
+    size_t sent_now = 0;
     if constexpr (!kTls) {
       // No write coroutine, strand dispatch and reactor round for a reply the socket's
       // buffer takes at once: an unpipelined client's every round trip had them.
@@ -160,11 +161,12 @@ class ConnectionCore : public ConnectionBase,
           MaybeClose();
           return;
         }
-        // The rest (or all, after would_block or an error the write loop meets again).
-        if (!ec) bytes.erase(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(sent));
+        // The rest (or all, after would_block or an error the write loop meets again),
+        // from where the socket stopped: nothing else is queued (the loop is not running).
+        if (!ec) sent_now = front_sent_ = sent;
       }
     }
-    queued_bytes_ += bytes.size();
+    queued_bytes_ += bytes.size() - sent_now;
     out_.push_back(std::move(bytes));
     if (writing_) return;
     writing_ = true;
@@ -211,12 +213,14 @@ class ConnectionCore : public ConnectionBase,
   asio::steady_timer watchdog_;
   std::function<void(ConnectionBase*)> on_close_;
   std::deque<std::vector<uint8_t>> out_;
+  // Bytes of out_.front() already sent (by Enqueue, when the socket took only part of it).
+  size_t front_sent_ = 0;
   std::vector<uint8_t> spare_;  // TakeSpareBuffer
   // Set by a connection that calls TakeSpareBuffer: others do not keep a written buffer.
   bool keep_written_buffers_ = false;
-  // Set by a connection whose replies Enqueue sends at once when it can (plain TCP). The
-  // native port's lookups, answered from the pool, measured slower that way (bench/README.md,
-  // session 20), so it keeps the write loop.
+  // Set by a connection whose replies Enqueue sends at once when it can (plain TCP): both
+  // fronts, which queue the replies of a read's requests together (bench/README.md,
+  // sessions 20 and 21).
   bool write_immediately_ = false;
   size_t queued_bytes_ = 0;  // of out_ and the write under way
   uint32_t inflight_ = 0;
@@ -258,9 +262,10 @@ class ConnectionCore : public ConnectionBase,
     while (!out_.empty()) {
       std::vector<uint8_t> bytes = std::move(out_.front());
       out_.pop_front();
-      co_await asio::async_write(stream_, asio::buffer(bytes),
+      const size_t from = std::exchange(front_sent_, 0);
+      co_await asio::async_write(stream_, asio::buffer(bytes.data() + from, bytes.size() - from),
                                  asio::redirect_error(use_awaitable, ec));
-      queued_bytes_ -= bytes.size();
+      queued_bytes_ -= bytes.size() - from;
       KeepForReuse(std::move(bytes));
       if (ec) {
         for (const auto& unsent : out_) queued_bytes_ -= unsent.size();

