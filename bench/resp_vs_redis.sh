@@ -13,8 +13,9 @@
 # (--save '' --appendonly no), as a cache; sealcached with --dev (one org, its token as the
 # password; every value encrypted, and the WAL written without fsync, as redis-server).
 # redis-server holds every value in memory; sealcached gets a table of hot values large
-# enough for the same 100,000 values of 2 KiB (--value-cache-bytes, 256 MiB; set
-# VALUE_CACHE_BYTES to another size, or to `default` for the server's default of 64 MiB).
+# enough for the Redis front's 100,000 values of 2 KiB and the native Gets' 100,000 entries
+# (--value-cache-bytes, 512 MiB; set VALUE_CACHE_BYTES to another size, or to `default` for
+# the server's default of 64 MiB).
 # Rounds alternate Redis, sealcache, Redis, ... and each ratio is the median of its rounds.
 # Each round's GETs follow its SETs at once: sealcached reads with its block cache cold and
 # beside the SETs' flushes and compactions. The warm rounds after them are GETs alone, each
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/.."
 sealcached=${1:-build/server/sealcached}
 requests=${2:-200000}
 rounds=${3:-3}
-value_cache=${VALUE_CACHE_BYTES:-268435456}
+value_cache=${VALUE_CACHE_BYTES:-536870912}
 value_cache_flags=()
 [[ "$value_cache" == default ]] || value_cache_flags=(--value-cache-bytes "$value_cache")
 work=$(mktemp -d)
