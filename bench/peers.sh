@@ -59,8 +59,8 @@ echo "== FAISS peer: the first org's vectors and queries, in-process"
 "$bench" "${size[@]}" --export-workload "$work/workload" >/dev/null
 /usr/bin/python3 bench/faiss_peer.py "$work/workload" --orgs 1 >"$work/faiss.json"
 
-echo "== RESP against redis-server (bench/resp_vs_redis.sh)"
-bench/resp_vs_redis.sh "$sealcached" 100000 3 | tee "$work/resp.txt"
+echo "== RESP and native Gets against redis-server (bench/resp_vs_redis.sh)"
+bench/resp_vs_redis.sh "$sealcached" 200000 2 | tee "$work/resp.txt"
 
 /usr/bin/python3 - "$work" "$rss" "$disk" "$orgs" "$entries" "$redis_get_p1" \
   "$redis_get_p16" "$native_get_p1" "$native_get_p16" <<'EOF'
