@@ -59,7 +59,11 @@ class NativeConnection final : public internal::ConnectionCore<Stream> {
     // The charge of a frame not yet whole goes back when the loop ends.
     struct ReleaseAtEnd {
       NativeConnection* c;
-      ~ReleaseAtEnd() { c->ctx_.budget->Release(std::exchange(c->head_charged_, 0)); }
+      ~ReleaseAtEnd() {
+        if (std::exchange(c->head_charged_, false)) {
+          c->ctx_.budget->Release(DecodeFrameLength(&c->in_[c->in_begin_]));
+        }
+      }
     } release_at_end{this};
     for (;;) {
       bool paused = false;
@@ -116,19 +120,20 @@ class NativeConnection final : public internal::ConnectionCore<Stream> {
                     &replies_);
         return false;
       }
-      // A frame is charged from the moment its length is known until its response is built.
-      const size_t frame = kFrameHeaderSize + n;
-      if (head_charged_ == 0) {
-        if (!this->ctx_.budget->TryAcquire(frame)) {
+      // A frame's body is charged from the moment its length is known until its response is
+      // built (n <= max_frame_bytes <= the budget's capacity, so it always fits eventually).
+      if (!head_charged_) {
+        if (!this->ctx_.budget->TryAcquire(n)) {
           *paused = true;
           return true;
         }
-        head_charged_ = frame;
+        head_charged_ = true;
       }
-      if (in_end_ - in_begin_ < frame) return true;  // the rest is on the way
+      if (in_end_ - in_begin_ < kFrameHeaderSize + n) return true;  // the rest is on the way
       const std::span<const uint8_t> body(&in_[in_begin_ + kFrameHeaderSize], n);
-      in_begin_ += frame;
-      Dispatch(body, std::exchange(head_charged_, 0));
+      in_begin_ += kFrameHeaderSize + n;
+      head_charged_ = false;
+      Dispatch(body, n);
     }
     return true;
   }
@@ -209,12 +214,13 @@ class NativeConnection final : public internal::ConnectionCore<Stream> {
            type == protocol::RequestBody::PingRequest;
   }
 
-  // Read but not yet handled: in_[in_begin_, in_end_); the first frame there holds
-  // head_charged_ bytes of the budget once its length is known (0 before).
+  // Read but not yet handled: in_[in_begin_, in_end_); the first frame there holds its
+  // body's length of the budget once that length is known (head_charged_).
   static constexpr size_t kReadChunk = 16u << 10;
   static constexpr size_t kBodyAlignment = 8;
   std::vector<uint8_t> in_;
-  size_t in_begin_ = 0, in_end_ = 0, head_charged_ = 0;
+  size_t in_begin_ = 0, in_end_ = 0;
+  bool head_charged_ = false;
   std::vector<uint8_t> aligned_;  // a misaligned body's copy
   std::vector<uint8_t> replies_;  // response frames not yet queued
   flatbuffers::FlatBufferBuilder builder_;

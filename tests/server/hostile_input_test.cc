@@ -186,6 +186,26 @@ TEST_F(NativeFramesTest, FramesCutAnywhereAreEachAnsweredOnceAndReleaseTheirBudg
             0.0);
 }
 
+// A frame as large as allowed fits the in-flight budget even when the budget is exactly
+// that large: it is read whole and answered, not waited on forever.
+TEST_F(ServerTest, AFrameOfMaxFrameBytesIsReadWhenTheBudgetIsNoLarger) {
+  ServerOptions o = Options();
+  o.max_frame_bytes = 64u << 10;
+  o.max_inflight_request_bytes = o.max_frame_bytes;
+  StartServer(o);
+  NewOrg("acme");
+  client::ClientOptions co;
+  co.timeout_ms = 20'000;
+  auto c = Connect(co);
+  ASSERT_TRUE(c->Hello(tokens_["acme"]).ok());
+  ASSERT_TRUE(c->SendRaw(EncodeFrame(std::vector<uint8_t>(o.max_frame_bytes, 0x5a))).ok());
+  auto r = c->Receive();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->id(), 0u);
+  EXPECT_EQ(r->status().code(), Status::Code::kInvalidArgument);
+  EXPECT_TRUE(c->Ping().ok());
+}
+
 TEST_F(HostileInputTest, BadArgumentsAreRefusedAndStoreNothing) {
   auto v = MakeVector(kDim, 1);
   auto wrong_dim = MakeVector(kDim + 1, 1);
