@@ -1279,26 +1279,12 @@ Result<RemovedEntries> StoreImpl::SetOrgLimits(std::string_view org_id, const Or
 // once more). Only a payload still missing under unchanged meta is corrupt.
 Result<Entry> StoreImpl::ReadEntry(const OrgState& org, const Digest& digest, bool with_payload,
                                    PendingWrites* pending) {
-  for (int attempt = 0;; ++attempt) {
-    SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(org, digest, {}, pending));
-    if (meta.expires_ms <= clock_->NowMillis()) return Status::NotFound("entry expired");
-    Entry entry;
-    entry.meta = std::move(meta);
-    if (!with_payload) return entry;
-    int64_t payload_expiry = 0;
-    auto payload = ReadPayload(org, digest, {}, &payload_expiry, pending);
-    const bool changed = (payload.ok() && payload_expiry != entry.meta.expires_ms) ||
-                         payload.status().code() == Status::Code::kCorruption;
-    if (changed && attempt < kChangedEntryRereads) continue;
-    SC_ASSIGN_OR_RETURN(entry.payload, std::move(payload));
-    return entry;
-  }
-}
-
-Result<Entry> StoreImpl::ReadEntryCached(const OrgState& org, const Digest& digest) {
   const int64_t now = clock_->NowMillis();
+  // The table of hot values holds the latest writes, meta and payload records together: not
+  // for a transaction's reads, nor for a read of the meta record alone.
+  const bool cacheable = with_payload && pending == nullptr;
   ValueCache::Ticket ticket;
-  {
+  if (cacheable) {
     Entry entry;
     int64_t expires_ms = 0;
     std::string record;
@@ -1309,20 +1295,20 @@ Result<Entry> StoreImpl::ReadEntryCached(const OrgState& org, const Digest& dige
       return entry;
     }
   }
-  // As ReadEntry, keeping the meta record for the table.
   for (int attempt = 0;; ++attempt) {
     std::string record;
     rocksdb::Status s =
-        ReadRecord(org, org.db->meta(), EntryKey(org.id, digest), &record, nullptr, {});
+        ReadRecord(org, org.db->meta(), EntryKey(org.id, digest), &record, pending, {});
     if (s.IsNotFound()) return Status::NotFound("no entry with this digest");
     if (!s.ok()) return FromRocks(s, "cannot read entry metadata");
     Entry entry;
     SC_ASSIGN_OR_RETURN(entry.meta, DecodeEntryMeta(record, digest));
     if (entry.meta.expires_ms <= now) return Status::NotFound("entry expired");
+    if (!with_payload) return entry;
     rocksdb::PinnableSlice value;
-    s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, nullptr, {});
-    const bool missing = s.IsNotFound() || (s.ok() && value.size() < kExpirySize);
+    s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, pending, {});
     if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "cannot read payload of org " + org.id);
+    const bool missing = s.IsNotFound() || value.size() < kExpirySize;
     const bool changed = missing || *ValueExpiry(View(value)) != entry.meta.expires_ms;
     if (changed && attempt < kChangedEntryRereads) continue;
     if (s.IsNotFound()) {
@@ -1330,7 +1316,7 @@ Result<Entry> StoreImpl::ReadEntryCached(const OrgState& org, const Digest& dige
     }
     if (missing) return Status::Corruption("payload record is truncated");
     const std::span<const uint8_t> payload = PayloadBytes(value);
-    if (!changed) {
+    if (cacheable && !changed) {
       value_cache_->Fill(org.db->incarnation, digest, ticket, entry.meta.expires_ms, payload,
                          record);
     }
@@ -1343,7 +1329,7 @@ Result<Entry> StoreImpl::Get(std::string_view org_id, const Digest& digest, bool
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   SC_ASSIGN_OR_RETURN(OrgState * org, FindOpenOrg(org_id));
   org->counters.gets++;
-  auto entry = with_payload ? ReadEntryCached(*org, digest) : ReadEntry(*org, digest, false);
+  auto entry = ReadEntry(*org, digest, with_payload);
   (entry.ok() ? org->counters.hits : org->counters.misses)++;
   if (entry.ok() && org->ordered.load(std::memory_order_relaxed)) {
     org->capacity->Touch(digest, clock_->NowMillis());

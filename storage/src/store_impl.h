@@ -227,14 +227,13 @@ class StoreImpl final : public Store {
   struct PendingWrites;
   // The reads below see a transaction's writes when given its `pending` (null: the store's
   // alone).
-  // A live entry's meta (and payload), consistent with each other. NotFound if none.
+  // A live entry's meta (and payload), consistent with each other: both from value_cache_
+  // when it holds them (and the read is not a transaction's), else from the database (and
+  // then cached if admitted). NotFound if none.
   Result<Entry> ReadEntry(const OrgState& org, const Digest& digest, bool with_payload,
                           PendingWrites* pending = nullptr);
   Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest,
                              const rocksdb::ReadOptions& ro = {}, PendingWrites* pending = nullptr);
-  // The live entry's meta and payload from value_cache_ when both are there; else read
-  // from the database and cached if admitted. NotFound if none.
-  Result<Entry> ReadEntryCached(const OrgState& org, const Digest& digest);
   // Corruption if missing; `expires_ms` (if given) receives the record's expiry prefix.
   Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest,
                                            const rocksdb::ReadOptions& ro = {},
