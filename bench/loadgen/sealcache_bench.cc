@@ -891,16 +891,20 @@ bool ExportWorkload(const Workload& w, const Options& o) {
   return static_cast<bool>(meta);
 }
 
+// The admin token in --admin-token-file; empty (and a message) if there is none.
+std::string AdminToken(const Options& o) {
+  std::ifstream in(o.admin_token_file);
+  std::string token;
+  in >> token;
+  if (token.empty()) std::fprintf(stderr, "bench: no admin token (--admin-token-file)\n");
+  return token;
+}
+
 // --get-bench: loads org 0 (unless --skip-load) and runs the passes of Gets; prints each
 // pass's rate. Exit status 1 if any Get missed or failed.
 int RunGetBenchPasses(const Options& o, const Workload& w) {
-  std::ifstream in(o.admin_token_file);
-  std::string admin;
-  in >> admin;
-  if (admin.empty()) {
-    std::fprintf(stderr, "bench: no admin token (--admin-token-file)\n");
-    return 2;
-  }
+  const std::string admin = AdminToken(o);
+  if (admin.empty()) return 2;
   Target t("server", o.host, o.port, admin);
   if (!t.PrepareOrgs(w)) return 3;
   if (!o.skip_load) {
@@ -969,13 +973,8 @@ int Run(const Options& o) {
       targets.emplace_back(plain ? "plain" : "encrypted", "127.0.0.1", s->port, s->AdminToken());
       spawned.push_back(std::move(s));
     } else {
-      std::ifstream in(o.admin_token_file);
-      std::string token;
-      in >> token;
-      if (token.empty()) {
-        std::fprintf(stderr, "bench: no admin token (--admin-token-file)\n");
-        return 2;
-      }
+      const std::string token = AdminToken(o);
+      if (token.empty()) return 2;
       targets.emplace_back("server", o.host, o.port, token);
     }
   }
