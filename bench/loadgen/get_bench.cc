@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "protocol_generated.h"
-#include "sealcache/encoding.h"
 #include "sealcache/server/frame.h"
 
 namespace sealcache::bench {
@@ -46,11 +45,9 @@ bool SendAll(int fd, const uint8_t* p, size_t n) {
   return true;
 }
 
-void AppendFrame(flatbuffers::FlatBufferBuilder& fbb, std::vector<uint8_t>& out) {
-  const size_t at = out.size();
-  out.resize(at + kFrameHeaderSize + fbb.GetSize());
-  EncodeFixed32(out.data() + at, static_cast<uint32_t>(fbb.GetSize()));
-  std::memcpy(out.data() + at + kFrameHeaderSize, fbb.GetBufferPointer(), fbb.GetSize());
+// The finished buffer of `fbb` appended to `out` as a frame.
+void AppendFrame(const flatbuffers::FlatBufferBuilder& fbb, std::vector<uint8_t>& out) {
+  server::AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &out);
 }
 
 // Blocking: connects and says Hello with the token. -1 on failure (printed).

@@ -18,9 +18,9 @@ flatbuffers::Verifier::Options VerifierOptions() {
 }  // namespace
 
 std::vector<uint8_t> EncodeFrame(std::span<const uint8_t> body) {
-  std::vector<uint8_t> frame(kFrameHeaderSize + body.size());
-  EncodeFixed32(frame.data(), static_cast<uint32_t>(body.size()));
-  std::copy(body.begin(), body.end(), frame.begin() + kFrameHeaderSize);
+  std::vector<uint8_t> frame;
+  frame.reserve(kFrameHeaderSize + body.size());
+  AppendFrame(body, &frame);
   return frame;
 }
 
