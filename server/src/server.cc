@@ -174,14 +174,19 @@ class NativeConnection final : public internal::ConnectionCore<Stream> {
       body = aligned_;
     }
     auto request = VerifyRequest(body);
-    if (request.ok() && RunsInline((*request)->body_type())) {
-      Session session = session_;  // as on the pool: a copy
-      this->ctx_.service->HandleFrame(session, body, builder_, &replies_);
+    if (!request.ok()) {
+      AppendFrame(CacheService::ErrorResponse(0, request.status()), &replies_);
       this->ctx_.budget->Release(charged);
       return;
     }
-    if (!request.ok() || (*request)->body_type() == protocol::RequestBody::HelloRequest) {
-      this->ctx_.service->HandleFrame(session_, body, builder_, &replies_);
+    if (RunsInline((*request)->body_type())) {
+      Session session = session_;  // as on the pool: a copy
+      this->ctx_.service->HandleFrame(session, **request, builder_, &replies_);
+      this->ctx_.budget->Release(charged);
+      return;
+    }
+    if ((*request)->body_type() == protocol::RequestBody::HelloRequest) {
+      this->ctx_.service->HandleFrame(session_, **request, builder_, &replies_);
       this->ctx_.budget->Release(charged);
       if (session_.authenticated) this->Uncount();
       return;

@@ -254,16 +254,18 @@ class CacheServiceImpl final : public CacheService {
   }
 
   std::vector<uint8_t> Handle(Session& session, std::span<const uint8_t> bytes) override {
+    auto request = VerifyRequest(bytes);
+    if (!request.ok()) return ErrorResponse(0, request.status());
     FBB fbb(kResponseBuilderBytes);
-    std::optional<std::vector<uint8_t>> error = Respond(session, bytes, fbb);
+    std::optional<std::vector<uint8_t>> error = Respond(session, **request, fbb);
     if (error) return std::move(*error);
     return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
   }
 
-  void HandleFrame(Session& session, std::span<const uint8_t> bytes, FBB& scratch,
+  void HandleFrame(Session& session, const P::Request& request, FBB& scratch,
                    std::vector<uint8_t>* frames) override {
     scratch.Clear();
-    std::optional<std::vector<uint8_t>> error = Respond(session, bytes, scratch);
+    std::optional<std::vector<uint8_t>> error = Respond(session, request, scratch);
     AppendFrame(error ? std::span<const uint8_t>(*error)
                       : std::span<const uint8_t>(scratch.GetBufferPointer(), scratch.GetSize()),
                 frames);
@@ -271,24 +273,21 @@ class CacheServiceImpl final : public CacheService {
     if (scratch.GetSize() > kMaxKeptBuilderBytes) scratch.Reset();
   }
 
-  // The response to a request frame body: finished in `fbb`, or an error response's body
+  // The response to a verified request: finished in `fbb`, or an error response's body
   // returned.
-  std::optional<std::vector<uint8_t>> Respond(Session& session, std::span<const uint8_t> bytes,
+  std::optional<std::vector<uint8_t>> Respond(Session& session, const P::Request& request,
                                               FBB& fbb) {
-    auto request = VerifyRequest(bytes);
-    if (!request.ok()) return ErrorResponse(0, request.status());
-    const P::Request* req = *request;
-    Reply reply = Dispatch(session, *req, fbb);
+    Reply reply = Dispatch(session, request, fbb);
     if (!reply.status.ok()) {
-      if (reply.status.IsCorruption()) ReportCorruption(session, *req, reply.status);
+      if (reply.status.IsCorruption()) ReportCorruption(session, request, reply.status);
       if (reply.status.code() == Status::Code::kUnauthenticated ||
           reply.status.code() == Status::Code::kPermissionDenied) {
         auth_failures_.fetch_add(1, std::memory_order_relaxed);
       }
-      return ErrorResponse(req->id(), reply.status);
+      return ErrorResponse(request.id(), reply.status);
     }
     P::ResponseBuilder rb(fbb);
-    rb.add_id(req->id());
+    rb.add_id(request.id());
     rb.add_status(P::StatusCode::OK);
     rb.add_body_type(reply.type);
     rb.add_body(reply.body);

@@ -195,10 +195,11 @@ class CacheService {
   // One request frame body in, one response frame body out (a malformed frame gets an
   // error response with id 0).
   virtual std::vector<uint8_t> Handle(Session& session, std::span<const uint8_t> body) = 0;
-  // Handle, with the response appended to `frames` as a whole frame (its length, then the
+  // Handle for a request the transport has verified already (VerifyRequest, to choose where
+  // it runs), with the response appended to `frames` as a whole frame (its length, then the
   // body) and built in `scratch`, a builder the caller keeps so that its memory serves the
   // next call: a transport that answers many requests at once copies each response once.
-  virtual void HandleFrame(Session& session, std::span<const uint8_t> body,
+  virtual void HandleFrame(Session& session, const protocol::Request& request,
                            flatbuffers::FlatBufferBuilder& scratch,
                            std::vector<uint8_t>* frames) = 0;
   // OK if `session` is authenticated and its binding still holds (not revoked, its org not
