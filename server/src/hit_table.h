@@ -25,6 +25,9 @@ class HitTable {
   // Counts a hit of `digest` at `now_ms`; returns its hits since the last Take, this one
   // included.
   uint64_t Add(const storage::Digest& digest, int64_t now_ms);
+  // Asks the CPU for the cell Add of `digest` starts at: a batch of Adds prefetches them
+  // all first, so their cache misses overlap. A hint: changes nothing.
+  void Prefetch(const storage::Digest& digest) const { __builtin_prefetch(&cells_[Home(digest)]); }
   // Every digest's hits since the last Take, in no order; empties the table, which keeps
   // room for as many as it gave (the next period is likely to see as many).
   std::vector<storage::HitUpdate> Take();

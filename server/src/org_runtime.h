@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -76,6 +77,8 @@ class OrgRuntime {
 
   // Counts a hit; returns the hits of `digest` not yet written to the store, this one included.
   uint64_t CountHit(const storage::Digest& digest, int64_t now_ms);
+  // Counts a hit of each digest, under one lock, their cells asked for together first.
+  void CountHits(std::span<const storage::Digest> digests, int64_t now_ms);
   // Moves pending hits to the store.
   Status FlushHits(storage::Store& store);
   // Writes a snapshot of the index now.

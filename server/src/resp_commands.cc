@@ -777,17 +777,22 @@ Result<bool> DeleteKey(Context& c, std::string_view name) {
   return existed;
 }
 
-void Get(Context& c) {
+// GET's reply to the read `v` of the key `name`.
+void ReplyGet(RespWriter& out, const Result<storage::StoredValue>& v, std::string_view name,
+              std::string_view command) {
   // (Not through ReadString: the value is written into the reply from the record read,
   // without a copy in between.)
+  if (v.status().IsNotFound()) return out.NullBulk();
+  if (!v.ok()) return ReplyError(out, v.status(), command);
+  auto value = StringValue(v->payload, name);
+  if (!value) return ReplyError(out, Status::FailedPrecondition(kWrongType), command);
+  out.Bulk(*value);
+}
+
+void Get(Context& c) {
   auto digest = KeyDigest(c, c.args[1]);
   if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
-  auto v = c.service->Read(c.s.session, *digest);
-  if (v.status().IsNotFound()) return c.out.NullBulk();
-  if (!v.ok()) return ReplyError(c.out, v.status(), c.args[0]);
-  auto value = StringValue(v->payload, c.args[1]);
-  if (!value) return ReplyError(c.out, Status::FailedPrecondition(kWrongType), c.args[0]);
-  c.out.Bulk(*value);
+  ReplyGet(c.out, c.service->Read(c.s.session, *digest), c.args[1], c.args[0]);
 }
 
 // Redis's SET: SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
@@ -1234,6 +1239,30 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
   }
   if (name == "reset") s.in_multi = s.multi_refused = false, s.queued.clear(), s.queued_bytes = 0;
   Run(s, args, out);
+}
+
+bool RespCommands::IsGet(const RespCommand& args) {
+  return args.size() == 2 && args[0].size() == 3 && (args[0][0] | 0x20) == 'g' &&
+         (args[0][1] | 0x20) == 'e' && (args[0][2] | 0x20) == 't';
+}
+
+void RespCommands::ExecuteGets(RespSession& s, std::span<const RespCommand> gets, RespWriter& out) {
+  // Queued by MULTI, or refused (no session, the admin's): each as on its own.
+  if (gets.size() < 2 || s.in_multi || !s.session.authenticated || s.session.admin) {
+    for (const RespCommand& get : gets) Execute(s, get, out);
+    return;
+  }
+  std::vector<std::string_view> names;
+  names.reserve(gets.size());
+  for (const RespCommand& get : gets) names.push_back(get[1]);
+  auto values = service_->ReadEachName(s.session, names);
+  if (!values.ok()) {
+    // Failed before any read (the session's check, most likely): each answers as on its own.
+    for (const RespCommand& get : gets) Execute(s, get, out);
+    return;
+  }
+  facts_->commands_processed.fetch_add(gets.size(), std::memory_order_relaxed);
+  for (size_t i = 0; i < gets.size(); ++i) ReplyGet(out, (*values)[i], gets[i][1], gets[i][0]);
 }
 
 void RespCommands::Run(RespSession& s, const RespCommand& args, RespWriter& out) {

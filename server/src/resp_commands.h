@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +56,11 @@ class RespCommands {
   // Runs one request and writes its reply (exactly one) to `out`, whose protocol version it
   // may change (HELLO, RESET). REQUIRES: !args.empty().
   void Execute(RespSession& s, const RespCommand& args, RespWriter& out);
+  // True if `args` is a GET of one key, which ExecuteGets answers with others.
+  static bool IsGet(const RespCommand& args);
+  // Execute of each of `gets` (IsGet) in order, their keys read together
+  // (CacheService::ReadEachName): a client's pipelined GETs take their cache misses at once.
+  void ExecuteGets(RespSession& s, std::span<const RespCommand> gets, RespWriter& out);
 
  private:
   // Execute without the transaction commands: one command's reply.

@@ -7,6 +7,7 @@
 // server's in-flight budget. Private to server/.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,8 @@ inline constexpr size_t kRespReadChunk = 16u << 10;
 // pipelines without reading (small requests, large replies) cannot make the server buffer
 // without bound (Redis: client-output-buffer-limit).
 inline constexpr size_t kRespMaxQueuedReplyBytes = 1u << 20;
+// Consecutive GETs of one read answered together, at most (RespCommands::ExecuteGets).
+inline constexpr size_t kRespMaxGetBatch = 64;
 
 template <typename Stream>
 class RespConnection final : public ConnectionCore<Stream> {
@@ -92,11 +95,27 @@ class RespConnection final : public ConnectionCore<Stream> {
   }
 
   // Executes every whole request in the buffer; false once the connection must close.
+  // Consecutive GETs are answered together (RespCommands::ExecuteGets), in order with the
+  // rest.
   bool ExecuteBuffered() {
-    RespCommand args;
+    std::vector<RespCommand> parsed(1);
+    size_t gets = 0;  // GETs parsed (the first of `parsed`) and not yet answered
+    auto answer_gets = [&] {
+      if (gets == 0) return;
+      commands_.ExecuteGets(session_, std::span(parsed).first(gets), writer_);
+      if (session_.session.authenticated) this->Uncount();
+      gets = 0;
+    };
     bool open = true;
     for (;;) {
+      if (parsed.size() == gets) parsed.emplace_back();
+      RespCommand& args = parsed[gets];
       const auto outcome = parser_.Parse(buffer_, &args);
+      if (outcome == RespParser::Outcome::kCommand && RespCommands::IsGet(args)) {
+        if (++gets == kRespMaxGetBatch) answer_gets();
+        continue;
+      }
+      answer_gets();  // (before this request: replies go in order)
       if (outcome == RespParser::Outcome::kNeedMore) {
         if (buffer_.size() > BufferLimit()) {
           this->ctx_.service->CountConnectionError();

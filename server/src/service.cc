@@ -308,6 +308,8 @@ class CacheServiceImpl final : public CacheService {
   Result<storage::StoredValue> Read(const Session& s, const storage::Digest& digest) override;
   Result<std::vector<Result<storage::StoredValue>>> ReadMany(
       const Session& s, std::span<const storage::Digest> digests) override;
+  Result<std::vector<Result<storage::StoredValue>>> ReadEachName(
+      const Session& s, std::span<const std::string_view> names) override;
   Result<uint32_t> Dimension(const Session& s) override {
     SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
     return org->config().dimension;
@@ -350,6 +352,10 @@ class CacheServiceImpl final : public CacheService {
   void CountConnectionError() override { connection_errors_.fetch_add(1); }
 
  private:
+  // Counts the reads of `digests` (gets, hits, misses; a hit of each entry found) and turns
+  // their NotFound into "miss".
+  void CountReads(OrgRuntime& rt, std::span<const storage::Digest> digests,
+                  std::vector<Result<storage::StoredValue>>& values);
   Reply Dispatch(Session& s, const P::Request& req, FBB& fbb);
   Reply Hello(Session& s, const P::HelloRequest* r, FBB& fbb);
   Reply Put(const Session& s, const P::PutRequest* r, FBB& fbb);
@@ -1061,19 +1067,51 @@ Result<std::vector<Result<storage::StoredValue>>> CacheServiceImpl::ReadMany(
   } else {
     values = store_->GetValues(rt.id(), digests);
   }
-  const int64_t now = NowMs();
+  CountReads(rt, digests, values);
+  rt.metrics().get_latency.Observe(SecondsSince(start));
+  return values;
+}
+
+Result<std::vector<Result<storage::StoredValue>>> CacheServiceImpl::ReadEachName(
+    const Session& s, std::span<const std::string_view> names) {
+  const auto start = std::chrono::steady_clock::now();
+  SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
+  OrgRuntime& rt = *org;
+  SC_ASSIGN_OR_RETURN(SessionTransaction * txn, TransactionOf(s, rt));
+  std::vector<storage::Digest> digests;
+  digests.reserve(names.size());
+  for (std::string_view name : names) {
+    SC_ASSIGN_OR_RETURN(storage::Digest digest, store_->NameDigest(rt.id(), name));
+    digests.push_back(digest);
+  }
+  std::vector<Result<storage::StoredValue>> values;
+  if (txn != nullptr) {
+    for (const storage::Digest& d : digests) values.push_back(txn->store->GetValue(d));
+  } else {
+    values = store_->GetValueEach(rt.id(), digests);
+  }
+  CountReads(rt, digests, values);
+  // Each read is a request of its own: observed at its share of the batch's time.
+  const double each = SecondsSince(start) / static_cast<double>(std::max<size_t>(names.size(), 1));
+  for (size_t i = 0; i < names.size(); ++i) rt.metrics().get_latency.Observe(each);
+  return values;
+}
+
+void CacheServiceImpl::CountReads(OrgRuntime& rt, std::span<const storage::Digest> digests,
+                                  std::vector<Result<storage::StoredValue>>& values) {
+  std::vector<storage::Digest> hits;
+  hits.reserve(values.size());
   for (size_t i = 0; i < values.size(); ++i) {
     rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
     if (values[i].ok()) {
       rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
-      rt.CountHit(digests[i], now);
+      hits.push_back(digests[i]);
     } else if (values[i].status().IsNotFound()) {
       rt.metrics().get_misses.fetch_add(1, std::memory_order_relaxed);
       values[i] = Status::NotFound("miss");
     }
   }
-  rt.metrics().get_latency.Observe(SecondsSince(start));
-  return values;
+  rt.CountHits(hits, NowMs());
 }
 
 Result<EntryPage> CacheServiceImpl::Scan(const Session& s, const storage::Digest& from,

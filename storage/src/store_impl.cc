@@ -1401,6 +1401,18 @@ Status StoreImpl::CountValueRead(OrgState& org, const Digest& digest, int64_t ex
   return Status::Ok();
 }
 
+std::vector<Result<StoredValue>> StoreImpl::GetValueEach(std::string_view org_id,
+                                                         std::span<const Digest> digests) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  auto org = FindOpenOrg(org_id);
+  if (!org.ok()) return std::vector<Result<StoredValue>>(digests.size(), org.status());
+  value_cache_->Prefetch((*org)->db->incarnation, digests);
+  std::vector<Result<StoredValue>> out;
+  out.reserve(digests.size());
+  for (const Digest& digest : digests) out.push_back(ReadValue(**org, digest, nullptr));
+  return out;
+}
+
 std::vector<Result<StoredValue>> StoreImpl::GetValues(std::string_view org_id,
                                                       std::span<const Digest> digests) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);

@@ -99,6 +99,34 @@ bool ValueCache::Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms,
   return false;
 }
 
+void ValueCache::Prefetch(uint64_t db, std::span<const Digest> digests) const {
+  if (shard_capacity_ == 0) return;
+  std::array<Hashed, kPrefetchBatch> hashed;
+  for (size_t first = 0; first < digests.size(); first += kPrefetchBatch) {
+    const size_t n = std::min(kPrefetchBatch, digests.size() - first);
+    // The probes' first slots (a slot may straddle two cache lines).
+    for (size_t i = 0; i < n; ++i) {
+      hashed[i] = HashOf(db, digests[first + i]);
+      const Shard& shard = shards_[hashed[i].shard];
+      std::lock_guard<std::mutex> lock(shard.mu);
+      const Slot* slot = &shard.slots[hashed[i].home & (shard.slots.size() - 1)];
+      __builtin_prefetch(slot);
+      __builtin_prefetch(reinterpret_cast<const char*>(slot + 1) - 1);
+    }
+    // Then, with the slots arriving, the values the keys have.
+    for (size_t i = 0; i < n; ++i) {
+      const Shard& shard = shards_[hashed[i].shard];
+      std::lock_guard<std::mutex> lock(shard.mu);
+      const Slot& slot = shard.slots[Find(shard, db, digests[first + i], hashed[i].home)];
+      if (slot.db == 0) continue;
+      const size_t bytes = std::min(kPrefetchValueBytes, kMetaLengthBytes + PayloadSize(slot));
+      for (size_t offset = 0; offset < bytes; offset += 64) {
+        __builtin_prefetch(slot.data + offset);
+      }
+    }
+  }
+}
+
 void ValueCache::Fill(uint64_t db, const Digest& digest, const Ticket& ticket, int64_t expires_ms,
                       std::span<const uint8_t> payload, std::string_view meta) {
   if (meta.size() > kMaxMetaBytes) meta = {};

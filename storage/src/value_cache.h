@@ -70,6 +70,10 @@ class ValueCache {
   // meta record is cached too, and *meta is set to it.
   bool Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms, std::vector<uint8_t>* payload,
               Ticket* ticket, std::string* meta = nullptr);
+  // Asks the CPU for the slots that Lookups of `digests` probe first and then for the values
+  // in them, so that the cache misses of a batch of reads (a client's pipelined GETs) are in
+  // flight together instead of one after another. A hint: changes nothing.
+  void Prefetch(uint64_t db, std::span<const Digest> digests) const;
   // Caches what a read that missed with `ticket` found (the meta record, if it read it), if
   // the ticket admits it and no write of the digest's stripe was forgotten since.
   void Fill(uint64_t db, const Digest& digest, const Ticket& ticket, int64_t expires_ms,
@@ -103,6 +107,10 @@ class ValueCache {
     uint32_t home = 0;  // the key's hash bits that choose its slot
   };
   static constexpr size_t kMetaLengthBytes = 2;
+  // Digests a Prefetch round asks for at once; bytes of a value it asks for (the meta
+  // record's length, the record and the payload's start: the rest streams behind them).
+  static constexpr size_t kPrefetchBatch = 32;
+  static constexpr size_t kPrefetchValueBytes = 256;
   struct Shard {
     mutable std::mutex mu;
     std::vector<Slot> slots;  // a power of two, at most half used; linear probing

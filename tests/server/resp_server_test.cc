@@ -101,6 +101,49 @@ TEST_F(RespServerTest, PipelinedCommandsAreAnsweredInOrder) {
   EXPECT_EQ(s.ReadUntil("+PONG\r\n"), expected + "+PONG\r\n");
 }
 
+// Consecutive GETs of one read are answered together (their keys read as one batch): each
+// still answers as on its own, in order with the commands around it, before AUTH, in MULTI
+// and across the batch bound, and each counts as a Get and as a hit or miss.
+TEST_F(RespServerTest, PipelinedGetsAnswerEachAsOnItsOwnInOrderWithTheCommandsAroundThem) {
+  RespSocket s(server_->resp_port());
+  const std::string wrongtype =
+      "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
+  s.Send("GET a\r\nget a\r\n" + Auth() +
+         "SET a 1\r\nGET a\r\nGeT a\r\nGET missing\r\nHSET h f v\r\nGET h\r\nGET a\r\n"
+         "DEL a\r\nGET a\r\nGET a\r\nSET a 2\r\nGET a\r\nGET a b\r\n"
+         "MULTI\r\nGET a\r\nSET a 3\r\nGET a\r\nEXEC\r\nGET a\r\nPING\r\n");
+  EXPECT_EQ(s.ReadUntil("+PONG\r\n"),
+            "-NOAUTH Authentication required.\r\n-NOAUTH Authentication required.\r\n+OK\r\n"
+            "+OK\r\n$1\r\n1\r\n$1\r\n1\r\n$-1\r\n:1\r\n" +
+                wrongtype +
+                "$1\r\n1\r\n:1\r\n$-1\r\n$-1\r\n+OK\r\n$1\r\n2\r\n"
+                "-ERR wrong number of arguments for 'get' command\r\n"
+                "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n$1\r\n2\r\n+OK\r\n$1\r\n3\r\n"
+                "$1\r\n3\r\n+PONG\r\n");
+
+  // 300 GETs in one write (past the batch bound), every other key present.
+  std::string sets, gets, expected;
+  for (int i = 0; i < 300; ++i) {
+    const std::string key = "k" + std::to_string(i), value = "value of " + key;
+    if (i % 2 == 0) sets += "SET " + key + " \"" + value + "\"\r\n";
+    gets += "GET " + key + "\r\n";
+    expected +=
+        i % 2 == 0 ? "$" + std::to_string(value.size()) + "\r\n" + value + "\r\n" : "$-1\r\n";
+  }
+  s.Send(sets + "PING\r\n");
+  ASSERT_TRUE(s.ReadUntil("+PONG\r\n").ends_with("+PONG\r\n"));
+  auto before = org_->Stats();
+  ASSERT_TRUE(before.ok());
+  const uint64_t gets_before = (*before)->body_as_StatsResponse()->gets();
+  const uint64_t hits_before = (*before)->body_as_StatsResponse()->hits();
+  s.Send(gets + "PING\r\n");
+  EXPECT_EQ(s.ReadUntil("+PONG\r\n"), expected + "+PONG\r\n");
+  auto after = org_->Stats();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)->body_as_StatsResponse()->gets() - gets_before, 300u);
+  EXPECT_EQ((*after)->body_as_StatsResponse()->hits() - hits_before, 150u);
+}
+
 TEST_F(RespServerTest, ConnectionsFromBothPortsShareOneServer) {
   RespSocket s(server_->resp_port());
   s.Send(Auth() + "DBSIZE\r\n");

@@ -72,6 +72,49 @@ TEST_F(StoreTest, GetValueReadsPayloadAndExpiryAndFollowsReplaceDeleteAndExpiry)
   EXPECT_FALSE(store_->GetValue("nosuch", MakeDigest(1)).ok());
 }
 
+// A client's pipelined GETs: each digest read as GetValue reads it, from the table of hot
+// values or the database, after replacements and expiry, repeated digests included.
+TEST_F(StoreTest, GetValueEachReadsEveryDigestAsGetValueDoes) {
+  Open();
+  CreateOrg("acme");
+  clock_.Set(1'000'000);
+  ASSERT_TRUE(Put("acme", 1, "one", 1000).ok());
+  ASSERT_TRUE(Put("acme", 2, "two", 5000).ok());
+  ASSERT_TRUE(Put("acme", 4, "four", 5000).ok());
+  for (int i = 0; i < 3; ++i) {  // read often enough to be in the table of hot values
+    ASSERT_TRUE(store_->GetValue("acme", MakeDigest(1)).ok());
+    ASSERT_TRUE(store_->GetValue("acme", MakeDigest(2)).ok());
+  }
+  ASSERT_TRUE(Put("acme", 2, "two again", 6000).ok());
+  clock_.Advance(1000);  // 1 expires
+  // (4 is read from the database, twice in one batch.)
+  const std::vector<Digest> digests = {MakeDigest(1), MakeDigest(2), MakeDigest(3),
+                                       MakeDigest(4), MakeDigest(2), MakeDigest(4)};
+  auto each = store_->GetValueEach("acme", digests);
+  ASSERT_EQ(each.size(), digests.size());
+  EXPECT_TRUE(each[0].status().IsNotFound());
+  ASSERT_TRUE(each[1].ok()) << each[1].status().ToString();
+  EXPECT_EQ(each[1]->payload, Bytes("two again"));
+  EXPECT_EQ(each[1]->expires_ms, 1'006'000);
+  EXPECT_TRUE(each[2].status().IsNotFound());
+  ASSERT_TRUE(each[3].ok());
+  EXPECT_EQ(each[3]->payload, Bytes("four"));
+  ASSERT_TRUE(each[4].ok());
+  EXPECT_EQ(each[4]->payload, Bytes("two again"));
+  ASSERT_TRUE(each[5].ok());
+  EXPECT_EQ(each[5]->payload, Bytes("four"));
+  for (size_t i = 0; i < digests.size(); ++i) {
+    auto one = store_->GetValue("acme", digests[i]);
+    ASSERT_EQ(one.ok(), each[i].ok()) << i;
+    if (one.ok()) {
+      EXPECT_EQ(one->payload, each[i]->payload) << i;
+    }
+  }
+  auto elsewhere = store_->GetValueEach("nosuch", digests);
+  ASSERT_EQ(elsewhere.size(), digests.size());
+  for (const auto& v : elsewhere) EXPECT_FALSE(v.ok());
+}
+
 TEST_F(StoreTest, CompactionDropsExpiredRecordsFromBothFamilies) {
   Open();
   CreateOrg("acme");

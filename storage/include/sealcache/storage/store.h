@@ -351,6 +351,11 @@ class Store {
   // A live entry's payload and expiry in one read (the payload record carries its expiry):
   // for readers that need no other metadata. NotFound if absent or expired.
   virtual Result<StoredValue> GetValue(std::string_view org, const Digest& digest) = 0;
+  // GetValue of each digest, each read as GetValue reads it (not from one view: for reads
+  // that are independent of each other, such as a client's pipelined GETs), the memory the
+  // reads touch asked for together first so that their cache misses overlap.
+  virtual std::vector<Result<StoredValue>> GetValueEach(std::string_view org,
+                                                        std::span<const Digest> digests) = 0;
   // GetValue of each digest, all read from one view of the store: entries written in one
   // batch (a transaction) are read all as written or all as before.
   virtual std::vector<Result<StoredValue>> GetValues(std::string_view org,
