@@ -288,6 +288,11 @@ uint64_t OrgRuntime::CountHit(const storage::Digest& digest, int64_t now_ms) {
   return pending_hits_.Add(digest, now_ms);
 }
 
+void OrgRuntime::PrefetchHits(std::span<const storage::Digest> digests) {
+  std::lock_guard<std::mutex> lock(hits_mu_);
+  for (const storage::Digest& digest : digests) pending_hits_.Prefetch(digest);
+}
+
 void OrgRuntime::CountHits(std::span<const storage::Digest> digests, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(hits_mu_);
   for (const storage::Digest& digest : digests) pending_hits_.Prefetch(digest);

@@ -77,6 +77,8 @@ class OrgRuntime {
 
   // Counts a hit; returns the hits of `digest` not yet written to the store, this one included.
   uint64_t CountHit(const storage::Digest& digest, int64_t now_ms);
+  // Asks the CPU for the cells CountHit of `digests` starts at (a hint).
+  void PrefetchHits(std::span<const storage::Digest> digests);
   // Counts a hit of each digest, under one lock, their cells asked for together first.
   void CountHits(std::span<const storage::Digest> digests, int64_t now_ms);
   // Moves pending hits to the store.

@@ -273,6 +273,28 @@ class CacheServiceImpl final : public CacheService {
     if (scratch.GetSize() > kMaxKeptBuilderBytes) scratch.Reset();
   }
 
+  void HandleFrames(Session& session, std::span<const P::Request* const> requests, FBB& scratch,
+                    std::vector<uint8_t>* frames) override {
+    if (requests.size() > 1) PrefetchGets(session, requests);
+    for (const P::Request* request : requests) HandleFrame(session, *request, scratch, frames);
+  }
+
+  // Store::Prefetch of the digests the GetEntry requests among `requests` read, and of their
+  // hit cells.
+  void PrefetchGets(const Session& session, std::span<const P::Request* const> requests) {
+    auto org = OrgOf(session);
+    if (!org.ok()) return;  // (each request answers why)
+    std::vector<storage::Digest> digests;
+    digests.reserve(requests.size());
+    for (const P::Request* request : requests) {
+      const auto* get = request->body_as_GetEntryRequest();
+      if (get == nullptr) continue;
+      if (auto digest = DigestFrom(get->digest()); digest.ok()) digests.push_back(*digest);
+    }
+    store_->Prefetch((*org)->id(), digests);
+    (*org)->PrefetchHits(digests);
+  }
+
   // The response to a verified request: finished in `fbb`, or an error response's body
   // returned.
   std::optional<std::vector<uint8_t>> Respond(Session& session, const P::Request& request,

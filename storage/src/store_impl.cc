@@ -1401,6 +1401,12 @@ Status StoreImpl::CountValueRead(OrgState& org, const Digest& digest, int64_t ex
   return Status::Ok();
 }
 
+void StoreImpl::Prefetch(std::string_view org_id, std::span<const Digest> digests) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  auto org = FindOpenOrg(org_id);
+  if (org.ok()) value_cache_->Prefetch((*org)->db->incarnation, digests);
+}
+
 std::vector<Result<StoredValue>> StoreImpl::GetValueEach(std::string_view org_id,
                                                          std::span<const Digest> digests) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);

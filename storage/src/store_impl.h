@@ -138,6 +138,7 @@ class StoreImpl final : public Store {
                                       bool with_payload) override;
   Result<Entry> GetBySlot(std::string_view org, uint64_t slot, bool with_payload) override;
   Result<StoredValue> GetValue(std::string_view org, const Digest& digest) override;
+  void Prefetch(std::string_view org, std::span<const Digest> digests) override;
   std::vector<Result<StoredValue>> GetValueEach(std::string_view org,
                                                 std::span<const Digest> digests) override;
   std::vector<Result<StoredValue>> GetValues(std::string_view org,

@@ -186,6 +186,54 @@ TEST_F(NativeFramesTest, FramesCutAnywhereAreEachAnsweredOnceAndReleaseTheirBudg
             0.0);
 }
 
+// Gets pipelined in one write are read together (CacheService::HandleFrames): each is still
+// answered with its own entry, miss or error, and counted as one Get.
+TEST_F(NativeFramesTest, PipelinedGetsAreEachAnsweredWithTheirOwnEntry) {
+  auto c = ConnectAs(tokens_["acme"]);
+  constexpr size_t kStored = 100, kGets = 150;
+  for (size_t i = 0; i < kStored; ++i) {
+    ASSERT_TRUE(c->Put({MakeDigest(i), MakeVector(kDim, i), Bytes("entry " + std::to_string(i)),
+                        60'000, ""})
+                    .ok());
+  }
+  auto before = c->Stats();
+  ASSERT_TRUE(before.ok());
+  std::vector<uint8_t> stream;
+  for (uint64_t id = 1; id <= kGets; ++id) {
+    flatbuffers::FlatBufferBuilder fbb;
+    const size_t digest_bytes = id == 70 ? 31 : 32;  // one malformed digest among them
+    auto d = fbb.CreateVector(MakeDigest(id - 1).data(), digest_bytes);
+    auto get = protocol::CreateGetEntryRequest(fbb, d, true);
+    protocol::FinishRequestBuffer(
+        fbb, protocol::CreateRequest(fbb, id, protocol::RequestBody::GetEntryRequest, get.Union()));
+    AppendFrame({fbb.GetBufferPointer(), fbb.GetSize()}, &stream);
+  }
+  ASSERT_TRUE(c->SendRaw(stream).ok());
+  for (uint64_t answered = 0; answered < kGets; ++answered) {
+    auto r = c->Receive();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const uint64_t i = r->id() - 1;
+    ASSERT_LT(i, kGets);
+    if (r->id() == 70) {
+      EXPECT_EQ(r->status().code(), Status::Code::kInvalidArgument) << r->status().ToString();
+    } else if (i >= kStored) {
+      EXPECT_EQ(r->status().code(), Status::Code::kNotFound) << i;
+    } else {
+      ASSERT_TRUE(r->status().ok()) << i << ": " << r->status().ToString();
+      const auto* p = (*r)->body_as_GetEntryResponse()->payload();
+      ASSERT_NE(p, nullptr);
+      EXPECT_EQ(std::string(p->begin(), p->end()), "entry " + std::to_string(i));
+    }
+  }
+  auto after = c->Stats();
+  ASSERT_TRUE(after.ok());
+  const auto* b = (*before)->body_as_StatsResponse();
+  const auto* a = (*after)->body_as_StatsResponse();
+  EXPECT_EQ(a->gets() - b->gets(), kGets - 1);  // (the malformed one is refused first)
+  EXPECT_EQ(a->hits() - b->hits(), kStored - 1);
+  EXPECT_EQ(a->misses() - b->misses(), kGets - kStored);
+}
+
 // A frame as large as allowed fits the in-flight budget even when the budget is exactly
 // that large: it is read whole and answered, not waited on forever.
 TEST_F(ServerTest, AFrameOfMaxFrameBytesIsReadWhenTheBudgetIsNoLarger) {

@@ -202,6 +202,12 @@ class CacheService {
   virtual void HandleFrame(Session& session, const protocol::Request& request,
                            flatbuffers::FlatBufferBuilder& scratch,
                            std::vector<uint8_t>* frames) = 0;
+  // HandleFrame of each request in order, for a transport that has several at once: the
+  // entries its GetEntry requests read are asked for together first, so that their cache
+  // misses overlap (a client's pipelined Gets).
+  virtual void HandleFrames(Session& session, std::span<const protocol::Request* const> requests,
+                            flatbuffers::FlatBufferBuilder& scratch,
+                            std::vector<uint8_t>* frames) = 0;
   // OK if `session` is authenticated and its binding still holds (not revoked, its org not
   // dropped); else Unauthenticated. For transports whose commands do not all reach Handle.
   virtual Status CheckSession(const Session& session) const = 0;

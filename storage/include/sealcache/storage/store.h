@@ -351,6 +351,10 @@ class Store {
   // A live entry's payload and expiry in one read (the payload record carries its expiry):
   // for readers that need no other metadata. NotFound if absent or expired.
   virtual Result<StoredValue> GetValue(std::string_view org, const Digest& digest) = 0;
+  // Asks the CPU for the memory that reads of `digests` touch first (the table of hot
+  // values' slots and the values in them), so that a batch of reads made right after takes
+  // its cache misses together instead of one after another. A hint: changes nothing.
+  virtual void Prefetch(std::string_view org, std::span<const Digest> digests) = 0;
   // GetValue of each digest, each read as GetValue reads it (not from one view: for reads
   // that are independent of each other, such as a client's pipelined GETs), the memory the
   // reads touch asked for together first so that their cache misses overlap.
