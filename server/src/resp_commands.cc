@@ -1248,7 +1248,7 @@ bool RespCommands::IsGet(const RespCommand& args) {
 
 void RespCommands::ExecuteGets(RespSession& s, std::span<const RespCommand> gets, RespWriter& out) {
   // Queued by MULTI, or refused (no session, the admin's): each as on its own.
-  if (gets.size() < 2 || s.in_multi || !s.session.authenticated || s.session.admin) {
+  if (s.in_multi || !s.session.authenticated || s.session.admin) {
     for (const RespCommand& get : gets) Execute(s, get, out);
     return;
   }

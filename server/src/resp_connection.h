@@ -98,7 +98,7 @@ class RespConnection final : public ConnectionCore<Stream> {
   // Consecutive GETs are answered together (RespCommands::ExecuteGets), in order with the
   // rest.
   bool ExecuteBuffered() {
-    std::vector<RespCommand> parsed(1);
+    std::vector<RespCommand>& parsed = parsed_;
     size_t gets = 0;  // GETs parsed (the first of `parsed`) and not yet answered
     auto answer_gets = [&] {
       if (gets == 0) return;
@@ -137,6 +137,12 @@ class RespConnection final : public ConnectionCore<Stream> {
       if (session_.close_after_reply) break;
     }
     Flush();
+    // Requests parsed here keep their memory for the next ones, but not a large argument's.
+    for (RespCommand& args : parsed) {
+      size_t bytes = 0;
+      for (const std::string& arg : args) bytes += arg.capacity();
+      if (bytes > kRespReadChunk) args = RespCommand();
+    }
     return open;
   }
 
@@ -156,7 +162,8 @@ class RespConnection final : public ConnectionCore<Stream> {
   RespWriter writer_;
   RespSession session_;
   std::string buffer_;
-  size_t charged_ = 0;  // bytes charged to the in-flight budget
+  std::vector<RespCommand> parsed_;  // (ExecuteBuffered's, kept for their memory)
+  size_t charged_ = 0;               // bytes charged to the in-flight budget
 };
 
 }  // namespace sealcache::server::internal
