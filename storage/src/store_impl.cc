@@ -955,7 +955,8 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
   rocksdb::WriteBatch own;
   rocksdb::WriteBatchBase& batch =
       pending != nullptr ? static_cast<rocksdb::WriteBatchBase&>(pending->batch) : own;
-  batch.Put(org->db->meta(), EntryKey(org->id, r.digest), EncodeEntryMeta(meta));
+  const std::string meta_record = EncodeEntryMeta(meta);
+  batch.Put(org->db->meta(), EntryKey(org->id, r.digest), meta_record);
   batch.Put(org->db->data(), PayloadKey(r.digest), EncodePayloadValue(meta.expires_ms, r.payload));
   if (with_vector) {
     batch.Merge(org->db->meta(), SlotKey(org->id), EncodeSlot(meta.vector_slot + 1));
@@ -1003,7 +1004,14 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
         taken.size();
     org->counters.puts++;
   };
-  return WriteOrHold(*org, &own, pending, std::move(written), std::move(counted), "put failed");
+  SC_RETURN_IF_ERROR(
+      WriteOrHold(*org, &own, pending, std::move(written), std::move(counted), "put failed"));
+  // Written (not held for a transaction's commit) and forgotten, under the digest's lock:
+  // the table may keep it, if it has room, for the reads that often follow a write.
+  if (pending == nullptr) {
+    value_cache_->Offer(org->db->incarnation, r.digest, result->expires_ms, r.payload, meta_record);
+  }
+  return Status::Ok();
 }
 
 Status StoreImpl::WriteOrHold(OrgState& org, rocksdb::WriteBatch* own, PendingWrites* pending,

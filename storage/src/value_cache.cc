@@ -165,6 +165,34 @@ void ValueCache::Fill(uint64_t db, const Digest& digest, const Ticket& ticket, i
   shard.bytes += charge;
 }
 
+void ValueCache::Offer(uint64_t db, const Digest& digest, int64_t expires_ms,
+                       std::span<const uint8_t> payload, std::string_view meta) {
+  if (shard_capacity_ == 0) return;
+  if (meta.size() > kMaxMetaBytes) meta = {};
+  const size_t charge = Charge(payload.size(), meta.size());
+  if (payload.size() >= kMaxPayloadBytes || charge > shard_capacity_ / kMaxShareOfShard) return;
+  const Hashed h = HashOf(db, digest);
+  Shard& shard = shards_[h.shard];
+  {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    if (shard.bytes + charge > shard_capacity_) return;  // full: no copy made
+  }
+  std::unique_ptr<uint8_t[]> copy = Pack(meta, payload);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  if (size_t i = Find(shard, db, digest, h.home); shard.slots[i].db != 0) EraseAt(shard, i);
+  if (shard.bytes + charge > shard_capacity_) return;
+  if ((shard.used + 1) * 2 > shard.slots.size()) Grow(shard);
+  Slot& slot = shard.slots[Find(shard, db, digest, h.home)];
+  slot = Slot{.db = db,
+              .digest = digest,
+              .expires_ms = expires_ms,
+              .data = copy.release(),
+              .size = static_cast<uint32_t>(payload.size()),
+              .home = h.home};
+  shard.used++;
+  shard.bytes += charge;
+}
+
 void ValueCache::RefreshMeta(uint64_t db, const Digest& digest, std::string_view meta) {
   if (shard_capacity_ == 0) return;
   const Hashed h = HashOf(db, digest);

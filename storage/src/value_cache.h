@@ -78,6 +78,12 @@ class ValueCache {
   // the ticket admits it and no write of the digest's stripe was forgotten since.
   void Fill(uint64_t db, const Digest& digest, const Ticket& ticket, int64_t expires_ms,
             std::span<const uint8_t> payload, std::string_view meta = {});
+  // Caches the entry just written (its payload and meta record) if the digest's shard has
+  // room for it without evicting anything: a cache's reads often follow its writes, and a
+  // write never displaces a value being read. REQUIRES: called after the write was applied
+  // and forgotten, under the digest's write lock (no later write of it can come first).
+  void Offer(uint64_t db, const Digest& digest, int64_t expires_ms,
+             std::span<const uint8_t> payload, std::string_view meta);
   // The digest's meta record was rewritten as `meta` with its payload unchanged (hit
   // counts): a cached meta record becomes `meta`, and reads under way do not fill.
   // REQUIRES: called after the write was applied, under the digest's write lock.

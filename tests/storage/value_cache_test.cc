@@ -54,6 +54,38 @@ TEST(ValueCache, AValueIsCachedAtItsThirdMissAndThenServedUntilForgotten) {
   EXPECT_FALSE(Read(cache, 1, d, value));
 }
 
+// A written value is kept while the table has room, and never at the cost of another.
+TEST(ValueCache, AWrittenValueIsOfferedAndKeptOnlyWhereTheTableHasRoom) {
+  ValueCache cache(1 << 20);  // 64 KiB a shard
+  const std::string meta = "meta record";
+  std::vector<uint8_t> got;
+  cache.Offer(1, MakeDigest(1), kExpiry, Payload(100, 1), meta);
+  EXPECT_TRUE(Read(cache, 1, MakeDigest(1), {}, &got)) << "served at once, without misses";
+  EXPECT_EQ(got, Payload(100, 1));
+  int64_t expires = 0;
+  std::string cached_meta;
+  ValueCache::Ticket ticket;
+  ASSERT_TRUE(cache.Lookup(1, MakeDigest(1), &expires, &got, &ticket, &cached_meta));
+  EXPECT_EQ(cached_meta, meta);
+  cache.Offer(1, MakeDigest(1), kExpiry, Payload(100, 2), meta);  // written again
+  EXPECT_TRUE(Read(cache, 1, MakeDigest(1), {}, &got));
+  EXPECT_EQ(got, Payload(100, 2));
+
+  // Offered far past the capacity: the table fills and then takes no more, and every value
+  // it took is still there.
+  for (uint64_t i = 2; i < 3000; ++i) cache.Offer(1, MakeDigest(i), kExpiry, Payload(1000, 3), "");
+  EXPECT_LE(cache.bytes(), size_t{1} << 20);
+  const size_t kept = cache.entries();
+  EXPECT_GT(kept, 500u);
+  EXPECT_LT(kept, 1100u);
+  size_t served = 0;
+  for (uint64_t i = 1; i < 3000; ++i) served += Read(cache, 1, MakeDigest(i), Payload(1000, 3));
+  EXPECT_EQ(served, kept);
+  for (uint64_t i = 3000; i < 3100; ++i)
+    cache.Offer(1, MakeDigest(i), kExpiry, Payload(1000, 3), "");
+  EXPECT_EQ(cache.entries(), kept) << "an offer never evicts";
+}
+
 TEST(ValueCache, AReadThatMissedBeforeAWriteWasForgottenDoesNotFill) {
   ValueCache cache(1 << 20);
   const Digest d = MakeDigest(1);
