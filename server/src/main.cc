@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
       "value-cache-bytes",
       po::value(&o.service.store.value_cache_bytes)
           ->default_value(o.service.store.value_cache_bytes),
-      "payloads of recently read entries, all orgs together, bytes; 0 = off")(
+      "recently read entries (and written ones while it has room), all orgs, bytes; 0 = off")(
       "memtable-budget-bytes",
       po::value(&o.service.store.memtable_budget_bytes)
           ->default_value(o.service.store.memtable_budget_bytes),

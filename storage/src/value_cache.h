@@ -8,18 +8,21 @@
 // Admission and eviction: a value is cached at its third miss within a window of recent
 // misses (keys read once or twice never displace hot ones, and a working set far larger
 // than the table does not churn it), and evicted by CLOCK (a value read since the hand last
-// passed is spared once).
+// passed is spared once). A value just written is cached too while its shard has room for
+// it without evicting anything (Offer): reads often follow writes, and a write never
+// displaces a value being read.
 //
 // A value may carry its entry's meta record too (a native Get reads both: one probe instead
 // of a memtable search for the meta), cached by a read of both; RESP reads of the payload
 // alone use the same slot.
 //
 // Coherence: every write of an org's entries forgets the keys it wrote once RocksDB has
-// applied it and before it is acknowledged (StoreImpl::Write), and a read that missed fills
-// the table only if no write of its stripe was forgotten since the miss (the ticket): a
-// value read before a write cannot come back after that write. The one write that keeps a
-// value, the hit counts' (meta records only), replaces the cached meta record instead
-// (RefreshMeta), which also counts as a write for the tickets. Thread-safe.
+// applied it and before it is acknowledged (StoreImpl::Write; a put then offers its own value
+// under its digest's lock, so no later write of the digest comes first), and a read that missed
+// fills the table only if no write of its stripe was forgotten since the miss (the ticket): a value
+// read before a write cannot come back after that write. The one write that keeps a value, the hit
+// counts' (meta records only), replaces the cached meta record instead (RefreshMeta), which also
+// counts as a write for the tickets. Thread-safe.
 #pragma once
 
 #include <array>
