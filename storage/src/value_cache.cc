@@ -131,10 +131,7 @@ void ValueCache::Fill(uint64_t db, const Digest& digest, const Ticket& ticket, i
                       std::span<const uint8_t> payload, std::string_view meta) {
   if (meta.size() > kMaxMetaBytes) meta = {};
   const size_t charge = Charge(payload.size(), meta.size());
-  if (!ticket.admit || payload.size() >= kMaxPayloadBytes ||
-      charge > shard_capacity_ / kMaxShareOfShard) {
-    return;
-  }
+  if (!ticket.admit || TooLarge(payload.size(), charge)) return;
   const Hashed h = HashOf(db, digest);
   Shard& shard = shards_[h.shard];
   // Copied before the lock: the shard's readers wait for as little as possible.
@@ -153,14 +150,24 @@ void ValueCache::Fill(uint64_t db, const Digest& digest, const Ticket& ticket, i
     slot.size &= ~kReferenced;
     shard.hand = (shard.hand + 1) & mask;
   }
+  Insert(shard, db, digest, h.home, expires_ms, std::move(copy), payload.size(), charge);
+}
+
+bool ValueCache::TooLarge(size_t payload_bytes, size_t charge) const {
+  return payload_bytes >= kMaxPayloadBytes || charge > shard_capacity_ / kMaxShareOfShard;
+}
+
+void ValueCache::Insert(Shard& shard, uint64_t db, const Digest& digest, uint32_t home,
+                        int64_t expires_ms, std::unique_ptr<uint8_t[]> data, size_t payload_bytes,
+                        size_t charge) {
   if ((shard.used + 1) * 2 > shard.slots.size()) Grow(shard);
-  Slot& slot = shard.slots[Find(shard, db, digest, h.home)];
+  Slot& slot = shard.slots[Find(shard, db, digest, home)];
   slot = Slot{.db = db,
               .digest = digest,
               .expires_ms = expires_ms,
-              .data = copy.release(),
-              .size = static_cast<uint32_t>(payload.size()),
-              .home = h.home};
+              .data = data.release(),
+              .size = static_cast<uint32_t>(payload_bytes),
+              .home = home};
   shard.used++;
   shard.bytes += charge;
 }
@@ -170,7 +177,7 @@ void ValueCache::Offer(uint64_t db, const Digest& digest, int64_t expires_ms,
   if (shard_capacity_ == 0) return;
   if (meta.size() > kMaxMetaBytes) meta = {};
   const size_t charge = Charge(payload.size(), meta.size());
-  if (payload.size() >= kMaxPayloadBytes || charge > shard_capacity_ / kMaxShareOfShard) return;
+  if (TooLarge(payload.size(), charge)) return;
   const Hashed h = HashOf(db, digest);
   Shard& shard = shards_[h.shard];
   {
@@ -181,16 +188,7 @@ void ValueCache::Offer(uint64_t db, const Digest& digest, int64_t expires_ms,
   std::lock_guard<std::mutex> lock(shard.mu);
   if (size_t i = Find(shard, db, digest, h.home); shard.slots[i].db != 0) EraseAt(shard, i);
   if (shard.bytes + charge > shard_capacity_) return;
-  if ((shard.used + 1) * 2 > shard.slots.size()) Grow(shard);
-  Slot& slot = shard.slots[Find(shard, db, digest, h.home)];
-  slot = Slot{.db = db,
-              .digest = digest,
-              .expires_ms = expires_ms,
-              .data = copy.release(),
-              .size = static_cast<uint32_t>(payload.size()),
-              .home = h.home};
-  shard.used++;
-  shard.bytes += charge;
+  Insert(shard, db, digest, h.home, expires_ms, std::move(copy), payload.size(), charge);
 }
 
 void ValueCache::RefreshMeta(uint64_t db, const Digest& digest, std::string_view meta) {

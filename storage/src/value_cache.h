@@ -141,6 +141,13 @@ class ValueCache {
   static size_t MetaSize(const Slot& slot);
   static size_t PayloadSize(const Slot& slot) { return slot.size & ~kReferenced; }
   static size_t ChargeOf(const Slot& slot) { return Charge(PayloadSize(slot), MetaSize(slot)); }
+  // Whether a value is too large to cache: past the slot's size field, or more than its
+  // share of a shard.
+  bool TooLarge(size_t payload_bytes, size_t charge) const;
+  // Puts the key in its slot with `data` (Pack's). REQUIRES: shard.mu held, the key absent.
+  static void Insert(Shard& shard, uint64_t db, const Digest& digest, uint32_t home,
+                     int64_t expires_ms, std::unique_ptr<uint8_t[]> data, size_t payload_bytes,
+                     size_t charge);
   // A slot's allocation holding `meta` and `payload`.
   static std::unique_ptr<uint8_t[]> Pack(std::string_view meta, std::span<const uint8_t> payload);
   // The slot of the key, or the empty slot where its probe ended.
