@@ -81,7 +81,7 @@ struct BenchStore {
 enum Mode : int64_t { kPlain = 0, kV2 = 1, kV1 = 2 };
 const char* ModeName(int64_t mode) { return mode == kPlain ? "plain" : mode == kV2 ? "v2" : "v1"; }
 
-std::unique_ptr<BenchStore> OpenFresh(int64_t mode, size_t block_cache) {
+std::unique_ptr<BenchStore> OpenFresh(int64_t mode, size_t block_cache, size_t value_cache = 0) {
   auto b = std::make_unique<BenchStore>();
   b->dir = (std::filesystem::temp_directory_path() / "sealcache-bench-XXXXXX").string();
   if (mkdtemp(b->dir.data()) == nullptr) std::abort();
@@ -89,9 +89,9 @@ std::unique_ptr<BenchStore> OpenFresh(int64_t mode, size_t block_cache) {
   o.data_dir = b->dir;
   o.reaper_period_ms = 0;
   o.block_cache_bytes = block_cache;
-  // No table of hot values: it would answer repeated random Gets above the files, and these
-  // benchmarks measure what reading the files costs in each format.
-  o.value_cache_bytes = 0;
+  // No table of hot values unless asked: it would answer repeated random Gets above the
+  // files, and these benchmarks measure what reading the files costs in each format.
+  o.value_cache_bytes = value_cache;
   o.insecure_plaintext_for_benchmarks = mode == kPlain;
   o.legacy_v1_files_for_benchmarks = mode == kV1;
   static const crypto::SecretBytes master = std::move(crypto::RandomSecret(32)).value();
@@ -204,6 +204,37 @@ void BM_PutAtCapacity(benchmark::State& state) {
   state.SetLabel(full ? "at limit (every put evicts)" : "below limit");
   state.SetItemsProcessed(state.iterations() * n);
 }
+
+// What writing hit counts costs per entry hit (the server's periodic flush of the hits it
+// counted, ServiceOptions::hit_flush_period_ms), format v2: every entry of the store hit
+// since the last flush. Arg 0: no table of hot values; arg 1: a table holding every entry
+// (its values and meta records, offered by the puts).
+void BM_RecordHits(benchmark::State& state) {
+  const bool cached = state.range(0) == 1;
+  const size_t n = EntryCount();
+  auto b = OpenFresh(kV2, 256u << 20, cached ? size_t{1} << 30 : 0);
+  Fill(*b->store, n);
+  std::vector<HitUpdate> hits(n);
+  int64_t now_ms = 1;
+  for (auto _ : state) {
+    ++now_ms;
+    for (size_t i = 0; i < n; ++i) hits[i] = {DigestOf(i), 1, now_ms};
+    double start = ProcessCpuSeconds();
+    if (!b->store->RecordHits("bench", hits).ok()) std::abort();
+    state.SetIterationTime(ProcessCpuSeconds() - start);
+  }
+  if (b->store->Get("bench", DigestOf(0))->meta.hits != static_cast<uint64_t>(state.iterations()))
+    std::abort();
+  state.SetLabel(cached ? "entries in the table of hot values" : "no table of hot values");
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+BENCHMARK(BM_RecordHits)
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(10);
 
 BENCHMARK(BM_PutAtCapacity)
     ->Arg(0)

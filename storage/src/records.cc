@@ -114,8 +114,12 @@ std::string EncodeEntryMeta(const EntryMeta& m) {
   b.add_name_space(ns);
   b.add_payload_size(m.payload_size);
   b.add_vector_slot(m.vector_slot);
+  // Written even while 0: a record's first hit counts then leave its size unchanged, so the
+  // table of hot values rewrites its cached copy in place (ValueCache::RefreshMeta).
+  fbb.ForceDefaults(true);
   b.add_hits(m.hits);
   b.add_last_hit_ms(m.last_hit_ms);
+  fbb.ForceDefaults(false);
   fbb.Finish(b.Finish());
   std::string s = WithExpiry(m.expires_ms, fbb.GetSize());
   s.append(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());

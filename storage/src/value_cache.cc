@@ -204,11 +204,26 @@ void ValueCache::RefreshMeta(uint64_t db, const Digest& digest, std::string_view
     EraseAt(shard, i);
     return;
   }
+  if (meta.size() == MetaSize(slot)) {  // (the usual case: hit counts of the same width)
+    std::memcpy(slot.data + kMetaLengthBytes, meta.data(), meta.size());
+    return;
+  }
   const size_t old_charge = ChargeOf(slot);
   const uint8_t* payload = slot.data + kMetaLengthBytes + MetaSize(slot);
   std::unique_ptr<uint8_t[]> data = Pack(meta, {payload, PayloadSize(slot)});
   delete[] std::exchange(slot.data, data.release());
   shard.bytes = shard.bytes - old_charge + ChargeOf(slot);
+}
+
+bool ValueCache::CachedMeta(uint64_t db, const Digest& digest, std::string* meta) const {
+  if (shard_capacity_ == 0) return false;
+  const Hashed h = HashOf(db, digest);
+  const Shard& shard = shards_[h.shard];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const Slot& slot = shard.slots[Find(shard, db, digest, h.home)];
+  if (slot.db == 0 || MetaSize(slot) == 0) return false;
+  meta->assign(reinterpret_cast<const char*>(slot.data + kMetaLengthBytes), MetaSize(slot));
+  return true;
 }
 
 void ValueCache::Forget(uint64_t db, const Digest& digest) {

@@ -87,6 +87,10 @@ class ValueCache {
   // and forgotten, under the digest's write lock (no later write of it can come first).
   void Offer(uint64_t db, const Digest& digest, int64_t expires_ms,
              std::span<const uint8_t> payload, std::string_view meta);
+  // True and *meta set to the digest's cached meta record, if it is cached with one; not a
+  // read (the value's place in the eviction order is unchanged). Under the digest's write
+  // lock the record is the one in the database (every write forgets or refreshes it).
+  bool CachedMeta(uint64_t db, const Digest& digest, std::string* meta) const;
   // The digest's meta record was rewritten as `meta` with its payload unchanged (hit
   // counts): a cached meta record becomes `meta`, and reads under way do not fill.
   // REQUIRES: called after the write was applied, under the digest's write lock.

@@ -74,6 +74,28 @@ TEST(Records, EntryMetaDecodesAtAnyAlignment) {
   });
 }
 
+// Hit counts rewrite a meta record with new hits and last hit alone: its size must not change
+// (the table of hot values then rewrites its copy in place), also at the first hit.
+TEST(Records, AnEntryMetaRecordKeepsItsSizeAsItsHitsAreCounted) {
+  EntryMeta meta;
+  meta.digest.fill(0x11);
+  meta.created_ms = 1'700'000'000'000;
+  meta.expires_ms = 1'700'000'360'000;
+  meta.ttl_ms = 360'000;
+  meta.name_space = "ns";
+  meta.payload_size = 2048;
+  const size_t unhit = EncodeEntryMeta(meta).size();
+  meta.hits = 1;
+  meta.last_hit_ms = 1'700'000'001'000;
+  EXPECT_EQ(EncodeEntryMeta(meta).size(), unhit);
+  meta.hits = ~uint64_t{0};
+  EXPECT_EQ(EncodeEntryMeta(meta).size(), unhit);
+  auto decoded = DecodeEntryMeta(EncodeEntryMeta(meta), meta.digest);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->hits, meta.hits);
+  EXPECT_EQ(decoded->last_hit_ms, meta.last_hit_ms);
+}
+
 TEST(Records, AVectorIsStoredInHalfPrecisionAndDecodesAtAnyAlignment) {
   Digest digest;
   digest.fill(0x3c);

@@ -270,8 +270,17 @@ TEST_F(StoreTest, InvalidateByNamespaceOrAge) {
   EXPECT_EQ(store_->Invalidate("acme", {}).status().code(), Status::Code::kInvalidArgument);
 }
 
-TEST_F(StoreTest, RecordHitsAccumulatesCountsAndLastHit) {
-  Open();
+// The hit counts' writes read each meta record from the table of hot values where it holds
+// it (the puts offer theirs), else from the files: the same counts either way.
+class StoreHitsTest : public StoreTest, public ::testing::WithParamInterface<bool> {};
+
+INSTANTIATE_TEST_SUITE_P(TableOfHotValues, StoreHitsTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "On" : "Off"; });
+
+TEST_P(StoreHitsTest, RecordHitsAccumulatesCountsAndLastHit) {
+  StoreOptions options = Options();
+  if (!GetParam()) options.value_cache_bytes = 0;
+  Open(options);
   CreateOrg("acme");
   ASSERT_TRUE(Put("acme", 1, "x").ok());
   HitUpdate h{MakeDigest(1), 3, 5000};
@@ -282,7 +291,7 @@ TEST_F(StoreTest, RecordHitsAccumulatesCountsAndLastHit) {
   auto e = store_->Get("acme", MakeDigest(1), false);
   EXPECT_EQ(e->meta.hits, 5u);
   EXPECT_EQ(e->meta.last_hit_ms, 5000);
-  Open();
+  Open(options);
   EXPECT_EQ(store_->Get("acme", MakeDigest(1), false)->meta.hits, 5u);
 
   // Many at once (written a lock stripe at a time, in batches): digests named twice add up,

@@ -226,12 +226,29 @@ TEST(ValueCache, AMetaRecordIsCachedWithItsPayloadAndRefreshedInPlace) {
   ASSERT_TRUE(cache.Lookup(1, d, &expires, &payload, &ticket, &meta));
   EXPECT_EQ(meta, "meta v1");
   EXPECT_EQ(payload, value);
-  // Hit counts rewrite the meta record alone: the payload stays, with the new record.
-  cache.RefreshMeta(1, d, "meta v2, longer");
+  // Hit counts rewrite the meta record alone: the payload stays, with the new record, of
+  // the same size or not.
+  cache.RefreshMeta(1, d, "meta v2");
   ASSERT_TRUE(cache.Lookup(1, d, &expires, &payload, &ticket, &meta));
-  EXPECT_EQ(meta, "meta v2, longer");
+  EXPECT_EQ(meta, "meta v2");
+  EXPECT_EQ(payload, value);
+  EXPECT_EQ(cache.bytes(), bytes_without + 7);
+  cache.RefreshMeta(1, d, "meta v3, longer");
+  ASSERT_TRUE(cache.Lookup(1, d, &expires, &payload, &ticket, &meta));
+  EXPECT_EQ(meta, "meta v3, longer");
   EXPECT_EQ(payload, value);
   EXPECT_EQ(cache.bytes(), bytes_without + 15);
+  // CachedMeta reads the record without the payload; not for a key cached without one.
+  std::string record;
+  ASSERT_TRUE(cache.CachedMeta(1, d, &record));
+  EXPECT_EQ(record, "meta v3, longer");
+  EXPECT_FALSE(cache.CachedMeta(2, d, &record)) << "another database's key";
+  const Digest payload_only = MakeDigest(3);
+  for (int i = 0; i < 3; ++i) Read(cache, 1, payload_only, value);
+  ASSERT_TRUE(cache.Lookup(1, payload_only, &expires, &payload, &ticket));
+  EXPECT_FALSE(cache.CachedMeta(1, payload_only, &record));
+  cache.RefreshMeta(1, payload_only, "not cached either");
+  EXPECT_FALSE(cache.CachedMeta(1, payload_only, &record));
   payload.clear();
   ASSERT_TRUE(cache.Lookup(1, d, &expires, &payload, &ticket)) << "a payload read hits too";
   EXPECT_EQ(payload, value);
