@@ -778,7 +778,7 @@ Result<bool> DeleteKey(Context& c, std::string_view name) {
 }
 
 // GET's reply to the read `v` of the key `name`.
-void ReplyGet(RespWriter& out, const Result<storage::StoredValue>& v, std::string_view name,
+void ReplyGet(RespWriter& out, const Result<storage::ValueView>& v, std::string_view name,
               std::string_view command) {
   // (Not through ReadString: the value is written into the reply from the record read,
   // without a copy in between.)
@@ -792,7 +792,11 @@ void ReplyGet(RespWriter& out, const Result<storage::StoredValue>& v, std::strin
 void Get(Context& c) {
   auto digest = KeyDigest(c, c.args[1]);
   if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
-  ReplyGet(c.out, c.service->Read(c.s.session, *digest), c.args[1], c.args[0]);
+  auto v = c.service->Read(c.s.session, *digest);
+  ReplyGet(c.out,
+           v.ok() ? Result<storage::ValueView>(storage::ValueView{v->expires_ms, v->payload})
+                  : Result<storage::ValueView>(v.status()),
+           c.args[1], c.args[0]);
 }
 
 // Redis's SET: SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
@@ -1255,14 +1259,18 @@ void RespCommands::ExecuteGets(RespSession& s, std::span<const RespCommand> gets
   std::vector<std::string_view> names;
   names.reserve(gets.size());
   for (const RespCommand& get : gets) names.push_back(get[1]);
-  auto values = service_->ReadEachName(s.session, names);
-  if (!values.ok()) {
+  // Each value is written into the reply as it is read (from the table of hot values, under
+  // its lock), not copied out first.
+  Status read =
+      service_->ReadEachName(s.session, names, [&](size_t i, const Result<storage::ValueView>& v) {
+        ReplyGet(out, v, gets[i][1], gets[i][0]);
+      });
+  if (!read.ok()) {
     // Failed before any read (the session's check, most likely): each answers as on its own.
     for (const RespCommand& get : gets) Execute(s, get, out);
     return;
   }
   facts_->commands_processed.fetch_add(gets.size(), std::memory_order_relaxed);
-  for (size_t i = 0; i < gets.size(); ++i) ReplyGet(out, (*values)[i], gets[i][1], gets[i][0]);
 }
 
 void RespCommands::Run(RespSession& s, const RespCommand& args, RespWriter& out) {

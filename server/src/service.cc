@@ -330,8 +330,8 @@ class CacheServiceImpl final : public CacheService {
   Result<storage::StoredValue> Read(const Session& s, const storage::Digest& digest) override;
   Result<std::vector<Result<storage::StoredValue>>> ReadMany(
       const Session& s, std::span<const storage::Digest> digests) override;
-  Result<std::vector<Result<storage::StoredValue>>> ReadEachName(
-      const Session& s, std::span<const std::string_view> names) override;
+  Status ReadEachName(const Session& s, std::span<const std::string_view> names,
+                      const storage::Store::TakeValue& take) override;
   Result<uint32_t> Dimension(const Session& s) override {
     SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
     return org->config().dimension;
@@ -1094,8 +1094,8 @@ Result<std::vector<Result<storage::StoredValue>>> CacheServiceImpl::ReadMany(
   return values;
 }
 
-Result<std::vector<Result<storage::StoredValue>>> CacheServiceImpl::ReadEachName(
-    const Session& s, std::span<const std::string_view> names) {
+Status CacheServiceImpl::ReadEachName(const Session& s, std::span<const std::string_view> names,
+                                      const storage::Store::TakeValue& take) {
   const auto start = std::chrono::steady_clock::now();
   SC_ASSIGN_OR_RETURN(OrgLease org, OrgOf(s));
   OrgRuntime& rt = *org;
@@ -1106,17 +1106,36 @@ Result<std::vector<Result<storage::StoredValue>>> CacheServiceImpl::ReadEachName
     SC_ASSIGN_OR_RETURN(storage::Digest digest, store_->NameDigest(rt.id(), name));
     digests.push_back(digest);
   }
-  std::vector<Result<storage::StoredValue>> values;
+  // Counted as CountReads counts (given on, a miss as "miss"), the hits' digests kept.
+  std::vector<storage::Digest> hits;
+  hits.reserve(digests.size());
+  auto count = [&](size_t i, const Result<storage::ValueView>& v) {
+    rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
+    if (v.ok()) {
+      rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
+      hits.push_back(digests[i]);
+      take(i, v);
+    } else if (v.status().IsNotFound()) {
+      rt.metrics().get_misses.fetch_add(1, std::memory_order_relaxed);
+      take(i, Status::NotFound("miss"));
+    } else {
+      take(i, v);
+    }
+  };
   if (txn != nullptr) {
-    for (const storage::Digest& d : digests) values.push_back(txn->store->GetValue(d));
+    for (size_t i = 0; i < digests.size(); ++i) {
+      auto v = txn->store->GetValue(digests[i]);
+      count(i, v.ok() ? Result<storage::ValueView>(storage::ValueView{v->expires_ms, v->payload})
+                      : Result<storage::ValueView>(v.status()));
+    }
   } else {
-    values = store_->GetValueEach(rt.id(), digests);
+    store_->GetValueEach(rt.id(), digests, count);
   }
-  CountReads(rt, digests, values);
+  rt.CountHits(hits, NowMs());
   // Each read is a request of its own: observed at its share of the batch's time.
   const double each = SecondsSince(start) / static_cast<double>(std::max<size_t>(names.size(), 1));
   for (size_t i = 0; i < names.size(); ++i) rt.metrics().get_latency.Observe(each);
-  return values;
+  return Status::Ok();
 }
 
 void CacheServiceImpl::CountReads(OrgRuntime& rt, std::span<const storage::Digest> digests,

@@ -1367,6 +1367,45 @@ Result<StoredValue> StoreImpl::GetValue(std::string_view org_id, const Digest& d
   return ReadValue(*org, digest, nullptr);
 }
 
+namespace {
+
+Result<StoredValue> Copied(const Result<ValueView>& v) {
+  if (!v.ok()) return v.status();
+  return StoredValue{v->expires_ms, {v->payload.begin(), v->payload.end()}};
+}
+
+}  // namespace
+
+template <typename Take>
+void StoreImpl::TakeLatestValue(OrgState& org, const Digest& digest, Take&& take) {
+  const int64_t now = clock_->NowMillis();
+  ValueCache::Ticket ticket;
+  int64_t cached_expiry = 0;
+  const bool cached = value_cache_->Read(
+      org.db->incarnation, digest,
+      [&](int64_t expires_ms, std::span<const uint8_t> payload) {
+        cached_expiry = expires_ms;
+        if (expires_ms > now) take(Result<ValueView>(ValueView{expires_ms, payload}));
+      },
+      &ticket);
+  if (cached) {
+    org.counters.gets++;
+    Status live = CountValueRead(org, digest, cached_expiry, now);
+    if (!live.ok()) {  // expired (not given above)
+      value_cache_->Forget(org.db->incarnation, digest);
+      take(Result<ValueView>(std::move(live)));
+    }
+    return;
+  }
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = org.db->db->Get({}, org.db->data(), PayloadKey(digest), &value);
+  const Result<ValueView> out = ViewOf(org, digest, s, value);
+  if (out.ok()) {
+    value_cache_->Fill(org.db->incarnation, digest, ticket, out->expires_ms, out->payload);
+  }
+  take(out);
+}
+
 Result<StoredValue> StoreImpl::ReadValue(OrgState& org, const Digest& digest,
                                          PendingWrites* pending) {
   if (pending != nullptr) {  // (a transaction's own writes are not in the table)
@@ -1374,28 +1413,13 @@ Result<StoredValue> StoreImpl::ReadValue(OrgState& org, const Digest& digest,
     rocksdb::Status s = ReadRecord(org, org.db->data(), PayloadKey(digest), &value, pending);
     return ValueOf(org, digest, s, value);
   }
-  StoredValue cached;
-  ValueCache::Ticket ticket;
-  if (value_cache_->Lookup(org.db->incarnation, digest, &cached.expires_ms, &cached.payload,
-                           &ticket)) {
-    org.counters.gets++;
-    Status live = CountValueRead(org, digest, cached.expires_ms);
-    if (!live.ok()) {
-      value_cache_->Forget(org.db->incarnation, digest);  // expired: not kept
-      return live;
-    }
-    return cached;
-  }
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s = org.db->db->Get({}, org.db->data(), PayloadKey(digest), &value);
-  auto out = ValueOf(org, digest, s, value);
-  if (out.ok())
-    value_cache_->Fill(org.db->incarnation, digest, ticket, out->expires_ms, out->payload);
-  return out;
+  std::optional<Result<StoredValue>> out;
+  TakeLatestValue(org, digest, [&](const Result<ValueView>& v) { out = Copied(v); });
+  return std::move(*out);
 }
 
-Result<StoredValue> StoreImpl::ValueOf(OrgState& org, const Digest& digest,
-                                       const rocksdb::Status& s, const rocksdb::Slice& value) {
+Result<ValueView> StoreImpl::ViewOf(OrgState& org, const Digest& digest, const rocksdb::Status& s,
+                                    const rocksdb::Slice& value) {
   org.counters.gets++;
   // Meta, payload and vector records of an entry are written and removed in one batch, and
   // the payload record's expiry is the entry's: it alone says whether the entry is live.
@@ -1405,23 +1429,24 @@ Result<StoredValue> StoreImpl::ValueOf(OrgState& org, const Digest& digest,
   }
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org.id);
   if (value.size() < kExpirySize) return Status::Corruption("payload record is truncated");
-  StoredValue out;
-  out.expires_ms = *ValueExpiry(View(value));
-  SC_RETURN_IF_ERROR(CountValueRead(org, digest, out.expires_ms));
-  const std::span<const uint8_t> payload = PayloadBytes(value);
-  out.payload.assign(payload.begin(), payload.end());
-  return out;
+  const int64_t expires_ms = *ValueExpiry(View(value));
+  SC_RETURN_IF_ERROR(CountValueRead(org, digest, expires_ms, clock_->NowMillis()));
+  return ValueView{expires_ms, PayloadBytes(value)};
 }
 
-Status StoreImpl::CountValueRead(OrgState& org, const Digest& digest, int64_t expires_ms) {
-  if (expires_ms <= clock_->NowMillis()) {
+Result<StoredValue> StoreImpl::ValueOf(OrgState& org, const Digest& digest,
+                                       const rocksdb::Status& s, const rocksdb::Slice& value) {
+  return Copied(ViewOf(org, digest, s, value));
+}
+
+Status StoreImpl::CountValueRead(OrgState& org, const Digest& digest, int64_t expires_ms,
+                                 int64_t now_ms) {
+  if (expires_ms <= now_ms) {
     org.counters.misses++;
     return Status::NotFound("entry expired");
   }
   org.counters.hits++;
-  if (org.ordered.load(std::memory_order_relaxed)) {
-    org.capacity->Touch(digest, clock_->NowMillis());
-  }
+  if (org.ordered.load(std::memory_order_relaxed)) org.capacity->Touch(digest, now_ms);
   return Status::Ok();
 }
 
@@ -1431,16 +1456,19 @@ void StoreImpl::Prefetch(std::string_view org_id, std::span<const Digest> digest
   if (org.ok()) value_cache_->Prefetch((*org)->db->incarnation, digests);
 }
 
-std::vector<Result<StoredValue>> StoreImpl::GetValueEach(std::string_view org_id,
-                                                         std::span<const Digest> digests) {
+void StoreImpl::GetValueEach(std::string_view org_id, std::span<const Digest> digests,
+                             const TakeValue& take) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
   auto org = FindOpenOrg(org_id);
-  if (!org.ok()) return std::vector<Result<StoredValue>>(digests.size(), org.status());
+  if (!org.ok()) {
+    const Result<ValueView> failed = org.status();
+    for (size_t i = 0; i < digests.size(); ++i) take(i, failed);
+    return;
+  }
   value_cache_->Prefetch((*org)->db->incarnation, digests);
-  std::vector<Result<StoredValue>> out;
-  out.reserve(digests.size());
-  for (const Digest& digest : digests) out.push_back(ReadValue(**org, digest, nullptr));
-  return out;
+  for (size_t i = 0; i < digests.size(); ++i) {
+    TakeLatestValue(**org, digests[i], [&](const Result<ValueView>& v) { take(i, v); });
+  }
 }
 
 std::vector<Result<StoredValue>> StoreImpl::GetValues(std::string_view org_id,

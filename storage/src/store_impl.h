@@ -139,8 +139,8 @@ class StoreImpl final : public Store {
   Result<Entry> GetBySlot(std::string_view org, uint64_t slot, bool with_payload) override;
   Result<StoredValue> GetValue(std::string_view org, const Digest& digest) override;
   void Prefetch(std::string_view org, std::span<const Digest> digests) override;
-  std::vector<Result<StoredValue>> GetValueEach(std::string_view org,
-                                                std::span<const Digest> digests) override;
+  void GetValueEach(std::string_view org, std::span<const Digest> digests,
+                    const TakeValue& take) override;
   std::vector<Result<StoredValue>> GetValues(std::string_view org,
                                              std::span<const Digest> digests) override;
   Result<RemovedEntries> Delete(std::string_view org, const Digest& digest) override;
@@ -254,12 +254,20 @@ class StoreImpl final : public Store {
   }
   // A live entry's payload and expiry (GetValue). REQUIRES: orgs_mu_ held.
   Result<StoredValue> ReadValue(OrgState& org, const Digest& digest, PendingWrites* pending);
-  // What GetValue answers for a payload record read with status `s`.
+  // ReadValue of the latest value (not a transaction's), given once to
+  // take(const Result<ValueView>&) instead of copied: from the table of hot values, under
+  // its lock, or read from the database (and offered to the table). REQUIRES: orgs_mu_ held.
+  template <typename Take>
+  void TakeLatestValue(OrgState& org, const Digest& digest, Take&& take);
+  // What GetValue answers for a payload record read with status `s`: a view of `value`, or
+  // a copy.
+  Result<ValueView> ViewOf(OrgState& org, const Digest& digest, const rocksdb::Status& s,
+                           const rocksdb::Slice& value);
   Result<StoredValue> ValueOf(OrgState& org, const Digest& digest, const rocksdb::Status& s,
                               const rocksdb::Slice& value);
-  // Counts a GetValue that found `digest`'s payload record expiring at `expires_ms`:
-  // NotFound if the entry has expired.
-  Status CountValueRead(OrgState& org, const Digest& digest, int64_t expires_ms);
+  // Counts a GetValue that found `digest`'s payload record expiring at `expires_ms` at
+  // `now_ms`: NotFound if the entry has expired.
+  Status CountValueRead(OrgState& org, const Digest& digest, int64_t expires_ms, int64_t now_ms);
   // Forgets in value_cache_ the entries a write to `db` wrote or deleted (their payload
   // records, and with `forget_meta` their meta records). REQUIRES: called once the write is
   // applied, before it is acknowledged.

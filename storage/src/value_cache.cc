@@ -91,12 +91,16 @@ bool ValueCache::Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms,
     ticket->forgotten = shard.forgotten[h.stripe];
     return false;
   }
+  Missed(shard, h, ticket);
+  return false;
+}
+
+void ValueCache::Missed(Shard& shard, const Hashed& h, Ticket* ticket) {
   uint32_t& missed = shard.missed[(h.home >> 7) & (shard.missed.size() - 1)];
   const uint32_t misses = (missed & ~kCountMask) == h.tag ? missed & kCountMask : 0;
   ticket->admit = misses >= kMissesBeforeAdmission;
   missed = h.tag | std::min(misses + 1, kCountMask);
   ticket->forgotten = shard.forgotten[h.stripe];
-  return false;
 }
 
 void ValueCache::Prefetch(uint64_t db, std::span<const Digest> digests) const {

@@ -73,6 +73,12 @@ class ValueCache {
   // meta record is cached too, and *meta is set to it.
   bool Lookup(uint64_t db, const Digest& digest, int64_t* expires_ms, std::vector<uint8_t>* payload,
               Ticket* ticket, std::string* meta = nullptr);
+  // Lookup of the payload without copying it out: if `digest` of database `db` is cached,
+  // calls read(expires_ms, payload) with the cached bytes, under the shard's lock (`read`
+  // must not call this table; the bytes are valid during the call only), and returns true
+  // (it counts as just read); else false and the ticket for Fill.
+  template <typename Reader>  // void(int64_t expires_ms, std::span<const uint8_t> payload)
+  bool Read(uint64_t db, const Digest& digest, Reader&& read, Ticket* ticket);
   // Asks the CPU for the slots that Lookups of `digests` probe first and then for the values
   // in them, so that the cache misses of a batch of reads (a client's pipelined GETs) are in
   // flight together instead of one after another. A hint: changes nothing.
@@ -139,6 +145,8 @@ class ValueCache {
   };
 
   Hashed HashOf(uint64_t db, const Digest& digest) const;
+  // A read of key `h` missed: counts the miss and sets the ticket. REQUIRES: shard.mu held.
+  static void Missed(Shard& shard, const Hashed& h, Ticket* ticket);
   static size_t Charge(size_t payload_bytes, size_t meta_bytes) {
     return payload_bytes + meta_bytes + kEntryOverhead;
   }
@@ -167,5 +175,22 @@ class ValueCache {
   DigestHash digest_hash_;
   std::array<Shard, kShards> shards_;
 };
+
+template <typename Reader>
+bool ValueCache::Read(uint64_t db, const Digest& digest, Reader&& read, Ticket* ticket) {
+  if (shard_capacity_ == 0) return false;
+  const Hashed h = HashOf(db, digest);
+  Shard& shard = shards_[h.shard];
+  std::lock_guard<std::mutex> lock(shard.mu);
+  Slot& slot = shard.slots[Find(shard, db, digest, h.home)];
+  if (slot.db == 0) {
+    Missed(shard, h, ticket);
+    return false;
+  }
+  slot.size |= kReferenced;
+  read(slot.expires_ms,
+       std::span<const uint8_t>(slot.data + kMetaLengthBytes + MetaSize(slot), PayloadSize(slot)));
+  return true;
+}
 
 }  // namespace sealcache::storage::internal

@@ -198,6 +198,38 @@ TEST(ValueCache, AValueLargerThanAnEighthOfAShardIsNotCached) {
   EXPECT_EQ(cache.entries(), 1u);
 }
 
+// Read gives the cached bytes in place (a GET writes them straight into its reply), and
+// admits and misses as Lookup does.
+TEST(ValueCache, ReadGivesACachedValueInPlaceAndMissesAsLookupDoes) {
+  ValueCache cache(1 << 20);
+  const Digest d = MakeDigest(1);
+  const auto value = Payload(300, 3);
+  std::vector<uint8_t> given;
+  int64_t given_expiry = 0;
+  int calls = 0;
+  auto take = [&](int64_t expires_ms, std::span<const uint8_t> payload) {
+    ++calls;
+    given_expiry = expires_ms;
+    given.assign(payload.begin(), payload.end());
+  };
+  for (uint32_t miss = 0; miss <= ValueCache::kMissesBeforeAdmission; ++miss) {
+    ValueCache::Ticket ticket;
+    ASSERT_FALSE(cache.Read(1, d, take, &ticket)) << miss;
+    EXPECT_EQ(ticket.admit, miss == ValueCache::kMissesBeforeAdmission) << miss;
+    cache.Fill(1, d, ticket, kExpiry, value);
+  }
+  EXPECT_EQ(calls, 0) << "a miss gives nothing";
+  ValueCache::Ticket ticket;
+  ASSERT_TRUE(cache.Read(1, d, take, &ticket));
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(given, value);
+  EXPECT_EQ(given_expiry, kExpiry);
+  EXPECT_FALSE(cache.Read(2, d, take, &ticket)) << "another database's key";
+  cache.Forget(1, d);
+  EXPECT_FALSE(cache.Read(1, d, take, &ticket));
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(ValueCache, ACapacityOfZeroCachesNothing) {
   ValueCache cache(0);
   const auto value = Payload(10, 1);

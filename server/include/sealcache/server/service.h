@@ -239,9 +239,11 @@ class CacheService {
       const Session& session, std::span<const storage::Digest> digests) = 0;
   // Read of the key of each name (NameDigest), each as Read reads it (not from one view: a
   // client's pipelined GETs), with one check of the session and the reads' cache misses
-  // taken together (Store::GetValueEach). A failed check fails the whole batch.
-  virtual Result<std::vector<Result<storage::StoredValue>>> ReadEachName(
-      const Session& session, std::span<const std::string_view> names) = 0;
+  // taken together, each value given to `take` as Store::GetValueEach gives it (in order,
+  // once each; valid during the call only; `take` must not call the service). A failed
+  // check fails the whole batch, before any value is given.
+  virtual Status ReadEachName(const Session& session, std::span<const std::string_view> names,
+                              const storage::Store::TakeValue& take) = 0;
   // The dimension of the session's org's vectors.
   virtual Result<uint32_t> Dimension(const Session& session) = 0;
   // Live entries (with payloads) in digest order from `from` on, at most `count`; `next` is

@@ -213,6 +213,12 @@ struct StoredValue {
   std::vector<uint8_t> payload;
 };
 
+// A value as GetValueEach gives it: its bytes are valid only during the call they are given to.
+struct ValueView {
+  int64_t expires_ms = 0;
+  std::span<const uint8_t> payload;
+};
+
 struct InvalidateFilter {
   std::optional<std::string> name_space;  // entries in this namespace
   std::optional<int64_t> older_than_ms;   // entries created before this time
@@ -357,9 +363,13 @@ class Store {
   virtual void Prefetch(std::string_view org, std::span<const Digest> digests) = 0;
   // GetValue of each digest, each read as GetValue reads it (not from one view: for reads
   // that are independent of each other, such as a client's pipelined GETs), the memory the
-  // reads touch asked for together first so that their cache misses overlap.
-  virtual std::vector<Result<StoredValue>> GetValueEach(std::string_view org,
-                                                        std::span<const Digest> digests) = 0;
+  // reads touch asked for together first so that their cache misses overlap. Each value is
+  // given to `take` instead of copied out: take(i, value of digests[i]), in order, once each.
+  // A value's bytes may be the table of hot values', given under its lock: `take` must copy
+  // what it keeps and must not call the store.
+  using TakeValue = std::function<void(size_t, const Result<ValueView>&)>;
+  virtual void GetValueEach(std::string_view org, std::span<const Digest> digests,
+                            const TakeValue& take) = 0;
   // GetValue of each digest, all read from one view of the store: entries written in one
   // batch (a transaction) are read all as written or all as before.
   virtual std::vector<Result<StoredValue>> GetValues(std::string_view org,
