@@ -83,7 +83,8 @@ std::string_view View(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
 // The meta family's memtable keeps one insert position for all entry keys and starts the
 // next insert's search from it (memtable_insert_with_hint_prefix_extractor): the hit counts'
 // writes come in digest order (StoreImpl::RecordHits), each next to the one before, and
-// found their place with a full skiplist search each, half of what writing them cost.
+// each found its place with a full skiplist search (its comparisons a third of the samples
+// of writing hit counts; with the hint, 10-15% less CPU per flush).
 class EntryKeyInsertHint final : public rocksdb::SliceTransform {
  public:
   const char* Name() const override { return "sealcache.EntryKeyInsertHint"; }
@@ -1710,7 +1711,10 @@ Status StoreImpl::RecordStripeHits(OrgState& org, size_t stripe, std::span<const
   std::lock_guard<std::mutex> digest_lock(org.digest_locks[stripe]);
   const size_t n = hits.size();
   // The meta records: from the table of hot values where it holds them (under the stripe's
-  // lock, the records in the database), the others with one MultiGet.
+  // lock, the records in the database: every write forgets or refreshes its keys there), the
+  // others with one MultiGet. Not an expired entry's: compaction drops the records of
+  // expired entries without telling the table, and counting its hits must not write one back.
+  const int64_t now = clock_->NowMillis();
   std::vector<std::string> keys(n), cached(n);
   std::vector<rocksdb::Slice> slices;
   std::vector<size_t> read;  // hits whose record is read from the database
@@ -1719,7 +1723,10 @@ Status StoreImpl::RecordStripeHits(OrgState& org, size_t stripe, std::span<const
   value_cache_->Prefetch(org.db->incarnation, digests);  // (their cache misses overlap)
   for (size_t i = 0; i < n; ++i) {
     keys[i] = EntryKey(org.id, hits[i].digest);
-    if (value_cache_->CachedMeta(org.db->incarnation, hits[i].digest, &cached[i])) continue;
+    if (value_cache_->CachedMeta(org.db->incarnation, hits[i].digest, &cached[i]) &&
+        ValueExpiry(cached[i]).value_or(0) > now) {
+      continue;
+    }
     read.push_back(i);
     slices.push_back(keys[i]);
   }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <thread>
 
+#include "sealcache/storage/inspect.h"
 #include "store_fixture.h"
 
 namespace sealcache::storage {
@@ -140,6 +141,32 @@ TEST_F(StoreTest, CompactionDropsExpiredRecordsFromBothFamilies) {
   size_t metas = 0;
   ASSERT_TRUE(store_->ScanMeta("acme", [&](const EntryMeta&) { return ++metas, true; }).ok());
   EXPECT_EQ(metas, 0u);
+}
+
+// Hits counted before an entry expired and written after compaction dropped its records
+// write nothing back, though the table of hot values still holds the entry.
+TEST_F(StoreTest, HitsOfAnEntryCompactedAwayAfterItExpiredWriteNoRecord) {
+  Open();
+  CreateOrg("acme");
+  std::vector<HitUpdate> hits;
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(Put("acme", i, std::string(500, 'p'), 1000).ok());
+    hits.push_back({MakeDigest(i), 1, clock_.NowMillis()});
+  }
+  ASSERT_TRUE(store_->Flush().ok());
+  clock_.Advance(1001);
+  ASSERT_TRUE(store_->CompactOrg("acme").ok());
+  ASSERT_EQ(store_->Stats("acme")->live_sst_bytes, 0u);
+  ASSERT_TRUE(store_->RecordHits("acme", hits).ok());
+  store_.reset();
+  StoreViewOptions options;
+  options.data_dir = dir_;
+  options.master_key = &master_;
+  auto view = StoreView::Open(options);
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  size_t records = 0;  // (expired ones included)
+  ASSERT_TRUE((*view)->ScanEntries("acme", [&](const EntryMeta&) { return ++records, true; }).ok());
+  EXPECT_EQ(records, 0u) << "meta records written back";
 }
 
 TEST_F(StoreTest, PutOfSameDigestReplacesEntryAndItsVector) {
