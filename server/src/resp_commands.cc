@@ -792,11 +792,8 @@ void ReplyGet(RespWriter& out, const Result<storage::ValueView>& v, std::string_
 void Get(Context& c) {
   auto digest = KeyDigest(c, c.args[1]);
   if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
-  auto v = c.service->Read(c.s.session, *digest);
-  ReplyGet(c.out,
-           v.ok() ? Result<storage::ValueView>(storage::ValueView{v->expires_ms, v->payload})
-                  : Result<storage::ValueView>(v.status()),
-           c.args[1], c.args[0]);
+  const auto v = c.service->Read(c.s.session, *digest);
+  ReplyGet(c.out, storage::ViewOfValue(v), c.args[1], c.args[0]);
 }
 
 // Redis's SET: SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].

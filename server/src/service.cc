@@ -1124,9 +1124,8 @@ Status CacheServiceImpl::ReadEachName(const Session& s, std::span<const std::str
   };
   if (txn != nullptr) {
     for (size_t i = 0; i < digests.size(); ++i) {
-      auto v = txn->store->GetValue(digests[i]);
-      count(i, v.ok() ? Result<storage::ValueView>(storage::ValueView{v->expires_ms, v->payload})
-                      : Result<storage::ValueView>(v.status()));
+      const auto v = txn->store->GetValue(digests[i]);
+      count(i, storage::ViewOfValue(v));
     }
   } else {
     store_->GetValueEach(rt.id(), digests, count);

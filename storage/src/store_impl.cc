@@ -1368,15 +1368,6 @@ Result<StoredValue> StoreImpl::GetValue(std::string_view org_id, const Digest& d
   return ReadValue(*org, digest, nullptr);
 }
 
-namespace {
-
-Result<StoredValue> Copied(const Result<ValueView>& v) {
-  if (!v.ok()) return v.status();
-  return StoredValue{v->expires_ms, {v->payload.begin(), v->payload.end()}};
-}
-
-}  // namespace
-
 template <typename Take>
 void StoreImpl::TakeLatestValue(OrgState& org, const Digest& digest, Take&& take) {
   const int64_t now = clock_->NowMillis();
@@ -1415,7 +1406,7 @@ Result<StoredValue> StoreImpl::ReadValue(OrgState& org, const Digest& digest,
     return ValueOf(org, digest, s, value);
   }
   std::optional<Result<StoredValue>> out;
-  TakeLatestValue(org, digest, [&](const Result<ValueView>& v) { out = Copied(v); });
+  TakeLatestValue(org, digest, [&](const Result<ValueView>& v) { out = CopyOfValue(v); });
   return std::move(*out);
 }
 
@@ -1437,7 +1428,7 @@ Result<ValueView> StoreImpl::ViewOf(OrgState& org, const Digest& digest, const r
 
 Result<StoredValue> StoreImpl::ValueOf(OrgState& org, const Digest& digest,
                                        const rocksdb::Status& s, const rocksdb::Slice& value) {
-  return Copied(ViewOf(org, digest, s, value));
+  return CopyOfValue(ViewOf(org, digest, s, value));
 }
 
 Status StoreImpl::CountValueRead(OrgState& org, const Digest& digest, int64_t expires_ms,

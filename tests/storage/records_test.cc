@@ -54,7 +54,8 @@ TEST(Records, OrgInfoDecodesAtAnyAlignment) {
   });
 }
 
-TEST(Records, EntryMetaDecodesAtAnyAlignment) {
+// An entry's metadata with every field but the hits set.
+EntryMeta SomeEntryMeta() {
   EntryMeta meta;
   meta.digest.fill(0x5a);
   meta.created_ms = 1'700'000'000'000;
@@ -63,6 +64,11 @@ TEST(Records, EntryMetaDecodesAtAnyAlignment) {
   meta.name_space = "ns";
   meta.payload_size = 12;
   meta.vector_slot = 41;
+  return meta;
+}
+
+TEST(Records, EntryMetaDecodesAtAnyAlignment) {
+  EntryMeta meta = SomeEntryMeta();
   meta.hits = 3;
   AtEveryOffset(EncodeEntryMeta(meta), [&](std::string_view value) {
     auto decoded = DecodeEntryMeta(value, meta.digest);
@@ -77,13 +83,7 @@ TEST(Records, EntryMetaDecodesAtAnyAlignment) {
 // Hit counts rewrite a meta record with new hits and last hit alone: its size must not change
 // (the table of hot values then rewrites its copy in place), also at the first hit.
 TEST(Records, AnEntryMetaRecordKeepsItsSizeAsItsHitsAreCounted) {
-  EntryMeta meta;
-  meta.digest.fill(0x11);
-  meta.created_ms = 1'700'000'000'000;
-  meta.expires_ms = 1'700'000'360'000;
-  meta.ttl_ms = 360'000;
-  meta.name_space = "ns";
-  meta.payload_size = 2048;
+  EntryMeta meta = SomeEntryMeta();
   const size_t unhit = EncodeEntryMeta(meta).size();
   meta.hits = 1;
   meta.last_hit_ms = 1'700'000'001'000;

@@ -79,9 +79,7 @@ std::vector<Result<StoredValue>> EachValue(Store& store, std::string_view org,
   std::vector<Result<StoredValue>> each;
   store.GetValueEach(org, digests, [&](size_t i, const Result<ValueView>& v) {
     EXPECT_EQ(i, each.size()) << "given out of order, or twice";
-    each.push_back(v.ok() ? Result<StoredValue>(
-                                StoredValue{v->expires_ms, {v->payload.begin(), v->payload.end()}})
-                          : Result<StoredValue>(v.status()));
+    each.push_back(CopyOfValue(v));
   });
   return each;
 }

@@ -219,6 +219,16 @@ struct ValueView {
   std::span<const uint8_t> payload;
 };
 
+// A read value as a view (valid while `value` lives), and a viewed value copied.
+inline Result<ValueView> ViewOfValue(const Result<StoredValue>& value) {
+  if (!value.ok()) return value.status();
+  return ValueView{value->expires_ms, value->payload};
+}
+inline Result<StoredValue> CopyOfValue(const Result<ValueView>& value) {
+  if (!value.ok()) return value.status();
+  return StoredValue{value->expires_ms, {value->payload.begin(), value->payload.end()}};
+}
+
 struct InvalidateFilter {
   std::optional<std::string> name_space;  // entries in this namespace
   std::optional<int64_t> older_than_ms;   // entries created before this time
