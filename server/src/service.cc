@@ -378,6 +378,9 @@ class CacheServiceImpl final : public CacheService {
   // their NotFound into "miss".
   void CountReads(OrgRuntime& rt, std::span<const storage::Digest> digests,
                   std::vector<Result<storage::StoredValue>>& values);
+  // Counts one read that ended with `read` (a get, and a hit or a miss) and returns what it
+  // answers: `read`, or NotFound("miss") for a miss.
+  static Status CountRead(OrgRuntime& rt, const Status& read);
   Reply Dispatch(Session& s, const P::Request& req, FBB& fbb);
   Reply Hello(Session& s, const P::HelloRequest* r, FBB& fbb);
   Reply Put(const Session& s, const P::PutRequest* r, FBB& fbb);
@@ -1106,21 +1109,14 @@ Status CacheServiceImpl::ReadEachName(const Session& s, std::span<const std::str
     SC_ASSIGN_OR_RETURN(storage::Digest digest, store_->NameDigest(rt.id(), name));
     digests.push_back(digest);
   }
-  // Counted as CountReads counts (given on, a miss as "miss"), the hits' digests kept.
+  // Counted as CountReads counts, the hits' digests kept, and given on.
   std::vector<storage::Digest> hits;
   hits.reserve(digests.size());
   auto count = [&](size_t i, const Result<storage::ValueView>& v) {
-    rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
-    if (v.ok()) {
-      rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
-      hits.push_back(digests[i]);
-      take(i, v);
-    } else if (v.status().IsNotFound()) {
-      rt.metrics().get_misses.fetch_add(1, std::memory_order_relaxed);
-      take(i, Status::NotFound("miss"));
-    } else {
-      take(i, v);
-    }
+    Status answer = CountRead(rt, v.status());
+    if (!answer.ok()) return take(i, answer);
+    hits.push_back(digests[i]);
+    take(i, v);
   };
   if (txn != nullptr) {
     for (size_t i = 0; i < digests.size(); ++i) {
@@ -1142,16 +1138,25 @@ void CacheServiceImpl::CountReads(OrgRuntime& rt, std::span<const storage::Diges
   std::vector<storage::Digest> hits;
   hits.reserve(values.size());
   for (size_t i = 0; i < values.size(); ++i) {
-    rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
-    if (values[i].ok()) {
-      rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
+    Status answer = CountRead(rt, values[i].status());
+    if (answer.ok()) {
       hits.push_back(digests[i]);
-    } else if (values[i].status().IsNotFound()) {
-      rt.metrics().get_misses.fetch_add(1, std::memory_order_relaxed);
-      values[i] = Status::NotFound("miss");
+    } else if (answer.IsNotFound()) {
+      values[i] = std::move(answer);
     }
   }
   rt.CountHits(hits, NowMs());
+}
+
+Status CacheServiceImpl::CountRead(OrgRuntime& rt, const Status& read) {
+  rt.metrics().gets.fetch_add(1, std::memory_order_relaxed);
+  if (read.ok()) {
+    rt.metrics().get_hits.fetch_add(1, std::memory_order_relaxed);
+  } else if (read.IsNotFound()) {
+    rt.metrics().get_misses.fetch_add(1, std::memory_order_relaxed);
+    return Status::NotFound("miss");
+  }
+  return read;
 }
 
 Result<EntryPage> CacheServiceImpl::Scan(const Session& s, const storage::Digest& from,
