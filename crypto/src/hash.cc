@@ -8,9 +8,8 @@
 #include <openssl/params.h>
 #include <openssl/sha.h>
 
+#include <cstring>
 #include <memory>
-
-#include "evp_context_pool.h"
 
 namespace sealcache::crypto {
 
@@ -53,45 +52,66 @@ Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t>
   return d;
 }
 
-// The keyed context every Mac starts from, and idle copies of it: a copy is re-initialised
-// (OpenSSL resets an HMAC context to its keyed start when init gets no key) instead of
-// duplicated and freed for each Mac, whose allocations, reference counts and wipes were
-// most of the 5% OpenSSL took of the server serving Redis GETs (the key names' MACs).
+// HMAC-SHA256 (RFC 2104) is H((K ^ opad) || H((K ^ ipad) || m)): the key fixes the hash states
+// after its two padded blocks, so they are computed once and every Mac copies them (plain
+// structs) and hashes only the input and the inner digest. OpenSSL's MAC context restarted
+// each Mac by duplicating its digest context instead (an allocation, a copy and a free),
+// about half of a name's MAC in the server answering Redis GETs one at a time. OpenSSL 3
+// marks these SHA-256 calls deprecated but ships them, running the same SHA extensions
+// and vector code as EVP.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 struct HmacSha256Key::Context {
-  using Idle = internal::IdleContexts<EVP_MAC_CTX, EVP_MAC_CTX_free>;
-  Idle::Ptr keyed;  // never used directly; duplicated when no copy is idle
-  mutable Idle idle;
+  SHA256_CTX inner;  // after K ^ ipad: as secret as the key
+  SHA256_CTX outer;  // after K ^ opad
+  ~Context() { OPENSSL_cleanse(this, sizeof(*this)); }
 };
 
+namespace {
+constexpr size_t kSha256BlockSize = 64;
+constexpr uint8_t kInnerPad = 0x36;
+constexpr uint8_t kOuterPad = 0x5c;
+
+// A hash state after one block of the key XOR `pad`.
+bool StartKeyed(SHA256_CTX& ctx, const uint8_t* block, uint8_t pad) {
+  uint8_t padded[kSha256BlockSize];
+  for (size_t i = 0; i < kSha256BlockSize; ++i) padded[i] = block[i] ^ pad;
+  const bool ok = SHA256_Init(&ctx) == 1 && SHA256_Update(&ctx, padded, sizeof(padded)) == 1;
+  OPENSSL_cleanse(padded, sizeof(padded));
+  return ok;
+}
+}  // namespace
+
 Result<HmacSha256Key> HmacSha256Key::Create(const SecretBytes& key) {
-  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  if (mac == nullptr) return Status::Internal("HMAC is not available in this OpenSSL");
-  auto c = std::make_shared<Context>();
-  c->keyed.reset(EVP_MAC_CTX_new(mac));
-  EVP_MAC_free(mac);
-  if (c->keyed == nullptr) return Status::ResourceExhausted("EVP_MAC_CTX_new failed");
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                         OSSL_PARAM_construct_end()};
-  if (EVP_MAC_init(c->keyed.get(), key.data(), key.size(), params) != 1) {
-    return Status::Internal("HMAC-SHA256 key setup failed");
+  // The key as one block: hashed first if longer than a block, zero-padded.
+  uint8_t block[kSha256BlockSize] = {};
+  if (key.size() > kSha256BlockSize) {
+    SHA256(key.data(), key.size(), block);
+  } else if (key.size() > 0) {
+    std::memcpy(block, key.data(), key.size());
   }
+  auto c = std::make_shared<Context>();
+  const bool ok = StartKeyed(c->inner, block, kInnerPad) && StartKeyed(c->outer, block, kOuterPad);
+  OPENSSL_cleanse(block, sizeof(block));
+  if (!ok) return Status::Internal("HMAC-SHA256 key setup failed");
   return HmacSha256Key(std::move(c));
 }
 
 Result<Sha256Digest> HmacSha256Key::Mac(std::span<const uint8_t> data) const {
-  Context::Idle::Ptr ctx = ctx_->idle.Take();
-  if (ctx == nullptr) ctx.reset(EVP_MAC_CTX_dup(ctx_->keyed.get()));
+  SHA256_CTX inner = ctx_->inner;
+  SHA256_CTX outer = ctx_->outer;
+  uint8_t inner_digest[SHA256_DIGEST_LENGTH];
   Sha256Digest d;
-  size_t len = 0;
-  if (ctx == nullptr || EVP_MAC_init(ctx.get(), nullptr, 0, nullptr) != 1 ||
-      EVP_MAC_update(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_MAC_final(ctx.get(), d.data(), &len, d.size()) != 1 || len != d.size()) {
-    return Status::Internal("HMAC-SHA256 failed");  // (a failed context is freed, not kept)
-  }
-  ctx_->idle.Put(std::move(ctx));
+  const bool ok = SHA256_Update(&inner, data.data(), data.size()) == 1 &&
+                  SHA256_Final(inner_digest, &inner) == 1 &&
+                  SHA256_Update(&outer, inner_digest, sizeof(inner_digest)) == 1 &&
+                  SHA256_Final(d.data(), &outer) == 1;
+  OPENSSL_cleanse(&inner, sizeof(inner));
+  OPENSSL_cleanse(&outer, sizeof(outer));
+  if (!ok) return Status::Internal("HMAC-SHA256 failed");
   return d;
 }
+#pragma GCC diagnostic pop
 
 Result<SecretBytes> HkdfSha256(const SecretBytes& ikm, std::string_view info, size_t size) {
   EVP_KDF* kdf = EVP_KDF_fetch(nullptr, "HKDF", nullptr);

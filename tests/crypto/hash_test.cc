@@ -60,6 +60,30 @@ TEST(HmacSha256Key, MatchesRfc4231AndTheOneShotHmac) {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
+// RFC 4231, test cases 6 and 7: a 131-byte key (longer than a SHA-256 block, so hashed
+// first) with data shorter and longer than a block; and keys of every length around the
+// block size, an empty one included, against the one-shot HMAC.
+TEST(HmacSha256Key, KeysLongerThanABlockAreHashedFirst) {
+  SecretBytes key(131);
+  std::fill(key.data(), key.data() + key.size(), 0xaa);
+  auto prepared = HmacSha256Key::Create(key);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  EXPECT_EQ(Hex(*prepared->Mac(Bytes("Test Using Larger Than Block-Size Key - Hash Key First"))),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  EXPECT_EQ(Hex(*prepared->Mac(Bytes(
+                "This is a test using a larger than block-size key and a larger than block-size "
+                "data. The key needs to be hashed before being used by the HMAC algorithm."))),
+            "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+  for (size_t size : {0, 1, 32, 63, 64, 65, 200}) {
+    SecretBytes k(size);
+    for (size_t i = 0; i < size; ++i) k.data()[i] = static_cast<uint8_t>(i * 13 + 1);
+    auto p = HmacSha256Key::Create(k);
+    ASSERT_TRUE(p.ok()) << size;
+    const std::string data(size * 3 + 1, 'x');
+    EXPECT_EQ(*p->Mac(Bytes(data)), *HmacSha256(k, Bytes(data))) << size;
+  }
+}
+
 TEST(HmacSha256Key, ManyThreadsMacWithOnePreparedKey) {
   SecretBytes key(32);
   for (size_t i = 0; i < key.size(); ++i) key.data()[i] = static_cast<uint8_t>(i * 7);

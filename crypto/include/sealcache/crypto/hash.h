@@ -31,10 +31,10 @@ class Sha256Hasher {
   std::unique_ptr<State> state_;
 };
 Result<Sha256Digest> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data);
-// An HMAC-SHA256 key prepared once (OpenSSL's MAC context, keyed), for keys that MAC many
-// short inputs: each Mac starts from a pooled copy of the keyed context instead of fetching
-// the algorithm and hashing the key again. The key lives in OpenSSL's contexts and is wiped
-// when they are freed (with the last copy of this object). Mac is safe to call from many
+// An HMAC-SHA256 key prepared once, for keys that MAC many short inputs: the two hash states
+// the key determines are computed when it is created, so each Mac hashes only its input and
+// the inner digest. The states are as secret as the key; they are wiped when the last copy
+// of this object goes, and each Mac wipes its working copies. Mac is safe to call from many
 // threads at once.
 class HmacSha256Key {
  public:
