@@ -454,12 +454,19 @@ Status AddToGraph(HnswGraph& graph, const float* x, size_t n, const HnswBuildOpt
   return Status::Ok();
 }
 
+// Room a new neighbour array gets beyond what its extension needs, as a fraction of that:
+// a spare array (SpareLinks) comes back two extensions later, each having added ~1% of the
+// links at 100k, so one array serves about six extensions before a larger one is needed.
+constexpr size_t kSpareRoomDivisor = 8;
+
 // A copy of `links` (with its level generator's state) whose arrays have room for n more
 // nodes, so that prepare_level_tab appends in place. Assigning the links and letting
 // prepare_level_tab grow them copied the neighbour array twice (~14 MB at 100k x M 16, its
 // fresh pages zeroed by the kernel both times: 6% of the server under streaming puts) and
-// left it at twice the size it needed for as long as that version lived.
-faiss::HNSW CopyWithRoom(const faiss::HNSW& links, size_t n) {
+// left it at twice the size it needed for as long as that version lived. The neighbours go
+// into `spare`'s array if it has room (its pages already faulted in), else a new one with
+// room for a few more extensions.
+faiss::HNSW CopyWithRoom(const faiss::HNSW& links, size_t n, SpareLinks* spare) {
   // Slots a node takes on average: one at level i has cum_nneighbor_per_level[i + 1].
   double per_node = 0.0;
   for (size_t level = 0; level < links.assign_probas.size(); ++level) {
@@ -474,8 +481,14 @@ faiss::HNSW CopyWithRoom(const faiss::HNSW& links, size_t n) {
   copy.levels = links.levels;
   copy.offsets.reserve(links.offsets.size() + n);
   copy.offsets = links.offsets;
-  copy.neighbors.reserve(links.neighbors.size() + room);
-  copy.neighbors = links.neighbors;
+  const size_t need = links.neighbors.size() + room;
+  SpareLinks::Array neighbors = spare != nullptr ? spare->Take() : SpareLinks::Array{};
+  if (neighbors.capacity() < need) {
+    neighbors = {};  // freed before the larger one is allocated
+    neighbors.reserve(spare != nullptr ? need + need / kSpareRoomDivisor : need);
+  }
+  neighbors.assign(links.neighbors.begin(), links.neighbors.end());
+  copy.neighbors = std::move(neighbors);
   copy.entry_point = links.entry_point;
   copy.rng = links.rng;
   copy.max_level = links.max_level;
@@ -503,7 +516,8 @@ Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
 
 Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float* x, size_t n,
                                               const HnswBuildOptions& options,
-                                              const std::atomic<bool>* cancel, LinkMemo* memo) {
+                                              const std::atomic<bool>* cancel, LinkMemo* memo,
+                                              SpareLinks* spare) {
   LinkMemo own;
   LinkMemo& used = memo != nullptr ? *memo : own;
   if (used.similarity.size() != base.links.neighbors.size() ||
@@ -511,13 +525,38 @@ Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float
     used = {};
   }
   auto graph = std::make_unique<HnswGraph>();
-  graph->links = CopyWithRoom(base.links, n);
+  graph->links = CopyWithRoom(base.links, n, spare);
   graph->n = base.n;
   graph->d = base.d;
   graph->half = base.half;
   graph->codes = base.codes;
   SC_RETURN_IF_ERROR(AddToGraph(*graph, x, n, options, cancel, used));
   return graph;
+}
+
+void SpareLinks::Keep(Array&& neighbors) {
+  Array smaller;  // freed outside the lock
+  std::lock_guard lock(mu_);
+  if (neighbors.capacity() <= spare_.capacity()) return;
+  smaller.swap(spare_);
+  spare_ = std::move(neighbors);
+}
+
+SpareLinks::Array SpareLinks::Take() {
+  Array taken;
+  {
+    std::lock_guard lock(mu_);
+    taken = std::move(spare_);
+    spare_ = {};
+  }
+  taken.clear();
+  return taken;
+}
+
+void SpareLinks::Clear() {
+  Array freed;
+  std::lock_guard lock(mu_);
+  freed.swap(spare_);
 }
 
 Status ValidateLinks(const faiss::HNSW& links, size_t n) { return CheckGraph(links, n); }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "sealcache/index/inner_product.h"
@@ -36,6 +37,26 @@ struct WalkCodes {
   void Append(const float* x, size_t n, size_t d);
 };
 
+// Neighbour arrays of graph versions that no walk reads any more, kept for the next
+// extension to copy its base's links into (ExtendHnsw). A new array's pages are faulted in and
+// zeroed by the kernel as the copy first touches them: three quarters of the copy's cost, and
+// the copy ~8% of the construction's time under streaming puts (~14 MB each seal at 100k x M
+// 16, bench/README.md, session 24). A graph hands its array over when it is destroyed, on
+// whichever thread drops it last; only the largest is kept.
+class SpareLinks {
+ public:
+  using Array = std::vector<faiss::HNSW::storage_idx_t>;
+  void Keep(Array&& neighbors);
+  // The kept array (cleared), or an empty one.
+  Array Take();
+  // Frees the kept array.
+  void Clear();
+
+ private:
+  std::mutex mu_;
+  Array spare_;  // GUARDED_BY(mu_)
+};
+
 // A graph's vectors and codes are shared with the graph it was extended from (SharedRows);
 // only its links are its own.
 struct HnswGraph {
@@ -45,10 +66,20 @@ struct HnswGraph {
   SharedRows<uint16_t> half;  // n x d, IEEE binary16
   WalkCodes codes;
 
+  // Where the neighbour array goes when this graph is destroyed (null: freed).
+  std::shared_ptr<SpareLinks> spare_links;
+
   HnswGraph() = default;
   // No vectors yet, rows of d.
   explicit HnswGraph(size_t dimension)
       : d(dimension), half(dimension), codes{SharedRows<int8_t>(dimension), SharedRows<float>(1)} {}
+  HnswGraph(const HnswGraph&) = default;
+  HnswGraph& operator=(const HnswGraph&) = default;
+  HnswGraph(HnswGraph&&) = default;
+  HnswGraph& operator=(HnswGraph&&) = default;
+  ~HnswGraph() {
+    if (spare_links != nullptr) spare_links->Keep(std::move(links.neighbors));
+  }
 
   const uint16_t* Half(size_t i) const { return half.data() + i * d; }  // (Int8Vectors::At)
   // Inner product of `query` with vector i, from its half-precision copy.
@@ -92,11 +123,12 @@ Result<std::unique_ptr<HnswGraph>> BuildHnsw(const float* x, size_t n, size_t d,
 // searching it. Same construction and cancellation as BuildHnsw. `memo`, if not null, is
 // taken to describe `base` (the memo its build left; an empty one is all unknown, one of
 // another size is discarded) and describes the new graph on success. The graph built is the
-// same with or without it.
+// same with or without it. The links are copied into `spare`'s array if it has one with room.
 Result<std::unique_ptr<HnswGraph>> ExtendHnsw(const HnswGraph& base, const float* x, size_t n,
                                               const HnswBuildOptions& options,
                                               const std::atomic<bool>* cancel,
-                                              LinkMemo* memo = nullptr);
+                                              LinkMemo* memo = nullptr,
+                                              SpareLinks* spare = nullptr);
 
 // Checks everything a walk reads in deserialized links over n vectors: the level table,
 // per-node levels and offsets, the entry point, and that every neighbour id is in range and

@@ -374,10 +374,11 @@ class VectorIndex::Impl {
     return &link_memo_;
   }
 
-  // Worker thread only.
+  // Frees the memo and the spare neighbour array while the worker idles. Worker thread only.
   void ForgetLinkMemo() {
     link_memo_ = {};
     link_memo_graph_ = nullptr;
+    spare_links_->Clear();
   }
 
   // Only the worker replaces or drops segments, so the one a job names is still there.
@@ -406,6 +407,7 @@ class VectorIndex::Impl {
     SC_ASSIGN_OR_RETURN(auto index,
                         BuildHnsw(vectors.data(), n, d, options, &stop_, LinkMemoFor(nullptr)));
     link_memo_graph_ = index.get();
+    index->spare_links = spare_links_;
     auto sealed = std::make_shared<HnswSegment>(id, flat->tombstones(), std::move(index),
                                                 std::move(slots), params_.ef_search);
     std::lock_guard lock(write_mu_);
@@ -433,8 +435,9 @@ class VectorIndex::Impl {
                 std::vector<uint64_t> flat_slots, const HnswBuildOptions& options) {
     size_t old_n = base.size(), n = flat_slots.size();
     SC_ASSIGN_OR_RETURN(auto index, ExtendHnsw(base.graph(), vectors.data(), n, options, &stop_,
-                                               LinkMemoFor(&base.graph())));
+                                               LinkMemoFor(&base.graph()), spare_links_.get()));
     link_memo_graph_ = index.get();
+    index->spare_links = spare_links_;
     std::vector<uint64_t> slots(old_n + n);
     for (size_t local = 0; local < old_n; ++local) slots[local] = base.slot(local);
     std::copy(flat_slots.begin(), flat_slots.end(), slots.begin() + old_n);
@@ -487,6 +490,7 @@ class VectorIndex::Impl {
       SC_ASSIGN_OR_RETURN(auto index,
                           BuildHnsw(vectors.data(), n, d, options, &stop_, LinkMemoFor(nullptr)));
       link_memo_graph_ = index.get();
+      index->spare_links = spare_links_;
       rebuilt = std::make_shared<HnswSegment>(new_id, std::make_shared<Tombstones>(n),
                                               std::move(index), slots, params_.ef_search);
     } else if (n > 0) {
@@ -540,6 +544,10 @@ class VectorIndex::Impl {
   // address. Worker thread only.
   LinkMemo link_memo_;
   const HnswGraph* link_memo_graph_ = nullptr;
+  // The neighbour array of the graph version the worker's last extension replaced, once no
+  // search reads it, for the next extension to copy into (SpareLinks); freed with the memo
+  // when the worker idles.
+  const std::shared_ptr<SpareLinks> spare_links_ = std::make_shared<SpareLinks>();
 };
 
 VectorIndex::VectorIndex(const IndexParams& params, std::unique_ptr<Impl> impl)
