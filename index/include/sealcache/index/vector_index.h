@@ -49,7 +49,9 @@ struct IndexParams {
 
   // Candidate list size while building the HNSW graph. Build time grows about linearly; at
   // M=16, 100 instead of 64 lifts recall@1 at ef_search 32 from 0.988 to 0.994 (fresh
-  // queries) and from 0.994 to 1.000 (near-duplicates), 100k x 384.
+  // queries) and from 0.994 to 1.000 (near-duplicates), 100k x 384. Under streaming puts the
+  // construction is ~40% of the server's CPU: 72 builds 1.6x faster there, at recall@1 0.316
+  // instead of 0.343 on isotropic queries at ef_search 48 (bench/README.md, session 24).
   int ef_construction = 100;
 
   // Candidate list size while searching an HNSW segment (raised to k when k is larger).
