@@ -221,7 +221,6 @@ bool SearchLevel(const faiss::HNSW& g, int level, const Similarity& similarity, 
       if (kept.size() >= ef && s <= kept.front().similarity) continue;
       candidates.push_back({s, v});
       std::push_heap(candidates.begin(), candidates.end(), BetterFirst{});
-      PrefetchLine(reinterpret_cast<const char*>(&g.offsets[static_cast<size_t>(v)]));
       if (!admitted(v)) continue;
       kept.push_back({s, v});
       std::push_heap(kept.begin(), kept.end(), WorseFirst{});
