@@ -42,7 +42,8 @@ struct WalkCodes {
 // zeroed by the kernel as the copy first touches them: three quarters of the copy's cost, and
 // the copy ~8% of the construction's time under streaming puts (~14 MB each seal at 100k x M
 // 16, bench/README.md, session 24). A graph hands its array over when it is destroyed, on
-// whichever thread drops it last; only the largest is kept.
+// whichever thread drops it last; only the largest is kept. The cost: while an index takes
+// seals it holds one array more than its graph's (VectorIndex frees it when its worker idles).
 class SpareLinks {
  public:
   using Array = std::vector<faiss::HNSW::storage_idx_t>;
