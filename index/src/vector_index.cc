@@ -374,6 +374,13 @@ class VectorIndex::Impl {
     return &link_memo_;
   }
 
+  // Every graph the worker builds or extends: the memo now describes it, and its neighbour
+  // array becomes the spare when it is dropped. Worker thread only.
+  void AdoptBuilt(HnswGraph& graph) {
+    link_memo_graph_ = &graph;
+    graph.spare_links = spare_links_;
+  }
+
   // Frees the memo and the spare neighbour array while the worker idles. Worker thread only.
   void ForgetLinkMemo() {
     link_memo_ = {};
@@ -406,8 +413,7 @@ class VectorIndex::Impl {
     }
     SC_ASSIGN_OR_RETURN(auto index,
                         BuildHnsw(vectors.data(), n, d, options, &stop_, LinkMemoFor(nullptr)));
-    link_memo_graph_ = index.get();
-    index->spare_links = spare_links_;
+    AdoptBuilt(*index);
     auto sealed = std::make_shared<HnswSegment>(id, flat->tombstones(), std::move(index),
                                                 std::move(slots), params_.ef_search);
     std::lock_guard lock(write_mu_);
@@ -436,8 +442,7 @@ class VectorIndex::Impl {
     size_t old_n = base.size(), n = flat_slots.size();
     SC_ASSIGN_OR_RETURN(auto index, ExtendHnsw(base.graph(), vectors.data(), n, options, &stop_,
                                                LinkMemoFor(&base.graph()), spare_links_.get()));
-    link_memo_graph_ = index.get();
-    index->spare_links = spare_links_;
+    AdoptBuilt(*index);
     std::vector<uint64_t> slots(old_n + n);
     for (size_t local = 0; local < old_n; ++local) slots[local] = base.slot(local);
     std::copy(flat_slots.begin(), flat_slots.end(), slots.begin() + old_n);
@@ -489,8 +494,7 @@ class VectorIndex::Impl {
       HnswBuildOptions options{.m = params_.hnsw_m, .ef_construction = params_.ef_construction};
       SC_ASSIGN_OR_RETURN(auto index,
                           BuildHnsw(vectors.data(), n, d, options, &stop_, LinkMemoFor(nullptr)));
-      link_memo_graph_ = index.get();
-      index->spare_links = spare_links_;
+      AdoptBuilt(*index);
       rebuilt = std::make_shared<HnswSegment>(new_id, std::make_shared<Tombstones>(n),
                                               std::move(index), slots, params_.ef_search);
     } else if (n > 0) {
