@@ -25,27 +25,30 @@ void CapacityTracker::Configure(EvictionPolicy policy, bool ordered) {
   ordered_ = ordered;
   order_.clear();
   if (!ordered_) return;
-  for (const auto& [d, item] : items_) {
-    if (!item.pending) order_.insert(KeyOf(d, item));
+  for (auto& [d, item] : items_) {
+    if (!item.pending) item.order_at = order_.insert(KeyOf(d, item)).first;
   }
 }
 
-void CapacityTracker::Insert(const Digest& d, const Item& item) {
-  items_[d] = item;
-  by_expiry_.insert({item.expires_ms, d});
-  if (ordered_ && !item.pending) order_.insert(KeyOf(d, item));
-  bytes_.fetch_add(item.bytes, std::memory_order_relaxed);
-  entries_.fetch_add(1, std::memory_order_relaxed);
+// A key is most often the largest of its order (a write expires after the ones before it,
+// and an access is the latest), so each is inserted with the end as its hint: amortized
+// constant time then, and a search otherwise.
+void CapacityTracker::Link(const Digest& d, Item& item) {
+  item.expiry_at = by_expiry_.emplace_hint(by_expiry_.end(), item.expires_ms, d);
+  if (ordered_ && !item.pending) item.order_at = order_.emplace_hint(order_.end(), KeyOf(d, item));
 }
 
-void CapacityTracker::Erase(std::unordered_map<Digest, Item, DigestHash>::iterator it) {
+void CapacityTracker::Unlink(const Item& item) {
+  by_expiry_.erase(item.expiry_at);
+  if (ordered_ && !item.pending) order_.erase(item.order_at);
+}
+
+void CapacityTracker::Erase(Items::iterator it) {
   const Item& item = it->second;
-  by_expiry_.erase({item.expires_ms, it->first});
+  Unlink(item);
   if (item.pending) {
     pending_bytes_ -= item.bytes;
     pending_entries_--;
-  } else if (ordered_) {
-    order_.erase(KeyOf(it->first, item));
   }
   bytes_.fetch_sub(item.bytes, std::memory_order_relaxed);
   entries_.fetch_sub(1, std::memory_order_relaxed);
@@ -54,8 +57,20 @@ void CapacityTracker::Erase(std::unordered_map<Digest, Item, DigestHash>::iterat
 
 void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
-  if (auto it = items_.find(meta.digest); it != items_.end()) Erase(it);
-  Item item;
+  auto [it, added] = items_.try_emplace(meta.digest);
+  Item& item = it->second;
+  if (added) {
+    entries_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    // Replaced: the entry it was leaves the orders and the sums (and the evictions in
+    // flight, if one had chosen it).
+    Unlink(item);
+    if (item.pending) {
+      pending_bytes_ -= item.bytes;
+      pending_entries_--;
+    }
+    bytes_.fetch_sub(item.bytes, std::memory_order_relaxed);
+  }
   item.bytes = bytes;
   item.expires_ms = meta.expires_ms;
   item.last_access_ms = std::max(meta.created_ms, meta.last_hit_ms);
@@ -63,7 +78,9 @@ void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   item.vector_slot = meta.vector_slot;
   item.sequence = next_sequence_++;
   item.incarnation = item.sequence;
-  Insert(meta.digest, item);
+  item.pending = false;
+  Link(meta.digest, item);
+  bytes_.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 void CapacityTracker::Remove(const Digest& digest) {
@@ -77,25 +94,21 @@ void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
   if (it == items_.end()) return;
   Item& item = it->second;
   const bool reorder = ordered_ && !item.pending;
-  if (reorder) order_.erase(KeyOf(digest, item));
+  if (reorder) order_.erase(item.order_at);
   item.hits++;
   item.last_access_ms = std::max(item.last_access_ms, now_ms);
   item.sequence = next_sequence_++;
-  if (reorder) order_.insert(KeyOf(digest, item));
+  if (reorder) item.order_at = order_.emplace_hint(order_.end(), KeyOf(digest, item));
 }
 
 void CapacityTracker::SetExpiry(const Digest& digest, int64_t expires_ms) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = items_.find(digest);
   if (it == items_.end()) return;
-  Item item = it->second;
-  Erase(it);
+  Item& item = it->second;
+  Unlink(item);
   item.expires_ms = expires_ms;
-  if (item.pending) {  // Erase forgot it as pending; it still is
-    pending_bytes_ += item.bytes;
-    pending_entries_++;
-  }
-  Insert(digest, item);
+  Link(digest, item);
 }
 
 void CapacityTracker::ForgetExpired(int64_t now_ms) {
@@ -131,7 +144,7 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
     freed_bytes += item.bytes;
     freed_entries++;
     out.push_back({d, item.bytes, item.incarnation, item.vector_slot});
-    it = order_.erase(it);
+    it = order_.erase(it);  // (item.order_at is not used while pending)
   }
   return out;
 }
@@ -152,7 +165,7 @@ void CapacityTracker::Release(const Victim& v) {
   item.pending = false;
   pending_bytes_ -= item.bytes;
   pending_entries_--;
-  if (ordered_) order_.insert(KeyOf(v.digest, item));
+  if (ordered_) item.order_at = order_.insert(KeyOf(v.digest, item)).first;
 }
 
 bool CapacityTracker::StillChosen(const Victim& v) const {

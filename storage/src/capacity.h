@@ -83,6 +83,14 @@ class CapacityTracker {
   uint64_t entries_after_pending() const;
 
  private:
+  // (primary, secondary, sequence, digest): lru (last access, 0), lfu (hits, last access),
+  // ttl (expiry, 0); the smallest goes first. The sequence (of writes and reads, in this
+  // process) orders what happened within one millisecond; entries loaded at open get theirs
+  // in metadata order.
+  using OrderKey = std::tuple<int64_t, int64_t, uint64_t, Digest>;
+  using ExpiryOrder = std::set<std::pair<int64_t, Digest>>;
+  using PolicyOrder = std::set<OrderKey>;
+
   struct Item {
     uint64_t bytes = 0;
     int64_t expires_ms = 0;
@@ -92,23 +100,25 @@ class CapacityTracker {
     uint64_t incarnation = 0;
     uint64_t vector_slot = kNoVectorSlot;
     bool pending = false;
+    // Where the item is in by_expiry_, and in order_ while ordered_ and not pending: taken
+    // out without a search (each search of a tree of n items is log n cache misses).
+    ExpiryOrder::iterator expiry_at;
+    PolicyOrder::iterator order_at;
   };
-  // (primary, secondary, sequence, digest): lru (last access, 0), lfu (hits, last access),
-  // ttl (expiry, 0); the smallest goes first. The sequence (of writes and reads, in this
-  // process) orders what happened within one millisecond; entries loaded at open get theirs
-  // in metadata order.
-  using OrderKey = std::tuple<int64_t, int64_t, uint64_t, Digest>;
+  using Items = std::unordered_map<Digest, Item, DigestHash>;
 
   OrderKey KeyOf(const Digest& d, const Item& item) const;
-  void Erase(std::unordered_map<Digest, Item, DigestHash>::iterator it);
-  void Insert(const Digest& d, const Item& item);
+  // Puts `item` into the orders (sets expiry_at and order_at) / takes it out of them.
+  void Link(const Digest& d, Item& item);
+  void Unlink(const Item& item);
+  void Erase(Items::iterator it);
 
   mutable std::mutex mu_;
   EvictionPolicy policy_;
   bool ordered_ = false;
-  std::unordered_map<Digest, Item, DigestHash> items_;
-  std::set<std::pair<int64_t, Digest>> by_expiry_;
-  std::set<OrderKey> order_;  // only while ordered_
+  Items items_;
+  ExpiryOrder by_expiry_;
+  PolicyOrder order_;  // only while ordered_
   uint64_t next_sequence_ = 0;
   std::atomic<uint64_t> bytes_{0}, entries_{0};
   uint64_t pending_bytes_ = 0, pending_entries_ = 0;   // guarded by mu_

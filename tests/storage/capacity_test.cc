@@ -93,6 +93,43 @@ TEST(CapacityTracker, ExpiredEntriesLeaveTheCounts) {
   EXPECT_EQ(t.entries(), 1u);
 }
 
+TEST(CapacityTracker, ReplacingOrReExpiringAnEntryMovesItInEveryOrderAlsoWhileItIsAVictim) {
+  CapacityTracker t(EvictionPolicy::kTtl);
+  t.Configure(EvictionPolicy::kTtl, true);
+  for (uint64_t i = 0; i < 4; ++i) t.Upsert(Meta(i, 100, 1000 * (i + 1)), 10);
+  // Entry 0 is chosen; a put replaces it before its eviction commits: the new entry is
+  // live, counted once, not in flight, and the stale eviction changes nothing.
+  auto chosen = t.ChooseVictims(10, 0, Digest{});
+  ASSERT_EQ(Ids(chosen, 4), (std::set<uint64_t>{0}));
+  t.Upsert(Meta(0, 200, 9000), 30);
+  EXPECT_EQ(t.bytes(), 60u);
+  EXPECT_EQ(t.bytes_after_pending(), 60u);
+  t.Evicted(chosen[0]);
+  EXPECT_EQ(t.entries(), 4u);
+  // The soonest to expire is now entry 1; moved past every other, entry 2 goes first.
+  t.SetExpiry(MakeDigest(1), 20'000);
+  auto next = t.ChooseVictims(10, 0, Digest{});
+  ASSERT_EQ(Ids(next, 4), (std::set<uint64_t>{2}));
+  // A victim whose expiry changes while it is in flight, then released, is a candidate
+  // again at its new place.
+  t.SetExpiry(MakeDigest(2), 30'000);
+  t.Release(next[0]);
+  EXPECT_EQ(Ids(t.ChooseVictims(0, 3, Digest{}), 4), (std::set<uint64_t>{3, 0, 1}));
+  // Switching the policy rebuilds the order from the entries not in flight (the three just
+  // chosen stay out of it).
+  t.Configure(EvictionPolicy::kLru, true);
+  EXPECT_EQ(Ids(t.ChooseVictims(0, 1, Digest{}), 4), (std::set<uint64_t>{2}));
+  // Expiry follows the latest expiry of each: 0 at 9,000, 1 at 20,000, 2 at 30,000,
+  // 3 at 4,000.
+  t.ForgetExpired(9000);
+  EXPECT_EQ(t.entries(), 2u);
+  EXPECT_EQ(t.bytes(), 20u);
+  t.ForgetExpired(30'000);
+  EXPECT_EQ(t.entries(), 0u);
+  EXPECT_EQ(t.bytes(), 0u);
+  EXPECT_EQ(t.bytes_after_pending(), 0u);
+}
+
 class Capacity : public StoreTest {
  protected:
   void CreateLimitedOrg(const std::string& org, OrgLimits limits) {
