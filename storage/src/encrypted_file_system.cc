@@ -231,6 +231,17 @@ IOStatus ToIo(const Status& s) {
   return rocksdb::status_to_io_status(ToRocks(s));
 }
 
+// A log that reads as empty: see RoutingFileSystem::TornLogHeader.
+class EmptySequentialFile final : public rocksdb::FSSequentialFile {
+ public:
+  IOStatus Read(size_t, const IOOptions&, rocksdb::Slice* result, char* scratch,
+                IODebugContext*) override {
+    *result = rocksdb::Slice(scratch, 0);
+    return IOStatus::OK();
+  }
+  IOStatus Skip(uint64_t) override { return IOStatus::OK(); }
+};
+
 class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
  public:
   RoutingFileSystem(std::shared_ptr<rocksdb::FileSystem> base, std::shared_ptr<const FileKeys> keys)
@@ -248,6 +259,13 @@ class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
     if (!IsEncrypted(f)) return target()->NewSequentialFile(f, o, r, d);
     IOStatus s = RefuseMappedOrDirect(f, o);
     if (!s.ok()) return s;
+    bool torn = false;
+    s = TornLogHeader(f, o.io_options, &torn, d);
+    if (!s.ok()) return s;
+    if (torn) {
+      *r = std::make_unique<EmptySequentialFile>();
+      return IOStatus::OK();
+    }
     Existing e;
     s = OpenExisting(f, o, &e, d);
     if (!s.ok()) return s;
@@ -322,6 +340,12 @@ class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
     if (!IsEncrypted(f)) return target()->ReopenWritableFile(f, o, r, d);
     IOStatus s = RefuseMappedOrDirect(f, o);
     if (!s.ok()) return s;
+    bool torn = false;
+    s = TornLogHeader(f, o.io_options, &torn, d);
+    if (!s.ok()) return s;
+    if (torn && ::truncate(f.c_str(), 0) != 0) {
+      return IOStatus::IOError("cannot cut the torn header of " + f);
+    }
     uint64_t size = 0;
     s = target()->GetFileSize(f, o.io_options, &size, d);
     if (!s.ok() || size == 0) {  // new or empty: a fresh file
@@ -423,6 +447,28 @@ class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
     auto header = ParseFileHeader({reinterpret_cast<const uint8_t*>(got.data()), got.size()});
     if (!header.ok()) return Failed(f, header.status().WithContext("cannot decrypt " + f));
     e->header = std::move(header).value();
+    return IOStatus::OK();
+  }
+
+  // True if `f` is a log shorter than its header: the process stopped between creating the
+  // file and writing the header (a kill just after RocksDB starts a new WAL, which it then
+  // finds at recovery). Nothing is ever written after a header that was never written, so
+  // such a log holds no record: it reads as empty, as a torn last frame reads as the log's
+  // clean end (storage/FORMAT.md). Any other file cut inside its header stays Corruption.
+  IOStatus TornLogHeader(const std::string& f, const IOOptions& o, bool* torn, IODebugContext* d) {
+    *torn = false;
+    if (keys_->layout().Classify(f).kind != FileKind::kWal) return IOStatus::OK();
+    uint64_t physical = 0;
+    IOStatus s = target()->GetFileSize(f, o, &physical, d);
+    if (!s.ok() || physical >= kFileHeaderSize) return s;
+    *torn = true;
+    const SealedFileEvents events = keys_->BodyEvents();
+    if (events.on_tail_dropped) {
+      events.on_tail_dropped(
+          f, "the log ends inside its header (" + std::to_string(physical) + " of " +
+                 std::to_string(kFileHeaderSize) +
+                 " bytes): it was created and never written, and is read as empty");
+    }
     return IOStatus::OK();
   }
 

@@ -114,6 +114,13 @@ DataFileReport CheckOne(const DataLayout& layout, const std::string& path) {
     r.verdict = FileVerdict::kEmpty;
     return r;
   }
+  if (cls.encrypted && cls.kind == FileKind::kWal && r.physical_bytes < kFileHeaderSize) {
+    // As the engine reads it (storage/FORMAT.md): created, then the writer stopped.
+    r.verdict = FileVerdict::kEmpty;
+    r.logical_bytes = 0;
+    r.detail = "a log cut inside its header (its writer stopped after creating it): empty";
+    return r;
+  }
   JudgeHeader(path, cls, ReadPrefix(path, kFileHeaderSize), &r);
   return r;
 }

@@ -420,6 +420,37 @@ TEST_F(FormatV2Log, ItsLastFrameCutAtEveryByteReadsAsACleanEndWithEarlierRecords
   EXPECT_EQ(*Read(path), before);
 }
 
+// A kill between RocksDB creating a new WAL and its header reaching the file leaves a log
+// shorter than its header; recovery must read it as an empty log (no record can follow a
+// header never written), not stop the org. Other files cut there stay unreadable
+// (TruncationAndAppendedGarbageFail).
+TEST_F(FormatV2Log, ALogCutInsideItsHeaderReadsAsEmptyAndReopensAsANewLog) {
+  const std::string path = AcmeLog(3);
+  WriteLog(path, Records());
+  const auto good = ReadFile(path);
+  for (size_t size : {size_t{0}, size_t{1}, size_t{100}, kFileHeaderSize - 1}) {
+    WriteRaw(path, {good.begin(), good.begin() + size});
+    dropped_tails_.clear();
+    auto back = Read(path);
+    ASSERT_TRUE(back.ok()) << "cut at " << size << ": " << back.status().ToString();
+    EXPECT_EQ(*back, "") << "cut at " << size;
+    EXPECT_EQ(dropped_tails_.size(), 1u) << "cut at " << size;
+    uint64_t logical = 1;
+    ASSERT_TRUE(fs_->GetFileSize(path, {}, &logical, nullptr).ok());
+    EXPECT_EQ(logical, 0u);
+    std::unique_ptr<rocksdb::FSWritableFile> f;
+    ASSERT_TRUE(fs_->ReopenWritableFile(path, {}, &f, nullptr).ok()) << "cut at " << size;
+    ASSERT_TRUE(f->Append("after the reopen", {}, nullptr).ok());
+    ASSERT_TRUE(f->Close({}, nullptr).ok());
+    EXPECT_EQ(*Read(path), "after the reopen") << "cut at " << size;
+  }
+  // A whole header that does not parse is damage, not a torn write.
+  auto bad = good;
+  bad[5] ^= 0x20;
+  WriteRaw(path, bad);
+  EXPECT_FALSE(Read(path).ok());
+}
+
 TEST_F(FormatV2Log, ReopenedLogAppendsAfterItsLastIntactFrame) {
   const auto records = Records();
   const std::string path = AcmeLog(3);

@@ -351,11 +351,18 @@ TEST_F(DumpTest, FilesFlagsPlaintextDamagedAndMisplacedFiles) {
   std::ofstream(dir + "/orgs/acme/data/planted.sst") << "plaintext payload where it must not be";
   FlipByte(dir + "/orgs/acme/index/index.snapshot", 8);  // format version field
   fs::copy_file(SstsOf(dir, "acme")[0], dir + "/orgs/globex/data/999999.sst");
+  // Not a problem: a log whose writer stopped before its header, which the engine reads as
+  // empty (storage/FORMAT.md).
+  std::ofstream(dir + "/orgs/acme/999990.log", std::ios::binary) << std::string(100, '\0');
 
   DumpRun run = RunDump({dir, "files", "--json"});
   EXPECT_EQ(run.exit_code, 1);
   JsonNode doc = run.Json();
   EXPECT_EQ(doc["problem_count"].number, 3);
+  const JsonNode* torn = FindFile(doc["files"], "orgs/acme/999990.log");
+  ASSERT_NE(torn, nullptr);
+  EXPECT_EQ((*torn)["verdict"].text, "empty");
+  EXPECT_FALSE((*torn)["problem"].boolean);
   const JsonNode* planted = FindFile(doc["files"], "orgs/acme/data/planted.sst");
   ASSERT_NE(planted, nullptr);
   EXPECT_EQ((*planted)["verdict"].text, "NOT-ENCRYPTED");
