@@ -40,18 +40,9 @@ redis_port=$(free_port)
 redis-server --port "$redis_port" --save '' --appendonly no --daemonize no \
   --dir "$work" --logfile "$work/redis.log" &
 redis_pid=$!
-"$sealcached" --dev --data "$work/data" --port 0 --resp-port 0 --value-cache-bytes 536870912 \
-  >"$work/sealcached.log" 2>&1 &
-sealcached_pid=$!
-for _ in $(seq 100); do
-  grep -q "Redis protocol on" "$work/sealcached.log" 2>/dev/null && break
-  sleep 0.1
-done
-resp_port=$(sed -n 's/.*Redis protocol on [0-9.]*:\([0-9]*\).*/\1/p' "$work/sealcached.log")
-admin=$(cat "$work/data/admin.token")
-token=$(redis-cli -p "$resp_port" --user admin --pass "$admin" --no-auth-warning \
-  SEALCACHE.CREATEORG bench 4 | sed -n 4p)
-auth=(--user bench -a "$token")
+start_resp_sealcached "$sealcached" "$work" --value-cache-bytes 536870912
+sealcached_pid=$server
+auth=("${resp_auth[@]}")
 redis-benchmark -p "$redis_port" -t set -d 2048 -c 16 -n 200000 -r 100000 -P 16 -q >/dev/null 2>&1
 redis-benchmark -p "$resp_port" "${auth[@]}" -t set -d 2048 -c 16 -n 200000 -r 100000 -P 16 \
   -q >/dev/null 2>&1

@@ -10,23 +10,17 @@
 # WARM=N sends N GETs (pipelined by 16) before the measured ones. A SEALCACHED may be a
 # wrapper script that adds options (e.g. --value-cache-bytes) to a binary.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/server_common.sh
 rounds=$1 pipeline=$2 requests=$3
 shift 3
 ticks=$(getconf CLK_TCK)
 for ((r = 1; r <= rounds; r++)); do
   for bin in "$@"; do
     work=$(mktemp -d)
-    "$bin" --dev --data "$work/data" --port 0 --resp-port 0 >"$work/log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do
-      grep -q "Redis protocol on" "$work/log" 2>/dev/null && break
-      sleep 0.1
-    done
-    port=$(sed -n 's/.*Redis protocol on [0-9.]*:\([0-9]*\).*/\1/p' "$work/log")
-    admin=$(cat "$work/data/admin.token")
-    token=$(redis-cli -p "$port" --user admin --pass "$admin" --no-auth-warning \
-      SEALCACHE.CREATEORG bench 4 | sed -n 4p)
-    auth=(--user bench -a "$token")
+    start_resp_sealcached "$bin" "$work"
+    pid=$server port=$resp_port
+    auth=("${resp_auth[@]}")
     redis-benchmark -p "$port" "${auth[@]}" -t set -d 2048 -c 16 -n 200000 -r 100000 -P 16 \
       -q >/dev/null 2>&1
     sleep 3  # the load's own hit flush and memtable flushes

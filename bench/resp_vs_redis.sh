@@ -35,22 +35,11 @@ source bench/server_common.sh
 redis_port=$(free_port)
 redis-server --port "$redis_port" --save '' --appendonly no --daemonize no \
   --dir "$work" --logfile "$work/redis.log" &
-"$sealcached" --dev --data "$work/data" --port 0 --resp-port 0 "${value_cache_flags[@]}" \
-  >"$work/sealcached.log" 2>&1 &
-for _ in $(seq 100); do
-  grep -q "Redis protocol on" "$work/sealcached.log" 2>/dev/null && break
-  sleep 0.1
-done
-resp_port=$(sed -n 's/.*Redis protocol on [0-9.]*:\([0-9]*\).*/\1/p' "$work/sealcached.log")
-native_port=$(sed -n 's/.*serving .* on [0-9.]*:\([0-9]*\).*/\1/p' "$work/sealcached.log")
-[[ -n "$resp_port" && -n "$native_port" ]] || { cat "$work/sealcached.log"; exit 1; }
+start_resp_sealcached "$sealcached" "$work" "${value_cache_flags[@]}"
 bench=${SEALCACHE_BENCH:-build/bench/loadgen/sealcache-bench}
 native=("$bench" --port "$native_port" --admin-token-file "$work/data/admin.token" --orgs 1
   --entries 100000 --get-bench --max-requests "$requests")
 redis-cli -p "$redis_port" ping >/dev/null
-admin=$(cat "$work/data/admin.token")
-token=$(redis-cli -p "$resp_port" --user admin --pass "$admin" --no-auth-warning \
-  SEALCACHE.CREATEORG bench 4 | sed -n 4p)
 
 warm_get() {  # port pipeline [auth...] -> "get_rps" of a second pass of GETs
   local port=$1 pipeline=$2
@@ -90,7 +79,7 @@ compare() {
     local results=()
     for ((i = 1; i <= rounds; i++)); do
       r=$($measure "$redis_port" "$pipeline")
-      s=$($measure_sealcache "$resp_port" "$pipeline" --user bench -a "$token")
+      s=$($measure_sealcache "$resp_port" "$pipeline" "${resp_auth[@]}")
       results+=("$r $s")
       echo "  -P $pipeline ${label}round $i: redis $names $r   sealcache $names $s"
     done
