@@ -450,17 +450,16 @@ class RoutingFileSystem final : public rocksdb::FileSystemWrapper {
     return IOStatus::OK();
   }
 
-  // True if `f` is a log shorter than its header: the process stopped between creating the
-  // file and writing the header (a kill just after RocksDB starts a new WAL, which it then
-  // finds at recovery). Nothing is ever written after a header that was never written, so
-  // such a log holds no record: it reads as empty, as a torn last frame reads as the log's
-  // clean end (storage/FORMAT.md). Any other file cut inside its header stays Corruption.
+  // Whether `f` is a log cut inside its header (LogEndsInsideHeader), which RocksDB finds at
+  // recovery after a kill: it reads as empty, as a torn last frame reads as the log's clean
+  // end, and is reported the same way.
   IOStatus TornLogHeader(const std::string& f, const IOOptions& o, bool* torn, IODebugContext* d) {
     *torn = false;
-    if (keys_->layout().Classify(f).kind != FileKind::kWal) return IOStatus::OK();
+    const FileKind kind = keys_->layout().Classify(f).kind;
+    if (kind != FileKind::kWal) return IOStatus::OK();
     uint64_t physical = 0;
     IOStatus s = target()->GetFileSize(f, o, &physical, d);
-    if (!s.ok() || physical >= kFileHeaderSize) return s;
+    if (!s.ok() || !LogEndsInsideHeader(kind, physical)) return s;
     *torn = true;
     const SealedFileEvents events = keys_->BodyEvents();
     if (events.on_tail_dropped) {

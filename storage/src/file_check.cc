@@ -114,8 +114,8 @@ DataFileReport CheckOne(const DataLayout& layout, const std::string& path) {
     r.verdict = FileVerdict::kEmpty;
     return r;
   }
-  if (cls.encrypted && cls.kind == FileKind::kWal && r.physical_bytes < kFileHeaderSize) {
-    // As the engine reads it (storage/FORMAT.md): created, then the writer stopped.
+  if (cls.encrypted && LogEndsInsideHeader(cls.kind, r.physical_bytes)) {
+    // As the engine reads it: created, then the writer stopped.
     r.verdict = FileVerdict::kEmpty;
     r.logical_bytes = 0;
     r.detail = "a log cut inside its header (its writer stopped after creating it): empty";

@@ -34,6 +34,14 @@ enum class FileKind : uint8_t {
 };
 std::string_view FileKindName(FileKind kind);  // "sst", "wal", ...
 
+// True for a log cut inside its header: its writer stopped between creating the file and
+// writing the header (a kill just after RocksDB starts a new WAL). No frame can follow a
+// header never written, so such a log holds no record and reads as empty (storage/FORMAT.md).
+// Any other kind of file cut there is damaged.
+inline bool LogEndsInsideHeader(FileKind kind, uint64_t physical_size) {
+  return kind == FileKind::kWal && physical_size < kFileHeaderSize;
+}
+
 // How a file's body is encrypted.
 enum class BodyLayout : uint8_t {
   kCtr = 0,     // v1: one AES-256-CTR stream
