@@ -43,14 +43,17 @@ void CapacityTracker::Unlink(const Item& item) {
   if (ordered_ && !item.pending) order_.erase(item.order_at);
 }
 
-void CapacityTracker::Erase(Items::iterator it) {
-  const Item& item = it->second;
+void CapacityTracker::Leave(const Item& item) {
   Unlink(item);
   if (item.pending) {
     pending_bytes_ -= item.bytes;
     pending_entries_--;
   }
   bytes_.fetch_sub(item.bytes, std::memory_order_relaxed);
+}
+
+void CapacityTracker::Erase(Items::iterator it) {
+  Leave(it->second);
   entries_.fetch_sub(1, std::memory_order_relaxed);
   items_.erase(it);
 }
@@ -62,14 +65,7 @@ void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   if (added) {
     entries_.fetch_add(1, std::memory_order_relaxed);
   } else {
-    // Replaced: the entry it was leaves the orders and the sums (and the evictions in
-    // flight, if one had chosen it).
-    Unlink(item);
-    if (item.pending) {
-      pending_bytes_ -= item.bytes;
-      pending_entries_--;
-    }
-    bytes_.fetch_sub(item.bytes, std::memory_order_relaxed);
+    Leave(item);  // replaced
   }
   item.bytes = bytes;
   item.expires_ms = meta.expires_ms;

@@ -111,6 +111,9 @@ class CapacityTracker {
   // Puts `item` into the orders (sets expiry_at and order_at) / takes it out of them.
   void Link(const Digest& d, Item& item);
   void Unlink(const Item& item);
+  // The entry `item` was leaves the orders, the evictions in flight and the byte sum (not the
+  // entry count): a replace, and half of Erase.
+  void Leave(const Item& item);
   void Erase(Items::iterator it);
 
   mutable std::mutex mu_;
