@@ -275,10 +275,10 @@ class ServerImpl final : public Server {
   ServerImpl(ServerOptions options, std::unique_ptr<CacheService> service)
       : options_(std::move(options)),
         service_(std::move(service)),
+        budget_(options_.max_inflight_request_bytes),
         acceptor_(io_),
         metrics_acceptor_(io_),
-        resp_acceptor_(io_),
-        budget_(options_.max_inflight_request_bytes) {}
+        resp_acceptor_(io_) {}
 
   ~ServerImpl() override { (void)Shutdown(); }
 
@@ -381,6 +381,7 @@ class ServerImpl final : public Server {
     });
     {
       std::lock_guard<std::mutex> lock(conn_mu_);
+      draining_ = true;
       for (auto& [ptr, conn] : connections_) conn->StopReading();
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
@@ -485,6 +486,10 @@ class ServerImpl final : public Server {
         connections_.erase(c);
       };
       std::lock_guard<std::mutex> lock(conn_mu_);
+      if (draining_) {  // accepted before the acceptor closed: not served
+        socket.close(ec);
+        continue;
+      }
       if (connections_.size() >= options_.max_connections) {
         // Redis's own words to a RESP client; an error frame to a native one.
         static constexpr std::string_view kRespRefusal = "-ERR max number of clients reached\r\n";
@@ -637,17 +642,29 @@ class ServerImpl final : public Server {
   std::unique_ptr<CacheService> service_;
   // Declared after the service it reads and writes, so it stops first.
   std::unique_ptr<cluster::ClusterNode> cluster_;
-  asio::io_context io_;
+  // What connections refer to (ConnectionContext), declared before both event loops below:
+  // a connection can outlive connections_, held by work still queued in either loop when a
+  // drain times out, and is then destroyed with that loop.
+  RequestBudget budget_;
+  std::atomic<uint32_t> unauthenticated_{0};
+  internal::RespServerFacts resp_facts_;
   // The I/O loops of connections, one thread each (threads_), given to connections in turn:
   // a connection's reads, Redis commands and writes run on one thread, without the wake-ups
   // between threads that one loop shared by every thread costs on each request (measured
-  // in bench/README.md). Before connections_, so that they outlive every connection.
+  // in bench/README.md). Before io_ and connections_, so that they outlive every connection:
+  // a connection's socket, strand and timers belong to its loop.
   struct ConnectionLoop {
     asio::io_context io{1};
     std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{
         asio::make_work_guard(io)};
   };
   std::vector<std::unique_ptr<ConnectionLoop>> connection_loops_;
+  // The request pool (native requests run here) and the accept loops. Destroyed before the
+  // connection loops: a request still queued here when a drain timed out holds its
+  // connection, which must be freed while its loop exists (freed after it, the connection
+  // closed its socket and cancelled its timers through the loop's freed services: heap
+  // corruption at exit; ServerTest.ShutdownWhoseDrainTimesOutWithRequestsQueuedFreesThemSafely).
+  asio::io_context io_;
   size_t next_loop_ = 0;  // on the accept strand
   // The accept loops and the close at shutdown: an acceptor is not safe to close on one
   // io thread while its loop runs on another (a data race TSan reported).
@@ -656,16 +673,15 @@ class ServerImpl final : public Server {
   std::unique_ptr<asio::ssl::context> ssl_;
   uint16_t bound_port_ = 0, bound_metrics_port_ = 0, bound_resp_port_ = 0;
   uint64_t next_client_id_ = 1;  // CLIENT ID of RESP connections; on the accept strand
-  internal::RespServerFacts resp_facts_;
   bool metrics_requested_ephemeral_ = false;
   std::vector<std::thread> threads_;
-  // Declared before connections_, so that they outlive it: a connection still open at
-  // destruction releases its budget charge when the map destroys it.
-  RequestBudget budget_;
   std::atomic<uint64_t> rejected_connections_{0};
-  std::atomic<uint32_t> unauthenticated_{0};
   std::mutex conn_mu_;
   std::map<ConnectionBase*, std::shared_ptr<ConnectionBase>> connections_;
+  // Set by Shutdown with every open connection told to stop reading, under conn_mu_: a
+  // connection accepted after that is closed at once (told nothing, it would keep the drain
+  // waiting until its deadline and be served while the store flushes). GUARDED_BY(conn_mu_).
+  bool draining_ = false;
   // Connections in accept order, for evicting the oldest without a Hello; entries that
   // authenticated or closed are skipped (and dropped) when met. GUARDED_BY(conn_mu_).
   std::deque<std::weak_ptr<ConnectionBase>> unauthenticated_order_;
