@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
   // The store also sets 0600/0700 on what it creates; this covers every other file.
   umask(0077);
   sealcache::server::ServerOptions o;
+  o.on_event = [](const std::string& line) {
+    std::fprintf(stderr, "sealcached: %s\n", line.c_str());
+  };
   std::string data_dir, master_spec, config_file;
   bool dev = false, plaintext = false;
   constexpr int64_t kRotationDays = 90;

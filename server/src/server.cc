@@ -385,12 +385,19 @@ class ServerImpl final : public Server {
       for (auto& [ptr, conn] : connections_) conn->StopReading();
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
+    size_t left = 0;  // connections the drain gave up on
     for (;;) {
       {
         std::lock_guard<std::mutex> lock(conn_mu_);
-        if (connections_.empty() || Clock::now() > deadline) break;
+        left = connections_.size();
+        if (left == 0 || Clock::now() > deadline) break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (left > 0 && options_.on_event) {
+      options_.on_event("drain timed out after " + std::to_string(options_.drain_timeout_ms) +
+                        " ms with " + std::to_string(left) +
+                        " connection(s) still owed answers or writes: they close without them");
     }
     Status flushed = service_->Flush();
     // The lease goes last: until here this node still owned its orgs' records.

@@ -155,6 +155,8 @@ TEST_F(ServerTest, PipelinedRequestsAreAnsweredOutOfOrderAndMatchedById) {
 TEST_F(ServerTest, ShutdownWhoseDrainTimesOutWithRequestsQueuedFreesThemSafely) {
   ServerOptions o = Options();
   o.drain_timeout_ms = 0;
+  std::vector<std::string> events;  // (Shutdown reports on the calling thread)
+  o.on_event = [&events](const std::string& line) { events.push_back(line); };
   StartServer(o);
   auto first = NewOrg("acme", kDim);
   std::vector<std::unique_ptr<client::Client>> clients;
@@ -189,6 +191,9 @@ TEST_F(ServerTest, ShutdownWhoseDrainTimesOutWithRequestsQueuedFreesThemSafely) 
   server_.reset();
   clients.clear();
   first.reset();
+  // The operator is told the drain gave up, and on how many connections.
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_NE(events[0].find("drain timed out after 0 ms with"), std::string::npos) << events[0];
 
   StartServer(Options());
   auto c = ConnectAs(tokens_["acme"]);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -86,6 +87,10 @@ struct ServerOptions {
   ClusterOptions cluster;
   // How long Shutdown waits for in-flight requests, in ms. Default 10000.
   int64_t drain_timeout_ms = 10'000;
+  // Called with a line for the operator's log when something happens that no client is told
+  // of: a drain that ran out of time (connections then close without the answers they were
+  // still owed). Empty: not reported.
+  std::function<void(const std::string&)> on_event;
 };
 
 class Server {
