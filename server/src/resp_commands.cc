@@ -37,9 +37,16 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 std::optional<int64_t> ParseInteger(std::string_view s) {
+  // Redis's string2ll: an optional '-', then "0" alone or digits without a leading zero
+  // (so "+5", "007", "-0" and " 1" are not integers, as Redis answers them).
+  const std::string_view digits = !s.empty() && s[0] == '-' ? s.substr(1) : s;
+  if (digits.empty() || digits[0] < '0' || digits[0] > '9' ||
+      (digits[0] == '0' && (digits.size() > 1 || digits.size() != s.size()))) {
+    return std::nullopt;
+  }
   int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
   return v;
 }
 
@@ -321,9 +328,10 @@ void Select(Context& c) {
   c.out.SimpleString("OK");
 }
 
+// The subcommand and its arity are checked against the table before (Refusal).
 void Client(Context& c) {
   const std::string sub = Lower(c.args[1]);
-  if (sub == "setname" && c.args.size() == 3) {
+  if (sub == "setname") {
     for (unsigned char ch : c.args[2]) {
       if (ch < '!' || ch > '~') {
         return c.out.Error(
@@ -333,15 +341,11 @@ void Client(Context& c) {
     c.s.client_name = c.args[2];
     return c.out.SimpleString("OK");
   }
-  if (sub == "getname" && c.args.size() == 2) {
+  if (sub == "getname") {
     return c.s.client_name.empty() ? c.out.NullBulk() : c.out.Bulk(c.s.client_name);
   }
-  if (sub == "id" && c.args.size() == 2) return c.out.Integer(static_cast<int64_t>(c.s.client_id));
-  if (sub == "setinfo" && c.args.size() == 4) return c.out.SimpleString("OK");
-  if (sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo") {
-    return c.out.Error("ERR wrong number of arguments for 'client|" + sub + "' command");
-  }
-  c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try CLIENT HELP.");
+  if (sub == "id") return c.out.Integer(static_cast<int64_t>(c.s.client_id));
+  c.out.SimpleString("OK");  // setinfo: the library's name and version are not kept
 }
 
 void Quit(Context& c) {
@@ -373,24 +377,27 @@ void DbSize(Context& c) {
   c.out.Integer(static_cast<int64_t>(*entries));
 }
 
+// CONFIG GET (the only subcommand served, Refusal checks): as Redis 7 answers it, a name
+// without glob characters is answered under the name as it was asked, a pattern under the
+// parameters' own names, each parameter once.
 void Config(Context& c) {
-  const std::string sub = Lower(c.args[1]);
-  if (sub != "get") {
-    return c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try CONFIG HELP.");
-  }
-  if (c.args.size() < 3)
-    return c.out.Error("ERR wrong number of arguments for 'config|get' command");
   // The parameters clients ask a cache about: it keeps nothing in RDB or AOF files.
   static constexpr std::pair<std::string_view, std::string_view> kParameters[] = {
       {"save", ""}, {"appendonly", "no"}};
   std::vector<std::pair<std::string_view, std::string_view>> found;
-  for (const auto& [name, value] : kParameters) {
-    for (size_t i = 2; i < c.args.size(); ++i) {
+  auto add = [&](std::string_view name, std::string_view value) {
+    for (const auto& f : found) {
+      if (EqualsIgnoreCase(f.first, name)) return;
+    }
+    found.emplace_back(name, value);
+  };
+  for (size_t i = 2; i < c.args.size(); ++i) {
+    const std::string& asked = c.args[i];
+    const bool pattern = asked.find_first_of("[*?") != std::string::npos;
+    for (const auto& [name, value] : kParameters) {
       // Without case, as Redis matches parameter names (ours are lower case).
-      if (StringMatch(Lower(c.args[i]), name)) {
-        found.emplace_back(name, value);
-        break;
-      }
+      if (!pattern && EqualsIgnoreCase(asked, name)) add(asked, value);
+      if (pattern && StringMatch(Lower(asked), name)) add(name, value);
     }
   }
   c.out.MapHeader(found.size());
@@ -400,10 +407,7 @@ void Config(Context& c) {
   }
 }
 
-void ModuleList(Context& c) {
-  if (Lower(c.args[1]) != "list") {
-    return c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try MODULE HELP.");
-  }
+void ModuleList(Context& c) {  // MODULE LIST, the only subcommand served (Refusal checks)
   c.out.ArrayHeader(1);
   WriteSearchModule(c.out);
 }
@@ -715,20 +719,6 @@ Result<const P::GetEntryResponse*> ReadEntry(Context& c, NativeCall& call, std::
   return (*r)->body_as_GetEntryResponse();
 }
 
-struct StoredString {
-  std::string value;
-  int64_t expires_ms = 0;
-};
-
-// NotFound if `name` has no live entry, FailedPrecondition if it is not a string.
-Result<StoredString> ReadString(Context& c, std::string_view name) {
-  SC_ASSIGN_OR_RETURN(storage::Digest digest, KeyDigest(c, name));
-  SC_ASSIGN_OR_RETURN(storage::StoredValue v, c.service->Read(c.s.session, digest));
-  auto value = StringValue(v.payload, name);
-  if (!value) return Status::FailedPrecondition(kWrongType);
-  return StoredString{std::string(*value), v.expires_ms};
-}
-
 struct SetOptions {
   P::PutCondition condition = P::PutCondition::Always;
   bool keep_ttl = false;
@@ -780,8 +770,7 @@ Result<bool> DeleteKey(Context& c, std::string_view name) {
 // GET's reply to the read `v` of the key `name`.
 void ReplyGet(RespWriter& out, const Result<storage::ValueView>& v, std::string_view name,
               std::string_view command) {
-  // (Not through ReadString: the value is written into the reply from the record read,
-  // without a copy in between.)
+  // (The value is written into the reply from the record read, without a copy in between.)
   if (v.status().IsNotFound()) return out.NullBulk();
   if (!v.ok()) return ReplyError(out, v.status(), command);
   auto value = StringValue(v->payload, name);
@@ -796,79 +785,129 @@ void Get(Context& c) {
   ReplyGet(c.out, storage::ViewOfValue(v), c.args[1], c.args[0]);
 }
 
-// Redis's SET: SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL].
-void Set(Context& c) {
-  SetOptions o;
-  bool expiry_given = false;
+// SET's expiry options.
+enum class ExpiryOption { kNone, kEx, kPx, kExAt, kPxAt };
+
+ExpiryOption ExpiryOptionOf(std::string_view lower) {
+  if (lower == "ex") return ExpiryOption::kEx;
+  if (lower == "px") return ExpiryOption::kPx;
+  if (lower == "exat") return ExpiryOption::kExAt;
+  if (lower == "pxat") return ExpiryOption::kPxAt;
+  return ExpiryOption::kNone;
+}
+
+// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL], its options read as Redis 7
+// reads them (parseExtendedStringArgumentsOrReply): every word is checked before any value,
+// so a word out of place is a syntax error whatever comes before it; NX, XX and one kind of
+// expiry may be repeated, the last expiry counting; then the expiry's value is read.
+// Returns false after answering the error.
+bool ParseSetOptions(Context& c, SetOptions* o) {
+  ExpiryOption expiry = ExpiryOption::kNone;
+  std::string_view expiry_value;
   for (size_t i = 3; i < c.args.size(); ++i) {
     const std::string opt = Lower(c.args[i]);
     const bool has_value = i + 1 < c.args.size();
-    if (opt == "nx" && o.condition == P::PutCondition::Always) {
-      o.condition = P::PutCondition::IfAbsent;
-    } else if (opt == "xx" && o.condition == P::PutCondition::Always) {
-      o.condition = P::PutCondition::IfPresent;
+    const ExpiryOption kind = ExpiryOptionOf(opt);
+    if (opt == "nx" && o->condition != P::PutCondition::IfPresent) {
+      o->condition = P::PutCondition::IfAbsent;
+    } else if (opt == "xx" && o->condition != P::PutCondition::IfAbsent) {
+      o->condition = P::PutCondition::IfPresent;
     } else if (opt == "get") {
-      o.get = true;
-    } else if (opt == "keepttl" && !expiry_given) {
-      o.keep_ttl = expiry_given = true;
-    } else if ((opt == "ex" || opt == "px" || opt == "exat" || opt == "pxat") && has_value &&
-               !expiry_given) {
-      auto v = ParseInteger(c.args[++i]);
-      if (!v) return c.out.Error("ERR value is not an integer or out of range");
-      if (*v <= 0) return c.out.Error("ERR invalid expire time in 'set' command");
-      const bool seconds = opt == "ex" || opt == "exat";
-      if (seconds && *v > std::numeric_limits<int64_t>::max() / kMsPerSecond) {
-        return c.out.Error("ERR invalid expire time in 'set' command");
-      }
-      const int64_t ms = seconds ? *v * kMsPerSecond : *v;
-      o.ttl_ms = (opt == "exat" || opt == "pxat") ? ms - WallMs() : ms;
-      expiry_given = true;
+      o->get = true;
+    } else if (opt == "keepttl" && expiry == ExpiryOption::kNone) {
+      o->keep_ttl = true;
+    } else if (kind != ExpiryOption::kNone && !o->keep_ttl &&
+               (expiry == ExpiryOption::kNone || expiry == kind) && has_value) {
+      expiry = kind;
+      expiry_value = c.args[++i];
     } else {
-      return c.out.Error("ERR syntax error");
+      c.out.Error(kSyntaxError);
+      return false;
     }
   }
+  if (expiry == ExpiryOption::kNone) return true;
+  const auto v = ParseInteger(expiry_value);
+  if (!v) {
+    c.out.Error(kNotAnInteger);
+    return false;
+  }
+  const bool seconds = expiry == ExpiryOption::kEx || expiry == ExpiryOption::kExAt;
+  const bool absolute = expiry == ExpiryOption::kExAt || expiry == ExpiryOption::kPxAt;
+  const int64_t now = WallMs();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  // Redis's bounds: positive, and a time that fits in 64 bits of milliseconds since 1970.
+  if (*v <= 0 || (seconds && *v > kMax / kMsPerSecond) ||
+      (!absolute && (seconds ? *v * kMsPerSecond : *v) > kMax - now)) {
+    c.out.Error("ERR invalid expire time in 'set' command");
+    return false;
+  }
+  const int64_t ms = seconds ? *v * kMsPerSecond : *v;
+  o->ttl_ms = absolute ? ms - now : ms;
+  return true;
+}
+
+// SET ... GET, and SET with an absolute time already past (the key is set and at once
+// removed, as in Redis): read and written under the key's lock, so that GET of a key holding
+// a hash answers WRONGTYPE and writes nothing, and NX/XX are decided on the same entry.
+void SetUnderLock(Context& c, const SetOptions& o) {
   const std::string_view name = c.args[1];
-  std::optional<StoredString> before;  // for GET, when the write does not happen
-  if (o.ttl_ms && *o.ttl_ms <= 0) {
-    // An absolute time already past: as in Redis, the key is set and at once expired.
-    if (o.get) {
-      auto old = ReadString(c, name);
-      if (!old.ok() && !old.status().IsNotFound())
-        return ReplyError(c.out, old.status(), c.args[0]);
-      if (old.ok()) before = std::move(old).value();
-    }
-    auto gone = DeleteKey(c, name);
-    if (!gone.ok()) return ReplyError(c.out, gone.status(), c.args[0]);
-    if (o.get) return before ? c.out.Bulk(before->value) : c.out.NullBulk();
-    return c.out.SimpleString("OK");
-  }
+  auto digest = KeyDigest(c, name);
+  if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
+  const bool expired = o.ttl_ms && *o.ttl_ms <= 0;
+  std::optional<std::string> previous;
+  bool condition_met = true;
+  Status st =
+      c.service->Update(c.s.session, *digest, [&](const LiveEntry* current) -> Result<EntryChange> {
+        previous.reset();
+        if (o.get && current != nullptr) {
+          auto value = StringValue(current->payload, name);
+          if (!value) return WrongType();
+          previous = std::string(*value);
+        }
+        condition_met = o.condition == P::PutCondition::Always ||
+                        (o.condition == P::PutCondition::IfAbsent) == (current == nullptr);
+        EntryChange change;
+        if (!condition_met || (expired && current == nullptr)) return change;  // nothing
+        // A hash this replaces leaves the search state with its entry.
+        if (current != nullptr) change.on_applied = HashWrittenHook(c, *digest, name, {});
+        if (expired) {
+          change.kind = EntryChange::Kind::kDelete;
+          return change;
+        }
+        change.kind = EntryChange::Kind::kPut;
+        change.payload = StringRecord(name, c.args[2]);
+        change.ttl_ms = o.ttl_ms.value_or(c.facts->default_ttl_ms);
+        change.keep_expiry = o.keep_ttl && current != nullptr;
+        return change;
+      });
+  if (!st.ok()) return ReplyError(c.out, st, c.args[0]);
+  if (o.get) return previous ? c.out.Bulk(*previous) : c.out.NullBulk();
+  if (!condition_met) return c.out.NullBulk();
+  c.out.SimpleString("OK");
+}
+
+void Set(Context& c) {
+  SetOptions o;
+  if (!ParseSetOptions(c, &o)) return;
+  if (o.get || (o.ttl_ms && *o.ttl_ms <= 0)) return SetUnderLock(c, o);
+  // The common SET: one native Put, its condition (NX, XX) and KEEPTTL decided by the store.
   NativeCall call(c.service, c.s.session);
-  auto put = WriteString(c, call, name, c.args[2], o);
-  if (!put.ok()) {
-    const bool not_met = (o.condition == P::PutCondition::IfAbsent &&
-                          put.status().code() == Status::Code::kAlreadyExists) ||
-                         (o.condition == P::PutCondition::IfPresent && put.status().IsNotFound());
-    if (!not_met) return ReplyError(c.out, put.status(), c.args[0]);
-    if (!o.get) return c.out.NullBulk();
-    // NX GET on an existing key: not set, and the old value answers.
-    auto old = ReadString(c, name);
-    if (old.status().IsNotFound()) return c.out.NullBulk();
-    if (!old.ok()) return ReplyError(c.out, old.status(), c.args[0]);
-    return c.out.Bulk(old->value);
-  }
-  if (!o.get) return c.out.SimpleString("OK");
-  const auto* previous = (*put)->previous();
-  if (previous == nullptr) return c.out.NullBulk();
-  auto value = StringValue({previous->data(), previous->size()}, name);
-  if (!value) return c.out.NullBulk();
-  c.out.Bulk(*value);
+  auto put = WriteString(c, call, c.args[1], c.args[2], o);
+  if (put.ok()) return c.out.SimpleString("OK");
+  const bool not_met = (o.condition == P::PutCondition::IfAbsent &&
+                        put.status().code() == Status::Code::kAlreadyExists) ||
+                       (o.condition == P::PutCondition::IfPresent && put.status().IsNotFound());
+  if (not_met) return c.out.NullBulk();
+  ReplyError(c.out, put.status(), c.args[0]);
 }
 
 // SETEX key seconds value, PSETEX key milliseconds value.
 void SetWithExpiry(Context& c, int64_t unit_ms) {
   auto v = ParseInteger(c.args[2]);
-  if (!v) return c.out.Error("ERR value is not an integer or out of range");
-  if (*v <= 0 || *v > std::numeric_limits<int64_t>::max() / unit_ms) {
+  if (!v) return c.out.Error(kNotAnInteger);
+  // Redis's bounds: positive, and now + the TTL fits in 64 bits of milliseconds.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (*v <= 0 || *v > kMax / unit_ms || *v * unit_ms > kMax - WallMs()) {
     return c.out.Error("ERR invalid expire time in '" + Lower(c.args[0]) + "' command");
   }
   SetOptions o;
@@ -942,9 +981,9 @@ void PTtl(Context& c) { TimeToLive(c, true); }
 
 // EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key time [NX|XX|GT|LT]: 1 if the expiry was set (or
 // the key removed by a time already past), 0 if the key is missing or the condition fails.
+// As Redis, the options are checked before the time, and a time whose milliseconds since 1970
+// do not fit in 64 bits is an invalid expire time.
 void SetKeyExpiry(Context& c, int64_t unit_ms, bool absolute) {
-  auto v = ParseInteger(c.args[2]);
-  if (!v) return c.out.Error("ERR value is not an integer or out of range");
   bool nx = false, xx = false, gt = false, lt = false;
   for (size_t i = 3; i < c.args.size(); ++i) {
     const std::string opt = Lower(c.args[i]);
@@ -964,13 +1003,16 @@ void SetKeyExpiry(Context& c, int64_t unit_ms, bool absolute) {
     return c.out.Error("ERR NX and XX, GT or LT options at the same time are not compatible");
   }
   if (gt && lt) return c.out.Error("ERR GT and LT options at the same time are not compatible");
-  const std::string cmd = Lower(c.args[0]);
-  if (*v > std::numeric_limits<int64_t>::max() / unit_ms ||
-      *v < std::numeric_limits<int64_t>::min() / unit_ms) {
-    return c.out.Error("ERR invalid expire time in '" + cmd + "' command");
-  }
+  auto v = ParseInteger(c.args[2]);
+  if (!v) return c.out.Error(kNotAnInteger);
   const int64_t now = WallMs();
-  const int64_t at = absolute ? *v * unit_ms : now + *v * unit_ms;
+  const int64_t base = absolute ? 0 : now;
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  if (*v > kMax / unit_ms || *v < std::numeric_limits<int64_t>::min() / unit_ms ||
+      *v * unit_ms > kMax - base) {
+    return c.out.Error("ERR invalid expire time in '" + Lower(c.args[0]) + "' command");
+  }
+  const int64_t at = base + *v * unit_ms;
   NativeCall read(c.service, c.s.session);
   auto e = ReadEntry(c, read, c.args[1], false);
   if (e.status().IsNotFound()) return c.out.Integer(0);
@@ -1015,6 +1057,8 @@ void Type(Context& c) {
 
 // ---- the table ------------------------------------------------------------------------------
 
+using Subcommands = std::vector<std::pair<std::string_view, int>>;
+
 struct CommandSpec {
   // Redis's arity: N means exactly N words with the name, -N at least N.
   int arity;
@@ -1025,6 +1069,9 @@ struct CommandSpec {
   std::vector<std::string_view> flags;
   // Positions of its keys, as COMMAND reports them (0: it takes none; last -1: to the end).
   int first_key = 0, last_key = 0, key_step = 0;
+  // A container command's subcommands served here, each with its arity (as Redis's
+  // "config|get"); empty for other commands.
+  Subcommands subcommands = {};
 };
 
 void Command(Context& c);
@@ -1034,20 +1081,27 @@ void Command(Context& c);
 void AnsweredByExecute(Context& c) { c.out.Error("ERR " + c.args[0] + " is not allowed here"); }
 
 const std::unordered_map<std::string, CommandSpec>& Table() {
+  // The containers' subcommands served, with Redis's arities (never destroyed, as the table).
+  static const auto* kClient =
+      new Subcommands{{"setname", 3}, {"getname", 2}, {"id", 2}, {"setinfo", 4}};
+  static const auto* kCommand = new Subcommands{{"count", 2}, {"docs", -2}, {"info", -2}};
+  static const auto* kConfig = new Subcommands{{"get", -3}};
+  static const auto* kModule = new Subcommands{{"list", 2}};
   static const auto* table = new std::unordered_map<std::string, CommandSpec>{
       {"ping", {-1, true, false, Ping, {"fast"}}},
       {"echo", {2, true, false, Echo, {"fast"}}},
       {"auth", {-2, false, false, Auth, {"noscript", "loading", "stale", "fast", "no_auth"}}},
       {"hello", {-1, false, false, Hello, {"noscript", "loading", "stale", "fast", "no_auth"}}},
       {"select", {2, true, false, Select, {"loading", "stale", "fast"}}},
-      {"client", {-2, true, false, Client, {"loading", "stale"}}},
+      {"client", {-2, true, false, Client, {"loading", "stale"}, 0, 0, 0, *kClient}},
       {"quit", {-1, false, false, Quit, {"noscript", "loading", "stale", "fast", "no_auth"}}},
       {"reset", {1, false, false, Reset, {"noscript", "loading", "stale", "fast", "no_auth"}}},
-      {"command", {-1, true, false, Command, {"loading", "stale"}}},
-      {"config", {-2, true, false, Config, {"admin", "noscript", "loading", "stale"}}},
+      {"command", {-1, true, false, Command, {"loading", "stale"}, 0, 0, 0, *kCommand}},
+      {"config",
+       {-2, true, false, Config, {"admin", "noscript", "loading", "stale"}, 0, 0, 0, *kConfig}},
       {"dbsize", {1, true, false, DbSize, {"readonly", "fast"}}},
       {"info", {-1, true, false, Info, {"loading", "stale"}}},
-      {"module", {-2, true, false, ModuleList, {"admin", "noscript"}}},
+      {"module", {-2, true, false, ModuleList, {"admin", "noscript"}, 0, 0, 0, *kModule}},
       {"get", {2, true, false, Get, {"readonly", "fast"}, 1, 1, 1}},
       {"set", {-3, true, false, Set, {"write", "denyoom"}, 1, 1, 1}},
       {"setex", {4, true, false, SetEx, {"write", "denyoom"}, 1, 1, 1}},
@@ -1116,25 +1170,23 @@ void DescribeCommand(RespWriter& out, const std::string& name, const CommandSpec
 void Command(Context& c) {
   const auto& table = Table();
   const std::string sub = c.args.size() > 1 ? Lower(c.args[1]) : "";
-  if (sub.empty()) {
+  if (sub.empty() || (sub == "info" && c.args.size() == 2)) {  // every command
     c.out.ArrayHeader(table.size());
     for (const auto& [name, spec] : table) DescribeCommand(c.out, name, spec);
-  } else if (sub == "count" && c.args.size() == 2) {
+  } else if (sub == "count") {
     c.out.Integer(static_cast<int64_t>(table.size()));
   } else if (sub == "docs") {
     c.out.MapHeader(0);  // no docs: Redis allows an empty reply
-  } else if (sub == "info") {
+  } else {               // info (Refusal checks the subcommands)
     c.out.ArrayHeader(c.args.size() - 2);
     for (size_t i = 2; i < c.args.size(); ++i) {
       auto it = table.find(Lower(c.args[i]));
       if (it == table.end()) {
-        c.out.NullArray();
+        c.out.NullBulk();  // Redis's addReplyNull: $-1 in RESP2
       } else {
         DescribeCommand(c.out, it->first, it->second);
       }
     }
-  } else {
-    c.out.Error("ERR unknown subcommand '" + c.args[1] + "'. Try COMMAND HELP.");
   }
 }
 
@@ -1155,16 +1207,70 @@ std::string UnknownCommand(const RespCommand& args) {
          "', with args beginning with: " + quoted;
 }
 
+bool ArityAllows(int arity, size_t words) {
+  const int n = static_cast<int>(words);
+  return arity > 0 ? n == arity : n >= -arity;
+}
+
+// Why Redis would refuse `args` before running it, in its words: an unknown command or
+// subcommand, or a wrong number of arguments (a subcommand's own, as 'config|get'). Empty if
+// it would not, and then `*spec` is the command's.
+std::string Refusal(const RespCommand& args, const CommandSpec** spec) {
+  const std::string name = Lower(args[0]);
+  const auto it = Table().find(name);
+  if (it == Table().end()) return UnknownCommand(args);
+  const auto& subcommands = it->second.subcommands;
+  if (!subcommands.empty() && args.size() > 1) {
+    const std::string sub = Lower(args[1]);
+    const auto s = std::find_if(subcommands.begin(), subcommands.end(),
+                                [&](const auto& known) { return known.first == sub; });
+    if (s == subcommands.end()) {
+      return "ERR unknown subcommand '" + args[1].substr(0, kQuotedArgumentsBytes) + "'. Try " +
+             Upper(name) + " HELP.";
+    }
+    if (!ArityAllows(s->second, args.size())) {
+      return "ERR wrong number of arguments for '" + name + "|" + sub + "' command";
+    }
+  } else if (!ArityAllows(it->second.arity, args.size())) {
+    return "ERR wrong number of arguments for '" + name + "' command";
+  }
+  *spec = &it->second;
+  return {};
+}
+
 }  // namespace
 
 // MULTI, EXEC and DISCARD, as Redis answers them: between MULTI and EXEC every command is
-// checked (name, arity, authentication) and queued; EXEC runs the queue in order and answers
-// an array of the replies; a command refused while queuing makes EXEC answer EXECABORT.
+// checked (name, subcommand, arity, authentication, permission) and queued; EXEC runs the
+// queue in order and answers an array of the replies; a command refused while queuing, or a
+// MULTI or DISCARD with arguments, makes EXEC answer EXECABORT, and an EXEC with arguments
+// discards the transaction at once.
 void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& out) {
   const std::string name = Lower(args[0]);
+  const bool transaction_command = name == "multi" || name == "exec" || name == "discard";
+  auto discard = [&s] {
+    s.in_multi = s.multi_refused = false;
+    s.queued.clear();
+    s.queued_bytes = 0;
+  };
+  auto refuse_queued = [&s] {
+    s.multi_refused = true;
+    s.queued.clear();  // EXEC answers EXECABORT: nothing of it needs keeping
+    s.queued_bytes = 0;
+  };
+  if (transaction_command && args.size() != 1) {
+    const std::string error = "wrong number of arguments for '" + name + "' command";
+    if (name == "exec") {
+      discard();
+      return out.Error("EXECABORT Transaction discarded because of: " + error);
+    }
+    if (s.in_multi) refuse_queued();
+    return out.Error("ERR " + error);
+  }
+  if (transaction_command && !s.in_multi && !service_->CheckSession(s.session).ok()) {
+    return out.Error(kNoAuth);
+  }
   if (name == "multi") {
-    if (args.size() != 1) return out.Error("ERR wrong number of arguments for 'multi' command");
-    if (!service_->CheckSession(s.session).ok()) return out.Error(kNoAuth);
     if (s.in_multi) return out.Error("ERR MULTI calls can not be nested");
     s.in_multi = true;
     s.multi_refused = false;
@@ -1173,15 +1279,10 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
     return out.SimpleString("OK");
   }
   if (name == "exec" || name == "discard") {
-    if (args.size() != 1) {
-      return out.Error("ERR wrong number of arguments for '" + name + "' command");
-    }
     if (!s.in_multi) return out.Error("ERR " + Upper(name) + " without MULTI");
     std::vector<RespCommand> queued = std::move(s.queued);
     const bool refused = s.multi_refused;
-    s.in_multi = s.multi_refused = false;
-    s.queued.clear();
-    s.queued_bytes = 0;
+    discard();
     if (name == "discard") return out.SimpleString("OK");
     if (refused) return out.Error("EXECABORT Transaction discarded because of previous errors.");
     auto run_queue = [&] {
@@ -1202,20 +1303,14 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
     return;
   }
   if (s.in_multi && name != "quit" && name != "reset") {
-    auto it = Table().find(name);
-    std::string refusal;
-    if (it == Table().end()) {
-      refusal = UnknownCommand(args);
-    } else {
-      const int n = static_cast<int>(args.size());
-      const int arity = it->second.arity;
-      if ((arity > 0 && n != arity) || (arity < 0 && n < -arity)) {
-        refusal = "ERR wrong number of arguments for '" + name + "' command";
-      } else if (!service_->CheckSession(s.session).ok()) {
-        refusal = kNoAuth;
-      } else if (!AllowedInTransaction(name, it->second)) {
-        refusal = "ERR Command not allowed inside a transaction";
-      }
+    const CommandSpec* spec = nullptr;
+    std::string refusal = Refusal(args, &spec);
+    if (refusal.empty() && !service_->CheckSession(s.session).ok()) refusal = kNoAuth;
+    if (refusal.empty() && spec->admin_only && !s.session.admin) {
+      refusal = "NOPERM this user has no permissions to run the '" + name + "' command";
+    }
+    if (refusal.empty() && !AllowedInTransaction(name, *spec)) {
+      refusal = "ERR Command not allowed inside a transaction";
     }
     // A transaction is held in memory until EXEC and then written at once: it is bounded
     // as one request is (max_frame_bytes).
@@ -1227,9 +1322,7 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
                 " bytes (max_frame_bytes): the transaction is discarded";
     }
     if (!refusal.empty()) {
-      s.multi_refused = true;
-      s.queued.clear();  // EXEC answers EXECABORT: nothing of it needs keeping
-      s.queued_bytes = 0;
+      refuse_queued();
       return out.Error(refusal);
     }
     if (!s.multi_refused) {
@@ -1238,7 +1331,7 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
     }
     return out.SimpleString("QUEUED");
   }
-  if (name == "reset") s.in_multi = s.multi_refused = false, s.queued.clear(), s.queued_bytes = 0;
+  if (name == "reset") discard();
   Run(s, args, out);
 }
 
@@ -1271,21 +1364,16 @@ void RespCommands::ExecuteGets(RespSession& s, std::span<const RespCommand> gets
 }
 
 void RespCommands::Run(RespSession& s, const RespCommand& args, RespWriter& out) {
-  const std::string name = Lower(args[0]);
-  const auto& table = Table();
-  auto it = table.find(name);
-  if (it == table.end()) return out.Error(UnknownCommand(args));
-  const CommandSpec& spec = it->second;
-  const int n = static_cast<int>(args.size());
-  if ((spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity)) {
-    return out.Error("ERR wrong number of arguments for '" + name + "' command");
-  }
+  const CommandSpec* found = nullptr;
+  if (std::string refusal = Refusal(args, &found); !refusal.empty()) return out.Error(refusal);
+  const CommandSpec& spec = *found;
   if (spec.needs_auth && !service_->CheckSession(s.session).ok()) {
     s.session = Session{};  // revoked or dropped since: authenticate again
     return out.Error(kNoAuth);
   }
   if (spec.admin_only && !s.session.admin) {
-    return out.Error("NOPERM this user has no permissions to run the '" + name + "' command");
+    return out.Error("NOPERM this user has no permissions to run the '" + Lower(args[0]) +
+                     "' command");
   }
   facts_->commands_processed.fetch_add(1, std::memory_order_relaxed);
   Context c{service_, facts_, s, args, out};
