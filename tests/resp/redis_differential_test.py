@@ -1,0 +1,379 @@
+#!/usr/bin/python3
+"""The Redis-protocol front against redis-server itself: the same commands, sent to a real
+sealcached and to Debian's redis-server 7.0, must get the same bytes back.
+
+Run by ctest (label `resp`): redis_differential_test.py --sealcached PATH. Each case is a
+stream of commands drawn from a seeded generator (the exact cache, hashes, expiries,
+transactions, connection and server commands, each with valid and invalid arguments: wrong
+arity, unknown options, repeated options, integers Redis does not read as integers, times
+that overflow) plus a list of fixed sequences, in RESP2 and after HELLO 3 in RESP3. A
+difference fails the test and prints the command, both replies and the commands before it.
+
+What is compared is sealcache's model (server/RESP.md, "Differs from Redis so far"):
+- every entry expires, a day unless told: after each write redis-server's key gets the same
+  default TTL, and a TTL or PTTL is compared by its sign only (two clocks, rounding);
+- the generator keeps to what both serve: database 0, CONFIG GET of `save` and `appendonly`,
+  expiries within sealcache's 365 days and far enough ahead not to run out between the two
+  servers' replies, no KEYS or DBSIZE inside MULTI (which see the store before the EXEC);
+- orders Redis does not define are sorted: KEYS, CONFIG GET's map and HGETALL (a hash
+  with a value over 64 bytes is a hash table in Redis); CLIENT ID differs.
+"""
+import argparse
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resp_front_test as front  # noqa: E402  (its Server: sealcached --dev in a temp dir)
+
+# The org's default TTL in sealcached --dev (--resp-default-ttl-ms), given to redis-server's
+# keys written without one.
+DEFAULT_TTL_MS = "86400000"
+SEEDS = (1, 2, 3)
+COMMANDS_PER_SEED = 3000
+
+
+# ---- RESP on a socket ---------------------------------------------------------------------------
+
+def encode(args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a.encode("latin-1") if isinstance(a, str) else a
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def read_reply(f):
+    """The raw bytes of one reply, RESP2 or RESP3."""
+    line = f.readline()
+    if not line:
+        raise EOFError("connection closed")
+    kind, out = line[:1], line
+    if kind in b"+-:_,#(":
+        return out
+    n = int(line[1:-2])
+    if kind in b"$=!":
+        return out if n < 0 else out + f.read(n + 2)
+    if kind in b"*~>%|":
+        for _ in range(max(n, 0) * (2 if kind in b"%|" else 1)):
+            out += read_reply(f)
+        return out
+    raise ValueError("not a reply: %r" % line)
+
+
+class Connection:
+    def __init__(self, sock, user=None, password=None):
+        self.sock = sock
+        self.sock.settimeout(10)
+        self.file = sock.makefile("rb")
+        if user is not None:
+            reply = self.call("AUTH", user, password)
+            assert reply == b"+OK\r\n", reply
+
+    def call(self, *args):
+        self.sock.sendall(encode(args))
+        return read_reply(self.file)
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+class RedisServer:
+    """redis-server 7.0 without persistence, on a Unix socket in a temporary directory."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="sealcache-redis.")
+        self.path = os.path.join(self.dir, "redis.sock")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", self.path, "--save", "",
+             "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while not os.path.exists(self.path):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+
+    def connect(self, user=None, password=None):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.path)
+        return Connection(sock, user, password)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- the commands -------------------------------------------------------------------------------
+
+KEYS = ["k1", "k2", "h1", "h2", "", "k:\x00bin", "kx"]
+FIELDS = ["f1", "f2", "f3", ""]
+VALUES = ["v", "", "12", "-3", "x" * 100, "3.5", "\x00\xff"]
+# Integers as Redis reads them (string2ll) and words it does not read as integers.
+NOT_INTEGERS = ["abc", "1.5", "", " 1", "+5", "007", "-0", "99999999999999999999"]
+WRITES = ("SET", "SETEX", "PSETEX", "HSET", "HMSET")
+
+
+def generate(rng, in_multi):
+    """One command with valid or invalid arguments."""
+    now_s = int(time.time())
+    name = rng.choice(
+        ["GET", "SET", "SET", "SET", "SETEX", "PSETEX", "MGET", "DEL", "UNLINK", "EXISTS",
+         "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "TYPE", "HSET", "HSET",
+         "HMSET", "HGET", "HMGET", "HGETALL", "HDEL", "HEXISTS", "HLEN", "PING", "ECHO",
+         "SELECT", "CLIENT", "CONFIG", "COMMAND", "MODULE", "MULTI", "EXEC", "DISCARD", "get",
+         "Set", "NOPE"] + ([] if in_multi else ["KEYS", "DBSIZE"]))
+    upper = name.upper()
+    key = lambda: rng.choice(KEYS)  # noqa: E731
+    some = lambda options, weights=None: rng.choices(options, weights)[0]  # noqa: E731
+    args = [name]
+    if upper in ("GET", "TTL", "PTTL", "TYPE", "HGETALL", "HLEN"):
+        args += [key()] * some([1, 0, 2], [8, 1, 1])
+    elif upper == "SET":
+        args += [key(), rng.choice(VALUES)]
+        if rng.random() < 0.08:
+            args = args[:rng.randint(1, 2)]
+        options = []
+        for _ in range(some([0, 1, 2, 3], [2, 4, 2, 1])):
+            option = rng.choice(["NX", "XX", "GET", "EX", "PX", "EXAT", "PXAT", "KEEPTTL", "nx",
+                                 "ex", "BAD"])
+            options.append(option)
+            if option.upper() in ("EX", "PX", "EXAT", "PXAT") and rng.random() < 0.85:
+                options.append(rng.choice({
+                    "EX": ["100", "1000", "0", "-5", "9223372036854775", "9223372036854775807"],
+                    "PX": ["100000", "1000000", "0", "-5", "9223372036854775807"],
+                    "EXAT": [str(now_s + 1000), "1", "-1", "0"],
+                    "PXAT": [str((now_s + 1000) * 1000), "1", "-1", "0"],
+                }[option.upper()] + NOT_INTEGERS[:3]))
+        if rng.random() < 0.7 and not any(
+                o.upper() in ("EX", "PX", "EXAT", "PXAT", "KEEPTTL") for o in options):
+            options += ["EX", "1000"]
+        args += options
+    elif upper in ("SETEX", "PSETEX"):
+        args += [key(), rng.choice(["100", "1000", "100000", "0", "-1", "x", "0010",
+                                    "9223372036854775807"]), rng.choice(VALUES)]
+        if rng.random() < 0.08:
+            args.pop()
+    elif upper in ("MGET", "DEL", "UNLINK", "EXISTS"):
+        args += [key() for _ in range(some([0, 1, 2, 3]))]
+    elif upper in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):
+        args.append(key())
+        args.append(rng.choice({
+            "EXPIRE": ["100", "1000", "0", "-1", "9223372036854775", "-9223372036854776"],
+            "PEXPIRE": ["100000", "1000000", "0", "-1", "9223372036854775807"],
+            "EXPIREAT": [str(now_s + 500), "1", "0", "-5"],
+            "PEXPIREAT": [str((now_s + 500) * 1000), "1", "0"],
+        }[upper] + rng.sample(NOT_INTEGERS, 2)))
+        for _ in range(some([0, 1, 2], [3, 2, 1])):
+            args.append(rng.choice(["NX", "XX", "GT", "LT", "gt", "BAD"]))
+        if rng.random() < 0.05:
+            args = args[:rng.randint(1, 2)]
+    elif upper in ("HSET", "HMSET"):
+        args.append(key())
+        for _ in range(some([0, 1, 2, 3], [1, 4, 2, 1])):
+            args += [rng.choice(FIELDS), rng.choice(VALUES)]
+        if rng.random() < 0.08:
+            args.append("odd")
+    elif upper in ("HGET", "HEXISTS"):
+        args += [key(), rng.choice(FIELDS)][:some([2, 1], [9, 1])]
+    elif upper in ("HMGET", "HDEL"):
+        args += [key()] + [rng.choice(FIELDS) for _ in range(some([0, 1, 2, 3]))]
+    elif upper == "PING":
+        args += ["hello"] * some([0, 1, 2])
+    elif upper == "ECHO":
+        args += ["hi"] * some([1, 0, 2], [8, 1, 1])
+    elif upper == "SELECT":
+        args += [rng.choice(["0", "x", "-1", "00"])][:some([1, 0], [9, 1])]
+    elif upper == "CLIENT":
+        sub = rng.choice(["SETNAME", "setname", "GETNAME", "ID", "BOGUS", None])
+        if sub is not None:
+            args.append(sub)
+        if sub and sub.upper() == "SETNAME":
+            args += [rng.choice(["n1", "bad name", "", "x\n"])][:some([1, 0, 1])]
+        if sub in ("GETNAME", "ID") and rng.random() < 0.2:
+            args.append("extra")
+    elif upper == "CONFIG":
+        sub = rng.choice(["GET", "get", "BOGUS", None])
+        if sub is not None:
+            args.append(sub)
+            args += rng.sample(["save", "appendonly", "nosuch", "SAVE", "AppendOnly"],
+                               some([0, 1, 2], [1, 3, 2]))
+    elif upper == "COMMAND":  # (the commands listed differ: only refusals are compared)
+        args += rng.choice([["count", "x"], ["BOGUS"], ["INFO", "nope"]])
+    elif upper == "MODULE":  # (redis-server has no search module: only refusals)
+        args += rng.choice([["list", "x"], ["BOGUS"], []])
+    elif upper in ("MULTI", "EXEC", "DISCARD"):
+        if rng.random() < 0.1:
+            args.append("x")
+    elif upper == "KEYS":
+        args += [rng.choice(["k*", "h?", "*", "[hk]1", "nomatch"])][:some([1, 0], [9, 1])]
+    elif upper == "NOPE":
+        args += ["a", "b c"][:some([0, 1, 2])]
+    return args
+
+
+# ---- comparing replies --------------------------------------------------------------------------
+
+def sorted_items(reply, width):
+    """An array or map reply of bulk strings, its items (groups of `width`) sorted."""
+    lines = reply.split(b"\r\n")
+    items = [tuple(lines[i:i + 2 * width]) for i in range(1, len(lines) - 1, 2 * width)]
+    return lines[0] + b"\r\n" + b"".join(b"\r\n".join(i) + b"\r\n" for i in sorted(items))
+
+
+def normalized(reply, args):
+    upper = args[0].upper()
+    if upper in ("TTL", "PTTL") and reply.startswith(b":") and not reply.startswith(b":-"):
+        return b":<positive>\r\n"
+    if upper == "CLIENT" and len(args) == 2 and args[1].upper() == "ID":
+        return b":<id>\r\n" if reply.startswith(b":") else reply
+    if reply[:1] in b"*%" and b"$" in reply and not reply.startswith(b"*-1"):
+        if upper == "KEYS":
+            return sorted_items(reply, 1)
+        if upper in ("CONFIG", "HGETALL"):
+            return sorted_items(reply, 2)
+    return reply
+
+
+class Differential(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sealcached = front.Server()
+        created = front.pairs(cls.sealcached.admin().execute_command(
+            "SEALCACHE.CREATEORG", "acme", 4))
+        cls.token = created["token"].decode()
+        cls.redis = RedisServer()
+        setup = cls.redis.connect()
+        setup.call("ACL", "SETUSER", "acme", "on", ">" + cls.token, "~*", "&*", "+@all")
+        setup.close()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+        cls.sealcached.stop()
+
+    def connect(self, protocol):
+        ours = Connection(socket.create_connection(("127.0.0.1", self.sealcached.port)),
+                          "acme", self.token)
+        theirs = self.redis.connect("acme", self.token)
+        for c in (ours, theirs):
+            c.call("FLUSHDB")
+            if protocol == 3:
+                c.call("HELLO", "3")
+        return ours, theirs
+
+    def mirror_default_ttl(self, theirs, keys):
+        for key in keys:
+            if theirs.call("TTL", key) == b":-1\r\n":
+                theirs.call("PEXPIRE", key, DEFAULT_TTL_MS)
+
+    def run_sequence(self, protocol, commands, label):
+        """Sends each of `commands` (a list, or a callable giving the next one from the state
+        of a transaction) to both servers; returns the differences found."""
+        ours, theirs = self.connect(protocol)
+        differences = []
+        history = []
+        in_multi = False
+        try:
+            for i, args in enumerate(commands(lambda: in_multi)):
+                history.append(args)
+                mine = normalized(ours.call(*args), args)
+                redis = theirs.call(*args)
+                upper = args[0].upper()
+                if upper == "MULTI" and redis == b"+OK\r\n":
+                    in_multi = True
+                if upper in ("EXEC", "DISCARD") and not redis.startswith(b"-ERR wrong"):
+                    in_multi = False
+                if upper in WRITES and len(args) > 1 and not in_multi and \
+                        not redis.startswith(b"-"):
+                    self.mirror_default_ttl(theirs, [args[1]])
+                if upper == "EXEC":
+                    self.mirror_default_ttl(theirs, KEYS)
+                redis = normalized(redis, args)
+                if mine != redis:
+                    differences.append(
+                        "%s, RESP%d, command %d: %r\n  sealcache: %r\n  redis:     %r\n"
+                        "  after: %r" % (label, protocol, i, args, mine[:300], redis[:300],
+                                         history[-12:-1]))
+                    # Start both from the same state again.
+                    for c in (ours, theirs):
+                        c.call("DISCARD")
+                        c.call("FLUSHDB")
+                    in_multi = False
+        finally:
+            ours.close()
+            theirs.close()
+        return differences
+
+    def test_generated_commands_answer_as_redis_server_does(self):
+        differences = []
+        for protocol in (2, 3):
+            for seed in SEEDS:
+                rng = random.Random(seed)
+
+                def commands(in_multi, rng=rng):
+                    for _ in range(COMMANDS_PER_SEED):
+                        yield generate(rng, in_multi())
+                differences += self.run_sequence(protocol, commands, "seed %d" % seed)
+        self.assertEqual(differences, [], "\n".join(differences[:10]))
+
+    def test_fixed_sequences_answer_as_redis_server_does(self):
+        now_s = int(time.time())
+        sequences = [
+            # SET's options are all read before the expiry's value, repeats allowed.
+            [["SET", "a", "1", "NX", "NX", "EX", "100"], ["SET", "a", "2", "XX", "XX", "GET"],
+             ["SET", "a", "3", "EX", "-5", "ex", "100"], ["SET", "a", "4", "ex", "EX", "100"],
+             ["SET", "a", "5", "PX", "0", "EXAT", "1"], ["SET", "a", "6", "EX", "abc", "BAD"],
+             ["SET", "a", "7", "KEEPTTL", "EX", "100"], ["SET", "a", "8", "EX", "100", "KEEPTTL"],
+             ["SET", "a", "9", "EX", "9223372036854775"], ["SET", "a", "1", "PX", "1", "PX"],
+             ["GET", "a"]],
+            # SET ... GET of a hash: WRONGTYPE, and the hash is not written over.
+            [["HSET", "h", "f", "v"], ["SET", "h", "x", "GET"], ["HGETALL", "h"],
+             ["SET", "h", "x", "NX", "GET"], ["SET", "h", "x"], ["GET", "h"]],
+            # A time already past: NX and XX still decide, and only then is the key removed.
+            [["SET", "p", "1", "EX", "100"], ["SET", "p", "2", "NX", "EXAT", "1"], ["GET", "p"],
+             ["SET", "q", "2", "XX", "PXAT", "1"], ["EXISTS", "q"],
+             ["SET", "p", "3", "GET", "PXAT", "1"], ["EXISTS", "p"]],
+            # EXPIRE: options before the time; times that overflow are invalid, not past.
+            [["SET", "e", "1", "EX", "100"], ["EXPIRE", "e", "x", "BAD"],
+             ["EXPIRE", "e", "x", "NX", "XX"], ["PEXPIRE", "e", "1.5", "GT", "LT"],
+             ["PEXPIRE", "e", "9223372036854775807"], ["EXPIRE", "e", "9223372036854775"],
+             ["EXPIRE", "e", "-9223372036854776"], ["EXPIRE", "e", "007"], ["EXISTS", "e"],
+             ["EXPIREAT", "e", str(now_s + 500), "GT"], ["PTTL", "e"]],
+            # Containers: unknown subcommands and subcommands' arity, also while queuing.
+            [["CLIENT", "BOGUS"], ["CLIENT"], ["CLIENT", "SETNAME"], ["CONFIG", "GET"],
+             ["CONFIG", "BOGUS", "x"], ["COMMAND", "COUNT", "x"], ["MODULE", "BOGUS"],
+             ["MULTI"], ["CLIENT", "BOGUS"], ["SET", "m", "1"], ["EXEC"], ["EXISTS", "m"],
+             ["MULTI"], ["CONFIG", "GET"], ["EXEC"], ["MULTI"], ["MULTI"], ["SET", "m", "1"],
+             ["EXEC"], ["GET", "m"]],
+            # EXEC, MULTI and DISCARD with arguments.
+            [["EXEC", "x"], ["MULTI"], ["SET", "n", "1"], ["EXEC", "x"], ["EXEC"],
+             ["EXISTS", "n"], ["MULTI"], ["DISCARD", "x"], ["SET", "n", "1"], ["EXEC"],
+             ["MULTI"], ["MULTI", "x"], ["EXEC"], ["DISCARD", "x"], ["EXISTS", "n"]],
+            # CONFIG GET answers a name as it was asked, each parameter once.
+            [["CONFIG", "GET", "SAVE"], ["CONFIG", "get", "save", "SaVe"],
+             ["CONFIG", "GET", "AppendOnly", "nosuch"]],
+        ]
+        differences = []
+        for protocol in (2, 3):
+            for n, sequence in enumerate(sequences):
+                differences += self.run_sequence(
+                    protocol, lambda in_multi, s=sequence: iter(s), "sequence %d" % n)
+        self.assertEqual(differences, [], "\n".join(differences[:10]))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sealcached", required=True)
+    args, rest = parser.parse_known_args()
+    front.SEALCACHED = args.sealcached
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
