@@ -36,19 +36,7 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && Lower(a) == Lower(b);
 }
 
-std::optional<int64_t> ParseInteger(std::string_view s) {
-  // Redis's string2ll: an optional '-', then "0" alone or digits without a leading zero
-  // (so "+5", "007", "-0" and " 1" are not integers, as Redis answers them).
-  const std::string_view digits = !s.empty() && s[0] == '-' ? s.substr(1) : s;
-  if (digits.empty() || digits[0] < '0' || digits[0] > '9' ||
-      (digits[0] == '0' && (digits.size() > 1 || digits.size() != s.size()))) {
-    return std::nullopt;
-  }
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
+std::optional<int64_t> ParseInteger(std::string_view s) { return ParseRedisInteger(s); }
 
 std::optional<double> ParseDouble(std::string_view s) {
   if (s.empty() || s.size() > 64 || std::isspace(static_cast<unsigned char>(s[0]))) {

@@ -6,16 +6,6 @@
 namespace sealcache::server::internal {
 namespace {
 
-// A decimal integer that is the whole of `s` (Redis's string2ll: no sign but '-', no
-// spaces, no leading '+').
-std::optional<int64_t> ParseCount(std::string_view s) {
-  if (s.empty() || s.front() == '+') return std::nullopt;
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -141,7 +131,7 @@ RespParser::Outcome RespParser::ParseMultibulk(std::string& buffer, RespCommand*
   };
   std::string_view header;
   if (auto o = line("too big mbulk count string", &header)) return *o;
-  const auto count = ParseCount(header.substr(1));
+  const auto count = ParseRedisInteger(header.substr(1));
   if (!count || *count > static_cast<int64_t>(limits_.max_arguments)) {
     return Fail("invalid multibulk length");
   }
@@ -154,7 +144,7 @@ RespParser::Outcome RespParser::ParseMultibulk(std::string& buffer, RespCommand*
     }
     std::string_view length_line;
     if (auto o = line("too big bulk count string", &length_line)) return *o;
-    const auto length = ParseCount(length_line.substr(1));
+    const auto length = ParseRedisInteger(length_line.substr(1));
     if (!length || *length < 0 || *length > static_cast<int64_t>(limits_.max_bulk_bytes)) {
       return Fail("invalid bulk length");
     }
@@ -166,6 +156,18 @@ RespParser::Outcome RespParser::ParseMultibulk(std::string& buffer, RespCommand*
   buffer.erase(0, pos);
   *command = std::move(args);
   return Outcome::kCommand;
+}
+
+std::optional<int64_t> ParseRedisInteger(std::string_view s) {
+  const std::string_view digits = !s.empty() && s[0] == '-' ? s.substr(1) : s;
+  if (digits.empty() || digits[0] < '0' || digits[0] > '9' ||
+      (digits[0] == '0' && (digits.size() > 1 || digits.size() != s.size()))) {
+    return std::nullopt;  // "", "-", "+5", " 1", "007", "-0"
+  }
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
 }
 
 }  // namespace sealcache::server::internal

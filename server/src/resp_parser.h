@@ -58,4 +58,8 @@ class RespParser {
 // quotes or a closing quote not followed by a space.
 std::optional<RespCommand> SplitInlineArguments(std::string_view line);
 
+// An integer as Redis reads one (its string2ll): the whole of `s`, an optional '-', then "0"
+// alone or digits without a leading zero; no '+', no spaces; nullopt if not, or out of range.
+std::optional<int64_t> ParseRedisInteger(std::string_view s);
+
 }  // namespace sealcache::server::internal

@@ -370,6 +370,46 @@ class Differential(unittest.TestCase):
                     protocol, lambda in_multi, s=sequence: iter(s), "sequence %d" % n)
         self.assertEqual(differences, [], "\n".join(differences[:10]))
 
+    def test_requests_are_parsed_as_redis_server_parses_them(self):
+        """Raw requests, inline and multibulk, well and badly formed, on a fresh connection
+        each: everything the server answers until an ECHO sent after them comes back, or
+        until it closes the connection (a protocol error)."""
+        sentinel = encode(["ECHO", "sentinel"])
+        cases = [
+            b"PING\r\n", b"set a b\r\nget a\r\n", b'SET "a b" "c\\x41d"\r\nGET "a b"\r\n',
+            b'SET "a b\r\n', b"SET 'a' 'b'x\r\n", b"ECHO 'it''s'\r\n", b'ECHO "a"b\r\n',
+            b'ECHO "\\t\\n\\xzz"\r\n', b"\r\n\r\nPING\r\n", b"   \r\nPING\r\n",
+            b"PING a b c\r\n", b"*-1\r\nPING\r\n", b"*0\r\nPING\r\n", b"*1\r\n$-1\r\n",
+            b"*1\r\n$x\r\n", b"*x\r\n", b"*2147483648\r\n", b"*1\r\nPING\r\n",
+            b"*1\r\n$4\r\nPINGxx", b"$4\r\nPING\r\n", b"*1\r\n:1\r\n", b"*1\r\n$04\r\nPING\r\n",
+            b"*01\r\n$4\r\nPING\r\n", b"*1\r\n$+4\r\nPING\r\n", b"*1 \r\n$4\r\nPING\r\n",
+            b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na\r\nb\r\nGET k\r\n",
+            b"HELLO x\r\n", b"HELLO 3 AUTH acme wrong\r\n", b"HELLO 2 SETNAME\r\n",
+            b"HELLO 2 BOGUS\r\n", b"AUTH a b c\r\n", b"AUTH\r\n",
+        ]
+
+        def answers(connection, request):
+            connection.sock.sendall(request + sentinel)
+            out = b""
+            while not out.endswith(b"$8\r\nsentinel\r\n"):
+                chunk = connection.sock.recv(65536)
+                if not chunk:
+                    return out + b"<closed>"
+                out += chunk
+            return out
+
+        differences = []
+        for request in cases:
+            ours, theirs = self.connect(2)
+            try:
+                mine, redis = answers(ours, request), answers(theirs, request)
+            finally:
+                ours.close()
+                theirs.close()
+            if mine != redis:
+                differences.append("%r\n  sealcache: %r\n  redis:     %r" % (request, mine, redis))
+        self.assertEqual(differences, [], "\n".join(differences))
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
