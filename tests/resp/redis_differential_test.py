@@ -126,12 +126,18 @@ WRITES = ("SET", "SETEX", "PSETEX", "HSET", "HMSET")
 def generate(rng, in_multi):
     """One command with valid or invalid arguments."""
     now_s = int(time.time())
+    # Relative TTLs drawn from a wide range: two equal ones set a moment apart compare by
+    # the millisecond each server ran them in (EXPIRE ... GT), which the test cannot fix.
+    seconds = lambda: str(rng.randint(100, 10**6))  # noqa: E731
+    ms = lambda: str(rng.randint(100_000, 10**9))  # noqa: E731
     name = rng.choice(
         ["GET", "SET", "SET", "SET", "SETEX", "PSETEX", "MGET", "DEL", "UNLINK", "EXISTS",
          "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "TYPE", "HSET", "HSET",
          "HMSET", "HGET", "HMGET", "HGETALL", "HDEL", "HEXISTS", "HLEN", "PING", "ECHO",
          "SELECT", "CLIENT", "CONFIG", "COMMAND", "MODULE", "MULTI", "EXEC", "DISCARD", "get",
          "Set", "NOPE"] + ([] if in_multi else ["KEYS", "DBSIZE"]))
+    while in_multi and name in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL"):
+        name = rng.choice(["GET", "HGET", "EXISTS"])
     upper = name.upper()
     key = lambda: rng.choice(KEYS)  # noqa: E731
     some = lambda options, weights=None: rng.choices(options, weights)[0]  # noqa: E731
@@ -149,18 +155,20 @@ def generate(rng, in_multi):
             options.append(option)
             if option.upper() in ("EX", "PX", "EXAT", "PXAT") and rng.random() < 0.85:
                 options.append(rng.choice({
-                    "EX": ["100", "1000", "0", "-5", "9223372036854775", "9223372036854775807"],
-                    "PX": ["100000", "1000000", "0", "-5", "9223372036854775807"],
+                    "EX": [seconds(), seconds(), "0", "-5", "9223372036854775",
+                           "9223372036854775807"],
+                    "PX": [ms(), ms(), "0", "-5", "9223372036854775807"],
                     "EXAT": [str(now_s + 1000), "1", "-1", "0"],
                     "PXAT": [str((now_s + 1000) * 1000), "1", "-1", "0"],
                 }[option.upper()] + NOT_INTEGERS[:3]))
         if rng.random() < 0.7 and not any(
                 o.upper() in ("EX", "PX", "EXAT", "PXAT", "KEEPTTL") for o in options):
-            options += ["EX", "1000"]
+            options += ["EX", seconds()]
         args += options
     elif upper in ("SETEX", "PSETEX"):
-        args += [key(), rng.choice(["100", "1000", "100000", "0", "-1", "x", "0010",
-                                    "9223372036854775807"]), rng.choice(VALUES)]
+        ttl = [seconds(), seconds()] if upper == "SETEX" else [ms(), ms()]
+        args += [key(), rng.choice(ttl + ["0", "-1", "x", "0010", "9223372036854775807"]),
+                 rng.choice(VALUES)]
         if rng.random() < 0.08:
             args.pop()
     elif upper in ("MGET", "DEL", "UNLINK", "EXISTS"):
@@ -168,8 +176,8 @@ def generate(rng, in_multi):
     elif upper in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"):
         args.append(key())
         args.append(rng.choice({
-            "EXPIRE": ["100", "1000", "0", "-1", "9223372036854775", "-9223372036854776"],
-            "PEXPIRE": ["100000", "1000000", "0", "-1", "9223372036854775807"],
+            "EXPIRE": [seconds(), seconds(), "0", "-1", "9223372036854775", "-9223372036854776"],
+            "PEXPIRE": [ms(), ms(), "0", "-1", "9223372036854775807"],
             "EXPIREAT": [str(now_s + 500), "1", "0", "-5"],
             "PEXPIREAT": [str((now_s + 500) * 1000), "1", "0"],
         }[upper] + rng.sample(NOT_INTEGERS, 2)))
@@ -194,7 +202,9 @@ def generate(rng, in_multi):
     elif upper == "SELECT":
         args += [rng.choice(["0", "x", "-1", "00"])][:some([1, 0], [9, 1])]
     elif upper == "CLIENT":
-        sub = rng.choice(["SETNAME", "setname", "GETNAME", "ID", "BOGUS", None])
+        # (CLIENT ID differs between the two; outside MULTI its reply is normalized.)
+        sub = rng.choice(["SETNAME", "setname", "GETNAME", "GETNAME" if in_multi else "ID",
+                          "BOGUS", None])
         if sub is not None:
             args.append(sub)
         if sub and sub.upper() == "SETNAME":
@@ -271,44 +281,64 @@ class Differential(unittest.TestCase):
                 c.call("HELLO", "3")
         return ours, theirs
 
-    def mirror_default_ttl(self, theirs, keys):
-        for key in keys:
-            if theirs.call("TTL", key) == b":-1\r\n":
-                theirs.call("PEXPIRE", key, DEFAULT_TTL_MS)
-
-    def run_sequence(self, protocol, commands, label):
-        """Sends each of `commands` (a list, or a callable giving the next one from the state
-        of a transaction) to both servers; returns the differences found."""
+    def run_sequence(self, protocol, commands, label, batch_size=lambda: 1):
+        """Sends `commands` (a callable giving an iterator of commands, each drawn knowing
+        whether a MULTI is open) to both servers, `batch_size()` commands in one write (a
+        pipeline), and compares each reply; returns the differences found."""
         ours, theirs = self.connect(protocol)
         differences = []
         history = []
-        in_multi = False
+        in_multi = [False]
+
+        def track(args):
+            upper = args[0].upper()
+            if upper == "MULTI" and len(args) == 1:
+                in_multi[0] = True
+            elif upper == "EXEC" or (upper == "DISCARD" and len(args) == 1):
+                in_multi[0] = False
+
+        def mirrors(args, in_multi_before):
+            """What redis-server runs after `args` to give its keys sealcache's default TTL
+            (PEXPIRE ... NX: only where there is none), at once, in the same pipeline."""
+            upper = args[0].upper()
+            if upper in WRITES and len(args) > 1 and not in_multi_before:
+                return [["PEXPIRE", args[1], DEFAULT_TTL_MS, "NX"]]
+            if upper == "EXEC":
+                return [["PEXPIRE", key, DEFAULT_TTL_MS, "NX"] for key in KEYS]
+            return []
+
+        stream = commands(lambda: in_multi[0])
         try:
-            for i, args in enumerate(commands(lambda: in_multi)):
-                history.append(args)
-                mine = normalized(ours.call(*args), args)
-                redis = theirs.call(*args)
-                upper = args[0].upper()
-                if upper == "MULTI" and redis == b"+OK\r\n":
-                    in_multi = True
-                if upper in ("EXEC", "DISCARD") and not redis.startswith(b"-ERR wrong"):
-                    in_multi = False
-                if upper in WRITES and len(args) > 1 and not in_multi and \
-                        not redis.startswith(b"-"):
-                    self.mirror_default_ttl(theirs, [args[1]])
-                if upper == "EXEC":
-                    self.mirror_default_ttl(theirs, KEYS)
-                redis = normalized(redis, args)
-                if mine != redis:
-                    differences.append(
-                        "%s, RESP%d, command %d: %r\n  sealcache: %r\n  redis:     %r\n"
-                        "  after: %r" % (label, protocol, i, args, mine[:300], redis[:300],
-                                         history[-12:-1]))
-                    # Start both from the same state again.
+            while True:
+                batch = []
+                for args in stream:
+                    batch.append((args, in_multi[0]))
+                    track(args)
+                    if len(batch) == batch_size():
+                        break
+                if not batch:
+                    break
+                ours.sock.sendall(b"".join(encode(args) for args, _ in batch))
+                theirs.sock.sendall(b"".join(
+                    encode(a) for args, before in batch for a in [args] + mirrors(args, before)))
+                diverged = False
+                for args, before in batch:
+                    history.append(args)
+                    mine = normalized(read_reply(ours.file), args)
+                    redis = normalized(read_reply(theirs.file), args)
+                    for _ in mirrors(args, before):
+                        read_reply(theirs.file)
+                    if mine != redis:
+                        differences.append(
+                            "%s, RESP%d, command %d: %r\n  sealcache: %r\n  redis:     %r\n"
+                            "  after: %r" % (label, protocol, len(history) - 1, args, mine[:300],
+                                             redis[:300], history[-12:-1]))
+                        diverged = True
+                if diverged:  # start both from the same state again
                     for c in (ours, theirs):
                         c.call("DISCARD")
                         c.call("FLUSHDB")
-                    in_multi = False
+                    in_multi[0] = False
         finally:
             ours.close()
             theirs.close()
@@ -324,6 +354,24 @@ class Differential(unittest.TestCase):
                     for _ in range(COMMANDS_PER_SEED):
                         yield generate(rng, in_multi())
                 differences += self.run_sequence(protocol, commands, "seed %d" % seed)
+        self.assertEqual(differences, [], "\n".join(differences[:10]))
+
+    def test_pipelined_commands_answer_as_redis_server_does(self):
+        """The same in pipelines of 1 to 16 commands sent in one write, half of them GETs
+        (consecutive GETs of a pipeline are read together: RespCommands::ExecuteGets)."""
+        differences = []
+        for protocol in (2, 3):
+            for seed in SEEDS:
+                rng = random.Random(100 + seed)
+
+                def commands(in_multi, rng=rng):
+                    for _ in range(COMMANDS_PER_SEED):
+                        if rng.random() < 0.5:
+                            yield [rng.choice(["GET", "get"]), rng.choice(KEYS)]
+                        else:
+                            yield generate(rng, in_multi())
+                differences += self.run_sequence(protocol, commands, "pipelined seed %d" % seed,
+                                                 batch_size=lambda rng=rng: rng.randint(1, 16))
         self.assertEqual(differences, [], "\n".join(differences[:10]))
 
     def test_fixed_sequences_answer_as_redis_server_does(self):
