@@ -115,7 +115,11 @@ class RedisServer:
 
 # ---- the commands -------------------------------------------------------------------------------
 
-KEYS = ["k1", "k2", "h1", "h2", "", "k:\x00bin", "kx"]
+KEYS = ["k1", "k2", "h1", "h2", "", "k:\x00bin", "kx", "h*", "k[1]", "a\\b", "K1", "-x"]
+# Redis's glob: *, ?, [...] with ranges and ^, \ escapes, and patterns cut short.
+PATTERNS = ["k*", "h?", "*", "[hk]1", "nomatch", "[^h]*", "h\\*", "k\\[1]", "[a-k]?", "*[",
+            "[", "\\", "a\\\\b", "?", "[k-a]1", "[!h]*", "*1", "k[^0-1]", "[h\\]]*", "K*",
+            "[-]x", "[z-]x", "??*", "*?*?"]
 FIELDS = ["f1", "f2", "f3", ""]
 VALUES = ["v", "", "12", "-3", "x" * 100, "3.5", "\x00\xff"]
 # Integers as Redis reads them (string2ll) and words it does not read as integers.
@@ -225,7 +229,7 @@ def generate(rng, in_multi):
         if rng.random() < 0.1:
             args.append("x")
     elif upper == "KEYS":
-        args += [rng.choice(["k*", "h?", "*", "[hk]1", "nomatch"])][:some([1, 0], [9, 1])]
+        args += [rng.choice(PATTERNS)][:some([1, 0], [9, 1])]
     elif upper == "NOPE":
         args += ["a", "b c"][:some([0, 1, 2])]
     return args
