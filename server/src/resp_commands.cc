@@ -1032,6 +1032,19 @@ void Persist(Context& c) {
   c.out.Error("ERR PERSIST is not supported: every sealcache entry expires (see server/RESP.md)");
 }
 
+// STRLEN key: the value's length, 0 for a missing key (redis-cli --bigkeys sizes strings
+// with it).
+void StrLen(Context& c) {
+  auto digest = KeyDigest(c, c.args[1]);
+  if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
+  const auto v = c.service->Read(c.s.session, *digest);
+  if (v.status().IsNotFound()) return c.out.Integer(0);
+  if (!v.ok()) return ReplyError(c.out, v.status(), c.args[0]);
+  auto value = StringValue(v->payload, c.args[1]);
+  if (!value) return ReplyError(c.out, WrongType(), c.args[0]);
+  c.out.Integer(static_cast<int64_t>(value->size()));
+}
+
 void Type(Context& c) {
   auto digest = KeyDigest(c, c.args[1]);
   if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
@@ -1106,6 +1119,7 @@ const std::unordered_map<std::string, CommandSpec>& Table() {
       {"pexpireat", {-3, true, false, PExpireAt, {"write", "fast"}, 1, 1, 1}},
       {"persist", {2, true, false, Persist, {"write", "fast"}, 1, 1, 1}},
       {"type", {2, true, false, Type, {"readonly", "fast"}, 1, 1, 1}},
+      {"strlen", {2, true, false, StrLen, {"readonly", "fast"}, 1, 1, 1}},
       {"multi", {1, true, false, AnsweredByExecute, {"noscript", "loading", "stale", "fast"}}},
       {"exec", {1, true, false, AnsweredByExecute, {"noscript", "loading", "stale"}}},
       {"discard", {1, true, false, AnsweredByExecute, {"noscript", "loading", "stale", "fast"}}},

@@ -136,7 +136,8 @@ def generate(rng, in_multi):
     ms = lambda: str(rng.randint(100_000, 10**9))  # noqa: E731
     name = rng.choice(
         ["GET", "SET", "SET", "SET", "SETEX", "PSETEX", "MGET", "DEL", "UNLINK", "EXISTS",
-         "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "TYPE", "HSET", "HSET",
+         "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL", "TYPE", "STRLEN", "HSET",
+         "HSET",
          "HMSET", "HGET", "HMGET", "HGETALL", "HDEL", "HEXISTS", "HLEN", "PING", "ECHO",
          "SELECT", "CLIENT", "CONFIG", "COMMAND", "MODULE", "MULTI", "EXEC", "DISCARD", "get",
          "Set", "NOPE"] + ([] if in_multi else ["KEYS", "DBSIZE"]))
@@ -146,7 +147,7 @@ def generate(rng, in_multi):
     key = lambda: rng.choice(KEYS)  # noqa: E731
     some = lambda options, weights=None: rng.choices(options, weights)[0]  # noqa: E731
     args = [name]
-    if upper in ("GET", "TTL", "PTTL", "TYPE", "HGETALL", "HLEN"):
+    if upper in ("GET", "TTL", "PTTL", "TYPE", "HGETALL", "HLEN", "STRLEN"):
         args += [key()] * some([1, 0, 2], [8, 1, 1])
     elif upper == "SET":
         args += [key(), rng.choice(VALUES)]
