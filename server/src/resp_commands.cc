@@ -1260,17 +1260,23 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
     s.queued.clear();  // EXEC answers EXECABORT: nothing of it needs keeping
     s.queued_bytes = 0;
   };
+  // Redis refuses a transaction command before running it as any other (arity, then
+  // authentication), and a refused EXEC discards the transaction, its error wrapped.
+  std::string refusal;
   if (transaction_command && args.size() != 1) {
-    const std::string error = "wrong number of arguments for '" + name + "' command";
+    refusal = "ERR wrong number of arguments for '" + name + "' command";
+  } else if (transaction_command && !service_->CheckSession(s.session).ok()) {
+    refusal = kNoAuth;
+  }
+  if (!refusal.empty()) {
     if (name == "exec") {
       discard();
-      return out.Error("EXECABORT Transaction discarded because of: " + error);
+      const size_t space = refusal.find(' ');  // without its code when it is ERR
+      return out.Error("EXECABORT Transaction discarded because of: " +
+                       (refusal.rfind("ERR ", 0) == 0 ? refusal.substr(space + 1) : refusal));
     }
     if (s.in_multi) refuse_queued();
-    return out.Error("ERR " + error);
-  }
-  if (transaction_command && !s.in_multi && !service_->CheckSession(s.session).ok()) {
-    return out.Error(kNoAuth);
+    return out.Error(refusal);
   }
   if (name == "multi") {
     if (s.in_multi) return out.Error("ERR MULTI calls can not be nested");

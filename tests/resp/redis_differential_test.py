@@ -269,6 +269,8 @@ class Differential(unittest.TestCase):
         cls.redis = RedisServer()
         setup = cls.redis.connect()
         setup.call("ACL", "SETUSER", "acme", "on", ">" + cls.token, "~*", "&*", "+@all")
+        # As sealcache, nothing before AUTH: the default user is off.
+        setup.call("ACL", "SETUSER", "default", "off")
         setup.close()
 
     @classmethod
@@ -461,6 +463,29 @@ class Differential(unittest.TestCase):
                 theirs.close()
             if mine != redis:
                 differences.append("%r\n  sealcache: %r\n  redis:     %r" % (request, mine, redis))
+        self.assertEqual(differences, [], "\n".join(differences))
+
+    def test_before_and_after_authentication_as_redis_server(self):
+        """A connection that has not authenticated, and one that RESET de-authenticates:
+        NOAUTH, and a refused EXEC discards the transaction (EXECABORT)."""
+        sequence = [
+            ["GET", "k"], ["MULTI"], ["EXEC"], ["EXEC", "x"], ["DISCARD"], ["SET", "k", "v"],
+            ["AUTH", "acme", "wrong"], ["AUTH", "nobody", self.token], ["PING"],
+            ["AUTH", "acme", self.token], ["MULTI"], ["SET", "k", "v"], ["RESET"], ["EXEC"],
+            ["GET", "k"], ["AUTH", "acme", self.token], ["MULTI"], ["GET", "k"], ["EXEC"],
+            ["QUIT"]]
+        ours = Connection(socket.create_connection(("127.0.0.1", self.sealcached.port)))
+        theirs = self.redis.connect()
+        differences = []
+        try:
+            for args in sequence:
+                mine, redis = ours.call(*args), theirs.call(*args)
+                if mine != redis:
+                    differences.append("%r\n  sealcache: %r\n  redis:     %r" % (args, mine,
+                                                                                 redis))
+        finally:
+            ours.close()
+            theirs.close()
         self.assertEqual(differences, [], "\n".join(differences))
 
 
