@@ -465,6 +465,53 @@ class Differential(unittest.TestCase):
                 differences.append("%r\n  sealcache: %r\n  redis:     %r" % (request, mine, redis))
         self.assertEqual(differences, [], "\n".join(differences))
 
+    def test_a_full_scan_finds_what_redis_server_finds(self):
+        """SCAN's cursors differ (sealcache's are digests), so each iteration runs to the end
+        and the keys it found are compared as sets, with MATCH, COUNT and TYPE; and its
+        refusals byte for byte."""
+        rng = random.Random(11)
+        ours, theirs = self.connect(2)
+        differences = []
+        try:
+            for i in range(300):
+                key = rng.choice(["user:", "doc:", "h*", "k[", ""]) + str(i)
+                write = (["SET", key, "v%d" % i, "EX", "10000"] if i % 3 else
+                         ["HSET", key, "f", str(i)])
+                for c in (ours, theirs):
+                    c.call(*write)
+            for options in (["COUNT", "7"], ["MATCH", "user:*"], ["MATCH", "h\\**", "COUNT", "3"],
+                            ["TYPE", "hash"], ["TYPE", "string", "MATCH", "*1*"],
+                            ["MATCH", "k[[]1?", "COUNT", "1000"], ["TYPE", "list"], []):
+                found = []
+                for c in (ours, theirs):
+                    keys, cursor, calls = set(), b"0", 0
+                    while True:
+                        reply = c.call("SCAN", cursor, *options)
+                        parts = reply.split(b"\r\n")
+                        cursor = parts[2]
+                        keys.update(parts[5::2])
+                        calls += 1
+                        if cursor == b"0" or calls > 10000:
+                            break
+                    found.append(keys)
+                if not options:
+                    self.assertEqual(len(found[0]), 300)  # every key, once each
+                if found[0] != found[1]:
+                    differences.append("SCAN %r: only sealcache %r, only redis %r" % (
+                        options, sorted(found[0] - found[1])[:10],
+                        sorted(found[1] - found[0])[:10]))
+            for refused in (["SCAN", "x"], ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT"],
+                            ["SCAN", "0", "MATCH"], ["SCAN", "0", "BOGUS", "1"],
+                            ["SCAN", "0", "COUNT", "x"], ["SCAN", "18446744073709551616"]):
+                mine, redis = ours.call(*refused), theirs.call(*refused)
+                if mine != redis:
+                    differences.append("%r\n  sealcache: %r\n  redis:     %r" % (refused, mine,
+                                                                                redis))
+        finally:
+            ours.close()
+            theirs.close()
+        self.assertEqual(differences, [], "\n".join(differences))
+
     def test_before_and_after_authentication_as_redis_server(self):
         """A connection that has not authenticated, and one that RESET de-authenticates:
         NOAUTH, and a refused EXEC discards the transaction (EXECABORT)."""
