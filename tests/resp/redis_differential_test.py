@@ -140,7 +140,7 @@ def generate(rng, in_multi):
          "HSET",
          "HMSET", "HGET", "HMGET", "HGETALL", "HDEL", "HEXISTS", "HLEN", "PING", "ECHO",
          "SELECT", "CLIENT", "CONFIG", "COMMAND", "MODULE", "MULTI", "EXEC", "DISCARD", "get",
-         "Set", "NOPE"] + ([] if in_multi else ["KEYS", "DBSIZE"]))
+         "Set", "NOPE"] + ([] if in_multi else ["KEYS", "DBSIZE", "KEYS", "DBSIZE", "FLUSHDB"]))
     while in_multi and name in ("EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT", "TTL", "PTTL"):
         name = rng.choice(["GET", "HGET", "EXISTS"])
     upper = name.upper()
@@ -231,6 +231,8 @@ def generate(rng, in_multi):
             args.append("x")
     elif upper == "KEYS":
         args += [rng.choice(PATTERNS)][:some([1, 0], [9, 1])]
+    elif upper == "FLUSHDB":  # (refused inside MULTI by sealcache: not generated there)
+        args += rng.choice([[], ["ASYNC"], ["sync"], ["x"], ["ASYNC", "x"]])
     elif upper == "NOPE":
         args += ["a", "b c"][:some([0, 1, 2])]
     return args
