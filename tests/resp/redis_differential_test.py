@@ -21,7 +21,6 @@ What is compared is sealcache's model (server/RESP.md, "Differs from Redis so fa
 import argparse
 import os
 import random
-import re
 import shutil
 import socket
 import subprocess
@@ -440,7 +439,8 @@ class Differential(unittest.TestCase):
             b"*1\r\n$x\r\n", b"*x\r\n", b"*2147483648\r\n", b"*1\r\nPING\r\n",
             b"*1\r\n$4\r\nPINGxx", b"$4\r\nPING\r\n", b"*1\r\n:1\r\n", b"*1\r\n$04\r\nPING\r\n",
             b"*01\r\n$4\r\nPING\r\n", b"*1\r\n$+4\r\nPING\r\n", b"*1 \r\n$4\r\nPING\r\n",
-            b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na\r\nb\r\nGET k\r\n",
+            b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\na\r\nb\r\nGET k\r\n",
             b"HELLO x\r\n", b"HELLO 3 AUTH acme wrong\r\n", b"HELLO 2 SETNAME\r\n",
             b"HELLO 2 BOGUS\r\n", b"AUTH a b c\r\n", b"AUTH\r\n",
         ]
