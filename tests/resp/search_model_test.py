@@ -223,11 +223,29 @@ class SearchModel(unittest.TestCase):
                                         reply[0], list(zip(got, got_numbers)), len(matching),
                                         list(zip(expected, expected_numbers))))
                 continue
-            k = rng.randint(1, 12)
             query = [rng.uniform(-1, 1) for _ in range(DIM)]
             candidates = sorted(
                 (cosine_distance(valid_vector(documents[key].get("v")), query), key)
                 for key in matching if valid_vector(documents[key].get("v")) is not None)
+            if kind < 0.7:
+                # A VECTOR_RANGE clause in a conjunction with the filter, nearest first, a
+                # page of at most `limit` (the search asks for no more).
+                radius, limit = rng.uniform(0.05, 1.2), rng.randint(1, 40)
+                clause = "@v:[VECTOR_RANGE %.4f $p]=>{$YIELD_DISTANCE_AS: d}" % radius
+                reply = self.r.execute_command(
+                    "FT.SEARCH", "idx", "%s %s" % (clause, text), "PARAMS", "2", "p",
+                    blob(query), "RETURN", "1", "d", "SORTBY", "d", "ASC", "LIMIT", "0",
+                    str(limit), "DIALECT", "2")
+                got = [(reply[i].decode(), float(dict(zip(reply[i + 1][::2],
+                                                          reply[i + 1][1::2]))[b"d"]))
+                       for i in range(1, len(reply), 2)]
+                problem = self.range_problem(got, candidates, float("%.4f" % radius), limit)
+                if problem:
+                    failures.append("%s RANGE %.4f LIMIT %d\n  %s\n  sealcache: %s\n  model:"
+                                    "     %s" % (text, radius, limit, problem, got[:12],
+                                                 candidates[:min(limit, 12)]))
+                continue
+            k = rng.randint(1, 12)
             reply = self.r.execute_command(
                 "FT.SEARCH", "idx", "(%s)=>[KNN %d @v $p AS d]" % (text, k), "PARAMS", "2",
                 "p", blob(query), "RETURN", "1", "d", "LIMIT", "0", str(k), "DIALECT", "2")
@@ -237,8 +255,33 @@ class SearchModel(unittest.TestCase):
             problem = self.knn_problem(got, candidates, k)
             if problem:
                 failures.append("%s KNN %d\n  %s\n  sealcache: %s\n  model:     %s" % (
-                    text, k, problem, got, candidates[:k]))
+                    text, k, problem, got[:12], candidates[:min(k, 12)]))
         return failures
+
+    @staticmethod
+    def range_problem(got, candidates, radius, limit):
+        """Why `got` is not the nearest `limit` of `candidates` within `radius`, allowing
+        distances within the tolerance of the radius either way; None if it is."""
+        exact = {key: d for d, key in candidates}
+        surely_in = [key for d, key in candidates if d < radius - DISTANCE_TOLERANCE]
+        maybe_in = [key for d, key in candidates if d <= radius + DISTANCE_TOLERANCE]
+        if len(got) > limit or len(got) < min(limit, len(surely_in)) or \
+                len(got) > len(maybe_in):
+            return "%d results, expected %d to %d" % (
+                len(got), min(limit, len(surely_in)), min(limit, len(maybe_in)))
+        for key, d in got:
+            if key not in exact:
+                return "%s does not match the filter or has no vector" % key
+            if abs(exact[key] - d) > DISTANCE_TOLERANCE or d > radius + DISTANCE_TOLERANCE:
+                return "%s at distance %f, exactly %f, radius %f" % (key, d, exact[key], radius)
+        if any(a[1] > b[1] + DISTANCE_TOLERANCE for a, b in zip(got, got[1:])):
+            return "not nearest first"
+        farthest = max((d for _, d in got), default=radius)
+        keys = {key for key, _ in got}
+        for d, key in candidates:
+            if d < min(farthest, radius) - DISTANCE_TOLERANCE and key not in keys:
+                return "%s (distance %f) is missing" % (key, d)
+        return None
 
     @staticmethod
     def knn_problem(got, candidates, k):
