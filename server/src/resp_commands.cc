@@ -421,6 +421,8 @@ std::string RedisPolicyName(const std::string& policy) {
   return "noeviction";
 }
 
+constexpr int64_t kSecondsPerDay = 86'400;
+
 std::string InfoText(Context& c, const std::string& section) {
   const bool all =
       section.empty() || section == "default" || section == "all" || section == "everything";
@@ -440,7 +442,8 @@ std::string InfoText(Context& c, const std::string& section) {
       {std::string("redis_version:") + kRedisVersion, "redis_mode:standalone",
        "sealcache_version:" SEALCACHE_VERSION, "os:Linux", "arch_bits:64",
        "process_id:" + std::to_string(getpid()), "tcp_port:" + std::to_string(c.facts->port),
-       "uptime_in_seconds:" + std::to_string(uptime)});
+       "uptime_in_seconds:" + std::to_string(uptime),
+       "uptime_in_days:" + std::to_string(uptime / kSecondsPerDay)});
   add("clients", {"connected_clients:" + std::to_string(c.facts->connected_clients())});
   const uint64_t rss = ResidentBytes();
   // An org session sees its own org's capacity: Redis's maxmemory fields name its limit and
@@ -466,7 +469,11 @@ std::string InfoText(Context& c, const std::string& section) {
       {"total_connections_received:" + std::to_string(c.facts->connections_received.load()),
        "total_commands_processed:" + std::to_string(c.facts->commands_processed.load()),
        "evicted_keys:" +
-           std::to_string(org ? org->evictions_org_limit() + org->evictions_server_limit() : 0)});
+           std::to_string(org ? org->evictions_org_limit() + org->evictions_server_limit() : 0),
+       // The org's reads that found their entry and those that did not (exact reads and
+       // lookups, as its stats count them): a cache's hit rate, where monitors read it.
+       "keyspace_hits:" + std::to_string(org ? org->hits() : 0),
+       "keyspace_misses:" + std::to_string(org ? org->misses() : 0)});
   add("replication", {"role:master", "connected_slaves:0"});
   add("cluster", {"cluster_enabled:0"});
   if (all || section == "keyspace") {
