@@ -266,16 +266,26 @@ void HDel(Context& c) {
   c.out.Integer(removed);
 }
 
+// A cursor as Redis reads one (strtoul, base 10): an optional sign, digits ("-n" wraps to
+// 2^64 - n, "" is 0), nothing else; out of range is invalid.
+std::optional<uint64_t> ParseCursor(std::string_view s) {
+  if (s.empty()) return 0;
+  const bool negative = s[0] == '-';
+  const std::string_view digits = s[0] == '+' || negative ? s.substr(1) : s;
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
+    return std::nullopt;
+  }
+  return negative ? 0 - v : v;
+}
+
 // SCAN cursor [MATCH pattern] [COUNT n] [TYPE string|hash]: the keys of the session's org.
 // Entries written through the native protocol have no name and are never listed.
 void Scan(Context& c) {
-  uint64_t cursor = 0;
-  {
-    auto [end, ec] = std::from_chars(c.args[1].data(), c.args[1].data() + c.args[1].size(), cursor);
-    if (ec != std::errc() || end != c.args[1].data() + c.args[1].size()) {
-      return c.out.Error("ERR invalid cursor");
-    }
-  }
+  const auto parsed = ParseCursor(c.args[1]);
+  if (!parsed) return c.out.Error("ERR invalid cursor");
+  const uint64_t cursor = *parsed;
   std::optional<std::string> pattern, type;
   size_t count = kDefaultScanCount;
   for (size_t i = 2; i < c.args.size(); i += 2) {

@@ -504,7 +504,10 @@ class Differential(unittest.TestCase):
                         sorted(found[1] - found[0])[:10]))
             for refused in (["SCAN", "x"], ["SCAN", "0", "COUNT", "0"], ["SCAN", "0", "COUNT"],
                             ["SCAN", "0", "MATCH"], ["SCAN", "0", "BOGUS", "1"],
-                            ["SCAN", "0", "COUNT", "x"], ["SCAN", "18446744073709551616"]):
+                            ["SCAN", "0", "COUNT", "x"], ["SCAN", "18446744073709551616"],
+                            ["SCAN", "+0", "COUNT", "1000", "MATCH", "no"],
+                            ["SCAN", "", "COUNT", "1000", "MATCH", "no"], ["SCAN", " 0"], ["SCAN", "+"],
+                            ["SCAN", "0x1"], ["SCAN", "0 "]):
                 mine, redis = ours.call(*refused), theirs.call(*refused)
                 if mine != redis:
                     differences.append("%r\n  sealcache: %r\n  redis:     %r" % (refused, mine,
