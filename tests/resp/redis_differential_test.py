@@ -506,7 +506,8 @@ class Differential(unittest.TestCase):
                             ["SCAN", "0", "MATCH"], ["SCAN", "0", "BOGUS", "1"],
                             ["SCAN", "0", "COUNT", "x"], ["SCAN", "18446744073709551616"],
                             ["SCAN", "+0", "COUNT", "1000", "MATCH", "no"],
-                            ["SCAN", "", "COUNT", "1000", "MATCH", "no"], ["SCAN", " 0"], ["SCAN", "+"],
+                            ["SCAN", "", "COUNT", "1000", "MATCH", "no"], ["SCAN", " 0"],
+                            ["SCAN", "+"],
                             ["SCAN", "0x1"], ["SCAN", "0 "]):
                 mine, redis = ours.call(*refused), theirs.call(*refused)
                 if mine != redis:
