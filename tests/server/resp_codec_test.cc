@@ -89,6 +89,19 @@ TEST(RespParser, RefusesMalformedRequestsWithRedisWording) {
             "Protocol error: too big bulk count string");
 }
 
+TEST(RespParser, LengthsAndIntegersAreRedisString2ll) {
+  EXPECT_EQ(ErrorOf("*01\r\n$4\r\nPING\r\n"), "Protocol error: invalid multibulk length");
+  EXPECT_EQ(ErrorOf("*1\r\n$04\r\nPING\r\n"), "Protocol error: invalid bulk length");
+  EXPECT_EQ(ErrorOf("*1\r\n$+4\r\nPING\r\n"), "Protocol error: invalid bulk length");
+  for (const char* integer : {"0", "-1", "12", "9223372036854775807", "-9223372036854775808"}) {
+    EXPECT_EQ(ParseRedisInteger(integer), std::stoll(integer)) << integer;
+  }
+  for (const char* not_integer : {"", "-", "+5", "007", "-0", "-07", " 1", "1 ", "1.5", "0x1",
+                                  "9223372036854775808", "-9223372036854775809"}) {
+    EXPECT_EQ(ParseRedisInteger(not_integer), std::nullopt) << not_integer;
+  }
+}
+
 TEST(RespParser, EnforcesItsConfiguredBounds) {
   RespLimits limits;
   limits.max_arguments = 2;
