@@ -1278,9 +1278,10 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
   if (!refusal.empty()) {
     if (name == "exec") {
       discard();
-      const size_t space = refusal.find(' ');  // without its code when it is ERR
+      // The reason without its code when that is ERR (NOAUTH keeps its own).
+      constexpr std::string_view kErr = "ERR ";
       return out.Error("EXECABORT Transaction discarded because of: " +
-                       (refusal.rfind("ERR ", 0) == 0 ? refusal.substr(space + 1) : refusal));
+                       (refusal.starts_with(kErr) ? refusal.substr(kErr.size()) : refusal));
     }
     if (s.in_multi) refuse_queued();
     return out.Error(refusal);
