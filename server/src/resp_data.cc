@@ -266,6 +266,8 @@ void HDel(Context& c) {
   c.out.Integer(removed);
 }
 
+namespace {
+
 // A cursor as Redis reads one (strtoul, base 10): an optional sign, digits ("-n" wraps to
 // 2^64 - n, "" is 0), nothing else; out of range is invalid.
 std::optional<uint64_t> ParseCursor(std::string_view s) {
@@ -279,6 +281,8 @@ std::optional<uint64_t> ParseCursor(std::string_view s) {
   }
   return negative ? 0 - v : v;
 }
+
+}  // namespace
 
 // SCAN cursor [MATCH pattern] [COUNT n] [TYPE string|hash]: the keys of the session's org.
 // Entries written through the native protocol have no name and are never listed.
