@@ -222,6 +222,14 @@ class NativeCall {
 
 // Binds the session to `token` (user name checked against the token's org); writes the
 // error and returns false if it does not authenticate.
+// Redis's rule for client names (CLIENT SETNAME, HELLO ... SETNAME): printable, no spaces.
+constexpr char kBadClientName[] =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+bool ValidClientName(std::string_view name) {
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char ch) { return ch >= '!' && ch <= '~'; });
+}
+
 bool Authenticate(Context& c, std::optional<std::string_view> user, std::string_view token) {
   Session attempt;
   NativeCall call(c.service, attempt);
@@ -259,25 +267,27 @@ void Auth(Context& c) {
   }
 }
 
+// HELLO [protover [AUTH user token] [SETNAME name]], as redis-server 7.0 runs it: the options
+// in order, an AUTH tried and a name checked and set as each is read (so a refusal leaves
+// what came before it done), then the protocol set once the session is authenticated.
 void Hello(Context& c) {
   int protocol = c.out.protocol();
   size_t i = 1;
   if (c.args.size() > 1) {
     auto v = ParseInteger(c.args[1]);
     if (!v) return c.out.Error("ERR Protocol version is not an integer or out of range");
-    if (*v != 2 && *v != 3)
-      return c.out.Error("NOPROTO sorry, this protocol version is not supported.");
+    if (*v != 2 && *v != 3) return c.out.Error("NOPROTO unsupported protocol version");
     protocol = static_cast<int>(*v);
     i = 2;
   }
-  std::optional<std::string> name;
   for (; i < c.args.size(); ++i) {
     const size_t left = c.args.size() - i - 1;
     if (EqualsIgnoreCase(c.args[i], "AUTH") && left >= 2) {
       if (!Authenticate(c, c.args[i + 1], c.args[i + 2])) return;
       i += 2;
     } else if (EqualsIgnoreCase(c.args[i], "SETNAME") && left >= 1) {
-      name = c.args[++i];
+      if (!ValidClientName(c.args[i + 1])) return c.out.Error(kBadClientName);
+      c.s.client_name = c.args[++i];
     } else {
       return c.out.Error("ERR Syntax error in HELLO option '" + c.args[i] + "'");
     }
@@ -289,7 +299,6 @@ void Hello(Context& c) {
         "HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and "
         "select the RESP protocol version at the same time");
   }
-  if (name) c.s.client_name = *name;
   c.out.set_protocol(protocol);
   c.out.MapHeader(7);
   c.out.Bulk("server");
@@ -320,12 +329,7 @@ void Select(Context& c) {
 void Client(Context& c) {
   const std::string sub = Lower(c.args[1]);
   if (sub == "setname") {
-    for (unsigned char ch : c.args[2]) {
-      if (ch < '!' || ch > '~') {
-        return c.out.Error(
-            "ERR Client names cannot contain spaces, newlines or special characters.");
-      }
-    }
+    if (!ValidClientName(c.args[2])) return c.out.Error(kBadClientName);
     c.s.client_name = c.args[2];
     return c.out.SimpleString("OK");
   }

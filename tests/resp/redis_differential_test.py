@@ -21,6 +21,7 @@ What is compared is sealcache's model (server/RESP.md, "Differs from Redis so fa
 import argparse
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -518,6 +519,45 @@ class Differential(unittest.TestCase):
         finally:
             ours.close()
             theirs.close()
+        self.assertEqual(differences, [], "\n".join(differences))
+
+    def test_hello_as_redis_server(self):
+        """HELLO's options in order, each AUTH and SETNAME taking effect as it is read (a
+        refusal leaves what came before it done), a bad name refused. The replies compared
+        without the version, id and modules, which differ by design."""
+        token = self.token
+        sequences = [
+            [["HELLO", "3", "AUTH", "acme", token, "BOGUS"], ["GET", "k"]],
+            [["HELLO", "3", "AUTH", "acme", token, "SETNAME", "bad name"], ["GET", "k"]],
+            [["HELLO", "3", "AUTH", "acme", token, "SETNAME", "n1"], ["CLIENT", "GETNAME"]],
+            [["HELLO", "2", "SETNAME", "a", "AUTH", "acme", token, "SETNAME", "b"],
+             ["CLIENT", "GETNAME"]],
+            [["HELLO", "3", "AUTH", "acme", "wrong", "SETNAME", "n"], ["CLIENT", "GETNAME"]],
+            [["HELLO", "3", "AUTH", "acme", "wrong", "AUTH", "acme", token], ["GET", "k"]],
+            [["AUTH", "acme", token], ["HELLO", "3", "SETNAME", "x y"], ["CLIENT", "GETNAME"],
+             ["HELLO", "-1"], ["HELLO", "x"], ["HELLO", "2", "AUTH", "acme"], ["HELLO"],
+             ["HELLO", "3", "3"]],
+        ]
+
+        def without_versions(reply):
+            reply = re.sub(rb"\$5\r\n7\.2\.0\r\n|\$\d+\r\n7\.0\.\d+\r\n", b"<version>", reply)
+            reply = re.sub(rb"id\r\n:\d+\r\n", b"id<id>", reply)
+            return re.sub(rb"modules\r\n\*\d+\r\n.*", b"modules<modules>", reply, flags=re.S)
+
+        differences = []
+        for sequence in sequences:
+            ours = Connection(socket.create_connection(("127.0.0.1", self.sealcached.port)))
+            theirs = self.redis.connect()
+            try:
+                for args in sequence:
+                    mine = without_versions(ours.call(*args))
+                    redis = without_versions(theirs.call(*args))
+                    if mine != redis:
+                        differences.append("%r in %r\n  sealcache: %r\n  redis:     %r" % (
+                            args, sequence, mine, redis))
+            finally:
+                ours.close()
+                theirs.close()
         self.assertEqual(differences, [], "\n".join(differences))
 
     def test_before_and_after_authentication_as_redis_server(self):

@@ -287,7 +287,7 @@ class RespFront(unittest.TestCase):
         two = raw(self.server.port, b"HELLO 2 " + auth + b"\r\n", until=b"*0\r\n")
         self.assertTrue(two.startswith(b"*14\r\n"), two)
         self.assertEqual(raw(self.server.port, b"HELLO 4\r\n", until=b"\r\n"),
-                         b"-NOPROTO sorry, this protocol version is not supported.\r\n")
+                         b"-NOPROTO unsupported protocol version\r\n")
 
     def test_a_protocol_error_is_answered_and_closes_the_connection(self):
         reply = raw(self.server.port, b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\nPING\r\n")
