@@ -18,7 +18,6 @@ What is compared is sealcache's model (server/RESP.md, "Differs from Redis so fa
 - orders Redis does not define are sorted: KEYS, CONFIG GET's map and HGETALL (a hash
   with a value over 64 bytes is a hash table in Redis); CLIENT ID differs.
 """
-import argparse
 import os
 import random
 import re
@@ -546,18 +545,7 @@ class Differential(unittest.TestCase):
 
         differences = []
         for sequence in sequences:
-            ours = Connection(socket.create_connection(("127.0.0.1", self.sealcached.port)))
-            theirs = self.redis.connect()
-            try:
-                for args in sequence:
-                    mine = without_versions(ours.call(*args))
-                    redis = without_versions(theirs.call(*args))
-                    if mine != redis:
-                        differences.append("%r in %r\n  sealcache: %r\n  redis:     %r" % (
-                            args, sequence, mine, redis))
-            finally:
-                ours.close()
-                theirs.close()
+            differences += self.unauthenticated_differences(sequence, without_versions)
         self.assertEqual(differences, [], "\n".join(differences))
 
     def test_before_and_after_authentication_as_redis_server(self):
@@ -569,24 +557,26 @@ class Differential(unittest.TestCase):
             ["AUTH", "acme", self.token], ["MULTI"], ["SET", "k", "v"], ["RESET"], ["EXEC"],
             ["GET", "k"], ["AUTH", "acme", self.token], ["MULTI"], ["GET", "k"], ["EXEC"],
             ["QUIT"]]
+        differences = self.unauthenticated_differences(sequence)
+        self.assertEqual(differences, [], "\n".join(differences))
+
+    def unauthenticated_differences(self, sequence, normalize=lambda reply: reply):
+        """Sends `sequence` on a new connection to each server, before any AUTH; the
+        replies that differ once normalized."""
         ours = Connection(socket.create_connection(("127.0.0.1", self.sealcached.port)))
         theirs = self.redis.connect()
         differences = []
         try:
             for args in sequence:
-                mine, redis = ours.call(*args), theirs.call(*args)
+                mine, redis = normalize(ours.call(*args)), normalize(theirs.call(*args))
                 if mine != redis:
-                    differences.append("%r\n  sealcache: %r\n  redis:     %r" % (args, mine,
-                                                                                 redis))
+                    differences.append("%r in %r\n  sealcache: %r\n  redis:     %r" % (
+                        args, sequence, mine, redis))
         finally:
             ours.close()
             theirs.close()
-        self.assertEqual(differences, [], "\n".join(differences))
+        return differences
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sealcached", required=True)
-    args, rest = parser.parse_known_args()
-    front.SEALCACHED = args.sealcached
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    front.main()

@@ -1204,9 +1204,16 @@ class NodeClients(unittest.TestCase):
             self.assertIn("ok " + suite, out.stdout)
 
 
-if __name__ == "__main__":
+def main():
+    """Runs the tests of the script run (this one or another that imports it) against the
+    sealcached given as --sealcached PATH."""
+    global SEALCACHED
     parser = argparse.ArgumentParser()
     parser.add_argument("--sealcached", required=True)
     args, rest = parser.parse_known_args()
     SEALCACHED = args.sealcached
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    unittest.main(module="__main__", argv=[sys.argv[0]] + rest, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,6 @@ The model:
   count of them all; `(filter)=>[KNN k @v $p AS d]` the k matching documents with a valid
   vector (DIM finite float32s, not all zero) nearest to p by cosine distance, nearest first.
 """
-import argparse
 import math
 import os
 import random
@@ -350,8 +349,4 @@ class SearchModelHnsw(SearchModel):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sealcached", required=True)
-    args, rest = parser.parse_known_args()
-    front.SEALCACHED = args.sealcached
-    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
+    front.main()
