@@ -265,21 +265,19 @@ def normalized(reply, args):
 class Differential(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # Each server is stopped at the end also if what follows its start fails.
         cls.sealcached = front.Server()
+        cls.addClassCleanup(cls.sealcached.stop)
         created = front.pairs(cls.sealcached.admin().execute_command(
             "SEALCACHE.CREATEORG", "acme", 4))
         cls.token = created["token"].decode()
         cls.redis = RedisServer()
+        cls.addClassCleanup(cls.redis.stop)
         setup = cls.redis.connect()
         setup.call("ACL", "SETUSER", "acme", "on", ">" + cls.token, "~*", "&*", "+@all")
         # As sealcache, nothing before AUTH: the default user is off.
         setup.call("ACL", "SETUSER", "default", "off")
         setup.close()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.redis.stop()
-        cls.sealcached.stop()
 
     def connect(self, protocol):
         ours = Connection(socket.create_connection(("127.0.0.1", self.sealcached.port)),

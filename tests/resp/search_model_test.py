@@ -150,6 +150,7 @@ class SearchModel(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.server = front.Server()
+        cls.addClassCleanup(cls.server.stop)  # also if what follows fails
         created = front.pairs(cls.server.admin().execute_command(
             "SEALCACHE.CREATEORG", "model", DIM, cls.KIND))
         cls.r = front.redis.Redis(port=cls.server.port, username="model",
@@ -159,10 +160,6 @@ class SearchModel(unittest.TestCase):
             "tag", "TAG", "cat", "TAG", "SEPARATOR", ";", "num", "NUMERIC", "body", "TEXT",
             "v", "VECTOR", cls.KIND, "6", "TYPE", "FLOAT32", "DIM", DIM, "DISTANCE_METRIC",
             "COSINE")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
 
     def write_hashes(self, rng, model):
         """Random hashes under both prefixes and outside them; some written twice, some
