@@ -36,8 +36,6 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && Lower(a) == Lower(b);
 }
 
-std::optional<int64_t> ParseInteger(std::string_view s) { return ParseRedisInteger(s); }
-
 std::optional<double> ParseDouble(std::string_view s) {
   if (s.empty() || s.size() > 64 || std::isspace(static_cast<unsigned char>(s[0]))) {
     return std::nullopt;
@@ -274,7 +272,7 @@ void Hello(Context& c) {
   int protocol = c.out.protocol();
   size_t i = 1;
   if (c.args.size() > 1) {
-    auto v = ParseInteger(c.args[1]);
+    auto v = ParseRedisInteger(c.args[1]);
     if (!v) return c.out.Error("ERR Protocol version is not an integer or out of range");
     if (*v != 2 && *v != 3) return c.out.Error("NOPROTO unsupported protocol version");
     protocol = static_cast<int>(*v);
@@ -319,7 +317,7 @@ void Hello(Context& c) {
 }
 
 void Select(Context& c) {
-  auto db = ParseInteger(c.args[1]);
+  auto db = ParseRedisInteger(c.args[1]);
   if (!db) return c.out.Error("ERR value is not an integer or out of range");
   if (*db != 0) return c.out.Error("ERR DB index is out of range");
   c.out.SimpleString("OK");
@@ -517,7 +515,7 @@ bool ParseLimits(Context& c, size_t from, RespLimits* out) {
       out->policy = Lower(c.args[i + 1]);
       continue;
     }
-    auto n = ParseInteger(c.args[i + 1]);
+    auto n = ParseRedisInteger(c.args[i + 1]);
     if (!n || *n < 0) return c.out.Error(std::string(kNotAnInteger)), false;
     if (opt == "maxbytes") {
       out->max_bytes = static_cast<uint64_t>(*n);
@@ -531,7 +529,7 @@ bool ParseLimits(Context& c, size_t from, RespLimits* out) {
 }
 
 void CreateOrg(Context& c) {
-  auto dim = ParseInteger(c.args[2]);
+  auto dim = ParseRedisInteger(c.args[2]);
   if (!dim || *dim <= 0 || *dim > UINT32_MAX) {
     return c.out.Error("ERR dimension is not an integer or out of range");
   }
@@ -725,12 +723,13 @@ struct SetOptions {
   std::optional<int64_t> ttl_ms;  // from EX, PX, EXAT or PXAT (may be <= 0: already expired)
 };
 
-// Writes `value` under `name`; the reply is the caller's.
-Result<const P::PutResponse*> WriteString(Context& c, NativeCall& call, std::string_view name,
-                                          std::string_view value, const SetOptions& o) {
+// Writes `value` under `name` with `o`'s condition, expiry and KEEPTTL (not its GET: SET ...
+// GET is SetUnderLock's); the reply is the caller's.
+Status WriteString(Context& c, std::string_view name, std::string_view value, const SetOptions& o) {
   const int64_t ttl_ms = o.ttl_ms.value_or(c.facts->default_ttl_ms);
   const auto record = StringRecord(name, value);
   SC_ASSIGN_OR_RETURN(storage::Digest key, KeyDigest(c, name));
+  NativeCall call(c.service, c.s.session);
   auto r = call.Run(P::RequestBody::PutRequest, [&](FBB& fbb) {
     auto digest = DigestVector(fbb, key);
     auto payload = fbb.CreateVector(record);
@@ -740,11 +739,9 @@ Result<const P::PutResponse*> WriteString(Context& c, NativeCall& call, std::str
     b.add_ttl_ms(ttl_ms);
     b.add_condition(o.condition);
     b.add_keep_expiry(o.keep_ttl);
-    b.add_return_previous(o.get);
     return b.Finish().Union();
   });
-  if (!r.ok()) return r.status();
-  return (*r)->body_as_PutResponse();
+  return r.status();
 }
 
 // Deletes `name`'s entry; true if there was one.
@@ -825,7 +822,7 @@ bool ParseSetOptions(Context& c, SetOptions* o) {
     }
   }
   if (expiry == ExpiryOption::kNone) return true;
-  const auto v = ParseInteger(expiry_value);
+  const auto v = ParseRedisInteger(expiry_value);
   if (!v) {
     c.out.Error(kNotAnInteger);
     return false;
@@ -890,19 +887,18 @@ void Set(Context& c) {
   if (!ParseSetOptions(c, &o)) return;
   if (o.get || (o.ttl_ms && *o.ttl_ms <= 0)) return SetUnderLock(c, o);
   // The common SET: one native Put, its condition (NX, XX) and KEEPTTL decided by the store.
-  NativeCall call(c.service, c.s.session);
-  auto put = WriteString(c, call, c.args[1], c.args[2], o);
+  const Status put = WriteString(c, c.args[1], c.args[2], o);
   if (put.ok()) return c.out.SimpleString("OK");
-  const bool not_met = (o.condition == P::PutCondition::IfAbsent &&
-                        put.status().code() == Status::Code::kAlreadyExists) ||
-                       (o.condition == P::PutCondition::IfPresent && put.status().IsNotFound());
+  const bool not_met =
+      (o.condition == P::PutCondition::IfAbsent && put.code() == Status::Code::kAlreadyExists) ||
+      (o.condition == P::PutCondition::IfPresent && put.IsNotFound());
   if (not_met) return c.out.NullBulk();
-  ReplyError(c.out, put.status(), c.args[0]);
+  ReplyError(c.out, put, c.args[0]);
 }
 
 // SETEX key seconds value, PSETEX key milliseconds value.
 void SetWithExpiry(Context& c, int64_t unit_ms) {
-  auto v = ParseInteger(c.args[2]);
+  auto v = ParseRedisInteger(c.args[2]);
   if (!v) return c.out.Error(kNotAnInteger);
   // Redis's bounds: positive, and now + the TTL fits in 64 bits of milliseconds.
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
@@ -911,9 +907,8 @@ void SetWithExpiry(Context& c, int64_t unit_ms) {
   }
   SetOptions o;
   o.ttl_ms = *v * unit_ms;
-  NativeCall call(c.service, c.s.session);
-  auto put = WriteString(c, call, c.args[1], c.args[3], o);
-  if (!put.ok()) return ReplyError(c.out, put.status(), c.args[0]);
+  const Status put = WriteString(c, c.args[1], c.args[3], o);
+  if (!put.ok()) return ReplyError(c.out, put, c.args[0]);
   c.out.SimpleString("OK");
 }
 void SetEx(Context& c) { SetWithExpiry(c, kMsPerSecond); }
@@ -1002,7 +997,7 @@ void SetKeyExpiry(Context& c, int64_t unit_ms, bool absolute) {
     return c.out.Error("ERR NX and XX, GT or LT options at the same time are not compatible");
   }
   if (gt && lt) return c.out.Error("ERR GT and LT options at the same time are not compatible");
-  auto v = ParseInteger(c.args[2]);
+  auto v = ParseRedisInteger(c.args[2]);
   if (!v) return c.out.Error(kNotAnInteger);
   const int64_t now = WallMs();
   const int64_t base = absolute ? 0 : now;

@@ -298,7 +298,7 @@ void Scan(Context& c) {
     if (opt == "match") {
       pattern = c.args[i + 1];
     } else if (opt == "count") {
-      auto n = ParseInteger(c.args[i + 1]);
+      auto n = ParseRedisInteger(c.args[i + 1]);
       if (!n) return c.out.Error("ERR value is not an integer or out of range");
       if (*n < 1) return c.out.Error("ERR syntax error");
       count = static_cast<size_t>(std::min(*n, kMaxScanCount));

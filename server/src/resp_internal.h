@@ -28,9 +28,8 @@ constexpr int64_t kMsPerSecond = 1000;
 std::string Lower(std::string_view s);
 std::string Upper(std::string_view s);
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
-// An integer as Redis reads one (its string2ll): no sign but '-', no leading zeros, no spaces.
-std::optional<int64_t> ParseInteger(std::string_view s);
-// A finite double as Redis parses one (strtod over the whole argument; "inf" allowed).
+// (Integers: ParseRedisInteger, resp_parser.h.) A finite double as Redis parses one (strtod over
+// the whole argument; "inf" allowed).
 std::optional<double> ParseDouble(std::string_view s);
 
 inline int64_t WallMs() {

@@ -141,7 +141,7 @@ Result<IndexDef> ParseCreate(std::string_view name, const std::vector<std::strin
       }
       i += 2;
     } else if (opt == "PREFIX") {
-      auto n = need(2) ? ParseInteger(a[i + 1]) : std::nullopt;
+      auto n = need(2) ? ParseRedisInteger(a[i + 1]) : std::nullopt;
       if (!n || *n < 0 || !need(2 + static_cast<size_t>(*n))) {
         return Status::InvalidArgument("Bad arguments for PREFIX");
       }
@@ -160,7 +160,7 @@ Result<IndexDef> ParseCreate(std::string_view name, const std::vector<std::strin
                opt == "NOFREQS" || opt == "SKIPINITIALSCAN") {
       i += 1;
     } else if (opt == "STOPWORDS") {
-      auto n = need(2) ? ParseInteger(a[i + 1]) : std::nullopt;
+      auto n = need(2) ? ParseRedisInteger(a[i + 1]) : std::nullopt;
       if (!n || *n < 0 || !need(2 + static_cast<size_t>(*n))) {
         return Status::InvalidArgument("Bad arguments for STOPWORDS");
       }
@@ -194,7 +194,7 @@ Result<IndexDef> ParseCreate(std::string_view name, const std::vector<std::strin
       if (f.algorithm != "FLAT" && f.algorithm != "HNSW") {
         return Status::InvalidArgument("Bad arguments for vector similarity algorithm: " + a[i]);
       }
-      auto n = ParseInteger(a[i + 1]);
+      auto n = ParseRedisInteger(a[i + 1]);
       if (!n || *n < 0 || *n % 2 != 0 || i + 2 + static_cast<size_t>(*n) > a.size()) {
         return Status::InvalidArgument("Bad arguments for vector similarity " + f.algorithm +
                                        " index: expected an even number of attributes");
@@ -213,7 +213,7 @@ Result<IndexDef> ParseCreate(std::string_view name, const std::vector<std::strin
           }
           type_seen = true;
         } else if (key == "DIM") {
-          auto d = ParseInteger(value);
+          auto d = ParseRedisInteger(value);
           if (!d || *d <= 0 || *d > UINT32_MAX) return Status::InvalidArgument("Bad DIM " + value);
           f.dim = static_cast<uint32_t>(*d);
         } else if (key == "DISTANCE_METRIC") {
@@ -1091,12 +1091,12 @@ void FtSearch(Context& c) {
     } else if (opt == "VERBATIM" || opt == "NOSTOPWORDS") {
       ++i;
     } else if ((opt == "DIALECT" || opt == "TIMEOUT") && left >= 1) {
-      if (!ParseInteger(c.args[i + 1]))
+      if (!ParseRedisInteger(c.args[i + 1]))
         return c.out.Error("ERR value is not an integer or out of range");
       i += 2;
     } else if (opt == "LIMIT" && left >= 2) {
-      auto off = ParseInteger(c.args[i + 1]);
-      auto num = ParseInteger(c.args[i + 2]);
+      auto off = ParseRedisInteger(c.args[i + 1]);
+      auto num = ParseRedisInteger(c.args[i + 2]);
       if (!off || !num || *off < 0 || *num < 0)
         return c.out.Error("LIMIT needs two non-negative integers");
       offset = *off;
@@ -1111,7 +1111,7 @@ void FtSearch(Context& c) {
         ++i;
       }
     } else if (opt == "RETURN" && left >= 1) {
-      auto n = ParseInteger(c.args[i + 1]);
+      auto n = ParseRedisInteger(c.args[i + 1]);
       if (!n || *n < 0 || static_cast<size_t>(*n) > left - 1)
         return c.out.Error("Bad arguments for RETURN");
       returns.emplace();
@@ -1128,7 +1128,7 @@ void FtSearch(Context& c) {
       }
       i = end;
     } else if (opt == "PARAMS" && left >= 1) {
-      auto n = ParseInteger(c.args[i + 1]);
+      auto n = ParseRedisInteger(c.args[i + 1]);
       if (!n || *n < 0 || *n % 2 != 0 || static_cast<size_t>(*n) > left - 1) {
         return c.out.Error("Bad arguments for PARAMS: Expected an even number of arguments");
       }
