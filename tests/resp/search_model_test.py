@@ -262,41 +262,12 @@ class SearchModel(unittest.TestCase):
         return failures
 
     @staticmethod
-    def range_problem(got, candidates, radius, limit, exact_search):
-        """Why `got` is not the nearest `limit` of `candidates` within `radius`, allowing
-        distances within the tolerance of the radius either way; None if it is. Without
-        `exact_search`, only that what it holds is right (an approximate search may miss
-        some)."""
+    def answer_problem(got, candidates, nearer_than, exact_search):
+        """What a KNN and a range answer must both be: every result [(key, distance)] one of
+        `candidates` [(distance, key)] at its exact distance (within the tolerance), nearest
+        first, and, from an exact search, no candidate nearer than `nearer_than` left out;
+        None if so."""
         exact = {key: d for d, key in candidates}
-        surely_in = [key for d, key in candidates if d < radius - DISTANCE_TOLERANCE]
-        maybe_in = [key for d, key in candidates if d <= radius + DISTANCE_TOLERANCE]
-        if len(got) > limit or len(got) > len(maybe_in) or \
-                (exact_search and len(got) < min(limit, len(surely_in))):
-            return "%d results, expected %d to %d" % (
-                len(got), min(limit, len(surely_in)), min(limit, len(maybe_in)))
-        for key, d in got:
-            if key not in exact:
-                return "%s does not match the filter or has no vector" % key
-            if abs(exact[key] - d) > DISTANCE_TOLERANCE or d > radius + DISTANCE_TOLERANCE:
-                return "%s at distance %f, exactly %f, radius %f" % (key, d, exact[key], radius)
-        if any(a[1] > b[1] + DISTANCE_TOLERANCE for a, b in zip(got, got[1:])):
-            return "not nearest first"
-        farthest = max((d for _, d in got), default=radius)
-        keys = {key for key, _ in got}
-        for d, key in candidates if exact_search else []:
-            if d < min(farthest, radius) - DISTANCE_TOLERANCE and key not in keys:
-                return "%s (distance %f) is missing" % (key, d)
-        return None
-
-    @staticmethod
-    def knn_problem(got, candidates, k, exact_search):
-        """Why `got` [(key, distance)] is not the k nearest of `candidates` [(distance,
-        key)], allowing near ties to swap; None if it is. Without `exact_search`, that it
-        holds k right answers (k when k match: the filter is applied inside the search),
-        nearest first, not that they are the nearest."""
-        exact = {key: d for d, key in candidates}
-        if len(got) != min(k, len(candidates)):
-            return "%d results, expected %d" % (len(got), min(k, len(candidates)))
         for key, d in got:
             if key not in exact:
                 return "%s does not match the filter or has no vector" % key
@@ -304,12 +275,40 @@ class SearchModel(unittest.TestCase):
                 return "%s at distance %f, exactly %f" % (key, d, exact[key])
         if any(a[1] > b[1] + DISTANCE_TOLERANCE for a, b in zip(got, got[1:])):
             return "not nearest first"
-        farthest = max((d for _, d in got), default=-1)
         keys = {key for key, _ in got}
         for d, key in candidates if exact_search else []:
-            if d < farthest - DISTANCE_TOLERANCE and key not in keys:
+            if d < nearer_than - DISTANCE_TOLERANCE and key not in keys:
                 return "%s (distance %f) is missing" % (key, d)
         return None
+
+    @staticmethod
+    def range_problem(got, candidates, radius, limit, exact_search):
+        """Why `got` is not the nearest `limit` of `candidates` within `radius`, allowing
+        distances within the tolerance of the radius either way; None if it is. Without
+        `exact_search`, only that what it holds is right (an approximate search may miss
+        some)."""
+        surely_in = [key for d, key in candidates if d < radius - DISTANCE_TOLERANCE]
+        maybe_in = [key for d, key in candidates if d <= radius + DISTANCE_TOLERANCE]
+        if len(got) > limit or len(got) > len(maybe_in) or \
+                (exact_search and len(got) < min(limit, len(surely_in))):
+            return "%d results, expected %d to %d" % (
+                len(got), min(limit, len(surely_in)), min(limit, len(maybe_in)))
+        for key, d in got:
+            if d > radius + DISTANCE_TOLERANCE:
+                return "%s at distance %f, beyond the radius %f" % (key, d, radius)
+        farthest = max((d for _, d in got), default=radius)
+        return SearchModel.answer_problem(got, candidates, min(farthest, radius), exact_search)
+
+    @staticmethod
+    def knn_problem(got, candidates, k, exact_search):
+        """Why `got` [(key, distance)] is not the k nearest of `candidates` [(distance,
+        key)], allowing near ties to swap; None if it is. Without `exact_search`, that it
+        holds k right answers (k when k match: the filter is applied inside the search),
+        nearest first, not that they are the nearest."""
+        if len(got) != min(k, len(candidates)):
+            return "%d results, expected %d" % (len(got), min(k, len(candidates)))
+        farthest = max((d for _, d in got), default=-1)
+        return SearchModel.answer_problem(got, candidates, farthest, exact_search)
 
     def test_filters_and_knn_answer_as_the_model_does(self):
         rng = random.Random(7)
