@@ -858,6 +858,15 @@ Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest,
   return DecodeEntryMeta(value, digest);
 }
 
+Result<EntryMeta> StoreImpl::ReadMetaToWrite(const OrgState& org, const Digest& digest,
+                                             PendingWrites* pending) {
+  std::string cached;
+  if (pending == nullptr && value_cache_->CachedMeta(org.db->incarnation, digest, &cached)) {
+    return DecodeEntryMeta(cached, digest);
+  }
+  return ReadMeta(org, digest, {}, pending);
+}
+
 Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest,
                                                     const rocksdb::ReadOptions& ro,
                                                     int64_t* expires_ms, PendingWrites* pending) {
@@ -944,7 +953,7 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
                             const RoomPlan& plan, PutResult* result, PendingWrites* pending) {
   OrgState* org = &org_ref;
   result->expires_ms = now + r.ttl_ms;
-  auto old = ReadMeta(*org, r.digest, {}, pending);
+  auto old = ReadMetaToWrite(*org, r.digest, pending);
   if (!old.ok() && !old.status().IsNotFound()) return old.status();
   const bool live = old.ok() && old->expires_ms > now;
   using Condition = PutRequest::Condition;
@@ -1594,7 +1603,7 @@ Result<RemovedEntries> StoreImpl::DeleteOne(OrgState& org_ref, const Digest& dig
                                             PendingWrites* pending) {
   OrgState* org = &org_ref;
   std::lock_guard<std::mutex> digest_lock(org->LockFor(digest));
-  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest, {}, pending));
+  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMetaToWrite(*org, digest, pending));
   rocksdb::WriteBatch own;
   DeleteEntry(*org, meta,
               pending != nullptr ? static_cast<rocksdb::WriteBatchBase*>(&pending->batch) : &own);
@@ -1641,7 +1650,7 @@ Result<RemovedEntries> StoreImpl::Invalidate(std::string_view org_id,
   RemovedEntries removed;
   for (const Digest& d : candidates) {
     std::lock_guard<std::mutex> digest_lock(org->LockFor(d));
-    auto meta = ReadMeta(*org, d);  // re-check: it may have been replaced since the scan
+    auto meta = ReadMetaToWrite(*org, d, nullptr);  // it may have been replaced since the scan
     if (meta.status().IsNotFound() || (meta.ok() && !matches(*meta))) continue;
     if (!meta.ok()) return meta.status();
     rocksdb::WriteBatch batch;
@@ -1779,7 +1788,7 @@ Result<EntryMeta> StoreImpl::SetEntryExpiry(OrgState& org_ref, const Digest& dig
                                    std::to_string(options_.max_ttl_ms) + " ms ahead");
   }
   std::lock_guard<std::mutex> digest_lock(org->LockFor(digest));
-  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMeta(*org, digest, {}, pending));
+  SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMetaToWrite(*org, digest, pending));
   if (meta.expires_ms <= now) return Status::NotFound("entry expired");
   std::string payload, vector;
   rocksdb::Status s = ReadRecord(*org, org->db->data(), PayloadKey(digest), &payload, pending);

@@ -443,6 +443,68 @@ Result<PutResult> PutExact(Store& store, uint64_t i, std::string_view payload, i
   return store.Put("acme", r);
 }
 
+// A put, a delete or an expiry change reads the entry's meta record under the digest's lock
+// from the table of hot values when it holds it (every put offers it), else from the files:
+// each write sees the one before it either way, through replaces, hit counts and expiry
+// changes.
+class StoreWriterReadsTest : public StoreTest, public ::testing::WithParamInterface<bool> {};
+
+INSTANTIATE_TEST_SUITE_P(TableOfHotValues, StoreWriterReadsTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "On" : "Off"; });
+
+TEST_P(StoreWriterReadsTest, EachWriteSeesTheLatestMetaRecord) {
+  StoreOptions options = Options();
+  if (!GetParam()) options.value_cache_bytes = 0;
+  Open(options);
+  CreateOrg("acme");
+  using C = PutRequest::Condition;
+  auto first = Put("acme", 1, "first");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(PutExact(*store_, 1, "refused", 60'000, C::kIfAbsent).status().code(),
+            Status::Code::kAlreadyExists);
+  auto second = Put("acme", 1, "second");
+  ASSERT_TRUE(second.ok());
+  ASSERT_TRUE(second->replaced_slot.has_value());
+  EXPECT_EQ(*second->replaced_slot, first->slot);
+
+  // Hit counts rewrite the record (and the table's copy): the next put still replaces the
+  // second vector.
+  HitUpdate h{MakeDigest(1), 4, 5000};
+  ASSERT_TRUE(store_->RecordHits("acme", {&h, 1}).ok());
+  auto third = Put("acme", 1, "third", 120'000);
+  ASSERT_TRUE(third.ok());
+  ASSERT_TRUE(third->replaced_slot.has_value());
+  EXPECT_EQ(*third->replaced_slot, second->slot);
+
+  // An expiry change, then a put that keeps the expiry: it keeps the changed one.
+  const int64_t later = third->expires_ms + 500'000;
+  ASSERT_TRUE(store_->SetExpiry("acme", MakeDigest(1), later).ok());
+  auto kept = PutExact(*store_, 1, "fourth", 60'000, C::kIfPresent, /*keep_expiry=*/true);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(kept->expires_ms, later);
+  ASSERT_TRUE(kept->replaced_slot.has_value());
+  EXPECT_EQ(*kept->replaced_slot, third->slot);
+  EXPECT_EQ(CountVectors("acme"), 0u);  // the fourth is exact-only; every vector replaced
+
+  // A vector again, then deleted: the delete removes that slot; after it the entry is absent
+  // to every writer.
+  auto fifth = Put("acme", 1, "fifth");
+  ASSERT_TRUE(fifth.ok());
+  EXPECT_FALSE(fifth->replaced_slot.has_value());
+  auto removed = store_->Delete("acme", MakeDigest(1));
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(removed->slots, std::vector<uint64_t>{fifth->slot});
+  EXPECT_EQ(PutExact(*store_, 1, "absent", 60'000, C::kIfPresent).status().code(),
+            Status::Code::kNotFound);
+  EXPECT_TRUE(store_->Delete("acme", MakeDigest(1)).status().IsNotFound());
+  EXPECT_TRUE(store_->SetExpiry("acme", MakeDigest(1), later).status().IsNotFound());
+  auto sixth = Put("acme", 1, "sixth");
+  ASSERT_TRUE(sixth.ok());
+  EXPECT_FALSE(sixth->replaced_slot.has_value());
+  EXPECT_EQ(PayloadOf("acme", 1), "sixth");
+  EXPECT_EQ(CountVectors("acme"), 1u);
+}
+
 TEST_F(StoreTest, AnExactOnlyEntryHasNoVectorAndLivesLikeAnyOther) {
   Open();
   CreateOrg("acme");
