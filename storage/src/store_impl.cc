@@ -860,9 +860,12 @@ Result<EntryMeta> StoreImpl::ReadMeta(const OrgState& org, const Digest& digest,
 
 Result<EntryMeta> StoreImpl::ReadMetaToWrite(const OrgState& org, const Digest& digest,
                                              PendingWrites* pending) {
+  // Not an expired entry's: compaction drops the records of expired entries without telling
+  // the table, and whether they are still there decides what a delete answers.
   std::string cached;
   if (pending == nullptr && value_cache_->CachedMeta(org.db->incarnation, digest, &cached)) {
-    return DecodeEntryMeta(cached, digest);
+    SC_ASSIGN_OR_RETURN(EntryMeta meta, DecodeEntryMeta(cached, digest));
+    if (meta.expires_ms > clock_->NowMillis()) return meta;
   }
   return ReadMeta(org, digest, {}, pending);
 }

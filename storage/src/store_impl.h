@@ -238,8 +238,9 @@ class StoreImpl final : public Store {
   Result<EntryMeta> ReadMeta(const OrgState& org, const Digest& digest,
                              const rocksdb::ReadOptions& ro = {}, PendingWrites* pending = nullptr);
   // ReadMeta for a writer of `digest`. REQUIRES: the caller holds the digest's lock. Outside
-  // a transaction, value_cache_'s copy of the meta record answers when it holds one: under the
-  // lock it is the database's (every write of the digest forgets or refreshes it).
+  // a transaction, value_cache_'s copy of a live entry's meta record answers when it holds
+  // one: under the lock it is the database's (every write of the digest forgets or refreshes
+  // it).
   Result<EntryMeta> ReadMetaToWrite(const OrgState& org, const Digest& digest,
                                     PendingWrites* pending);
   // Corruption if missing; `expires_ms` (if given) receives the record's expiry prefix.

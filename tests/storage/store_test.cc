@@ -503,6 +503,16 @@ TEST_P(StoreWriterReadsTest, EachWriteSeesTheLatestMetaRecord) {
   EXPECT_FALSE(sixth->replaced_slot.has_value());
   EXPECT_EQ(PayloadOf("acme", 1), "sixth");
   EXPECT_EQ(CountVectors("acme"), 1u);
+
+  // An entry that expired and whose records a compaction dropped (the table is not told) is
+  // gone for a writer too.
+  ASSERT_TRUE(Put("acme", 2, "short-lived", 1'000).ok());
+  clock_.Advance(2'000);
+  ASSERT_TRUE(store_->CompactOrg("acme").ok());
+  EXPECT_TRUE(store_->Delete("acme", MakeDigest(2)).status().IsNotFound());
+  auto again = Put("acme", 2, "again");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->replaced_slot.has_value());
 }
 
 TEST_F(StoreTest, AnExactOnlyEntryHasNoVectorAndLivesLikeAnyOther) {
