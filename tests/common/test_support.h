@@ -22,7 +22,6 @@ inline std::string MakeTempDir(std::string_view prefix) {
   return tmpl;
 }
 
-// `dim` standard-normal floats, the same for the same seed.
 // XORs the byte at `offset` of the file at `path` with `mask`, in place (damage tests).
 inline void FlipByte(const std::string& path, uint64_t offset, uint8_t mask) {
   std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
@@ -34,6 +33,7 @@ inline void FlipByte(const std::string& path, uint64_t offset, uint8_t mask) {
   f.write(&c, 1);
 }
 
+// `dim` standard-normal floats, the same for the same seed.
 inline std::vector<float> MakeVector(uint32_t dim, uint64_t seed) {
   std::mt19937 rng(static_cast<uint32_t>(seed));
   std::normal_distribution<float> n(0, 1);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "test_util.h"
@@ -18,6 +19,7 @@ constexpr char kHexKey[] = "000102030405060708090a0b0c0d0e0f10111213141516171819
 class MasterKeyTest : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = testing::MakeTempDir("sealcache-mk"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string WriteKeyFile(std::string_view name, std::string_view contents, mode_t mode) {
     std::string path = dir_ + "/" + std::string(name);
     std::ofstream(path, std::ios::binary) << contents;
