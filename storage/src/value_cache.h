@@ -14,7 +14,9 @@
 //
 // A value may carry its entry's meta record too (a native Get reads both: one probe instead
 // of a memtable search for the meta), cached by a read of both; RESP reads of the payload
-// alone use the same slot.
+// alone use the same slot. A writer of a live entry (a put that replaces it, a delete, an
+// expiry change, the hit counts' writes) reads the meta record here too, under the digest's
+// lock (CachedMeta).
 //
 // Coherence: every write of an org's entries forgets the keys it wrote once RocksDB has
 // applied it and before it is acknowledged (StoreImpl::Write; a put then offers its own value
