@@ -8,6 +8,7 @@
 #include <atomic>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "store_fixture.h"
@@ -457,6 +458,86 @@ TEST_F(StoreValueCacheTest, ConcurrentReadsNeverSeeAValueOlderThanAnAcknowledged
   for (auto& t : readers) t.join();
   EXPECT_EQ(stale.load(), 0);
   EXPECT_EQ(CachedValueOf(1), "300");
+}
+
+// Writers of a few keys at once, each put, delete, expiry change and hit count reading the
+// entry's meta record under its digest's lock (from the table where it holds it), with reads
+// filling the table beside them: every vector slot a put creates ends up exactly once either
+// as its key's live slot or handed back by the write that replaced or removed it, and the
+// store holds one vector record per live entry with a vector.
+TEST_F(StoreValueCacheTest, ConcurrentWritersHandBackEverySlotExactlyOnce) {
+  Open();
+  CreateOrg("acme");
+  constexpr uint64_t kKeys = 8;
+  constexpr int kWriters = 4, kOpsPerWriter = 400;
+  struct Seen {
+    std::vector<uint64_t> created, handed_back;
+  };
+  std::vector<Seen> seen(kWriters);
+  std::atomic<bool> failed{false}, stop{false};
+  std::thread reader([&] {
+    for (uint64_t i = 0; !stop.load(); i = (i + 1) % kKeys)
+      (void)store_->Get("acme", MakeDigest(i));
+  });
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kWriters; ++t) {
+    writers.emplace_back([&, t] {
+      std::mt19937 rng(100 + t);
+      for (int op = 0; op < kOpsPerWriter; ++op) {
+        const uint64_t key = rng() % kKeys;
+        switch (rng() % 5) {
+          case 0:
+          case 1: {
+            auto put = Put("acme", key, "v" + std::to_string(op));
+            if (!put.ok()) failed = true;
+            if (!put.ok()) break;
+            seen[t].created.push_back(put->slot);
+            if (put->replaced_slot) seen[t].handed_back.push_back(*put->replaced_slot);
+            break;
+          }
+          case 2: {
+            auto removed = store_->Delete("acme", MakeDigest(key));
+            if (!removed.ok() && !removed.status().IsNotFound()) failed = true;
+            if (removed.ok()) {
+              for (uint64_t slot : removed->slots) seen[t].handed_back.push_back(slot);
+            }
+            break;
+          }
+          case 3: {
+            auto changed =
+                store_->SetExpiry("acme", MakeDigest(key), clock_.NowMillis() + 600'000 + op);
+            if (!changed.ok() && !changed.status().IsNotFound()) failed = true;
+            break;
+          }
+          default: {
+            HitUpdate h{MakeDigest(key), 1, clock_.NowMillis()};
+            if (!store_->RecordHits("acme", {&h, 1}).ok()) failed = true;
+          }
+        }
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  stop.store(true);
+  reader.join();
+  ASSERT_FALSE(failed);
+
+  std::multiset<uint64_t> accounted;
+  size_t live_with_vector = 0;
+  for (uint64_t key = 0; key < kKeys; ++key) {
+    auto e = store_->Get("acme", MakeDigest(key), false);
+    if (e.status().IsNotFound()) continue;
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    accounted.insert(e->meta.vector_slot);
+    ++live_with_vector;
+  }
+  std::multiset<uint64_t> created;
+  for (const Seen& s : seen) {
+    created.insert(s.created.begin(), s.created.end());
+    accounted.insert(s.handed_back.begin(), s.handed_back.end());
+  }
+  EXPECT_EQ(accounted, created) << "a slot handed back twice, or never";
+  EXPECT_EQ(CountVectors("acme"), live_with_vector);
 }
 
 }  // namespace
