@@ -329,16 +329,24 @@ TEST_F(StoreTest, InvalidateByNamespaceOrAge) {
   EXPECT_EQ(store_->Invalidate("acme", {}).status().code(), Status::Code::kInvalidArgument);
 }
 
-// The hit counts' writes read each meta record from the table of hot values where it holds
-// it (the puts offer theirs), else from the files: the same counts either way.
-class StoreHitsTest : public StoreTest, public ::testing::WithParamInterface<bool> {};
+// Behaviour that must not depend on the table of hot values: each test runs with it (On)
+// and without it (Off).
+class StoreTableOnOffTest : public StoreTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  StoreOptions TableOptions() {
+    StoreOptions options = Options();
+    if (!GetParam()) options.value_cache_bytes = 0;
+    return options;
+  }
+};
 
-INSTANTIATE_TEST_SUITE_P(TableOfHotValues, StoreHitsTest, ::testing::Values(true, false),
+INSTANTIATE_TEST_SUITE_P(TableOfHotValues, StoreTableOnOffTest, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "On" : "Off"; });
 
-TEST_P(StoreHitsTest, RecordHitsAccumulatesCountsAndLastHit) {
-  StoreOptions options = Options();
-  if (!GetParam()) options.value_cache_bytes = 0;
+// The hit counts' writes read each meta record from the table of hot values where it holds
+// it (the puts offer theirs), else from the files: the same counts either way.
+TEST_P(StoreTableOnOffTest, RecordHitsAccumulatesCountsAndLastHit) {
+  StoreOptions options = TableOptions();
   Open(options);
   CreateOrg("acme");
   ASSERT_TRUE(Put("acme", 1, "x").ok());
@@ -447,15 +455,8 @@ Result<PutResult> PutExact(Store& store, uint64_t i, std::string_view payload, i
 // from the table of hot values when it holds it (every put offers it), else from the files:
 // each write sees the one before it either way, through replaces, hit counts and expiry
 // changes.
-class StoreWriterReadsTest : public StoreTest, public ::testing::WithParamInterface<bool> {};
-
-INSTANTIATE_TEST_SUITE_P(TableOfHotValues, StoreWriterReadsTest, ::testing::Values(true, false),
-                         [](const auto& info) { return info.param ? "On" : "Off"; });
-
-TEST_P(StoreWriterReadsTest, EachWriteSeesTheLatestMetaRecord) {
-  StoreOptions options = Options();
-  if (!GetParam()) options.value_cache_bytes = 0;
-  Open(options);
+TEST_P(StoreTableOnOffTest, EachWriteSeesTheLatestMetaRecord) {
+  Open(TableOptions());
   CreateOrg("acme");
   using C = PutRequest::Condition;
   auto first = Put("acme", 1, "first");
