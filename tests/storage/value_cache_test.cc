@@ -489,8 +489,10 @@ TEST_F(StoreValueCacheTest, ConcurrentWritersHandBackEverySlotExactlyOnce) {
           case 0:
           case 1: {
             auto put = Put("acme", key, "v" + std::to_string(op));
-            if (!put.ok()) failed = true;
-            if (!put.ok()) break;
+            if (!put.ok()) {
+              failed = true;
+              break;
+            }
             seen[t].created.push_back(put->slot);
             if (put->replaced_slot) seen[t].handed_back.push_back(*put->replaced_slot);
             break;
