@@ -95,15 +95,28 @@ class RedisServer:
             ["redis-server", "--port", "0", "--unixsocket", self.path, "--save", "",
              "--appendonly", "no", "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        # Ready once it answers: the socket's file exists from its bind, before its listen.
         deadline = time.time() + 20
-        while not os.path.exists(self.path):
+        while True:
+            try:
+                probe = self.connect()
+                reply = probe.call("PING")
+                probe.close()
+                if reply == b"+PONG\r\n":
+                    break
+            except (OSError, EOFError):
+                pass
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.02)
 
     def connect(self, user=None, password=None):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(self.path)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
         return Connection(sock, user, password)
 
     def stop(self):
