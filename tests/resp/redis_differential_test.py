@@ -100,10 +100,11 @@ class RedisServer:
         while True:
             try:
                 probe = self.connect()
-                reply = probe.call("PING")
-                probe.close()
-                if reply == b"+PONG\r\n":
-                    break
+                try:
+                    if probe.call("PING") == b"+PONG\r\n":
+                        break
+                finally:
+                    probe.close()
             except (OSError, EOFError):
                 pass
             if self.proc.poll() is not None or time.time() > deadline:
