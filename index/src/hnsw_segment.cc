@@ -1,5 +1,7 @@
 #include "hnsw_segment.h"
 
+#include <algorithm>
+
 #include <faiss/impl/IDSelector.h>
 
 #include "simd_hnsw.h"
@@ -69,25 +71,32 @@ void HnswSegment::Search(const float* query, const Int8Query& code, const Filter
   Live live(*tombstones());
   const faiss::IDSelector* live_only = tombstones()->count() == 0 ? nullptr : &live;
   // The walk keeps live nodes; of those, the caller's filter decides which may be answers,
-  // before any is ranked.
+  // before any is ranked. Fewer than k hits are all there are when the walk says so (its
+  // beam reached below the threshold): a filtered walk would find no more above it.
   Admitted admitted(slots_, filter);
   const faiss::IDSelector* answers = filter == nullptr ? nullptr : &admitted;
-  if (WalkHnsw(
-          *graph_, query, k,
-          {.sel = live_only, .rank_only = answers, .min_score = top.min_score(), .code = &code},
-          hits)
+  bool complete = false;
+  if (WalkHnsw(*graph_, query, k,
+               {.sel = live_only,
+                .rank_only = answers,
+                .min_score = top.min_score(),
+                .code = &code,
+                .complete = &complete},
+               hits)
           .ok() &&
-      hits.size() == k) {
+      (hits.size() == k || complete)) {
     for (const GraphHit& h : hits) top.Offer(slots_[static_cast<size_t>(h.label)], h.score);
     return;
   }
   if (filter != nullptr) {  // the filter rejected too many of the walk's nodes
     LiveAndAdmitted selector(*this, filter);
-    if (WalkHnsw(*graph_, query, k, {.sel = &selector, .min_score = top.min_score(), .code = &code},
-                 hits)
+    if (WalkHnsw(
+            *graph_, query, k,
+            {.sel = &selector, .min_score = top.min_score(), .code = &code, .complete = &complete},
+            hits)
             .ok() &&
-        hits.size() >= k) {
-      for (size_t i = 0; i < k; ++i)
+        (hits.size() >= k || complete)) {
+      for (size_t i = 0; i < std::min(k, hits.size()); ++i)
         top.Offer(slots_[static_cast<size_t>(hits[i].label)], hits[i].score);
       return;
     }

@@ -625,13 +625,15 @@ Int8Query Int8Query::Of(const float* query, size_t d) {
 namespace {
 
 // Scores the kept nodes of a walk on codes from the halves and leaves in `kept` the best
-// `ranked` of those `rank_only` admits (all if null), best first. A node's half score lies
-// within its error bound of its int8 score, so the nodes are taken by decreasing upper bound
-// and the rest dropped once the `ranked`-th best score found beats the next upper bound:
-// neither the filter nor the half-precision vector of a node that cannot be among the best
-// is read (for a near-duplicate query usually all but the nearest few).
-void RescoreFromHalves(const HnswGraph& graph, const float* query, const Int8Query& walked,
-                       size_t ranked, const faiss::IDSelector* rank_only,
+// `ranked` of those `rank_only` admits (all if null) and whose scores may reach `min_score`,
+// best first. A node's half score lies within its error bound of its int8 score, so the nodes
+// are taken by decreasing upper bound and the rest dropped once the `ranked`-th best score
+// found beats the next upper bound, or the next upper bound is below min_score: neither the
+// filter nor the half-precision vector of a node that cannot be among the best answers is
+// read (for a near-duplicate query usually all but the nearest few). Returns true if it
+// stopped at min_score: every kept node that may score at or above it was ranked.
+bool RescoreFromHalves(const HnswGraph& graph, const float* query, const Int8Query& walked,
+                       size_t ranked, const faiss::IDSelector* rank_only, float min_score,
                        std::vector<Scored>& kept) {
   const HalfInnerProductFn half_ip = HalfInnerProductFunction();
   for (Scored& s : kept) {  // from here on, each node's upper bound
@@ -641,8 +643,13 @@ void RescoreFromHalves(const HnswGraph& graph, const float* query, const Int8Que
             [](const Scored& a, const Scored& b) { return a.similarity > b.similarity; });
   std::vector<Scored> best;  // best first, at most `ranked`
   best.reserve(std::min(ranked, kept.size()) + 1);
+  bool below_threshold = false;
   for (const Scored& candidate : kept) {
     if (best.size() == ranked && candidate.similarity < best.back().similarity) break;
+    if (candidate.similarity < min_score) {
+      below_threshold = true;
+      break;
+    }
     if (rank_only != nullptr && !rank_only->is_member(candidate.id)) continue;
     Scored scored{half_ip(query, graph.Half(static_cast<size_t>(candidate.id)), graph.d),
                   candidate.id};
@@ -650,6 +657,7 @@ void RescoreFromHalves(const HnswGraph& graph, const float* query, const Int8Que
     if (best.size() > ranked) best.pop_back();
   }
   kept = std::move(best);
+  return below_threshold;
 }
 
 }  // namespace
@@ -678,9 +686,11 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const Walk
     return WalkGraph(graph.links, n, HalfVectors{graph, HalfInnerProductFunction(), query}, beam,
                      options.sel, kept);
   };
+  bool complete = false;
   auto rank = [&] {
     if (on_codes) {
-      RescoreFromHalves(graph, query, walked, ranked, options.rank_only, kept);
+      complete = RescoreFromHalves(graph, query, walked, ranked, options.rank_only,
+                                   options.min_score, kept);
       return;
     }
     if (options.rank_only != nullptr) {
@@ -701,8 +711,8 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const Walk
         worst.similarity + walked.ErrorBound(graph.codes.Scale(static_cast<size_t>(worst.id))) <
         options.min_score;
     if (past_threshold) {
-      rank();
-      answered = kept.size() >= std::min(ranked, k) && kept.front().similarity >= options.min_score;
+      rank();  // (stops at the threshold, at the latest at the beam's worst node)
+      answered = !kept.empty() && kept.front().similarity >= options.min_score;
     }
   }
   if (!answered) {
@@ -713,6 +723,7 @@ Status WalkHnsw(const HnswGraph& graph, const float* query, size_t k, const Walk
   }
   out.reserve(kept.size());
   for (const Scored& s : kept) out.push_back({s.similarity, s.id});
+  if (options.complete != nullptr) *options.complete = complete;
   return Status::Ok();
 }
 

@@ -185,6 +185,10 @@ struct WalkOptions {
   // The query's Int8Query::Of, if the caller has it (a walk on codes computes it otherwise).
   const Int8Query* code = nullptr;
   WalkStats* stats = nullptr;  // added to, if not null
+  // If not null, set to whether the hits are every answer at or above min_score that the walk
+  // found, however few: its kept nodes reached below min_score and each that might score at
+  // or above it was ranked (a walk on codes only; see WalkHnsw).
+  bool* complete = nullptr;
 };
 
 // One query on the calling thread into `out`, best first (ties by smaller label): the best
@@ -196,6 +200,11 @@ struct WalkOptions {
 // stopping rule that keeps ef admitted nodes, so tombstones and filters do not shrink the
 // result list. ResourceExhausted if the walk reaches half the graph without finishing (a
 // filter that admits almost nothing): the caller scans instead.
+//
+// A walk on codes with a threshold ranks no kept node whose score is certainly below
+// min_score (its code score plus its error bound is below it): such a node is no answer, and
+// its half-precision vector and rank_only's verdict are not read. So a threshold query can
+// come back with fewer than `ranked` hits; `complete` says when those are all there are.
 //
 // A threshold query on codes (min_score above kLeastCosine, -1) first walks with short_ef: if that
 // walk's beam reached past the threshold (its worst kept node is certainly below min_score)

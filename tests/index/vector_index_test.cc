@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <random>
 #include <set>
 #include <thread>
 #include <vector>
@@ -365,6 +368,54 @@ TEST(VectorIndex, FilterAdmittingTenPercentStillReturnsKAdmittedResults) {
     for (const Hit& h : hits) overlap += expected.contains(h.slot);
   }
   EXPECT_GE(overlap, 100u * 10 * 95 / 100);
+}
+
+TEST(VectorIndex, AThresholdSearchAsksTheFilterOnlyAboutNodesThatMayReachTheThreshold) {
+  // A semantic cache's lookup: near duplicates of stored vectors, k 5, min_score 0.9, a filter
+  // (an FT.SEARCH index's membership) that is slow to ask. The walk's other kept nodes are
+  // certainly below the threshold: asking the filter about them, or walking again because
+  // fewer than k answers passed it, finds nothing more.
+  constexpr size_t kD = 64;
+  constexpr size_t kK = 5;
+  constexpr float kMinScore = 0.9f;
+  VectorSet set = ClusteredVectors(4000, kD, 61, 0, /*clusters=*/100);
+  auto index = MakeIndex(SmallParams(kD, 1000));
+  AddRows(*index, set, 0, set.size());
+  index->WaitForBackgroundWork();
+  ASSERT_GE(index->Stats().hnsw_segments, 1u);
+  std::atomic<size_t> asked{0};
+  FunctionFilter even([&](uint64_t slot) {
+    asked.fetch_add(1, std::memory_order_relaxed);
+    return slot % 2 == 0;
+  });
+  std::mt19937 rng(62);
+  std::normal_distribution<float> noise(0.0f, 0.01f);
+  size_t near_threshold = 0, answered = 0;
+  for (size_t source = 0; source < set.size(); source += 37) {  // admitted and rejected sources
+    std::vector<float> query(set.row(source).begin(), set.row(source).end());
+    for (float& x : query) x += noise(rng);
+    testing::NormalizeRow(query.data(), kD);
+    // The exact answers: admitted vectors at or above the threshold, best first.
+    std::vector<std::pair<float, uint64_t>> exact;
+    for (size_t i = 0; i < set.size(); ++i) {
+      float score = 0;
+      for (size_t j = 0; j < kD; ++j) score += query[j] * set.row(i)[j];
+      if (score >= kMinScore - 0.05f) ++near_threshold;
+      if (score >= kMinScore && i % 2 == 0) exact.emplace_back(score, i);
+    }
+    std::sort(exact.begin(), exact.end(), std::greater<>());
+    if (exact.size() > kK) exact.resize(kK);
+    std::vector<uint64_t> hits = Slots(SearchOrDie(*index, query, kK, &even, kMinScore));
+    ASSERT_EQ(hits.size(), exact.size()) << "source " << source;
+    for (size_t i = 0; i < exact.size(); ++i) EXPECT_EQ(hits[i], exact[i].second);
+    answered += !exact.empty();
+  }
+  EXPECT_GT(answered, 40u);  // half the sources are admitted
+  // At most once a walk for each vector near the threshold (the walk's int8 scores are within
+  // their error bound of the real ones; a query whose short walk found no admitted answer is
+  // walked again in full), where ranking k kept nodes, and walking again with the filter when
+  // fewer than k passed it, asked it 17 times a query.
+  EXPECT_LE(asked.load(), 2 * near_threshold);
 }
 
 TEST(VectorIndex, FilterAdmittingFewerThanKReturnsAllAdmitted) {
