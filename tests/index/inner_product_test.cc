@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -71,6 +73,41 @@ TEST(Int8Codes, ReproduceTheVectorWithinHalfAStep) {
   std::vector<int8_t> code(8, 5);
   EXPECT_EQ(QuantizeInt8(zero.data(), 8, code.data()), 0.0f);
   EXPECT_EQ(code, std::vector<int8_t>(8, 0));
+}
+
+// Codes are rounded half away from zero, as std::lround rounds: the codes in snapshots and
+// graphs written before stay the codes of the same vectors. Exact halves, their neighbours
+// and the extremes included.
+TEST(Int8Codes, RoundHalfAwayFromZeroAsLroundDoes) {
+  std::vector<float> v;
+  v.push_back(127.0f);  // max_abs 127: each element is its own code's value, before rounding
+  v.push_back(-127.0f);
+  for (float x = -126.75f; x <= 126.75f; x += 0.25f) {
+    v.push_back(x);
+    v.push_back(std::nextafter(x, 200.0f));
+    v.push_back(std::nextafter(x, -200.0f));
+  }
+  for (float x : {0.49999997f, -0.49999997f, 0.5f, -0.5f, 1.5f, -2.5f, 126.5f, -126.5f}) {
+    v.push_back(x);
+  }
+  std::vector<int8_t> code(v.size());
+  ASSERT_EQ(QuantizeInt8(v.data(), v.size(), code.data()), 1.0f);
+  for (size_t i = 0; i < v.size(); ++i) {
+    ASSERT_EQ(code[i], std::clamp(std::lround(v[i]), -127L, 127L)) << "element " << v[i];
+  }
+  std::mt19937 rng(12);
+  std::normal_distribution<float> gauss(0.0f, 1.0f);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<float> r(384);
+    for (float& x : r) x = gauss(rng);
+    std::vector<int8_t> got(r.size());
+    QuantizeInt8(r.data(), r.size(), got.data());
+    float max_abs = 0;
+    for (float x : r) max_abs = std::max(max_abs, std::fabs(x));
+    for (size_t i = 0; i < r.size(); ++i) {
+      ASSERT_EQ(got[i], std::clamp(std::lround(r[i] * (127.0f / max_abs)), -127L, 127L));
+    }
+  }
 }
 
 // Graph construction compares two stored codes: the SIMD product equals the scalar one
