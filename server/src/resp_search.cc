@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <shared_mutex>
 #include <unordered_map>
@@ -404,10 +405,12 @@ struct Query {
   std::optional<Knn> knn;
 };
 
+// FT.SEARCH's PARAMS: names and values, views of the request's arguments.
+using QueryParams = std::map<std::string_view, std::string_view, std::less<>>;
+
 class QueryParser {
  public:
-  QueryParser(std::string_view q, const std::map<std::string, std::string>& params)
-      : q_(q), params_(params) {}
+  QueryParser(std::string_view q, const QueryParams& params) : q_(q), params_(params) {}
 
   Result<Query> Parse() {
     Query out;
@@ -678,7 +681,7 @@ class QueryParser {
 
   std::string_view q_;
   size_t at_ = 0;
-  const std::map<std::string, std::string>& params_;
+  const QueryParams& params_;
 };
 
 bool TagMatches(std::string_view stored, const FieldDef& f,
@@ -777,7 +780,7 @@ std::string FormatDouble(double v) {
   return ec == std::errc() ? std::string(buf, end) : std::to_string(v);
 }
 
-std::optional<std::span<const float>> ParamVector(const std::map<std::string, std::string>& params,
+std::optional<std::span<const float>> ParamVector(const QueryParams& params,
                                                   const std::string& name) {
   auto it = params.find(name);
   if (it == params.end() || it->second.size() % sizeof(float) != 0) return std::nullopt;
@@ -785,10 +788,14 @@ std::optional<std::span<const float>> ParamVector(const std::map<std::string, st
                                 it->second.size() / sizeof(float));
 }
 
+// A row of FT.SEARCH's reply: views into the hits' payloads (or the hashes read for a query
+// without a vector clause) and the distance texts, which outlive the rows; the payloads'
+// fields are not copied before the reply is written.
+using FieldViews = std::vector<std::pair<std::string_view, std::string_view>>;
 struct ResultRow {
-  std::string key;
+  std::string_view key;
   double distance = 0;  // cosine distance, for vector queries
-  HashFields fields;    // the hash's fields, the distance field added
+  FieldViews fields;    // the hash's fields, the distance field added
 };
 
 // Reads the hash `name` at `digest` (nullopt if gone or no longer a hash of this name).
@@ -803,7 +810,8 @@ Result<std::optional<HashFields>> ReadHashAt(Context& c, const storage::Digest& 
   return out;
 }
 
-void WriteHashFields(RespWriter& out, const HashFields& fields) {
+template <typename Fields>  // HashFields or FieldViews
+void WriteHashFields(RespWriter& out, const Fields& fields) {
   out.MapHeader(fields.size());
   for (const auto& [f, v] : fields) {
     out.Bulk(f);
@@ -1081,7 +1089,7 @@ void FtSearch(Context& c) {
   std::optional<std::string> sort_by;
   bool sort_ascending = true;
   int64_t offset = 0, limit = kDefaultLimit;
-  std::map<std::string, std::string> params;
+  QueryParams params;  // views of the request's arguments (a vector's bytes are not copied)
   for (size_t i = 3; i < c.args.size();) {
     const std::string opt = Upper(c.args[i]);
     const size_t left = c.args.size() - i - 1;
@@ -1147,6 +1155,12 @@ void FtSearch(Context& c) {
 
   std::vector<ResultRow> rows;
   std::string distance_field;
+  // What the rows point into: the hits (their payloads), the keys and hashes of a query
+  // without a vector clause, the distances' texts (a deque: its strings stay where they are).
+  std::vector<SearchHit> hits;
+  std::vector<std::pair<storage::Digest, std::string>> plain;  // no vector clause
+  std::deque<HashFields> plain_fields;
+  std::deque<std::string> distance_texts;
   {
     std::shared_lock<std::shared_mutex> lock((*state)->mu);
     auto it = (*state)->indexes.find(index_name);
@@ -1162,8 +1176,6 @@ void FtSearch(Context& c) {
       return doc != docs.end() && index.Covers(doc->second.name) &&
              Matches(parsed->filter, doc->second, index);
     };
-    std::vector<std::pair<storage::Digest, std::string>> plain;  // no vector clause
-    std::vector<SearchHit> hits;
     if (range != nullptr || parsed->knn) {
       const std::string& field = range ? range->field : parsed->knn->field;
       const FieldDef* vf = index.Field(field);
@@ -1217,11 +1229,14 @@ void FtSearch(Context& c) {
       auto r = ParseRecord(h.entry.payload);
       if (!r || r->type != RecordType::kHash) continue;
       ResultRow row;
-      row.key = std::string(r->name);
+      row.key = r->name;
       row.distance = std::clamp(1.0 - static_cast<double>(h.score), 0.0, 2.0);
-      if (!distance_field.empty())
-        row.fields.emplace_back(distance_field, FormatDouble(row.distance));
-      for (const auto& [f, v] : r->fields) row.fields.emplace_back(f, v);
+      row.fields.reserve(r->fields.size() + 1);
+      if (!distance_field.empty()) {
+        row.fields.emplace_back(distance_field,
+                                distance_texts.emplace_back(FormatDouble(row.distance)));
+      }
+      row.fields.insert(row.fields.end(), r->fields.begin(), r->fields.end());
       rows.push_back(std::move(row));
     }
     lock.unlock();
@@ -1229,12 +1244,13 @@ void FtSearch(Context& c) {
       auto fields = ReadHashAt(c, digest, key);
       if (!fields.ok()) return ReplyError(c.out, fields.status(), c.args[0]);
       if (!*fields) continue;  // removed or expired since
-      rows.push_back({key, 0, std::move(**fields)});
+      const HashFields& owned = plain_fields.emplace_back(std::move(**fields));
+      rows.push_back({key, 0, FieldViews(owned.begin(), owned.end())});
     }
   }
   // Order: by the sort field if given (numbers as numbers), else by distance for vector
   // queries and by key for the others.
-  auto field_of = [](const ResultRow& r, const std::string& f) -> const std::string* {
+  auto field_of = [](const ResultRow& r, std::string_view f) -> const std::string_view* {
     for (const auto& [k, v] : r.fields) {
       if (k == f) return &v;
     }
@@ -1242,8 +1258,8 @@ void FtSearch(Context& c) {
   };
   if (sort_by && *sort_by != distance_field) {
     std::stable_sort(rows.begin(), rows.end(), [&](const ResultRow& a, const ResultRow& b) {
-      const std::string* x = field_of(a, *sort_by);
-      const std::string* y = field_of(b, *sort_by);
+      const std::string_view* x = field_of(a, *sort_by);
+      const std::string_view* y = field_of(b, *sort_by);
       if (x == nullptr || y == nullptr) return x != nullptr && y == nullptr;  // missing last
       auto nx = ParseDouble(*x), ny = ParseDouble(*y);
       const bool less = nx && ny ? *nx < *ny : *x < *y;
@@ -1265,9 +1281,9 @@ void FtSearch(Context& c) {
   // every field.
   auto shown = [&](const ResultRow& r) {
     if (!returns) return r.fields;
-    HashFields out;
+    FieldViews out;
     for (const auto& [f, as] : *returns) {
-      if (const std::string* v = field_of(r, f)) out.emplace_back(as, *v);
+      if (const std::string_view* v = field_of(r, f)) out.emplace_back(as, *v);
     }
     return out;
   };
@@ -1302,7 +1318,7 @@ void FtSearch(Context& c) {
   for (size_t i = first; i < first + count; ++i) {
     o.Bulk(rows[i].key);
     if (no_content) continue;
-    const HashFields fields = shown(rows[i]);
+    const FieldViews fields = shown(rows[i]);
     o.ArrayHeader(fields.size() * 2);
     for (const auto& [f, v] : fields) {
       o.Bulk(f);
