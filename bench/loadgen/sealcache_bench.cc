@@ -22,6 +22,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "get_bench.h"
@@ -90,6 +91,20 @@ struct SpawnedServer {
     std::string token;
     in >> token;
     return token;
+  }
+  // CPU seconds the server has used (user and system, every thread): per request, steadier
+  // than a rate on a shared machine.
+  double CpuSeconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // After the command name (which may hold spaces, in parentheses): state, then fields 4-13,
+    // then utime and stime in clock ticks.
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string skip;
+    for (int i = 3; i <= 13; ++i) fields >> skip;
+    double utime = 0, stime = 0;
+    fields >> utime >> stime;
+    return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
   }
   uint64_t RssBytes() const {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -222,6 +237,7 @@ struct RoundResult {
   // With puts: seconds from the end of the round until its new vectors were in HNSW graphs
   // (-1: not waited for).
   double index_settle_s = -1;
+  double server_cpu_s = -1;  // the spawned server's CPU seconds in the round (-1: not spawned)
   OpStats lookup, get, put;
   uint64_t expected_hits = 0, hits_on_expected = 0, false_hits = 0, fresh = 0;
 
@@ -779,6 +795,7 @@ struct Report {
   double p50 = 0, p90 = 0, p99 = 0, max = 0;
   double get_p99 = 0, put_p99 = 0;
   double hit_rate = 0, false_hit_rate = 0;
+  double server_cpu_us = -1;  // the server's CPU per request in the rounds (-1: not measured)
   uint64_t errors = 0, rss = 0, disk_bytes = 0, entries = 0;
 };
 
@@ -802,6 +819,9 @@ Report Summarise(const std::string& name, RoundResult& r) {
   uint64_t answered = r.expected_hits + r.fresh;
   rep.false_hit_rate = answered ? static_cast<double>(r.false_hits) / answered : 0;
   rep.errors = r.lookup.errors + r.get.errors + r.put.errors;
+  const size_t requests =
+      r.lookup.latencies_us.size() + r.get.latencies_us.size() + r.put.latencies_us.size();
+  if (r.server_cpu_s >= 0 && requests > 0) rep.server_cpu_us = r.server_cpu_s * 1e6 / requests;
   return rep;
 }
 
@@ -823,6 +843,10 @@ void PrintText(const Report& r) {
         "  put and indexed %10.0f /s   while serving lookups (graphs done %.1f s after "
         "the rounds)\n",
         r.serving_indexed_rate, r.serving_index_settle_s);
+  }
+  if (r.server_cpu_us >= 0) {
+    std::printf("  server CPU      %10.1f us per request (background work included)\n",
+                r.server_cpu_us);
   }
   std::printf("  hit rate        %10.4f  (near-duplicates answered with their source)\n",
               r.hit_rate);
@@ -850,13 +874,14 @@ std::string Json(const Report& r) {
       "\"recall_at_1_fresh\":%.5f,\"server_rss_bytes\":%llu,\"disk_bytes_per_entry\":%.1f,"
       "\"errors\":%llu,"
       "\"index_settle_s\":%.2f,\"indexed_entries_per_s\":%.1f,"
-      "\"serving_index_settle_s\":%.2f,\"serving_indexed_entries_per_s\":%.1f}",
+      "\"serving_index_settle_s\":%.2f,\"serving_indexed_entries_per_s\":%.1f,"
+      "\"server_cpu_us_per_request\":%.2f}",
       r.target.c_str(), r.load_rate, r.lookup_qps, r.get_qps, r.put_qps, r.p50, r.p90, r.p99, r.max,
       r.get_p99, r.put_p99, r.hit_rate, r.false_hit_rate, r.recall, r.recall_fresh,
       static_cast<unsigned long long>(r.rss),
       r.entries ? static_cast<double>(r.disk_bytes) / r.entries : 0.0,
       static_cast<unsigned long long>(r.errors), r.index_settle_s, r.indexed_rate,
-      r.serving_index_settle_s, r.serving_indexed_rate);
+      r.serving_index_settle_s, r.serving_indexed_rate, r.server_cpu_us);
   return buf;
 }
 
@@ -946,6 +971,7 @@ int Run(const Options& o) {
   if (o.get_bench) return RunGetBenchPasses(o, w);
   std::vector<std::unique_ptr<SpawnedServer>> spawned;
   std::vector<Target> targets;
+  std::vector<const SpawnedServer*> server_of;  // each target's spawned server, if any
   if (o.compare_resp_search) {
     if (o.compare_plain || o.get_pct > 0 || o.put_pct > 0) {
       std::fprintf(stderr, "bench: --compare-resp-search runs lookups only, on one server\n");
@@ -959,6 +985,7 @@ int Run(const Options& o) {
     const std::string token = s->AdminToken();
     targets.emplace_back("native Lookup", "127.0.0.1", s->port, token);
     targets.emplace_back("RESP FT.SEARCH", "127.0.0.1", s->port, token, s->resp_port);
+    server_of = {s.get(), s.get()};
     spawned.push_back(std::move(s));
   }
   const int kinds = o.compare_resp_search ? 0 : o.compare_plain ? 2 : 1;
@@ -971,11 +998,13 @@ int Run(const Options& o) {
         return 3;
       }
       targets.emplace_back(plain ? "plain" : "encrypted", "127.0.0.1", s->port, s->AdminToken());
+      server_of.push_back(s.get());
       spawned.push_back(std::move(s));
     } else {
       const std::string token = AdminToken(o);
       if (token.empty()) return 2;
       targets.emplace_back("server", o.host, o.port, token);
+      server_of.push_back(nullptr);
     }
   }
   std::vector<Report> reports(targets.size());
@@ -997,7 +1026,10 @@ int Run(const Options& o) {
   for (uint32_t r = 0; r < o.rounds; ++r) {
     for (size_t i = 0; i < targets.size(); ++i) {
       std::fprintf(stderr, "bench: round %u on %s\n", r + 1, targets[i].name().c_str());
+      const SpawnedServer* server = server_of[i];
+      const double cpu_before = server != nullptr ? server->CpuSeconds() : 0;
       rounds[i].push_back(RunRound(targets[i], w, o, r + 1));
+      if (server != nullptr) rounds[i].back().server_cpu_s = server->CpuSeconds() - cpu_before;
       if (o.put_pct > 0 && !o.no_wait_index) {
         rounds[i].back().index_settle_s = WaitForIndex(targets[i], w);
       }
@@ -1008,6 +1040,8 @@ int Run(const Options& o) {
     for (auto& rr : rounds[i]) {
       merged.Merge(rr);
       merged.seconds += rr.seconds;
+      if (rr.server_cpu_s >= 0)
+        merged.server_cpu_s = std::max(merged.server_cpu_s, 0.0) + rr.server_cpu_s;
       if (rr.index_settle_s >= 0)
         merged.index_settle_s = std::max(merged.index_settle_s, 0.0) + rr.index_settle_s;
     }
@@ -1042,9 +1076,14 @@ int Run(const Options& o) {
     for (auto& r : reports) PrintText(r);
     if (reports.size() == 2) {
       if (o.compare_resp_search) {
-        std::printf("FT.SEARCH/Lookup: lookup throughput %.3f, lookup p99 %.3f, load %.3f\n",
+        std::printf("FT.SEARCH/Lookup: lookup throughput %.3f, lookup p99 %.3f, load %.3f",
                     reports[1].lookup_qps / reports[0].lookup_qps, reports[1].p99 / reports[0].p99,
                     reports[1].load_rate / reports[0].load_rate);
+        if (reports[0].server_cpu_us > 0 && reports[1].server_cpu_us > 0) {
+          std::printf(", server CPU per lookup %.3f",
+                      reports[1].server_cpu_us / reports[0].server_cpu_us);
+        }
+        std::printf("\n");
       } else {
         std::printf("encrypted/plain: load %.3f", reports[0].load_rate / reports[1].load_rate);
         if (reports[0].lookup_qps > 0) {
@@ -1054,6 +1093,10 @@ int Run(const Options& o) {
         }
         if (reports[0].get_qps > 0)
           std::printf(", get throughput %.3f", reports[0].get_qps / reports[1].get_qps);
+        if (reports[0].server_cpu_us > 0 && reports[1].server_cpu_us > 0) {
+          std::printf(", server CPU per request %.3f",
+                      reports[0].server_cpu_us / reports[1].server_cpu_us);
+        }
         std::printf("\n");
       }
     }
