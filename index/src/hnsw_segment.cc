@@ -1,8 +1,8 @@
 #include "hnsw_segment.h"
 
-#include <algorithm>
-
 #include <faiss/impl/IDSelector.h>
+
+#include <algorithm>
 
 #include "simd_hnsw.h"
 
