@@ -15,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -278,8 +277,7 @@ void BM_ThresholdWalk(benchmark::State& state) {
   std::vector<bool> exact_reaches(kQueries);  // whether exact search's top 1 is an answer
   for (size_t i = 0; i < kQueries; ++i) {
     const float* top = &base[static_cast<size_t>(exact[i * kRecallK]) * kDim];
-    exact_reaches[i] =
-        std::inner_product(top, top + kDim, &queries[i * kDim], 0.0f) >= options.min_score;
+    exact_reaches[i] = InnerProduct(&queries[i * kDim], top, kDim) >= options.min_score;
   }
   std::vector<GraphHit> hits;
   size_t q = 0, correct = 0, answered = 0, total = 0;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "sealcache/index/inner_product.h"
 #include "test_util.h"
 
 namespace sealcache::index {
@@ -398,8 +399,7 @@ TEST(VectorIndex, AThresholdSearchAsksTheFilterOnlyAboutNodesThatMayReachTheThre
     // The exact answers: admitted vectors at or above the threshold, best first.
     std::vector<std::pair<float, uint64_t>> exact;
     for (size_t i = 0; i < set.size(); ++i) {
-      float score = 0;
-      for (size_t j = 0; j < kD; ++j) score += query[j] * set.row(i)[j];
+      const float score = InnerProductScalar(query.data(), set.row(i).data(), kD);
       if (score >= kMinScore - 0.05f) ++near_threshold;
       if (score >= kMinScore && i % 2 == 0) exact.emplace_back(score, i);
     }
