@@ -35,6 +35,8 @@ namespace sealcache::bench {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+// The lowest min_score a Lookup takes (cosine similarity): every one of the k nearest.
+constexpr float kNoThreshold = -1.0f;
 
 struct Options {
   WorkloadOptions workload;
@@ -44,9 +46,15 @@ struct Options {
   bool spawn = false;
   std::string sealcached = "build/server/sealcached";
   bool compare_plain = false;
-  // Runs the same lookups as FT.SEARCH KNN over the Redis-protocol front (hashes loaded with
+  // Runs the same lookups as FT.SEARCH over the Redis-protocol front (hashes loaded with
   // HSET into orgs of their own on the same server) beside native Lookups; prints ratios.
   bool compare_resp_search = false;
+  // The FT.SEARCH query: "range" is RedisVL's semantic-cache check (a VECTOR_RANGE of the
+  // distance min_score means, nearest first, LIMIT k), against Lookups with min_score;
+  // "knn" is LangChain's vector-store search (`*=>[KNN k ...]`, no threshold), against
+  // Lookups of the k nearest with no threshold. Hits are counted alike: the top answer's
+  // score >= min_score.
+  std::string resp_query = "range";
   uint32_t connections = 16;
   double duration_s = 20;
   uint64_t max_requests = 0;
@@ -602,6 +610,7 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
       std::vector<std::string> reply;
       std::string resp_error;
       const std::string radius = std::to_string(1.0 - o.min_score);
+      const bool knn = o.resp_query == "knn";
       std::mt19937_64 rng(round_seed * 7919 + c);
       std::uniform_real_distribution<double> pct(0, 100);
       RoundResult mine;
@@ -645,7 +654,19 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
           // The top hit with a score >= min_score: true and whether it is q.entry's.
           std::optional<bool> top_is_source;
           bool failed = false;
-          if (resp) {
+          if (resp && knn) {
+            // What a vector store asks (LangChain's RedisVectorStore): the k nearest, with
+            // payload and distance, whatever their distance.
+            const std::string k = std::to_string(q.k);
+            failed = !resp->Call({"FT.SEARCH", kRespIndex, "*=>[KNN " + k + " @v $q AS d]",
+                                  "RETURN", "2", "payload", "d", "SORTBY", "d", "ASC", "LIMIT", "0",
+                                  k, "PARAMS", "2", "q", FloatBytes(q.vector), "DIALECT", "2"},
+                                 &reply, &resp_error);
+            if (!failed && reply.size() >= 6 && reply[0] != "0" && reply[4] == "d" &&
+                1.0 - std::stod(reply[5]) >= o.min_score) {
+              top_is_source = reply[1] == RespKey(q.entry);
+            }
+          } else if (resp) {
             // What a semantic cache asks (RedisVL's check): the entries within the distance
             // that min_score means, nearest first, at most k, with payload and distance.
             const std::string k = std::to_string(q.k);
@@ -678,10 +699,12 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
               top_is_source = reply[1] == RespKey(q.entry);
             }
           } else {
-            auto hits = conn->Lookup(
-                {.vector = q.vector, .k = q.k, .min_score = o.min_score, .name_space = {}});
+            auto hits = conn->Lookup({.vector = q.vector,
+                                      .k = q.k,
+                                      .min_score = knn ? kNoThreshold : o.min_score,
+                                      .name_space = {}});
             failed = !hits.ok();
-            if (!failed && !hits->empty()) {
+            if (!failed && !hits->empty() && hits->front().score >= o.min_score) {
               top_is_source = hits->front().entry.digest == w.DigestOf(org, q.entry);
             }
           }
@@ -977,6 +1000,10 @@ int Run(const Options& o) {
       std::fprintf(stderr, "bench: --compare-resp-search runs lookups only, on one server\n");
       return 2;
     }
+    if (o.resp_query != "range" && o.resp_query != "knn") {
+      std::fprintf(stderr, "bench: --resp-query is range or knn\n");
+      return 2;
+    }
     auto s = Spawn(o, false);
     if (!s) {
       std::fprintf(stderr, "bench: could not start %s\n", o.sealcached.c_str());
@@ -1125,7 +1152,10 @@ int main(int argc, char** argv) {
       "also run a plaintext benchmark server; alternate rounds; print encrypted/plain ratios")(
       "compare-resp-search", po::bool_switch(&o.compare_resp_search),
       "on one spawned server, also load hashes over the Redis front and run the lookups as "
-      "FT.SEARCH KNN; alternate rounds; print FT.SEARCH/Lookup ratios")(
+      "FT.SEARCH (see --resp-query); alternate rounds; print FT.SEARCH/Lookup ratios")(
+      "resp-query", po::value(&o.resp_query)->default_value(o.resp_query),
+      "with --compare-resp-search: range (RedisVL's VECTOR_RANGE check, against Lookups with "
+      "--min-score) or knn (LangChain's KNN search, against Lookups with no threshold)")(
       "orgs", po::value(&w.orgs)->default_value(w.orgs), "organisations")(
       "entries", po::value(&w.entries)->default_value(w.entries), "entries per org")(
       "dim", po::value(&w.dim)->default_value(w.dim), "embedding dimension")(
