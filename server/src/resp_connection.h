@@ -96,8 +96,10 @@ class RespConnection final : public ConnectionCore<Stream> {
 
   // Executes every whole request in the buffer; false once the connection must close.
   // Consecutive GETs are answered together (RespCommands::ExecuteGets), in order with the
-  // rest.
+  // rest. The writes among them reach the store's log in one write, before any reply goes
+  // out (storage::LogFlushGroup), as Redis writes its append-only file before replying.
   bool ExecuteBuffered() {
+    auto log_group = this->ctx_.service->store().OpenLogFlushGroup();
     std::vector<RespCommand>& parsed = parsed_;
     size_t gets = 0;  // GETs parsed (the first of `parsed`) and not yet answered
     auto answer_gets = [&] {
@@ -135,6 +137,16 @@ class RespConnection final : public ConnectionCore<Stream> {
       commands_.Execute(session_, args, writer_);
       if (session_.session.authenticated) this->Uncount();
       if (session_.close_after_reply) break;
+    }
+    if (log_group.ok()) {
+      Status logged = (*log_group)->Commit();
+      if (!logged.ok()) {
+        // Not one reply: the client must not take any of these writes as acknowledged.
+        this->ctx_.service->CountConnectionError();
+        writer_.buffer().clear();
+        writer_.Error("ERR the writes of these requests may not be durable: " + logged.message());
+        open = false;
+      }
     }
     Flush();
     // Requests parsed here keep their memory for the next ones, but not a large argument's.

@@ -395,6 +395,9 @@ rocksdb::DBOptions StoreImpl::OrgDbOptions() const {
   o.max_write_batch_group_size_bytes = 1;
 #endif
   o.max_total_wal_size = kMaxTotalWalSize;
+  // A write leaves its log record in the log writer's buffer; Write() writes the buffer to
+  // the file system before it returns, or a LogFlushGroup does once for a batch of writes.
+  o.manual_wal_flush = true;
   o.compaction_readahead_size = kCompactionReadahead;
   o.keep_log_file_num = 5;
   o.max_background_jobs = 2;
@@ -418,6 +421,7 @@ Result<std::unique_ptr<OrgDb>> StoreImpl::OpenOrgDb(const std::string& org, bool
                               "/CURRENT)");
   }
   auto out = std::make_unique<OrgDb>();
+  out->org = org;
   out->incarnation = next_db_incarnation_.fetch_add(1) + 1;
   out->values = value_cache_.get();
   SC_ASSIGN_OR_RETURN(out->info_log, InfoLog::Open(dir));
@@ -449,6 +453,9 @@ Result<std::unique_ptr<OrgDb>> StoreImpl::OpenOrgDb(const std::string& org, bool
 OrgDb::~OrgDb() {
   if (values != nullptr) values->ForgetDb(incarnation);
   if (db == nullptr) return;
+  // Close does not write a log buffer (manual_wal_flush) in RocksDB 7.8; an open group's
+  // writes, not yet acknowledged, are kept where they can be.
+  db->FlushWAL(false).PermitUncheckedError();
   // RocksDB asserts (aborts) at Close if any handle is left.
   for (rocksdb::ColumnFamilyHandle* cf : handles) db->DestroyColumnFamilyHandle(cf);
   db->Close();
@@ -459,9 +466,85 @@ rocksdb::Status StoreImpl::Write(OrgDb& db, const rocksdb::WriteOptions& options
                                  rocksdb::WriteBatch* batch, bool forget_meta) {
   rocksdb::Status s = db.db->Write(options, batch);
   if (s.IsNoSpace() && ResumeAfterNoSpace(db)) s = db.db->Write(options, batch);
+  // A synced write wrote and synced the log buffer (WritableFileWriter::Sync flushes first).
+  if (s.ok() && !options.sync) s = FlushLog(db);
   // Also after a failure: whether a failed write reached the memtable is not known here.
   ForgetWrittenValues(db, *batch, forget_meta);
   return s;
+}
+
+// ---- log flush groups ----
+
+namespace {
+// The group open on this thread, if any (Store::OpenLogFlushGroup).
+thread_local LogFlushGroupImpl* t_log_flush_group = nullptr;
+}  // namespace
+
+class LogFlushGroupImpl final : public LogFlushGroup {
+ public:
+  explicit LogFlushGroupImpl(StoreImpl& store) : store_(store) { t_log_flush_group = this; }
+  ~LogFlushGroupImpl() override {
+    Status s = Commit();
+    if (!s.ok() && store_.options_.on_event) {
+      store_.options_.on_event("writes of a closed log flush group: " + s.ToString());
+    }
+    t_log_flush_group = nullptr;
+  }
+
+  Status Commit() override {
+    Status first;
+    for (const auto& [org, incarnation] : written_) {
+      Status s = store_.FlushLogOf(org, incarnation);
+      if (first.ok() && !s.ok()) first = s;
+    }
+    written_.clear();
+    return first;
+  }
+
+  StoreImpl& store() const { return store_; }
+  // Remembers that `db` has writes in its log buffer.
+  void Note(const OrgDb& db) {
+    for (const auto& [org, incarnation] : written_) {
+      if (incarnation == db.incarnation) return;
+    }
+    written_.emplace_back(db.org, db.incarnation);
+  }
+
+ private:
+  StoreImpl& store_;
+  std::vector<std::pair<std::string, uint64_t>> written_;  // org id, OrgDb incarnation
+};
+
+Result<std::unique_ptr<LogFlushGroup>> StoreImpl::OpenLogFlushGroup() {
+  if (t_log_flush_group != nullptr) {
+    return Status::FailedPrecondition("a log flush group is open on this thread already");
+  }
+  return std::unique_ptr<LogFlushGroup>(std::make_unique<LogFlushGroupImpl>(*this));
+}
+
+rocksdb::Status StoreImpl::FlushLog(OrgDb& db) {
+  if (t_log_flush_group != nullptr && &t_log_flush_group->store() == this) {
+    t_log_flush_group->Note(db);
+    return rocksdb::Status::OK();
+  }
+  return FlushWal(db);
+}
+
+rocksdb::Status StoreImpl::FlushWal(OrgDb& db) {
+  rocksdb::Status s = db.db->FlushWAL(/*sync=*/false);
+  if (s.IsNoSpace() && ResumeAfterNoSpace(db)) s = db.db->FlushWAL(false);
+  return s;
+}
+
+Status StoreImpl::FlushLogOf(const std::string& org, uint64_t incarnation) {
+  std::shared_lock<std::shared_mutex> lock(orgs_mu_);
+  auto state = FindOrg(org);
+  if (!state.ok() || (*state)->db == nullptr || (*state)->db->incarnation != incarnation) {
+    // Closed meanwhile (its log buffer written at the close, if the close could).
+    return Status::Unavailable("the database of org " + org +
+                               " closed before its writes reached its log");
+  }
+  return FromRocks(FlushWal(*(*state)->db), "cannot write the log of org " + org);
 }
 
 void StoreImpl::ForgetWrittenValues(OrgDb& db, rocksdb::WriteBatch& batch, bool forget_meta) {

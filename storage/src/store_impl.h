@@ -48,6 +48,7 @@ struct OrgDb {
   ~OrgDb();
 
   rocksdb::DB* db = nullptr;
+  std::string org;  // the org's id
   // Distinct for every instance a store opens (a drop and create, or a reopen, makes another).
   uint64_t incarnation = 0;
   // The store's table of hot values, which forgets this instance's when it closes.
@@ -119,6 +120,8 @@ struct OrgFile {
   std::string smallest_key, largest_key;
 };
 
+class LogFlushGroupImpl;
+
 class StoreImpl final : public Store {
  public:
   static Result<std::unique_ptr<Store>> Open(StoreOptions options,
@@ -151,6 +154,7 @@ class StoreImpl final : public Store {
   Result<EntryMeta> SetExpiry(std::string_view org, const Digest& digest,
                               int64_t expires_ms) override;
   Result<std::unique_ptr<OrgTransaction>> BeginTransaction(std::string_view org) override;
+  Result<std::unique_ptr<LogFlushGroup>> OpenLogFlushGroup() override;
   Result<Digest> NameDigest(std::string_view org, std::string_view name) override;
   Status ScanMeta(std::string_view org, const std::function<bool(const EntryMeta&)>& fn,
                   const Digest& from) override;
@@ -195,6 +199,7 @@ class StoreImpl final : public Store {
 
  private:
   friend class OrgTransactionImpl;
+  friend class LogFlushGroupImpl;
   StoreImpl(StoreOptions options, DataLayout layout);
 
   Status OpenKeystoreAndAudit(const crypto::SecretBytes& master_key);
@@ -213,12 +218,19 @@ class StoreImpl final : public Store {
   rocksdb::ColumnFamilyOptions MetaFamilyOptions(const std::string& meta_dir) const;
   rocksdb::ColumnFamilyOptions DataFamilyOptions(const std::string& data_dir) const;
   Result<uint64_t> RecoverNextSlot(const OrgState& org);
-  // db->Write, and after a NoSpace failure, once space is back, DB::Resume and one retry.
-  // Then forgets in value_cache_ what the batch wrote (ForgetWrittenValues); a write of hit
-  // counts (meta records only, `forget_meta` false) refreshes the cached meta records
-  // instead, itself.
+  // db->Write, and after a NoSpace failure, once space is back, DB::Resume and one retry;
+  // then the log flush (FlushLog). Then forgets in value_cache_ what the batch wrote
+  // (ForgetWrittenValues); a write of hit counts (meta records only, `forget_meta` false)
+  // refreshes the cached meta records instead, itself.
   rocksdb::Status Write(OrgDb& db, const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
                         bool forget_meta = true);
+  // After a write (not synced) of `db`: writes its log buffer to the file system, or
+  // leaves that to the LogFlushGroup open on this thread for this store.
+  rocksdb::Status FlushLog(OrgDb& db);
+  // DB::FlushWAL, and after a NoSpace failure, once space is back, DB::Resume and one retry.
+  rocksdb::Status FlushWal(OrgDb& db);
+  // FlushWal of the org's database if it is still the instance `incarnation`.
+  Status FlushLogOf(const std::string& org, uint64_t incarnation);
   // Clears a NoSpace background error if the disk has room again; true if it did.
   bool ResumeAfterNoSpace(OrgDb& db);
   Status FlushOrg(OrgDb& db, const std::string& what);

@@ -501,6 +501,44 @@ class ExactCache(TwoOrgs):
         out = subprocess.run(base + ["GET", "pipe:2"], capture_output=True, text=True, check=True)
         self.assertEqual(out.stdout.strip(), "value 2")
 
+    def test_acknowledged_pipelined_writes_survive_a_kill(self):
+        # The writes of one read reach the log together, before any of their replies goes
+        # out (server/RESP.md, "Durability"): every acknowledged one survives SIGKILL.
+        r = self.org("globex")
+        stop = threading.Event()
+        acked = [0]  # pipelines acknowledged, in order
+
+        def write():
+            i = 0
+            try:
+                while not stop.is_set():
+                    p = r.pipeline(transaction=False)
+                    for k in range(20):
+                        p.set("kill:%d:%d" % (i, k), "value %d %d" % (i, k))
+                    p.hset("killh:%d" % i, mapping={"n": str(i)})
+                    p.expire("killh:%d" % i, 1000)
+                    p.delete("kill:%d:0" % i)
+                    p.execute()
+                    acked[0] = i + 1
+                    i += 1
+            except redis.exceptions.ConnectionError:
+                pass
+
+        t = threading.Thread(target=write)
+        t.start()
+        time.sleep(1.5)
+        self.server.kill_and_restart()
+        stop.set()
+        t.join()
+        self.assertGreater(acked[0], 5)
+        r = self.org("globex")
+        for i in range(acked[0]):
+            keys = ["kill:%d:%d" % (i, k) for k in range(20)]
+            self.assertEqual(r.mget(keys),
+                             [None] + [b"value %d %d" % (i, k) for k in range(1, 20)], i)
+            self.assertEqual(r.hget("killh:%d" % i, "n"), str(i).encode(), i)
+            self.assertTrue(990 <= r.ttl("killh:%d" % i) <= 1000, i)
+
     def test_names_and_values_never_reach_the_disk_in_plaintext(self):
         r = self.org()
         name, value = b"secret-name-Qx81Jv", b"secret-value-7hLw0p"

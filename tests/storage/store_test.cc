@@ -57,6 +57,82 @@ TEST_F(StoreTest, AnOrgWhoseNewestLogWasCreatedButNeverWrittenOpensWithItsEntrie
   EXPECT_EQ(PayloadOf("acme", 0), "p0");
 }
 
+// What a crash would leave: a copy of the data directory as the file system holds it now.
+std::string CrashImage(const std::string& dir) {
+  const std::string image = MakeTempDir("sealcache-store-image");
+  std::filesystem::copy(
+      dir, image,
+      std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+  return image;
+}
+
+class LogFlushGroupTest : public StoreTest {
+ protected:
+  // Whether a store opened on `image` (then removed) has entry i of `org`.
+  bool ImageHas(const std::string& image, const std::string& org, uint64_t i) {
+    StoreOptions o = Options();
+    o.data_dir = image;
+    bool found = false;
+    {
+      auto crashed = Store::Open(o, master_);
+      EXPECT_TRUE(crashed.ok()) << crashed.status().ToString();
+      if (crashed.ok()) found = (*crashed)->Get(org, MakeDigest(i)).ok();
+    }
+    std::filesystem::remove_all(image);
+    return found;
+  }
+  bool CrashKeeps(const std::string& org, uint64_t i) { return ImageHas(CrashImage(dir_), org, i); }
+};
+
+// A LogFlushGroup (the Redis front's pipelined writes): a write made in one is visible at
+// once and reaches the log at the group's Commit, no sooner; a crash before that loses it,
+// a crash after keeps it. Outside a group a write is in the log when it returns.
+TEST_F(LogFlushGroupTest, AWriteReachesTheLogAtCommitAndSurvivesACrashAfterIt) {
+  Open();
+  CreateOrg("acme");
+  ASSERT_TRUE(Put("acme", 1, "outside").ok());
+  EXPECT_TRUE(CrashKeeps("acme", 1));
+  {
+    auto group = store_->OpenLogFlushGroup();
+    ASSERT_TRUE(group.ok()) << group.status().ToString();
+    EXPECT_EQ(store_->OpenLogFlushGroup().status().code(), Status::Code::kFailedPrecondition);
+    ASSERT_TRUE(Put("acme", 2, "in the group").ok());
+    ASSERT_TRUE(store_->Delete("acme", MakeDigest(1)).ok());
+    EXPECT_EQ(PayloadOf("acme", 2), "in the group");  // visible before the commit
+    const std::string before_commit = CrashImage(dir_);
+    ASSERT_TRUE((*group)->Commit().ok());
+    EXPECT_FALSE(ImageHas(before_commit, "acme", 2));
+    EXPECT_TRUE(CrashKeeps("acme", 2));
+    // The group stays open: a later write waits for the next commit, or the close.
+    ASSERT_TRUE(Put("acme", 3, "after the commit").ok());
+    EXPECT_FALSE(CrashKeeps("acme", 3));
+    // Another thread's writes are not the group's.
+    std::thread([&] { ASSERT_TRUE(Put("acme", 4, "another thread").ok()); }).join();
+    EXPECT_TRUE(CrashKeeps("acme", 4));
+  }
+  EXPECT_TRUE(CrashKeeps("acme", 3));   // closing the group committed it
+  EXPECT_FALSE(CrashKeeps("acme", 1));  // and its delete
+  // A closed group leaves the thread's writes flushing as they are made; a new one opens.
+  ASSERT_TRUE(Put("acme", 5, "no group").ok());
+  EXPECT_TRUE(CrashKeeps("acme", 5));
+  EXPECT_TRUE(store_->OpenLogFlushGroup().ok());
+}
+
+// An org closed between a group's write and its commit (dropped here): the commit cannot
+// vouch for that write and says so, and still writes the log of the other orgs.
+TEST_F(LogFlushGroupTest, ACommitAfterAnOrgClosedReportsItAndFlushesTheOthers) {
+  Open();
+  CreateOrg("acme");
+  CreateOrg("globex");
+  auto group = store_->OpenLogFlushGroup();
+  ASSERT_TRUE(group.ok());
+  ASSERT_TRUE(Put("acme", 1, "a").ok());
+  ASSERT_TRUE(Put("globex", 1, "g").ok());
+  ASSERT_TRUE(store_->DropOrg("acme").ok());
+  EXPECT_EQ((*group)->Commit().code(), Status::Code::kUnavailable);
+  EXPECT_TRUE(CrashKeeps("globex", 1));
+}
+
 TEST_F(StoreTest, ExpiredEntryIsAMissAtOnce) {
   Open();
   CreateOrg("acme");

@@ -3,12 +3,16 @@
 // org's key ring (layout in data_layout.h, formats in storage/FORMAT.md).
 //
 // Every Put is one atomic WriteBatch (meta record + payload + vector) and is acknowledged
-// after the write returns; a process crash loses no acknowledged write (with
-// StoreOptions::sync_writes, neither does a machine crash).
+// after the write returns (in a LogFlushGroup: after the group's Commit); a process crash
+// loses no acknowledged write (with StoreOptions::sync_writes, neither does a machine
+// crash).
 //
 // Thread-safe. Errors are values: InvalidArgument (bad input, nothing changed), NotFound
 // (unknown org, missing or expired entry), Corruption (a damaged or tampered file),
-// FailedPrecondition (e.g. a destroyed key), IOError / ResourceExhausted (disk).
+// FailedPrecondition (e.g. a destroyed key), IOError / ResourceExhausted (disk). A write
+// that fails for the disk while its log is written (after it reached the memtable, as the
+// log buffer is written last) may be readable until a restart and lost at a crash: like any
+// failed write, it is not acknowledged; further writes fail until the disk recovers.
 #pragma once
 
 #include <array>
@@ -314,6 +318,19 @@ class OrgTransaction {
   virtual Result<std::vector<std::pair<std::string, RemovedEntries>>> Commit() = 0;
 };
 
+// Writes answered together: see Store::OpenLogFlushGroup.
+class LogFlushGroup {
+ public:
+  // Commits what Commit() has not (a failure is reported through StoreOptions::on_event),
+  // and closes the group: this thread's later writes flush their log as they are made.
+  virtual ~LogFlushGroup() = default;
+  // Writes the log of every org this thread wrote since the group opened or last
+  // committed to the file system. OK: those writes survive a process crash and may be
+  // acknowledged. An error: they may be lost at a crash (and are visible until then), so
+  // none of them may be acknowledged.
+  virtual Status Commit() = 0;
+};
+
 class Store {
  public:
   // Opens (or creates) the store. Loads the keystore with `master_key` first: a wrong key
@@ -398,6 +415,16 @@ class Store {
                                       int64_t expires_ms) = 0;
   // A transaction on the org's entries (OrgTransaction).
   virtual Result<std::unique_ptr<OrgTransaction>> BeginTransaction(std::string_view org) = 0;
+  // Opens a LogFlushGroup on the calling thread, for a server that answers pipelined
+  // requests together (as Redis writes its append-only file once per turn of its event
+  // loop, before the replies): until the group closes, the writes this thread makes to
+  // this store leave their log records in memory, and Commit() writes them to the file
+  // system at once, one write for the batch instead of one per write. The writes are
+  // visible to readers as they are made; a process crash before Commit() returns OK can
+  // lose them, so none may be acknowledged before it does. With sync_writes every write
+  // is synced as it is made and a group changes nothing. FailedPrecondition if the thread
+  // has a group open already.
+  virtual Result<std::unique_ptr<LogFlushGroup>> OpenLogFlushGroup() = 0;
   // The digest a client-named key of the org maps to (the Redis front's key names):
   // HMAC-SHA256 of the name under the org's name key, a random key kept sealed in the
   // catalog and made at the first use. The same name gives the same digest across restarts
