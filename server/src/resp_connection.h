@@ -7,6 +7,7 @@
 // server's in-flight budget. Private to server/.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -99,7 +100,7 @@ class RespConnection final : public ConnectionCore<Stream> {
   // rest. The writes among them reach the store's log in one write, before any reply goes
   // out (storage::LogFlushGroup), as Redis writes its append-only file before replying.
   bool ExecuteBuffered() {
-    auto log_group = this->ctx_.service->store().OpenLogFlushGroup();
+    std::unique_ptr<storage::LogFlushGroup> log_group;  // before the first command not a GET
     std::vector<RespCommand>& parsed = parsed_;
     size_t gets = 0;  // GETs parsed (the first of `parsed`) and not yet answered
     auto answer_gets = [&] {
@@ -134,12 +135,16 @@ class RespConnection final : public ConnectionCore<Stream> {
         open = false;
         break;
       }
+      if (log_group == nullptr) {
+        auto opened = this->ctx_.service->store().OpenLogFlushGroup();
+        if (opened.ok()) log_group = std::move(opened).value();
+      }
       commands_.Execute(session_, args, writer_);
       if (session_.session.authenticated) this->Uncount();
       if (session_.close_after_reply) break;
     }
-    if (log_group.ok()) {
-      Status logged = (*log_group)->Commit();
+    if (log_group != nullptr) {
+      Status logged = log_group->Commit();
       if (!logged.ok()) {
         // Not one reply: the client must not take any of these writes as acknowledged.
         this->ctx_.service->CountConnectionError();
