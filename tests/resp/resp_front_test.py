@@ -372,6 +372,29 @@ class TwoOrgs(unittest.TestCase):
             fn(*args)
         return str(e.exception)
 
+    def kill_while_writing(self, write_one, seconds=1.5):
+        """Calls write_one(0), write_one(1), ... on a thread until the server is killed
+        (SIGKILL) and restarted `seconds` later; returns how many calls returned, that is
+        were acknowledged."""
+        stop = threading.Event()
+        acked = [0]
+
+        def loop():
+            try:
+                while not stop.is_set():
+                    write_one(acked[0])
+                    acked[0] += 1
+            except redis.exceptions.ConnectionError:
+                pass
+
+        t = threading.Thread(target=loop)
+        t.start()
+        time.sleep(seconds)
+        self.server.kill_and_restart()
+        stop.set()
+        t.join()
+        return acked[0]
+
 
 class ExactCache(TwoOrgs):
     """Strings: an entry per key, without a vector, encrypted under the org's keys."""
@@ -505,34 +528,20 @@ class ExactCache(TwoOrgs):
         # The writes of one read reach the log together, before any of their replies goes
         # out (server/RESP.md, "Durability"): every acknowledged one survives SIGKILL.
         r = self.org("globex")
-        stop = threading.Event()
-        acked = [0]  # pipelines acknowledged, in order
 
-        def write():
-            i = 0
-            try:
-                while not stop.is_set():
-                    p = r.pipeline(transaction=False)
-                    for k in range(20):
-                        p.set("kill:%d:%d" % (i, k), "value %d %d" % (i, k))
-                    p.hset("killh:%d" % i, mapping={"n": str(i)})
-                    p.expire("killh:%d" % i, 1000)
-                    p.delete("kill:%d:0" % i)
-                    p.execute()
-                    acked[0] = i + 1
-                    i += 1
-            except redis.exceptions.ConnectionError:
-                pass
+        def write(i):
+            p = r.pipeline(transaction=False)
+            for k in range(20):
+                p.set("kill:%d:%d" % (i, k), "value %d %d" % (i, k))
+            p.hset("killh:%d" % i, mapping={"n": str(i)})
+            p.expire("killh:%d" % i, 1000)
+            p.delete("kill:%d:0" % i)
+            p.execute()
 
-        t = threading.Thread(target=write)
-        t.start()
-        time.sleep(1.5)
-        self.server.kill_and_restart()
-        stop.set()
-        t.join()
-        self.assertGreater(acked[0], 5)
+        acked = self.kill_while_writing(write)
+        self.assertGreater(acked, 5)
         r = self.org("globex")
-        for i in range(acked[0]):
+        for i in range(acked):
             keys = ["kill:%d:%d" % (i, k) for k in range(20)]
             self.assertEqual(r.mget(keys),
                              [None] + [b"value %d %d" % (i, k) for k in range(1, 20)], i)
@@ -1116,31 +1125,14 @@ class Transactions(TwoOrgs):
 
     def test_an_exec_survives_a_kill_whole_or_not_at_all(self):
         r = self.org("globex")
-        stop = threading.Event()
-        last = [None]
-
-        def write():
-            i = 0
-            try:
-                while not stop.is_set():
-                    self.exec_all(r, "v%d" % i)
-                    last[0] = i
-                    i += 1
-            except redis.exceptions.ConnectionError:
-                pass
-
-        t = threading.Thread(target=write)
-        t.start()
-        time.sleep(1.5)
-        self.server.kill_and_restart()
-        stop.set()
-        t.join()
-        self.assertIsNotNone(last[0])
+        acked = self.kill_while_writing(lambda i: self.exec_all(r, "v%d" % i))
+        self.assertGreater(acked, 0)
+        last = acked - 1
         r = self.org("globex")
         values = r.mget(self.KEYS)
         self.assertEqual(len(set(values)), 1, values)
         # Every acknowledged EXEC survives; one in flight at the kill may too.
-        self.assertIn(int(values[0][1:]), (last[0], last[0] + 1))
+        self.assertIn(int(values[0][1:]), (last, last + 1))
         self.assertEqual(r.hget("tx:h", "v"), values[0])
 
     def test_an_exec_reads_its_own_writes_and_its_vectors_are_searchable_after_it(self):
