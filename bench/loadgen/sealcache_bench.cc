@@ -654,44 +654,22 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
           // The top hit with a score >= min_score: true and whether it is q.entry's.
           std::optional<bool> top_is_source;
           bool failed = false;
-          if (resp && knn) {
-            // What a vector store asks (LangChain's RedisVectorStore): the k nearest, with
-            // payload and distance, whatever their distance.
+          if (resp) {
+            // What a semantic cache asks (range, RedisVL's check): the entries within the
+            // distance that min_score means, nearest first, at most k; what a vector store
+            // asks (knn, LangChain's RedisVectorStore): the k nearest, whatever their
+            // distance. Both with payload and distance.
             const std::string k = std::to_string(q.k);
-            failed = !resp->Call({"FT.SEARCH", kRespIndex, "*=>[KNN " + k + " @v $q AS d]",
-                                  "RETURN", "2", "payload", "d", "SORTBY", "d", "ASC", "LIMIT", "0",
-                                  k, "PARAMS", "2", "q", FloatBytes(q.vector), "DIALECT", "2"},
-                                 &reply, &resp_error);
-            if (!failed && reply.size() >= 6 && reply[0] != "0" && reply[4] == "d" &&
-                1.0 - std::stod(reply[5]) >= o.min_score) {
-              top_is_source = reply[1] == RespKey(q.entry);
-            }
-          } else if (resp) {
-            // What a semantic cache asks (RedisVL's check): the entries within the distance
-            // that min_score means, nearest first, at most k, with payload and distance.
-            const std::string k = std::to_string(q.k);
-            failed = !resp->Call({"FT.SEARCH",
-                                  kRespIndex,
-                                  "@v:[VECTOR_RANGE $r $q]=>{$YIELD_DISTANCE_AS: d}",
-                                  "RETURN",
-                                  "2",
-                                  "payload",
-                                  "d",
-                                  "SORTBY",
-                                  "d",
-                                  "ASC",
-                                  "LIMIT",
-                                  "0",
-                                  k,
-                                  "PARAMS",
-                                  "4",
-                                  "q",
-                                  FloatBytes(q.vector),
-                                  "r",
-                                  radius,
-                                  "DIALECT",
-                                  "2"},
-                                 &reply, &resp_error);
+            const std::string query = knn ? "*=>[KNN " + k + " @v $q AS d]"
+                                          : "@v:[VECTOR_RANGE $r $q]=>{$YIELD_DISTANCE_AS: d}";
+            const std::string vector = FloatBytes(q.vector);
+            std::vector<std::string_view> args = {
+                "FT.SEARCH",     kRespIndex, query, "RETURN", "2", "payload", "d",
+                "SORTBY",        "d",        "ASC", "LIMIT",  "0", k,         "PARAMS",
+                knn ? "2" : "4", "q",        vector};
+            if (!knn) args.insert(args.end(), {"r", radius});
+            args.insert(args.end(), {"DIALECT", "2"});
+            failed = !resp->Call(args, &reply, &resp_error);
             // Flattened: total, key, "payload", payload, "d", distance, ...: the nearest
             // first. A hit counts as Lookup's does, with a score (1 - distance) >= min_score.
             if (!failed && reply.size() >= 6 && reply[0] != "0" && reply[4] == "d" &&
