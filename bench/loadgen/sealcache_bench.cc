@@ -662,7 +662,7 @@ RoundResult RunRound(const Target& t, const Workload& w, const Options& o, uint6
             const std::string k = std::to_string(q.k);
             const std::string query = knn ? "*=>[KNN " + k + " @v $q AS d]"
                                           : "@v:[VECTOR_RANGE $r $q]=>{$YIELD_DISTANCE_AS: d}";
-            const std::string vector = FloatBytes(q.vector);
+            const std::string_view vector = FloatBytes(q.vector);
             std::vector<std::string_view> args = {
                 "FT.SEARCH",     kRespIndex, query, "RETURN", "2", "payload", "d",
                 "SORTBY",        "d",        "ASC", "LIMIT",  "0", k,         "PARAMS",
