@@ -34,12 +34,15 @@ void CapacityTracker::Configure(EvictionPolicy policy, bool ordered) {
 // and an access is the latest), so each is inserted with the end as its hint: amortized
 // constant time then, and a search otherwise.
 void CapacityTracker::Link(const Digest& d, Item& item) {
-  item.expiry_at = by_expiry_.emplace_hint(by_expiry_.end(), item.expires_ms, d);
+  if (!item.filed || item.expiry_at->first > item.expires_ms) {
+    if (item.filed) by_expiry_.erase(item.expiry_at);
+    item.expiry_at = by_expiry_.emplace_hint(by_expiry_.end(), item.expires_ms, d);
+    item.filed = true;
+  }
   if (ordered_ && !item.pending) item.order_at = order_.emplace_hint(order_.end(), KeyOf(d, item));
 }
 
 void CapacityTracker::Unlink(const Item& item) {
-  by_expiry_.erase(item.expiry_at);
   if (ordered_ && !item.pending) order_.erase(item.order_at);
 }
 
@@ -54,6 +57,7 @@ void CapacityTracker::Leave(const Item& item) {
 
 void CapacityTracker::Erase(Items::iterator it) {
   Leave(it->second);
+  by_expiry_.erase(it->second.expiry_at);
   entries_.fetch_sub(1, std::memory_order_relaxed);
   items_.erase(it);
 }
@@ -111,11 +115,19 @@ void CapacityTracker::ForgetExpired(int64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
   while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_ms) {
     auto it = items_.find(by_expiry_.begin()->second);
-    if (it == items_.end()) {  // not reached: every expiry has its item
+    if (it == items_.end()) {  // not reached: every filing has its item
       by_expiry_.erase(by_expiry_.begin());
       continue;
     }
-    Erase(it);
+    Item& item = it->second;
+    if (item.expires_ms <= now_ms) {
+      Erase(it);
+      continue;
+    }
+    // Filed early (its expiry moved later since): filed again at its expiry.
+    auto node = by_expiry_.extract(item.expiry_at);
+    node.value().first = item.expires_ms;
+    item.expiry_at = by_expiry_.insert(std::move(node)).position;
   }
 }
 

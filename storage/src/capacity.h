@@ -50,7 +50,8 @@ class CapacityTracker {
   // A read of the entry: for lru and lfu.
   void Touch(const Digest& digest, int64_t now_ms);
   void SetExpiry(const Digest& digest, int64_t expires_ms);
-  // Entries whose expiry is at or before `now_ms` leave the counts. O(expired · log n).
+  // Entries whose expiry is at or before `now_ms` leave the counts. O(expired · log n), and
+  // O(log n) for each entry whose expiry moved later since it was filed (below).
   void ForgetExpired(int64_t now_ms);
 
   // Entries to evict, in the policy's order, until at least `bytes` bytes and `entries`
@@ -100,15 +101,20 @@ class CapacityTracker {
     uint64_t incarnation = 0;
     uint64_t vector_slot = kNoVectorSlot;
     bool pending = false;
+    bool filed = false;  // expiry_at is set
     // Where the item is in by_expiry_, and in order_ while ordered_ and not pending: taken
-    // out without a search (each search of a tree of n items is log n cache misses).
+    // out without a search (each search of a tree of n items is log n cache misses). Its
+    // filing in by_expiry_ is at its expiry or earlier: an expiry that moves later (every
+    // rewrite of a key moves it so) leaves the filing where it is, and ForgetExpired files
+    // the item again when the filing comes due; so a rewrite changes no tree.
     ExpiryOrder::iterator expiry_at;
     PolicyOrder::iterator order_at;
   };
   using Items = std::unordered_map<Digest, Item, DigestHash>;
 
   OrderKey KeyOf(const Digest& d, const Item& item) const;
-  // Puts `item` into the orders (sets expiry_at and order_at) / takes it out of them.
+  // Puts `item` into the orders (files it by its expiry unless filed early enough, sets
+  // order_at) / takes it out of the policy order (its filing stays until Erase).
   void Link(const Digest& d, Item& item);
   void Unlink(const Item& item);
   // The entry `item` was leaves the orders, the evictions in flight and the byte sum (not the

@@ -93,6 +93,40 @@ TEST(CapacityTracker, ExpiredEntriesLeaveTheCounts) {
   EXPECT_EQ(t.entries(), 1u);
 }
 
+// Rewrites move an entry's expiry later without touching the expiry order (its filing
+// stays early and is moved when it comes due); whatever the moves, an entry leaves the
+// counts at its latest expiry, earlier or later than its first.
+TEST(CapacityTracker, AnEntryLeavesAtItsLatestExpiryHoweverItMoved) {
+  CapacityTracker t(EvictionPolicy::kLru);
+  for (int64_t k = 1; k <= 10; ++k) t.Upsert(Meta(1, 0, 1000 * k), 100);
+  t.ForgetExpired(1000);
+  t.ForgetExpired(9999);
+  EXPECT_EQ(t.entries(), 1u);
+  EXPECT_EQ(t.bytes(), 100u);
+  t.ForgetExpired(10'000);
+  EXPECT_EQ(t.entries(), 0u);
+  EXPECT_EQ(t.bytes(), 0u);
+  // Later, then earlier than its first expiry.
+  t.Upsert(Meta(2, 0, 20'000), 10);
+  t.SetExpiry(MakeDigest(2), 40'000);
+  t.SetExpiry(MakeDigest(2), 15'000);
+  t.ForgetExpired(14'999);
+  EXPECT_EQ(t.entries(), 1u);
+  t.ForgetExpired(15'000);
+  EXPECT_EQ(t.entries(), 0u);
+  // Removed and written again: only the new entry's expiry counts.
+  t.Upsert(Meta(3, 0, 30'000), 10);
+  t.Remove(MakeDigest(3));
+  t.Upsert(Meta(3, 0, 50'000), 10);
+  t.Upsert(Meta(4, 0, 40'000), 10);
+  t.ForgetExpired(30'000);
+  EXPECT_EQ(t.entries(), 2u);
+  t.ForgetExpired(40'000);
+  EXPECT_EQ(t.entries(), 1u);
+  t.ForgetExpired(50'000);
+  EXPECT_EQ(t.entries(), 0u);
+}
+
 TEST(CapacityTracker, ReplacingOrReExpiringAnEntryMovesItInEveryOrderAlsoWhileItIsAVictim) {
   CapacityTracker t(EvictionPolicy::kTtl);
   t.Configure(EvictionPolicy::kTtl, true);
