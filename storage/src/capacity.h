@@ -117,8 +117,9 @@ class CapacityTracker {
   // order_at) / takes it out of the policy order (its filing stays until Erase).
   void Link(const Digest& d, Item& item);
   void Unlink(const Item& item);
-  // The entry `item` was leaves the orders, the evictions in flight and the byte sum (not the
-  // entry count): a replace, and half of Erase.
+  // The entry `item` was leaves the policy order, the evictions in flight and the byte sum
+  // (not the entry count, nor its expiry filing, which Link keeps or moves and Erase
+  // removes): a replace, and half of Erase.
   void Leave(const Item& item);
   void Erase(Items::iterator it);
 
