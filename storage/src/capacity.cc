@@ -182,6 +182,14 @@ bool CapacityTracker::StillChosen(const Victim& v) const {
   return it != items_.end() && it->second.pending && it->second.incarnation == v.incarnation;
 }
 
+std::optional<CapacityTracker::Live> CapacityTracker::FindLive(const Digest& digest,
+                                                               int64_t now_ms) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = items_.find(digest);
+  if (it == items_.end() || it->second.expires_ms <= now_ms) return std::nullopt;
+  return Live{it->second.expires_ms, it->second.vector_slot, it->second.bytes};
+}
+
 namespace {
 uint64_t Settled(uint64_t live, uint64_t pending, int64_t reserved) {
   const int64_t v = static_cast<int64_t>(live - pending) + reserved;

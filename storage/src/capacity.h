@@ -64,6 +64,16 @@ class CapacityTracker {
   // REQUIRES: the caller holds the entry's digest lock, under which every change of the
   // entry in the store and here happens, so the answer is the store's too.
   bool StillChosen(const Victim& v) const;
+  // The entry of `digest` if it is live at `now_ms` (its expiry later): what a put that
+  // replaces it needs, without reading the store. Absent also for an entry that expired and
+  // whose records may still be there. REQUIRES: the caller holds the entry's digest lock, as
+  // for StillChosen.
+  struct Live {
+    int64_t expires_ms = 0;
+    uint64_t vector_slot = kNoVectorSlot;
+    uint64_t bytes = 0;
+  };
+  std::optional<Live> FindLive(const Digest& digest, int64_t now_ms) const;
 
   // A put's growth (bytes and entries it adds; a replacement adds its size difference and
   // no entry), counted at once for every other put's arithmetic until Unreserve (after the

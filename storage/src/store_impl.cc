@@ -953,6 +953,17 @@ Result<EntryMeta> StoreImpl::ReadMetaToWrite(const OrgState& org, const Digest& 
   return ReadMeta(org, digest, {}, pending);
 }
 
+Result<StoreImpl::Replaced> StoreImpl::EntryToReplace(const OrgState& org, const Digest& digest,
+                                                      int64_t now, PendingWrites* pending) {
+  if (pending == nullptr) {
+    if (auto live = org.capacity->FindLive(digest, now)) {
+      return Replaced{live->expires_ms, live->vector_slot, live->bytes};
+    }
+  }
+  SC_ASSIGN_OR_RETURN(EntryMeta old, ReadMetaToWrite(org, digest, pending));
+  return Replaced{old.expires_ms, old.vector_slot, EntryLogicalBytes(old, org.config.dimension)};
+}
+
 Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest,
                                                     const rocksdb::ReadOptions& ro,
                                                     int64_t* expires_ms, PendingWrites* pending) {
@@ -1039,7 +1050,7 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
                             const RoomPlan& plan, PutResult* result, PendingWrites* pending) {
   OrgState* org = &org_ref;
   result->expires_ms = now + r.ttl_ms;
-  auto old = ReadMetaToWrite(*org, r.digest, pending);
+  auto old = EntryToReplace(*org, r.digest, now, pending);
   if (!old.ok() && !old.status().IsNotFound()) return old.status();
   const bool live = old.ok() && old->expires_ms > now;
   using Condition = PutRequest::Condition;
@@ -1082,7 +1093,7 @@ Status StoreImpl::PutLocked(OrgState& org_ref, const PutRequest& r, int64_t now,
   // The victims, as many as the room needs now that it is known whether the put replaces an
   // entry, if still the entries chosen (under their locks the tracker knows them as the
   // store has them).
-  const uint64_t old_bytes = live ? EntryLogicalBytes(*old, org->config.dimension) : 0;
+  const uint64_t old_bytes = live ? old->bytes : 0;
   const uint64_t want_bytes = plan.need_bytes - std::min(plan.need_bytes, old_bytes);
   const uint64_t want_entries = plan.need_entries - std::min<uint64_t>(plan.need_entries, live);
   uint64_t taken_bytes = 0;

@@ -1,6 +1,8 @@
 #include "sealcache/storage/store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
 
 #include <atomic>
 #include <cmath>
@@ -528,9 +530,9 @@ Result<PutResult> PutExact(Store& store, uint64_t i, std::string_view payload, i
 }
 
 // A put, a delete or an expiry change reads the entry's meta record under the digest's lock
-// from the table of hot values when it holds it (every put offers it), else from the files:
-// each write sees the one before it either way, through replaces, hit counts and expiry
-// changes.
+// from the table of hot values when it holds it (every put offers it), else from the files (a
+// put over a live entry asks the capacity tracker instead, below): each write sees the one
+// before it either way, through replaces, hit counts and expiry changes.
 TEST_P(StoreTableOnOffTest, EachWriteSeesTheLatestMetaRecord) {
   Open(TableOptions());
   CreateOrg("acme");
@@ -590,6 +592,61 @@ TEST_P(StoreTableOnOffTest, EachWriteSeesTheLatestMetaRecord) {
   auto again = Put("acme", 2, "again");
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(again->replaced_slot.has_value());
+}
+
+// A put over a live entry learns what it replaces (its vector slot, expiry and size) from
+// the org's capacity tracker, which knows every live entry as the database has it under the
+// digest's lock, and reads nothing; over an entry that expired (its records may still be
+// there) it reads them, and removes the expired vector record with them.
+TEST_F(StoreTest, APutOverALiveEntryReadsNothingAndOverAnExpiredOneRemovesItsRecords) {
+  StoreOptions options = Options();
+  options.value_cache_bytes = 0;  // no table of hot values to answer instead
+  Open(options);
+  CreateOrg("acme");
+  auto first = Put("acme", 1, "first");
+  ASSERT_TRUE(first.ok());
+  auto short_lived = Put("acme", 2, "short-lived", 1'000);
+  ASSERT_TRUE(short_lived.ok());
+
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  auto memtable_reads = [] { return rocksdb::get_perf_context()->get_from_memtable_count; };
+  rocksdb::get_perf_context()->Reset();
+  auto second = Put("acme", 1, "second", 120'000);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(memtable_reads(), 0u);
+  ASSERT_TRUE(second->replaced_slot.has_value());
+  EXPECT_EQ(*second->replaced_slot, first->slot);
+  using C = PutRequest::Condition;
+  rocksdb::get_perf_context()->Reset();
+  auto kept = PutExact(*store_, 1, "kept", 60'000, C::kIfPresent, /*keep_expiry=*/true);
+  ASSERT_TRUE(kept.ok()) << kept.status().ToString();
+  EXPECT_EQ(memtable_reads(), 0u);
+  EXPECT_EQ(kept->expires_ms, second->expires_ms);
+  EXPECT_EQ(*kept->replaced_slot, second->slot);
+  EXPECT_EQ(PutExact(*store_, 1, "refused", 60'000, C::kIfAbsent).status().code(),
+            Status::Code::kAlreadyExists);
+
+  clock_.Advance(2'000);
+  rocksdb::get_perf_context()->Reset();
+  auto again = Put("acme", 2, "again");
+  ASSERT_TRUE(again.ok());
+  EXPECT_GT(memtable_reads(), 0u);
+  ASSERT_TRUE(again->replaced_slot.has_value());
+  EXPECT_EQ(*again->replaced_slot, short_lived->slot);  // its record deleted in the put's write
+  EXPECT_EQ(CountVectors("acme"), 1u);
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+
+  EXPECT_EQ(PayloadOf("acme", 1), "kept");
+  EXPECT_EQ(PayloadOf("acme", 2), "again");
+  // The counts the replaces kept are those a restart computes from the records.
+  auto stats = store_->Stats("acme");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->live_entries, 2u);
+  Open(options);
+  auto reopened = store_->Stats("acme");
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(reopened->live_entries, 2u);
+  EXPECT_EQ(reopened->logical_bytes, stats->logical_bytes);
 }
 
 TEST_F(StoreTest, AnExactOnlyEntryHasNoVectorAndLivesLikeAnyOther) {
