@@ -1378,7 +1378,42 @@ void RespCommands::ExecuteGets(RespSession& s, std::span<const RespCommand> gets
   facts_->commands_processed.fetch_add(gets.size(), std::memory_order_relaxed);
 }
 
-void RespCommands::Run(RespSession& s, const RespCommand& args, RespWriter& out) {
+bool RespCommands::IsHashSet(const RespCommand& args) {
+  if (args.empty()) return false;
+  const std::string& n = args[0];
+  auto is = [&n](std::string_view name) {
+    return n.size() == name.size() && std::equal(n.begin(), n.end(), name.begin(),
+                                                 [](char a, char b) { return (a | 0x20) == b; });
+  };
+  return is("hset") || is("hmset");
+}
+
+bool RespCommands::ExecuteWithExpiry(RespSession& s, const RespCommand& write,
+                                     const RespCommand& next, RespWriter& out) {
+  if (s.in_multi || !s.session.authenticated || s.session.admin) return false;
+  if (!IsHashSet(write) || write.size() < 2 || next.size() != 3 || next[1] != write[1]) {
+    return false;
+  }
+  const std::string command = Lower(next[0]);
+  const int64_t unit_ms = command == "expire" ? kMsPerSecond : command == "pexpire" ? 1 : 0;
+  if (unit_ms == 0) return false;
+  // A time the EXPIRE would set on the key the write leaves: after now, at most max_ttl_ms
+  // ahead (else it runs on its own and answers as it does).
+  const auto time = ParseRedisInteger(next[2]);
+  if (!time || *time <= 0 || *time > facts_->max_ttl_ms / unit_ms) return false;
+  WriteExpiry expiry{*time * unit_ms};
+  Run(s, write, out, &expiry);
+  if (!expiry.applied) {
+    Run(s, next, out);
+    return true;
+  }
+  facts_->commands_processed.fetch_add(1, std::memory_order_relaxed);
+  out.Integer(1);  // the key exists (just written) and its expiry was set
+  return true;
+}
+
+void RespCommands::Run(RespSession& s, const RespCommand& args, RespWriter& out,
+                       WriteExpiry* expiry) {
   const CommandSpec* found = nullptr;
   if (std::string refusal = Refusal(args, &found); !refusal.empty()) return out.Error(refusal);
   const CommandSpec& spec = *found;
@@ -1391,7 +1426,7 @@ void RespCommands::Run(RespSession& s, const RespCommand& args, RespWriter& out)
                      "' command");
   }
   facts_->commands_processed.fetch_add(1, std::memory_order_relaxed);
-  Context c{service_, facts_, s, args, out};
+  Context c{service_, facts_, s, args, out, expiry};
   spec.handler(c);
 }
 

@@ -30,6 +30,8 @@ struct RespServerFacts {
   std::atomic<uint64_t> connections_received{0};
   // The TTL of a write that names none (SET without EX/PX): every entry expires.
   int64_t default_ttl_ms = 86'400'000;
+  // The longest TTL a write may set (the store's max_ttl_ms).
+  int64_t max_ttl_ms = int64_t{365} * 86'400'000;
   // The most a MULTI may queue, its arguments' bytes (the server's max_frame_bytes).
   size_t max_transaction_bytes = 16u << 20;
 };
@@ -48,6 +50,13 @@ struct RespSession {
   size_t queued_bytes = 0;  // of `queued`, bounded by max_transaction_bytes
 };
 
+// The expiry a hash write takes from the EXPIRE run with it (RespCommands::ExecuteWithExpiry):
+// `ttl_ms` in place of the write's own; `applied` once the write is made with it.
+struct WriteExpiry {
+  int64_t ttl_ms = 0;
+  bool applied = false;
+};
+
 class RespCommands {
  public:
   // `facts` must outlive the commands.
@@ -61,10 +70,22 @@ class RespCommands {
   // Execute of each of `gets` (IsGet) in order, their keys read together
   // (CacheService::ReadEachName): a client's pipelined GETs take their cache misses at once.
   void ExecuteGets(RespSession& s, std::span<const RespCommand> gets, RespWriter& out);
+  // True if `args` is an HSET or HMSET, which ExecuteWithExpiry may run with the request after
+  // it.
+  static bool IsHashSet(const RespCommand& args);
+  // `write` (IsHashSet) and `next`, the request after it, when `next` is `EXPIRE|PEXPIRE key
+  // time` of the same key with a time a write may set: the way RedisVL, LiteLLM and LangChain
+  // store an entry (pipelined). Outside MULTI the two run as one write of the hash with that
+  // expiry (instead of the hash written and then rewritten, with its vector, by the EXPIRE),
+  // and both replies are written, in order, as each would have been; if the write is refused,
+  // the EXPIRE runs on its own after it. True once both are answered; false, with nothing
+  // run, when the two are not such a pair (Execute each then).
+  bool ExecuteWithExpiry(RespSession& s, const RespCommand& write, const RespCommand& next,
+                         RespWriter& out);
 
  private:
   // Execute without the transaction commands: one command's reply.
-  void Run(RespSession& s, const RespCommand& args, RespWriter& out);
+  void Run(RespSession& s, const RespCommand& args, RespWriter& out, WriteExpiry* expiry = nullptr);
 
   CacheService* service_;
   RespServerFacts* facts_;

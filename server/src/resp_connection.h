@@ -8,8 +8,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "connection.h"
@@ -97,12 +99,16 @@ class RespConnection final : public ConnectionCore<Stream> {
 
   // Executes every whole request in the buffer; false once the connection must close.
   // Consecutive GETs are answered together (RespCommands::ExecuteGets), in order with the
-  // rest. The writes among them reach the store's log in one write, before any reply goes
-  // out (storage::LogFlushGroup), as Redis writes its append-only file before replying.
+  // rest; an HSET and an EXPIRE of its key after it, together
+  // (RespCommands::ExecuteWithExpiry). The writes among them reach the store's log in one
+  // write, before any reply goes out (storage::LogFlushGroup), as Redis writes its
+  // append-only file before replying.
   bool ExecuteBuffered() {
     std::unique_ptr<storage::LogFlushGroup> log_group;  // before the first command not a GET
     std::vector<RespCommand>& parsed = parsed_;
     size_t gets = 0;  // GETs parsed (the first of `parsed`) and not yet answered
+    // The outcome of a request parsed ahead, after an HSET, into parsed[0] (gets is 0 then).
+    std::optional<RespParser::Outcome> ahead;
     auto answer_gets = [&] {
       if (gets == 0) return;
       commands_.ExecuteGets(session_, std::span(parsed).first(gets), writer_);
@@ -112,8 +118,10 @@ class RespConnection final : public ConnectionCore<Stream> {
     bool open = true;
     for (;;) {
       if (parsed.size() == gets) parsed.emplace_back();
-      RespCommand& args = parsed[gets];
-      const auto outcome = parser_.Parse(buffer_, &args);
+      const size_t at = gets;
+      RespCommand& args = parsed[at];
+      const auto outcome =
+          ahead ? *std::exchange(ahead, std::nullopt) : parser_.Parse(buffer_, &args);
       if (outcome == RespParser::Outcome::kCommand && RespCommands::IsGet(args)) {
         if (++gets == kRespMaxGetBatch) answer_gets();
         continue;
@@ -138,6 +146,25 @@ class RespConnection final : public ConnectionCore<Stream> {
       if (log_group == nullptr) {
         auto opened = this->ctx_.service->store().OpenLogFlushGroup();
         if (opened.ok()) log_group = std::move(opened).value();
+      }
+      if (RespCommands::IsHashSet(args)) {
+        // The request after it, if whole already, may be an EXPIRE to run with it. (It is
+        // parsed[at], after the GETs before it; `args` may move with the vector here.)
+        if (parsed.size() < at + 2) parsed.emplace_back();
+        const auto next = parser_.Parse(buffer_, &parsed[at + 1]);
+        if (next == RespParser::Outcome::kCommand &&
+            commands_.ExecuteWithExpiry(session_, parsed[at], parsed[at + 1], writer_)) {
+          if (session_.session.authenticated) this->Uncount();
+          if (session_.close_after_reply) break;
+          continue;
+        }
+        commands_.Execute(session_, parsed[at], writer_);
+        if (session_.session.authenticated) this->Uncount();
+        if (session_.close_after_reply) break;
+        // The next request, handled as if parsed now (into parsed[0]: no GETs are pending).
+        std::swap(parsed[0], parsed[at + 1]);
+        ahead = next;
+        continue;
       }
       commands_.Execute(session_, args, writer_);
       if (session_.session.authenticated) this->Uncount();

@@ -98,12 +98,15 @@ void HSetCommon(Context& c, bool reply_ok) {
         change.kind = EntryChange::Kind::kPut;
         change.payload = HashRecord(name, fields);
         change.vector = VectorForHash(c, name, fields);
-        change.ttl_ms = c.facts->default_ttl_ms;
-        change.keep_expiry = current != nullptr;
+        // A new hash gets the default TTL and a changed one keeps its expiry, unless the
+        // EXPIRE after the write sets one (run with it).
+        change.ttl_ms = c.expiry != nullptr ? c.expiry->ttl_ms : c.facts->default_ttl_ms;
+        change.keep_expiry = current != nullptr && c.expiry == nullptr;
         change.on_applied = HashWrittenHook(c, *digest, name, std::move(fields));
         return change;
       });
   if (!st.ok()) return ReplyError(c.out, st, c.args[0]);
+  if (c.expiry != nullptr) c.expiry->applied = true;
   if (reply_ok) return c.out.SimpleString("OK");
   c.out.Integer(added);
 }

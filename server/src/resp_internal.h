@@ -44,6 +44,8 @@ struct Context {
   RespSession& s;
   const RespCommand& args;
   RespWriter& out;
+  // Set for a write run with the EXPIRE after it (RespCommands::ExecuteWithExpiry).
+  WriteExpiry* expiry = nullptr;
 };
 
 // A service error as Redis would word it for `command` (a FailedPrecondition carrying

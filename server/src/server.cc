@@ -323,6 +323,7 @@ class ServerImpl final : public Server {
       SC_RETURN_IF_ERROR(Listen(resp_acceptor_, options_.resp_port, "RESP"));
       resp_facts_.port = bound_resp_port_;
       resp_facts_.default_ttl_ms = options_.resp_default_ttl_ms;
+      resp_facts_.max_ttl_ms = service_->store().max_ttl_ms();
       resp_facts_.max_transaction_bytes = options_.max_frame_bytes;
       resp_facts_.connected_clients = [this] {
         std::lock_guard<std::mutex> lock(conn_mu_);

@@ -195,6 +195,7 @@ class StoreImpl final : public Store {
   Status Flush() override;
   Status CompactOrg(std::string_view org) override;
   const std::string& data_dir() const override { return layout_.data_dir(); }
+  int64_t max_ttl_ms() const override { return options_.max_ttl_ms; }
   std::vector<std::string> RecoveryReport() const override { return recovery_report_; }
 
  private:

@@ -440,6 +440,42 @@ class Differential(unittest.TestCase):
                     protocol, lambda in_multi, s=sequence: iter(s), "sequence %d" % n)
         self.assertEqual(differences, [], "\n".join(differences[:10]))
 
+    def test_a_hash_write_and_the_expire_after_it_answer_as_redis_server_does(self):
+        """HSET or HMSET and an EXPIRE of the same key, pipelined, run as one write
+        (RespCommands::ExecuteWithExpiry); and every pair that is not quite that, run apart.
+        Sent in one write, and one command a write."""
+        sequence = [
+            ["HSET", "h", "f", "v"], ["EXPIRE", "h", "100"],  # new
+            ["HSET", "h", "f", "w", "g", "x"], ["PEXPIRE", "h", "200000"],  # changed
+            ["hmset", "m", "f", "v"], ["expire", "m", "50"], ["HGETALL", "m"],
+            ["HSET", "h", "f"], ["EXPIRE", "h", "100"],  # arity: the EXPIRE alone
+            ["SET", "s", "1"], ["HSET", "s", "f", "v"], ["EXPIRE", "s", "100"],  # WRONGTYPE
+            ["HSET", "h", "a", "1"], ["EXPIRE", "other", "100"],  # another key
+            ["HSET", "h", "a", "2"], ["EXPIRE", "h", "100", "NX"],  # an option
+            ["HSET", "h", "a", "3"], ["EXPIRE", "h", "50", "GT"],
+            ["HSET", "h", "a", "4"], ["EXPIRE", "h", "abc"],  # not an integer
+            ["HSET", "h", "a", "5"], ["EXPIRE", "h", "9223372036854775"],  # overflows
+            ["HSET", "h", "a", "6"], ["EXPIREAT", "h", "1"],  # absolute, past
+            ["EXISTS", "h"],
+            ["HSET", "h", "a", "7"], ["EXPIRE", "h", "0"],  # now: removed
+            ["EXISTS", "h"],
+            ["HSET", "h", "a", "8"], ["PEXPIRE", "h", "-5"],
+            ["HGETALL", "h"],
+            ["HSET", "h", "a", "9"], ["HSET", "h", "b", "9"], ["EXPIRE", "h", "100"],
+            ["HGETALL", "h"], ["TTL", "h"], ["TTL", "m"], ["TTL", "s"],
+            ["MULTI"], ["HSET", "t", "f", "v"], ["EXPIRE", "t", "100"], ["EXEC"], ["TTL", "t"],
+            # After GETs (answered together), and GETs after a hash write alone.
+            ["GET", "s"], ["GET", "m"], ["HSET", "g", "f", "v"], ["EXPIRE", "g", "100"],
+            ["GET", "s"], ["HSET", "g", "f", "w"], ["GET", "s"], ["GET", "g"], ["HGETALL", "g"],
+        ]
+        differences = []
+        for protocol in (2, 3):
+            for size in (len(sequence), 1):
+                differences += self.run_sequence(
+                    protocol, lambda in_multi: iter(sequence), "batches of %d" % size,
+                    batch_size=lambda size=size: size)
+        self.assertEqual(differences, [], "\n".join(differences[:10]))
+
     def test_requests_are_parsed_as_redis_server_parses_them(self):
         """Raw requests, inline and multibulk, well and badly formed, on a fresh connection
         each: everything the server answers until an ECHO sent after them comes back, or

@@ -491,6 +491,71 @@ class ExactCache(TwoOrgs):
         self.assertIsNone(r.get("exp:2"))
         self.assertEqual(r.exists("exp:2"), 0)
 
+    def test_a_hash_written_with_the_expire_after_it_is_written_once_with_that_expiry(self):
+        # RedisVL, LiteLLM and LangChain store an entry as a pipelined HSET and an EXPIRE of
+        # its key: the two run as one write of the hash with that expiry (server/RESP.md,
+        # "Pipelines"). Each hash reaches the org's log once; run apart, the EXPIRE rewrites it.
+        # (An org of its own: no other test's writes in its log.)
+        token = pairs(self.server.admin().execute_command("SEALCACHE.CREATEORG", "initech",
+                                                          self.DIM))["token"]
+        r = redis.Redis(port=self.server.port, username="initech", password=token)
+        response = "r" * 4096
+        org_dir = os.path.join(self.server.dir, "data", "orgs", "initech")
+
+        def log_bytes():
+            return sum(os.path.getsize(os.path.join(org_dir, f))
+                       for f in os.listdir(org_dir) if f.endswith(".log"))
+
+        def store(keys, seconds):
+            p = r.pipeline(transaction=False)
+            for key in keys:
+                p.hset(key, mapping={"prompt": key, "response": response})
+                p.expire(key, seconds)
+            return p.execute()
+
+        before = log_bytes()
+        self.assertEqual(store(["once:%d" % i for i in range(50)], 100), [2, True] * 50)
+        self.assertLess(log_bytes() - before, 1.5 * 50 * len(response))
+        for i in range(50):
+            self.assertEqual(r.hget("once:%d" % i, "response"), response.encode())
+            self.assertTrue(95 <= r.ttl("once:%d" % i) <= 100, i)
+        # Apart (two reads of the server), the same answers, and the hash written twice.
+        before = log_bytes()
+        for i in range(50):
+            self.assertEqual(r.hset("apart:%d" % i, mapping={"response": response}), 1)
+            self.assertTrue(r.expire("apart:%d" % i, 100))
+        self.assertGreater(log_bytes() - before, 2 * 50 * len(response))
+
+        # A changed hash takes the EXPIRE's time, later or earlier than its own.
+        p = r.pipeline(transaction=False)
+        p.hset("once:0", "extra", "1")
+        p.pexpire("once:0", 5_000_000)
+        p.hset("once:1", "prompt", "changed")
+        p.expire("once:1", 10)
+        self.assertEqual(p.execute(), [1, True, 0, True])
+        self.assertTrue(4990 <= r.ttl("once:0") <= 5000)
+        self.assertTrue(5 <= r.ttl("once:1") <= 10)
+        self.assertEqual(r.hgetall("once:1"), {b"prompt": b"changed",
+                                               b"response": response.encode()})
+        # A time no write may set: the hash is written with its own expiry, the EXPIRE refused
+        # as on its own; a refused HSET leaves the EXPIRE to run alone on the key it names.
+        r.set("once:string", "s", ex=50)
+        p = r.pipeline(transaction=False)
+        p.hset("once:far", "f", "v")
+        p.expire("once:far", 400 * 86400)
+        p.hset("once:string", "f", "v")
+        p.expire("once:string", 500)
+        far, refused_far, wrong_type, expired = p.execute(raise_on_error=False)
+        self.assertEqual(far, 1)
+        self.assertIsInstance(refused_far, redis.exceptions.ResponseError)
+        self.assertEqual(str(refused_far), self.error_of(r.expire, "once:far", 400 * 86400))
+        self.assertGreater(r.ttl("once:far"), 86000)  # the org's default TTL
+        self.assertIsInstance(wrong_type, redis.exceptions.ResponseError)
+        self.assertTrue(str(wrong_type).startswith("WRONGTYPE"), wrong_type)
+        self.assertTrue(expired)
+        self.assertTrue(495 <= r.ttl("once:string") <= 500)
+        self.assertEqual(r.get("once:string"), b"s")
+
     def test_keys_belong_to_their_org_only(self):
         acme, globex = self.org("acme"), self.org("globex")
         before = globex.dbsize()

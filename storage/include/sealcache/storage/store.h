@@ -476,6 +476,8 @@ class Store {
   // Compacts one org's data (and meta) fully; used by tests and the reaper.
   virtual Status CompactOrg(std::string_view org) = 0;
   virtual const std::string& data_dir() const = 0;
+  // The longest TTL a write may set (StoreOptions::max_ttl_ms).
+  virtual int64_t max_ttl_ms() const = 0;
   // What WAL recovery reported when the store opened: one line per stretch of a WAL that
   // was dropped (a damaged or torn tail: the writes in it are lost) and where recovery
   // stopped. Empty when every WAL replayed cleanly.
