@@ -1007,17 +1007,22 @@ void SetKeyExpiry(Context& c, int64_t unit_ms, bool absolute) {
     return c.out.Error("ERR invalid expire time in '" + Lower(c.args[0]) + "' command");
   }
   const int64_t at = base + *v * unit_ms;
-  NativeCall read(c.service, c.s.session);
-  auto e = ReadEntry(c, read, c.args[1], false);
-  if (e.status().IsNotFound()) return c.out.Integer(0);
-  if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
-  const int64_t current = (*e)->meta()->expires_ms();
-  // Every entry has an expiry: NX never applies, XX always does.
-  if (nx || (gt && at <= current) || (lt && at >= current)) return c.out.Integer(0);
-  if (at <= now) {
-    auto gone = DeleteKey(c, c.args[1]);
-    if (!gone.ok()) return ReplyError(c.out, gone.status(), c.args[0]);
-    return c.out.Integer(*gone ? 1 : 0);
+  // Every entry has an expiry: NX never applies (to a missing key neither), XX always does.
+  if (nx) return c.out.Integer(0);
+  // A time a write may set, without GT or LT (the TTL refresh of a cache hit): the expiry
+  // change itself finds whether the key is there. Else the entry is read first.
+  if (gt || lt || at <= now || at - now > c.facts->max_ttl_ms) {
+    NativeCall read(c.service, c.s.session);
+    auto e = ReadEntry(c, read, c.args[1], false);
+    if (e.status().IsNotFound()) return c.out.Integer(0);
+    if (!e.ok()) return ReplyError(c.out, e.status(), c.args[0]);
+    const int64_t current = (*e)->meta()->expires_ms();
+    if ((gt && at <= current) || (lt && at >= current)) return c.out.Integer(0);
+    if (at <= now) {
+      auto gone = DeleteKey(c, c.args[1]);
+      if (!gone.ok()) return ReplyError(c.out, gone.status(), c.args[0]);
+      return c.out.Integer(*gone ? 1 : 0);
+    }
   }
   auto digest = KeyDigest(c, c.args[1]);
   if (!digest.ok()) return ReplyError(c.out, digest.status(), c.args[0]);
