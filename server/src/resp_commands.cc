@@ -1307,7 +1307,15 @@ void RespCommands::Execute(RespSession& s, const RespCommand& args, RespWriter& 
     if (refused) return out.Error("EXECABORT Transaction discarded because of previous errors.");
     auto run_queue = [&] {
       out.ArrayHeader(queued.size());
-      for (const RespCommand& q : queued) Run(s, q, out);
+      for (size_t i = 0; i < queued.size(); ++i) {
+        // An HSET and the EXPIRE of its key after it (LangChain's RedisCache queues them so)
+        // as one write here too.
+        if (i + 1 < queued.size() && RunWithExpiry(s, queued[i], queued[i + 1], out)) {
+          ++i;
+          continue;
+        }
+        Run(s, queued[i], out);
+      }
     };
     // An admin session has no org and queues no writes (those are refused in MULTI).
     if (s.session.admin) return run_queue();
@@ -1395,7 +1403,12 @@ bool RespCommands::IsHashSet(const RespCommand& args) {
 
 bool RespCommands::ExecuteWithExpiry(RespSession& s, const RespCommand& write,
                                      const RespCommand& next, RespWriter& out) {
-  if (s.in_multi || !s.session.authenticated || s.session.admin) return false;
+  return !s.in_multi && RunWithExpiry(s, write, next, out);
+}
+
+bool RespCommands::RunWithExpiry(RespSession& s, const RespCommand& write, const RespCommand& next,
+                                 RespWriter& out) {
+  if (!s.session.authenticated || s.session.admin) return false;
   if (!IsHashSet(write) || write.size() < 2 || next.size() != 3 || next[1] != write[1]) {
     return false;
   }

@@ -75,15 +75,19 @@ class RespCommands {
   static bool IsHashSet(const RespCommand& args);
   // `write` (IsHashSet) and `next`, the request after it, when `next` is `EXPIRE|PEXPIRE key
   // time` of the same key with a time a write may set: the way RedisVL, LiteLLM and LangChain
-  // store an entry (pipelined). Outside MULTI the two run as one write of the hash with that
-  // expiry (instead of the hash written and then rewritten, with its vector, by the EXPIRE),
-  // and both replies are written, in order, as each would have been; if the write is refused,
-  // the EXPIRE runs on its own after it. True once both are answered; false, with nothing
-  // run, when the two are not such a pair (Execute each then).
+  // store an entry (pipelined). Outside MULTI (EXEC does the same with the queued ones) the
+  // two run as one write of the hash with that expiry (instead of the hash written and then
+  // rewritten, with its vector, by the EXPIRE), and both replies are written, in order, as
+  // each would have been; if the write is refused, the EXPIRE runs on its own after it. True
+  // once both are answered; false, with nothing run, when the two are not such a pair
+  // (Execute each then).
   bool ExecuteWithExpiry(RespSession& s, const RespCommand& write, const RespCommand& next,
                          RespWriter& out);
 
  private:
+  // ExecuteWithExpiry in or out of a transaction (EXEC runs its queue with it).
+  bool RunWithExpiry(RespSession& s, const RespCommand& write, const RespCommand& next,
+                     RespWriter& out);
   // Execute without the transaction commands: one command's reply.
   void Run(RespSession& s, const RespCommand& args, RespWriter& out, WriteExpiry* expiry = nullptr);
 

@@ -533,6 +533,16 @@ class ExactCache(TwoOrgs):
             self.assertEqual(r.hset("apart:%d" % i, mapping={"response": response}), 1)
             self.assertTrue(r.expire("apart:%d" % i, 100))
         self.assertGreater(log_bytes() - before, 2 * 50 * len(response))
+        # Queued in a MULTI (LangChain's RedisCache: redis-py's default pipeline), at the EXEC.
+        before = log_bytes()
+        p = r.pipeline()
+        for i in range(50):
+            p.hset("multi:%d" % i, mapping={"response": response})
+            p.expire("multi:%d" % i, 100)
+        self.assertEqual(p.execute(), [1, True] * 50)
+        self.assertLess(log_bytes() - before, 1.5 * 50 * len(response))
+        for i in range(50):
+            self.assertTrue(95 <= r.ttl("multi:%d" % i) <= 100, i)
 
         # A changed hash takes the EXPIRE's time, later or earlier than its own.
         p = r.pipeline(transaction=False)
