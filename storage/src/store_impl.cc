@@ -1888,7 +1888,19 @@ Result<EntryMeta> StoreImpl::SetEntryExpiry(OrgState& org_ref, const Digest& dig
   SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMetaToWrite(*org, digest, pending));
   if (meta.expires_ms <= now) return Status::NotFound("entry expired");
   std::string payload, vector;
-  rocksdb::Status s = ReadRecord(*org, org->db->data(), PayloadKey(digest), &payload, pending);
+  // The payload record from the table of hot values when it holds the entry (a cache hit's
+  // refresh follows its read or its write; under the digest's lock the table's copy is the
+  // database's), else from the files.
+  ValueCache::Ticket ticket;
+  const bool cached =
+      pending == nullptr && value_cache_->Read(
+                                org->db->incarnation, digest,
+                                [&](int64_t expiry, std::span<const uint8_t> bytes) {
+                                  payload = EncodePayloadValue(expiry, bytes);
+                                },
+                                &ticket);
+  rocksdb::Status s;
+  if (!cached) s = ReadRecord(*org, org->db->data(), PayloadKey(digest), &payload, pending);
   if (!s.ok()) return FromRocks(s, "cannot read payload of org " + org->id);
   if (payload.size() < kExpirySize) return Status::Corruption("payload record is truncated");
   if (meta.vector_slot != kNoVectorSlot) {

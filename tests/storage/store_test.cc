@@ -649,6 +649,38 @@ TEST_F(StoreTest, APutOverALiveEntryReadsNothingAndOverAnExpiredOneRemovesItsRec
   EXPECT_EQ(reopened->logical_bytes, stats->logical_bytes);
 }
 
+// An expiry change rewrites the payload record with the new expiry: from the table of hot
+// values when it holds the entry (a cache hit's refresh follows its read or its write), so
+// it reads nothing from the database then; the payload is the same either way, also after
+// a restart.
+TEST_P(StoreTableOnOffTest, AnExpiryChangeTakesThePayloadFromTheTableWhenItHoldsIt) {
+  Open(TableOptions());
+  CreateOrg("acme");
+  ASSERT_TRUE(PutExact(*store_, 1, "the payload", 60'000).ok());
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  rocksdb::get_perf_context()->Reset();
+  auto changed = store_->SetExpiry("acme", MakeDigest(1), clock_.NowMillis() + 120'000);
+  const uint64_t memtable_reads = rocksdb::get_perf_context()->get_from_memtable_count;
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  if (GetParam()) {
+    EXPECT_EQ(memtable_reads, 0u);
+  } else {
+    EXPECT_GT(memtable_reads, 0u);
+  }
+  for (int restarted = 0; restarted < 2; ++restarted) {
+    auto e = store_->Get("acme", MakeDigest(1));
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    EXPECT_EQ(std::string(e->payload.begin(), e->payload.end()), "the payload");
+    EXPECT_EQ(e->meta.expires_ms, changed->expires_ms);
+    Open(TableOptions());
+  }
+  // Past the old expiry and before the new one, a compaction keeps the entry.
+  clock_.Advance(90'000);
+  ASSERT_TRUE(store_->CompactOrg("acme").ok());
+  EXPECT_EQ(PayloadOf("acme", 1), "the payload");
+}
+
 TEST_F(StoreTest, AnExactOnlyEntryHasNoVectorAndLivesLikeAnyOther) {
   Open();
   CreateOrg("acme");
