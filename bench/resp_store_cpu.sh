@@ -2,9 +2,10 @@
 # Server CPU per entry stored over the Redis protocol as RedisVL's SemanticCache stores one
 # (bench/resp_store_load.py: pipelined HSET of a 384-d vector and a 2 KiB response, then
 # EXPIRE; 16 entries a pipeline), each binary in turn (A B A B ...) on a fresh data
-# directory; with MODE=hset the HSETs alone, the floor a store can reach.
+# directory; with MODE=multi the same pairs in MULTI ... EXEC, with MODE=hset the HSETs
+# alone, the floor a store can reach.
 #
-#   [MODE=store|hset] bench/resp_store_cpu.sh ROUNDS ENTRIES SEALCACHED...
+#   [MODE=store|multi|hset] bench/resp_store_cpu.sh ROUNDS ENTRIES SEALCACHED...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/server_common.sh

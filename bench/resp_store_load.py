@@ -7,7 +7,9 @@ per entry. Used by resp_store_cpu.sh; call /usr/bin/python3.
 
   resp_store_load.py PORT ADMIN_TOKEN SERVER_PID ENTRIES MODE
 
-MODE `store` sends HSET + EXPIRE, `hset` the HSETs alone (the floor a store can reach).
+MODE `store` sends HSET + EXPIRE, `multi` the same in a MULTI ... EXEC (redis-py's default
+pipeline, as LangChain's RedisCache stores), `hset` the HSETs alone (the floor a store can
+reach).
 """
 import os
 import struct
@@ -43,14 +45,14 @@ def main():
     before = server_cpu_s(pid)
     start = time.time()
     for first in range(0, entries, PIPELINE):
-        p = r.pipeline(transaction=False)
+        p = r.pipeline(transaction=(mode == "multi"))
         for i in range(first, min(first + PIPELINE, entries)):
             key = "llmcache:%08x" % i
             now = "%.6f" % time.time()
             p.hset(key, mapping={"prompt": "prompt %d" % i, "response": response,
                                  "prompt_vector": vectors[i % len(vectors)],
                                  "inserted_at": now, "updated_at": now})
-            if mode == "store":
+            if mode in ("store", "multi"):
                 p.expire(key, TTL_S)
         p.execute()
     elapsed = time.time() - start
