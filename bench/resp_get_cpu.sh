@@ -9,7 +9,8 @@
 #
 # WARM=N sends N GETs (pipelined by 16) before the measured ones. COMMAND=set measures SETs
 # of 2 KiB instead (over the loaded keys: each replaces an entry), their flushes and
-# compactions included as far as they run within the run and 2.5 s after it. A SEALCACHED
+# compactions included as far as they run within the run and 2.5 s after it; COMMAND=expire
+# measures `EXPIRE key 3600` of the loaded keys (a cache hit's TTL refresh). A SEALCACHED
 # may be a wrapper script that adds options (e.g. --value-cache-bytes) to a binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,13 @@ rounds=$1 pipeline=$2 requests=$3
 shift 3
 ticks=$(getconf CLK_TCK)
 command=${COMMAND:-get}
-label=${command^^}
+if [[ $command == expire ]]; then
+  run=(EXPIRE key:__rand_int__ 3600)
+  label="EXPIRE key:__rand_int__ 3600"
+else
+  run=(-t "$command")
+  label=${command^^}
+fi
 for ((r = 1; r <= rounds; r++)); do
   for bin in "$@"; do
     work=$(mktemp -d)
@@ -33,11 +40,11 @@ for ((r = 1; r <= rounds; r++)); do
         -q >/dev/null 2>&1
     fi
     cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    rate=$(redis-benchmark -p "$port" "${auth[@]}" -t "$command" -d 2048 -c 16 -n "$requests" \
-      -r 100000 -P "$pipeline" --csv 2>/dev/null | awk -F'"' "/\"$label\"/ {print int(\$4)}")
+    rate=$(redis-benchmark -p "$port" "${auth[@]}" -d 2048 -c 16 -n "$requests" -r 100000 \
+      -P "$pipeline" --csv "${run[@]}" 2>/dev/null | awk -F'"' "/\"$label\"/ {print int(\$4)}")
     sleep 2.5  # hit counts are flushed about every second
     cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-    /usr/bin/python3 -c "print('round $r $(basename "$bin"): $label -P $pipeline %d/s, server CPU %.1f us per $label' % ($rate, ($cpu1 - $cpu0) * 1e6 / $ticks / $requests))"
+    /usr/bin/python3 -c "print('round $r $(basename "$bin"): ${command^^} -P $pipeline %d/s, server CPU %.1f us per ${command^^}' % ($rate, ($cpu1 - $cpu0) * 1e6 / $ticks / $requests))"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     rm -rf "$work"
