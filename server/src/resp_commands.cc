@@ -1392,13 +1392,7 @@ void RespCommands::ExecuteGets(RespSession& s, std::span<const RespCommand> gets
 }
 
 bool RespCommands::IsHashSet(const RespCommand& args) {
-  if (args.empty()) return false;
-  const std::string& n = args[0];
-  auto is = [&n](std::string_view name) {
-    return n.size() == name.size() && std::equal(n.begin(), n.end(), name.begin(),
-                                                 [](char a, char b) { return (a | 0x20) == b; });
-  };
-  return is("hset") || is("hmset");
+  return !args.empty() && (EqualsIgnoreCase(args[0], "hset") || EqualsIgnoreCase(args[0], "hmset"));
 }
 
 bool RespCommands::ExecuteWithExpiry(RespSession& s, const RespCommand& write,

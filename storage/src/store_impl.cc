@@ -953,15 +953,14 @@ Result<EntryMeta> StoreImpl::ReadMetaToWrite(const OrgState& org, const Digest& 
   return ReadMeta(org, digest, {}, pending);
 }
 
-Result<StoreImpl::Replaced> StoreImpl::EntryToReplace(const OrgState& org, const Digest& digest,
-                                                      int64_t now, PendingWrites* pending) {
+Result<CapacityTracker::Live> StoreImpl::EntryToReplace(const OrgState& org, const Digest& digest,
+                                                        int64_t now, PendingWrites* pending) {
   if (pending == nullptr) {
-    if (auto live = org.capacity->FindLive(digest, now)) {
-      return Replaced{live->expires_ms, live->vector_slot, live->bytes};
-    }
+    if (auto live = org.capacity->FindLive(digest, now)) return *live;
   }
   SC_ASSIGN_OR_RETURN(EntryMeta old, ReadMetaToWrite(org, digest, pending));
-  return Replaced{old.expires_ms, old.vector_slot, EntryLogicalBytes(old, org.config.dimension)};
+  return CapacityTracker::Live{old.expires_ms, old.vector_slot,
+                               EntryLogicalBytes(old, org.config.dimension)};
 }
 
 Result<std::vector<uint8_t>> StoreImpl::ReadPayload(const OrgState& org, const Digest& digest,

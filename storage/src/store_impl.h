@@ -256,18 +256,14 @@ class StoreImpl final : public Store {
   // it).
   Result<EntryMeta> ReadMetaToWrite(const OrgState& org, const Digest& digest,
                                     PendingWrites* pending);
-  // The entry a put of `digest` replaces, as far as the put needs it (none: NotFound).
-  struct Replaced {
-    int64_t expires_ms = 0;
-    uint64_t vector_slot = kNoVectorSlot;
-    uint64_t bytes = 0;  // EntryLogicalBytes
-  };
-  // REQUIRES: the caller holds the digest's lock. Outside a transaction the capacity tracker
-  // answers for a live entry (under the lock it knows the entry as the database has it), so
-  // a put over a live key reads nothing; else ReadMetaToWrite (an expired entry's records may
-  // still be there, and its vector record is deleted with them).
-  Result<Replaced> EntryToReplace(const OrgState& org, const Digest& digest, int64_t now,
-                                  PendingWrites* pending);
+  // The entry a put of `digest` replaces, as far as the put needs it (none: NotFound); its
+  // expiry may have passed. REQUIRES: the caller holds the digest's lock. Outside a
+  // transaction the capacity tracker answers for a live entry (under the lock it knows the
+  // entry as the database has it), so a put over a live key reads nothing; else
+  // ReadMetaToWrite (an expired entry's records may still be there, and its vector record is
+  // deleted with them).
+  Result<CapacityTracker::Live> EntryToReplace(const OrgState& org, const Digest& digest,
+                                               int64_t now, PendingWrites* pending);
   // Corruption if missing; `expires_ms` (if given) receives the record's expiry prefix.
   Result<std::vector<uint8_t>> ReadPayload(const OrgState& org, const Digest& digest,
                                            const rocksdb::ReadOptions& ro = {},
