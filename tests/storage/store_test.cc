@@ -650,9 +650,8 @@ TEST_F(StoreTest, APutOverALiveEntryReadsNothingAndOverAnExpiredOneRemovesItsRec
 }
 
 // An expiry change rewrites the payload record with the new expiry: from the table of hot
-// values when it holds the entry (a cache hit's refresh follows its read or its write), so
-// it reads nothing from the database then; the payload is the same either way, also after
-// a restart.
+// values when it holds the entry (one written or read by key recently), so it reads nothing
+// from the database then; the payload is the same either way, also after a restart.
 TEST_P(StoreTableOnOffTest, AnExpiryChangeTakesThePayloadFromTheTableWhenItHoldsIt) {
   Open(TableOptions());
   CreateOrg("acme");
