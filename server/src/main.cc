@@ -2,8 +2,11 @@
 // and unit; options can also come from a config file (--config, one "name = value" a line).
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -46,6 +49,18 @@ void RecordKeyLoadFailure(const std::string& data_dir, const std::string& provid
   if (!log.ok()) return;
   (void)(*log)->Record("master_key_load_failed",
                        {{"provider", provider}, {"error", why.ToString()}});
+}
+
+// SIGTERM's and SIGINT's handler, run only on a thread that does not block them: a thread a
+// library started before main (OpenBLAS's pool, loaded with FAISS) inherited no mask, and the
+// kernel hands a process-directed signal to such a thread whenever the main thread is not
+// waiting in sigwait yet (still starting, or printing its banner); the default action there
+// would end the process without draining. Sends the signal on to the main thread (its id is
+// the process id), which blocks it until its sigwait takes it. Async-signal-safe.
+void ForwardToMainThread(int sig) {
+  const int saved_errno = errno;
+  syscall(SYS_tgkill, getpid(), getpid(), sig);
+  errno = saved_errno;
 }
 
 }  // namespace
@@ -248,12 +263,20 @@ int main(int argc, char** argv) {
   for (const auto& w : master->warnings)
     std::fprintf(stderr, "sealcached: WARNING: %s\n", w.c_str());
 
-  // Signals are waited for by this thread; every other thread inherits the blocked mask.
+  // Signals are waited for by this thread; every thread started from here on inherits the
+  // blocked mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Then, never before (this thread would forward to itself forever), the handler for the
+  // threads that started before main.
+  struct sigaction forward = {};
+  forward.sa_handler = ForwardToMainThread;
+  sigemptyset(&forward.sa_mask);
+  sigaction(SIGTERM, &forward, nullptr);
+  sigaction(SIGINT, &forward, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   auto server = sealcache::server::Server::Start(o, master->key);
