@@ -1591,6 +1591,10 @@ std::vector<Result<StoredValue>> StoreImpl::GetValues(std::string_view org_id,
   return out;
 }
 
+// A batch of reads (a lookup's answers): each entry from the table of hot values when it holds
+// it, as a Get reads; the rest with one MultiGet of their meta records and one of their
+// payloads, which then fill the table as a Get's misses do (its admission decides), so that an
+// entry a lookup returns often is read there next time, and so is an expiry change's payload.
 std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
                                                std::span<const Digest> digests, bool with_payload) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
@@ -1598,70 +1602,106 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   if (!org_or.ok()) return std::vector<Result<Entry>>(digests.size(), org_or.status());
   OrgState* org = *org_or;
   const size_t n = digests.size();
-  std::vector<std::string> meta_keys(n), payload_keys(n);
-  std::vector<rocksdb::Slice> meta_slices(n), payload_slices;
-  for (size_t i = 0; i < n; ++i) {
-    meta_keys[i] = EntryKey(org->id, digests[i]);
-    meta_slices[i] = meta_keys[i];
-  }
-  std::vector<rocksdb::PinnableSlice> meta_values(n);
-  std::vector<rocksdb::Status> statuses(n);
-  org->db->db->MultiGet({}, org->db->meta(), n, meta_slices.data(), meta_values.data(),
-                        statuses.data());
   const int64_t now = clock_->NowMillis();
-  std::vector<Result<Entry>> out;
-  out.reserve(n);
-  std::vector<size_t> want_payload;
+  const uint64_t db = org->db->incarnation;
+  std::vector<std::optional<Result<Entry>>> found(n);
+  std::vector<ValueCache::Ticket> tickets(n);
+  std::vector<size_t> read;  // the positions the table did not answer
+  read.reserve(n);
+  if (n > 1) value_cache_->Prefetch(db, digests);
   for (size_t i = 0; i < n; ++i) {
-    org->counters.gets++;
-    if (!statuses[i].ok()) {
-      org->counters.misses++;
-      out.emplace_back(statuses[i].IsNotFound() ? Status::NotFound("no entry with this digest")
-                                                : FromRocks(statuses[i], "multiget failed"));
+    std::string record;
+    Entry entry;
+    int64_t cached_expiry = 0;
+    const bool cached = with_payload ? value_cache_->Lookup(db, digests[i], &cached_expiry,
+                                                            &entry.payload, &tickets[i], &record)
+                                     : value_cache_->CachedMeta(db, digests[i], &record);
+    if (!cached) {
+      read.push_back(i);
       continue;
     }
-    auto meta = DecodeEntryMeta(View(meta_values[i]), digests[i]);
+    auto meta = DecodeEntryMeta(record, digests[i]);
     if (!meta.ok()) {
-      out.emplace_back(meta.status());
+      found[i] = meta.status();
       continue;
     }
-    if (meta->expires_ms <= now) {
-      org->counters.misses++;
-      out.emplace_back(Status::NotFound("entry expired"));
+    entry.meta = std::move(meta).value();
+    found[i] = std::move(entry);
+  }
+  const size_t m = read.size();
+  std::vector<std::string> meta_keys(m);
+  std::vector<rocksdb::Slice> meta_slices(m);
+  for (size_t j = 0; j < m; ++j) {
+    meta_keys[j] = EntryKey(org->id, digests[read[j]]);
+    meta_slices[j] = meta_keys[j];
+  }
+  std::vector<rocksdb::PinnableSlice> meta_values(m);
+  std::vector<rocksdb::Status> statuses(m);
+  if (m > 0) {
+    org->db->db->MultiGet({}, org->db->meta(), m, meta_slices.data(), meta_values.data(),
+                          statuses.data());
+  }
+  std::vector<size_t> want_payload;  // positions in `read`
+  for (size_t j = 0; j < m; ++j) {
+    std::optional<Result<Entry>>& slot = found[read[j]];
+    if (!statuses[j].ok()) {
+      slot = statuses[j].IsNotFound() ? Status::NotFound("no entry with this digest")
+                                      : FromRocks(statuses[j], "multiget failed");
       continue;
     }
-    org->counters.hits++;
-    if (org->ordered.load(std::memory_order_relaxed)) org->capacity->Touch(digests[i], now);
-    out.emplace_back(Entry{std::move(meta).value(), {}});
-    if (with_payload) want_payload.push_back(i);
+    auto meta = DecodeEntryMeta(View(meta_values[j]), digests[read[j]]);
+    if (!meta.ok()) {
+      slot = meta.status();
+      continue;
+    }
+    slot = Entry{std::move(meta).value(), {}};
+    if (with_payload && (*slot)->meta.expires_ms > now) want_payload.push_back(j);
   }
-  if (want_payload.empty()) return out;
-  const size_t m = want_payload.size();
-  payload_keys.resize(m);
-  payload_slices.resize(m);
-  for (size_t j = 0; j < m; ++j) {
-    payload_keys[j] = PayloadKey(digests[want_payload[j]]);
-    payload_slices[j] = payload_keys[j];
+  const size_t w = want_payload.size();
+  std::vector<std::string> payload_keys(w);
+  std::vector<rocksdb::Slice> payload_slices(w);
+  for (size_t k = 0; k < w; ++k) {
+    payload_keys[k] = PayloadKey(digests[read[want_payload[k]]]);
+    payload_slices[k] = payload_keys[k];
   }
-  std::vector<rocksdb::PinnableSlice> payloads(m);
-  std::vector<rocksdb::Status> payload_statuses(m);
-  org->db->db->MultiGet({}, org->db->data(), m, payload_slices.data(), payloads.data(),
-                        payload_statuses.data());
-  for (size_t j = 0; j < m; ++j) {
-    Result<Entry>& slot = out[want_payload[j]];
-    const rocksdb::Status& s = payload_statuses[j];
+  std::vector<rocksdb::PinnableSlice> payloads(w);
+  std::vector<rocksdb::Status> payload_statuses(w);
+  if (w > 0) {
+    org->db->db->MultiGet({}, org->db->data(), w, payload_slices.data(), payloads.data(),
+                          payload_statuses.data());
+  }
+  for (size_t k = 0; k < w; ++k) {
+    const size_t j = want_payload[k], i = read[j];
+    Result<Entry>& slot = *found[i];
+    const rocksdb::Status& s = payload_statuses[k];
     if (!s.ok() && !s.IsNotFound()) {
       slot = FromRocks(s, "cannot read payload");
       continue;
     }
-    if (!s.ok() || payloads[j].size() < kExpirySize ||
-        *ValueExpiry(View(payloads[j])) != slot->meta.expires_ms) {
+    if (!s.ok() || payloads[k].size() < kExpirySize ||
+        *ValueExpiry(View(payloads[k])) != slot->meta.expires_ms) {
       // Deleted or replaced between the two reads (or damaged): read it again alone.
-      slot = ReadEntry(*org, digests[want_payload[j]], true);
+      slot = ReadEntry(*org, digests[i], true);
       continue;
     }
-    const std::span<const uint8_t> payload = PayloadBytes(payloads[j]);
+    const std::span<const uint8_t> payload = PayloadBytes(payloads[k]);
+    value_cache_->Fill(db, digests[i], tickets[i], slot->meta.expires_ms, payload,
+                       View(meta_values[j]));
     slot->payload.assign(payload.begin(), payload.end());
+  }
+  std::vector<Result<Entry>> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    Result<Entry>& r = *found[i];
+    org->counters.gets++;
+    if (r.ok() && r->meta.expires_ms <= now) r = Status::NotFound("entry expired");
+    if (r.ok()) {
+      org->counters.hits++;
+      if (org->ordered.load(std::memory_order_relaxed)) org->capacity->Touch(digests[i], now);
+    } else if (r.status().code() == Status::Code::kNotFound) {
+      org->counters.misses++;
+    }
+    out.push_back(std::move(r));
   }
   return out;
 }

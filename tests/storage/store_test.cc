@@ -527,6 +527,18 @@ uint64_t MemtableReadsDuring(Fn&& fn) {
   return reads;
 }
 
+// The bytes of values RocksDB's MultiGets returned on this thread while `fn` runs, from the
+// memtables or the files.
+template <typename Fn>
+uint64_t MultiGetBytesDuring(Fn&& fn) {
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+  rocksdb::get_perf_context()->Reset();
+  fn();
+  const uint64_t bytes = rocksdb::get_perf_context()->multiget_read_bytes;
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+  return bytes;
+}
+
 Result<PutResult> PutExact(Store& store, uint64_t i, std::string_view payload, int64_t ttl_ms,
                            PutRequest::Condition condition = PutRequest::Condition::kAlways,
                            bool keep_expiry = false, bool return_previous = false) {
@@ -684,6 +696,76 @@ TEST_P(StoreTableOnOffTest, AnExpiryChangeTakesThePayloadFromTheTableWhenItHolds
   clock_.Advance(90'000);
   ASSERT_TRUE(store_->CompactOrg("acme").ok());
   EXPECT_EQ(PayloadOf("acme", 1), "the payload");
+}
+
+// A batch read (a lookup's answers) takes each entry from the table of hot values when it
+// holds it (the puts offer theirs), reading nothing from the database then, and fills the
+// table from the rest as a Get does (at a key's third miss): the same entries, payloads,
+// misses and counts either way, and every write seen at once.
+TEST_P(StoreTableOnOffTest, ABatchReadTakesWhatTheTableHoldsAndFillsItLikeAGet) {
+  Open(TableOptions());
+  CreateOrg("acme");
+  for (uint64_t i = 1; i <= 3; ++i) ASSERT_TRUE(Put("acme", i, "p" + std::to_string(i)).ok());
+  ASSERT_TRUE(Put("acme", 4, "short-lived", 1'000).ok());
+  clock_.Advance(2'000);
+  const std::vector<Digest> batch = {MakeDigest(1), MakeDigest(2), MakeDigest(3), MakeDigest(4),
+                                     MakeDigest(5)};
+  auto expect_batch = [&](const std::vector<Result<Entry>>& got, bool with_payload) {
+    ASSERT_EQ(got.size(), batch.size());
+    for (uint64_t i = 1; i <= 3; ++i) {
+      const Result<Entry>& e = got[i - 1];
+      ASSERT_TRUE(e.ok()) << i << ": " << e.status().ToString();
+      EXPECT_EQ(e->meta.digest, MakeDigest(i));
+      EXPECT_EQ(std::string(e->payload.begin(), e->payload.end()),
+                with_payload ? "p" + std::to_string(i) : "");
+    }
+    EXPECT_TRUE(got[3].status().IsNotFound()) << "expired";
+    EXPECT_TRUE(got[4].status().IsNotFound()) << "never written";
+  };
+  std::vector<Result<Entry>> got;
+  const uint64_t live_reads =
+      MultiGetBytesDuring([&] { got = store_->MultiGet("acme", std::span(batch).first(3), true); });
+  if (GetParam()) {
+    EXPECT_EQ(live_reads, 0u) << "the puts offered all three";
+  } else {
+    EXPECT_GT(live_reads, 0u);
+  }
+  expect_batch(store_->MultiGet("acme", batch, /*with_payload=*/true), true);
+  expect_batch(store_->MultiGet("acme", batch, /*with_payload=*/false), false);
+  auto stats = store_->Stats("acme");
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->gets, 13u);
+  EXPECT_EQ(stats->hits, 9u);
+  EXPECT_EQ(stats->misses, 4u);
+
+  // A write is seen by the next batch read.
+  ASSERT_TRUE(Put("acme", 2, "replaced").ok());
+  ASSERT_TRUE(store_->Delete("acme", MakeDigest(3)).ok());
+  got = store_->MultiGet("acme", batch, true);
+  ASSERT_TRUE(got[1].ok());
+  EXPECT_EQ(std::string(got[1]->payload.begin(), got[1]->payload.end()), "replaced");
+  EXPECT_TRUE(got[2].status().IsNotFound());
+
+  // After a restart the table is empty: the third batch read of an entry caches it, and the
+  // fourth reads nothing from the database (with the table).
+  Open(TableOptions());
+  for (int read = 1; read <= 4; ++read) {
+    const uint64_t reads = MultiGetBytesDuring(
+        [&] { got = store_->MultiGet("acme", std::span(batch).first(1), true); });
+    ASSERT_TRUE(got[0].ok()) << got[0].status().ToString();
+    EXPECT_EQ(std::string(got[0]->payload.begin(), got[0]->payload.end()), "p1");
+    if (GetParam() && read == 4) {
+      EXPECT_EQ(reads, 0u);
+    } else {
+      EXPECT_GT(reads, 0u) << "read " << read;
+    }
+  }
+  // The cached copy is forgotten by the next write of the entry.
+  ASSERT_TRUE(store_->SetExpiry("acme", MakeDigest(1), clock_.NowMillis() + 120'000).ok());
+  ASSERT_TRUE(Put("acme", 1, "rewritten").ok());
+  got = store_->MultiGet("acme", std::span(batch).first(1), true);
+  ASSERT_TRUE(got[0].ok());
+  EXPECT_EQ(std::string(got[0]->payload.begin(), got[0]->payload.end()), "rewritten");
 }
 
 TEST_F(StoreTest, AnExactOnlyEntryHasNoVectorAndLivesLikeAnyOther) {
