@@ -1927,9 +1927,9 @@ Result<EntryMeta> StoreImpl::SetEntryExpiry(OrgState& org_ref, const Digest& dig
   SC_ASSIGN_OR_RETURN(EntryMeta meta, ReadMetaToWrite(*org, digest, pending));
   if (meta.expires_ms <= now) return Status::NotFound("entry expired");
   std::string payload, vector;
-  // The payload record from the table of hot values when it holds the entry (one written or
-  // read by key recently; under the digest's lock the table's copy is the database's), else
-  // from the files.
+  // The payload record from the table of hot values when it holds the entry (one written,
+  // read by key or returned by lookups recently; under the digest's lock the table's copy is
+  // the database's), else from the files.
   ValueCache::Ticket ticket;
   const bool cached =
       pending == nullptr && value_cache_->Read(

@@ -13,8 +13,9 @@
 // displaces a value being read.
 //
 // A value may carry its entry's meta record too (a native Get reads both: one probe instead
-// of a memtable search for the meta), cached by a read of both; RESP reads of the payload
-// alone use the same slot. A writer of a live entry (a put that replaces it, a delete, an
+// of a memtable search for the meta), cached by a read of both (a Get, or a lookup's batch
+// read of its answers, StoreImpl::MultiGet); RESP reads of the payload alone use the same
+// slot. A writer of a live entry (a put that replaces it, a delete, an
 // expiry change, the hit counts' writes) reads the meta record here too, under the digest's
 // lock (CachedMeta).
 //
