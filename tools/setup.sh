@@ -14,6 +14,8 @@ JOBS=${JOBS:-$(nproc)}
 PACKAGES=(
   cmake g++ make pkg-config ccache
   libssl-dev
+  # AES-256-GCM with VAES/AVX-512 for the encrypted files' chunks (crypto/src/fast_gcm.h).
+  libipsec-mb-dev
   librocksdb-dev rocksdb-tools libzstd-dev liblz4-dev libsnappy-dev libbz2-dev
   libfaiss-dev libopenblas-dev
   libflatbuffers-dev flatbuffers-compiler

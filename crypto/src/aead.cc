@@ -6,13 +6,18 @@
 #include <cstring>
 
 #include "evp_context_pool.h"
+#include "fast_gcm.h"
 #include "sealcache/crypto/random.h"
 
 namespace sealcache::crypto {
 
 using internal::EvpContextPool;
+using internal::FastGcm;
 
+// One of the two engines: ipsec-mb's AVX-512 GCM where this CPU runs it (fast_gcm.h), else
+// OpenSSL's EVP with pooled contexts.
 struct Aead::Impl {
+  std::unique_ptr<FastGcm> fast;
   std::unique_ptr<EvpContextPool> seal_pool;
   std::unique_ptr<EvpContextPool> open_pool;
 };
@@ -20,6 +25,11 @@ struct Aead::Impl {
 namespace {
 
 constexpr size_t kHeaderSize = 1 + Aead::kNonceSize;
+
+Status AuthenticationFailed() {
+  return Status::Corruption(
+      "authentication failed: wrong key, wrong associated data, or tampered ciphertext");
+}
 
 Status CheckLength(size_t n) {
   // EVP update lengths are ints.
@@ -30,11 +40,18 @@ Status CheckLength(size_t n) {
 }
 
 // Seals into out = nonce | ciphertext | tag (kRawOverhead + plaintext.size() bytes).
-Status SealRawInto(EvpContextPool& pool, std::span<const uint8_t> nonce,
+// With `fast` if there is one, else with a context of `pool`.
+Status SealRawInto(const FastGcm* fast, EvpContextPool* pool, std::span<const uint8_t> nonce,
                    std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
   SC_RETURN_IF_ERROR(CheckLength(plaintext.size()));
   SC_RETURN_IF_ERROR(CheckLength(aad.size()));
-  SC_ASSIGN_OR_RETURN(auto lease, pool.Acquire());
+  if (fast != nullptr) {
+    std::memmove(out, nonce.data(), Aead::kNonceSize);
+    uint8_t* body = out + Aead::kNonceSize;
+    fast->Seal(out, plaintext, aad, body, body + plaintext.size());
+    return Status::Ok();
+  }
+  SC_ASSIGN_OR_RETURN(auto lease, pool->Acquire());
   EVP_CIPHER_CTX* ctx = lease.get();
   std::memcpy(out, nonce.data(), Aead::kNonceSize);
   uint8_t* body = out + Aead::kNonceSize;
@@ -55,10 +72,10 @@ Status SealRawInto(EvpContextPool& pool, std::span<const uint8_t> nonce,
 }
 
 // Seals into out[0 .. kOverhead + plaintext.size()): the version byte, then SealRawInto.
-Status SealInto(EvpContextPool& pool, std::span<const uint8_t> nonce,
+Status SealInto(const FastGcm* fast, EvpContextPool* pool, std::span<const uint8_t> nonce,
                 std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
   out[0] = Aead::kFormatVersion;
-  return SealRawInto(pool, nonce, plaintext, aad, out + 1);
+  return SealRawInto(fast, pool, nonce, plaintext, aad, out + 1);
 }
 
 }  // namespace
@@ -71,8 +88,11 @@ Result<std::unique_ptr<Aead>> Aead::New(const SecretBytes& key) {
     return Status::InvalidArgument("AES-256-GCM needs a 32-byte key");
   }
   auto impl = std::make_unique<Impl>();
-  SC_ASSIGN_OR_RETURN(impl->seal_pool, EvpContextPool::New(EVP_aes_256_gcm(), key, true));
-  SC_ASSIGN_OR_RETURN(impl->open_pool, EvpContextPool::New(EVP_aes_256_gcm(), key, false));
+  impl->fast = FastGcm::New(key);
+  if (impl->fast == nullptr) {
+    SC_ASSIGN_OR_RETURN(impl->seal_pool, EvpContextPool::New(EVP_aes_256_gcm(), key, true));
+    SC_ASSIGN_OR_RETURN(impl->open_pool, EvpContextPool::New(EVP_aes_256_gcm(), key, false));
+  }
   return std::unique_ptr<Aead>(new Aead(std::move(impl)));
 }
 
@@ -90,7 +110,8 @@ Result<std::vector<uint8_t>> Aead::SealWithNonceForTesting(std::span<const uint8
   SC_RETURN_IF_ERROR(CheckLength(plaintext.size()));
   SC_RETURN_IF_ERROR(CheckLength(aad.size()));
   std::vector<uint8_t> out(kOverhead + plaintext.size());
-  SC_RETURN_IF_ERROR(SealInto(*impl_->seal_pool, nonce, plaintext, aad, out.data()));
+  SC_RETURN_IF_ERROR(
+      SealInto(impl_->fast.get(), impl_->seal_pool.get(), nonce, plaintext, aad, out.data()));
   return out;
 }
 
@@ -116,6 +137,10 @@ Status Aead::OpenBody(const uint8_t* nonce, std::span<const uint8_t> body_span,
   const uint8_t* body = body_span.data();
   uint8_t tag[kTagSize];
   std::memcpy(tag, tag_in, kTagSize);
+  if (impl_->fast != nullptr) {
+    if (!impl_->fast->Open(nonce, body_span, tag, aad, out)) return AuthenticationFailed();
+    return Status::Ok();
+  }
 
   SC_ASSIGN_OR_RETURN(auto lease, impl_->open_pool->Acquire());
   EVP_CIPHER_CTX* ctx = lease.get();
@@ -131,8 +156,7 @@ Status Aead::OpenBody(const uint8_t* nonce, std::span<const uint8_t> body_span,
   }
   if (EVP_DecryptFinal_ex(ctx, out + body_len, &final_len) != 1) {
     OPENSSL_cleanse(out, n);
-    return Status::Corruption(
-        "authentication failed: wrong key, wrong associated data, or tampered ciphertext");
+    return AuthenticationFailed();
   }
   return Status::Ok();
 }
@@ -141,7 +165,7 @@ Status Aead::SealRaw(std::span<const uint8_t> plaintext, std::span<const uint8_t
                      uint8_t* out) const {
   uint8_t nonce[kNonceSize];
   SC_RETURN_IF_ERROR(RandomFill(nonce));
-  return SealRawInto(*impl_->seal_pool, nonce, plaintext, aad, out);
+  return SealRawInto(impl_->fast.get(), impl_->seal_pool.get(), nonce, plaintext, aad, out);
 }
 
 Status NonceSequence::Next(uint8_t* nonce) {
@@ -160,14 +184,14 @@ Status Aead::SealRaw(std::span<const uint8_t> plaintext, std::span<const uint8_t
                      NonceSequence& nonces, uint8_t* out) const {
   uint8_t nonce[kNonceSize];
   SC_RETURN_IF_ERROR(nonces.Next(nonce));
-  return SealRawInto(*impl_->seal_pool, nonce, plaintext, aad, out);
+  return SealRawInto(impl_->fast.get(), impl_->seal_pool.get(), nonce, plaintext, aad, out);
 }
 
 Status Aead::SealRawWithNonceForTesting(std::span<const uint8_t> nonce,
                                         std::span<const uint8_t> plaintext,
                                         std::span<const uint8_t> aad, uint8_t* out) const {
   if (nonce.size() != kNonceSize) return Status::InvalidArgument("nonce must be 12 bytes");
-  return SealRawInto(*impl_->seal_pool, nonce, plaintext, aad, out);
+  return SealRawInto(impl_->fast.get(), impl_->seal_pool.get(), nonce, plaintext, aad, out);
 }
 
 Status Aead::OpenRaw(std::span<const uint8_t> sealed, std::span<const uint8_t> aad,
