@@ -24,43 +24,18 @@ import sys
 import time
 
 import numpy as np
-import redis
 
-DIM = 384
-PIPELINE = 16
-TTL_S = 3600
+from redisvl_common import DIM, PIPELINE, TTL_S, org_with_index, server_cpu_s, wait_until_idle
+
 NOISE = 0.01
 DISTANCE_THRESHOLD = "0.1"
-
-
-def server_cpu_s(pid):
-    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until_idle(pid):
-    """Until the server uses less than 2% of a core over a second, at most two minutes."""
-    last = server_cpu_s(pid)
-    for _ in range(120):
-        time.sleep(1)
-        now = server_cpu_s(pid)
-        if now - last < 0.02:
-            return
-        last = now
 
 
 def main():
     port, admin_token, pid, entries, checks = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
                                                int(sys.argv[4]), int(sys.argv[5]))
     phases = sys.argv[6].split(",")
-    admin = redis.Redis(port=port, username="admin", password=admin_token)
-    reply = admin.execute_command("SEALCACHE.CREATEORG", "store", DIM)
-    token = dict(zip(reply[::2], reply[1::2]))[b"token"].decode()
-    r = redis.Redis(port=port, username="store", password=token)
-    r.execute_command("FT.CREATE", "llmcache", "ON", "HASH", "PREFIX", "1", "llmcache:",
-                      "SCHEMA", "prompt", "TEXT", "response", "TEXT", "prompt_vector",
-                      "VECTOR", "HNSW", "6", "TYPE", "FLOAT32", "DIM", str(DIM),
-                      "DISTANCE_METRIC", "COSINE")
+    r = org_with_index(port, admin_token)
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((entries, DIM), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -75,7 +50,7 @@ def main():
                                  "inserted_at": now, "updated_at": now})
             p.expire(key, TTL_S)
         p.execute()
-    wait_until_idle(pid)
+    wait_until_idle(pid, 120)
 
     skew = float(os.environ.get("SKEW", "0"))
     if skew > 0:

@@ -16,29 +16,13 @@ import struct
 import sys
 import time
 
-import redis
-
-DIM = 384
-PIPELINE = 16
-TTL_S = 3600
-
-
-def server_cpu_s(pid):
-    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from redisvl_common import DIM, PIPELINE, TTL_S, org_with_index, server_cpu_s, wait_until_idle
 
 
 def main():
     port, admin_token, pid, entries, mode = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
                                              int(sys.argv[4]), sys.argv[5])
-    admin = redis.Redis(port=port, username="admin", password=admin_token)
-    reply = admin.execute_command("SEALCACHE.CREATEORG", "store", DIM)
-    token = dict(zip(reply[::2], reply[1::2]))[b"token"].decode()
-    r = redis.Redis(port=port, username="store", password=token)
-    r.execute_command("FT.CREATE", "llmcache", "ON", "HASH", "PREFIX", "1", "llmcache:",
-                      "SCHEMA", "prompt", "TEXT", "response", "TEXT", "prompt_vector",
-                      "VECTOR", "HNSW", "6", "TYPE", "FLOAT32", "DIM", str(DIM),
-                      "DISTANCE_METRIC", "COSINE")
+    r = org_with_index(port, admin_token)
     response = os.urandom(1024).hex()  # 2 KiB, as the other Redis benchmarks
     vectors = [struct.pack("%df" % DIM, *[((i * 7919 + j * 104729) % 1000) / 1000.0 - 0.5
                                           for j in range(DIM)]) for i in range(64)]
@@ -57,14 +41,8 @@ def main():
         p.execute()
     elapsed = time.time() - start
     # The writes' flushes and the index's builds of their vectors count too: wait until the
-    # server idles (less than 2% of a core over a second), at most a minute.
-    last = server_cpu_s(pid)
-    for _ in range(60):
-        time.sleep(1)
-        now_cpu = server_cpu_s(pid)
-        if now_cpu - last < 0.02:
-            break
-        last = now_cpu
+    # server idles, at most a minute.
+    wait_until_idle(pid, 60)
     used = server_cpu_s(pid) - before
     print("%s: %d entries, %.0f /s, server CPU %.1f us an entry" %
           (mode, entries, entries / elapsed, used * 1e6 / entries))

@@ -516,27 +516,28 @@ TEST_F(StoreTest, TokensAreFoundByHashRevokedAndDroppedWithTheirOrg) {
 
 // ---- Exact-only entries, put conditions and expiry changes (the Redis-protocol front) ------
 
-// The memtable reads RocksDB counts on this thread while `fn` runs (its perf context).
+// A count of RocksDB's perf context on this thread while `fn` runs.
 template <typename Fn>
-uint64_t MemtableReadsDuring(Fn&& fn) {
+uint64_t PerfCountDuring(uint64_t rocksdb::PerfContext::*count, Fn&& fn) {
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
   rocksdb::get_perf_context()->Reset();
   fn();
-  const uint64_t reads = rocksdb::get_perf_context()->get_from_memtable_count;
+  const uint64_t n = rocksdb::get_perf_context()->*count;
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
-  return reads;
+  return n;
 }
 
-// The bytes of values RocksDB's MultiGets returned on this thread while `fn` runs, from the
-// memtables or the files.
+// The memtable reads while `fn` runs.
+template <typename Fn>
+uint64_t MemtableReadsDuring(Fn&& fn) {
+  return PerfCountDuring(&rocksdb::PerfContext::get_from_memtable_count, fn);
+}
+
+// The bytes of values RocksDB's MultiGets returned while `fn` runs, from the memtables or the
+// files.
 template <typename Fn>
 uint64_t MultiGetBytesDuring(Fn&& fn) {
-  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
-  rocksdb::get_perf_context()->Reset();
-  fn();
-  const uint64_t bytes = rocksdb::get_perf_context()->multiget_read_bytes;
-  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
-  return bytes;
+  return PerfCountDuring(&rocksdb::PerfContext::multiget_read_bytes, fn);
 }
 
 Result<PutResult> PutExact(Store& store, uint64_t i, std::string_view payload, int64_t ttl_ms,
