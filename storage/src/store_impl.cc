@@ -1568,6 +1568,28 @@ void StoreImpl::GetValueEach(std::string_view org_id, std::span<const Digest> di
   }
 }
 
+namespace {
+
+// The values and statuses of one MultiGet, in its keys' order.
+struct BatchRead {
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> statuses;
+};
+
+// One MultiGet of `keys` in `family` (none for no keys). It reads one view of the family: a
+// batch is in it whole or not at all.
+BatchRead ReadBatch(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family,
+                    const std::vector<std::string>& keys) {
+  BatchRead out{std::vector<rocksdb::PinnableSlice>(keys.size()),
+                std::vector<rocksdb::Status>(keys.size())};
+  if (keys.empty()) return out;
+  const std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  db.MultiGet({}, family, keys.size(), slices.data(), out.values.data(), out.statuses.data());
+  return out;
+}
+
+}  // namespace
+
 std::vector<Result<StoredValue>> StoreImpl::GetValues(std::string_view org_id,
                                                       std::span<const Digest> digests) {
   std::shared_lock<std::shared_mutex> lock(orgs_mu_);
@@ -1575,19 +1597,13 @@ std::vector<Result<StoredValue>> StoreImpl::GetValues(std::string_view org_id,
   if (!org.ok()) return std::vector<Result<StoredValue>>(digests.size(), org.status());
   const size_t n = digests.size();
   std::vector<std::string> keys(n);
-  std::vector<rocksdb::Slice> slices(n);
-  for (size_t i = 0; i < n; ++i) {
-    keys[i] = PayloadKey(digests[i]);
-    slices[i] = keys[i];
-  }
-  // One MultiGet reads one view of the family: a batch is in it whole or not at all.
-  std::vector<rocksdb::PinnableSlice> values(n);
-  std::vector<rocksdb::Status> statuses(n);
-  (*org)->db->db->MultiGet({}, (*org)->db->data(), n, slices.data(), values.data(),
-                           statuses.data());
+  for (size_t i = 0; i < n; ++i) keys[i] = PayloadKey(digests[i]);
+  const BatchRead read = ReadBatch(*(*org)->db->db, (*org)->db->data(), keys);
   std::vector<Result<StoredValue>> out;
   out.reserve(n);
-  for (size_t i = 0; i < n; ++i) out.push_back(ValueOf(**org, digests[i], statuses[i], values[i]));
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(ValueOf(**org, digests[i], read.statuses[i], read.values[i]));
+  }
   return out;
 }
 
@@ -1630,17 +1646,10 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   }
   const size_t m = read.size();
   std::vector<std::string> meta_keys(m);
-  std::vector<rocksdb::Slice> meta_slices(m);
-  for (size_t j = 0; j < m; ++j) {
-    meta_keys[j] = EntryKey(org->id, digests[read[j]]);
-    meta_slices[j] = meta_keys[j];
-  }
-  std::vector<rocksdb::PinnableSlice> meta_values(m);
-  std::vector<rocksdb::Status> statuses(m);
-  if (m > 0) {
-    org->db->db->MultiGet({}, org->db->meta(), m, meta_slices.data(), meta_values.data(),
-                          statuses.data());
-  }
+  for (size_t j = 0; j < m; ++j) meta_keys[j] = EntryKey(org->id, digests[read[j]]);
+  const BatchRead metas = ReadBatch(*org->db->db, org->db->meta(), meta_keys);
+  const std::vector<rocksdb::PinnableSlice>& meta_values = metas.values;
+  const std::vector<rocksdb::Status>& statuses = metas.statuses;
   std::vector<size_t> want_payload;  // positions in `read`
   for (size_t j = 0; j < m; ++j) {
     std::optional<Result<Entry>>& slot = found[read[j]];
@@ -1659,17 +1668,10 @@ std::vector<Result<Entry>> StoreImpl::MultiGet(std::string_view org_id,
   }
   const size_t w = want_payload.size();
   std::vector<std::string> payload_keys(w);
-  std::vector<rocksdb::Slice> payload_slices(w);
-  for (size_t k = 0; k < w; ++k) {
-    payload_keys[k] = PayloadKey(digests[read[want_payload[k]]]);
-    payload_slices[k] = payload_keys[k];
-  }
-  std::vector<rocksdb::PinnableSlice> payloads(w);
-  std::vector<rocksdb::Status> payload_statuses(w);
-  if (w > 0) {
-    org->db->db->MultiGet({}, org->db->data(), w, payload_slices.data(), payloads.data(),
-                          payload_statuses.data());
-  }
+  for (size_t k = 0; k < w; ++k) payload_keys[k] = PayloadKey(digests[read[want_payload[k]]]);
+  const BatchRead payload_read = ReadBatch(*org->db->db, org->db->data(), payload_keys);
+  const std::vector<rocksdb::PinnableSlice>& payloads = payload_read.values;
+  const std::vector<rocksdb::Status>& payload_statuses = payload_read.statuses;
   for (size_t k = 0; k < w; ++k) {
     const size_t j = want_payload[k], i = read[j];
     Result<Entry>& slot = *found[i];
