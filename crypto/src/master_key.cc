@@ -127,6 +127,16 @@ class EnvMasterKeyProvider final : public MasterKeyProvider {
 
 Result<std::unique_ptr<MasterKeyProvider>> MasterKeyProviderFromSpec(
     std::string_view spec, const MasterKeyOptions& options) {
+  // A spec reaches the server's log and the audit trail (a master-key rotation names its
+  // provider there): one with a control character, a newline that would start a forged log
+  // line for instance, is refused before anything is read, and not repeated in the error.
+  for (size_t i = 0; i < spec.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(spec[i]);
+    if (byte < 0x20 || byte == 0x7f) {
+      return Status::InvalidArgument("master key spec has a control character at byte " +
+                                     std::to_string(i));
+    }
+  }
   auto colon = spec.find(':');
   if (colon == std::string_view::npos || colon + 1 == spec.size()) {
     return Status::InvalidArgument(

@@ -394,6 +394,13 @@ TEST_F(ServerTest, MetricsEndpointServesPrometheusText) {
   EXPECT_FALSE(admin->RotateMasterKey("file:/nonexistent/master.key").ok());
   text = HttpGet(server_->metrics_port(), "/metrics");
   EXPECT_NE(text.find("sealcache_key_provider_errors_total 1"), std::string::npos) << text;
+  // A spec with a control character (a newline that would forge a log line) is refused as
+  // bad input: not a provider error, and not repeated.
+  auto forged = admin->RotateMasterKey("file:/x\nsealcached: master key rotated to forged");
+  EXPECT_EQ(forged.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(forged.status().message().find("forged"), std::string::npos);
+  text = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_NE(text.find("sealcache_key_provider_errors_total 1"), std::string::npos) << text;
 }
 
 }  // namespace
