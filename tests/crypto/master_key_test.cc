@@ -99,19 +99,22 @@ TEST_F(MasterKeyTest, UnknownOrIncompleteSpecsAreRefused) {
 }
 
 TEST_F(MasterKeyTest, SpecsWithControlCharactersAreRefusedWithoutRepeatingThem) {
+  // The variable the specs name is set: each refusal is its control character's.
   setenv("SEALCACHE_TEST_MASTER_KEY", kHexKey, 1);
-  ASSERT_TRUE(Load("env:SEALCACHE_TEST_MASTER_KEY").ok());
+  const bool loads = Load("env:SEALCACHE_TEST_MASTER_KEY").ok();
   for (std::string spec :
        {std::string("env:SEALCACHE_TEST_MASTER_KEY\nsealcached: forged"),
         std::string("env:SEALCACHE_TEST_MASTER_KEY\r"), std::string("file:/tmp/a\x1b[2Jforged"),
         std::string("env:A\x7f"), std::string("file:/tmp/forged\0x", 18)}) {
     auto provider = MasterKeyProviderFromSpec(spec);
-    ASSERT_FALSE(provider.ok()) << spec;
+    EXPECT_FALSE(provider.ok()) << spec;
+    if (provider.ok()) continue;
     EXPECT_EQ(provider.status().code(), Status::Code::kInvalidArgument);
     EXPECT_NE(provider.status().message().find("control character"), std::string::npos);
     EXPECT_EQ(provider.status().message().find("forged"), std::string::npos);
   }
   unsetenv("SEALCACHE_TEST_MASTER_KEY");
+  EXPECT_TRUE(loads);
 }
 
 TEST_F(MasterKeyTest, CreatedKeyFileIsPrivateLoadableAndNeverOverwritten) {
