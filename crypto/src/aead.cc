@@ -45,16 +45,14 @@ Status SealRawInto(const FastGcm* fast, EvpContextPool* pool, std::span<const ui
                    std::span<const uint8_t> plaintext, std::span<const uint8_t> aad, uint8_t* out) {
   SC_RETURN_IF_ERROR(CheckLength(plaintext.size()));
   SC_RETURN_IF_ERROR(CheckLength(aad.size()));
+  std::memcpy(out, nonce.data(), Aead::kNonceSize);
+  uint8_t* body = out + Aead::kNonceSize;
   if (fast != nullptr) {
-    std::memmove(out, nonce.data(), Aead::kNonceSize);
-    uint8_t* body = out + Aead::kNonceSize;
     fast->Seal(out, plaintext, aad, body, body + plaintext.size());
     return Status::Ok();
   }
   SC_ASSIGN_OR_RETURN(auto lease, pool->Acquire());
   EVP_CIPHER_CTX* ctx = lease.get();
-  std::memcpy(out, nonce.data(), Aead::kNonceSize);
-  uint8_t* body = out + Aead::kNonceSize;
   // The AAD's update reports the AAD's length: kept apart from the body's, so that Final's
   // output pointer is the end of the body (an empty body: `body` itself).
   int aad_len = 0, body_len = 0, final_len = 0;
