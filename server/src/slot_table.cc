@@ -1,6 +1,11 @@
 #include "slot_table.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <bit>
+#include <cstdlib>
+#include <new>
 #include <utility>
 
 namespace sealcache::server::internal {
@@ -19,21 +24,66 @@ constexpr size_t kMaxLoadNum = 13, kMaxLoadDen = 16;
 constexpr size_t kMinLoadDen = 8;
 // 2^64 / golden ratio: multiplying by it spreads a run of consecutive slots evenly.
 constexpr uint64_t kFibonacci = 0x9E3779B97F4A7C15ull;
+// Tables of this many bytes or more are mapped from the kernel, whose pages come zeroed as
+// they are first written; smaller ones come from calloc.
+constexpr size_t kMapBytes = size_t{1} << 20;
 
 }  // namespace
 
-SlotTable::SlotTable() { Resize(kMinCapacity); }
+SlotTable::SlotTable() : table_(Table::WithCapacity(kMinCapacity)) {}
 
-size_t SlotTable::Home(uint64_t slot) const {
-  return static_cast<size_t>((slot * kFibonacci) >> shift_);
+SlotTable::~SlotTable() { ReleaseSome(SIZE_MAX); }
+
+void SlotTable::FreeCells::operator()(Cell* cells) const {
+  if (bytes >= kMapBytes) {
+    ::munmap(cells, bytes);
+  } else {
+    std::free(cells);
+  }
+}
+
+SlotTable::Table SlotTable::Table::WithCapacity(size_t capacity) {
+  const size_t bytes = capacity * sizeof(Cell);
+  void* memory = nullptr;
+  if (bytes >= kMapBytes) {  // zero pages, each faulted in as it is first written
+    memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) throw std::bad_alloc();
+  } else {
+    memory = std::calloc(capacity, sizeof(Cell));
+    if (memory == nullptr) throw std::bad_alloc();
+  }
+  Table t;
+  t.cells = std::unique_ptr<Cell[], FreeCells>(static_cast<Cell*>(memory), FreeCells{bytes});
+  t.mask = capacity - 1;
+  t.shift = 64 - std::countr_zero(capacity);
+  return t;
+}
+
+size_t SlotTable::Table::Home(uint64_t key) const {
+  return static_cast<size_t>((~key * kFibonacci) >> shift);  // (the slot's hash)
+}
+
+SlotTable::Cell* SlotTable::Table::Find(uint64_t key) const {
+  if (cells == nullptr) return nullptr;
+  for (size_t i = Home(key);; i = (i + 1) & mask) {
+    Cell& c = cells[i];
+    if (c.key == key) return &c;
+    if (c.key == kFreeKey) return nullptr;
+  }
+}
+
+void SlotTable::Table::Place(const Cell& cell) {
+  size_t i = Home(cell.key);
+  while (cells[i].key != kFreeKey) i = (i + 1) & mask;
+  cells[i] = cell;
 }
 
 const SlotInfo* SlotTable::Find(uint64_t slot) const {
-  for (size_t i = Home(slot);; i = (i + 1) & mask_) {
-    const Cell& c = cells_[i];
-    if (c.slot == slot) return &c.info;
-    if (c.slot == kFree) return nullptr;
-  }
+  if (slot >= kSlotLimit) return nullptr;  // (their keys mark free and moved cells)
+  if (const Cell* c = table_.Find(~slot)) return &c->info;
+  if (old_.cells == nullptr) return nullptr;
+  const Cell* c = old_.Find(~slot);
+  return c != nullptr ? &c->info : nullptr;
 }
 
 SlotInfo* SlotTable::Find(uint64_t slot) {
@@ -42,51 +92,88 @@ SlotInfo* SlotTable::Find(uint64_t slot) {
 
 void SlotTable::Set(uint64_t slot, const SlotInfo& info) {
   if (SlotInfo* present = Find(slot)) {
-    *present = info;
-    return;
+    *present = info;  // (in whichever table holds it)
+  } else {
+    if ((size_ + 1) * kMaxLoadDen > capacity() * kMaxLoadNum) StartResize(capacity() * 2);
+    table_.Place(Cell{~slot, info});
+    ++size_;
   }
-  if ((size_ + 1) * kMaxLoadDen > capacity() * kMaxLoadNum) Resize(capacity() * 2);
-  Place(Cell{slot, info});
-  ++size_;
-}
-
-void SlotTable::Place(const Cell& cell) {
-  size_t i = Home(cell.slot);
-  while (cells_[i].slot != kFree) i = (i + 1) & mask_;
-  cells_[i] = cell;
+  Step();
 }
 
 bool SlotTable::Erase(uint64_t slot) {
-  size_t hole = Home(slot);
-  while (cells_[hole].slot != slot) {
-    if (cells_[hole].slot == kFree) return false;
-    hole = (hole + 1) & mask_;
-  }
-  // Backward shift: an entry after the hole, up to the next free cell, moves into the hole if
-  // its home lies cyclically at or before the hole (else a find would stop at the hole before
-  // reaching it). The cell it leaves is the new hole.
-  for (size_t j = (hole + 1) & mask_; cells_[j].slot != kFree; j = (j + 1) & mask_) {
-    const size_t home = Home(cells_[j].slot);
-    if (((j - home) & mask_) >= ((j - hole) & mask_)) {
-      cells_[hole] = cells_[j];
-      hole = j;
+  if (slot >= kSlotLimit) return false;
+  const uint64_t key = ~slot;
+  if (Cell* c = old_.Find(key)) {
+    c->key = kMovedKey;  // a find of a later cell of its run probes on past it
+  } else {
+    size_t hole = table_.Home(key);
+    while (table_.cells[hole].key != key) {
+      if (table_.cells[hole].key == kFreeKey) return false;
+      hole = (hole + 1) & table_.mask;
     }
+    // Backward shift: an entry after the hole, up to the next free cell, moves into the hole
+    // if its home lies cyclically at or before the hole (else a find would stop at the hole
+    // before reaching it). The cell it leaves is the new hole. (The table new entries go into
+    // never holds moved cells.)
+    const size_t mask = table_.mask;
+    for (size_t j = (hole + 1) & mask; table_.cells[j].key != kFreeKey; j = (j + 1) & mask) {
+      const size_t home = table_.Home(table_.cells[j].key);
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        table_.cells[hole] = table_.cells[j];
+        hole = j;
+      }
+    }
+    table_.cells[hole].key = kFreeKey;
   }
-  cells_[hole].slot = kFree;
   --size_;
-  if (capacity() > kMinCapacity && size_ * kMinLoadDen < capacity()) Resize(capacity() / 2);
+  if (capacity() > kMinCapacity && size_ * kMinLoadDen < capacity()) StartResize(capacity() / 2);
+  Step();
   return true;
 }
 
-void SlotTable::Resize(size_t capacity) {
-  std::unique_ptr<Cell[]> old = std::move(cells_);
-  const size_t old_capacity = old ? mask_ + 1 : 0;
-  cells_ = std::make_unique<Cell[]>(capacity);
-  mask_ = capacity - 1;
-  shift_ = 64 - std::countr_zero(capacity);
-  for (size_t i = 0; i < old_capacity; ++i) {
-    if (old[i].slot != kFree) Place(old[i]);
+void SlotTable::StartResize(size_t capacity) {
+  MoveSome(SIZE_MAX);  // at most one old table: the rest of a resize under way moves now
+  Table fresh = Table::WithCapacity(capacity);
+  old_ = std::move(table_);
+  table_ = std::move(fresh);
+  moved_ = 0;
+}
+
+void SlotTable::Step() {
+  MoveSome(kMovesPerWrite);
+  ReleaseSome(kReleasesPerWrite);
+}
+
+void SlotTable::MoveSome(size_t cells) {
+  if (old_.cells == nullptr) return;
+  const size_t end = old_.capacity() - moved_ > cells ? moved_ + cells : old_.capacity();
+  for (; moved_ < end; ++moved_) {
+    Cell& c = old_.cells[moved_];
+    if (c.key <= kMovedKey) continue;
+    table_.Place(c);
+    c.key = kMovedKey;
   }
+  if (moved_ < old_.capacity()) return;
+  const size_t bytes = old_.cells.get_deleter().bytes;
+  if (bytes < kMapBytes) {
+    old_ = Table{};  // (calloc's: freed at once)
+    return;
+  }
+  ReleaseSome(SIZE_MAX);  // the one before, if any, goes at once (two resizes in a few writes)
+  retired_ = reinterpret_cast<char*>(old_.cells.release());
+  retired_bytes_ = bytes;
+  retired_done_ = 0;
+  old_ = Table{};
+}
+
+void SlotTable::ReleaseSome(size_t bytes) {
+  if (retired_ == nullptr) return;
+  // (kReleasesPerWrite is a multiple of the page size, and the mapping starts on a page.)
+  const size_t n = std::min(bytes, retired_bytes_ - retired_done_);
+  ::munmap(retired_ + retired_done_, n);
+  retired_done_ += n;
+  if (retired_done_ == retired_bytes_) retired_ = nullptr;
 }
 
 }  // namespace sealcache::server::internal

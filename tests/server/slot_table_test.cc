@@ -154,6 +154,91 @@ TEST(SlotTableTest, GivesMemoryBackWhenEmptied) {
   EXPECT_TRUE(table.Contains(7));
 }
 
+// A resize moves a few cells per write (SlotTable::kMovesPerWrite), so no write of a growing
+// org holds its lock for the whole table; meanwhile every entry is found in one table or the
+// other, and replaces and erases of entries not moved yet take effect.
+TEST(SlotTableTest, ResizesAFewCellsPerWriteAndKeepsEveryEntryMeanwhile) {
+  SlotTable table;
+  std::unordered_map<uint64_t, SlotInfo> want;
+  uint64_t next = 0;
+  // Up to the write that starts the growth from 4096 cells to 8192 (at 13/16 of 4096).
+  while (next < 4096 * 13 / 16 + 1) {
+    table.Set(next, Info(next));
+    want[next] = Info(next);
+    ++next;
+  }
+  ASSERT_TRUE(table.resizing());
+  ASSERT_EQ(table.capacity(), 8192u);
+  const size_t old_capacity = 4096;
+  ExpectHolds(table, want);
+  // Slots set before the growth: nearly all still in the old table.
+  table.Set(3, Info(1000003));
+  want[3] = Info(1000003);
+  ASSERT_TRUE(table.Erase(5));
+  want.erase(5);
+  EXPECT_FALSE(table.Erase(5));
+  table.Find(7)->expires_ms = 42;
+  want[7].expires_ms = 42;
+  ExpectHolds(table, want);
+  size_t writes = 3;  // (the one that started the resize, the Set and the Erase above)
+  while (table.resizing()) {
+    ASSERT_LE(writes, old_capacity / SlotTable::kMovesPerWrite + 1);
+    if (writes % 3 == 0) {
+      const uint64_t gone = next - 100;
+      ASSERT_TRUE(table.Erase(gone));
+      want.erase(gone);
+    } else {
+      table.Set(next, Info(next));
+      want[next] = Info(next);
+      ++next;
+    }
+    ++writes;
+    if (writes % 97 == 0) ExpectHolds(table, want);
+  }
+  EXPECT_GE(writes, old_capacity / SlotTable::kMovesPerWrite);  // not all at once
+  ExpectHolds(table, want);
+}
+
+// A table that shrinks while it grew moments before, and grows again: each resize finishes
+// the one under way first, so there is never more than one old table.
+TEST(SlotTableTest, ShrinksAndGrowsAgainThroughResizesUnderWay) {
+  SlotTable table;
+  std::unordered_map<uint64_t, SlotInfo> want;
+  for (uint64_t s = 0; s < 20000; ++s) {
+    table.Set(s, Info(s));
+    want[s] = Info(s);
+  }
+  for (uint64_t s = 0; s < 19990; ++s) {  // all but ten expire: halvings, one after another
+    ASSERT_TRUE(table.Erase(s));
+    want.erase(s);
+    if (s % 1009 == 0) ExpectHolds(table, want);
+  }
+  ExpectHolds(table, want);
+  for (uint64_t s = 30000; s < 50000; ++s) {
+    table.Set(s, Info(s));
+    want[s] = Info(s);
+    if (s % 1013 == 0) ExpectHolds(table, want);
+  }
+  ExpectHolds(table, want);
+}
+
+// The two slots above kSlotLimit mark free and moved cells: never present.
+TEST(SlotTableTest, TheLargestSlotIsHeldAndTheReservedOnesAreNeverFound) {
+  SlotTable table;
+  EXPECT_EQ(table.Find(storage::kNoVectorSlot), nullptr);
+  EXPECT_EQ(table.Find(SlotTable::kSlotLimit), nullptr);
+  EXPECT_FALSE(table.Erase(storage::kNoVectorSlot));
+  const uint64_t largest = SlotTable::kSlotLimit - 1;
+  table.Set(largest, Info(9));
+  table.Set(0, Info(0));
+  ASSERT_NE(table.Find(largest), nullptr);
+  EXPECT_EQ(table.Find(largest)->expires_ms, Info(9).expires_ms);
+  EXPECT_EQ(table.Find(storage::kNoVectorSlot), nullptr);
+  EXPECT_EQ(table.Find(SlotTable::kSlotLimit), nullptr);
+  EXPECT_TRUE(table.Erase(largest));
+  EXPECT_EQ(table.size(), 1u);
+}
+
 }  // namespace
 }  // namespace sealcache::server::internal
 
