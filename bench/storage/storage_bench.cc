@@ -5,7 +5,8 @@
 // capacity limit costs a put: below it, and at it (every put evicts). And what writing hit
 // counts costs (RecordHits), with the entries in the table of hot values and without. And
 // what the capacity tracker's bookkeeping costs a put that replaces an entry
-// (CapacityReplace).
+// (CapacityReplace), and a put of a new key while an org grows (CapacityGrow: the longest one
+// says how long the org's other writes wait on it).
 //
 // Times are process CPU seconds (all threads, so RocksDB's flush and compaction threads
 // count), reported through manual timing: compare the v2/plain and v1/plain ratios of one run.
@@ -14,6 +15,7 @@
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -271,6 +273,34 @@ void BM_CapacityReplace(benchmark::State& state) {
 }
 
 BENCHMARK(BM_CapacityReplace)->Arg(0)->Arg(1);
+
+// The capacity tracker while an org grows to range(0) entries, one put of a new key at a
+// time: the mean Upsert and the longest one (its map's rehash included; every write of the
+// org waits on the tracker's lock meanwhile).
+void BM_CapacityGrow(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  std::vector<Digest> digests(n);
+  for (size_t i = 0; i < n; ++i) digests[i] = DigestOf(i);
+  double longest_ms = 0.0;
+  for (auto _ : state) {
+    internal::CapacityTracker tracker(EvictionPolicy::kLru);
+    EntryMeta meta;
+    meta.created_ms = 1;
+    meta.expires_ms = 3600 * 1000;
+    for (size_t i = 0; i < n; ++i) {
+      meta.digest = digests[i];
+      const auto start = std::chrono::steady_clock::now();
+      tracker.Upsert(meta, kPayloadBytes);
+      const std::chrono::duration<double, std::milli> took =
+          std::chrono::steady_clock::now() - start;
+      longest_ms = std::max(longest_ms, took.count());
+    }
+    if (tracker.entries() != n) std::abort();
+  }
+  state.counters["longest_upsert_ms"] = longest_ms;
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(n));
+}
+BENCHMARK(BM_CapacityGrow)->Arg(1 << 20)->Unit(benchmark::kMillisecond)->Iterations(2);
 
 BENCHMARK(BM_RecordHits)
     ->Arg(0)

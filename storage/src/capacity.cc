@@ -1,6 +1,8 @@
 #include "capacity.h"
 
 #include <algorithm>
+#include <cstring>
+#include <utility>
 
 namespace sealcache::storage::internal {
 
@@ -18,6 +20,22 @@ CapacityTracker::OrderKey CapacityTracker::KeyOf(const Digest& d, const Item& it
   return {item.last_access_ms, 0, item.sequence, d};
 }
 
+CapacityTracker::Items& CapacityTracker::ItemsOf(const Digest& d) {
+  return const_cast<Items&>(std::as_const(*this).ItemsOf(d));
+}
+
+const CapacityTracker::Items& CapacityTracker::ItemsOf(const Digest& d) const {
+  // Every byte of the digest counts, so that digests that differ in a few bytes only (a
+  // client's own, not a hash) still spread over the maps.
+  uint64_t words[kDigestSize / sizeof(uint64_t)];
+  std::memcpy(words, d.data(), sizeof(words));
+  uint64_t folded = 0;
+  for (uint64_t w : words) folded ^= w;
+  folded ^= folded >> 29;
+  folded *= 0x9E3779B97F4A7C15ull;  // 2^64 / golden ratio: the top bits depend on all of them
+  return items_[static_cast<size_t>(folded >> 58)];  // (64 shards: the top 6 bits)
+}
+
 void CapacityTracker::Configure(EvictionPolicy policy, bool ordered) {
   std::lock_guard<std::mutex> l(mu_);
   if (policy == policy_ && ordered == ordered_) return;
@@ -25,8 +43,10 @@ void CapacityTracker::Configure(EvictionPolicy policy, bool ordered) {
   ordered_ = ordered;
   order_.clear();
   if (!ordered_) return;
-  for (auto& [d, item] : items_) {
-    if (!item.pending) item.order_at = order_.insert(KeyOf(d, item)).first;
+  for (Items& items : items_) {
+    for (auto& [d, item] : items) {
+      if (!item.pending) item.order_at = order_.insert(KeyOf(d, item)).first;
+    }
   }
 }
 
@@ -59,12 +79,12 @@ void CapacityTracker::Erase(Items::iterator it) {
   Leave(it->second);
   by_expiry_.erase(it->second.expiry_at);
   entries_.fetch_sub(1, std::memory_order_relaxed);
-  items_.erase(it);
+  ItemsOf(it->first).erase(it);
 }
 
 void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
-  auto [it, added] = items_.try_emplace(meta.digest);
+  auto [it, added] = ItemsOf(meta.digest).try_emplace(meta.digest);
   Item& item = it->second;
   if (added) {
     entries_.fetch_add(1, std::memory_order_relaxed);
@@ -85,13 +105,15 @@ void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
 
 void CapacityTracker::Remove(const Digest& digest) {
   std::lock_guard<std::mutex> l(mu_);
-  if (auto it = items_.find(digest); it != items_.end()) Erase(it);
+  Items& items = ItemsOf(digest);
+  if (auto it = items.find(digest); it != items.end()) Erase(it);
 }
 
 void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = items_.find(digest);
-  if (it == items_.end()) return;
+  auto& items = ItemsOf(digest);
+  auto it = items.find(digest);
+  if (it == items.end()) return;
   Item& item = it->second;
   const bool reorder = ordered_ && !item.pending;
   if (reorder) order_.erase(item.order_at);
@@ -103,8 +125,9 @@ void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
 
 void CapacityTracker::SetExpiry(const Digest& digest, int64_t expires_ms) {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = items_.find(digest);
-  if (it == items_.end()) return;
+  auto& items = ItemsOf(digest);
+  auto it = items.find(digest);
+  if (it == items.end()) return;
   Item& item = it->second;
   Unlink(item);
   item.expires_ms = expires_ms;
@@ -114,8 +137,10 @@ void CapacityTracker::SetExpiry(const Digest& digest, int64_t expires_ms) {
 void CapacityTracker::ForgetExpired(int64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
   while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_ms) {
-    auto it = items_.find(by_expiry_.begin()->second);
-    if (it == items_.end()) {  // not reached: every filing has its item
+    const Digest& due = by_expiry_.begin()->second;
+    Items& items = ItemsOf(due);
+    auto it = items.find(due);
+    if (it == items.end()) {  // not reached: every filing has its item
       by_expiry_.erase(by_expiry_.begin());
       continue;
     }
@@ -145,7 +170,7 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
       ++it;
       continue;
     }
-    Item& item = items_.at(d);
+    Item& item = ItemsOf(d).at(d);
     item.pending = true;
     pending_bytes_ += item.bytes;
     pending_entries_++;
@@ -159,16 +184,18 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
 
 void CapacityTracker::Evicted(const Victim& v) {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = items_.find(v.digest);
-  if (it != items_.end() && it->second.pending && it->second.incarnation == v.incarnation) {
+  auto& items = ItemsOf(v.digest);
+  auto it = items.find(v.digest);
+  if (it != items.end() && it->second.pending && it->second.incarnation == v.incarnation) {
     Erase(it);
   }
 }
 
 void CapacityTracker::Release(const Victim& v) {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = items_.find(v.digest);
-  if (it == items_.end() || !it->second.pending || it->second.incarnation != v.incarnation) return;
+  auto& items = ItemsOf(v.digest);
+  auto it = items.find(v.digest);
+  if (it == items.end() || !it->second.pending || it->second.incarnation != v.incarnation) return;
   Item& item = it->second;
   item.pending = false;
   pending_bytes_ -= item.bytes;
@@ -178,15 +205,17 @@ void CapacityTracker::Release(const Victim& v) {
 
 bool CapacityTracker::StillChosen(const Victim& v) const {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = items_.find(v.digest);
-  return it != items_.end() && it->second.pending && it->second.incarnation == v.incarnation;
+  auto& items = ItemsOf(v.digest);
+  auto it = items.find(v.digest);
+  return it != items.end() && it->second.pending && it->second.incarnation == v.incarnation;
 }
 
 std::optional<CapacityTracker::Live> CapacityTracker::FindLive(const Digest& digest,
                                                                int64_t now_ms) const {
   std::lock_guard<std::mutex> l(mu_);
-  auto it = items_.find(digest);
-  if (it == items_.end() || it->second.expires_ms <= now_ms) return std::nullopt;
+  auto& items = ItemsOf(digest);
+  auto it = items.find(digest);
+  if (it == items.end() || it->second.expires_ms <= now_ms) return std::nullopt;
   return Live{it->second.expires_ms, it->second.vector_slot, it->second.bytes};
 }
 

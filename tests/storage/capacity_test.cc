@@ -61,6 +61,43 @@ TEST(CapacityTracker, EachPolicyGivesUpEntriesInItsOrder) {
       << "the entry being written is never its own victim";
 }
 
+// The tracker splits its entries over several maps by digest: hashes, and a client's own
+// digests that differ in one byte only, are each found, removed, expired and ordered.
+TEST(CapacityTracker, EveryDigestIsTrackedWhicheverOfItsMapsItLandsIn) {
+  CapacityTracker tracker(EvictionPolicy::kLru);
+  std::vector<Digest> digests;
+  for (uint64_t i = 0; i < 2000; ++i) digests.push_back(MakeDigest(i));
+  for (size_t byte = 0; byte < kDigestSize; ++byte) {
+    for (int value = 1; value < 256; value += 3) {
+      Digest d{};
+      d[byte] = static_cast<uint8_t>(value);
+      digests.push_back(d);
+    }
+  }
+  for (size_t i = 0; i < digests.size(); ++i) {
+    EntryMeta m;
+    m.digest = digests[i];
+    m.created_ms = static_cast<int64_t>(i);  // (the lru order: by creation)
+    m.expires_ms = i % 3 == 0 ? 50 : kHour;
+    tracker.Upsert(m, 10);
+  }
+  ASSERT_EQ(tracker.entries(), digests.size());
+  for (const Digest& d : digests) ASSERT_TRUE(tracker.FindLive(d, 0).has_value());
+  tracker.ForgetExpired(50);                                                  // every third goes
+  for (size_t i = 1; i < digests.size(); i += 3) tracker.Remove(digests[i]);  // and the next
+  std::vector<Digest> left;
+  for (size_t i = 2; i < digests.size(); i += 3) left.push_back(digests[i]);
+  ASSERT_EQ(tracker.entries(), left.size());
+  ASSERT_EQ(tracker.bytes(), 10 * left.size());
+  for (size_t i = 0; i < digests.size(); ++i) {
+    ASSERT_EQ(tracker.FindLive(digests[i], 60).has_value(), i % 3 == 2) << i;
+  }
+  tracker.Configure(EvictionPolicy::kLru, true);  // every map's entries into the order
+  const auto victims = tracker.ChooseVictims(0, left.size(), Digest{});
+  ASSERT_EQ(victims.size(), left.size());
+  for (size_t i = 0; i < left.size(); ++i) EXPECT_EQ(victims[i].digest, left[i]) << i;
+}
+
 TEST(CapacityTracker, AVictimInFlightIsNotChosenTwiceAndReturnsIfItsEvictionFails) {
   CapacityTracker t(EvictionPolicy::kLru);
   t.Configure(EvictionPolicy::kLru, true);
