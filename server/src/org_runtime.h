@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "sealcache/index/vector_index.h"
 #include "sealcache/server/service.h"
+#include "sealcache/storage/digest_map.h"
 #include "sealcache/storage/store.h"
 #include "slot_table.h"
 
@@ -122,8 +123,10 @@ class OrgRuntime {
   std::shared_mutex mu_;  // guards slots_, namespaces_, exact_only_, expiring_, expiring_exact_
   SlotTable slots_;
   std::map<std::string, uint32_t, std::less<>> namespaces_;  // "" is id 0
-  // Entries without a vector, by digest, with their expiry (for DBSIZE and the sweep).
-  std::unordered_map<storage::Digest, int64_t, storage::DigestHash> exact_only_;
+  // Entries without a vector, by digest, with their expiry (for DBSIZE and the sweep). A
+  // DigestMap: an exact cache of a million keys rehashed one std::unordered_map under mu_ for
+  // ~100 ms, every lookup and write of the org waiting.
+  storage::DigestMap<int64_t> exact_only_;
   // The slots filed by the bucket (kExpiryBucketMs) their entry expires in, so a sweep reads
   // the buckets that came due rather than every slot. Filed lazily: an entry whose expiry
   // moved later stays filed under its earlier bucket and is re-filed when that comes due; one

@@ -1,7 +1,6 @@
 #include "capacity.h"
 
 #include <algorithm>
-#include <cstring>
 #include <utility>
 
 namespace sealcache::storage::internal {
@@ -20,22 +19,6 @@ CapacityTracker::OrderKey CapacityTracker::KeyOf(const Digest& d, const Item& it
   return {item.last_access_ms, 0, item.sequence, d};
 }
 
-CapacityTracker::Items& CapacityTracker::ItemsOf(const Digest& d) {
-  return const_cast<Items&>(std::as_const(*this).ItemsOf(d));
-}
-
-const CapacityTracker::Items& CapacityTracker::ItemsOf(const Digest& d) const {
-  // Every byte of the digest counts, so that digests that differ in a few bytes only (a
-  // client's own, not a hash) still spread over the maps.
-  uint64_t words[kDigestSize / sizeof(uint64_t)];
-  std::memcpy(words, d.data(), sizeof(words));
-  uint64_t folded = 0;
-  for (uint64_t w : words) folded ^= w;
-  folded ^= folded >> 29;
-  folded *= 0x9E3779B97F4A7C15ull;  // 2^64 / golden ratio: the top bits depend on all of them
-  return items_[static_cast<size_t>(folded >> 58)];  // (64 shards: the top 6 bits)
-}
-
 void CapacityTracker::Configure(EvictionPolicy policy, bool ordered) {
   std::lock_guard<std::mutex> l(mu_);
   if (policy == policy_ && ordered == ordered_) return;
@@ -43,11 +26,9 @@ void CapacityTracker::Configure(EvictionPolicy policy, bool ordered) {
   ordered_ = ordered;
   order_.clear();
   if (!ordered_) return;
-  for (Items& items : items_) {
-    for (auto& [d, item] : items) {
-      if (!item.pending) item.order_at = order_.insert(KeyOf(d, item)).first;
-    }
-  }
+  items_.ForEach([&](const Digest& d, Item& item) {
+    if (!item.pending) item.order_at = order_.insert(KeyOf(d, item)).first;
+  });
 }
 
 // A key is most often the largest of its order (a write expires after the ones before it,
@@ -79,12 +60,12 @@ void CapacityTracker::Erase(Items::iterator it) {
   Leave(it->second);
   by_expiry_.erase(it->second.expiry_at);
   entries_.fetch_sub(1, std::memory_order_relaxed);
-  ItemsOf(it->first).erase(it);
+  items_.Of(it->first).erase(it);
 }
 
 void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
-  auto [it, added] = ItemsOf(meta.digest).try_emplace(meta.digest);
+  auto [it, added] = items_.Of(meta.digest).try_emplace(meta.digest);
   Item& item = it->second;
   if (added) {
     entries_.fetch_add(1, std::memory_order_relaxed);
@@ -105,13 +86,13 @@ void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
 
 void CapacityTracker::Remove(const Digest& digest) {
   std::lock_guard<std::mutex> l(mu_);
-  Items& items = ItemsOf(digest);
+  Items& items = items_.Of(digest);
   if (auto it = items.find(digest); it != items.end()) Erase(it);
 }
 
 void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = ItemsOf(digest);
+  auto& items = items_.Of(digest);
   auto it = items.find(digest);
   if (it == items.end()) return;
   Item& item = it->second;
@@ -125,7 +106,7 @@ void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
 
 void CapacityTracker::SetExpiry(const Digest& digest, int64_t expires_ms) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = ItemsOf(digest);
+  auto& items = items_.Of(digest);
   auto it = items.find(digest);
   if (it == items.end()) return;
   Item& item = it->second;
@@ -138,7 +119,7 @@ void CapacityTracker::ForgetExpired(int64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
   while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_ms) {
     const Digest& due = by_expiry_.begin()->second;
-    Items& items = ItemsOf(due);
+    Items& items = items_.Of(due);
     auto it = items.find(due);
     if (it == items.end()) {  // not reached: every filing has its item
       by_expiry_.erase(by_expiry_.begin());
@@ -170,7 +151,7 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
       ++it;
       continue;
     }
-    Item& item = ItemsOf(d).at(d);
+    Item& item = items_.Of(d).at(d);
     item.pending = true;
     pending_bytes_ += item.bytes;
     pending_entries_++;
@@ -184,7 +165,7 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
 
 void CapacityTracker::Evicted(const Victim& v) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = ItemsOf(v.digest);
+  auto& items = items_.Of(v.digest);
   auto it = items.find(v.digest);
   if (it != items.end() && it->second.pending && it->second.incarnation == v.incarnation) {
     Erase(it);
@@ -193,7 +174,7 @@ void CapacityTracker::Evicted(const Victim& v) {
 
 void CapacityTracker::Release(const Victim& v) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = ItemsOf(v.digest);
+  auto& items = items_.Of(v.digest);
   auto it = items.find(v.digest);
   if (it == items.end() || !it->second.pending || it->second.incarnation != v.incarnation) return;
   Item& item = it->second;
@@ -205,7 +186,7 @@ void CapacityTracker::Release(const Victim& v) {
 
 bool CapacityTracker::StillChosen(const Victim& v) const {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = ItemsOf(v.digest);
+  auto& items = items_.Of(v.digest);
   auto it = items.find(v.digest);
   return it != items.end() && it->second.pending && it->second.incarnation == v.incarnation;
 }
@@ -213,7 +194,7 @@ bool CapacityTracker::StillChosen(const Victim& v) const {
 std::optional<CapacityTracker::Live> CapacityTracker::FindLive(const Digest& digest,
                                                                int64_t now_ms) const {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = ItemsOf(digest);
+  auto& items = items_.Of(digest);
   auto it = items.find(digest);
   if (it == items.end() || it->second.expires_ms <= now_ms) return std::nullopt;
   return Live{it->second.expires_ms, it->second.vector_slot, it->second.bytes};

@@ -14,7 +14,6 @@
 // Thread-safe (one mutex per org; no other org's work waits on it).
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -25,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sealcache/storage/digest_map.h"
 #include "sealcache/storage/store.h"
 
 namespace sealcache::storage::internal {
@@ -121,14 +121,8 @@ class CapacityTracker {
     ExpiryOrder::iterator expiry_at;
     PolicyOrder::iterator order_at;
   };
-  using Items = std::unordered_map<Digest, Item, DigestHash>;
-  // The items are split over this many maps by their digests (ItemsOf): a std::unordered_map
-  // that outgrows its buckets relinks every node in one insert, under mu_, with every write
-  // of the org waiting (69 ms at 712k digests and 111 ms at 1.45M in one map, on this
-  // machine); split, each map rehashes alone, a 64th of the entries at a time.
-  static constexpr size_t kItemShards = 64;
-  Items& ItemsOf(const Digest& d);
-  const Items& ItemsOf(const Digest& d) const;
+  // (Split, DigestMap: a rehash under mu_ holds the org's writes for a 64th of the entries.)
+  using Items = DigestMap<Item>::Map;
 
   OrderKey KeyOf(const Digest& d, const Item& item) const;
   // Puts `item` into the orders (files it by its expiry unless filed early enough, sets
@@ -144,7 +138,7 @@ class CapacityTracker {
   mutable std::mutex mu_;
   EvictionPolicy policy_;
   bool ordered_ = false;
-  std::array<Items, kItemShards> items_;
+  DigestMap<Item> items_;
   ExpiryOrder by_expiry_;
   PolicyOrder order_;  // only while ordered_
   uint64_t next_sequence_ = 0;

@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "sealcache/storage/digest_map.h"
 #include "store_fixture.h"
 
 namespace sealcache::storage {
@@ -425,6 +426,41 @@ TEST_F(Capacity, ConcurrentWritersAtTheLimitKeepTheCountsExact) {
 // table's buckets as well as random ones, and each hasher is seeded on its own.
 namespace sealcache::storage {
 namespace {
+
+// DigestMap splits its digests over several maps (each rehashes alone): whichever a digest
+// lands in, Of finds it there, size counts every map, ForEach visits each entry once, and the
+// digests spread over the maps.
+TEST(DigestMapTest, EveryDigestIsInTheMapOfFindsAndCountedOnce) {
+  DigestMap<uint64_t> map;
+  std::vector<Digest> digests;
+  for (uint64_t i = 0; i < 5000; ++i) {
+    Digest d{};
+    std::memcpy(d.data(), &i, sizeof(i));  // shared suffix: only the first bytes differ
+    digests.push_back(d);
+    map.Of(d).emplace(d, i);
+  }
+  EXPECT_EQ(map.size(), digests.size());
+  std::set<const void*> maps;
+  for (uint64_t i = 0; i < digests.size(); ++i) {
+    auto& m = map.Of(digests[i]);
+    maps.insert(&m);
+    auto it = m.find(digests[i]);
+    ASSERT_NE(it, m.end());
+    EXPECT_EQ(it->second, i);
+  }
+  EXPECT_EQ(maps.size(), DigestMap<uint64_t>::kShards);
+  std::unordered_map<uint64_t, int> seen;
+  map.ForEach([&](const Digest& d, uint64_t& v) {
+    uint64_t i = 0;
+    std::memcpy(&i, d.data(), sizeof(i));
+    EXPECT_EQ(v, i);
+    seen[i]++;
+  });
+  EXPECT_EQ(seen.size(), digests.size());
+  for (const auto& [i, times] : seen) EXPECT_EQ(times, 1) << i;
+  for (uint64_t i = 0; i < digests.size(); i += 2) map.Of(digests[i]).erase(digests[i]);
+  EXPECT_EQ(map.size(), digests.size() / 2);
+}
 
 TEST(DigestHashTest, DigestsThatShareAPrefixSpreadOverTheBuckets) {
   std::unordered_map<Digest, int, DigestHash> table;
