@@ -203,7 +203,7 @@ void OrgRuntime::OnPut(const storage::Digest& digest, const storage::PutResult& 
     if (with_vector) {
       slots_.Set(put.slot, SlotInfo{digest, put.expires_ms, NamespaceId(name_space)});
       FileExpiry(put.slot, put.expires_ms);
-      exact_only_.Of(digest).erase(digest);
+      exact_only_.Erase(digest);
     } else {
       SetExactOnly(digest, put.expires_ms);
     }
@@ -233,12 +233,12 @@ void OrgRuntime::FileExpiry(uint64_t slot, int64_t expires_ms) {
 }
 
 void OrgRuntime::SetExactOnly(const storage::Digest& digest, int64_t expires_ms) {
-  auto [it, added] = exact_only_.Of(digest).try_emplace(digest, expires_ms);
+  auto [filed_expiry, added] = exact_only_.TryEmplace(digest);
   // Filed again only where the filing it has would come due too late: a new entry, or an
   // expiry moved to an earlier bucket. One moved later is re-filed when its bucket comes
   // due, so rewriting a key never piles up filings.
-  const bool file = added || expires_ms / kExpiryBucketMs < it->second / kExpiryBucketMs;
-  it->second = expires_ms;
+  const bool file = added || expires_ms / kExpiryBucketMs < *filed_expiry / kExpiryBucketMs;
+  *filed_expiry = expires_ms;
   if (file) expiring_exact_[expires_ms / kExpiryBucketMs].push_back(digest);
 }
 
@@ -246,7 +246,7 @@ void OrgRuntime::OnRemoved(const storage::RemovedEntries& removed) {
   OnRemoved(removed.slots);
   if (removed.exact_only.empty()) return;
   std::unique_lock<std::shared_mutex> lock(mu_);
-  for (const auto& d : removed.exact_only) exact_only_.Of(d).erase(d);
+  for (const auto& d : removed.exact_only) exact_only_.Erase(d);
 }
 
 void OrgRuntime::OnRemoved(std::span<const uint64_t> slots) {
@@ -367,11 +367,10 @@ size_t OrgRuntime::SweepExpired(int64_t now_ms) {
     });
     for (const storage::Digest& digest :
          TakeExpired(expiring_exact_, now_ms, [&](const storage::Digest& d) {
-           const auto& entries = exact_only_.Of(d);
-           auto it = entries.find(d);
-           return it != entries.end() ? std::optional(it->second) : std::nullopt;
+           const int64_t* expires_ms = exact_only_.Find(d);
+           return expires_ms != nullptr ? std::optional(*expires_ms) : std::nullopt;
          })) {
-      exact += exact_only_.Of(digest).erase(digest);
+      exact += exact_only_.Erase(digest) ? 1 : 0;
     }
   }
   OnRemoved(expired);

@@ -124,8 +124,8 @@ class OrgRuntime {
   SlotTable slots_;
   std::map<std::string, uint32_t, std::less<>> namespaces_;  // "" is id 0
   // Entries without a vector, by digest, with their expiry (for DBSIZE and the sweep). A
-  // DigestMap: an exact cache of a million keys rehashed one std::unordered_map under mu_ for
-  // ~100 ms, every lookup and write of the org waiting.
+  // DigestMap, resized a few cells per write: an exact cache of a million keys rehashed a
+  // std::unordered_map under mu_ for ~100 ms, every lookup and write of the org waiting.
   storage::DigestMap<int64_t> exact_only_;
   // The slots filed by the bucket (kExpiryBucketMs) their entry expires in, so a sweep reads
   // the buckets that came due rather than every slot. Filed lazily: an entry whose expiry

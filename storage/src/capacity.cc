@@ -56,17 +56,17 @@ void CapacityTracker::Leave(const Item& item) {
   bytes_.fetch_sub(item.bytes, std::memory_order_relaxed);
 }
 
-void CapacityTracker::Erase(Items::iterator it) {
-  Leave(it->second);
-  by_expiry_.erase(it->second.expiry_at);
+void CapacityTracker::Erase(Digest digest, const Item& item) {
+  Leave(item);
+  by_expiry_.erase(item.expiry_at);
   entries_.fetch_sub(1, std::memory_order_relaxed);
-  items_.Of(it->first).erase(it);
+  items_.Erase(digest);  // (item goes with it)
 }
 
 void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
-  auto [it, added] = items_.Of(meta.digest).try_emplace(meta.digest);
-  Item& item = it->second;
+  auto [found, added] = items_.TryEmplace(meta.digest);
+  Item& item = *found;
   if (added) {
     entries_.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -86,16 +86,14 @@ void CapacityTracker::Upsert(const EntryMeta& meta, uint64_t bytes) {
 
 void CapacityTracker::Remove(const Digest& digest) {
   std::lock_guard<std::mutex> l(mu_);
-  Items& items = items_.Of(digest);
-  if (auto it = items.find(digest); it != items.end()) Erase(it);
+  if (const Item* item = items_.Find(digest)) Erase(digest, *item);
 }
 
 void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = items_.Of(digest);
-  auto it = items.find(digest);
-  if (it == items.end()) return;
-  Item& item = it->second;
+  Item* found = items_.Find(digest);
+  if (found == nullptr) return;
+  Item& item = *found;
   const bool reorder = ordered_ && !item.pending;
   if (reorder) order_.erase(item.order_at);
   item.hits++;
@@ -106,10 +104,9 @@ void CapacityTracker::Touch(const Digest& digest, int64_t now_ms) {
 
 void CapacityTracker::SetExpiry(const Digest& digest, int64_t expires_ms) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = items_.Of(digest);
-  auto it = items.find(digest);
-  if (it == items.end()) return;
-  Item& item = it->second;
+  Item* found = items_.Find(digest);
+  if (found == nullptr) return;
+  Item& item = *found;
   Unlink(item);
   item.expires_ms = expires_ms;
   Link(digest, item);
@@ -118,16 +115,15 @@ void CapacityTracker::SetExpiry(const Digest& digest, int64_t expires_ms) {
 void CapacityTracker::ForgetExpired(int64_t now_ms) {
   std::lock_guard<std::mutex> l(mu_);
   while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_ms) {
-    const Digest& due = by_expiry_.begin()->second;
-    Items& items = items_.Of(due);
-    auto it = items.find(due);
-    if (it == items.end()) {  // not reached: every filing has its item
+    const Digest due = by_expiry_.begin()->second;  // (a copy: Erase drops the filing)
+    Item* found = items_.Find(due);
+    if (found == nullptr) {  // not reached: every filing has its item
       by_expiry_.erase(by_expiry_.begin());
       continue;
     }
-    Item& item = it->second;
+    Item& item = *found;
     if (item.expires_ms <= now_ms) {
-      Erase(it);
+      Erase(due, item);
       continue;
     }
     // Filed early (its expiry moved later since): filed again at its expiry.
@@ -147,11 +143,12 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
   auto it = order_.begin();
   while (it != order_.end() && (freed_bytes < bytes || freed_entries < entries)) {
     const Digest d = std::get<3>(*it);
-    if (d == keep) {
+    Item* found = d == keep ? nullptr : items_.Find(d);
+    if (found == nullptr) {  // (the entry being written; no other order key lacks its item)
       ++it;
       continue;
     }
-    Item& item = items_.Of(d).at(d);
+    Item& item = *found;
     item.pending = true;
     pending_bytes_ += item.bytes;
     pending_entries_++;
@@ -165,39 +162,34 @@ std::vector<CapacityTracker::Victim> CapacityTracker::ChooseVictims(uint64_t byt
 
 void CapacityTracker::Evicted(const Victim& v) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = items_.Of(v.digest);
-  auto it = items.find(v.digest);
-  if (it != items.end() && it->second.pending && it->second.incarnation == v.incarnation) {
-    Erase(it);
+  const Item* item = items_.Find(v.digest);
+  if (item != nullptr && item->pending && item->incarnation == v.incarnation) {
+    Erase(v.digest, *item);
   }
 }
 
 void CapacityTracker::Release(const Victim& v) {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = items_.Of(v.digest);
-  auto it = items.find(v.digest);
-  if (it == items.end() || !it->second.pending || it->second.incarnation != v.incarnation) return;
-  Item& item = it->second;
-  item.pending = false;
-  pending_bytes_ -= item.bytes;
+  Item* item = items_.Find(v.digest);
+  if (item == nullptr || !item->pending || item->incarnation != v.incarnation) return;
+  item->pending = false;
+  pending_bytes_ -= item->bytes;
   pending_entries_--;
-  if (ordered_) item.order_at = order_.insert(KeyOf(v.digest, item)).first;
+  if (ordered_) item->order_at = order_.insert(KeyOf(v.digest, *item)).first;
 }
 
 bool CapacityTracker::StillChosen(const Victim& v) const {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = items_.Of(v.digest);
-  auto it = items.find(v.digest);
-  return it != items.end() && it->second.pending && it->second.incarnation == v.incarnation;
+  const Item* item = items_.Find(v.digest);
+  return item != nullptr && item->pending && item->incarnation == v.incarnation;
 }
 
 std::optional<CapacityTracker::Live> CapacityTracker::FindLive(const Digest& digest,
                                                                int64_t now_ms) const {
   std::lock_guard<std::mutex> l(mu_);
-  auto& items = items_.Of(digest);
-  auto it = items.find(digest);
-  if (it == items.end() || it->second.expires_ms <= now_ms) return std::nullopt;
-  return Live{it->second.expires_ms, it->second.vector_slot, it->second.bytes};
+  const Item* item = items_.Find(digest);
+  if (item == nullptr || item->expires_ms <= now_ms) return std::nullopt;
+  return Live{item->expires_ms, item->vector_slot, item->bytes};
 }
 
 namespace {

@@ -121,8 +121,6 @@ class CapacityTracker {
     ExpiryOrder::iterator expiry_at;
     PolicyOrder::iterator order_at;
   };
-  // (Split, DigestMap: a rehash under mu_ holds the org's writes for a 64th of the entries.)
-  using Items = DigestMap<Item>::Map;
 
   OrderKey KeyOf(const Digest& d, const Item& item) const;
   // Puts `item` into the orders (files it by its expiry unless filed early enough, sets
@@ -133,12 +131,12 @@ class CapacityTracker {
   // (not the entry count, nor its expiry filing, which Link keeps or moves and Erase
   // removes): a replace, and half of Erase.
   void Leave(const Item& item);
-  void Erase(Items::iterator it);
+  void Erase(Digest digest, const Item& item);
 
   mutable std::mutex mu_;
   EvictionPolicy policy_;
   bool ordered_ = false;
-  DigestMap<Item> items_;
+  DigestMap<Item> items_;  // (resized a few cells per write: no write holds mu_ for a rehash)
   ExpiryOrder by_expiry_;
   PolicyOrder order_;  // only while ordered_
   uint64_t next_sequence_ = 0;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -427,39 +428,97 @@ TEST_F(Capacity, ConcurrentWritersAtTheLimitKeepTheCountsExact) {
 namespace sealcache::storage {
 namespace {
 
-// DigestMap splits its digests over several maps (each rehashes alone): whichever a digest
-// lands in, Of finds it there, size counts every map, ForEach visits each entry once, and the
-// digests spread over the maps.
-TEST(DigestMapTest, EveryDigestIsInTheMapOfFindsAndCountedOnce) {
-  DigestMap<uint64_t> map;
-  std::vector<Digest> digests;
-  for (uint64_t i = 0; i < 5000; ++i) {
-    Digest d{};
-    std::memcpy(d.data(), &i, sizeof(i));  // shared suffix: only the first bytes differ
-    digests.push_back(d);
-    map.Of(d).emplace(d, i);
+Digest CountedDigest(uint64_t i) {
+  Digest d{};
+  std::memcpy(d.data(), &i, sizeof(i));  // shared suffix: only the first bytes differ
+  return d;
+}
+
+void ExpectHolds(DigestMap<uint64_t>& map, const std::unordered_map<uint64_t, uint64_t>& want) {
+  ASSERT_EQ(map.size(), want.size());
+  for (const auto& [i, v] : want) {
+    const uint64_t* got = map.Find(CountedDigest(i));
+    ASSERT_NE(got, nullptr) << i;
+    EXPECT_EQ(*got, v) << i;
   }
-  EXPECT_EQ(map.size(), digests.size());
-  std::set<const void*> maps;
-  for (uint64_t i = 0; i < digests.size(); ++i) {
-    auto& m = map.Of(digests[i]);
-    maps.insert(&m);
-    auto it = m.find(digests[i]);
-    ASSERT_NE(it, m.end());
-    EXPECT_EQ(it->second, i);
-  }
-  EXPECT_EQ(maps.size(), DigestMap<uint64_t>::kShards);
-  std::unordered_map<uint64_t, int> seen;
+  size_t seen = 0;
   map.ForEach([&](const Digest& d, uint64_t& v) {
     uint64_t i = 0;
     std::memcpy(&i, d.data(), sizeof(i));
-    EXPECT_EQ(v, i);
-    seen[i]++;
+    auto it = want.find(i);
+    ASSERT_NE(it, want.end()) << i;
+    EXPECT_EQ(v, it->second) << i;
+    ++seen;
   });
-  EXPECT_EQ(seen.size(), digests.size());
-  for (const auto& [i, times] : seen) EXPECT_EQ(times, 1) << i;
-  for (uint64_t i = 0; i < digests.size(); i += 2) map.Of(digests[i]).erase(digests[i]);
-  EXPECT_EQ(map.size(), digests.size() / 2);
+  EXPECT_EQ(seen, want.size());
+}
+
+// A DigestMap against a std::unordered_map through inserts, replaces and erases: every
+// growth and shrink, and every write while one is under way, keeps each entry findable.
+TEST(DigestMapTest, MatchesAMapThroughInsertsReplacesAndErases) {
+  DigestMap<uint64_t> map;
+  std::unordered_map<uint64_t, uint64_t> want;
+  std::vector<uint64_t> live;
+  std::mt19937_64 rng(23);
+  uint64_t next = 0;
+  for (int step = 0; step < 120000; ++step) {
+    const int op = static_cast<int>(rng() % 10);
+    const bool shrinking = step > 80000;  // the last third mostly erases
+    if ((op < 6 && !shrinking) || live.empty()) {
+      const uint64_t i = next++;
+      auto [value, added] = map.TryEmplace(CountedDigest(i));
+      ASSERT_TRUE(added);
+      ASSERT_EQ(*value, 0u);  // value-initialised
+      *value = i * 7;
+      want[i] = i * 7;
+      live.push_back(i);
+    } else if (op < 9) {
+      const size_t at = rng() % live.size();
+      const uint64_t i = live[at];
+      live[at] = live.back();
+      live.pop_back();
+      ASSERT_TRUE(map.Erase(CountedDigest(i))) << step;
+      ASSERT_FALSE(map.Erase(CountedDigest(i))) << step;
+      want.erase(i);
+    } else {
+      const uint64_t i = live[rng() % live.size()];
+      auto [value, added] = map.TryEmplace(CountedDigest(i));
+      ASSERT_FALSE(added);
+      *value = step;
+      want[i] = static_cast<uint64_t>(step);
+    }
+    if (step % 4999 == 0) ExpectHolds(map, want);
+  }
+  ExpectHolds(map, want);
+}
+
+// A resize moves kMovesPerWrite cells a write: entries written before it, still in the old
+// table, are found, replaced and erased meanwhile, and it spans the writes it should.
+TEST(DigestMapTest, ResizesAFewCellsPerWrite) {
+  DigestMap<uint64_t> map;
+  std::unordered_map<uint64_t, uint64_t> want;
+  uint64_t next = 0;
+  for (; next < 4096 * 13 / 16 + 1; ++next) {  // to the write that grows 4096 cells to 8192
+    *map.TryEmplace(CountedDigest(next)).first = next;
+    want[next] = next;
+  }
+  ASSERT_TRUE(map.resizing());
+  ASSERT_EQ(map.capacity(), 8192u);
+  *map.TryEmplace(CountedDigest(3)).first = 1000003;
+  want[3] = 1000003;
+  ASSERT_TRUE(map.Erase(CountedDigest(5)));
+  want.erase(5);
+  ExpectHolds(map, want);
+  size_t writes = 3;  // (the one that started the resize, the replace and the erase above)
+  while (map.resizing()) {
+    ASSERT_LE(writes, 4096 / DigestMap<uint64_t>::kMovesPerWrite + 1);
+    *map.TryEmplace(CountedDigest(next)).first = next;
+    want[next] = next;
+    ++next;
+    ++writes;
+  }
+  EXPECT_GE(writes, 4096 / DigestMap<uint64_t>::kMovesPerWrite);  // not all at once
+  ExpectHolds(map, want);
 }
 
 TEST(DigestHashTest, DigestsThatShareAPrefixSpreadOverTheBuckets) {
