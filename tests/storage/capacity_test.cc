@@ -63,9 +63,10 @@ TEST(CapacityTracker, EachPolicyGivesUpEntriesInItsOrder) {
       << "the entry being written is never its own victim";
 }
 
-// The tracker splits its entries over several maps by digest: hashes, and a client's own
-// digests that differ in one byte only, are each found, removed, expired and ordered.
-TEST(CapacityTracker, EveryDigestIsTrackedWhicheverOfItsMapsItLandsIn) {
+// The tracker's entries live in a DigestMap that grows and shrinks a few cells per write:
+// hashes, and a client's own digests that differ in one byte only, are each found, removed,
+// expired, counted and ordered, through its table's growths and shrinks.
+TEST(CapacityTracker, EveryDigestIsTrackedThroughItsTablesResizes) {
   CapacityTracker tracker(EvictionPolicy::kLru);
   std::vector<Digest> digests;
   for (uint64_t i = 0; i < 2000; ++i) digests.push_back(MakeDigest(i));
