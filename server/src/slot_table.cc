@@ -1,11 +1,6 @@
 #include "slot_table.h"
 
-#include <sys/mman.h>
-
-#include <algorithm>
 #include <bit>
-#include <cstdlib>
-#include <new>
 #include <utility>
 
 namespace sealcache::server::internal {
@@ -24,36 +19,14 @@ constexpr size_t kMaxLoadNum = 13, kMaxLoadDen = 16;
 constexpr size_t kMinLoadDen = 8;
 // 2^64 / golden ratio: multiplying by it spreads a run of consecutive slots evenly.
 constexpr uint64_t kFibonacci = 0x9E3779B97F4A7C15ull;
-// Tables of this many bytes or more are mapped from the kernel, whose pages come zeroed as
-// they are first written; smaller ones come from calloc.
-constexpr size_t kMapBytes = size_t{1} << 20;
 
 }  // namespace
 
 SlotTable::SlotTable() : table_(Table::WithCapacity(kMinCapacity)) {}
 
-SlotTable::~SlotTable() { ReleaseSome(SIZE_MAX); }
-
-void SlotTable::FreeCells::operator()(Cell* cells) const {
-  if (bytes >= kMapBytes) {
-    ::munmap(cells, bytes);
-  } else {
-    std::free(cells);
-  }
-}
-
 SlotTable::Table SlotTable::Table::WithCapacity(size_t capacity) {
-  const size_t bytes = capacity * sizeof(Cell);
-  void* memory = nullptr;
-  if (bytes >= kMapBytes) {  // zero pages, each faulted in as it is first written
-    memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) throw std::bad_alloc();
-  } else {
-    memory = std::calloc(capacity, sizeof(Cell));
-    if (memory == nullptr) throw std::bad_alloc();
-  }
   Table t;
-  t.cells = std::unique_ptr<Cell[], FreeCells>(static_cast<Cell*>(memory), FreeCells{bytes});
+  t.block = storage::ZeroedBlock(capacity * sizeof(Cell));
   t.mask = capacity - 1;
   t.shift = 64 - std::countr_zero(capacity);
   return t;
@@ -64,9 +37,9 @@ size_t SlotTable::Table::Home(uint64_t key) const {
 }
 
 SlotTable::Cell* SlotTable::Table::Find(uint64_t key) const {
-  if (cells == nullptr) return nullptr;
+  if (cells() == nullptr) return nullptr;
   for (size_t i = Home(key);; i = (i + 1) & mask) {
-    Cell& c = cells[i];
+    Cell& c = cells()[i];
     if (c.key == key) return &c;
     if (c.key == kFreeKey) return nullptr;
   }
@@ -74,14 +47,14 @@ SlotTable::Cell* SlotTable::Table::Find(uint64_t key) const {
 
 void SlotTable::Table::Place(const Cell& cell) {
   size_t i = Home(cell.key);
-  while (cells[i].key != kFreeKey) i = (i + 1) & mask;
-  cells[i] = cell;
+  while (cells()[i].key != kFreeKey) i = (i + 1) & mask;
+  cells()[i] = cell;
 }
 
 const SlotInfo* SlotTable::Find(uint64_t slot) const {
   if (slot >= kSlotLimit) return nullptr;  // (their keys mark free and moved cells)
   if (const Cell* c = table_.Find(~slot)) return &c->info;
-  if (old_.cells == nullptr) return nullptr;
+  if (old_.cells() == nullptr) return nullptr;
   const Cell* c = old_.Find(~slot);
   return c != nullptr ? &c->info : nullptr;
 }
@@ -108,8 +81,8 @@ bool SlotTable::Erase(uint64_t slot) {
     c->key = kMovedKey;  // a find of a later cell of its run probes on past it
   } else {
     size_t hole = table_.Home(key);
-    while (table_.cells[hole].key != key) {
-      if (table_.cells[hole].key == kFreeKey) return false;
+    while (table_.cells()[hole].key != key) {
+      if (table_.cells()[hole].key == kFreeKey) return false;
       hole = (hole + 1) & table_.mask;
     }
     // Backward shift: an entry after the hole, up to the next free cell, moves into the hole
@@ -117,14 +90,14 @@ bool SlotTable::Erase(uint64_t slot) {
     // before reaching it). The cell it leaves is the new hole. (The table new entries go into
     // never holds moved cells.)
     const size_t mask = table_.mask;
-    for (size_t j = (hole + 1) & mask; table_.cells[j].key != kFreeKey; j = (j + 1) & mask) {
-      const size_t home = table_.Home(table_.cells[j].key);
+    for (size_t j = (hole + 1) & mask; table_.cells()[j].key != kFreeKey; j = (j + 1) & mask) {
+      const size_t home = table_.Home(table_.cells()[j].key);
       if (((j - home) & mask) >= ((j - hole) & mask)) {
-        table_.cells[hole] = table_.cells[j];
+        table_.cells()[hole] = table_.cells()[j];
         hole = j;
       }
     }
-    table_.cells[hole].key = kFreeKey;
+    table_.cells()[hole].key = kFreeKey;
   }
   --size_;
   if (capacity() > kMinCapacity && size_ * kMinLoadDen < capacity()) StartResize(capacity() / 2);
@@ -142,38 +115,21 @@ void SlotTable::StartResize(size_t capacity) {
 
 void SlotTable::Step() {
   MoveSome(kMovesPerWrite);
-  ReleaseSome(kReleasesPerWrite);
+  released_.Release(kReleasesPerWrite);
 }
 
 void SlotTable::MoveSome(size_t cells) {
-  if (old_.cells == nullptr) return;
+  if (old_.cells() == nullptr) return;
   const size_t end = old_.capacity() - moved_ > cells ? moved_ + cells : old_.capacity();
   for (; moved_ < end; ++moved_) {
-    Cell& c = old_.cells[moved_];
+    Cell& c = old_.cells()[moved_];
     if (c.key <= kMovedKey) continue;
     table_.Place(c);
     c.key = kMovedKey;
   }
   if (moved_ < old_.capacity()) return;
-  const size_t bytes = old_.cells.get_deleter().bytes;
-  if (bytes < kMapBytes) {
-    old_ = Table{};  // (calloc's: freed at once)
-    return;
-  }
-  ReleaseSome(SIZE_MAX);  // the one before, if any, goes at once (two resizes in a few writes)
-  retired_ = reinterpret_cast<char*>(old_.cells.release());
-  retired_bytes_ = bytes;
-  retired_done_ = 0;
+  released_.Retire(std::move(old_.block));
   old_ = Table{};
-}
-
-void SlotTable::ReleaseSome(size_t bytes) {
-  if (retired_ == nullptr) return;
-  // (kReleasesPerWrite is a multiple of the page size, and the mapping starts on a page.)
-  const size_t n = std::min(bytes, retired_bytes_ - retired_done_);
-  ::munmap(retired_ + retired_done_, n);
-  retired_done_ += n;
-  if (retired_done_ == retired_bytes_) retired_ = nullptr;
 }
 
 }  // namespace sealcache::server::internal

@@ -20,6 +20,7 @@
 #include <memory>
 
 #include "sealcache/storage/store.h"
+#include "sealcache/storage/zeroed_block.h"
 
 namespace sealcache::server::internal {
 
@@ -34,7 +35,6 @@ class SlotTable {
   SlotTable();
   SlotTable(const SlotTable&) = delete;
   SlotTable& operator=(const SlotTable&) = delete;
-  ~SlotTable();
 
   // Slots from 0 up to, not including, this one (the two above it mark free and moved cells).
   static constexpr uint64_t kSlotLimit = storage::kNoVectorSlot - 1;
@@ -62,7 +62,8 @@ class SlotTable {
   void ForEach(F&& f) const {
     for (const Table* t : {&table_, &old_}) {
       for (size_t i = 0; i < t->capacity(); ++i) {
-        if (t->cells[i].key > kMovedKey) f(~t->cells[i].key, t->cells[i].info);
+        const Cell& c = t->cells()[i];
+        if (c.key > kMovedKey) f(~c.key, c.info);
       }
     }
   }
@@ -76,18 +77,15 @@ class SlotTable {
     uint64_t key;
     SlotInfo info;
   };
-  struct FreeCells {
-    size_t bytes;
-    void operator()(Cell* cells) const;
-  };
   // Cells of a power-of-two capacity, zeroed (free) when allocated.
   struct Table {
-    std::unique_ptr<Cell[], FreeCells> cells{nullptr, FreeCells{0}};
+    storage::ZeroedBlock block;
     size_t mask = 0;  // capacity - 1
     int shift = 0;    // 64 - log2(capacity)
 
     static Table WithCapacity(size_t capacity);
-    size_t capacity() const { return cells != nullptr ? mask + 1 : 0; }
+    Cell* cells() const { return static_cast<Cell*>(block.data()); }
+    size_t capacity() const { return cells() != nullptr ? mask + 1 : 0; }
     size_t Home(uint64_t key) const;
     // The cell holding `key`, or null.
     Cell* Find(uint64_t key) const;
@@ -104,18 +102,12 @@ class SlotTable {
   void Step();
   // Moves the next `cells` cells of the old table; retires it once every one is moved.
   void MoveSome(size_t cells);
-  // Gives back the next `bytes` of the retired table's memory.
-  void ReleaseSome(size_t bytes);
 
   Table table_;       // where new entries go
   Table old_;         // while resizing: the entries not moved yet (key > kMovedKey)
   size_t moved_ = 0;  // while resizing: the old table's cells before this one are moved
   size_t size_ = 0;
-  // A moved-out old table's mapping (null if none), unmapped from its start: bytes before
-  // retired_done_ are unmapped already.
-  char* retired_ = nullptr;
-  size_t retired_bytes_ = 0;
-  size_t retired_done_ = 0;
+  storage::BlockReleaser released_;  // moved-out tables' memory
 };
 
 }  // namespace sealcache::server::internal

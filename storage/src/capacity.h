@@ -21,7 +21,6 @@
 #include <optional>
 #include <set>
 #include <tuple>
-#include <unordered_map>
 #include <vector>
 
 #include "sealcache/storage/digest_map.h"

@@ -7,25 +7,20 @@
 // seeded DigestHash) that resizes a few cells per write, as the server's slot table does and
 // as Redis rehashes its dictionaries: each TryEmplace and Erase moves the next kMovesPerWrite
 // cells of the old table into the new one, and a find looks in the new table, then the old.
-// A new table's memory comes zeroed from the kernel page by page as it is first written; a
-// moved-out one goes back kReleasesPerWrite bytes a write. Not synchronised.
+// Tables' memory is ZeroedBlocks: a moved-out one goes back kReleasesPerWrite bytes a write.
+// Not synchronised.
 //
 // A pointer that Find or TryEmplace returns is valid until the next TryEmplace or Erase.
 #pragma once
 
-#include <sys/mman.h>
-
-#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
-#include <memory>
-#include <new>
 #include <type_traits>
 #include <utility>
 
 #include "sealcache/storage/store.h"
+#include "sealcache/storage/zeroed_block.h"
 
 namespace sealcache::storage {
 
@@ -42,7 +37,6 @@ class DigestMap {
   DigestMap() : table_(Table::WithCapacity(kMinCapacity)) {}
   DigestMap(const DigestMap&) = delete;
   DigestMap& operator=(const DigestMap&) = delete;
-  ~DigestMap() { ReleaseSome(SIZE_MAX); }
 
   // The value of `d`, or null.
   const V* Find(const Digest& d) const {
@@ -87,7 +81,8 @@ class DigestMap {
   void ForEach(F&& f) {
     for (Table* t : {&table_, &old_}) {
       for (size_t i = 0; i < t->capacity(); ++i) {
-        if (t->cells[i].state == kLive) f(std::as_const(t->cells[i].key), t->cells[i].value);
+        Cell& c = t->cells()[i];
+        if (c.state == kLive) f(std::as_const(c.key), c.value);
       }
     }
   }
@@ -97,9 +92,6 @@ class DigestMap {
   // Grows (doubles) past 13/16 full, shrinks (halves) below 1/8 full: a halved table is
   // under 1/4 full, far from both limits.
   static constexpr size_t kMaxLoadNum = 13, kMaxLoadDen = 16, kMinLoadDen = 8;
-  // Tables of this many bytes or more are mapped from the kernel; smaller ones from calloc.
-  static constexpr size_t kMapBytes = size_t{1} << 20;
-
   // Zeroed memory is a table of free cells.
   enum : uint8_t { kFree = 0, kLive = 1, kMoved = 2 };  // kMoved: only in an old table
   struct Cell {
@@ -107,43 +99,25 @@ class DigestMap {
     uint8_t state;
     V value;
   };
-  struct FreeCells {
-    size_t bytes;
-    void operator()(Cell* cells) const {
-      if (bytes >= kMapBytes) {
-        ::munmap(cells, bytes);
-      } else {
-        std::free(cells);
-      }
-    }
-  };
   struct Table {
-    std::unique_ptr<Cell[], FreeCells> cells{nullptr, FreeCells{0}};
+    ZeroedBlock block;
     size_t mask = 0;  // capacity - 1
     int shift = 0;    // 64 - log2(capacity)
 
     static Table WithCapacity(size_t capacity) {
-      const size_t bytes = capacity * sizeof(Cell);
-      void* memory = nullptr;
-      if (bytes >= kMapBytes) {  // zero pages, each faulted in as it is first written
-        memory = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (memory == MAP_FAILED) throw std::bad_alloc();
-      } else {
-        memory = std::calloc(capacity, sizeof(Cell));
-        if (memory == nullptr) throw std::bad_alloc();
-      }
       Table t;
-      t.cells = std::unique_ptr<Cell[], FreeCells>(static_cast<Cell*>(memory), FreeCells{bytes});
+      t.block = ZeroedBlock(capacity * sizeof(Cell));
       t.mask = capacity - 1;
       t.shift = 64 - std::countr_zero(capacity);
       return t;
     }
-    size_t capacity() const { return cells != nullptr ? mask + 1 : 0; }
+    Cell* cells() const { return static_cast<Cell*>(block.data()); }
+    size_t capacity() const { return cells() != nullptr ? mask + 1 : 0; }
     size_t Home(uint64_t hash) const { return static_cast<size_t>(hash >> shift); }
     Cell* Find(const Digest& d, uint64_t hash) const {
-      if (cells == nullptr) return nullptr;
+      if (cells() == nullptr) return nullptr;
       for (size_t i = Home(hash);; i = (i + 1) & mask) {
-        Cell& c = cells[i];
+        Cell& c = cells()[i];
         if (c.state == kFree) return nullptr;
         if (c.state == kLive && c.key == d) return &c;
       }
@@ -151,9 +125,9 @@ class DigestMap {
     // Into the first free cell from its home. REQUIRES: the key is not in the table.
     Cell* Place(const Cell& cell, uint64_t hash) {
       size_t i = Home(hash);
-      while (cells[i].state != kFree) i = (i + 1) & mask;
-      cells[i] = cell;
-      return &cells[i];
+      while (cells()[i].state != kFree) i = (i + 1) & mask;
+      cells()[i] = cell;
+      return &cells()[i];
     }
   };
 
@@ -165,18 +139,18 @@ class DigestMap {
     const size_t mask = table_.mask;
     size_t hole = table_.Home(hash);
     for (;; hole = (hole + 1) & mask) {
-      const Cell& c = table_.cells[hole];
+      const Cell& c = table_.cells()[hole];
       if (c.state == kFree) return false;
       if (c.key == d) break;
     }
-    for (size_t j = (hole + 1) & mask; table_.cells[j].state != kFree; j = (j + 1) & mask) {
-      const size_t home = table_.Home(hash_(table_.cells[j].key));
+    for (size_t j = (hole + 1) & mask; table_.cells()[j].state != kFree; j = (j + 1) & mask) {
+      const size_t home = table_.Home(hash_(table_.cells()[j].key));
       if (((j - home) & mask) >= ((j - hole) & mask)) {
-        table_.cells[hole] = table_.cells[j];
+        table_.cells()[hole] = table_.cells()[j];
         hole = j;
       }
     }
-    table_.cells[hole].state = kFree;
+    table_.cells()[hole].state = kFree;
     return true;
   }
 
@@ -193,40 +167,22 @@ class DigestMap {
   // A write's share of a resize.
   void Step() {
     MoveSome(kMovesPerWrite);
-    ReleaseSome(kReleasesPerWrite);
+    released_.Release(kReleasesPerWrite);
   }
 
   // Moves the next `cells` cells of the old table; retires it once every one is moved.
   void MoveSome(size_t cells) {
-    if (old_.cells == nullptr) return;
+    if (old_.cells() == nullptr) return;
     const size_t end = old_.capacity() - moved_ > cells ? moved_ + cells : old_.capacity();
     for (; moved_ < end; ++moved_) {
-      Cell& c = old_.cells[moved_];
+      Cell& c = old_.cells()[moved_];
       if (c.state != kLive) continue;
       table_.Place(c, hash_(c.key));
       c.state = kMoved;
     }
     if (moved_ < old_.capacity()) return;
-    const size_t bytes = old_.cells.get_deleter().bytes;
-    if (bytes < kMapBytes) {
-      old_ = Table{};  // (calloc's: freed at once)
-      return;
-    }
-    ReleaseSome(SIZE_MAX);  // the one before, if any, goes at once
-    retired_ = reinterpret_cast<char*>(old_.cells.release());
-    retired_bytes_ = bytes;
-    retired_done_ = 0;
+    released_.Retire(std::move(old_.block));
     old_ = Table{};
-  }
-
-  // Gives back the next `bytes` of the retired table's mapping (from its start, a multiple of
-  // the page size at a time).
-  void ReleaseSome(size_t bytes) {
-    if (retired_ == nullptr) return;
-    const size_t n = std::min(bytes, retired_bytes_ - retired_done_);
-    ::munmap(retired_ + retired_done_, n);
-    retired_done_ += n;
-    if (retired_done_ == retired_bytes_) retired_ = nullptr;
   }
 
   DigestHash hash_;
@@ -234,9 +190,7 @@ class DigestMap {
   Table old_;         // while resizing: the entries not moved yet
   size_t moved_ = 0;  // while resizing: the old table's cells before this one are moved
   size_t size_ = 0;
-  char* retired_ = nullptr;  // a moved-out table's mapping, unmapped from its start
-  size_t retired_bytes_ = 0;
-  size_t retired_done_ = 0;
+  BlockReleaser released_;  // moved-out tables' memory
 };
 
 }  // namespace sealcache::storage
